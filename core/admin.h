@@ -1,0 +1,19 @@
+/* The admin listener: health, readiness, Prometheus metrics, routes,
+ * message status and rewind over HTTP (libmicrohttpd), on sluice.admin.listen,
+ * with a bearer token when sluice.admin.token is set. */
+#ifndef SLUICE_ADMIN_H
+#define SLUICE_ADMIN_H
+
+#include "error.h"
+
+typedef struct sl_gateway sl_gateway;
+typedef struct sl_admin sl_admin;
+
+/* Starts listening on gw->conf->gw.admin_listen. Returns NULL with err when
+ * the address cannot be bound. */
+sl_admin *sl_admin_start(sl_gateway *gw, sl_error *err);
+
+/* Stops the listener and frees it. a may be NULL. */
+void sl_admin_stop(sl_admin *a);
+
+#endif

@@ -1,0 +1,95 @@
+/* The route engine: a route owns a log topic (its partitions), one worker
+ * thread per partition that reads batches in order, runs the steps, fans out
+ * to every output, retries with backoff, dead-letters, and commits its offset
+ * only once every output acknowledged. Inputs append through sl_route_append;
+ * the admin API reads and steers routes through the rest. */
+#ifndef SLUICE_ROUTE_H
+#define SLUICE_ROUTE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "error.h"
+#include "log.h"
+#include "message.h"
+#include "status.h"
+
+typedef struct sl_gateway sl_gateway;
+typedef struct sl_route sl_route;
+
+/* Creates route conf (which must outlive it) in gw: opens its topic (name
+ * ROUTE.in, or the `from: {topic}` topic for a chained route) with
+ * conf->partitions partitions and its dead letter topic. No threads yet.
+ * Returns NULL with err. */
+sl_route *sl_route_new(sl_gateway *gw, const sl_route_conf *conf, sl_error *err);
+
+/* Starts one worker per partition, reading from the committed offset.
+ * Returns -1 with err when a thread cannot start. */
+int sl_route_start(sl_route *r, sl_error *err);
+
+/* Stops the workers: each finishes the delivery it has in flight or abandons
+ * it without committing, then exits. Blocks until all have exited. */
+void sl_route_stop(sl_route *r);
+
+/* Frees a stopped (or never started) route. r may be NULL. */
+void sl_route_free(sl_route *r);
+
+/* Appends msg to the route's topic: evaluates the route's key (when set)
+ * into msg->key, picks the partition by hash of the key (round robin without
+ * one), appends, and fills msg->partition and msg->offset. Records the id as
+ * accepted and counts sluice_messages_in_total. Does not wait: the caller
+ * waits for durability (sl_partition_on_durable on sl_route_partition(r,
+ * msg->partition)) before acknowledging its source. Thread-safe. Returns -1
+ * with err: SL_EFULL under back-pressure, SL_EINVAL when the key expression
+ * cannot be evaluated on this body (a permanent error for the source),
+ * SL_EIO, SL_ECLOSED. */
+int sl_route_append(sl_route *r, sl_msg *msg, sl_error *err);
+
+/* Called once when a watched message is finished by the route: state is
+ * SL_MSG_DELIVERED (body is the message after the steps), SL_MSG_DROPPED or
+ * SL_MSG_DEAD_LETTERED (error says why). Runs on a route worker thread. */
+typedef void (*sl_route_done_fn)(void *arg, const char *id, sl_msg_state state, const char *body,
+                                 size_t body_len, const char *error);
+
+/* Asks to be told when message id is finished (for `reply: sync`). Call it
+ * before sl_route_append of that message. Returns 0, or -1 when out of
+ * memory. */
+int sl_route_watch(sl_route *r, const char *id, sl_route_done_fn fn, void *arg);
+
+/* Cancels a watch. Returns 0 when it was removed before fn ran (fn will
+ * never run), or -1 when fn has already run or is running now. */
+int sl_route_unwatch(sl_route *r, const char *id);
+
+const char *sl_route_name(const sl_route *r);
+const sl_route_conf *sl_route_get_conf(const sl_route *r);
+int sl_route_partition_count(const sl_route *r);
+
+/* Returns the log partition i of the route's input topic, or NULL. */
+sl_partition *sl_route_partition(sl_route *r, int i);
+
+typedef struct sl_route_partition_info {
+    int partition;
+    int64_t start_offset; /* first offset on disk */
+    int64_t end_offset;   /* next offset to be appended */
+    int64_t committed;    /* next offset to process */
+    int64_t lag;          /* end_offset - committed */
+    bool paused;
+    int attempts;         /* of the message at the head, when it is being retried */
+    char last_error[256];
+} sl_route_partition_info;
+
+/* Fills info about partition i. Returns 0, or -1 when i is out of range. */
+int sl_route_partition_info(sl_route *r, int i, sl_route_partition_info *info);
+
+/* Replays the route from an offset (the same offset in every partition,
+ * clamped to what is on disk) or, when offset < 0, from the first record at
+ * or after timestamp_ms in each partition. Workers drop what they have in
+ * flight (without committing) and read again from there; the committed
+ * offsets are set back. Returns 0, or -1 with err. Thread-safe. */
+int sl_route_rewind(sl_route *r, int64_t offset, int64_t timestamp_ms, sl_error *err);
+
+/* Pauses or resumes every partition's worker (messages stay in the log). */
+void sl_route_pause(sl_route *r, bool paused);
+
+#endif
