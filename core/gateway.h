@@ -24,9 +24,17 @@ struct sl_gateway {
     sl_route **routes;
     size_t n_routes;
     struct sl_admin *admin;
-    atomic_bool stopping;
+    atomic_bool started;  /* every input and the admin listener are up */
+    atomic_bool stopping; /* a drain has begun */
     int64_t started_ms;
+    int lock_fd; /* flock'd data_dir/LOCK, -1 when not held */
 };
+
+/* Creates data_dir if needed and takes an exclusive lock on data_dir/LOCK
+ * (writing our pid into it), so that two processes never open one log.
+ * Returns the lock's fd (close it to release), or -1 with err naming the pid
+ * that holds it. */
+int sl_data_dir_lock(const char *data_dir, sl_error *err);
 
 /* Builds the gateway from conf (taking ownership of it): opens the log in
  * data_dir, creates every connector and every route. Nothing runs yet.

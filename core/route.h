@@ -80,7 +80,7 @@ typedef struct sl_route_partition_info {
 } sl_route_partition_info;
 
 /* Fills info about partition i. Returns 0, or -1 when i is out of range. */
-int sl_route_partition_info(sl_route *r, int i, sl_route_partition_info *info);
+int sl_route_get_partition_info(sl_route *r, int i, sl_route_partition_info *info);
 
 /* Replays the route from an offset (the same offset in every partition,
  * clamped to what is on disk) or, when offset < 0, from the first record at

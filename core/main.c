@@ -1,0 +1,363 @@
+/* The sluice command line: run the gateway, check a config, inspect a
+ * data_dir's log, print versions. Exit codes: 0 success, 1 runtime failure,
+ * 2 usage or config error. */
+#include <curl/curl.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <libxml/xmlversion.h>
+#include <librdkafka/rdkafka.h>
+#include <lua.h>
+#include <amqp.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#include "config.h"
+#include "gateway.h"
+#include "log.h"
+#include "logging.h"
+
+#define DEFAULT_CONFIG "conf/sluice.yaml"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: sluice run [-c FILE]        run the gateway (default config %s)\n"
+            "       sluice check [-c FILE]      validate a config; prints ok or FILE:LINE:COL: "
+            "errors\n"
+            "       sluice log ls [-d DATA_DIR]                 topics, partitions, offsets\n"
+            "       sluice log dump [-d DATA_DIR] TOPIC [-p N] [-o OFFSET] [-n COUNT]\n"
+            "       sluice log tail [-d DATA_DIR] TOPIC [-p N] [-n COUNT]\n"
+            "                                   records as JSON lines (offline: the gateway must\n"
+            "                                   not be running on DATA_DIR)\n"
+            "       sluice version              versions of sluice and its libraries\n",
+            DEFAULT_CONFIG);
+}
+
+static const char *config_arg(int argc, char **argv)
+{
+    const char *path = DEFAULT_CONFIG;
+    int opt;
+    optind = 1;
+    while ((opt = getopt(argc, argv, "c:")) != -1) {
+        if (opt == 'c')
+            path = optarg;
+        else
+            return NULL;
+    }
+    if (optind != argc)
+        return NULL;
+    return path;
+}
+
+static int cmd_version(void)
+{
+    printf("sluice %s\n", SLUICE_VERSION);
+    printf("  libcurl       %s\n", curl_version());
+    printf("  libmicrohttpd %s\n", MHD_get_version());
+    printf("  librdkafka    %s\n", rd_kafka_version_str());
+    printf("  rabbitmq-c    %s\n", amqp_version());
+    printf("  jansson       %s\n", JANSSON_VERSION);
+    printf("  libxml2       %s\n", LIBXML_DOTTED_VERSION);
+    printf("  lua           %s\n", LUA_RELEASE);
+    printf("  libyaml       %s\n", yaml_get_version_string());
+    return 0;
+}
+
+/* ---- run ---- */
+
+typedef struct watchdog {
+    uint64_t timeout_ms;
+} watchdog;
+
+static void *watchdog_main(void *arg)
+{
+    const watchdog *wd = arg;
+    struct timespec ts = {.tv_sec = (time_t)(wd->timeout_ms / 1000),
+                          .tv_nsec = (long)(wd->timeout_ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+    sl_err("main", "shutdown_timeout (%" PRIu64 " ms) passed before the drain finished; exiting",
+           wd->timeout_ms);
+    _exit(1);
+    return NULL;
+}
+
+static int cmd_run(const char *path)
+{
+    sl_config_errors errs = {0};
+    sl_config *conf = sl_config_load(path, &errs);
+    if (!conf) {
+        for (size_t i = 0; i < errs.n; i++)
+            fprintf(stderr, "%s\n", errs.lines[i]);
+        sl_config_errors_free(&errs);
+        return 2;
+    }
+    sl_config_errors_free(&errs);
+    sl_logging_setup(conf->gw.log_format == SL_LOG_JSON, sl_level_parse(conf->gw.log_level));
+
+    /* Signals go to this thread only, through sigwait; every other thread
+     * inherits the blocked mask. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    uint64_t shutdown_timeout = conf->gw.shutdown_timeout_ms;
+    sl_error err;
+    sl_error_clear(&err);
+    sl_gateway *gw = sl_gateway_new(conf, &err);
+    if (!gw) {
+        sl_err("main", "%s", err.msg);
+        return err.code == SL_ECONFIG ? 2 : 1;
+    }
+    if (sl_gateway_start(gw, &err) < 0) {
+        sl_err("main", "%s", err.msg);
+        sl_gateway_stop(gw);
+        sl_gateway_free(gw);
+        return err.code == SL_ECONFIG ? 2 : 1;
+    }
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&set, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            sl_warn("main", "SIGHUP: config reload is not implemented yet; restart to apply "
+                            "config changes");
+            continue;
+        }
+        sl_info("main", "%s: draining (shutdown_timeout %" PRIu64 " ms)",
+                sig == SIGINT ? "SIGINT" : "SIGTERM", shutdown_timeout);
+        break;
+    }
+    static watchdog wd;
+    wd.timeout_ms = shutdown_timeout;
+    pthread_t wt;
+    if (pthread_create(&wt, NULL, watchdog_main, &wd) == 0)
+        pthread_detach(wt);
+    sl_gateway_stop(gw);
+    sl_gateway_free(gw);
+    sl_info("main", "stopped");
+    return 0;
+}
+
+/* ---- log ---- */
+
+static void print_json_string(FILE *out, const char *s, size_t len)
+{
+    json_t *j = json_stringn(s, len);
+    if (!j) {
+        /* not UTF-8: show it as a JSON string of Latin-1 code points */
+        fputc('"', out);
+        for (size_t i = 0; i < len; i++) {
+            unsigned char c = (unsigned char)s[i];
+            if (c == '"' || c == '\\')
+                fprintf(out, "\\%c", c);
+            else if (c < 0x20 || c >= 0x7f)
+                fprintf(out, "\\u%04x", c);
+            else
+                fputc(c, out);
+        }
+        fputc('"', out);
+        return;
+    }
+    char *t = json_dumps(j, JSON_ENCODE_ANY);
+    fputs(t ? t : "null", out);
+    free(t);
+    json_decref(j);
+}
+
+static void print_record(FILE *out, const char *topic, int part, const sl_record *r)
+{
+    fprintf(out, "{\"topic\":");
+    print_json_string(out, topic, strlen(topic));
+    fprintf(out, ",\"partition\":%d,\"offset\":%" PRId64 ",\"timestamp\":%" PRId64 ",\"key\":",
+            part, r->offset, r->timestamp_ms);
+    if (r->key)
+        print_json_string(out, r->key, r->key_len);
+    else
+        fputs("null", out);
+    fputs(",\"headers\":{", out);
+    for (size_t i = 0; i < r->n_headers; i++) {
+        if (i)
+            fputc(',', out);
+        print_json_string(out, r->headers[i].name, r->headers[i].name_len);
+        fputc(':', out);
+        print_json_string(out, r->headers[i].value, r->headers[i].value_len);
+    }
+    fputs("},\"value\":", out);
+    print_json_string(out, r->value, r->value_len);
+    fputs("}\n", out);
+}
+
+static int log_dump(sl_log *log, const char *topic_name, int part, int64_t from, int64_t count,
+                    bool tail)
+{
+    sl_error err;
+    sl_topic *t = sl_log_topic(log, topic_name, 0, &err);
+    if (!t) {
+        fprintf(stderr, "sluice log: %s\n", err.msg);
+        return 1;
+    }
+    int n = sl_topic_partition_count(t);
+    sl_batch b;
+    sl_batch_init(&b);
+    int rc = 0;
+    for (int p = 0; p < n; p++) {
+        if (part >= 0 && p != part)
+            continue;
+        sl_partition *pp = sl_topic_partition(t, p);
+        int64_t off = from;
+        if (tail) {
+            off = sl_partition_end_offset(pp) - (count >= 0 ? count : 10);
+            if (off < 0)
+                off = 0;
+        }
+        int64_t left = count;
+        while (left != 0) {
+            int got = sl_partition_read(pp, off, 1024, 8u << 20, &b, &err);
+            if (got < 0) {
+                fprintf(stderr, "sluice log: %s partition %d: %s\n", topic_name, p, err.msg);
+                rc = 1;
+                break;
+            }
+            if (got == 0)
+                break;
+            for (int i = 0; i < got && left != 0; i++, left--)
+                print_record(stdout, topic_name, p, &b.records[i]);
+            off = b.next_offset;
+        }
+    }
+    sl_batch_free(&b);
+    return rc;
+}
+
+static int log_ls(sl_log *log)
+{
+    sl_error err;
+    char **names = NULL;
+    size_t n = 0;
+    if (sl_log_list_topics(log, &names, &n, &err) < 0) {
+        fprintf(stderr, "sluice log: %s\n", err.msg);
+        return 1;
+    }
+    printf("%-40s %9s %14s %14s\n", "TOPIC", "PARTITION", "START", "END");
+    for (size_t i = 0; i < n; i++) {
+        sl_topic *t = sl_log_topic(log, names[i], 0, &err);
+        if (!t) {
+            printf("%-40s  error: %s\n", names[i], err.msg);
+            continue;
+        }
+        for (int p = 0; p < sl_topic_partition_count(t); p++) {
+            sl_partition *pp = sl_topic_partition(t, p);
+            printf("%-40s %9d %14" PRId64 " %14" PRId64 "\n", names[i], p,
+                   sl_partition_start_offset(pp), sl_partition_end_offset(pp));
+        }
+    }
+    sl_log_free_names(names, n);
+    return 0;
+}
+
+static int cmd_log(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *sub = argv[1];
+    const char *dir = "./data";
+    int part = -1;
+    int64_t from = 0, count = -1;
+    int opt;
+    optind = 2;
+    while ((opt = getopt(argc, argv, "d:p:o:n:")) != -1) {
+        switch (opt) {
+            case 'd':
+                dir = optarg;
+                break;
+            case 'p':
+                part = atoi(optarg);
+                break;
+            case 'o':
+                from = strtoll(optarg, NULL, 10);
+                break;
+            case 'n':
+                count = strtoll(optarg, NULL, 10);
+                break;
+            default:
+                usage(stderr);
+                return 2;
+        }
+    }
+    bool is_ls = strcmp(sub, "ls") == 0;
+    bool is_dump = strcmp(sub, "dump") == 0;
+    bool is_tail = strcmp(sub, "tail") == 0;
+    if (!is_ls && !is_dump && !is_tail) {
+        usage(stderr);
+        return 2;
+    }
+    if (!is_ls && optind != argc - 1) {
+        fprintf(stderr, "sluice log %s: name one TOPIC\n", sub);
+        return 2;
+    }
+    sl_error err;
+    int lock = sl_data_dir_lock(dir, &err);
+    if (lock < 0) {
+        fprintf(stderr, "sluice log: %s\n", err.msg);
+        return 1;
+    }
+    sl_log_options opt_log;
+    sl_log_options_default(&opt_log);
+    opt_log.fsync = SL_FSYNC_NEVER;
+    sl_log *log = sl_log_open(dir, &opt_log, &err);
+    if (!log) {
+        fprintf(stderr, "sluice log: %s\n", err.msg);
+        close(lock);
+        return 1;
+    }
+    int rc = is_ls ? log_ls(log) : log_dump(log, argv[optind], part, from, count, is_tail);
+    sl_log_close(log);
+    close(lock);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "run") == 0 || strcmp(cmd, "check") == 0) {
+        const char *path = config_arg(argc - 1, argv + 1);
+        if (!path) {
+            usage(stderr);
+            return 2;
+        }
+        if (strcmp(cmd, "check") == 0)
+            return sl_config_check_main(path, stdout);
+        return cmd_run(path);
+    }
+    if (strcmp(cmd, "log") == 0)
+        return cmd_log(argc - 1, argv + 1);
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0)
+        return cmd_version();
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "sluice: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,884 @@
+/* The route engine: inputs append to a route's topic; one worker per
+ * partition reads batches in order, runs the steps, fans out to every
+ * output, retries with backoff, dead-letters permanent failures and commits
+ * its offset only when every output has acknowledged (the synchronous half of
+ * half-sync/half-async). */
+#include "route.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gateway.h"
+#include "logging.h"
+#include "step.h"
+
+#define BATCH_MAX_RECORDS 512
+#define BATCH_MAX_BYTES (4u << 20)
+#define WATCH_BUCKETS 1024
+
+/* One element of `to:` at run time. */
+typedef struct sl_output_rt {
+    const sl_output_conf *conf;
+    sl_connector *conn; /* NULL for topic outputs */
+    sl_topic *topic;    /* topic outputs */
+    sl_counter *out_total;
+    sl_counter *failed_total;
+    sl_counter *retried_total;
+} sl_output_rt;
+
+typedef struct sl_watch {
+    char id[SL_ID_LEN + 1];
+    sl_route_done_fn fn;
+    void *arg;
+    struct sl_watch *next;
+} sl_watch;
+
+/* Per message bookkeeping while a batch is being delivered. */
+typedef struct sl_item {
+    sl_msg *msg;      /* after the steps; NULL when dropped by a step */
+    uint32_t pending; /* bit i set: output i still has to acknowledge */
+    int attempts;
+    bool dead; /* dead-lettered */
+    char error[256];
+    int status;
+} sl_item;
+
+typedef struct sl_worker {
+    sl_route *route;
+    int index;
+    sl_partition *part;
+    pthread_t thread;
+    bool started;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    bool stop;
+    bool paused;
+    bool rewind;
+    int64_t rewind_to;
+    atomic_int_fast64_t committed;
+    atomic_int head_attempts;
+    char last_error[256]; /* under mu */
+    sl_step **steps;      /* this worker's own (a Lua state belongs to one worker) */
+    size_t n_steps;
+    sl_gauge *lag;
+    sl_batch batch;
+} sl_worker;
+
+struct sl_route {
+    sl_gateway *gw;
+    const sl_route_conf *conf;
+    sl_topic *topic;
+    sl_topic *dlq;
+    int n_parts;
+    sl_worker *workers;
+    sl_output_rt *outs;
+    size_t n_outs;
+    atomic_uint rr;
+    bool count_in_on_read; /* topic-fed routes count messages_in when read */
+    sl_counter *in_total;
+    sl_counter *dlq_total;
+    sl_counter *dropped_total;
+    pthread_mutex_t watch_mu;
+    atomic_int n_watches;
+    sl_watch *watches[WATCH_BUCKETS];
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static double mono_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Kafka's murmur2 would let keys land where Kafka puts them; FNV-1a is
+ * enough for an embedded log and cheap. */
+static uint64_t hash_key(const char *key, size_t len)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)key[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static unsigned watch_bucket(const char *id)
+{
+    return (unsigned)(hash_key(id, strlen(id)) % WATCH_BUCKETS);
+}
+
+static double lag_gauge(void *arg)
+{
+    sl_worker *w = arg;
+    int64_t end = sl_partition_end_offset(w->part);
+    int64_t committed = atomic_load(&w->committed);
+    return end > committed ? (double)(end - committed) : 0.0;
+}
+
+static int open_outputs(sl_route *r, sl_error *err)
+{
+    sl_gateway *gw = r->gw;
+    const sl_route_conf *conf = r->conf;
+    if (conf->n_to > 32)
+        return sl_error_set(err, SL_ECONFIG, "route %s: at most 32 outputs, got %zu", conf->name,
+                            conf->n_to);
+    r->outs = calloc(conf->n_to, sizeof *r->outs);
+    if (!r->outs)
+        return sl_error_set(err, SL_ENOMEM, "out of memory");
+    r->n_outs = conf->n_to;
+    for (size_t i = 0; i < conf->n_to; i++) {
+        const sl_output_conf *oc = &conf->to[i];
+        sl_output_rt *o = &r->outs[i];
+        o->conf = oc;
+        if (oc->connector) {
+            o->conn = sl_gateway_connector(gw, oc->connector);
+            if (!o->conn || !o->conn->type->send)
+                return sl_error_set(err, SL_ECONFIG, "route %s: output %s: connector %s cannot send",
+                                    conf->name, oc->name, oc->connector);
+        } else {
+            o->topic = sl_log_topic(gw->log, oc->topic, 1, err);
+            if (!o->topic)
+                return -1;
+        }
+        char rname[256], oname[256], labels[600];
+        sl_metrics_escape(conf->name, rname, sizeof rname);
+        sl_metrics_escape(oc->name, oname, sizeof oname);
+        snprintf(labels, sizeof labels, "route=\"%s\",output=\"%s\"", rname, oname);
+        o->out_total = sl_metrics_counter(gw->metrics, "sluice_messages_out_total",
+                                          "Messages delivered to an output.", labels);
+        o->failed_total =
+            sl_metrics_counter(gw->metrics, "sluice_messages_failed_total",
+                               "Messages that failed permanently at an output (dead-lettered).",
+                               labels);
+        o->retried_total =
+            sl_metrics_counter(gw->metrics, "sluice_messages_retried_total",
+                               "Delivery attempts that failed transiently and were retried.",
+                               labels);
+    }
+    return 0;
+}
+
+sl_route *sl_route_new(sl_gateway *gw, const sl_route_conf *conf, sl_error *err)
+{
+    sl_route *r = calloc(1, sizeof *r);
+    if (!r) {
+        sl_error_set(err, SL_ENOMEM, "out of memory");
+        return NULL;
+    }
+    r->gw = gw;
+    r->conf = conf;
+    pthread_mutex_init(&r->watch_mu, NULL);
+
+    const char *topic = conf->from.topic ? conf->from.topic : conf->name;
+    r->count_in_on_read = conf->from.topic != NULL;
+    r->topic = sl_log_topic(gw->log, topic, conf->partitions > 0 ? conf->partitions : 1, err);
+    if (!r->topic)
+        goto fail;
+    r->n_parts = sl_topic_partition_count(r->topic);
+    if (conf->partitions > 0 && r->n_parts != conf->partitions)
+        sl_warn("route", "route %s: topic %s has %d partitions on disk, config says %d; using %d",
+                conf->name, topic, r->n_parts, conf->partitions, r->n_parts);
+    r->dlq = sl_log_topic(gw->log, conf->dead_letter_topic, 1, err);
+    if (!r->dlq)
+        goto fail;
+    if (open_outputs(r, err) < 0)
+        goto fail;
+
+    char rname[256], labels[300];
+    sl_metrics_escape(conf->name, rname, sizeof rname);
+    snprintf(labels, sizeof labels, "route=\"%s\"", rname);
+    r->in_total = sl_metrics_counter(gw->metrics, "sluice_messages_in_total",
+                                     "Messages accepted into a route's log.", labels);
+    r->dlq_total = sl_metrics_counter(gw->metrics, "sluice_dead_letter_total",
+                                      "Messages sent to a route's dead letter topic.", labels);
+    r->dropped_total = sl_metrics_counter(gw->metrics, "sluice_messages_dropped_total",
+                                          "Messages dropped by a route's steps.", labels);
+
+    r->workers = calloc((size_t)r->n_parts, sizeof *r->workers);
+    if (!r->workers) {
+        sl_error_set(err, SL_ENOMEM, "out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < r->n_parts; i++) {
+        sl_worker *w = &r->workers[i];
+        w->route = r;
+        w->index = i;
+        w->part = sl_topic_partition(r->topic, i);
+        pthread_mutex_init(&w->mu, NULL);
+        pthread_cond_init(&w->cond, NULL);
+        sl_batch_init(&w->batch);
+        if (sl_steps_build(gw, conf, &w->steps, &w->n_steps, err) < 0)
+            goto fail;
+        int64_t c = sl_partition_committed(w->part, conf->name);
+        if (c < 0)
+            c = sl_partition_start_offset(w->part);
+        atomic_store(&w->committed, c);
+        snprintf(labels, sizeof labels, "route=\"%s\",partition=\"%d\"", rname, i);
+        w->lag = sl_metrics_gauge(gw->metrics, "sluice_route_lag",
+                                  "Records in a route partition not yet committed.", labels,
+                                  lag_gauge, w);
+    }
+    return r;
+fail:
+    sl_route_free(r);
+    return NULL;
+}
+
+/* ---- watches (reply: sync) ---- */
+
+int sl_route_watch(sl_route *r, const char *id, sl_route_done_fn fn, void *arg)
+{
+    sl_watch *w = calloc(1, sizeof *w);
+    if (!w)
+        return -1;
+    snprintf(w->id, sizeof w->id, "%s", id);
+    w->fn = fn;
+    w->arg = arg;
+    unsigned b = watch_bucket(id);
+    pthread_mutex_lock(&r->watch_mu);
+    w->next = r->watches[b];
+    r->watches[b] = w;
+    atomic_fetch_add(&r->n_watches, 1);
+    pthread_mutex_unlock(&r->watch_mu);
+    return 0;
+}
+
+static sl_watch *take_watch(sl_route *r, const char *id)
+{
+    unsigned b = watch_bucket(id);
+    sl_watch *found = NULL;
+    pthread_mutex_lock(&r->watch_mu);
+    for (sl_watch **pp = &r->watches[b]; *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->id, id) == 0) {
+            found = *pp;
+            *pp = found->next;
+            atomic_fetch_sub(&r->n_watches, 1);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&r->watch_mu);
+    return found;
+}
+
+int sl_route_unwatch(sl_route *r, const char *id)
+{
+    sl_watch *w = take_watch(r, id);
+    if (!w)
+        return -1;
+    free(w);
+    return 0;
+}
+
+static void notify_done(sl_route *r, const char *id, sl_msg_state st, const sl_msg *msg,
+                        const char *error)
+{
+    if (atomic_load(&r->n_watches) == 0)
+        return;
+    sl_watch *w = take_watch(r, id);
+    if (!w)
+        return;
+    w->fn(w->arg, id, st, msg ? msg->body : NULL, msg ? msg->body_len : 0, error);
+    free(w);
+}
+
+/* ---- append (inputs) ---- */
+
+static int append_msg(sl_partition *p, const sl_msg *msg, sl_error *err, int64_t *offset)
+{
+    sl_header stack_hdrs[32];
+    sl_header *hdrs = stack_hdrs;
+    size_t cap = sizeof stack_hdrs / sizeof stack_hdrs[0];
+    if (msg->n_headers + 1 > cap) {
+        cap = msg->n_headers + 1;
+        hdrs = malloc(cap * sizeof *hdrs);
+        if (!hdrs)
+            return sl_error_set(err, SL_ENOMEM, "out of memory");
+    }
+    sl_record rec;
+    int rc = sl_msg_to_record(msg, &rec, hdrs, cap);
+    if (rc == 0) {
+        *offset = sl_partition_append(p, &rec, err);
+        rc = *offset < 0 ? -1 : 0;
+    } else {
+        sl_error_set(err, SL_EINVAL, "too many headers");
+    }
+    if (hdrs != stack_hdrs)
+        free(hdrs);
+    return rc;
+}
+
+static int pick_partition(sl_route *r, const sl_msg *msg)
+{
+    if (r->n_parts == 1)
+        return 0;
+    if (msg->key && msg->key_len > 0)
+        return (int)(hash_key(msg->key, msg->key_len) % (uint64_t)r->n_parts);
+    return (int)(atomic_fetch_add(&r->rr, 1) % (unsigned)r->n_parts);
+}
+
+int sl_route_append(sl_route *r, sl_msg *msg, sl_error *err)
+{
+    if (r->conf->key && !msg->key) {
+        char *key = NULL;
+        size_t len = 0;
+        if (sl_msg_eval_key(msg, r->conf->key, &key, &len, err) < 0)
+            return -1;
+        msg->key = key;
+        msg->key_len = len;
+    }
+    int part = pick_partition(r, msg);
+    int64_t off;
+    if (append_msg(sl_topic_partition(r->topic, part), msg, err, &off) < 0)
+        return -1;
+    msg->partition = part;
+    msg->offset = off;
+    sl_status_accepted(r->gw->status, msg->id, r->conf->name, part, off);
+    sl_counter_add(r->in_total, 1);
+    return 0;
+}
+
+/* ---- accessors ---- */
+
+const char *sl_route_name(const sl_route *r)
+{
+    return r->conf->name;
+}
+
+const sl_route_conf *sl_route_get_conf(const sl_route *r)
+{
+    return r->conf;
+}
+
+int sl_route_partition_count(const sl_route *r)
+{
+    return r->n_parts;
+}
+
+sl_partition *sl_route_partition(sl_route *r, int i)
+{
+    if (i < 0 || i >= r->n_parts)
+        return NULL;
+    return r->workers[i].part;
+}
+
+int sl_route_get_partition_info(sl_route *r, int i, sl_route_partition_info *info)
+{
+    if (i < 0 || i >= r->n_parts)
+        return -1;
+    sl_worker *w = &r->workers[i];
+    memset(info, 0, sizeof *info);
+    info->partition = i;
+    info->start_offset = sl_partition_start_offset(w->part);
+    info->end_offset = sl_partition_end_offset(w->part);
+    info->committed = atomic_load(&w->committed);
+    info->lag = info->end_offset > info->committed ? info->end_offset - info->committed : 0;
+    info->attempts = atomic_load(&w->head_attempts);
+    pthread_mutex_lock(&w->mu);
+    info->paused = w->paused;
+    snprintf(info->last_error, sizeof info->last_error, "%s", w->last_error);
+    pthread_mutex_unlock(&w->mu);
+    return 0;
+}
+
+int sl_route_rewind(sl_route *r, int64_t offset, int64_t timestamp_ms, sl_error *err)
+{
+    if (offset < 0 && timestamp_ms < 0)
+        return sl_error_set(err, SL_EINVAL, "rewind needs an offset or a timestamp");
+    for (int i = 0; i < r->n_parts; i++) {
+        sl_worker *w = &r->workers[i];
+        int64_t to = offset >= 0 ? offset : sl_partition_offset_for_time(w->part, timestamp_ms);
+        int64_t start = sl_partition_start_offset(w->part);
+        int64_t end = sl_partition_end_offset(w->part);
+        if (to < start)
+            to = start;
+        if (to > end)
+            to = end;
+        pthread_mutex_lock(&w->mu);
+        w->rewind = true;
+        w->rewind_to = to;
+        pthread_cond_broadcast(&w->cond);
+        pthread_mutex_unlock(&w->mu);
+        sl_partition_wake(w->part);
+        if (!w->started) {
+            /* not running: apply it now so that the next start reads from there */
+            if (sl_partition_commit(w->part, r->conf->name, to, err) < 0)
+                return -1;
+            atomic_store(&w->committed, to);
+            w->rewind = false;
+        }
+    }
+    sl_info("route", "route %s: rewind to %s %" PRId64, r->conf->name,
+            offset >= 0 ? "offset" : "timestamp", offset >= 0 ? offset : timestamp_ms);
+    return 0;
+}
+
+void sl_route_pause(sl_route *r, bool paused)
+{
+    for (int i = 0; i < r->n_parts; i++) {
+        sl_worker *w = &r->workers[i];
+        pthread_mutex_lock(&w->mu);
+        w->paused = paused;
+        pthread_cond_broadcast(&w->cond);
+        pthread_mutex_unlock(&w->mu);
+        sl_partition_wake(w->part);
+    }
+    sl_info("route", "route %s %s", r->conf->name, paused ? "paused" : "resumed");
+}
+
+/* ---- the worker ---- */
+
+/* True when the worker must leave the batch it is on: stop or rewind. */
+static bool interrupted(sl_worker *w)
+{
+    pthread_mutex_lock(&w->mu);
+    bool r = w->stop || w->rewind;
+    pthread_mutex_unlock(&w->mu);
+    return r;
+}
+
+/* Sleeps up to ms, returning early (true) on stop or rewind. */
+static bool sleep_interruptible(sl_worker *w, uint64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&w->mu);
+    while (!w->stop && !w->rewind) {
+        if (pthread_cond_timedwait(&w->cond, &w->mu, &ts) == ETIMEDOUT)
+            break;
+    }
+    bool r = w->stop || w->rewind;
+    pthread_mutex_unlock(&w->mu);
+    return r;
+}
+
+static uint64_t backoff_ms(const sl_retry_conf *rc, int attempts, unsigned *seed)
+{
+    double b = (double)rc->initial_backoff_ms;
+    for (int i = 1; i < attempts && b < (double)rc->max_backoff_ms; i++)
+        b *= rc->multiplier > 1.0 ? rc->multiplier : 2.0;
+    if (b > (double)rc->max_backoff_ms)
+        b = (double)rc->max_backoff_ms;
+    /* equal jitter: half fixed, half random, so retries of many partitions spread */
+    double half = b / 2.0;
+    return (uint64_t)(half + half * ((double)rand_r(seed) / (double)RAND_MAX));
+}
+
+/* Delivers to a topic output: append all, then wait for the last to be
+ * durable. */
+static void send_to_topic(sl_output_rt *o, sl_msg *const *msgs, size_t n, sl_send_result *res)
+{
+    int nparts = sl_topic_partition_count(o->topic);
+    int64_t last[64];
+    int nl = nparts < 64 ? nparts : 64;
+    for (int i = 0; i < nl; i++)
+        last[i] = -1;
+    for (size_t i = 0; i < n; i++) {
+        const sl_msg *m = msgs[i];
+        int part = 0;
+        if (nparts > 1)
+            part = m->key && m->key_len ? (int)(hash_key(m->key, m->key_len) % (uint64_t)nparts)
+                                        : (int)(i % (size_t)nparts);
+        sl_error e;
+        int64_t off;
+        if (append_msg(sl_topic_partition(o->topic, part), m, &e, &off) < 0) {
+            sl_send_result_set(&res[i], SL_RETRY, 0, "append to topic %s: %s",
+                               sl_topic_name(o->topic), e.msg);
+            continue;
+        }
+        if (part < nl)
+            last[part] = off;
+        sl_send_result_set(&res[i], SL_OK, 0, NULL);
+    }
+    for (int p = 0; p < nl; p++) {
+        sl_error e;
+        if (last[p] >= 0 &&
+            sl_partition_wait_durable(sl_topic_partition(o->topic, p), last[p], -1, &e) < 0) {
+            for (size_t i = 0; i < n; i++)
+                if (res[i].result == SL_OK)
+                    sl_send_result_set(&res[i], SL_RETRY, 0, "topic %s not durable: %s",
+                                       sl_topic_name(o->topic), e.msg);
+        }
+    }
+}
+
+/* Sends every item with output oi pending to output oi and updates items. */
+static void deliver_output(sl_worker *w, size_t oi, sl_item *items, size_t n, sl_msg **scratch,
+                           size_t *idx, sl_send_result *res)
+{
+    sl_route *r = w->route;
+    sl_output_rt *o = &r->outs[oi];
+    uint32_t bit = 1u << oi;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].msg && !items[i].dead && (items[i].pending & bit)) {
+            scratch[k] = items[i].msg;
+            idx[k++] = i;
+        }
+    }
+    if (k == 0)
+        return;
+    memset(res, 0, k * sizeof *res);
+    if (o->conn)
+        o->conn->type->send(o->conn, o->conf, scratch, k, res);
+    else
+        send_to_topic(o, scratch, k, res);
+    for (size_t j = 0; j < k; j++) {
+        sl_item *it = &items[idx[j]];
+        switch (res[j].result) {
+            case SL_OK:
+                it->pending &= ~bit;
+                sl_counter_add(o->out_total, 1);
+                break;
+            case SL_FAIL:
+                it->dead = true;
+                it->status = res[j].status;
+                snprintf(it->error, sizeof it->error, "output %s: %s", o->conf->name,
+                         res[j].error);
+                sl_counter_add(o->failed_total, 1);
+                break;
+            default:
+                it->status = res[j].status;
+                snprintf(it->error, sizeof it->error, "output %s: %s", o->conf->name,
+                         res[j].error);
+                sl_counter_add(o->retried_total, 1);
+                break;
+        }
+    }
+}
+
+/* Appends a failed message to the route's dead letter topic with its error,
+ * and waits until that is durable. Returns -1 when it cannot (the partition
+ * then retries the dead-lettering: nothing is lost). */
+static int dead_letter(sl_worker *w, sl_item *it)
+{
+    sl_route *r = w->route;
+    sl_msg *m = it->msg;
+    char buf[32];
+    snprintf(buf, sizeof buf, "%d", it->attempts);
+    int rc = sl_msg_set_header(m, "x-sluice-error", it->error, strlen(it->error));
+    rc |= sl_msg_set_header(m, "x-sluice-attempts", buf, strlen(buf));
+    snprintf(buf, sizeof buf, "%d", it->status);
+    rc |= sl_msg_set_header(m, "x-sluice-status", buf, strlen(buf));
+    rc |= sl_msg_set_header(m, "x-sluice-route", r->conf->name, strlen(r->conf->name));
+    snprintf(buf, sizeof buf, "%d", w->index);
+    rc |= sl_msg_set_header(m, "x-sluice-partition", buf, strlen(buf));
+    snprintf(buf, sizeof buf, "%" PRId64, m->offset);
+    rc |= sl_msg_set_header(m, "x-sluice-offset", buf, strlen(buf));
+    if (rc != 0)
+        return -1;
+    sl_error e;
+    int64_t off;
+    sl_partition *p = sl_topic_partition(r->dlq, 0);
+    if (append_msg(p, m, &e, &off) < 0 || sl_partition_wait_durable(p, off, -1, &e) < 0) {
+        sl_err("route", "route %s: cannot dead-letter message %s: %s", r->conf->name, m->id,
+               e.msg);
+        return -1;
+    }
+    sl_warn("route", "route %s: message %s dead-lettered to %s after %d attempt(s): %s",
+            r->conf->name, m->id, r->conf->dead_letter_topic, it->attempts, it->error);
+    sl_counter_add(r->dlq_total, 1);
+    return 0;
+}
+
+static void set_last_error(sl_worker *w, const char *e)
+{
+    pthread_mutex_lock(&w->mu);
+    snprintf(w->last_error, sizeof w->last_error, "%s", e ? e : "");
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* Delivers every item of the batch to every output, retrying transient
+ * failures with backoff until each item is delivered or dead-lettered.
+ * Returns the number of leading items that are finished (all of them unless
+ * the worker was interrupted). */
+static size_t deliver_batch(sl_worker *w, sl_item *items, size_t n, unsigned *seed)
+{
+    sl_route *r = w->route;
+    const sl_retry_conf *rc = &r->conf->retry;
+    sl_msg **scratch = malloc(n * sizeof *scratch);
+    size_t *idx = malloc(n * sizeof *idx);
+    sl_send_result *res = malloc(n * sizeof *res);
+    size_t done = 0;
+    if (!scratch || !idx || !res)
+        goto out;
+    for (;;) {
+        for (size_t oi = 0; oi < r->n_outs; oi++)
+            deliver_output(w, oi, items, n, scratch, idx, res);
+        bool retry = false;
+        int head_attempts = 0;
+        const char *head_error = NULL;
+        for (size_t i = 0; i < n; i++) {
+            sl_item *it = &items[i];
+            if (!it->msg || it->pending == 0)
+                continue;
+            it->attempts++;
+            if (!it->dead && it->attempts >= rc->max_attempts) {
+                it->dead = true;
+                char tmp[256];
+                snprintf(tmp, sizeof tmp, "%s (gave up after %d attempts)", it->error,
+                         it->attempts);
+                snprintf(it->error, sizeof it->error, "%s", tmp);
+            }
+            if (it->dead)
+                continue;
+            retry = true;
+            if (!head_error) {
+                head_attempts = it->attempts;
+                head_error = it->error;
+            }
+            sl_status_update(r->gw->status, it->msg->id, SL_MSG_RETRYING, it->attempts,
+                             it->error);
+        }
+        /* Dead letters first, so that the retry wait does not hold them. */
+        for (size_t i = 0; i < n; i++) {
+            sl_item *it = &items[i];
+            if (it->msg && it->dead && it->pending != 0) {
+                while (dead_letter(w, it) < 0) {
+                    if (sleep_interruptible(w, 1000))
+                        goto out;
+                }
+                it->pending = 0;
+                sl_status_update(r->gw->status, it->msg->id, SL_MSG_DEAD_LETTERED, it->attempts,
+                                 it->error);
+                notify_done(r, it->msg->id, SL_MSG_DEAD_LETTERED, it->msg, it->error);
+            }
+        }
+        if (!retry) {
+            done = n;
+            break;
+        }
+        atomic_store(&w->head_attempts, head_attempts);
+        set_last_error(w, head_error);
+        uint64_t wait = backoff_ms(rc, head_attempts, seed);
+        sl_debug("route", "route %s partition %d: retry in %" PRIu64 " ms (attempt %d): %s",
+                 r->conf->name, w->index, wait, head_attempts, head_error);
+        if (sleep_interruptible(w, wait))
+            break;
+    }
+    atomic_store(&w->head_attempts, 0);
+    set_last_error(w, NULL);
+out:
+    if (done < n) {
+        /* interrupted: only the finished prefix counts */
+        done = 0;
+        while (done < n && (!items[done].msg || items[done].pending == 0))
+            done++;
+    }
+    free(scratch);
+    free(idx);
+    free(res);
+    return done;
+}
+
+/* Runs the steps on a message. Returns the message to deliver (possibly the
+ * same), NULL when a step dropped it; sets *fail with the error when a step
+ * failed permanently (the item is then dead-lettered). */
+static sl_msg *run_steps(sl_worker *w, sl_msg *msg, sl_item *it)
+{
+    for (size_t s = 0; s < w->n_steps; s++) {
+        double t0 = mono_seconds();
+        sl_error e;
+        sl_error_clear(&e);
+        int rc = sl_step_process(w->steps[s], msg, &e);
+        sl_step_observe(w->steps[s], mono_seconds() - t0);
+        if (rc == SL_STEP_DROP)
+            return NULL;
+        if (rc == SL_STEP_FAIL) {
+            it->dead = true;
+            snprintf(it->error, sizeof it->error, "step %zu (%s): %s", s + 1,
+                     sl_step_type_name(w->steps[s]), e.msg);
+            return msg;
+        }
+    }
+    return msg;
+}
+
+static void process_batch(sl_worker *w, unsigned *seed, int64_t *next)
+{
+    sl_route *r = w->route;
+    sl_batch *b = &w->batch;
+    size_t n = b->count;
+    sl_item *items = calloc(n, sizeof *items);
+    if (!items) {
+        sleep_interruptible(w, 100);
+        return;
+    }
+    uint32_t all = r->n_outs >= 32 ? 0xffffffffu : ((1u << r->n_outs) - 1);
+    for (size_t i = 0; i < n; i++) {
+        sl_error e;
+        sl_msg *m = sl_msg_from_record(&b->records[i], w->index, &e);
+        if (!m) {
+            /* out of memory: stop here; the rest is read again */
+            n = i;
+            break;
+        }
+        if (r->count_in_on_read && b->records[i].offset >= atomic_load(&w->committed))
+            sl_counter_add(r->in_total, 1);
+        sl_item *it = &items[i];
+        it->msg = run_steps(w, m, it);
+        if (!it->msg) {
+            sl_counter_add(r->dropped_total, 1);
+            sl_status_update(r->gw->status, m->id, SL_MSG_DROPPED, 0, NULL);
+            notify_done(r, m->id, SL_MSG_DROPPED, NULL, NULL);
+            sl_msg_free(m);
+            continue;
+        }
+        it->pending = it->dead ? 1 : all;
+    }
+    size_t done = n ? deliver_batch(w, items, n, seed) : 0;
+    for (size_t i = 0; i < done; i++) {
+        sl_item *it = &items[i];
+        if (it->msg && !it->dead) {
+            sl_status_update(r->gw->status, it->msg->id, SL_MSG_DELIVERED, it->attempts + 1,
+                             NULL);
+            notify_done(r, it->msg->id, SL_MSG_DELIVERED, it->msg, NULL);
+        }
+    }
+    if (done > 0) {
+        int64_t to = done == b->count ? b->next_offset : b->records[done].offset;
+        sl_error e;
+        while (sl_partition_commit(w->part, r->conf->name, to, &e) < 0) {
+            sl_err("route", "route %s partition %d: commit failed: %s", r->conf->name, w->index,
+                   e.msg);
+            if (sleep_interruptible(w, 1000))
+                break;
+        }
+        atomic_store(&w->committed, to);
+        *next = to;
+    }
+    for (size_t i = 0; i < b->count && i < n; i++)
+        sl_msg_free(items[i].msg);
+    free(items);
+}
+
+static void *worker_main(void *arg)
+{
+    sl_worker *w = arg;
+    sl_route *r = w->route;
+    unsigned seed = (unsigned)(now_ms() ^ (w->index * 2654435761u));
+    int64_t next = atomic_load(&w->committed);
+    for (;;) {
+        pthread_mutex_lock(&w->mu);
+        while (w->paused && !w->stop && !w->rewind)
+            pthread_cond_wait(&w->cond, &w->mu);
+        if (w->stop) {
+            pthread_mutex_unlock(&w->mu);
+            break;
+        }
+        if (w->rewind) {
+            w->rewind = false;
+            next = w->rewind_to;
+            pthread_mutex_unlock(&w->mu);
+            sl_error e;
+            if (sl_partition_commit(w->part, r->conf->name, next, &e) < 0)
+                sl_err("route", "route %s partition %d: commit on rewind failed: %s",
+                       r->conf->name, w->index, e.msg);
+            atomic_store(&w->committed, next);
+            continue;
+        }
+        pthread_mutex_unlock(&w->mu);
+
+        sl_error e;
+        int n = sl_partition_read(w->part, next, BATCH_MAX_RECORDS, BATCH_MAX_BYTES, &w->batch,
+                                  &e);
+        if (n < 0) {
+            sl_err("route", "route %s partition %d: read at offset %" PRId64 " failed: %s",
+                   r->conf->name, w->index, next, e.msg);
+            set_last_error(w, e.msg);
+            sleep_interruptible(w, 1000);
+            continue;
+        }
+        if (n == 0) {
+            if (w->batch.next_offset > next)
+                next = w->batch.next_offset; /* skipped past deleted segments */
+            else if (sl_partition_wait_readable(w->part, next, 1000) < 0)
+                break;
+            continue;
+        }
+        process_batch(w, &seed, &next);
+    }
+    return NULL;
+}
+
+int sl_route_start(sl_route *r, sl_error *err)
+{
+    for (int i = 0; i < r->n_parts; i++) {
+        sl_worker *w = &r->workers[i];
+        int rc = pthread_create(&w->thread, NULL, worker_main, w);
+        if (rc != 0)
+            return sl_error_set(err, SL_EIO, "route %s: cannot start worker %d: %s",
+                                r->conf->name, i, strerror(rc));
+        w->started = true;
+    }
+    return 0;
+}
+
+void sl_route_stop(sl_route *r)
+{
+    if (!r->workers)
+        return;
+    for (int i = 0; i < r->n_parts; i++) {
+        sl_worker *w = &r->workers[i];
+        pthread_mutex_lock(&w->mu);
+        w->stop = true;
+        pthread_cond_broadcast(&w->cond);
+        pthread_mutex_unlock(&w->mu);
+        sl_partition_wake(w->part);
+    }
+    for (int i = 0; i < r->n_parts; i++) {
+        sl_worker *w = &r->workers[i];
+        if (w->started) {
+            pthread_join(w->thread, NULL);
+            w->started = false;
+        }
+    }
+}
+
+void sl_route_free(sl_route *r)
+{
+    if (!r)
+        return;
+    if (r->workers) {
+        sl_route_stop(r);
+        for (int i = 0; i < r->n_parts; i++) {
+            sl_worker *w = &r->workers[i];
+            if (w->lag)
+                sl_metrics_remove_gauge(r->gw->metrics, w->lag);
+            sl_batch_free(&w->batch);
+            sl_steps_free(w->steps, w->n_steps);
+            pthread_mutex_destroy(&w->mu);
+            pthread_cond_destroy(&w->cond);
+        }
+        free(r->workers);
+    }
+    for (unsigned b = 0; b < WATCH_BUCKETS; b++) {
+        while (r->watches[b]) {
+            sl_watch *w = r->watches[b];
+            r->watches[b] = w->next;
+            free(w);
+        }
+    }
+    pthread_mutex_destroy(&r->watch_mu);
+    free(r->outs);
+    free(r);
+}

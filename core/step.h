@@ -1,0 +1,62 @@
+/* The step interface: one table of functions per step type (set, filter,
+ * lua, json_to_xml, ...), and the builder that turns a route's `steps:` into
+ * a chain. Each route worker builds its own chain, so a step's state (a Lua
+ * state, a compiled schema) belongs to one thread and needs no lock. */
+#ifndef SLUICE_STEP_H
+#define SLUICE_STEP_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "error.h"
+#include "message.h"
+#include "metrics.h"
+
+typedef struct sl_gateway sl_gateway;
+typedef struct sl_step sl_step;
+
+/* What a step did with a message. */
+typedef enum {
+    SL_STEP_OK = 0,   /* the message (changed in place) goes on */
+    SL_STEP_DROP = 1, /* the message is dropped (filtered out) */
+    SL_STEP_FAIL = 2, /* permanent failure: err says why; dead letter */
+} sl_step_rc;
+
+typedef struct sl_step_type {
+    const char *name; /* the key in `steps:` */
+    /* Builds s->state from s->conf. Returns -1 with err on a bad setting. */
+    int (*init)(sl_step *s, sl_error *err);
+    /* Transforms msg in place. Returns an sl_step_rc; fills err on FAIL. */
+    int (*process)(sl_step *s, sl_msg *msg, sl_error *err);
+    /* Frees s->state. Optional. */
+    void (*destroy)(sl_step *s);
+} sl_step_type;
+
+struct sl_step {
+    const sl_step_type *type;
+    const sl_step_conf *conf;
+    sl_gateway *gw;
+    const char *route;
+    void *state;
+    sl_histogram *seconds; /* sluice_step_seconds{route,step} */
+};
+
+/* Builds the chain of route conf's steps into a malloc'd array (*steps,
+ * *n). Returns -1 with err (naming the step's file:line:col) when a step
+ * type is unknown or a step's init fails; nothing is left allocated then. */
+int sl_steps_build(sl_gateway *gw, const sl_route_conf *conf, sl_step ***steps, size_t *n,
+                   sl_error *err);
+
+/* Frees a chain from sl_steps_build. steps may be NULL. */
+void sl_steps_free(sl_step **steps, size_t n);
+
+/* Runs one step on msg: an sl_step_rc. */
+int sl_step_process(sl_step *s, sl_msg *msg, sl_error *err);
+
+/* Records one run's duration in sluice_step_seconds. */
+void sl_step_observe(sl_step *s, double seconds);
+
+/* The step's type name ("set", "lua", ...). */
+const char *sl_step_type_name(const sl_step *s);
+
+#endif

@@ -1,0 +1,155 @@
+/* The `set` step: sets message headers to fixed values, and fields of a JSON
+ * body (`$.a.b: VALUE`, creating objects on the way; a VALUE that parses as
+ * JSON is stored as that JSON, otherwise as a string). */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "step.h"
+
+typedef struct set_field {
+    char **parts; /* the path's names */
+    size_t n_parts;
+    json_t *value;
+} set_field;
+
+typedef struct set_state {
+    set_field *fields;
+    size_t n_fields;
+} set_state;
+
+static void set_destroy(sl_step *s)
+{
+    set_state *st = s->state;
+    if (!st)
+        return;
+    for (size_t i = 0; i < st->n_fields; i++) {
+        for (size_t j = 0; j < st->fields[i].n_parts; j++)
+            free(st->fields[i].parts[j]);
+        free(st->fields[i].parts);
+        json_decref(st->fields[i].value);
+    }
+    free(st->fields);
+    free(st);
+    s->state = NULL;
+}
+
+/* Splits "$.a.b" into ["a", "b"]. Returns -1 on a malformed path. */
+static int split_path(const char *path, set_field *f)
+{
+    if (strncmp(path, "$.", 2) != 0 || path[2] == '\0')
+        return -1;
+    const char *p = path + 2;
+    size_t n = 1;
+    for (const char *q = p; *q; q++)
+        n += *q == '.';
+    f->parts = calloc(n, sizeof *f->parts);
+    if (!f->parts)
+        return -1;
+    while (*p) {
+        const char *dot = strchr(p, '.');
+        size_t len = dot ? (size_t)(dot - p) : strlen(p);
+        if (len == 0 || memchr(p, '[', len))
+            return -1;
+        f->parts[f->n_parts] = strndup(p, len);
+        if (!f->parts[f->n_parts])
+            return -1;
+        f->n_parts++;
+        p += len + (dot ? 1 : 0);
+        if (dot && *p == '\0')
+            return -1;
+    }
+    return 0;
+}
+
+static int set_init(sl_step *s, sl_error *err)
+{
+    const sl_step_conf *c = s->conf;
+    set_state *st = calloc(1, sizeof *st);
+    if (!st)
+        return sl_error_set(err, SL_ENOMEM, "out of memory");
+    s->state = st;
+    if (c->n_set_fields) {
+        st->fields = calloc(c->n_set_fields, sizeof *st->fields);
+        if (!st->fields)
+            return sl_error_set(err, SL_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < c->n_set_fields; i++) {
+        set_field *f = &st->fields[i];
+        st->n_fields++;
+        if (split_path(c->set_fields[i].key, f) < 0)
+            return sl_error_set(err, SL_ECONFIG,
+                                "%s:%d:%d: set: field path '%s' must look like $.a.b",
+                                c->pos.file, c->pos.line, c->pos.col, c->set_fields[i].key);
+        const char *v = c->set_fields[i].value;
+        f->value = json_loads(v, JSON_DECODE_ANY, NULL);
+        if (!f->value)
+            f->value = json_string(v);
+        if (!f->value)
+            return sl_error_set(err, SL_ECONFIG, "%s:%d:%d: set: value of %s is not UTF-8",
+                                c->pos.file, c->pos.line, c->pos.col, c->set_fields[i].key);
+    }
+    return 0;
+}
+
+static int set_fields(set_state *st, sl_msg *msg, sl_error *err)
+{
+    json_t *root = sl_msg_json(msg, err);
+    if (!root)
+        return SL_STEP_FAIL;
+    if (!json_is_object(root)) {
+        sl_error_set(err, SL_EINVAL, "set: the body is JSON but not an object");
+        return SL_STEP_FAIL;
+    }
+    json_incref(root);
+    for (size_t i = 0; i < st->n_fields; i++) {
+        set_field *f = &st->fields[i];
+        json_t *obj = root;
+        for (size_t j = 0; j + 1 < f->n_parts; j++) {
+            json_t *next = json_object_get(obj, f->parts[j]);
+            if (!json_is_object(next)) {
+                next = json_object();
+                if (!next || json_object_set_new(obj, f->parts[j], next) < 0)
+                    goto oom;
+            }
+            obj = next;
+        }
+        if (json_object_set(obj, f->parts[f->n_parts - 1], f->value) < 0)
+            goto oom;
+    }
+    char *text = json_dumps(root, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!text || sl_msg_set_body(msg, text, strlen(text)) < 0) {
+        free(text);
+        goto oom;
+    }
+    free(text);
+    msg->json = root; /* the body and the tree agree: keep the tree */
+    return SL_STEP_OK;
+oom:
+    json_decref(root);
+    sl_error_set(err, SL_ENOMEM, "set: out of memory");
+    return SL_STEP_FAIL;
+}
+
+static int set_process(sl_step *s, sl_msg *msg, sl_error *err)
+{
+    const sl_step_conf *c = s->conf;
+    for (size_t i = 0; i < c->n_set_headers; i++) {
+        const sl_kv *h = &c->set_headers[i];
+        if (sl_msg_set_header(msg, h->key, h->value, strlen(h->value)) < 0) {
+            sl_error_set(err, SL_ENOMEM, "set: out of memory");
+            return SL_STEP_FAIL;
+        }
+    }
+    set_state *st = s->state;
+    if (st->n_fields)
+        return set_fields(st, msg, err);
+    return SL_STEP_OK;
+}
+
+const sl_step_type sl_set_step = {
+    .name = "set",
+    .init = set_init,
+    .process = set_process,
+    .destroy = set_destroy,
+};
