@@ -1,0 +1,283 @@
+"""Integration test harness: runs the real sluice binary with a generated
+config on free loopback ports, a real HTTP sink that records what arrives,
+and small HTTP helpers. Standard library only."""
+
+import http.client
+import http.server
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+SLUICE = os.environ.get("SLUICE_BIN", "build-asan/sluice")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(pred, timeout, what, interval=0.05):
+    """Polls pred until it is true; raises AssertionError naming what after
+    timeout seconds. Timeouts are generous: a slow machine is not a failure."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class Sink:
+    """A real HTTP server on 127.0.0.1 recording every request. behaviour(req)
+    returns (status, body) for each request; req is a dict with method, path,
+    headers (lower-case names) and body (bytes)."""
+
+    def __init__(self, behaviour=None):
+        self.behaviour = behaviour or (lambda req: (200, b"ok"))
+        self.lock = threading.Lock()
+        self.requests = []  # every request, in arrival order
+        sink = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _handle(self):
+                n = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(n) if n else b""
+                req = {
+                    "method": self.command,
+                    "path": self.path,
+                    "headers": {k.lower(): v for k, v in self.headers.items()},
+                    "body": body,
+                }
+                with sink.lock:
+                    sink.requests.append(req)
+                status, out = sink.behaviour(req)
+                if isinstance(out, str):
+                    out = out.encode()
+                self.send_response(status)
+                self.send_header("content-length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            do_POST = do_PUT = do_GET = do_PATCH = do_DELETE = _handle
+
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 256
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def ok_requests(self, status=200):
+        """Requests that were answered with status (by re-running behaviour is
+        wrong: the behaviour may count); callers track what they answered."""
+        with self.lock:
+            return list(self.requests)
+
+    def count(self):
+        with self.lock:
+            return len(self.requests)
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Gateway:
+    """A sluice process with its own temp dir, config and data_dir."""
+
+    def __init__(self, config_text, workdir=None, env=None):
+        self.dir = workdir or tempfile.mkdtemp(prefix="sluice-it-")
+        self.config = os.path.join(self.dir, "sluice.yaml")
+        with open(self.config, "w") as f:
+            f.write(config_text)
+        self.env = dict(os.environ)
+        self.env.update(env or {})
+        self.proc = None
+        self.stderr_path = os.path.join(self.dir, "stderr.log")
+        self.runs = 0
+
+    def start(self, admin_port, wait=True):
+        self.runs += 1
+        self.stderr = open(self.stderr_path, "a")
+        self.stderr.write(f"---- run {self.runs} ----\n")
+        self.stderr.flush()
+        self.admin = f"127.0.0.1:{admin_port}"
+        self.proc = subprocess.Popen(
+            [os.path.abspath(SLUICE), "run", "-c", self.config],
+            cwd=self.dir,
+            stdout=subprocess.DEVNULL,
+            stderr=self.stderr,
+            env=self.env,
+        )
+        if wait:
+            wait_until(self._ready, 60, "the gateway's /ready")
+        return self
+
+    def _ready(self):
+        if self.proc.poll() is not None:
+            raise AssertionError(
+                f"sluice exited with {self.proc.returncode} during start:\n{self.log_tail()}"
+            )
+        try:
+            st, _, _ = request("GET", self.admin, "/ready", timeout=2)
+            return st == 200
+        except OSError:
+            return False
+
+    def stop(self, expect_code=0, timeout=120):
+        """SIGTERM, wait, and check the exit code (ASan leak reports make it
+        non-zero, so a leak fails the test)."""
+        if self.proc is None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"sluice did not exit within {timeout}s of SIGTERM")
+        self.proc = None
+        self.stderr.close()
+        if expect_code is not None and code != expect_code:
+            raise AssertionError(
+                f"sluice exited with {code}, expected {expect_code}:\n{self.log_tail()}"
+            )
+        return code
+
+    def kill(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.proc = None
+        self.stderr.close()
+
+    def log_tail(self, n=40):
+        try:
+            with open(self.stderr_path, errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return ""
+
+    def metrics(self):
+        st, body, _ = request("GET", self.admin, "/metrics")
+        assert st == 200, st
+        return parse_metrics(body.decode())
+
+    def route(self, name):
+        st, body, _ = request("GET", self.admin, f"/v1/routes/{name}")
+        assert st == 200, (st, body)
+        return json.loads(body)
+
+    def run_cli(self, *args):
+        return subprocess.run(
+            [os.path.abspath(SLUICE), *args],
+            cwd=self.dir,
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=120,
+        )
+
+    def dump(self, topic):
+        """Records of topic as dicts, read offline (the gateway must be stopped)."""
+        r = self.run_cli("log", "dump", "-d", os.path.join(self.dir, "data"), topic)
+        assert r.returncode == 0, r.stderr
+        return [json.loads(l) for l in r.stdout.splitlines() if l.strip()]
+
+    def cleanup(self):
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def parse_metrics(text):
+    """Prometheus text into {'name{labels}': value}."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        key, _, val = line.rpartition(" ")
+        out[key] = float(val)
+    return out
+
+
+def metric(m, name, **labels):
+    """Sums every sample of name whose labels include the given ones."""
+    total = 0.0
+    for key, v in m.items():
+        n, _, rest = key.partition("{")
+        if n != name:
+            continue
+        ok = all(f'{k}="{val}"' in rest for k, val in labels.items())
+        if ok:
+            total += v
+    return total
+
+
+_local = threading.local()
+
+
+def request(method, hostport, path, body=None, headers=None, timeout=30):
+    """One HTTP request on a per-thread keep-alive connection. Returns
+    (status, body bytes, headers dict with lower-case names)."""
+    conns = getattr(_local, "conns", None)
+    if conns is None:
+        conns = _local.conns = {}
+    for attempt in range(2):
+        c = conns.get(hostport)
+        if c is None:
+            host, port = hostport.rsplit(":", 1)
+            c = conns[hostport] = http.client.HTTPConnection(host, int(port), timeout=timeout)
+        try:
+            if isinstance(body, (dict, list)):
+                body = json.dumps(body).encode()
+            c.request(method, path, body=body, headers=headers or {})
+            r = c.getresponse()
+            data = r.read()
+            hdrs = {k.lower(): v for k, v in r.getheaders()}
+            if hdrs.get("connection", "").lower() == "close":
+                c.close()
+                conns.pop(hostport, None)
+            return r.status, data, hdrs
+        except (ConnectionError, http.client.HTTPException, OSError):
+            c.close()
+            conns.pop(hostport, None)
+            if attempt == 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def post_json(hostport, path, obj, headers=None):
+    h = {"content-type": "application/json"}
+    h.update(headers or {})
+    return request("POST", hostport, path, json.dumps(obj).encode(), h)
+
+
+def base_config(data_dir="./data", admin_port=None, fsync="always", extra_sluice=""):
+    return f"""
+sluice:
+  data_dir: {data_dir}
+  admin: {{ listen: "127.0.0.1:{admin_port}" }}
+  shutdown_timeout: 60s
+  log:
+    fsync: {fsync}
+{extra_sluice}
+"""
