@@ -144,6 +144,11 @@ static int open_outputs(sl_route *r, sl_error *err)
         const sl_output_conf *oc = &conf->to[i];
         sl_output_rt *o = &r->outs[i];
         o->conf = oc;
+        if (oc->when)
+            return sl_error_set(err, SL_ECONFIG,
+                                "%s:%d:%d: routes.%s.to: output %s: `when:` needs the Lua host, "
+                                "which is not in this build yet",
+                                oc->pos.file, oc->pos.line, oc->pos.col, conf->name, oc->name);
         if (oc->connector) {
             o->conn = sl_gateway_connector(gw, oc->connector);
             if (!o->conn || !o->conn->type->send)
