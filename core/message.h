@@ -68,7 +68,13 @@ int sl_msg_set_header(sl_msg *msg, const char *name, const char *value, size_t l
 /* Returns the value of header name (case-insensitive) and its length in
  * *len (when len is not NULL), or NULL when absent. Valid until the header
  * changes. */
-const char *sl_msg_header(const sl_msg *msg, const char *name, size_t *len);
+const char *sl_msg_get_header(const sl_msg *msg, const char *name, size_t *len);
+
+/* The function used to be declared as sl_msg_header(), which C rejects
+ * because the typedef above has the same name. This function-like macro
+ * keeps calls written as sl_msg_header(msg, name, len) working; the type
+ * name is untouched (a macro only expands before a '('). */
+#define sl_msg_header(msg, name, len) sl_msg_get_header((msg), (name), (len))
 
 /* Builds a message from a record read from partition `partition` of the log:
  * the SL_HDR_ID header becomes the id (a record without one gets a fresh
@@ -89,6 +95,13 @@ int sl_msg_to_record(const sl_msg *msg, sl_record *rec, sl_header *hdrs, size_t 
  * resolve (not an error). Returns -1 with err only when the body is not JSON
  * or the expression is malformed; that is a permanent failure. */
 int sl_msg_eval_key(sl_msg *msg, const char *expr, char **out, size_t *len, sl_error *err);
+
+/* Checks the syntax of a key expression without a message, for config
+ * validation: "header:NAME" (NAME not empty) or "$" followed by steps
+ * ".name", "[N]" or "['name']" / ["name"] (backslash escapes the quote).
+ * Returns 0, or -1 with err (SL_EINVAL) saying where it is malformed.
+ * Allocates nothing; thread-safe. */
+int sl_msg_key_check(const char *expr, sl_error *err);
 
 /* Returns msg's body decoded as JSON (a borrowed json_t *, cached on the
  * message), or NULL with err when the body is not JSON. */

@@ -22,8 +22,9 @@ void sl_metrics_free(sl_metrics *m);
  * the Prometheus label text without braces, e.g. `route="a",output="b"`, or
  * "" for none; the caller escapes values (sl_metrics_escape). help is used
  * the first time a name is seen. The same name and labels give the same
- * counter. Thread-safe. Returns NULL only when out of memory, and the
- * sl_counter_* functions accept NULL and do nothing. */
+ * counter. Thread-safe. Returns NULL only when out of memory or when name
+ * is already registered as another type (a programming error), and the
+ * sl_counter_* functions accept NULL and do nothing (get returns 0). */
 sl_counter *sl_metrics_counter(sl_metrics *m, const char *name, const char *help,
                                const char *labels);
 void sl_counter_add(sl_counter *c, uint64_t n);
@@ -31,15 +32,21 @@ uint64_t sl_counter_get(const sl_counter *c);
 
 /* A gauge holding a value set by its owner, or (when fn is given) computed
  * by fn(arg) at every scrape. fn runs on the admin thread and must be
- * thread-safe; the gauge must be removed (sl_metrics_remove_gauge) before
- * arg is freed. */
+ * thread-safe and must not call into the registry (it runs under the
+ * registry lock); the gauge must be removed (sl_metrics_remove_gauge) before
+ * arg is freed. The same name and labels give the same gauge; a new fn/arg
+ * replaces the old one. NULL as for counters; sl_gauge_set and
+ * sl_metrics_remove_gauge accept NULL. Removing frees the gauge: its owner
+ * must not use it afterwards. */
 sl_gauge *sl_metrics_gauge(sl_metrics *m, const char *name, const char *help,
                            const char *labels, double (*fn)(void *arg), void *arg);
 void sl_gauge_set(sl_gauge *g, double v);
 void sl_metrics_remove_gauge(sl_metrics *m, sl_gauge *g);
 
 /* A histogram with the given upper bounds (ascending, +Inf implicit), or
- * the default latency buckets (100 us to 10 s) when bounds is NULL. */
+ * the default latency buckets (100 us to 10 s) when bounds is NULL. The
+ * same name and labels give the same histogram (its first bounds are kept).
+ * NULL as for counters; sl_histogram_observe accepts NULL and ignores NaN. */
 sl_histogram *sl_metrics_histogram(sl_metrics *m, const char *name, const char *help,
                                    const char *labels, const double *bounds, size_t n_bounds);
 void sl_histogram_observe(sl_histogram *h, double v);

@@ -31,12 +31,17 @@ typedef struct sl_msg_status {
 
 typedef struct sl_status sl_status;
 
-/* Returns a table that keeps at most capacity entries, or NULL. */
+/* Returns a table that keeps at most capacity entries (0 keeps none), or
+ * NULL when out of memory. Every function below accepts s NULL and then
+ * does nothing (sl_status_get returns -1). Free with sl_status_free. */
 sl_status *sl_status_new(size_t capacity);
 void sl_status_free(sl_status *s);
 
 /* Records that id was appended to route at partition/offset (state
- * accepted, 0 attempts). Replaces an older entry with the same id. */
+ * accepted, 0 attempts), forgetting the oldest entry when the table is full.
+ * Replaces an older entry with the same id (which then counts as the
+ * newest). route is truncated to fit; an id longer than SL_ID_LEN is
+ * ignored. Cannot fail; thread-safe. */
 void sl_status_accepted(sl_status *s, const char *id, const char *route, int partition,
                         int64_t offset);
 
