@@ -33,10 +33,10 @@ typedef struct sl_msg {
     char *body; /* always NUL-terminated (body_len excludes the NUL) */
     size_t body_len;
     int64_t timestamp_ms;
-    int attempts;     /* delivery attempts so far */
-    int partition;    /* in the route's topic; -1 before append */
-    int64_t offset;   /* in the partition; -1 before append */
-    void *json;       /* cached decoded body (json_t *), owned; NULL until parsed */
+    int attempts;   /* delivery attempts so far */
+    int partition;  /* in the route's topic; -1 before append */
+    int64_t offset; /* in the partition; -1 before append */
+    void *json;     /* cached decoded body (json_t *), owned; NULL until parsed */
 } sl_msg;
 
 /* Writes a new UUIDv7 (RFC 9562: 48-bit Unix ms, version 7, random rest,

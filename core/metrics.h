@@ -38,8 +38,8 @@ uint64_t sl_counter_get(const sl_counter *c);
  * replaces the old one. NULL as for counters; sl_gauge_set and
  * sl_metrics_remove_gauge accept NULL. Removing frees the gauge: its owner
  * must not use it afterwards. */
-sl_gauge *sl_metrics_gauge(sl_metrics *m, const char *name, const char *help,
-                           const char *labels, double (*fn)(void *arg), void *arg);
+sl_gauge *sl_metrics_gauge(sl_metrics *m, const char *name, const char *help, const char *labels,
+                           double (*fn)(void *arg), void *arg);
 void sl_gauge_set(sl_gauge *g, double v);
 void sl_metrics_remove_gauge(sl_metrics *m, sl_gauge *g);
 

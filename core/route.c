@@ -446,15 +446,6 @@ void sl_route_pause(sl_route *r, bool paused)
 
 /* ---- the worker ---- */
 
-/* True when the worker must leave the batch it is on: stop or rewind. */
-static bool interrupted(sl_worker *w)
-{
-    pthread_mutex_lock(&w->mu);
-    bool r = w->stop || w->rewind;
-    pthread_mutex_unlock(&w->mu);
-    return r;
-}
-
 /* Sleeps up to ms, returning early (true) on stop or rewind. */
 static bool sleep_interruptible(sl_worker *w, uint64_t ms)
 {

@@ -1,0 +1,283 @@
+/* The gateway's own log lines (see logging.h): every module calls sl_info()
+ * and friends; each line is built on the stack and written to stderr with a
+ * single write(2), so lines from different threads never interleave. */
+#include "logging.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+/* A line is at most PIPE_BUF bytes: one write of that size to a pipe (how
+ * containers and systemd collect stderr) is atomic. */
+#define LINE_MAX_BYTES PIPE_BUF
+
+static bool log_json;
+static sl_level log_min = SL_LVL_INFO;
+
+void sl_logging_setup(bool json, sl_level min_level)
+{
+    log_json = json;
+    log_min = min_level;
+}
+
+sl_level sl_level_parse(const char *s)
+{
+    if (!s)
+        return SL_LVL_INFO;
+    if (strcasecmp(s, "debug") == 0)
+        return SL_LVL_DEBUG;
+    if (strcasecmp(s, "warn") == 0 || strcasecmp(s, "warning") == 0)
+        return SL_LVL_WARN;
+    if (strcasecmp(s, "error") == 0)
+        return SL_LVL_ERROR;
+    return SL_LVL_INFO;
+}
+
+static const char *level_text(sl_level lvl)
+{
+    switch (lvl) {
+        case SL_LVL_DEBUG:
+            return "DEBUG";
+        case SL_LVL_INFO:
+            return "INFO ";
+        case SL_LVL_WARN:
+            return "WARN ";
+        case SL_LVL_ERROR:
+            return "ERROR";
+    }
+    return "?    ";
+}
+
+static const char *level_json(sl_level lvl)
+{
+    switch (lvl) {
+        case SL_LVL_DEBUG:
+            return "debug";
+        case SL_LVL_INFO:
+            return "info";
+        case SL_LVL_WARN:
+            return "warn";
+        case SL_LVL_ERROR:
+            return "error";
+    }
+    return "unknown";
+}
+
+/* A line under construction; `end` leaves room for the tail ("\n" or
+ * "\"}\n") and the "..." that marks a truncated line. */
+typedef struct line {
+    char buf[LINE_MAX_BYTES];
+    size_t len;
+    size_t end;
+    bool truncated;
+} line;
+
+static void put(line *l, const char *s, size_t n)
+{
+    if (l->truncated)
+        return;
+    if (l->len + n > l->end) {
+        l->truncated = true;
+        return;
+    }
+    memcpy(l->buf + l->len, s, n);
+    l->len += n;
+}
+
+static void put_str(line *l, const char *s)
+{
+    put(l, s, strlen(s));
+}
+
+/* Appends as much of s (plain text) as fits, cutting between UTF-8
+ * characters, and marks the line truncated when not all of it did. */
+static void put_some(line *l, const char *s, size_t n)
+{
+    if (l->truncated)
+        return;
+    if (l->len + n <= l->end) {
+        put(l, s, n);
+        return;
+    }
+    size_t fit = l->end - l->len;
+    while (fit > 0 && ((unsigned char)s[fit] & 0xc0) == 0x80)
+        fit--;
+    memcpy(l->buf + l->len, s, fit);
+    l->len += fit;
+    l->truncated = true;
+}
+
+/* Length of the well-formed UTF-8 sequence at s (at most n bytes), or 0. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t len;
+    unsigned char lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf) {
+        len = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        if (c == 0xe0)
+            lo = 0xa0; /* no overlong forms */
+        else if (c == 0xed)
+            hi = 0x9f; /* no surrogates */
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        if (c == 0xf0)
+            lo = 0x90;
+        else if (c == 0xf4)
+            hi = 0x8f; /* nothing above U+10FFFF */
+    } else {
+        return 0;
+    }
+    if (n < len || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++) {
+        if (s[i] < 0x80 || s[i] > 0xbf)
+            return 0;
+    }
+    return len;
+}
+
+/* Appends s as the inside of a JSON string: quotes, backslashes and control
+ * characters escaped, bytes that are not UTF-8 replaced by U+FFFD. */
+static void put_json_escaped(line *l, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = strlen(s);
+    while (n > 0 && !l->truncated) {
+        unsigned char c = *p;
+        char esc[8];
+        if (c == '"' || c == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)c;
+            put(l, esc, 2);
+        } else if (c == '\n') {
+            put(l, "\\n", 2);
+        } else if (c == '\r') {
+            put(l, "\\r", 2);
+        } else if (c == '\t') {
+            put(l, "\\t", 2);
+        } else if (c < 0x20 || c == 0x7f) {
+            snprintf(esc, sizeof esc, "\\u%04x", c);
+            put(l, esc, 6);
+        } else {
+            size_t k = utf8_len(p, n);
+            if (k == 0) {
+                put(l, "\\ufffd", 6);
+                k = 1;
+            } else {
+                put(l, (const char *)p, k);
+            }
+            p += k;
+            n -= k;
+            continue;
+        }
+        p++;
+        n--;
+    }
+}
+
+/* Appends s for a text line: control characters (but tab) become \n, \r or
+ * \xHH so that one call is always one line. */
+static void put_text_escaped(line *l, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p && !l->truncated; p++) {
+        if (*p >= 0x20 && *p != 0x7f) {
+            const unsigned char *start = p;
+            while (p[1] >= 0x20 && p[1] != 0x7f)
+                p++;
+            put_some(l, (const char *)start, (size_t)(p - start) + 1);
+        } else if (*p == '\t') {
+            put(l, "\t", 1);
+        } else if (*p == '\n') {
+            put(l, "\\n", 2);
+        } else if (*p == '\r') {
+            put(l, "\\r", 2);
+        } else {
+            char esc[8];
+            snprintf(esc, sizeof esc, "\\x%02x", *p);
+            put(l, esc, 4);
+        }
+    }
+}
+
+static void write_all(int fd, const char *s, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, s, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return; /* nowhere left to report it */
+        }
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+void sl_logf(sl_level lvl, const char *component, const char *fmt, ...)
+{
+    if (lvl < log_min)
+        return;
+    int saved_errno = errno;
+
+    struct timespec ts;
+    struct tm tm;
+    char when[40];
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t wn = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(when + wn, sizeof when - wn, ".%03dZ", (int)(ts.tv_nsec / 1000000));
+
+    char msg[LINE_MAX_BYTES];
+    va_list ap;
+    va_start(ap, fmt);
+    int mn = vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (mn < 0)
+        snprintf(msg, sizeof msg, "(unprintable log message)");
+    bool msg_truncated = mn >= 0 && (size_t)mn >= sizeof msg;
+    if (!component)
+        component = "sluice";
+
+    const char *tail = log_json ? "\"}\n" : "\n";
+    line l;
+    l.len = 0;
+    l.end = sizeof l.buf - strlen(tail) - 3;
+    l.truncated = false;
+
+    if (log_json) {
+        put_str(&l, "{\"ts\":\"");
+        put_str(&l, when);
+        put_str(&l, "\",\"level\":\"");
+        put_str(&l, level_json(lvl));
+        put_str(&l, "\",\"component\":\"");
+        put_json_escaped(&l, component);
+        put_str(&l, "\",\"msg\":\"");
+        put_json_escaped(&l, msg);
+    } else {
+        put_str(&l, when);
+        put(&l, " ", 1);
+        put_str(&l, level_text(lvl));
+        put(&l, " ", 1);
+        put_text_escaped(&l, component);
+        put(&l, ": ", 2);
+        put_text_escaped(&l, msg);
+    }
+    if (l.truncated || msg_truncated) {
+        memcpy(l.buf + l.len, "...", 3);
+        l.len += 3;
+    }
+    memcpy(l.buf + l.len, tail, strlen(tail));
+    l.len += strlen(tail);
+    write_all(STDERR_FILENO, l.buf, l.len);
+    errno = saved_errno;
+}
