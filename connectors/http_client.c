@@ -1,0 +1,1019 @@
+/* The http_client output: delivers a route's messages as HTTP requests
+ * through one libcurl multi handle per connector, driven by one event-loop
+ * thread, with at most max_in_flight transfers at once (the bulkhead) and
+ * per-key order within a batch. Maps responses to SL_OK / SL_RETRY / SL_FAIL. */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <curl/curl.h>
+
+#include "connector.h"
+#include "gateway.h"
+#include "http_client.h"
+#include "jsonl.h"
+#include "metrics.h"
+
+#define HC_DEFAULT_TIMEOUT_MS 5000
+#define HC_DEFAULT_MAX_IN_FLIGHT 64
+#define HC_RESP_CAP (64 * 1024) /* response bytes kept for error messages */
+#define HC_ERR_BODY 200         /* response bytes quoted in an error */
+#define HC_POLL_MS 1000
+
+typedef struct hc_batch hc_batch;
+
+/* One message of one send() call. */
+typedef struct hc_req {
+    hc_batch *batch;
+    size_t idx;                 /* in the batch: msgs[idx], results[idx] */
+    struct hc_req *next_in_key; /* the next message with the same key, sent after this one */
+    struct hc_req *queue_next;  /* in the connector's queue */
+} hc_req;
+
+/* One header to send, from the connector's or the output's config. */
+typedef struct hc_hdr {
+    const char *name;
+    size_t name_len;
+    const char *value;
+} hc_hdr;
+
+/* One send() call, on the caller's stack while it waits. Fields other than
+ * pending are written before the requests are queued and read-only after. */
+struct hc_batch {
+    sl_msg *const *msgs;
+    sl_send_result *results;
+    char method[16]; /* upper case */
+    char *url;       /* base_url joined with the output's path */
+    char *shown;     /* url without user:password, for error messages */
+    bool body;       /* the method sends a body */
+    hc_hdr *hdrs;    /* config headers, later ones winning */
+    size_t n_hdrs;
+    bool set_content_type, set_idem, set_msgid; /* the defaults not overridden */
+    sl_http_response *capture; /* sl_http_client_call: where the response goes (n == 1) */
+    size_t pending;            /* requests without a result yet; guarded by the connector's mu */
+    pthread_cond_t done;       /* signalled when pending reaches 0 */
+};
+
+/* An easy handle in use or kept for reuse, with its response buffer. Only
+ * the loop thread touches slots. */
+typedef struct hc_slot {
+    CURL *easy;
+    struct curl_slist *hdrs;
+    char *resp;
+    size_t resp_len, resp_cap;
+    size_t resp_max; /* bytes kept: HC_RESP_CAP, or SL_HTTP_MAX_RESPONSE for calls */
+    bool resp_truncated;
+    hc_req *req;
+    char errbuf[CURL_ERROR_SIZE];
+    struct hc_slot *next_free;           /* in the free list */
+    struct hc_slot *prev_act, *next_act; /* in the list of added transfers */
+} hc_slot;
+
+typedef struct hc_state {
+    sl_connector *c;
+    CURLM *multi;
+    int max_in_flight;
+    long timeout_ms;
+    pthread_mutex_t mu; /* guards queue, active, started, stopping, batches' pending */
+    hc_req *queue_head, *queue_tail;
+    int active; /* transfers taken off the queue and not yet finished */
+    bool started, stopping;
+    pthread_t thread;
+    hc_slot *free_slots;   /* loop thread only */
+    hc_slot *active_slots; /* added to the multi handle; loop thread only */
+    /* metrics, NULL when the gateway has none; the loop thread fills codes */
+    sl_metrics *metrics;
+    char labels[256];
+    sl_histogram *seconds;
+    sl_counter *by_status[600];
+    sl_counter *timeouts, *errors;
+} hc_state;
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc = CURLE_FAILED_INIT;
+
+static void curl_global_once(void)
+{
+    curl_init_rc = curl_global_init(CURL_GLOBAL_ALL);
+}
+
+/* ---- metrics ---- */
+
+static sl_counter *status_counter(hc_state *s, const char *code)
+{
+    char labels[sizeof s->labels + 32];
+    snprintf(labels, sizeof labels, "%s,code=\"%s\"", s->labels, code);
+    return sl_metrics_counter(s->metrics, "sluice_http_client_requests_total",
+                              "HTTP client requests by response code (or timeout, error)", labels);
+}
+
+/* Counts one finished request: its code (an HTTP status, "timeout" or
+ * "error") and its duration. Loop thread only. */
+static void count_request(hc_state *s, int status, bool timed_out, double seconds)
+{
+    if (!s->metrics)
+        return;
+    sl_counter *ctr;
+    if (status >= 100 && status < 600) {
+        if (!s->by_status[status]) {
+            char code[8];
+            snprintf(code, sizeof code, "%d", status);
+            s->by_status[status] = status_counter(s, code);
+        }
+        ctr = s->by_status[status];
+    } else if (timed_out) {
+        if (!s->timeouts)
+            s->timeouts = status_counter(s, "timeout");
+        ctr = s->timeouts;
+    } else {
+        if (!s->errors)
+            s->errors = status_counter(s, "error");
+        ctr = s->errors;
+    }
+    sl_counter_add(ctr, 1);
+    if (s->seconds)
+        sl_histogram_observe(s->seconds, seconds);
+}
+
+/* ---- slots ---- */
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
+{
+    hc_slot *slot = arg;
+    size_t n = size * nmemb;
+    size_t keep = n;
+    if (keep > slot->resp_max - slot->resp_len) {
+        keep = slot->resp_max - slot->resp_len;
+        slot->resp_truncated = true;
+    }
+    if (keep == 0)
+        return n;
+    if (slot->resp_len + keep + 1 > slot->resp_cap) { /* +1: room for a NUL */
+        size_t cap = slot->resp_cap ? slot->resp_cap : 1024;
+        while (cap < slot->resp_len + keep + 1)
+            cap *= 2;
+        if (cap > slot->resp_max + 1)
+            cap = slot->resp_max + 1;
+        char *p = realloc(slot->resp, cap);
+        if (!p) { /* keep what we have */
+            slot->resp_truncated = true;
+            return n;
+        }
+        slot->resp = p;
+        slot->resp_cap = cap;
+    }
+    memcpy(slot->resp + slot->resp_len, data, keep);
+    slot->resp_len += keep;
+    return n;
+}
+
+static void slot_free(hc_slot *slot)
+{
+    if (!slot)
+        return;
+    if (slot->easy)
+        curl_easy_cleanup(slot->easy);
+    curl_slist_free_all(slot->hdrs);
+    free(slot->resp);
+    free(slot);
+}
+
+static hc_slot *slot_get(hc_state *s)
+{
+    hc_slot *slot = s->free_slots;
+    if (slot) {
+        s->free_slots = slot->next_free;
+        curl_easy_reset(slot->easy);
+    } else {
+        slot = calloc(1, sizeof *slot);
+        if (!slot)
+            return NULL;
+        slot->easy = curl_easy_init();
+        if (!slot->easy) {
+            free(slot);
+            return NULL;
+        }
+    }
+    slot->next_free = NULL;
+    slot->resp_len = 0;
+    slot->resp_max = HC_RESP_CAP;
+    slot->resp_truncated = false;
+    slot->errbuf[0] = '\0';
+    return slot;
+}
+
+static void slot_put(hc_state *s, hc_slot *slot)
+{
+    curl_slist_free_all(slot->hdrs);
+    slot->hdrs = NULL;
+    slot->req = NULL;
+    if (slot->resp_cap > 4096) { /* do not keep big buffers around */
+        free(slot->resp);
+        slot->resp = NULL;
+        slot->resp_cap = 0;
+    }
+    slot->next_free = s->free_slots;
+    s->free_slots = slot;
+}
+
+/* ---- requests ---- */
+
+/* True when v can go into a header line (no CR, LF or NUL). */
+static bool header_value_ok(const char *v, size_t len)
+{
+    return memchr(v, '\r', len) == NULL && memchr(v, '\n', len) == NULL &&
+           memchr(v, '\0', len) == NULL;
+}
+
+static const sl_msg_header *msg_header(const sl_msg *msg, const char *name)
+{
+    for (size_t i = 0; i < msg->n_headers; i++) {
+        if (msg->headers[i].name && strcasecmp(msg->headers[i].name, name) == 0)
+            return &msg->headers[i];
+    }
+    return NULL;
+}
+
+/* Appends "Name: value" (or "Name;" for an empty value, which curl sends as
+ * an empty header) to *list. Returns 0 or -1 when out of memory. */
+static int add_header(struct curl_slist **list, const char *name, size_t name_len,
+                      const char *value, size_t value_len)
+{
+    char stack[512];
+    size_t need = name_len + value_len + 3;
+    char *line = need <= sizeof stack ? stack : malloc(need);
+    if (!line)
+        return -1;
+    memcpy(line, name, name_len);
+    if (value_len == 0) {
+        line[name_len] = ';';
+        line[name_len + 1] = '\0';
+    } else {
+        line[name_len] = ':';
+        line[name_len + 1] = ' ';
+        memcpy(line + name_len + 2, value, value_len);
+        line[name_len + 2 + value_len] = '\0';
+    }
+    struct curl_slist *l = curl_slist_append(*list, line);
+    if (line != stack)
+        free(line);
+    if (!l)
+        return -1;
+    *list = l;
+    return 0;
+}
+
+static int build_headers(const hc_batch *b, const sl_msg *msg, struct curl_slist **out)
+{
+    struct curl_slist *l = NULL;
+    if (b->set_content_type) {
+        const sl_msg_header *ct = msg_header(msg, SL_HDR_CONTENT_TYPE);
+        const char *v = "application/octet-stream";
+        size_t vl = strlen(v);
+        if (ct && ct->value && ct->value_len > 0 && header_value_ok(ct->value, ct->value_len)) {
+            v = ct->value;
+            vl = ct->value_len;
+        }
+        if (add_header(&l, "Content-Type", 12, v, vl) < 0)
+            goto oom;
+    }
+    size_t idl = strnlen(msg->id, SL_ID_LEN);
+    if (idl > 0 && header_value_ok(msg->id, idl)) {
+        if (b->set_idem && add_header(&l, "Idempotency-Key", 15, msg->id, idl) < 0)
+            goto oom;
+        if (b->set_msgid && add_header(&l, "X-Message-Id", 12, msg->id, idl) < 0)
+            goto oom;
+    }
+    for (size_t i = 0; i < b->n_hdrs; i++) {
+        const hc_hdr *h = &b->hdrs[i];
+        if (add_header(&l, h->name, h->name_len, h->value, strlen(h->value)) < 0)
+            goto oom;
+    }
+    /* "Expect:" removes curl's Expect: 100-continue (one round trip less). */
+    struct curl_slist *with_expect = curl_slist_append(l, "Expect:");
+    if (!with_expect)
+        goto oom;
+    *out = with_expect;
+    return 0;
+oom:
+    curl_slist_free_all(l);
+    return -1;
+}
+
+/* Sets slot's easy handle up for req. Returns 0, or -1 when out of memory
+ * or curl refuses an option. Loop thread. */
+static int slot_setup(hc_state *s, hc_slot *slot, hc_req *req)
+{
+    const hc_batch *b = req->batch;
+    const sl_msg *msg = b->msgs[req->idx];
+    CURL *e = slot->easy;
+    slot->req = req;
+    if (b->capture)
+        slot->resp_max = SL_HTTP_MAX_RESPONSE;
+    if (build_headers(b, msg, &slot->hdrs) < 0)
+        return -1;
+    CURLcode rc = CURLE_OK;
+#define SETOPT(opt, val)                                                                           \
+    do {                                                                                           \
+        if (rc == CURLE_OK)                                                                        \
+            rc = curl_easy_setopt(e, opt, val);                                                    \
+    } while (0)
+    SETOPT(CURLOPT_URL, b->url);
+    SETOPT(CURLOPT_PRIVATE, slot);
+    SETOPT(CURLOPT_NOSIGNAL, 1L);
+    SETOPT(CURLOPT_TCP_NODELAY, 1L);
+    SETOPT(CURLOPT_TIMEOUT_MS, s->timeout_ms);
+    SETOPT(CURLOPT_HTTPHEADER, slot->hdrs);
+    SETOPT(CURLOPT_WRITEFUNCTION, on_body);
+    SETOPT(CURLOPT_WRITEDATA, slot);
+    SETOPT(CURLOPT_ERRORBUFFER, slot->errbuf);
+    SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
+    SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
+    if (b->body) {
+        SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(msg->body ? msg->body_len : 0));
+        SETOPT(CURLOPT_POSTFIELDS, msg->body ? msg->body : "");
+        if (strcmp(b->method, "POST") != 0)
+            SETOPT(CURLOPT_CUSTOMREQUEST, b->method);
+    } else if (strcmp(b->method, "HEAD") == 0) {
+        SETOPT(CURLOPT_NOBODY, 1L);
+    } else {
+        SETOPT(CURLOPT_HTTPGET, 1L);
+        if (strcmp(b->method, "GET") != 0)
+            SETOPT(CURLOPT_CUSTOMREQUEST, b->method);
+    }
+#undef SETOPT
+    return rc == CURLE_OK ? 0 : -1;
+}
+
+/* Writes "FMT" into r, keeping the text valid UTF-8 when it is cut. */
+static void result_set(sl_send_result *r, sl_result res, int status, const char *text)
+{
+    char safe[sizeof r->error];
+    sl_jsonl_safe_text(text, strlen(text), sizeof safe - 1, safe, sizeof safe);
+    sl_send_result_set(r, res, status, "%s", safe);
+}
+
+/* Maps a finished transfer to a result. Loop thread. */
+static void map_result(hc_state *s, hc_slot *slot, CURLcode cc, sl_send_result *r, int *status_out,
+                       bool *timed_out)
+{
+    const hc_batch *b = slot->req->batch;
+    long status = 0;
+    char text[1024];
+    curl_easy_getinfo(slot->easy, CURLINFO_RESPONSE_CODE, &status);
+    *status_out = (int)status;
+    *timed_out = false;
+    if (cc == CURLE_OPERATION_TIMEDOUT) {
+        *timed_out = true;
+        *status_out = 0;
+        snprintf(text, sizeof text, "timeout after %ld ms: %s %s", s->timeout_ms, b->method,
+                 b->shown);
+        result_set(r, SL_RETRY, 0, text);
+        return;
+    }
+    if (cc != CURLE_OK) {
+        *status_out = 0;
+        const char *what = "request failed";
+        if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
+            cc == CURLE_COULDNT_RESOLVE_PROXY)
+            what = "connect failed";
+        else if (cc == CURLE_SSL_CONNECT_ERROR || cc == CURLE_PEER_FAILED_VERIFICATION)
+            what = "TLS failed";
+        snprintf(text, sizeof text, "%s: %s %s: %s", what, b->method, b->shown,
+                 curl_easy_strerror(cc));
+        result_set(r, SL_RETRY, 0, text);
+        return;
+    }
+    if (status >= 200 && status < 300) {
+        sl_send_result_set(r, SL_OK, (int)status, NULL);
+        return;
+    }
+    sl_result res = (status >= 500 || status == 408 || status == 429) ? SL_RETRY : SL_FAIL;
+    char body[HC_ERR_BODY * 4 + 1];
+    sl_jsonl_safe_text(slot->resp ? slot->resp : "", slot->resp_len, HC_ERR_BODY, body,
+                       sizeof body);
+    snprintf(text, sizeof text, "HTTP %ld from %s %s: %s", status, b->method, b->shown, body);
+    result_set(r, res, (int)status, text);
+}
+
+/* Gives req and, when it did not succeed, every later message with the same
+ * key a result, and queues the next message with the same key when it did.
+ * Caller holds s->mu. */
+static void finish_req(hc_state *s, hc_req *req)
+{
+    hc_batch *b = req->batch;
+    sl_result res = b->results[req->idx].result;
+    hc_req *next = req->next_in_key;
+    b->pending--;
+    if (next && res == SL_OK) {
+        /* Front of the queue: its turn has come, it waited already. */
+        next->queue_next = s->queue_head;
+        s->queue_head = next;
+        if (!s->queue_tail)
+            s->queue_tail = next;
+    } else {
+        for (; next; next = next->next_in_key) {
+            sl_send_result_set(&b->results[next->idx], SL_RETRY, 0,
+                               "held back: an earlier message with the same key failed");
+            b->pending--;
+        }
+    }
+    if (b->pending == 0)
+        pthread_cond_signal(&b->done);
+}
+
+/* Completes req with res/text when it never reached the network (no
+ * memory, shutting down). Caller holds s->mu. */
+static void fail_req(hc_state *s, hc_req *req, const char *text)
+{
+    sl_send_result_set(&req->batch->results[req->idx], SL_RETRY, 0, "%s", text);
+    finish_req(s, req);
+}
+
+static void active_link(hc_state *s, hc_slot *slot)
+{
+    slot->prev_act = NULL;
+    slot->next_act = s->active_slots;
+    if (s->active_slots)
+        s->active_slots->prev_act = slot;
+    s->active_slots = slot;
+}
+
+static void active_unlink(hc_state *s, hc_slot *slot)
+{
+    if (slot->prev_act)
+        slot->prev_act->next_act = slot->next_act;
+    else
+        s->active_slots = slot->next_act;
+    if (slot->next_act)
+        slot->next_act->prev_act = slot->prev_act;
+    slot->prev_act = slot->next_act = NULL;
+}
+
+/* Hands the response body of slot over to resp (the caller of
+ * sl_http_client_call frees it). Loop thread. */
+static void capture_response(hc_slot *slot, sl_http_response *resp)
+{
+    resp->truncated = slot->resp_truncated;
+    if (slot->resp) {
+        slot->resp[slot->resp_len] = '\0';
+        resp->body = slot->resp;
+        resp->body_len = slot->resp_len;
+        slot->resp = NULL;
+        slot->resp_cap = 0;
+        slot->resp_len = 0;
+    }
+}
+
+static void on_done(hc_state *s, CURLMsg *m)
+{
+    hc_slot *slot = NULL;
+    curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&slot);
+    curl_multi_remove_handle(s->multi, m->easy_handle);
+    active_unlink(s, slot);
+    hc_req *req = slot->req;
+    int status = 0;
+    bool timed_out = false;
+    curl_off_t us = 0;
+    /* Mapping writes results[idx], which only this thread touches until
+     * finish_req hands it back under the lock. */
+    map_result(s, slot, m->data.result, &req->batch->results[req->idx], &status, &timed_out);
+    curl_easy_getinfo(slot->easy, CURLINFO_TOTAL_TIME_T, &us);
+    count_request(s, status, timed_out, (double)us / 1e6);
+    if (req->batch->capture)
+        capture_response(slot, req->batch->capture);
+    slot_put(s, slot);
+    pthread_mutex_lock(&s->mu);
+    s->active--;
+    finish_req(s, req);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Takes requests off the queue while fewer than max_in_flight are active
+ * and adds them to the multi handle. Loop thread. */
+static void start_queued(hc_state *s)
+{
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        hc_req *req = NULL;
+        if (s->active < s->max_in_flight && s->queue_head) {
+            req = s->queue_head;
+            s->queue_head = req->queue_next;
+            if (!s->queue_head)
+                s->queue_tail = NULL;
+            req->queue_next = NULL;
+            s->active++;
+        }
+        pthread_mutex_unlock(&s->mu);
+        if (!req)
+            return;
+        hc_slot *slot = slot_get(s);
+        const char *why = "out of memory preparing the request";
+        if (slot && slot_setup(s, slot, req) == 0) {
+            CURLMcode mc = curl_multi_add_handle(s->multi, slot->easy);
+            if (mc == CURLM_OK) {
+                active_link(s, slot);
+                continue;
+            }
+            why = curl_multi_strerror(mc);
+        }
+        if (slot)
+            slot_put(s, slot);
+        pthread_mutex_lock(&s->mu);
+        s->active--;
+        fail_req(s, req, why);
+        pthread_mutex_unlock(&s->mu);
+    }
+}
+
+/* Fails everything still queued or in flight; used when the loop stops. */
+static void abandon_all(hc_state *s)
+{
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(s->multi, &left)) != NULL) {
+        if (m->msg == CURLMSG_DONE)
+            on_done(s, m);
+    }
+    while (s->active_slots) {
+        hc_slot *slot = s->active_slots;
+        curl_multi_remove_handle(s->multi, slot->easy);
+        active_unlink(s, slot);
+        hc_req *req = slot->req;
+        slot_put(s, slot);
+        pthread_mutex_lock(&s->mu);
+        s->active--;
+        fail_req(s, req, "http_client connector stopped before the request finished");
+        pthread_mutex_unlock(&s->mu);
+    }
+    pthread_mutex_lock(&s->mu);
+    while (s->queue_head) {
+        hc_req *req = s->queue_head;
+        s->queue_head = req->queue_next;
+        if (!s->queue_head)
+            s->queue_tail = NULL;
+        fail_req(s, req, "http_client connector stopped before the request was sent");
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void *loop_main(void *arg)
+{
+    hc_state *s = arg;
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        bool stop = s->stopping;
+        pthread_mutex_unlock(&s->mu);
+        if (stop)
+            break;
+        start_queued(s);
+        int running = 0;
+        curl_multi_perform(s->multi, &running);
+        CURLMsg *m;
+        int left;
+        while ((m = curl_multi_info_read(s->multi, &left)) != NULL) {
+            if (m->msg == CURLMSG_DONE)
+                on_done(s, m);
+        }
+        /* Requests may have finished and freed room, or queued their
+         * successors: add those before sleeping. */
+        pthread_mutex_lock(&s->mu);
+        bool more = s->queue_head && s->active < s->max_in_flight;
+        pthread_mutex_unlock(&s->mu);
+        if (!more)
+            curl_multi_poll(s->multi, NULL, 0, HC_POLL_MS, NULL);
+    }
+    abandon_all(s);
+    return NULL;
+}
+
+/* ---- connector table ---- */
+
+/* Checks that base_url parses as an http(s) URL. */
+static int check_base_url(const char *url, sl_error *err)
+{
+    CURLU *u = curl_url();
+    if (!u)
+        return sl_error_set(err, SL_ENOMEM, "http_client: out of memory");
+    char *scheme = NULL;
+    int rc = 0;
+    CURLUcode uc = curl_url_set(u, CURLUPART_URL, url, 0);
+    if (uc != CURLUE_OK) {
+        rc = sl_error_set(err, SL_ECONFIG, "http_client: base_url \"%s\": %s", url,
+                          curl_url_strerror(uc));
+    } else if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+               (strcasecmp(scheme, "http") != 0 && strcasecmp(scheme, "https") != 0)) {
+        rc =
+            sl_error_set(err, SL_ECONFIG, "http_client: base_url \"%s\" is not http or https", url);
+    }
+    curl_free(scheme);
+    curl_url_cleanup(u);
+    return rc;
+}
+
+static void state_free(hc_state *s)
+{
+    if (!s)
+        return;
+    while (s->free_slots) {
+        hc_slot *slot = s->free_slots;
+        s->free_slots = slot->next_free;
+        slot_free(slot);
+    }
+    if (s->multi)
+        curl_multi_cleanup(s->multi);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+/* Builds the state and the multi handle from c->conf (base_url required).
+ * No thread yet. Returns 0, or -1 with err. */
+static int hc_init(sl_connector *c, sl_error *err)
+{
+    const sl_connector_conf *conf = c->conf;
+    const char *name = conf && conf->name ? conf->name : "http_client";
+    pthread_once(&curl_once, curl_global_once);
+    if (curl_init_rc != CURLE_OK)
+        return sl_error_set(err, SL_EIO, "http_client %s: curl_global_init: %s", name,
+                            curl_easy_strerror(curl_init_rc));
+    if (!conf || !conf->base_url || !conf->base_url[0])
+        return sl_error_set(err, SL_ECONFIG, "http_client %s: base_url is required", name);
+    if (check_base_url(conf->base_url, err) < 0)
+        return -1;
+    hc_state *s = calloc(1, sizeof *s);
+    if (!s)
+        return sl_error_set(err, SL_ENOMEM, "http_client %s: out of memory", name);
+    if (pthread_mutex_init(&s->mu, NULL) != 0) {
+        free(s);
+        return sl_error_set(err, SL_ENOMEM, "http_client %s: cannot create a mutex", name);
+    }
+    s->c = c;
+    s->max_in_flight = conf->max_in_flight > 0 ? conf->max_in_flight : HC_DEFAULT_MAX_IN_FLIGHT;
+    s->timeout_ms = conf->timeout_ms > 0 && conf->timeout_ms < (uint64_t)LONG_MAX
+                        ? (long)conf->timeout_ms
+                        : HC_DEFAULT_TIMEOUT_MS;
+    s->multi = curl_multi_init();
+    if (!s->multi) {
+        state_free(s);
+        return sl_error_set(err, SL_ENOMEM, "http_client %s: curl_multi_init failed", name);
+    }
+    curl_multi_setopt(s->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)s->max_in_flight);
+    curl_multi_setopt(s->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)s->max_in_flight);
+    curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS, (long)s->max_in_flight);
+    if (c->gw && c->gw->metrics) {
+        char esc[200];
+        s->metrics = c->gw->metrics;
+        snprintf(s->labels, sizeof s->labels, "connector=\"%s\"",
+                 sl_metrics_escape(name, esc, sizeof esc));
+        s->seconds = sl_metrics_histogram(s->metrics, "sluice_http_client_request_seconds",
+                                          "HTTP client request duration", s->labels, NULL, 0);
+    }
+    c->state = s;
+    return 0;
+}
+
+/* Starts the event-loop thread if it is not running. Returns 0 or -1 with
+ * err. Thread-safe. */
+static int ensure_started(hc_state *s, sl_error *err)
+{
+    int rc = 0;
+    pthread_mutex_lock(&s->mu);
+    if (s->stopping) {
+        rc = sl_error_set(err, SL_ECLOSED, "http_client connector is shutting down");
+    } else if (!s->started) {
+        int e = pthread_create(&s->thread, NULL, loop_main, s);
+        if (e != 0)
+            rc = sl_error_set(err, SL_EIO, "http_client: cannot start its thread: %s", strerror(e));
+        else
+            s->started = true;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+/* Starts the event-loop thread (send() also starts it on first use). */
+static int hc_start(sl_connector *c, sl_error *err)
+{
+    return ensure_started(c->state, err);
+}
+
+/* Outputs have no input to stop; in-flight sends finish on their own. */
+static void hc_stop(sl_connector *c)
+{
+    (void)c;
+}
+
+/* Stops the loop thread (failing with SL_RETRY anything still queued, which
+ * only happens if a send() is still running against the contract), then
+ * frees curl's handles and the state. */
+static void hc_destroy(sl_connector *c)
+{
+    hc_state *s = c->state;
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->stopping = true;
+    bool started = s->started;
+    pthread_mutex_unlock(&s->mu);
+    if (started) {
+        curl_multi_wakeup(s->multi);
+        pthread_join(s->thread, NULL);
+    }
+    state_free(s);
+    c->state = NULL;
+}
+
+/* base_url + "/" + path with exactly one '/' between them; base_url as is
+ * when path is empty. Returns a malloc'd string or NULL. */
+static char *join_url(const char *base, const char *path)
+{
+    size_t bl = strlen(base);
+    if (!path || !path[0])
+        return strdup(base);
+    while (bl > 0 && base[bl - 1] == '/')
+        bl--;
+    while (*path == '/')
+        path++;
+    size_t pl = strlen(path);
+    char *u = malloc(bl + pl + 2);
+    if (!u)
+        return NULL;
+    memcpy(u, base, bl);
+    u[bl] = '/';
+    memcpy(u + bl + 1, path, pl + 1);
+    return u;
+}
+
+/* url without "user:password@", for error messages. */
+static char *shown_url(const char *url)
+{
+    const char *p = strstr(url, "://");
+    if (!p)
+        return strdup(url);
+    const char *host = p + 3;
+    size_t auth_end = strcspn(host, "/?#");
+    const char *at = memchr(host, '@', auth_end);
+    if (!at)
+        return strdup(url);
+    size_t pre = (size_t)(host - url);
+    size_t rest = strlen(at + 1);
+    char *u = malloc(pre + rest + 1);
+    if (!u)
+        return NULL;
+    memcpy(u, url, pre);
+    memcpy(u + pre, at + 1, rest + 1);
+    return u;
+}
+
+static bool name_is(const hc_hdr *h, const char *name)
+{
+    return h->name_len == strlen(name) && strncasecmp(h->name, name, h->name_len) == 0;
+}
+
+/* Adds kv headers to b->hdrs, a later one replacing an earlier one with the
+ * same name. Headers with a CR or LF are skipped (init-time config, so this
+ * cannot inject). */
+static void merge_headers(hc_batch *b, const sl_kv *kv, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!kv[i].key || !kv[i].value || !kv[i].key[0])
+            continue;
+        hc_hdr h = {kv[i].key, strlen(kv[i].key), kv[i].value};
+        if (!header_value_ok(h.name, h.name_len) || !header_value_ok(h.value, strlen(h.value)) ||
+            strchr(h.name, ':'))
+            continue;
+        size_t j = 0;
+        while (j < b->n_hdrs && !(b->hdrs[j].name_len == h.name_len &&
+                                  strncasecmp(b->hdrs[j].name, h.name, h.name_len) == 0))
+            j++;
+        b->hdrs[j] = h;
+        if (j == b->n_hdrs)
+            b->n_hdrs++;
+    }
+}
+
+static uint64_t hash_key(const char *k, size_t len)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)k[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+/* Links every message to the next one with the same non-empty key
+ * (next_in_key) and queues the first of each key and every message without
+ * a key onto the local list head/tail. Returns 0 or -1 when out of memory. */
+static int plan_batch(hc_req *reqs, size_t n, sl_msg *const *msgs, hc_req **head)
+{
+    size_t cap = 16;
+    while (cap < n * 2)
+        cap *= 2;
+    hc_req **last = calloc(cap, sizeof *last); /* per key: its latest message */
+    if (!last)
+        return -1;
+    hc_req *tail = NULL;
+    *head = NULL;
+    for (size_t i = 0; i < n; i++) {
+        const sl_msg *m = msgs[i];
+        hc_req *r = &reqs[i];
+        r->idx = i;
+        bool queue_it = true;
+        if (m->key && m->key_len > 0) {
+            size_t slot = (size_t)hash_key(m->key, m->key_len) & (cap - 1);
+            while (last[slot]) {
+                const sl_msg *o = msgs[last[slot]->idx];
+                if (o->key_len == m->key_len && memcmp(o->key, m->key, m->key_len) == 0)
+                    break;
+                slot = (slot + 1) & (cap - 1);
+            }
+            if (last[slot]) {
+                last[slot]->next_in_key = r;
+                queue_it = false;
+            }
+            last[slot] = r;
+        }
+        if (queue_it) {
+            if (tail)
+                tail->queue_next = r;
+            else
+                *head = r;
+            tail = r;
+        }
+    }
+    free(last);
+    return 0;
+}
+
+/* Copies method upper-cased into b->method. Returns -1 when it is empty,
+ * too long or not an HTTP token of letters. */
+static int set_method(hc_batch *b, const char *method)
+{
+    size_t i = 0;
+    for (; method[i]; i++) {
+        char ch = method[i];
+        if (i + 1 >= sizeof b->method || !((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z')))
+            return -1;
+        b->method[i] = (char)(ch >= 'a' ? ch - 'a' + 'A' : ch);
+    }
+    b->method[i] = '\0';
+    return i > 0 ? 0 : -1;
+}
+
+static void fail_all(sl_send_result *results, size_t n, const char *text)
+{
+    for (size_t i = 0; i < n; i++)
+        sl_send_result_set(&results[i], SL_RETRY, 0, "%s", text);
+}
+
+/* Queues one request per message (same-key messages chained) and waits
+ * until each has a result; with capture (n == 1), the response body is
+ * handed over to it too. */
+static void run_batch(sl_connector *c, const sl_output_conf *out, sl_msg *const *msgs, size_t n,
+                      sl_send_result *results, sl_http_response *capture)
+{
+    hc_state *s = c->state;
+    if (n == 0)
+        return;
+    sl_error err;
+    if (ensure_started(s, &err) < 0) {
+        fail_all(results, n, err.msg);
+        return;
+    }
+    const sl_connector_conf *conf = c->conf;
+    hc_batch b;
+    memset(&b, 0, sizeof b);
+    b.msgs = msgs;
+    b.results = results;
+    b.capture = capture;
+    if (set_method(&b, out && out->method && out->method[0] ? out->method : "POST") < 0) {
+        for (size_t i = 0; i < n; i++)
+            sl_send_result_set(&results[i], SL_FAIL, 0, "http_client: invalid method \"%.20s\"",
+                               out->method);
+        return;
+    }
+    b.body = strcmp(b.method, "GET") != 0 && strcmp(b.method, "HEAD") != 0;
+    b.url = join_url(conf->base_url, out ? out->path : NULL);
+    b.shown = b.url ? shown_url(b.url) : NULL;
+    b.hdrs = calloc(conf->n_headers + (out ? out->n_headers : 0) + 1, sizeof *b.hdrs);
+    hc_req *reqs = calloc(n, sizeof *reqs);
+    hc_req *head = NULL;
+    bool cond_ok = pthread_cond_init(&b.done, NULL) == 0;
+    if (!b.url || !b.shown || !b.hdrs || !reqs || !cond_ok || plan_batch(reqs, n, msgs, &head)) {
+        fail_all(results, n, "http_client: out of memory preparing a batch");
+        goto cleanup;
+    }
+    merge_headers(&b, conf->headers, conf->n_headers);
+    if (out)
+        merge_headers(&b, out->headers, out->n_headers);
+    b.set_content_type = b.set_idem = b.set_msgid = true;
+    for (size_t i = 0; i < b.n_hdrs; i++) {
+        if (name_is(&b.hdrs[i], "Content-Type"))
+            b.set_content_type = false;
+        else if (name_is(&b.hdrs[i], "Idempotency-Key"))
+            b.set_idem = false;
+        else if (name_is(&b.hdrs[i], "X-Message-Id"))
+            b.set_msgid = false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        reqs[i].batch = &b;
+        sl_send_result_set(&results[i], SL_RETRY, 0, "not sent");
+    }
+    hc_req *tail = head;
+    while (tail->queue_next)
+        tail = tail->queue_next;
+
+    pthread_mutex_lock(&s->mu);
+    b.pending = n;
+    if (s->queue_tail)
+        s->queue_tail->queue_next = head;
+    else
+        s->queue_head = head;
+    s->queue_tail = tail;
+    pthread_mutex_unlock(&s->mu);
+    curl_multi_wakeup(s->multi);
+
+    pthread_mutex_lock(&s->mu);
+    while (b.pending > 0)
+        pthread_cond_wait(&b.done, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+
+cleanup:
+    if (cond_ok)
+        pthread_cond_destroy(&b.done);
+    free(reqs);
+    free(b.hdrs);
+    free(b.shown);
+    free(b.url);
+}
+
+/* Sends each message as one request (see the file comment) and waits until
+ * every one has a result: SL_OK on 2xx; SL_RETRY on timeouts, connection
+ * and other transfer errors, 5xx, 408 and 429, and for messages held back
+ * behind a failed one with the same key; SL_FAIL on any other status.
+ * Thread-safe; several route workers share the connector's max_in_flight. */
+static void hc_send(sl_connector *c, const sl_output_conf *out, sl_msg *const *msgs, size_t n,
+                    sl_send_result *results)
+{
+    run_batch(c, out, msgs, n, results, NULL);
+}
+
+void sl_http_client_call(sl_connector *c, const char *method, const char *path,
+                         const sl_kv *headers, size_t n_headers, const char *body, size_t body_len,
+                         sl_http_response *resp)
+{
+    memset(resp, 0, sizeof *resp);
+    if (!c || c->type != &sl_http_client_connector || !c->state) {
+        resp->result = SL_FAIL;
+        snprintf(resp->error, sizeof resp->error, "%s is not an http_client connector",
+                 c && c->conf && c->conf->name ? c->conf->name : "(null)");
+        return;
+    }
+    sl_msg msg;
+    memset(&msg, 0, sizeof msg);
+    msg.body = (char *)(body ? body : "");
+    msg.body_len = body ? body_len : 0;
+    msg.partition = -1;
+    msg.offset = -1;
+    sl_output_conf out;
+    memset(&out, 0, sizeof out);
+    out.method = (char *)(method && method[0] ? method : "GET");
+    out.path = (char *)path;
+    out.headers = (sl_kv *)headers;
+    out.n_headers = n_headers;
+    sl_msg *msgs[1] = {&msg};
+    sl_send_result r;
+    run_batch(c, &out, msgs, 1, &r, resp);
+    resp->result = r.result;
+    resp->status = r.status;
+    memcpy(resp->error, r.error, sizeof resp->error);
+}
+
+void sl_http_response_free(sl_http_response *resp)
+{
+    if (!resp)
+        return;
+    free(resp->body);
+    resp->body = NULL;
+    resp->body_len = 0;
+}
+
+const sl_connector_type sl_http_client_connector = {
+    .name = "http_client",
+    .can_input = false,
+    .can_output = true,
+    .init = hc_init,
+    .attach_input = NULL,
+    .start = hc_start,
+    .send = hc_send,
+    .stop = hc_stop,
+    .destroy = hc_destroy,
+};

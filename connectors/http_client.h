@@ -1,0 +1,46 @@
+/* The http_client connector's call API, beside its output table: one
+ * synchronous request/response through the connector's multi loop, for
+ * Lua's ctx.http and for `reply_from` (the response of an output). */
+#ifndef SLUICE_HTTP_CLIENT_H
+#define SLUICE_HTTP_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "connector.h"
+
+#define SL_HTTP_MAX_RESPONSE (8u << 20) /* response bytes kept by sl_http_client_call */
+
+extern const sl_connector_type sl_http_client_connector;
+
+/* What one call got back. body is malloc'd and NUL-terminated (not counted
+ * in body_len), or NULL when the response had no body; free it with
+ * sl_http_response_free. */
+typedef struct sl_http_response {
+    sl_result result; /* as for send: SL_OK on 2xx, SL_RETRY, SL_FAIL */
+    int status;       /* HTTP status, 0 when no response arrived */
+    char error[256];  /* why, when not SL_OK */
+    char *body;
+    size_t body_len;
+    bool truncated; /* the body was longer than SL_HTTP_MAX_RESPONSE (or memory ran out) */
+} sl_http_response;
+
+/* Makes one request through c, an initialised http_client connector:
+ * method (NULL = GET) to base_url joined with path, with the connector's
+ * headers and then headers (later ones win; a Content-Type there sets the
+ * body's type, else application/octet-stream), body (body_len bytes, may be
+ * NULL) and the connector's timeout. Counts against max_in_flight, as
+ * sends do, and in the connector's metrics. Blocks until the response (or
+ * an error) and fills *resp; resp->result maps as send() does, and resp->body
+ * holds the response body whatever the status. No Idempotency-Key is sent
+ * unless headers carry one. Thread-safe; must not be called from the
+ * connector's own loop thread, nor after destroy. A connector that is not
+ * an http_client gives SL_FAIL. */
+void sl_http_client_call(sl_connector *c, const char *method, const char *path,
+                         const sl_kv *headers, size_t n_headers, const char *body, size_t body_len,
+                         sl_http_response *resp);
+
+/* Frees resp->body and clears it. resp may be NULL. */
+void sl_http_response_free(sl_http_response *resp);
+
+#endif
