@@ -422,6 +422,7 @@ static void finish_req(hc_state *s, hc_req *req)
         for (; next; next = next->next_in_key) {
             sl_send_result_set(&b->results[next->idx], SL_RETRY, 0,
                                "held back: an earlier message with the same key failed");
+            b->results[next->idx].held_back = true;
             b->pending--;
         }
     }

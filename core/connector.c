@@ -30,6 +30,7 @@ void sl_send_result_set(sl_send_result *r, sl_result res, int status, const char
 {
     r->result = res;
     r->status = status;
+    r->held_back = false;
     if (fmt) {
         va_list ap;
         va_start(ap, fmt);

@@ -20,6 +20,8 @@ typedef struct sl_send_result {
     sl_result result; /* SL_OK, SL_RETRY (transient) or SL_FAIL (permanent) */
     int status;       /* protocol status (HTTP status), 0 when there is none */
     char error[256];  /* why, when not SL_OK: "HTTP 503 from http://...", "timeout after 2000 ms" */
+    bool held_back;   /* SL_RETRY without an attempt: not sent, to keep the order of its key
+                       * behind an earlier failure; not an attempt, not a breaker failure */
 } sl_send_result;
 
 typedef struct sl_connector_type {
@@ -56,7 +58,8 @@ struct sl_connector {
  * is built in. */
 const sl_connector_type *sl_connector_type_find(const char *name);
 
-/* Fills a result: r->result = res, r->status = status, error formatted. */
+/* Fills a result: r->result = res, r->status = status, error formatted,
+ * held_back cleared. */
 void sl_send_result_set(sl_send_result *r, sl_result res, int status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 

@@ -45,7 +45,8 @@ typedef struct sl_item {
     sl_msg *msg;      /* after the steps; NULL when dropped by a step */
     uint32_t pending; /* bit i set: output i still has to acknowledge */
     int attempts;
-    bool dead; /* dead-lettered */
+    bool dead;      /* dead-lettered */
+    bool attempted; /* some output really tried it in this round */
     char error[256];
     int status;
 } sl_item;
@@ -540,6 +541,13 @@ static void deliver_output(sl_worker *w, size_t oi, sl_item *items, size_t n, sl
         send_to_topic(o, scratch, k, res);
     for (size_t j = 0; j < k; j++) {
         sl_item *it = &items[idx[j]];
+        if (res[j].result == SL_RETRY && res[j].held_back) {
+            if (!it->error[0])
+                snprintf(it->error, sizeof it->error, "output %s: %s", o->conf->name,
+                         res[j].error);
+            continue; /* not sent: not an attempt */
+        }
+        it->attempted = true;
         switch (res[j].result) {
             case SL_OK:
                 it->pending &= ~bit;
@@ -618,6 +626,8 @@ static size_t deliver_batch(sl_worker *w, sl_item *items, size_t n, unsigned *se
     if (!scratch || !idx || !res)
         goto out;
     for (;;) {
+        for (size_t i = 0; i < n; i++)
+            items[i].attempted = false;
         for (size_t oi = 0; oi < r->n_outs; oi++)
             deliver_output(w, oi, items, n, scratch, idx, res);
         bool retry = false;
@@ -627,7 +637,8 @@ static size_t deliver_batch(sl_worker *w, sl_item *items, size_t n, unsigned *se
             sl_item *it = &items[i];
             if (!it->msg || it->pending == 0)
                 continue;
-            it->attempts++;
+            if (it->attempted || it->dead)
+                it->attempts++;
             if (!it->dead && it->attempts >= rc->max_attempts) {
                 it->dead = true;
                 char tmp[256];

@@ -79,6 +79,9 @@ class Sink:
             daemon_threads = True
             request_queue_size = 256
 
+            def handle_error(self, request, client_address):
+                pass  # a client that goes away (a killed gateway) is not news
+
         self.server = Server(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"

@@ -1,0 +1,1365 @@
+/* The http_server input connector (SPEC.md section 4): one libmicrohttpd
+ * daemon per connector; each attached route takes requests on its path,
+ * appends them to its log topic and answers 202 once the append is durable
+ * (or, with `reply: sync`, the route's result). Handlers never block: the
+ * connection is suspended and resumed by the log's flusher, the route worker
+ * or this connector's timer thread. */
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "connector.h"
+#include "gateway.h"
+#include "http_server_idem.h"
+#include "http_server_util.h"
+#include "log.h"
+#include "logging.h"
+#include "message.h"
+#include "metrics.h"
+#include "route.h"
+
+#define HS_COMPONENT "http_server"
+#define HS_IDEM_CAPACITY 65536 /* Idempotency-Key entries kept per route */
+#define HS_IDEM_KEY_MAX 255    /* longer keys get 400 */
+#ifndef HS_POOL_THREADS
+#define HS_POOL_THREADS 2 /* MHD epoll threads per connector */
+#endif
+#ifndef HS_CONN_MEMORY
+#define HS_CONN_MEMORY (32 * 1024) /* MHD's per-connection pool: headers and read buffer */
+#endif
+#define HS_CONN_TIMEOUT_S 120 /* idle keep-alive connections are closed after this */
+#define HS_DEFAULT_SYNC_TIMEOUT_MS 5000
+
+/* The status codes this connector answers with; their counters are created
+ * once so that a request never formats a label. */
+enum {
+    C_200,
+    C_202,
+    C_204,
+    C_400,
+    C_404,
+    C_405,
+    C_409,
+    C_413,
+    C_415,
+    C_500,
+    C_502,
+    C_503,
+    C_504,
+    C_OTHER,
+    C_N
+};
+static const int hs_code_values[C_N] = {200, 202, 204, 400, 404, 405, 409,
+                                        413, 415, 500, 502, 503, 504, 0};
+
+typedef struct hs_server hs_server;
+typedef struct hs_req hs_req;
+
+/* One route fed by this connector. */
+typedef struct hs_route {
+    sl_route *route;
+    const sl_input_conf *in;
+    const char *name;
+    const char *path;
+    char allow[96]; /* "POST, PUT": the Allow header of a 405 */
+    bool json_tree; /* the key is a JSON path: parse once with jansson, hand the tree on */
+    sl_idem *idem;  /* NULL when dedupe_window is 0 */
+    const char *reply_ctype;
+} hs_route;
+
+/* Deadlines of `reply: sync` requests: a min-heap served by one thread. */
+typedef struct hs_timer {
+    pthread_t thread;
+    bool running;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    hs_req **heap;
+    size_t n, cap;
+    bool stop;  /* the thread must exit */
+    bool flush; /* fire every deadline now (shutdown) */
+} hs_timer;
+
+struct hs_server {
+    sl_connector *c;
+    const char *name;
+    hs_route *routes;
+    size_t n_routes;
+    struct MHD_Daemon *daemon;
+    int listen_fd; /* ours until MHD_start_daemon takes it */
+    bool quiesced;
+    bool stopped;
+    char bound[96];
+    uint64_t max_body;
+    uint64_t dedupe_ms;
+    atomic_bool accepting;
+    atomic_long inflight; /* appended requests whose connection has not completed */
+    atomic_long live;     /* hs_req structs allocated */
+    atomic_int_least64_t last_warn_ms;
+    pthread_mutex_t drain_mu;
+    pthread_cond_t drain_cv;
+    sl_counter *codes[C_N];
+    sl_histogram *latency;
+    hs_timer timer;
+    bool timer_inited;
+    bool drain_inited;
+};
+
+/* One request. Owned jointly (refs) by MHD (until NOTIFY_COMPLETED), the
+ * durability callback, the route watch and the timer heap; the last holder
+ * frees it. Everything after the append is guarded by mu; exactly one answer
+ * is chosen (answered) and the connection is resumed at most once. */
+struct hs_req {
+    hs_server *srv;
+    hs_route *rt;
+    struct MHD_Connection *conn; /* NULL once MHD completed the request */
+    pthread_mutex_t mu;
+    int refs;
+    bool body_done; /* the final handler call happened */
+    bool queued;    /* a response was queued */
+    bool too_large;
+    bool appended;
+    bool suspended;
+    bool resumed;
+    bool answered;
+    bool durable;
+    bool durable_failed;
+    bool replied;
+    bool watching;
+    bool timed_out;
+    int status; /* the chosen answer, once answered */
+    char *body;
+    size_t body_len, body_cap;
+    char id[SL_ID_LEN + 1];
+    int partition;
+    int64_t offset;
+    char err[256];
+    sl_msg_state reply_state;
+    char *reply_body;
+    size_t reply_len;
+    char reply_err[256];
+    char *idem_key;
+    size_t idem_len;
+    uint64_t idem_token;
+    bool idem_open;
+    size_t heap_idx; /* in timer heap, under timer.mu; SIZE_MAX when not there */
+    uint64_t deadline_ms;
+    struct timespec t0;
+};
+
+/* An answer about to be sent. */
+typedef struct hs_answer {
+    int status;
+    char *body; /* points to buf, or malloc'd when heap */
+    size_t len;
+    bool heap;
+    const char *ctype;
+    const char *allow;
+    bool retry_after;
+    bool replayed;
+    char location[80];
+    char msg_id[SL_ID_LEN + 1];
+    char buf[1024];
+} hs_answer;
+
+/* ---- small helpers -------------------------------------------------------- */
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static int code_index(int status)
+{
+    for (int i = 0; i < C_OTHER; i++)
+        if (hs_code_values[i] == status)
+            return i;
+    return C_OTHER;
+}
+
+/* Logs at most one warning a second per connector (back-pressure). */
+static bool warn_allowed(hs_server *srv)
+{
+    int64_t now = (int64_t)mono_ms();
+    int64_t last = atomic_load(&srv->last_warn_ms);
+    return now - last >= 1000 && atomic_compare_exchange_strong(&srv->last_warn_ms, &last, now);
+}
+
+/* Fills a with {"error":error,"detail":detail[,"id":id]}. */
+static void answer_error(hs_answer *a, int status, const char *error, const char *detail,
+                         const char *id)
+{
+    size_t p = 0;
+    memset(a, 0, offsetof(hs_answer, buf));
+    a->status = status;
+    a->ctype = "application/json";
+    p = (size_t)snprintf(a->buf, sizeof a->buf, "{\"error\":\"%s\",\"detail\":\"", error);
+    sl_httpd_json_escape(detail, strlen(detail), a->buf, sizeof a->buf - 64, &p);
+    if (id != NULL && id[0] != '\0')
+        p += (size_t)snprintf(a->buf + p, sizeof a->buf - p, "\",\"id\":\"%s\"}", id);
+    else
+        p += (size_t)snprintf(a->buf + p, sizeof a->buf - p, "\"}");
+    a->body = a->buf;
+    a->len = p < sizeof a->buf ? p : sizeof a->buf - 1;
+}
+
+/* ---- request lifetime ----------------------------------------------------- */
+
+static hs_req *req_new(hs_server *srv, struct MHD_Connection *conn)
+{
+    hs_req *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return NULL;
+    r->srv = srv;
+    r->conn = conn;
+    r->refs = 1; /* MHD's */
+    r->partition = -1;
+    r->offset = -1;
+    r->heap_idx = SIZE_MAX;
+    pthread_mutex_init(&r->mu, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &r->t0);
+    atomic_fetch_add(&srv->live, 1);
+    return r;
+}
+
+static void req_unref(hs_req *r)
+{
+    pthread_mutex_lock(&r->mu);
+    int left = --r->refs;
+    pthread_mutex_unlock(&r->mu);
+    if (left > 0)
+        return;
+    hs_server *srv = r->srv;
+    pthread_mutex_destroy(&r->mu);
+    free(r->body);
+    free(r->reply_body);
+    free(r->idem_key);
+    free(r);
+    if (atomic_fetch_sub(&srv->live, 1) == 1) {
+        pthread_mutex_lock(&srv->drain_mu);
+        pthread_cond_broadcast(&srv->drain_cv);
+        pthread_mutex_unlock(&srv->drain_mu);
+    }
+}
+
+/* ---- timer heap ----------------------------------------------------------- */
+
+static void heap_swap(hs_timer *t, size_t i, size_t j)
+{
+    hs_req *a = t->heap[i];
+    t->heap[i] = t->heap[j];
+    t->heap[j] = a;
+    t->heap[i]->heap_idx = i;
+    t->heap[j]->heap_idx = j;
+}
+
+static void heap_up(hs_timer *t, size_t i)
+{
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (t->heap[p]->deadline_ms <= t->heap[i]->deadline_ms)
+            break;
+        heap_swap(t, i, p);
+        i = p;
+    }
+}
+
+static void heap_down(hs_timer *t, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < t->n && t->heap[l]->deadline_ms < t->heap[m]->deadline_ms)
+            m = l;
+        if (r < t->n && t->heap[r]->deadline_ms < t->heap[m]->deadline_ms)
+            m = r;
+        if (m == i)
+            return;
+        heap_swap(t, i, m);
+        i = m;
+    }
+}
+
+/* Removes heap entry i (timer.mu held). */
+static void heap_remove(hs_timer *t, size_t i)
+{
+    hs_req *r = t->heap[i];
+    t->n--;
+    if (i != t->n) {
+        t->heap[i] = t->heap[t->n];
+        t->heap[i]->heap_idx = i;
+        heap_down(t, i);
+        heap_up(t, i);
+    }
+    r->heap_idx = SIZE_MAX;
+}
+
+/* Puts r in the heap; the heap holds a reference (taken by the caller).
+ * Returns -1 when out of memory. */
+static int timer_add(hs_timer *t, hs_req *r)
+{
+    pthread_mutex_lock(&t->mu);
+    if (t->n == t->cap) {
+        size_t nc = t->cap ? t->cap * 2 : 256;
+        hs_req **nh = realloc(t->heap, nc * sizeof *nh);
+        if (nh == NULL) {
+            pthread_mutex_unlock(&t->mu);
+            return -1;
+        }
+        t->heap = nh;
+        t->cap = nc;
+    }
+    t->heap[t->n] = r;
+    r->heap_idx = t->n++;
+    heap_up(t, r->heap_idx);
+    if (r->heap_idx == 0)
+        pthread_cond_signal(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+    return 0;
+}
+
+/* Takes r out of the heap. Returns true when it was there (the caller then
+ * owns the heap's reference). */
+static bool timer_cancel(hs_timer *t, hs_req *r)
+{
+    bool was = false;
+    pthread_mutex_lock(&t->mu);
+    if (r->heap_idx != SIZE_MAX) {
+        heap_remove(t, r->heap_idx);
+        was = true;
+    }
+    pthread_mutex_unlock(&t->mu);
+    return was;
+}
+
+/* ---- settling a request (any thread) -------------------------------------- */
+
+/* Chooses the answer when everything it needs is known (r->mu held).
+ * Returns true when this call chose it. */
+static bool settle(hs_req *r)
+{
+    if (r->answered || !r->appended)
+        return false;
+    if (r->durable_failed)
+        r->status = 500;
+    else if (!r->durable)
+        return false;
+    else if (!r->rt->in->reply_sync)
+        r->status = 202;
+    else if (r->replied)
+        r->status = r->reply_state == SL_MSG_DELIVERED ? 200
+                    : r->reply_state == SL_MSG_DROPPED ? 204
+                                                       : 502;
+    else if (r->timed_out)
+        r->status = 504;
+    else
+        return false;
+    r->answered = true;
+    return true;
+}
+
+/* What a thread must do after settle() chose the answer, outside r->mu:
+ * resume the connection, drop the deadline and the watch. */
+typedef struct after_answer {
+    struct MHD_Connection *resume;
+    bool cancel_timer;
+    bool unwatch;
+} after_answer;
+
+static void answered_locked(hs_req *r, after_answer *aa)
+{
+    memset(aa, 0, sizeof *aa);
+    if (r->suspended && !r->resumed && r->conn != NULL) {
+        r->resumed = true;
+        aa->resume = r->conn;
+    }
+    if (r->rt->in->reply_sync) {
+        aa->cancel_timer = true;
+        if (r->watching && !r->replied) {
+            r->watching = false;
+            aa->unwatch = true;
+        }
+    }
+}
+
+static void after_answered(hs_req *r, const after_answer *aa)
+{
+    hs_server *srv = r->srv;
+    if (aa->cancel_timer && timer_cancel(&srv->timer, r))
+        req_unref(r);
+    if (aa->unwatch && sl_route_unwatch(r->rt->route, r->id) == 0)
+        req_unref(r); /* the watch's reference: its callback will never run */
+    if (aa->resume != NULL)
+        MHD_resume_connection(aa->resume);
+}
+
+/* sl_partition_on_durable callback: flusher thread, or inline in the handler. */
+static void on_durable(void *arg, int64_t offset, const sl_error *err)
+{
+    hs_req *r = arg;
+    after_answer aa;
+    bool chose;
+    (void)offset;
+    pthread_mutex_lock(&r->mu);
+    if (err != NULL) {
+        r->durable_failed = true;
+        snprintf(r->err, sizeof r->err, "%s", err->msg);
+    } else {
+        r->durable = true;
+    }
+    chose = settle(r);
+    if (chose)
+        answered_locked(r, &aa);
+    pthread_mutex_unlock(&r->mu);
+    if (chose)
+        after_answered(r, &aa);
+    req_unref(r);
+}
+
+/* sl_route_watch callback: a route worker thread. */
+static void on_reply(void *arg, const char *id, sl_msg_state state, const char *body,
+                     size_t body_len, const char *error)
+{
+    hs_req *r = arg;
+    after_answer aa;
+    bool chose = false;
+    (void)id;
+    pthread_mutex_lock(&r->mu);
+    r->watching = false;
+    if (!r->answered) {
+        r->replied = true;
+        r->reply_state = state;
+        if (state == SL_MSG_DELIVERED && body != NULL) {
+            r->reply_body = malloc(body_len + 1);
+            if (r->reply_body != NULL) {
+                memcpy(r->reply_body, body, body_len);
+                r->reply_body[body_len] = '\0';
+                r->reply_len = body_len;
+            } else {
+                r->reply_state = SL_MSG_DEAD_LETTERED; /* answered as 502 below */
+                snprintf(r->reply_err, sizeof r->reply_err,
+                         "out of memory copying the reply (the message was delivered)");
+            }
+        }
+        if (state != SL_MSG_DELIVERED && error != NULL)
+            snprintf(r->reply_err, sizeof r->reply_err, "%s", error);
+        chose = settle(r);
+        if (chose)
+            answered_locked(r, &aa);
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (chose)
+        after_answered(r, &aa);
+    req_unref(r);
+}
+
+/* A deadline passed (or the connector is stopping): timer thread. */
+static void on_timeout(hs_req *r)
+{
+    after_answer aa;
+    pthread_mutex_lock(&r->mu);
+    r->timed_out = true;
+    bool chose = settle(r);
+    if (chose)
+        answered_locked(r, &aa);
+    pthread_mutex_unlock(&r->mu);
+    if (chose)
+        after_answered(r, &aa);
+    req_unref(r); /* the heap's reference */
+}
+
+static void *timer_main(void *arg)
+{
+    hs_server *srv = arg;
+    hs_timer *t = &srv->timer;
+    pthread_mutex_lock(&t->mu);
+    while (!t->stop) {
+        if (t->n == 0) {
+            pthread_cond_wait(&t->cv, &t->mu);
+            continue;
+        }
+        hs_req *top = t->heap[0];
+        uint64_t now = mono_ms();
+        if (!t->flush && top->deadline_ms > now) {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            uint64_t wait = top->deadline_ms - now;
+            ts.tv_sec += (time_t)(wait / 1000);
+            ts.tv_nsec += (long)(wait % 1000) * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&t->cv, &t->mu, &ts);
+            continue;
+        }
+        heap_remove(t, 0);
+        pthread_mutex_unlock(&t->mu);
+        on_timeout(top);
+        pthread_mutex_lock(&t->mu);
+    }
+    pthread_mutex_unlock(&t->mu);
+    return NULL;
+}
+
+/* ---- sending -------------------------------------------------------------- */
+
+/* Stores the answer under the request's Idempotency-Key when the message was
+ * durably appended (2xx, and 502/504 too: a repeat must not append a second
+ * copy), or forgets the key (errors before the append, 500 not durable) so
+ * that the client can retry. Called once per claimed key. */
+static void idem_close(hs_req *r, const hs_answer *a)
+{
+    if (!r->idem_open)
+        return;
+    r->idem_open = false;
+    sl_idem_answer ans = {0};
+    if (a != NULL && !(r->answered && r->durable && !r->durable_failed))
+        a = NULL;
+    if (a != NULL) {
+        ans.status = a->status;
+        ans.body = a->body;
+        ans.body_len = a->len;
+        ans.content_type = (char *)a->ctype;
+        ans.location = a->location[0] ? (char *)a->location : NULL;
+    }
+    if (sl_idem_finish(r->rt->idem, r->idem_key, r->idem_len, r->idem_token,
+                       a != NULL ? &ans : NULL, wall_ms()) != 0)
+        sl_warn(HS_COMPONENT, "%s: out of memory storing the answer for an Idempotency-Key",
+                r->srv->name);
+}
+
+static enum MHD_Result send_answer(hs_req *r, struct MHD_Connection *conn, hs_answer *a)
+{
+    hs_server *srv = r->srv;
+    struct MHD_Response *resp;
+    if (r->rt != NULL && r->idem_open)
+        idem_close(r, a);
+    if (a->heap) {
+        resp = MHD_create_response_from_buffer(a->len, a->body, MHD_RESPMEM_MUST_FREE);
+        if (resp == NULL)
+            free(a->body);
+    } else {
+        resp = MHD_create_response_from_buffer(a->len, a->body, MHD_RESPMEM_MUST_COPY);
+    }
+    a->heap = false;
+    a->body = NULL;
+    if (resp == NULL)
+        return MHD_NO; /* out of memory: MHD closes the connection */
+    if (a->ctype != NULL)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, a->ctype);
+    if (a->location[0] != '\0')
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, a->location);
+    if (a->allow != NULL)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, a->allow);
+    if (a->retry_after)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (a->replayed)
+        MHD_add_response_header(resp, "Idempotent-Replayed", "true");
+    if (a->msg_id[0] != '\0')
+        MHD_add_response_header(resp, "X-Message-Id", a->msg_id);
+    enum MHD_Result ret = MHD_queue_response(conn, (unsigned)a->status, resp);
+    MHD_destroy_response(resp);
+    r->queued = true;
+    sl_counter_add(srv->codes[code_index(a->status)], 1);
+    if (srv->latency != NULL) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        double s =
+            (double)(now.tv_sec - r->t0.tv_sec) + (double)(now.tv_nsec - r->t0.tv_nsec) / 1e9;
+        sl_histogram_observe(srv->latency, s);
+    }
+    return ret;
+}
+
+static enum MHD_Result send_error(hs_req *r, struct MHD_Connection *conn, int status,
+                                  const char *error, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static enum MHD_Result send_error(hs_req *r, struct MHD_Connection *conn, int status,
+                                  const char *error, const char *fmt, ...)
+{
+    hs_answer a;
+    char detail[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    answer_error(&a, status, error, detail, NULL);
+    return send_answer(r, conn, &a);
+}
+
+/* Builds the answer chosen by settle() (r->answered, r->mu not needed: no
+ * other thread writes the fields read here once answered is set). */
+static void build_final(hs_req *r, hs_answer *a)
+{
+    const hs_route *rt = r->rt;
+    char detail[600];
+    switch (r->status) {
+        case 202: {
+            memset(a, 0, offsetof(hs_answer, buf));
+            a->status = 202;
+            a->ctype = "application/json";
+            size_t p =
+                (size_t)snprintf(a->buf, sizeof a->buf, "{\"id\":\"%s\",\"route\":\"", r->id);
+            sl_httpd_json_escape(rt->name, strlen(rt->name), a->buf, sizeof a->buf - 64, &p);
+            p += (size_t)snprintf(a->buf + p, sizeof a->buf - p,
+                                  "\",\"partition\":%d,\"offset\":%" PRId64 "}", r->partition,
+                                  r->offset);
+            a->body = a->buf;
+            a->len = p;
+            snprintf(a->location, sizeof a->location, "/v1/messages/%s", r->id);
+            return;
+        }
+        case 200:
+            memset(a, 0, offsetof(hs_answer, buf));
+            a->status = 200;
+            a->ctype = rt->reply_ctype;
+            a->body = r->reply_body != NULL ? r->reply_body : a->buf;
+            a->len = r->reply_len;
+            a->heap = r->reply_body != NULL;
+            r->reply_body = NULL; /* handed to MHD */
+            r->reply_len = 0;
+            a->buf[0] = '\0';
+            break;
+        case 204:
+            memset(a, 0, offsetof(hs_answer, buf));
+            a->status = 204;
+            a->buf[0] = '\0';
+            a->body = a->buf;
+            a->len = 0;
+            break;
+        case 502:
+            answer_error(a, 502, "dead_lettered", r->reply_err[0] ? r->reply_err : "dead-lettered",
+                         r->id);
+            break;
+        case 504:
+            answer_error(a, 504, "timeout", "the message is in custody and will still be delivered",
+                         r->id);
+            break;
+        default:
+            snprintf(detail, sizeof detail,
+                     "the log could not confirm that the message is durable (%s); it may or may "
+                     "not be kept: check GET /v1/messages/%s before resending",
+                     r->err, r->id);
+            answer_error(a, 500, "not_durable", detail, r->id);
+            sl_err(HS_COMPONENT, "%s: route %s: message %s not durable: %s", r->srv->name, rt->name,
+                   r->id, r->err);
+            break;
+    }
+    memcpy(a->msg_id, r->id, sizeof a->msg_id);
+    if (r->status != 202 && r->status != 200 && r->status != 204)
+        return;
+    snprintf(a->location, sizeof a->location, "/v1/messages/%s", r->id);
+}
+
+/* ---- the request handler -------------------------------------------------- */
+
+static hs_route *find_route(hs_server *srv, const char *url, const char *method,
+                            const hs_route **path_match)
+{
+    *path_match = NULL;
+    for (size_t i = 0; i < srv->n_routes; i++) {
+        hs_route *rt = &srv->routes[i];
+        if (strcmp(rt->path, url) != 0)
+            continue;
+        if (*path_match == NULL)
+            *path_match = rt;
+        for (size_t m = 0; m < rt->in->n_methods; m++)
+            if (strcasecmp(rt->in->methods[m], method) == 0)
+                return rt;
+    }
+    return NULL;
+}
+
+static enum MHD_Result first_call(hs_server *srv, hs_req *r, struct MHD_Connection *conn,
+                                  const char *url, const char *method)
+{
+    const hs_route *path_match = NULL;
+    if (!atomic_load(&srv->accepting)) {
+        hs_answer a;
+        answer_error(&a, 503, "shutting_down", "the gateway is shutting down", NULL);
+        a.retry_after = true;
+        return send_answer(r, conn, &a);
+    }
+    hs_route *rt = find_route(srv, url, method, &path_match);
+    if (rt == NULL && path_match == NULL)
+        return send_error(r, conn, 404, "not_found", "no route takes %s", url);
+    if (rt == NULL) {
+        hs_answer a;
+        char detail[200];
+        snprintf(detail, sizeof detail, "%s takes %s", url, path_match->allow);
+        answer_error(&a, 405, "method_not_allowed", detail, NULL);
+        a.allow = path_match->allow;
+        return send_answer(r, conn, &a);
+    }
+    r->rt = rt;
+    const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
+    if (!sl_httpd_content_type_ok(rt->in->content_type, ct))
+        return send_error(r, conn, 415, "unsupported_media_type", "%s takes %s (got %s)", rt->path,
+                          rt->reply_ctype, ct != NULL ? ct : "no Content-Type");
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+    if (cl != NULL) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long long n = strtoull(cl, &end, 10);
+        if (errno == 0 && end != cl && n > srv->max_body)
+            return send_error(r, conn, 413, "payload_too_large",
+                              "the body is %llu bytes; max_body is %" PRIu64, n, srv->max_body);
+        if (errno == 0 && end != cl && n > 0) {
+            r->body = malloc((size_t)n + 1);
+            if (r->body == NULL)
+                return send_error(r, conn, 500, "internal", "out of memory");
+            r->body_cap = (size_t)n + 1;
+        }
+    }
+    return MHD_YES;
+}
+
+static void take_body(hs_server *srv, hs_req *r, const char *data, size_t n)
+{
+    if (r->too_large)
+        return;
+    if (r->body_len + n > srv->max_body) {
+        r->too_large = true;
+        free(r->body);
+        r->body = NULL;
+        r->body_len = r->body_cap = 0;
+        return;
+    }
+    if (r->body_len + n + 1 > r->body_cap) {
+        size_t nc = r->body_cap ? r->body_cap : 1024;
+        while (nc < r->body_len + n + 1)
+            nc *= 2;
+        if (nc > srv->max_body + 1)
+            nc = (size_t)srv->max_body + 1;
+        char *nb = realloc(r->body, nc);
+        if (nb == NULL) {
+            /* answered as 500 at the end */
+            free(r->body);
+            r->body = NULL;
+            r->body_len = r->body_cap = 0;
+            r->too_large = true;
+            snprintf(r->err, sizeof r->err, "out of memory");
+            return;
+        }
+        r->body = nb;
+        r->body_cap = nc;
+    }
+    memcpy(r->body + r->body_len, data, n);
+    r->body_len += n;
+}
+
+typedef struct hdr_ctx {
+    sl_msg *msg;
+    bool oom;
+} hdr_ctx;
+
+/* Keeps x-*, idempotency-key, traceparent and tracestate, lower-cased. */
+static enum MHD_Result keep_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    hdr_ctx *h = cls;
+    char name[128];
+    size_t n = strlen(key);
+    (void)kind;
+    if (n == 0 || n >= sizeof name || value == NULL)
+        return MHD_YES;
+    for (size_t i = 0; i <= n; i++) {
+        char ch = key[i];
+        name[i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
+    }
+    if (!(n > 2 && name[0] == 'x' && name[1] == '-') && strcmp(name, "idempotency-key") != 0 &&
+        strcmp(name, "traceparent") != 0 && strcmp(name, "tracestate") != 0)
+        return MHD_YES;
+    if (sl_msg_set_header(h->msg, name, value, strlen(value)) != 0) {
+        h->oom = true;
+        return MHD_NO;
+    }
+    return MHD_YES;
+}
+
+/* Answers a key seen before: its stored answer, or 409 while in flight.
+ * Returns 1 when the request was answered, 0 to go on, -1 on MHD failure. */
+static int idem_begin(hs_req *r, struct MHD_Connection *conn, enum MHD_Result *ret)
+{
+    const char *key = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key");
+    if (key == NULL || r->rt->idem == NULL)
+        return 0;
+    size_t klen = strlen(key);
+    if (klen == 0 || klen > HS_IDEM_KEY_MAX) {
+        *ret = send_error(r, conn, 400, "bad_idempotency_key",
+                          "Idempotency-Key must be 1 to %d characters", HS_IDEM_KEY_MAX);
+        return 1;
+    }
+    sl_idem_answer prev;
+    uint64_t token = 0;
+    switch (sl_idem_begin(r->rt->idem, key, klen, wall_ms(), &token, &prev)) {
+        case SL_IDEM_NEW:
+            r->idem_key = malloc(klen + 1);
+            if (r->idem_key == NULL) {
+                sl_idem_finish(r->rt->idem, key, klen, token, NULL, wall_ms());
+                return 0;
+            }
+            memcpy(r->idem_key, key, klen + 1);
+            r->idem_len = klen;
+            r->idem_token = token;
+            r->idem_open = true;
+            return 0;
+        case SL_IDEM_IN_FLIGHT:
+            *ret = send_error(r, conn, 409, "conflict",
+                              "a request with this Idempotency-Key is in progress");
+            return 1;
+        case SL_IDEM_REPLAY: {
+            hs_answer a;
+            memset(&a, 0, offsetof(hs_answer, buf));
+            a.status = prev.status;
+            a.ctype = prev.content_type;
+            a.replayed = true;
+            if (prev.location != NULL)
+                snprintf(a.location, sizeof a.location, "%s", prev.location);
+            if (prev.body != NULL) {
+                a.body = prev.body; /* handed to MHD */
+                a.len = prev.body_len;
+                a.heap = true;
+                prev.body = NULL;
+            } else {
+                a.buf[0] = '\0';
+                a.body = a.buf;
+            }
+            *ret = send_answer(r, conn, &a);
+            sl_idem_answer_free(&prev);
+            return 1;
+        }
+        case SL_IDEM_NOMEM:
+        default:
+            return 0;
+    }
+}
+
+static enum MHD_Result append_error(hs_req *r, struct MHD_Connection *conn, const sl_error *err)
+{
+    hs_server *srv = r->srv;
+    hs_answer a;
+    switch (err->code) {
+        case SL_EFULL:
+            if (warn_allowed(srv))
+                sl_warn(HS_COMPONENT, "%s: route %s: back-pressure (503): %s", srv->name,
+                        r->rt->name, err->msg);
+            answer_error(&a, 503, "backpressure", err->msg, NULL);
+            a.retry_after = true;
+            break;
+        case SL_ECLOSED:
+            answer_error(&a, 503, "shutting_down", err->msg, NULL);
+            a.retry_after = true;
+            break;
+        case SL_EINVAL:
+            answer_error(&a, 400, "bad_key", err->msg, NULL);
+            break;
+        default:
+            sl_err(HS_COMPONENT, "%s: route %s: append failed (500): %s", srv->name, r->rt->name,
+                   err->msg);
+            answer_error(&a, 500, "append_failed", err->msg, NULL);
+            break;
+    }
+    return send_answer(r, conn, &a);
+}
+
+/* The whole body is in: check it, append it, wait for durability. */
+static enum MHD_Result final_call(hs_server *srv, hs_req *r, struct MHD_Connection *conn)
+{
+    hs_route *rt = r->rt;
+    enum MHD_Result ret = MHD_YES;
+    sl_error err;
+    json_t *tree = NULL;
+
+    if (r->too_large) {
+        if (r->err[0] != '\0')
+            return send_error(r, conn, 500, "internal", "%s", r->err);
+        return send_error(r, conn, 413, "payload_too_large",
+                          "the body exceeds max_body (%" PRIu64 " bytes)", srv->max_body);
+    }
+    if (!atomic_load(&srv->accepting)) {
+        hs_answer a;
+        answer_error(&a, 503, "shutting_down", "the gateway is shutting down", NULL);
+        a.retry_after = true;
+        return send_answer(r, conn, &a);
+    }
+    const char *body = r->body != NULL ? r->body : "";
+    if (rt->in->content_type == SL_CT_JSON) {
+        if (rt->json_tree) {
+            json_error_t jerr;
+            tree = json_loadb(body, r->body_len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+            if (tree == NULL)
+                return send_error(r, conn, 400, "invalid_json",
+                                  "%s at line %d, column %d (byte %d)", jerr.text, jerr.line,
+                                  jerr.column, jerr.position);
+        } else {
+            char msg_err[300];
+            if (!sl_httpd_json_valid(body, r->body_len, msg_err, sizeof msg_err))
+                return send_error(r, conn, 400, "invalid_json", "%s", msg_err);
+        }
+    }
+    if (idem_begin(r, conn, &ret) != 0) {
+        json_decref(tree);
+        return ret;
+    }
+
+    sl_msg *msg = sl_msg_new();
+    if (msg == NULL || sl_msg_set_body(msg, body, r->body_len) != 0) {
+        sl_msg_free(msg);
+        json_decref(tree);
+        sl_err(HS_COMPONENT, "%s: out of memory building a message", srv->name);
+        return send_error(r, conn, 500, "internal", "out of memory");
+    }
+    msg->json = tree; /* the cached tree, owned by msg from here */
+    free(r->body);    /* copied into msg */
+    r->body = NULL;
+    const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
+    if (ct == NULL)
+        ct = sl_httpd_content_type_name(rt->in->content_type);
+    hdr_ctx hc = {msg, false};
+    if (ct != NULL && sl_msg_set_header(msg, SL_HDR_CONTENT_TYPE, ct, strlen(ct)) != 0)
+        hc.oom = true;
+    if (!hc.oom)
+        MHD_get_connection_values(conn, MHD_HEADER_KIND, keep_header, &hc);
+    if (hc.oom) {
+        sl_msg_free(msg);
+        return send_error(r, conn, 500, "internal", "out of memory");
+    }
+    memcpy(r->id, msg->id, sizeof r->id);
+
+    if (rt->in->reply_sync) {
+        r->refs++; /* the watch's; no other thread knows r yet */
+        r->watching = true;
+        if (sl_route_watch(rt->route, r->id, on_reply, r) != 0) {
+            r->refs--;
+            r->watching = false;
+            sl_msg_free(msg);
+            return send_error(r, conn, 500, "internal", "out of memory");
+        }
+    }
+    if (sl_route_append(rt->route, msg, &err) != 0) {
+        sl_msg_free(msg);
+        if (r->watching) {
+            r->watching = false;
+            if (sl_route_unwatch(rt->route, r->id) == 0)
+                req_unref(r);
+        }
+        return append_error(r, conn, &err);
+    }
+    r->partition = msg->partition;
+    r->offset = msg->offset;
+    sl_msg_free(msg);
+    atomic_fetch_add(&srv->inflight, 1);
+
+    /* From here other threads may touch r: take the lock for what they see. */
+    pthread_mutex_lock(&r->mu);
+    r->appended = true;
+    if (rt->in->reply_sync) {
+        uint64_t to =
+            rt->in->sync_timeout_ms ? rt->in->sync_timeout_ms : HS_DEFAULT_SYNC_TIMEOUT_MS;
+        r->deadline_ms = mono_ms() + to;
+        r->refs++; /* the heap's */
+    }
+    r->refs++; /* the durability callback's */
+    pthread_mutex_unlock(&r->mu);
+    if (rt->in->reply_sync && timer_add(&srv->timer, r) != 0) {
+        /* No deadline: answer 504 as soon as it is durable. */
+        pthread_mutex_lock(&r->mu);
+        r->timed_out = true;
+        pthread_mutex_unlock(&r->mu);
+        req_unref(r);
+    }
+    sl_partition *p = sl_route_partition(rt->route, r->partition);
+    if (p == NULL || sl_partition_on_durable(p, r->offset, on_durable, r, &err) != 0) {
+        if (p == NULL)
+            sl_error_set(&err, SL_EINVAL, "no partition %d", r->partition);
+        on_durable(r, r->offset, &err); /* settles as 500 and drops its reference */
+    }
+
+    /* The callbacks may have answered already (inline durability); else
+     * suspend until one of them resumes us. */
+    pthread_mutex_lock(&r->mu);
+    if (!r->answered) {
+        r->suspended = true;
+        MHD_suspend_connection(conn);
+        pthread_mutex_unlock(&r->mu);
+        return MHD_YES;
+    }
+    /* Answered inline: the callback that chose the answer already dropped
+     * the deadline and the watch; there is nothing to resume. */
+    pthread_mutex_unlock(&r->mu);
+    hs_answer a;
+    build_final(r, &a);
+    return send_answer(r, conn, &a);
+}
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
+                               const char *method, const char *version, const char *upload_data,
+                               size_t *upload_data_size, void **con_cls)
+{
+    hs_server *srv = cls;
+    hs_req *r = *con_cls;
+    (void)version;
+    if (r == NULL) {
+        r = req_new(srv, conn);
+        if (r == NULL)
+            return MHD_NO; /* out of memory: MHD closes the connection */
+        *con_cls = r;
+        return first_call(srv, r, conn, url, method);
+    }
+    if (r->queued) {
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        take_body(srv, r, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (!r->body_done) {
+        r->body_done = true;
+        return final_call(srv, r, conn);
+    }
+    /* Resumed: the answer was chosen by another thread. */
+    pthread_mutex_lock(&r->mu);
+    bool ready = r->answered;
+    pthread_mutex_unlock(&r->mu);
+    if (!ready)
+        return MHD_YES; /* spurious call; keep waiting */
+    hs_answer a;
+    build_final(r, &a);
+    return send_answer(r, conn, &a);
+}
+
+static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                      enum MHD_RequestTerminationCode toe)
+{
+    hs_server *srv = cls;
+    hs_req *r = *con_cls;
+    (void)conn;
+    (void)toe;
+    if (r == NULL)
+        return;
+    *con_cls = NULL;
+    pthread_mutex_lock(&r->mu);
+    r->conn = NULL;
+    bool appended = r->appended;
+    bool answered = r->answered;
+    pthread_mutex_unlock(&r->mu);
+    if (r->idem_open) {
+        if (appended && answered) {
+            hs_answer a;
+            build_final(r, &a);
+            idem_close(r, &a);
+            if (a.heap)
+                free(a.body);
+        } else {
+            idem_close(r, NULL);
+        }
+    }
+    if (appended && atomic_fetch_sub(&srv->inflight, 1) == 1) {
+        pthread_mutex_lock(&srv->drain_mu);
+        pthread_cond_broadcast(&srv->drain_cv);
+        pthread_mutex_unlock(&srv->drain_mu);
+    }
+    req_unref(r);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    hs_server *srv = cls;
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    size_t n = strlen(line);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    sl_warn(HS_COMPONENT, "%s: libmicrohttpd: %s", srv->name, line);
+}
+
+/* ---- the connector table -------------------------------------------------- */
+
+static int hs_init(sl_connector *c, sl_error *err)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    if (c->conf->listen == NULL)
+        return sl_error_set(err, SL_ECONFIG, "connector %s: listen is required", c->conf->name);
+    if (sl_httpd_parse_listen(c->conf->listen, &ss, &sl, err) != 0)
+        return sl_error_set(err, SL_ECONFIG, "connector %s: %s", c->conf->name, err->msg);
+    hs_server *srv = calloc(1, sizeof *srv);
+    if (srv == NULL)
+        return sl_error_set(err, SL_ENOMEM, "connector %s: out of memory", c->conf->name);
+    srv->c = c;
+    srv->name = c->conf->name;
+    srv->listen_fd = -1;
+    srv->max_body = c->conf->max_body ? c->conf->max_body : (uint64_t)1 << 20;
+    srv->dedupe_ms = c->gw != NULL && c->gw->conf != NULL ? c->gw->conf->gw.dedupe_window_ms
+                                                          : 24ull * 3600 * 1000;
+    atomic_init(&srv->accepting, false);
+    atomic_init(&srv->inflight, 0);
+    atomic_init(&srv->live, 0);
+    atomic_init(&srv->last_warn_ms, 0);
+    pthread_mutex_init(&srv->drain_mu, NULL);
+    pthread_cond_init(&srv->drain_cv, NULL);
+    srv->drain_inited = true;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&srv->timer.mu, NULL);
+    pthread_cond_init(&srv->timer.cv, &ca);
+    pthread_condattr_destroy(&ca);
+    srv->timer_inited = true;
+    c->state = srv;
+    return 0;
+}
+
+static int hs_attach(sl_connector *c, sl_route *route, sl_error *err)
+{
+    hs_server *srv = c->state;
+    const sl_route_conf *rc = sl_route_get_conf(route);
+    const sl_input_conf *in = &rc->from;
+    if (in->path == NULL || in->path[0] != '/')
+        return sl_error_set(err, SL_ECONFIG, "route %s: http_server input needs a path like /x",
+                            rc->name);
+    for (size_t i = 0; i < srv->n_routes; i++) {
+        const hs_route *o = &srv->routes[i];
+        if (strcmp(o->path, in->path) != 0)
+            continue;
+        for (size_t m = 0; m < in->n_methods; m++)
+            for (size_t k = 0; k < o->in->n_methods; k++)
+                if (strcasecmp(in->methods[m], o->in->methods[k]) == 0)
+                    return sl_error_set(err, SL_ECONFIG,
+                                        "routes %s and %s both take %s %s on connector %s", o->name,
+                                        rc->name, in->methods[m], in->path, srv->name);
+    }
+    hs_route *nr = realloc(srv->routes, (srv->n_routes + 1) * sizeof *nr);
+    if (nr == NULL)
+        return sl_error_set(err, SL_ENOMEM, "out of memory");
+    srv->routes = nr;
+    hs_route *rt = &srv->routes[srv->n_routes];
+    memset(rt, 0, sizeof *rt);
+    rt->route = route;
+    rt->in = in;
+    rt->name = sl_route_name(route);
+    rt->path = in->path;
+    rt->json_tree = rc->key != NULL && rc->key[0] == '$';
+    rt->reply_ctype = sl_httpd_content_type_name(in->content_type);
+    if (rt->reply_ctype == NULL)
+        rt->reply_ctype = "application/octet-stream";
+    size_t p = 0;
+    rt->allow[0] = '\0';
+    if (in->n_methods == 0)
+        snprintf(rt->allow, sizeof rt->allow, "POST");
+    for (size_t m = 0; m < in->n_methods && p < sizeof rt->allow; m++)
+        p += (size_t)snprintf(rt->allow + p, sizeof rt->allow - p, "%s%s", m ? ", " : "",
+                              in->methods[m]);
+    if (srv->dedupe_ms > 0) {
+        rt->idem = sl_idem_new(HS_IDEM_CAPACITY, srv->dedupe_ms);
+        if (rt->idem == NULL)
+            return sl_error_set(err, SL_ENOMEM, "out of memory");
+    }
+    srv->n_routes++;
+    return 0;
+}
+
+static void make_metrics(hs_server *srv)
+{
+    sl_metrics *m = srv->c->gw != NULL ? srv->c->gw->metrics : NULL;
+    char esc[200], labels[300];
+    if (m == NULL)
+        return;
+    sl_metrics_escape(srv->name, esc, sizeof esc);
+    for (int i = 0; i < C_N; i++) {
+        if (i == C_OTHER)
+            snprintf(labels, sizeof labels, "connector=\"%s\",code=\"other\"", esc);
+        else
+            snprintf(labels, sizeof labels, "connector=\"%s\",code=\"%d\"", esc, hs_code_values[i]);
+        srv->codes[i] =
+            sl_metrics_counter(m, "sluice_http_requests_total",
+                               "HTTP requests answered by http_server inputs, by code", labels);
+    }
+    snprintf(labels, sizeof labels, "connector=\"%s\"", esc);
+    srv->latency = sl_metrics_histogram(m, "sluice_http_request_seconds",
+                                        "Time from request headers to answer, http_server inputs",
+                                        labels, NULL, 0);
+}
+
+static int hs_start(sl_connector *c, sl_error *err)
+{
+    hs_server *srv = c->state;
+    const char *where = c->conf->listen;
+    bool any_sync = false;
+    for (size_t i = 0; i < srv->n_routes; i++)
+        any_sync |= srv->routes[i].in->reply_sync;
+    if (srv->n_routes == 0)
+        sl_warn(HS_COMPONENT, "%s: no route uses this connector; every request gets 404",
+                srv->name);
+    make_metrics(srv);
+    srv->listen_fd = sl_httpd_listen_socket(where, 1024, err);
+    if (srv->listen_fd < 0) {
+        sl_err(HS_COMPONENT, "%s: %s", srv->name, err->msg);
+        return -1;
+    }
+    sl_httpd_sockname(srv->listen_fd, srv->bound, sizeof srv->bound);
+    if (any_sync) {
+        if (pthread_create(&srv->timer.thread, NULL, timer_main, srv) != 0) {
+            close(srv->listen_fd);
+            srv->listen_fd = -1;
+            return sl_error_set(err, SL_EIO, "%s: cannot start the timer thread", srv->name);
+        }
+        srv->timer.running = true;
+    }
+    atomic_store(&srv->accepting, true);
+#ifndef HS_NO_TURBO
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO |
+                     MHD_USE_ERROR_LOG;
+#else
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+#endif
+    srv->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, handler, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
+        MHD_OPTION_LISTEN_SOCKET, srv->listen_fd, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)HS_POOL_THREADS, MHD_OPTION_NOTIFY_COMPLETED, completed, srv,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HS_CONN_TIMEOUT_S,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HS_CONN_MEMORY, MHD_OPTION_END);
+    if (srv->daemon == NULL) {
+        atomic_store(&srv->accepting, false);
+        close(srv->listen_fd);
+        srv->listen_fd = -1;
+        sl_error_set(err, SL_EIO, "%s: cannot start the HTTP server on %s", srv->name, where);
+        sl_err(HS_COMPONENT, "%s", err->msg);
+        return -1;
+    }
+    sl_info(HS_COMPONENT, "http_server %s listening on %s (%zu route%s)", srv->name, srv->bound,
+            srv->n_routes, srv->n_routes == 1 ? "" : "s");
+    return 0;
+}
+
+/* Waits until no appended request is unanswered, or deadline_ms passes. */
+static void wait_drained(hs_server *srv, atomic_long *count, uint64_t timeout_ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += (time_t)(timeout_ms / 1000);
+    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&srv->drain_mu);
+    while (atomic_load(count) > 0)
+        if (pthread_cond_timedwait(&srv->drain_cv, &srv->drain_mu, &ts) == ETIMEDOUT)
+            break;
+    pthread_mutex_unlock(&srv->drain_mu);
+}
+
+static void hs_stop(sl_connector *c)
+{
+    hs_server *srv = c->state;
+    if (srv == NULL || srv->daemon == NULL || srv->stopped)
+        return;
+    srv->stopped = true;
+    atomic_store(&srv->accepting, false);
+    MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+    srv->quiesced = true;
+    /* `reply: sync` requests waiting for their route are answered 504 (the
+     * message is in custody) instead of holding the shutdown. */
+    if (srv->timer.running) {
+        pthread_mutex_lock(&srv->timer.mu);
+        srv->timer.flush = true;
+        pthread_cond_signal(&srv->timer.cv);
+        pthread_mutex_unlock(&srv->timer.mu);
+    }
+    uint64_t to = 10000;
+    if (c->gw != NULL && c->gw->conf != NULL && c->gw->conf->gw.shutdown_timeout_ms > 0)
+        to = c->gw->conf->gw.shutdown_timeout_ms;
+    wait_drained(srv, &srv->inflight, to);
+    long left = atomic_load(&srv->inflight);
+    if (left > 0)
+        sl_warn(HS_COMPONENT, "%s: stopped with %ld request(s) still unanswered", srv->name, left);
+    else
+        sl_info(HS_COMPONENT, "http_server %s stopped", srv->name);
+}
+
+static void hs_destroy(sl_connector *c)
+{
+    hs_server *srv = c->state;
+    if (srv == NULL)
+        return;
+    atomic_store(&srv->accepting, false);
+    if (srv->daemon != NULL) {
+        MHD_stop_daemon(srv->daemon); /* completes every connection */
+        srv->daemon = NULL;
+    } else if (srv->listen_fd >= 0) {
+        close(srv->listen_fd);
+    }
+    if (srv->timer.running) {
+        pthread_mutex_lock(&srv->timer.mu);
+        srv->timer.stop = true;
+        pthread_cond_signal(&srv->timer.cv);
+        pthread_mutex_unlock(&srv->timer.mu);
+        pthread_join(srv->timer.thread, NULL);
+        srv->timer.running = false;
+    }
+    while (srv->timer.n > 0) {
+        hs_req *r = srv->timer.heap[0];
+        heap_remove(&srv->timer, 0);
+        on_timeout(r);
+    }
+    /* Durability and watch callbacks may still hold requests briefly. */
+    wait_drained(srv, &srv->live, 5000);
+    if (atomic_load(&srv->live) > 0) {
+        sl_err(HS_COMPONENT,
+               "%s: %ld request(s) still referenced by the log or a route; "
+               "leaking the connector state",
+               srv->name, atomic_load(&srv->live));
+        c->state = NULL;
+        return;
+    }
+    for (size_t i = 0; i < srv->n_routes; i++)
+        sl_idem_free(srv->routes[i].idem);
+    free(srv->routes);
+    free(srv->timer.heap);
+    if (srv->timer_inited) {
+        pthread_mutex_destroy(&srv->timer.mu);
+        pthread_cond_destroy(&srv->timer.cv);
+    }
+    if (srv->drain_inited) {
+        pthread_mutex_destroy(&srv->drain_mu);
+        pthread_cond_destroy(&srv->drain_cv);
+    }
+    free(srv);
+    c->state = NULL;
+}
+
+const sl_connector_type sl_http_server_connector = {
+    .name = "http_server",
+    .can_input = true,
+    .can_output = false,
+    .init = hs_init,
+    .attach_input = hs_attach,
+    .start = hs_start,
+    .send = NULL,
+    .stop = hs_stop,
+    .destroy = hs_destroy,
+};

@@ -1,0 +1,496 @@
+/* The admin listener (SPEC.md section 5): health, readiness, Prometheus
+ * metrics, route inspection and steering (rewind, pause, resume) and message
+ * status, over one libmicrohttpd daemon with its own epoll thread. Every
+ * endpoint but /health takes `Authorization: Bearer TOKEN` when a token is set. */
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "admin.h"
+#include "gateway.h"
+#include "http_server_util.h"
+#include "logging.h"
+#include "metrics.h"
+#include "route.h"
+#include "status.h"
+
+#define ADM_COMPONENT "admin"
+#define ADM_MAX_BODY (64 * 1024)
+
+struct sl_admin {
+    sl_gateway *gw;
+    struct MHD_Daemon *daemon;
+    sl_gauge *log_bytes;
+    const char *token; /* NULL when no auth */
+    size_t token_len;
+    char bound[96];
+};
+
+/* The state of one admin request: the body of a POST. */
+typedef struct adm_req {
+    char *body;
+    size_t len, cap;
+    bool too_large;
+    bool oom;
+} adm_req;
+
+/* ---- responses ------------------------------------------------------------ */
+
+/* Queues status with body: a heap body (body_is_heap: malloc'd) is handed to
+ * MHD, which frees it, even on failure; any other body is copied. */
+static enum MHD_Result reply(struct MHD_Connection *conn, int status, const char *body, size_t len,
+                             const char *ctype, const char *allow, bool body_is_heap)
+{
+    struct MHD_Response *resp;
+    void *data = (void *)(uintptr_t)body; /* MHD's API is not const-correct */
+    if (body_is_heap) {
+        resp = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+        if (resp == NULL)
+            free(data);
+    } else {
+        resp = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_COPY);
+    }
+    if (resp == NULL)
+        return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (allow != NULL)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+    if (status == MHD_HTTP_UNAUTHORIZED)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"sluice\"");
+    enum MHD_Result ret = MHD_queue_response(conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static enum MHD_Result reply_error(struct MHD_Connection *conn, int status, const char *allow,
+                                   const char *error, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* Answers {"error":error,"detail":...} with status. */
+static enum MHD_Result reply_error(struct MHD_Connection *conn, int status, const char *allow,
+                                   const char *error, const char *fmt, ...)
+{
+    char detail[700], body[1600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    size_t p = (size_t)snprintf(body, sizeof body, "{\"error\":\"%s\",\"detail\":\"", error);
+    sl_httpd_json_escape(detail, strlen(detail), body, sizeof body - 4, &p);
+    memcpy(body + p, "\"}", 3);
+    return reply(conn, status, body, p + 2, "application/json", allow, false);
+}
+
+/* Answers root (consumed) as compact JSON. */
+static enum MHD_Result reply_json(struct MHD_Connection *conn, int status, json_t *root)
+{
+    char *text = root != NULL ? json_dumps(root, JSON_COMPACT) : NULL;
+    json_decref(root);
+    if (text == NULL)
+        return reply_error(conn, 500, NULL, "internal", "out of memory building the answer");
+    return reply(conn, status, text, strlen(text), "application/json", NULL, true);
+}
+
+/* ---- endpoints -------------------------------------------------------------- */
+
+static enum MHD_Result ep_metrics(sl_admin *a, struct MHD_Connection *conn)
+{
+    size_t len = 0;
+    char *text = a->gw->metrics != NULL ? sl_metrics_render(a->gw->metrics, &len) : NULL;
+    if (text == NULL)
+        return reply_error(conn, 500, NULL, "internal", "cannot render the metrics");
+    return reply(conn, 200, text, len, "text/plain; version=0.0.4; charset=utf-8", NULL, true);
+}
+
+/* Sums the lag of every partition of r and tells whether all are paused. */
+static void route_totals(sl_route *r, int64_t *lag, bool *paused)
+{
+    int n = sl_route_partition_count(r);
+    sl_route_partition_info info;
+    *lag = 0;
+    *paused = n > 0;
+    for (int i = 0; i < n; i++) {
+        if (sl_route_get_partition_info(r, i, &info) != 0)
+            continue;
+        *lag += info.lag;
+        *paused = *paused && info.paused;
+    }
+}
+
+static enum MHD_Result ep_routes(sl_admin *a, struct MHD_Connection *conn)
+{
+    json_t *list = json_array();
+    json_t *root = json_pack("{s:o}", "routes", list);
+    if (root == NULL)
+        return reply_error(conn, 500, NULL, "internal", "out of memory");
+    for (size_t i = 0; i < a->gw->n_routes; i++) {
+        sl_route *r = a->gw->routes[i];
+        int64_t lag;
+        bool paused;
+        route_totals(r, &lag, &paused);
+        json_t *o =
+            json_pack("{s:s,s:i,s:I,s:b}", "name", sl_route_name(r), "partitions",
+                      sl_route_partition_count(r), "lag", (json_int_t)lag, "paused", paused);
+        if (o == NULL || json_array_append_new(list, o) != 0) {
+            json_decref(root);
+            return reply_error(conn, 500, NULL, "internal", "out of memory");
+        }
+    }
+    return reply_json(conn, 200, root);
+}
+
+static enum MHD_Result ep_route(sl_admin *a, struct MHD_Connection *conn, sl_route *r)
+{
+    const sl_route_conf *rc = sl_route_get_conf(r);
+    const char *from = rc->from.connector != NULL ? rc->from.connector : rc->from.topic;
+    json_t *parts = json_array();
+    json_t *root = json_pack("{s:s,s:s?,s:s?,s:o}", "name", sl_route_name(r), "from", from, "path",
+                             rc->from.path, "partitions", parts);
+    if (root == NULL)
+        return reply_error(conn, 500, NULL, "internal", "out of memory");
+    int n = sl_route_partition_count(r);
+    for (int i = 0; i < n; i++) {
+        sl_route_partition_info info;
+        if (sl_route_get_partition_info(r, i, &info) != 0)
+            continue;
+        json_t *o = json_pack(
+            "{s:i,s:I,s:I,s:I,s:I,s:b,s:i,s:o}", "partition", info.partition, "start_offset",
+            (json_int_t)info.start_offset, "end_offset", (json_int_t)info.end_offset, "committed",
+            (json_int_t)info.committed, "lag", (json_int_t)info.lag, "paused", info.paused,
+            "attempts", info.attempts, "last_error",
+            info.last_error[0] ? json_stringn_nocheck(info.last_error, strlen(info.last_error))
+                               : json_null());
+        if (o == NULL || json_array_append_new(parts, o) != 0) {
+            json_decref(root);
+            return reply_error(conn, 500, NULL, "internal", "out of memory");
+        }
+    }
+    return reply_json(conn, 200, root);
+}
+
+static enum MHD_Result ep_rewind(sl_admin *a, struct MHD_Connection *conn, sl_route *r,
+                                 const adm_req *q)
+{
+    json_error_t jerr;
+    sl_error err;
+    int64_t offset = -1, ts_ms = 0;
+    (void)a;
+    if (q->too_large)
+        return reply_error(conn, 413, NULL, "payload_too_large", "the body exceeds %d bytes",
+                           ADM_MAX_BODY);
+    json_t *body = json_loadb(q->body != NULL ? q->body : "", q->len, 0, &jerr);
+    if (body == NULL)
+        return reply_error(conn, 400, NULL, "invalid_json",
+                           "expected {\"offset\":N} or {\"timestamp\":\"RFC3339\"}: %s at line %d, "
+                           "column %d",
+                           jerr.text, jerr.line, jerr.column);
+    json_t *jo = json_object_get(body, "offset");
+    json_t *jt = json_object_get(body, "timestamp");
+    const char *ts_text = json_string_value(jt);
+    if ((jo == NULL) == (jt == NULL) || json_object_size(body) != 1) {
+        json_decref(body);
+        return reply_error(conn, 400, NULL, "bad_request",
+                           "give exactly one of \"offset\" (an integer >= 0) or \"timestamp\" "
+                           "(RFC 3339)");
+    }
+    if (jo != NULL && (!json_is_integer(jo) || json_integer_value(jo) < 0)) {
+        json_decref(body);
+        return reply_error(conn, 400, NULL, "bad_request", "\"offset\" must be an integer >= 0");
+    }
+    if (jt != NULL && (ts_text == NULL || sl_httpd_parse_rfc3339(ts_text, &ts_ms) != 0)) {
+        json_decref(body);
+        return reply_error(conn, 400, NULL, "bad_request",
+                           "\"timestamp\" must be RFC 3339, e.g. \"2024-05-01T12:00:00Z\" or "
+                           "\"2024-05-01T14:00:00.250+02:00\"");
+    }
+    if (jo != NULL)
+        offset = (int64_t)json_integer_value(jo);
+    json_t *ans;
+    if (offset >= 0)
+        ans = json_pack("{s:s,s:I}", "route", sl_route_name(r), "rewound_to", (json_int_t)offset);
+    else
+        ans = json_pack("{s:s,s:s,s:I}", "route", sl_route_name(r), "rewound_to", ts_text,
+                        "timestamp_ms", (json_int_t)ts_ms);
+    json_decref(body); /* ts_text is not used past this point */
+    if (ans == NULL)
+        return reply_error(conn, 500, NULL, "internal", "out of memory");
+    if (sl_route_rewind(r, offset, offset >= 0 ? 0 : ts_ms, &err) != 0) {
+        json_decref(ans);
+        int st = err.code == SL_EINVAL || err.code == SL_ENOTFOUND ? 400 : 500;
+        if (st == 500)
+            sl_err(ADM_COMPONENT, "rewind of route %s failed: %s", sl_route_name(r), err.msg);
+        return reply_error(conn, st, NULL, st == 400 ? "bad_request" : "rewind_failed", "%s",
+                           err.msg);
+    }
+    return reply_json(conn, 200, ans);
+}
+
+static enum MHD_Result ep_pause(struct MHD_Connection *conn, sl_route *r, bool paused)
+{
+    sl_route_pause(r, paused);
+    return reply_json(conn, 200,
+                      json_pack("{s:s,s:b}", "route", sl_route_name(r), "paused", paused));
+}
+
+static enum MHD_Result ep_message(sl_admin *a, struct MHD_Connection *conn, const char *id)
+{
+    sl_msg_status st;
+    if (a->gw->status == NULL || sl_status_get(a->gw->status, id, &st) != 0)
+        return reply_error(conn, 404, NULL, "not_found",
+                           "no message %s (never seen, or forgotten by the status table)", id);
+    json_t *o =
+        json_pack("{s:s,s:s,s:i,s:I,s:s,s:i,s:o}", "id", st.id, "route", st.route, "partition",
+                  st.partition, "offset", (json_int_t)st.offset, "state",
+                  sl_msg_state_name(st.state), "attempts", st.attempts, "last_error",
+                  st.last_error[0] ? json_stringn_nocheck(st.last_error, strlen(st.last_error))
+                                   : json_null());
+    return reply_json(conn, 200, o);
+}
+
+/* ---- dispatch ------------------------------------------------------------- */
+
+static bool is_get(const char *method)
+{
+    return strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+}
+
+static enum MHD_Result method_not_allowed(struct MHD_Connection *conn, const char *allow,
+                                          const char *method, const char *url)
+{
+    return reply_error(conn, 405, allow, "method_not_allowed", "%s takes %s, not %s", url, allow,
+                       method);
+}
+
+/* Checks the bearer token. Returns 0 when the request may go on, else the
+ * HTTP status to answer (401 without credentials, 403 with wrong ones). */
+static int check_auth(const sl_admin *a, struct MHD_Connection *conn)
+{
+    if (a->token == NULL)
+        return 0;
+    const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    if (h == NULL)
+        return 401;
+    while (*h == ' ')
+        h++;
+    if (strncasecmp(h, "Bearer ", 7) != 0)
+        return 401;
+    h += 7;
+    while (*h == ' ')
+        h++;
+    size_t n = strlen(h);
+    while (n > 0 && h[n - 1] == ' ')
+        n--;
+    return sl_httpd_secret_equal(h, n, a->token, a->token_len) ? 0 : 403;
+}
+
+static enum MHD_Result dispatch_route(sl_admin *a, struct MHD_Connection *conn, const char *url,
+                                      const char *method, const char *rest, const adm_req *q)
+{
+    char name[256];
+    const char *slash = strchr(rest, '/');
+    size_t nl = slash != NULL ? (size_t)(slash - rest) : strlen(rest);
+    if (nl == 0 || nl >= sizeof name)
+        return reply_error(conn, 404, NULL, "not_found", "no such endpoint: %s", url);
+    memcpy(name, rest, nl);
+    name[nl] = '\0';
+    const char *action = slash != NULL ? slash + 1 : NULL;
+    if (action != NULL && *action == '\0')
+        action = NULL; /* "/v1/routes/NAME/" */
+    if (action != NULL && strcmp(action, "rewind") != 0 && strcmp(action, "pause") != 0 &&
+        strcmp(action, "resume") != 0)
+        return reply_error(conn, 404, NULL, "not_found", "no such endpoint: %s", url);
+    if (action == NULL && !is_get(method))
+        return method_not_allowed(conn, "GET", method, url);
+    if (action != NULL && strcmp(method, MHD_HTTP_METHOD_POST) != 0)
+        return method_not_allowed(conn, "POST", method, url);
+    sl_route *r = sl_gateway_route(a->gw, name);
+    if (r == NULL)
+        return reply_error(conn, 404, NULL, "not_found", "no route named %s", name);
+    if (action == NULL)
+        return ep_route(a, conn, r);
+    if (strcmp(action, "rewind") == 0)
+        return ep_rewind(a, conn, r, q);
+    return ep_pause(conn, r, strcmp(action, "pause") == 0);
+}
+
+static enum MHD_Result dispatch(sl_admin *a, struct MHD_Connection *conn, const char *url,
+                                const char *method, const adm_req *q)
+{
+    if (strcmp(url, "/health") == 0) {
+        if (!is_get(method))
+            return method_not_allowed(conn, "GET", method, url);
+        return reply(conn, 200, "{\"status\":\"ok\"}", 15, "application/json", NULL, false);
+    }
+    int auth = check_auth(a, conn);
+    if (auth == 401)
+        return reply_error(conn, 401, NULL, "unauthorized",
+                           "send Authorization: Bearer TOKEN (sluice.admin.token)");
+    if (auth == 403)
+        return reply_error(conn, 403, NULL, "forbidden", "wrong admin token");
+    if (strcmp(url, "/ready") == 0) {
+        if (!is_get(method))
+            return method_not_allowed(conn, "GET", method, url);
+        if (sl_gateway_ready(a->gw))
+            return reply(conn, 200, "{\"status\":\"ready\"}", 18, "application/json", NULL, false);
+        return reply(conn, 503, "{\"status\":\"not_ready\"}", 22, "application/json", NULL, false);
+    }
+    if (strcmp(url, "/metrics") == 0) {
+        if (!is_get(method))
+            return method_not_allowed(conn, "GET", method, url);
+        return ep_metrics(a, conn);
+    }
+    if (strcmp(url, "/v1/routes") == 0 || strcmp(url, "/v1/routes/") == 0) {
+        if (!is_get(method))
+            return method_not_allowed(conn, "GET", method, url);
+        return ep_routes(a, conn);
+    }
+    if (strncmp(url, "/v1/routes/", 11) == 0)
+        return dispatch_route(a, conn, url, method, url + 11, q);
+    if (strncmp(url, "/v1/messages/", 13) == 0 && url[13] != '\0' &&
+        strchr(url + 13, '/') == NULL) {
+        if (!is_get(method))
+            return method_not_allowed(conn, "GET", method, url);
+        return ep_message(a, conn, url + 13);
+    }
+    return reply_error(conn, 404, NULL, "not_found", "no such endpoint: %s", url);
+}
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
+                               const char *method, const char *version, const char *upload_data,
+                               size_t *upload_data_size, void **con_cls)
+{
+    sl_admin *a = cls;
+    adm_req *q = *con_cls;
+    (void)version;
+    if (q == NULL) {
+        q = calloc(1, sizeof *q);
+        if (q == NULL)
+            return MHD_NO;
+        *con_cls = q;
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (q->too_large || q->oom)
+            return MHD_YES;
+        if (q->len + n > ADM_MAX_BODY) {
+            q->too_large = true;
+            return MHD_YES;
+        }
+        if (q->len + n > q->cap) {
+            size_t nc = q->len + n + 1024;
+            char *nb = realloc(q->body, nc);
+            if (nb == NULL) {
+                q->oom = true;
+                return MHD_YES;
+            }
+            q->body = nb;
+            q->cap = nc;
+        }
+        memcpy(q->body + q->len, upload_data, n);
+        q->len += n;
+        return MHD_YES;
+    }
+    if (q->oom)
+        return reply_error(conn, 500, NULL, "internal", "out of memory");
+    return dispatch(a, conn, url, method, q);
+}
+
+static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                      enum MHD_RequestTerminationCode toe)
+{
+    adm_req *q = *con_cls;
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    if (q != NULL) {
+        free(q->body);
+        free(q);
+        *con_cls = NULL;
+    }
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char line[512];
+    (void)cls;
+    vsnprintf(line, sizeof line, fmt, ap);
+    size_t n = strlen(line);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    sl_warn(ADM_COMPONENT, "libmicrohttpd: %s", line);
+}
+
+static double log_bytes(void *arg)
+{
+    return (double)sl_log_disk_bytes(arg);
+}
+
+/* ---- public --------------------------------------------------------------- */
+
+sl_admin *sl_admin_start(sl_gateway *gw, sl_error *err)
+{
+    const char *where = gw->conf->gw.admin_listen;
+    sl_admin *a = calloc(1, sizeof *a);
+    if (a == NULL) {
+        sl_error_set(err, SL_ENOMEM, "admin: out of memory");
+        return NULL;
+    }
+    a->gw = gw;
+    if (gw->conf->gw.admin_token != NULL && gw->conf->gw.admin_token[0] != '\0') {
+        a->token = gw->conf->gw.admin_token;
+        a->token_len = strlen(a->token);
+    }
+    if (where == NULL || where[0] == '\0')
+        return a; /* disabled */
+    int fd = sl_httpd_listen_socket(where, 64, err);
+    if (fd < 0) {
+        char msg[sizeof err->msg];
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        sl_error_set(err, SL_EIO, "admin listener: %s", msg);
+        sl_err(ADM_COMPONENT, "%s", err->msg);
+        free(a);
+        return NULL;
+    }
+    sl_httpd_sockname(fd, a->bound, sizeof a->bound);
+    a->daemon =
+        MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, handler,
+                         a, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a, MHD_OPTION_LISTEN_SOCKET, fd,
+                         MHD_OPTION_NOTIFY_COMPLETED, completed, a, MHD_OPTION_CONNECTION_TIMEOUT,
+                         (unsigned)30, MHD_OPTION_END);
+    if (a->daemon == NULL) {
+        close(fd);
+        sl_error_set(err, SL_EIO, "admin listener: cannot start the HTTP server on %s", where);
+        sl_err(ADM_COMPONENT, "%s", err->msg);
+        free(a);
+        return NULL;
+    }
+    if (gw->metrics != NULL && gw->log != NULL)
+        a->log_bytes = sl_metrics_gauge(gw->metrics, "sluice_log_bytes",
+                                        "Bytes of log segment and index files on disk", "",
+                                        log_bytes, gw->log);
+    sl_info(ADM_COMPONENT, "admin listening on %s%s", a->bound,
+            a->token != NULL ? " (bearer token required)" : "");
+    return a;
+}
+
+void sl_admin_stop(sl_admin *a)
+{
+    if (a == NULL)
+        return;
+    if (a->daemon != NULL)
+        MHD_stop_daemon(a->daemon);
+    if (a->log_bytes != NULL && a->gw->metrics != NULL)
+        sl_metrics_remove_gauge(a->gw->metrics, a->log_bytes);
+    free(a);
+}
