@@ -1,0 +1,426 @@
+/* Unit tests of the pure parts of the http_server connector and the admin
+ * listener: the Idempotency-Key table (http_server_idem.c) and the helpers
+ * of http_server_util.c (JSON validation, content types, RFC 3339, listen
+ * addresses, escaping, constant-time comparison). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "http_server_idem.h"
+#include "http_server_util.h"
+
+/* ---- JSON validator --------------------------------------------------------- */
+
+static bool valid(const char *s)
+{
+    char msg[200];
+    return sl_httpd_json_valid(s, strlen(s), msg, sizeof msg);
+}
+
+/* The validator must agree with jansson (as sl_msg_json parses) on every case. */
+static void agree_with_jansson(const char *s, size_t len)
+{
+    char msg[200];
+    json_error_t jerr;
+    json_t *j = json_loadb(s, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+    bool ours = sl_httpd_json_valid(s, len, msg, sizeof msg);
+    if ((j != NULL) != ours)
+        fail_msg("disagree on [%.*s]: jansson %s (%s), ours %s (%s)", (int)len, s,
+                 j ? "ok" : "error", j ? "" : jerr.text, ours ? "ok" : "error", msg);
+    json_decref(j);
+}
+
+static void test_json_valid_accepts(void **state)
+{
+    (void)state;
+    assert_true(valid("{}"));
+    assert_true(valid(" [ ] "));
+    assert_true(valid("{\"customer\":{\"id\":\"c1\",\"n\":[1,2.5,-3e10,true,false,null]}}"));
+    assert_true(valid("\"just a string\""));
+    assert_true(valid("0"));
+    assert_true(valid("-0.0e+0"));
+    assert_true(valid("\"\\u00e9\\ud83d\\ude00 caf\xc3\xa9 \xf0\x9f\x98\x80\""));
+    assert_true(valid("\"a\\u0000b\""));
+    assert_true(valid("9223372036854775807"));
+    assert_true(valid("-9223372036854775808"));
+}
+
+static void test_json_valid_rejects(void **state)
+{
+    (void)state;
+    const char *bad[] = {"",
+                         " ",
+                         "{",
+                         "{\"a\"}",
+                         "{\"a\":}",
+                         "{\"a\":1,}",
+                         "[1,]",
+                         "[1 2]",
+                         "{a:1}",
+                         "01",
+                         "1.",
+                         ".5",
+                         "-",
+                         "1e",
+                         "tru",
+                         "nul",
+                         "\"abc",
+                         "\"a\tb\"",
+                         "\"\\x\"",
+                         "\"\\u12\"",
+                         "\"\\ud800\"",
+                         "\"\\udc00\"",
+                         "\"\xc3\"",
+                         "\"\xc0\xaf\"",
+                         "\"\xed\xa0\x80\"",
+                         "\"\xf5\x80\x80\x80\"",
+                         "{} {}",
+                         "{}x",
+                         "9223372036854775808",
+                         "-9223372036854775809",
+                         "1e400",
+                         "[1]]",
+                         "{\"a\":1}}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (valid(bad[i]))
+            fail_msg("accepted invalid JSON [%s]", bad[i]);
+    }
+}
+
+static void test_json_valid_message(void **state)
+{
+    (void)state;
+    char msg[200];
+    const char *s = "{\n  \"a\": 1,\n  \"b\": }";
+    assert_false(sl_httpd_json_valid(s, strlen(s), msg, sizeof msg));
+    assert_non_null(strstr(msg, "unexpected '}'"));
+    assert_non_null(strstr(msg, "line 3, column 8 (byte 19)"));
+    assert_false(sl_httpd_json_valid("[1,", 3, msg, sizeof msg));
+    assert_non_null(strstr(msg, "unexpected end of input"));
+    /* tiny buffers are never overrun */
+    char small[8];
+    assert_false(sl_httpd_json_valid("[", 1, small, sizeof small));
+    assert_int_equal(strlen(small), sizeof small - 1);
+}
+
+static void test_json_valid_depth(void **state)
+{
+    (void)state;
+    char msg[200];
+    size_t n = 2048;
+    char *deep = malloc(2 * n + 2);
+    assert_non_null(deep);
+    memset(deep, '[', n);
+    memset(deep + n, ']', n);
+    assert_true(sl_httpd_json_valid(deep, 2 * n, msg, sizeof msg));
+    memset(deep, '[', n + 1);
+    memset(deep + n + 1, ']', n + 1);
+    assert_false(sl_httpd_json_valid(deep, 2 * n + 2, msg, sizeof msg));
+    assert_non_null(strstr(msg, "nesting too deep"));
+    free(deep);
+}
+
+static void test_json_valid_agrees_with_jansson(void **state)
+{
+    (void)state;
+    const char *cases[] = {"{}",
+                           "[]",
+                           "{\"a\":[1,{\"b\":null}]}",
+                           "\"x\"",
+                           "1.5e3",
+                           "-0",
+                           "[1,]",
+                           "{\"a\":1,}",
+                           "01",
+                           "\"\\ud800\\udc00\"",
+                           "\"\\ud800x\"",
+                           "\"\xe2\x82\xac\"",
+                           "\"\xe2\x82\"",
+                           "  true  ",
+                           "[true false]",
+                           "\"\\u0000\"",
+                           "123456789012345678901234567890",
+                           "1.0e309",
+                           "1e-400",
+                           "{\"a\" 1}"};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        agree_with_jansson(cases[i], strlen(cases[i]));
+    /* an embedded NUL byte outside a string */
+    agree_with_jansson("[1]\0", 4);
+    /* random mutations of a document */
+    const char *base = "{\"id\":\"c1\",\"items\":[1,2.5,{\"x\":\"\\u00e9\"}],\"ok\":true}";
+    size_t bl = strlen(base);
+    static const char alphabet[] = "{}[]\":,0123456789.eE+-tfnul\\ \x80\xc3";
+    char buf[128];
+    srand(42);
+    for (int round = 0; round < 20000; round++) {
+        memcpy(buf, base, bl);
+        int edits = 1 + rand() % 3;
+        for (int e = 0; e < edits; e++)
+            buf[rand() % bl] = alphabet[rand() % (int)(sizeof alphabet - 1)];
+        agree_with_jansson(buf, (size_t)(rand() % 4 == 0 ? rand() % (int)bl : (int)bl));
+    }
+}
+
+/* ---- content types ---------------------------------------------------------- */
+
+static void test_content_type(void **state)
+{
+    (void)state;
+    assert_true(sl_httpd_content_type_ok(SL_CT_JSON, "application/json"));
+    assert_true(sl_httpd_content_type_ok(SL_CT_JSON, "Application/JSON; charset=utf-8"));
+    assert_true(sl_httpd_content_type_ok(SL_CT_JSON, "application/vnd.api+json"));
+    assert_true(sl_httpd_content_type_ok(SL_CT_JSON, " application/problem+json ;x=y"));
+    assert_false(sl_httpd_content_type_ok(SL_CT_JSON, "text/plain"));
+    assert_false(sl_httpd_content_type_ok(SL_CT_JSON, "application/jsonx"));
+    assert_false(sl_httpd_content_type_ok(SL_CT_JSON, "json"));
+    assert_false(sl_httpd_content_type_ok(SL_CT_JSON, NULL));
+    assert_true(sl_httpd_content_type_ok(SL_CT_XML, "application/xml"));
+    assert_true(sl_httpd_content_type_ok(SL_CT_XML, "text/xml; charset=utf-8"));
+    assert_true(sl_httpd_content_type_ok(SL_CT_XML, "application/soap+xml"));
+    assert_false(sl_httpd_content_type_ok(SL_CT_XML, "application/json"));
+    assert_true(sl_httpd_content_type_ok(SL_CT_TEXT, "text/plain"));
+    assert_true(sl_httpd_content_type_ok(SL_CT_TEXT, "TEXT/csv"));
+    assert_false(sl_httpd_content_type_ok(SL_CT_TEXT, "textual/plain"));
+    assert_false(sl_httpd_content_type_ok(SL_CT_TEXT, "application/json"));
+    assert_true(sl_httpd_content_type_ok(SL_CT_ANY, NULL));
+    assert_true(sl_httpd_content_type_ok(SL_CT_ANY, "whatever"));
+    assert_string_equal(sl_httpd_content_type_name(SL_CT_JSON), "application/json");
+    assert_null(sl_httpd_content_type_name(SL_CT_ANY));
+}
+
+/* ---- RFC 3339 --------------------------------------------------------------- */
+
+static void test_rfc3339(void **state)
+{
+    (void)state;
+    int64_t ms = 0;
+    assert_int_equal(sl_httpd_parse_rfc3339("1970-01-01T00:00:00Z", &ms), 0);
+    assert_int_equal(ms, 0);
+    assert_int_equal(sl_httpd_parse_rfc3339("2024-05-01T12:00:00Z", &ms), 0);
+    assert_int_equal(ms, 1714564800000LL);
+    assert_int_equal(sl_httpd_parse_rfc3339("2024-05-01T14:00:00.250+02:00", &ms), 0);
+    assert_int_equal(ms, 1714564800250LL);
+    assert_int_equal(sl_httpd_parse_rfc3339("2024-05-01t07:30:00.1234567-04:30", &ms), 0);
+    assert_int_equal(ms, 1714564800123LL);
+    assert_int_equal(sl_httpd_parse_rfc3339("2024-02-29 00:00:00z", &ms), 0);
+    assert_int_equal(ms, 1709164800000LL);
+    assert_int_equal(sl_httpd_parse_rfc3339("1969-12-31T23:59:59.5Z", &ms), 0);
+    assert_int_equal(ms, -500);
+    assert_int_equal(sl_httpd_parse_rfc3339("2000-03-01T00:00:00Z", &ms), 0);
+    assert_int_equal(ms, 951868800000LL);
+    const char *bad[] = {NULL,
+                         "",
+                         "2024-05-01",
+                         "2024-05-01T12:00:00",
+                         "2024-05-01T12:00Z",
+                         "2024-13-01T00:00:00Z",
+                         "2023-02-29T00:00:00Z",
+                         "1900-02-29T00:00:00Z",
+                         "2024-04-31T00:00:00Z",
+                         "2024-05-01T24:00:00Z",
+                         "2024-05-01T12:60:00Z",
+                         "2024-05-01T12:00:61Z",
+                         "2024-05-01T12:00:00.Z",
+                         "2024-05-01T12:00:00+0200",
+                         "2024-05-01T12:00:00+24:00",
+                         "2024-05-01T12:00:00Zjunk",
+                         "2024/05/01T12:00:00Z",
+                         "yesterday"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (sl_httpd_parse_rfc3339(bad[i], &ms) == 0)
+            fail_msg("accepted [%s]", bad[i] ? bad[i] : "(null)");
+}
+
+/* ---- listen addresses ------------------------------------------------------- */
+
+static void test_listen_parse(void **state)
+{
+    (void)state;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    sl_error err;
+    assert_int_equal(sl_httpd_parse_listen("127.0.0.1:8080", &ss, &len, &err), 0);
+    assert_int_equal(ss.ss_family, AF_INET);
+    assert_int_equal(ntohs(((struct sockaddr_in *)&ss)->sin_port), 8080);
+    assert_int_equal(sl_httpd_parse_listen("0.0.0.0:80", &ss, &len, &err), 0);
+    assert_int_equal(((struct sockaddr_in *)&ss)->sin_addr.s_addr, htonl(INADDR_ANY));
+    assert_int_equal(sl_httpd_parse_listen(":9000", &ss, &len, &err), 0);
+    assert_int_equal(ss.ss_family, AF_INET);
+    assert_int_equal(sl_httpd_parse_listen("[::1]:8443", &ss, &len, &err), 0);
+    assert_int_equal(ss.ss_family, AF_INET6);
+    assert_int_equal(ntohs(((struct sockaddr_in6 *)&ss)->sin6_port), 8443);
+    const char *bad[] = {
+        "",         "8080",      "127.0.0.1", "127.0.0.1:", "127.0.0.1:http", "127.0.0.1:70000",
+        "::1:8080", "[::1]8080", "[]:80",     "1.2.3.4:-1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (sl_httpd_parse_listen(bad[i], &ss, &len, &err) == 0)
+            fail_msg("accepted [%s]", bad[i]);
+        assert_int_equal(err.code, SL_EINVAL);
+    }
+}
+
+static void test_listen_socket_bind_error(void **state)
+{
+    (void)state;
+    sl_error err;
+    char where[96], again[120];
+    int fd = sl_httpd_listen_socket("127.0.0.1:0", 16, &err);
+    assert_true(fd >= 0);
+    sl_httpd_sockname(fd, where, sizeof where);
+    assert_non_null(strstr(where, "127.0.0.1:"));
+    snprintf(again, sizeof again, "%s", where);
+    assert_int_equal(sl_httpd_listen_socket(again, 16, &err), -1);
+    assert_non_null(strstr(err.msg, "cannot bind"));
+    assert_non_null(strstr(err.msg, again));
+    assert_non_null(strstr(err.msg, "Address already in use"));
+    close(fd);
+}
+
+/* ---- escaping and comparison ---------------------------------------------- */
+
+static void test_json_escape(void **state)
+{
+    (void)state;
+    char out[64];
+    size_t pos = 0;
+    assert_true(sl_httpd_json_escape("a\"b\\c\n\x01", 7, out, sizeof out, &pos));
+    assert_string_equal(out, "a\\\"b\\\\c\\n\\u0001");
+    assert_int_equal(pos, strlen(out));
+    char tiny[5];
+    pos = 0;
+    assert_false(sl_httpd_json_escape("abcdef", 6, tiny, sizeof tiny, &pos));
+    assert_string_equal(tiny, "abcd");
+    pos = 0;
+    assert_false(sl_httpd_json_escape("ab\"", 3, tiny, 4, &pos));
+    assert_string_equal(tiny, "ab"); /* an escape is never cut in half */
+}
+
+static void test_secret_equal(void **state)
+{
+    (void)state;
+    assert_true(sl_httpd_secret_equal("s3cret", 6, "s3cret", 6));
+    assert_false(sl_httpd_secret_equal("s3cre", 5, "s3cret", 6));
+    assert_false(sl_httpd_secret_equal("s3crett", 7, "s3cret", 6));
+    assert_false(sl_httpd_secret_equal("s3creT", 6, "s3cret", 6));
+    assert_false(sl_httpd_secret_equal("", 0, "s3cret", 6));
+    assert_true(sl_httpd_secret_equal("", 0, "", 0));
+}
+
+/* ---- Idempotency-Key table ------------------------------------------------- */
+
+static void test_idem_flow(void **state)
+{
+    (void)state;
+    sl_idem *t = sl_idem_new(16, 1000);
+    assert_non_null(t);
+    uint64_t tok = 0, tok2 = 0;
+    sl_idem_answer prev;
+    assert_int_equal(sl_idem_begin(t, "k1", 2, 100, &tok, &prev), SL_IDEM_NEW);
+    assert_int_equal(sl_idem_begin(t, "k1", 2, 101, &tok2, &prev), SL_IDEM_IN_FLIGHT);
+    char body[] = "{\"id\":\"x\"}";
+    char ctype[] = "application/json";
+    char loc[] = "/v1/messages/x";
+    sl_idem_answer ans = {202, body, strlen(body), ctype, loc};
+    assert_int_equal(sl_idem_finish(t, "k1", 2, tok, &ans, 200), 0);
+    assert_int_equal(sl_idem_begin(t, "k1", 2, 300, &tok2, &prev), SL_IDEM_REPLAY);
+    assert_int_equal(prev.status, 202);
+    assert_int_equal(prev.body_len, strlen(body));
+    assert_memory_equal(prev.body, body, strlen(body));
+    assert_string_equal(prev.content_type, ctype);
+    assert_string_equal(prev.location, loc);
+    sl_idem_answer_free(&prev);
+    assert_null(prev.body);
+    /* the window runs from the answer: 200 + 1000 */
+    assert_int_equal(sl_idem_begin(t, "k1", 2, 1199, &tok2, &prev), SL_IDEM_REPLAY);
+    sl_idem_answer_free(&prev);
+    assert_int_equal(sl_idem_begin(t, "k1", 2, 1200, &tok2, &prev), SL_IDEM_NEW);
+    sl_idem_free(t);
+}
+
+static void test_idem_errors_are_forgotten(void **state)
+{
+    (void)state;
+    sl_idem *t = sl_idem_new(16, 1000);
+    uint64_t tok = 0;
+    sl_idem_answer prev;
+    assert_int_equal(sl_idem_begin(t, "k", 1, 0, &tok, &prev), SL_IDEM_NEW);
+    sl_idem_finish(t, "k", 1, tok, NULL, 1); /* an error before the append */
+    assert_int_equal(sl_idem_count(t), 0);
+    assert_int_equal(sl_idem_begin(t, "k", 1, 2, &tok, &prev), SL_IDEM_NEW);
+    sl_idem_finish(t, "k", 1, tok, NULL, 3); /* abandoned (client went away) */
+    assert_int_equal(sl_idem_begin(t, "k", 1, 4, &tok, &prev), SL_IDEM_NEW);
+    /* a stale token does not touch the new claim */
+    sl_idem_answer ok = {204, NULL, 0, NULL, NULL};
+    sl_idem_finish(t, "k", 1, tok + 100, &ok, 5);
+    assert_int_equal(sl_idem_begin(t, "k", 1, 6, &tok, &prev), SL_IDEM_IN_FLIGHT);
+    sl_idem_free(t);
+}
+
+static void test_idem_bounded(void **state)
+{
+    (void)state;
+    sl_idem *t = sl_idem_new(100, 1000000);
+    char key[32];
+    uint64_t tok;
+    sl_idem_answer prev;
+    sl_idem_answer ok = {202, NULL, 0, NULL, NULL};
+    for (int i = 0; i < 1000; i++) {
+        int n = snprintf(key, sizeof key, "key-%d", i);
+        assert_int_equal(sl_idem_begin(t, key, (size_t)n, (uint64_t)i, &tok, &prev), SL_IDEM_NEW);
+        sl_idem_finish(t, key, (size_t)n, tok, &ok, (uint64_t)i);
+        assert_true(sl_idem_count(t) <= 100);
+    }
+    assert_int_equal(sl_idem_count(t), 100);
+    /* the oldest were evicted, the newest kept */
+    assert_int_equal(sl_idem_begin(t, "key-0", 5, 2000, &tok, &prev), SL_IDEM_NEW);
+    assert_int_equal(sl_idem_begin(t, "key-999", 7, 2000, &tok, &prev), SL_IDEM_REPLAY);
+    sl_idem_answer_free(&prev);
+    sl_idem_free(t);
+}
+
+static void test_idem_binary_keys(void **state)
+{
+    (void)state;
+    sl_idem *t = sl_idem_new(4, 1000);
+    uint64_t tok;
+    sl_idem_answer prev;
+    assert_int_equal(sl_idem_begin(t, "a\0b", 3, 0, &tok, &prev), SL_IDEM_NEW);
+    assert_int_equal(sl_idem_begin(t, "a\0c", 3, 0, &tok, &prev), SL_IDEM_NEW);
+    assert_int_equal(sl_idem_begin(t, "a", 1, 0, &tok, &prev), SL_IDEM_NEW);
+    assert_int_equal(sl_idem_begin(t, "a\0b", 3, 0, &tok, &prev), SL_IDEM_IN_FLIGHT);
+    sl_idem_free(t); /* frees claims still in flight */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_json_valid_accepts),
+        cmocka_unit_test(test_json_valid_rejects),
+        cmocka_unit_test(test_json_valid_message),
+        cmocka_unit_test(test_json_valid_depth),
+        cmocka_unit_test(test_json_valid_agrees_with_jansson),
+        cmocka_unit_test(test_content_type),
+        cmocka_unit_test(test_rfc3339),
+        cmocka_unit_test(test_listen_parse),
+        cmocka_unit_test(test_listen_socket_bind_error),
+        cmocka_unit_test(test_json_escape),
+        cmocka_unit_test(test_secret_equal),
+        cmocka_unit_test(test_idem_flow),
+        cmocka_unit_test(test_idem_errors_are_forgotten),
+        cmocka_unit_test(test_idem_bounded),
+        cmocka_unit_test(test_idem_binary_keys),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
