@@ -292,6 +292,136 @@ static int check_auth(const sl_admin *a, struct MHD_Connection *conn)
     return sl_httpd_secret_equal(h, n, a->token, a->token_len) ? 0 : 403;
 }
 
+static json_t *breaker_json(sl_breaker *b)
+{
+    sl_breaker_info info;
+    sl_breaker_get_info(b, &info);
+    return json_pack("{s:s,s:s,s:i,s:I,s:I,s:i,s:I,s:I,s:I}", "connector", sl_breaker_name(b),
+                     "state", sl_breaker_state_name(info.state), "state_value", (int)info.state,
+                     "calls", (json_int_t)info.calls, "failures", (json_int_t)info.failures,
+                     "consecutive_failures", info.consecutive_failures, "open_for_ms",
+                     (json_int_t)info.open_for_ms, "retry_in_ms", (json_int_t)info.retry_in_ms,
+                     "rejected", (json_int_t)info.rejected);
+}
+
+static enum MHD_Result ep_breakers(sl_admin *a, struct MHD_Connection *conn)
+{
+    json_t *list = json_array();
+    json_t *root = json_pack("{s:o}", "breakers", list);
+    if (!root)
+        return reply_error(conn, 500, NULL, "internal", "out of memory");
+    for (size_t i = 0; i < a->gw->n_connectors; i++) {
+        sl_breaker *b = a->gw->breakers ? a->gw->breakers[i] : NULL;
+        if (b && json_array_append_new(list, breaker_json(b)) != 0) {
+            json_decref(root);
+            return reply_error(conn, 500, NULL, "internal", "out of memory");
+        }
+    }
+    return reply_json(conn, 200, root);
+}
+
+/* /v1/breakers/NAME[/reset] */
+static enum MHD_Result dispatch_breaker(sl_admin *a, struct MHD_Connection *conn, const char *url,
+                                        const char *method, const char *rest)
+{
+    char name[256];
+    const char *slash = strchr(rest, '/');
+    size_t len = slash ? (size_t)(slash - rest) : strlen(rest);
+    if (len == 0 || len >= sizeof name)
+        return reply_error(conn, 404, NULL, "not_found", "no such endpoint: %s", url);
+    memcpy(name, rest, len);
+    name[len] = '\0';
+    sl_breaker *b = sl_gateway_breaker(a->gw, name);
+    if (!b)
+        return reply_error(conn, 404, NULL, "not_found", "no breaker for connector %s", name);
+    if (!slash) {
+        if (!is_get(method))
+            return method_not_allowed(conn, "GET", method, url);
+        return reply_json(conn, 200, breaker_json(b));
+    }
+    if (strcmp(slash, "/reset") != 0)
+        return reply_error(conn, 404, NULL, "not_found", "no such endpoint: %s", url);
+    if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
+        return method_not_allowed(conn, "POST", method, url);
+    sl_breaker_reset(b);
+    sl_info(ADM_COMPONENT, "breaker %s reset by the admin API", name);
+    return reply_json(conn, 200, breaker_json(b));
+}
+
+static enum MHD_Result ep_dlq(struct MHD_Connection *conn, sl_route *r)
+{
+    const char *lim = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
+    const char *from_s = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "from");
+    char *end = NULL;
+    long long limit = lim ? strtoll(lim, &end, 10) : 100;
+    if (lim && (*end != '\0' || limit < 0 || limit > 10000))
+        return reply_error(conn, 400, NULL, "bad_request", "limit must be 0..10000, got '%s'",
+                           lim);
+    long long from = from_s ? strtoll(from_s, &end, 10) : 0;
+    if (from_s && (*end != '\0' || from < 0))
+        return reply_error(conn, 400, NULL, "bad_request", "from must be an offset >= 0");
+    sl_dlq_entry *entries = NULL;
+    size_t n = 0;
+    int64_t pending = 0;
+    sl_error err;
+    if (sl_route_dlq_list(r, from, (size_t)limit, &entries, &n, &pending, &err) < 0)
+        return reply_error(conn, 500, NULL, "dlq_read_failed", "%s", err.msg);
+    json_t *list = json_array();
+    json_t *root = json_pack("{s:s,s:s,s:I,s:o}", "route", sl_route_name(r), "topic",
+                             sl_route_get_conf(r)->dead_letter_topic, "pending",
+                             (json_int_t)pending, "entries", list);
+    for (size_t i = 0; root && i < n; i++) {
+        const sl_dlq_entry *e = &entries[i];
+        json_t *body = json_stringn(e->body, e->body_len);
+        json_t *o = json_pack("{s:I,s:s,s:I,s:s,s:i,s:i,s:b,s:o}", "offset", (json_int_t)e->offset,
+                              "id", e->id, "timestamp", (json_int_t)e->timestamp_ms, "error",
+                              e->error, "status", e->status, "attempts", e->attempts, "redriven",
+                              e->redriven, "body", body ? body : json_null());
+        if (!o || json_array_append_new(list, o) != 0) {
+            json_decref(root);
+            root = NULL;
+        }
+    }
+    sl_dlq_entries_free(entries, n);
+    if (!root)
+        return reply_error(conn, 500, NULL, "internal", "out of memory");
+    return reply_json(conn, 200, root);
+}
+
+/* /v1/dlq/ROUTE[/redrive] */
+static enum MHD_Result dispatch_dlq(sl_admin *a, struct MHD_Connection *conn, const char *url,
+                                    const char *method, const char *rest)
+{
+    char name[256];
+    const char *slash = strchr(rest, '/');
+    size_t len = slash ? (size_t)(slash - rest) : strlen(rest);
+    if (len == 0 || len >= sizeof name)
+        return reply_error(conn, 404, NULL, "not_found", "no such endpoint: %s", url);
+    memcpy(name, rest, len);
+    name[len] = '\0';
+    sl_route *r = sl_gateway_route(a->gw, name);
+    if (!r)
+        return reply_error(conn, 404, NULL, "not_found", "no route %s", name);
+    if (!slash) {
+        if (!is_get(method))
+            return method_not_allowed(conn, "GET", method, url);
+        return ep_dlq(conn, r);
+    }
+    if (strcmp(slash, "/redrive") != 0)
+        return reply_error(conn, 404, NULL, "not_found", "no such endpoint: %s", url);
+    if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
+        return method_not_allowed(conn, "POST", method, url);
+    size_t count = 0;
+    sl_error err;
+    if (sl_route_dlq_redrive(r, &count, &err) < 0) {
+        int st = err.code == SL_EFULL ? 503 : 500;
+        return reply_error(conn, st, NULL, "redrive_failed", "%zu redriven, then: %s", count,
+                           err.msg);
+    }
+    return reply_json(conn, 200,
+                      json_pack("{s:s,s:I}", "route", name, "redriven", (json_int_t)count));
+}
+
 static enum MHD_Result dispatch_route(sl_admin *a, struct MHD_Connection *conn, const char *url,
                                       const char *method, const char *rest, const adm_req *q)
 {
@@ -355,6 +485,15 @@ static enum MHD_Result dispatch(sl_admin *a, struct MHD_Connection *conn, const 
     }
     if (strncmp(url, "/v1/routes/", 11) == 0)
         return dispatch_route(a, conn, url, method, url + 11, q);
+    if (strcmp(url, "/v1/breakers") == 0 || strcmp(url, "/v1/breakers/") == 0) {
+        if (!is_get(method))
+            return method_not_allowed(conn, "GET", method, url);
+        return ep_breakers(a, conn);
+    }
+    if (strncmp(url, "/v1/breakers/", 13) == 0)
+        return dispatch_breaker(a, conn, url, method, url + 13);
+    if (strncmp(url, "/v1/dlq/", 8) == 0)
+        return dispatch_dlq(a, conn, url, method, url + 8);
     if (strncmp(url, "/v1/messages/", 13) == 0 && url[13] != '\0' &&
         strchr(url + 13, '/') == NULL) {
         if (!is_get(method))

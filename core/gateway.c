@@ -108,7 +108,8 @@ sl_gateway *sl_gateway_new(sl_config *conf, sl_error *err)
 
     if (conf->n_connectors) {
         gw->connectors = calloc(conf->n_connectors, sizeof *gw->connectors);
-        if (!gw->connectors) {
+        gw->breakers = calloc(conf->n_connectors, sizeof *gw->breakers);
+        if (!gw->connectors || !gw->breakers) {
             sl_error_set(err, SL_ENOMEM, "out of memory");
             goto fail;
         }
@@ -132,6 +133,15 @@ sl_gateway *sl_gateway_new(sl_config *conf, sl_error *err)
             goto fail;
         }
         gw->n_connectors = i + 1;
+        /* Every connector that calls out to a partner gets a breaker; local
+         * outputs (file, stdout) do not fail the way partners do. */
+        if (t->can_output && strcmp(t->name, "file") != 0 && strcmp(t->name, "stdout") != 0) {
+            gw->breakers[i] = sl_breaker_new(cc->name, &cc->breaker, gw->metrics);
+            if (!gw->breakers[i]) {
+                sl_error_set(err, SL_ENOMEM, "out of memory");
+                goto fail;
+            }
+        }
     }
 
     /* Every route's input topic first, with the route's partition count, so
@@ -237,6 +247,9 @@ void sl_gateway_free(sl_gateway *gw)
     for (size_t i = 0; i < gw->n_routes; i++)
         sl_route_free(gw->routes[i]);
     free(gw->routes);
+    for (size_t i = 0; gw->breakers && i < gw->n_connectors; i++)
+        sl_breaker_free(gw->breakers[i]);
+    free(gw->breakers);
     free(gw->connectors);
     sl_log_close(gw->log);
     sl_status_free(gw->status);
@@ -261,6 +274,15 @@ sl_connector *sl_gateway_connector(sl_gateway *gw, const char *name)
     for (size_t i = 0; i < gw->n_connectors; i++) {
         if (gw->connectors[i].conf && strcmp(gw->connectors[i].conf->name, name) == 0)
             return &gw->connectors[i];
+    }
+    return NULL;
+}
+
+sl_breaker *sl_gateway_breaker(sl_gateway *gw, const char *name)
+{
+    for (size_t i = 0; i < gw->n_connectors; i++) {
+        if (gw->connectors[i].conf && strcmp(gw->connectors[i].conf->name, name) == 0)
+            return gw->breakers ? gw->breakers[i] : NULL;
     }
     return NULL;
 }

@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "breaker.h"
 #include "config.h"
 #include "connector.h"
 #include "log.h"
@@ -21,6 +22,7 @@ struct sl_gateway {
     sl_status *status;
     sl_connector *connectors;
     size_t n_connectors;
+    sl_breaker **breakers; /* breakers[i] for connectors[i]; NULL for inputs-only types */
     sl_route **routes;
     size_t n_routes;
     struct sl_admin *admin;
@@ -55,6 +57,10 @@ void sl_gateway_free(sl_gateway *gw);
 /* Returns the route or connector named name, or NULL. */
 sl_route *sl_gateway_route(sl_gateway *gw, const char *name);
 sl_connector *sl_gateway_connector(sl_gateway *gw, const char *name);
+
+/* Returns the circuit breaker of the outbound connector named name, or NULL
+ * when it has none (inputs, file, stdout). */
+sl_breaker *sl_gateway_breaker(sl_gateway *gw, const char *name);
 
 /* True when every input is started and the log is writable. */
 bool sl_gateway_ready(sl_gateway *gw);

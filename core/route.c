@@ -27,6 +27,7 @@
 typedef struct sl_output_rt {
     const sl_output_conf *conf;
     sl_connector *conn; /* NULL for topic outputs */
+    sl_breaker *breaker; /* the connector's, or NULL */
     sl_topic *topic;    /* topic outputs */
     sl_counter *out_total;
     sl_counter *failed_total;
@@ -86,6 +87,7 @@ struct sl_route {
     sl_counter *in_total;
     sl_counter *dlq_total;
     sl_counter *dropped_total;
+    pthread_mutex_t redrive_mu;
     pthread_mutex_t watch_mu;
     atomic_int n_watches;
     sl_watch *watches[WATCH_BUCKETS];
@@ -155,6 +157,7 @@ static int open_outputs(sl_route *r, sl_error *err)
             if (!o->conn || !o->conn->type->send)
                 return sl_error_set(err, SL_ECONFIG, "route %s: output %s: connector %s cannot send",
                                     conf->name, oc->name, oc->connector);
+            o->breaker = sl_gateway_breaker(gw, oc->connector);
         } else {
             o->topic = sl_log_topic(gw->log, oc->topic, 1, err);
             if (!o->topic)
@@ -188,6 +191,7 @@ sl_route *sl_route_new(sl_gateway *gw, const sl_route_conf *conf, sl_error *err)
     r->gw = gw;
     r->conf = conf;
     pthread_mutex_init(&r->watch_mu, NULL);
+    pthread_mutex_init(&r->redrive_mu, NULL);
 
     const char *topic = conf->from.topic ? conf->from.topic : conf->name;
     r->count_in_on_read = conf->from.topic != NULL;
@@ -518,8 +522,11 @@ static void send_to_topic(sl_output_rt *o, sl_msg *const *msgs, size_t n, sl_sen
     }
 }
 
-/* Sends every item with output oi pending to output oi and updates items. */
-static void deliver_output(sl_worker *w, size_t oi, sl_item *items, size_t n, sl_msg **scratch,
+/* Sends every item with output oi pending to output oi and updates items.
+ * With a breaker, only as many items as it grants go out (none when it is
+ * open, a few probes when half-open); the others wait without an attempt.
+ * Returns true when the breaker held some items back. */
+static bool deliver_output(sl_worker *w, size_t oi, sl_item *items, size_t n, sl_msg **scratch,
                            size_t *idx, sl_send_result *res)
 {
     sl_route *r = w->route;
@@ -533,7 +540,22 @@ static void deliver_output(sl_worker *w, size_t oi, sl_item *items, size_t n, sl
         }
     }
     if (k == 0)
-        return;
+        return false;
+    bool blocked = false;
+    if (o->breaker) {
+        size_t granted = sl_breaker_acquire(o->breaker, k);
+        if (granted < k) {
+            blocked = true;
+            for (size_t j = granted; j < k; j++) {
+                sl_item *it = &items[idx[j]];
+                snprintf(it->error, sizeof it->error, "output %s: circuit open for connector %s",
+                         o->conf->name, o->conf->connector);
+            }
+            k = granted;
+        }
+        if (k == 0)
+            return true;
+    }
     memset(res, 0, k * sizeof *res);
     if (o->conn)
         o->conn->type->send(o->conn, o->conf, scratch, k, res);
@@ -542,11 +564,15 @@ static void deliver_output(sl_worker *w, size_t oi, sl_item *items, size_t n, sl
     for (size_t j = 0; j < k; j++) {
         sl_item *it = &items[idx[j]];
         if (res[j].result == SL_RETRY && res[j].held_back) {
+            if (o->breaker)
+                sl_breaker_release(o->breaker); /* never reached the partner */
             if (!it->error[0])
                 snprintf(it->error, sizeof it->error, "output %s: %s", o->conf->name,
                          res[j].error);
             continue; /* not sent: not an attempt */
         }
+        if (o->breaker)
+            sl_breaker_record(o->breaker, res[j].result != SL_RETRY);
         it->attempted = true;
         switch (res[j].result) {
             case SL_OK:
@@ -568,6 +594,22 @@ static void deliver_output(sl_worker *w, size_t oi, sl_item *items, size_t n, sl
                 break;
         }
     }
+    return blocked;
+}
+
+/* How long the worker waits for the breakers that held items back: until the
+ * first of them lets probes through, at least 10 ms. */
+static uint64_t breaker_wait_ms(sl_route *r, const bool *blocked)
+{
+    int64_t wait = -1;
+    for (size_t oi = 0; oi < r->n_outs; oi++) {
+        if (!blocked[oi] || !r->outs[oi].breaker)
+            continue;
+        int64_t t = sl_breaker_retry_in_ms(r->outs[oi].breaker);
+        if (wait < 0 || t < wait)
+            wait = t;
+    }
+    return wait < 10 ? 10 : (uint64_t)wait;
 }
 
 /* Appends a failed message to the route's dead letter topic with its error,
@@ -628,9 +670,14 @@ static size_t deliver_batch(sl_worker *w, sl_item *items, size_t n, unsigned *se
     for (;;) {
         for (size_t i = 0; i < n; i++)
             items[i].attempted = false;
-        for (size_t oi = 0; oi < r->n_outs; oi++)
-            deliver_output(w, oi, items, n, scratch, idx, res);
+        bool blocked[32] = {false};
+        bool any_blocked = false;
+        for (size_t oi = 0; oi < r->n_outs; oi++) {
+            blocked[oi] = deliver_output(w, oi, items, n, scratch, idx, res);
+            any_blocked |= blocked[oi];
+        }
         bool retry = false;
+        bool any_attempted = false;
         int head_attempts = 0;
         const char *head_error = NULL;
         for (size_t i = 0; i < n; i++) {
@@ -639,6 +686,7 @@ static size_t deliver_batch(sl_worker *w, sl_item *items, size_t n, unsigned *se
                 continue;
             if (it->attempted || it->dead)
                 it->attempts++;
+            any_attempted |= it->attempted;
             if (!it->dead && it->attempts >= rc->max_attempts) {
                 it->dead = true;
                 char tmp[256];
@@ -676,7 +724,10 @@ static size_t deliver_batch(sl_worker *w, sl_item *items, size_t n, unsigned *se
         }
         atomic_store(&w->head_attempts, head_attempts);
         set_last_error(w, head_error);
-        uint64_t wait = backoff_ms(rc, head_attempts, seed);
+        /* An open breaker pauses the partition: no attempt was burned, so
+         * wait for the breaker rather than back off. */
+        uint64_t wait = any_blocked && !any_attempted ? breaker_wait_ms(r, blocked)
+                                                      : backoff_ms(rc, head_attempts, seed);
         sl_debug("route", "route %s partition %d: retry in %" PRIu64 " ms (attempt %d): %s",
                  r->conf->name, w->index, wait, head_attempts, head_error);
         if (sleep_interruptible(w, wait))
@@ -886,6 +937,181 @@ void sl_route_free(sl_route *r)
         }
     }
     pthread_mutex_destroy(&r->watch_mu);
+    pthread_mutex_destroy(&r->redrive_mu);
     free(r->outs);
     free(r);
+}
+
+/* ---- dead letters: list and redrive ---- */
+
+#define REDRIVE_CONSUMER "redrive"
+
+static const char *record_header(const sl_record *rec, const char *name)
+{
+    for (size_t i = 0; i < rec->n_headers; i++) {
+        if (strcmp(rec->headers[i].name, name) == 0)
+            return rec->headers[i].value;
+    }
+    return NULL;
+}
+
+void sl_dlq_entries_free(sl_dlq_entry *entries, size_t n)
+{
+    if (!entries)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(entries[i].body);
+    free(entries);
+}
+
+static int64_t redrive_cursor(sl_partition *p)
+{
+    int64_t c = sl_partition_committed(p, REDRIVE_CONSUMER);
+    return c < 0 ? sl_partition_start_offset(p) : c;
+}
+
+int sl_route_dlq_list(sl_route *r, int64_t from, size_t limit, sl_dlq_entry **out, size_t *n,
+                      int64_t *pending, sl_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    sl_partition *p = sl_topic_partition(r->dlq, 0);
+    int64_t cursor = redrive_cursor(p);
+    int64_t end = sl_partition_end_offset(p);
+    *pending = end > cursor ? end - cursor : 0;
+    if (limit == 0)
+        return 0;
+    sl_dlq_entry *entries = calloc(limit, sizeof *entries);
+    if (!entries)
+        return sl_error_set(err, SL_ENOMEM, "out of memory");
+    sl_batch b;
+    sl_batch_init(&b);
+    size_t k = 0;
+    int64_t off = from;
+    while (k < limit) {
+        int got = sl_partition_read(p, off, limit - k, 8u << 20, &b, err);
+        if (got < 0) {
+            sl_batch_free(&b);
+            sl_dlq_entries_free(entries, k);
+            return -1;
+        }
+        if (got == 0)
+            break;
+        for (int i = 0; i < got && k < limit; i++) {
+            const sl_record *rec = &b.records[i];
+            sl_dlq_entry *e = &entries[k];
+            e->offset = rec->offset;
+            e->timestamp_ms = rec->timestamp_ms;
+            const char *v = record_header(rec, SL_HDR_ID);
+            snprintf(e->id, sizeof e->id, "%s", v ? v : "");
+            v = record_header(rec, "x-sluice-error");
+            snprintf(e->error, sizeof e->error, "%s", v ? v : "");
+            v = record_header(rec, "x-sluice-status");
+            e->status = v ? atoi(v) : 0;
+            v = record_header(rec, "x-sluice-attempts");
+            e->attempts = v ? atoi(v) : 0;
+            e->redriven = rec->offset < cursor;
+            e->body = malloc(rec->value_len + 1);
+            if (!e->body) {
+                sl_batch_free(&b);
+                sl_dlq_entries_free(entries, k);
+                return sl_error_set(err, SL_ENOMEM, "out of memory");
+            }
+            memcpy(e->body, rec->value, rec->value_len);
+            e->body[rec->value_len] = '\0';
+            e->body_len = rec->value_len;
+            k++;
+        }
+        off = b.next_offset;
+    }
+    sl_batch_free(&b);
+    *out = entries;
+    *n = k;
+    return 0;
+}
+
+/* A copy of a dead letter as it was before it failed: same id and key,
+ * without the x-sluice-* headers the dead-lettering added. */
+static sl_msg *undead(const sl_record *rec, sl_error *err)
+{
+    sl_msg *dead = sl_msg_from_record(rec, 0, err);
+    if (!dead)
+        return NULL;
+    sl_msg *m = sl_msg_new();
+    int rc = m ? 0 : -1;
+    if (m) {
+        memcpy(m->id, dead->id, sizeof m->id);
+        m->timestamp_ms = dead->timestamp_ms;
+        rc |= sl_msg_set_body(m, dead->body, dead->body_len);
+        if (dead->key)
+            rc |= sl_msg_set_key(m, dead->key, dead->key_len);
+        for (size_t i = 0; i < dead->n_headers; i++) {
+            const sl_msg_header *h = &dead->headers[i];
+            if (strncmp(h->name, "x-sluice-", 9) != 0)
+                rc |= sl_msg_set_header(m, h->name, h->value, h->value_len);
+        }
+    }
+    sl_msg_free(dead);
+    if (rc != 0) {
+        sl_msg_free(m);
+        sl_error_set(err, SL_ENOMEM, "out of memory");
+        return NULL;
+    }
+    return m;
+}
+
+int sl_route_dlq_redrive(sl_route *r, size_t *count, sl_error *err)
+{
+    *count = 0;
+    pthread_mutex_lock(&r->redrive_mu);
+    sl_partition *p = sl_topic_partition(r->dlq, 0);
+    int64_t cursor = redrive_cursor(p);
+    sl_batch b;
+    sl_batch_init(&b);
+    int rc = 0;
+    for (;;) {
+        int got = sl_partition_read(p, cursor, 256, 8u << 20, &b, err);
+        if (got <= 0) {
+            rc = got;
+            break;
+        }
+        int64_t last_off[64];
+        int nparts = r->n_parts < 64 ? r->n_parts : 64;
+        for (int i = 0; i < nparts; i++)
+            last_off[i] = -1;
+        int i;
+        for (i = 0; i < got; i++) {
+            sl_msg *m = undead(&b.records[i], err);
+            if (!m || sl_route_append(r, m, err) < 0) {
+                sl_msg_free(m);
+                rc = -1;
+                break;
+            }
+            if (m->partition < nparts)
+                last_off[m->partition] = m->offset;
+            sl_msg_free(m);
+        }
+        /* what was appended is made durable before the cursor moves past it */
+        for (int k = 0; k < nparts; k++) {
+            if (last_off[k] >= 0 &&
+                sl_partition_wait_durable(sl_route_partition(r, k), last_off[k], -1, err) < 0) {
+                rc = -1;
+                i = 0;
+            }
+        }
+        int64_t to = i == got ? b.next_offset : b.records[i].offset;
+        if (i > 0 && sl_partition_commit(p, REDRIVE_CONSUMER, to, err) < 0)
+            rc = -1;
+        else if (i > 0) {
+            *count += (size_t)i;
+            cursor = to;
+        }
+        if (rc < 0)
+            break;
+    }
+    sl_batch_free(&b);
+    pthread_mutex_unlock(&r->redrive_mu);
+    if (*count)
+        sl_info("route", "route %s: %zu dead letter(s) redriven", r->conf->name, *count);
+    return rc < 0 ? -1 : 0;
 }

@@ -92,4 +92,33 @@ int sl_route_rewind(sl_route *r, int64_t offset, int64_t timestamp_ms, sl_error 
 /* Pauses or resumes every partition's worker (messages stay in the log). */
 void sl_route_pause(sl_route *r, bool paused);
 
+/* One dead letter, as listed by sl_route_dlq_list. */
+typedef struct sl_dlq_entry {
+    int64_t offset; /* in the dead letter topic */
+    int64_t timestamp_ms;
+    char id[SL_ID_LEN + 1];
+    char error[512];
+    int status;   /* the output's protocol status (HTTP), 0 when none */
+    int attempts;
+    bool redriven; /* sent back into the route by sl_route_dlq_redrive */
+    char *body;    /* malloc'd, NUL-terminated */
+    size_t body_len;
+} sl_dlq_entry;
+
+/* Lists up to limit dead letters of the route from offset `from` of its
+ * dead letter topic (oldest first) into a malloc'd array (*out, *n; free with
+ * sl_dlq_entries_free). *pending is set to the number not yet redriven.
+ * Returns -1 with err on a read error. Thread-safe. */
+int sl_route_dlq_list(sl_route *r, int64_t from, size_t limit, sl_dlq_entry **out, size_t *n,
+                      int64_t *pending, sl_error *err);
+void sl_dlq_entries_free(sl_dlq_entry *entries, size_t n);
+
+/* Sends every dead letter not yet redriven back into the route: each is
+ * appended again to the route's input topic (same id, same key, without the
+ * x-sluice-* error headers), made durable, and only then marked redriven (a
+ * cursor in the dead letter topic moves past it; nothing is deleted). Sets
+ * *count to the number redriven. Returns -1 with err when an append fails
+ * (those redriven before stay marked). Serialized per route. */
+int sl_route_dlq_redrive(sl_route *r, size_t *count, sl_error *err);
+
 #endif

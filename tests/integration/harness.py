@@ -42,7 +42,7 @@ class Sink:
     returns (status, body) for each request; req is a dict with method, path,
     headers (lower-case names) and body (bytes)."""
 
-    def __init__(self, behaviour=None):
+    def __init__(self, behaviour=None, port=0):
         self.behaviour = behaviour or (lambda req: (200, b"ok"))
         self.lock = threading.Lock()
         self.requests = []  # every request, in arrival order
@@ -82,7 +82,7 @@ class Sink:
             def handle_error(self, request, client_address):
                 pass  # a client that goes away (a killed gateway) is not news
 
-        self.server = Server(("127.0.0.1", 0), Handler)
+        self.server = Server(("127.0.0.1", port), Handler)
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
