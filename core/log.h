@@ -97,7 +97,10 @@ void sl_log_close(sl_log *log);
  * waiters. Thread-safe. Returns -1 and fills err on an I/O error. */
 int sl_log_sync(sl_log *log, sl_error *err);
 
-/* Total bytes of segment and index files on disk, all topics. Thread-safe. */
+/* Bytes the log holds, all topics: the records written plus the index
+ * entries. Segment files are preallocated to segment_bytes, so the space
+ * taken on disk can be up to one segment_bytes per partition more; this is
+ * the figure max_disk_bytes is checked against. Thread-safe. */
 uint64_t sl_log_disk_bytes(sl_log *log);
 
 /* The directory the log was opened on. */
@@ -133,14 +136,18 @@ int64_t sl_partition_append(sl_partition *p, const sl_record *rec, sl_error *err
 
 /* Blocks until offset is durable (per the fsync mode). timeout_ms < 0
  * waits forever. Returns 0, or -1 with err on timeout (SL_ETIMEOUT), an
- * fsync failure (SL_EIO) or close (SL_ECLOSED). Thread-safe. */
+ * fsync failure (SL_EIO), close (SL_ECLOSED) or an offset never appended
+ * (SL_EINVAL). Thread-safe. */
 int sl_partition_wait_durable(sl_partition *p, int64_t offset, int timeout_ms, sl_error *err);
 
 /* Calls fn(arg, offset, NULL) once offset is durable, without blocking the
  * caller. fn runs either on the calling thread before this returns (when the
- * offset is already durable) or on the flusher thread; it must be quick and
- * must not call back into this partition's append. Returns 0, or -1 with err
- * when the callback cannot be registered (fn is then never called). */
+ * offset is already durable) or on the flusher thread, in offset order; it
+ * must be quick and must not call back into this partition's append. When
+ * the offset never becomes durable (fdatasync failure, close), fn gets an
+ * err instead. Returns 0, or -1 with err when the callback cannot be
+ * registered (offset never appended, no memory, closed, failed): fn is then
+ * never called. */
 int sl_partition_on_durable(sl_partition *p, int64_t offset, sl_durable_fn fn, void *arg,
                             sl_error *err);
 
@@ -174,15 +181,18 @@ int sl_partition_wait_readable(sl_partition *p, int64_t offset, int timeout_ms);
 void sl_partition_wake(sl_partition *p);
 
 /* Returns the first offset whose record has timestamp >= timestamp_ms (using
- * the sparse time index, then a scan), or the end offset when there is none. */
+ * the sparse time index, then a scan), or the durable offset (where the next
+ * readable record will be) when no readable record has one. Timestamps may
+ * go backwards: the answer is still the first such offset, not a guess. */
 int64_t sl_partition_offset_for_time(sl_partition *p, int64_t timestamp_ms);
 
 /* Stores next_offset as consumer's committed offset for p atomically (write
  * a temp file, fsync, rename, fsync the directory). Consumer names are
  * [A-Za-z0-9._-]+. Retention never deletes a segment holding offsets at or
- * past any consumer's committed offset. Returns -1 with err on I/O error. */
-int sl_partition_commit(sl_partition *p, const char *consumer, int64_t next_offset,
-                        sl_error *err);
+ * past any consumer's committed offset. A consumer that never committed
+ * holds nothing back: commit its start offset (0) when it is created.
+ * Thread-safe. Returns -1 with err on I/O error or a bad name. */
+int sl_partition_commit(sl_partition *p, const char *consumer, int64_t next_offset, sl_error *err);
 
 /* Returns consumer's committed offset for p, or -1 when it never committed. */
 int64_t sl_partition_committed(sl_partition *p, const char *consumer);

@@ -25,10 +25,11 @@ typedef struct sl_index_entry {
 #define SL_INDEX_ENTRY_BYTES 16u
 #define SL_SEGMENT_MAX_BYTES ((uint64_t)1 << 30)
 #define SL_SEGMENT_MIN_BYTES 1024u
-/* Flusher threads in ALWAYS mode: their fdatasyncs overlap, which the
- * disk serves faster than one after the other (see LOG.md). */
+/* Flusher threads in ALWAYS mode. More than one makes fdatasyncs overlap
+ * (smaller batches, more of them); one flusher with gathering measured as
+ * good or better here (LOG.md), so 1 is the default. */
 #ifndef SL_FLUSHERS
-#define SL_FLUSHERS 2
+#define SL_FLUSHERS 1
 #endif
 
 /* One segment: a data file mapped MAP_SHARED and its sparse index, kept in
