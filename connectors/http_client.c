@@ -291,6 +291,21 @@ static int build_headers(const hc_batch *b, const sl_msg *msg, struct curl_slist
         if (b->set_msgid && add_header(&l, "X-Message-Id", 12, msg->id, idl) < 0)
             goto oom;
     }
+    /* The message's own x-* headers (set by the source or by steps) and
+     * traceparent go along, unless configured headers name them. */
+    for (size_t i = 0; i < msg->n_headers; i++) {
+        const sl_msg_header *mh = &msg->headers[i];
+        size_t nl = strlen(mh->name);
+        bool fwd = (strncasecmp(mh->name, "x-", 2) == 0 &&
+                    strncasecmp(mh->name, "x-sluice-", 9) != 0 &&
+                    strcasecmp(mh->name, "x-message-id") != 0) ||
+                   strcasecmp(mh->name, "traceparent") == 0;
+        for (size_t k = 0; fwd && k < b->n_hdrs; k++)
+            fwd = !(b->hdrs[k].name_len == nl && strncasecmp(b->hdrs[k].name, mh->name, nl) == 0);
+        if (fwd && header_value_ok(mh->value, mh->value_len) &&
+            add_header(&l, mh->name, nl, mh->value, mh->value_len) < 0)
+            goto oom;
+    }
     for (size_t i = 0; i < b->n_hdrs; i++) {
         const hc_hdr *h = &b->hdrs[i];
         if (add_header(&l, h->name, h->name_len, h->value, strlen(h->value)) < 0)

@@ -1213,7 +1213,10 @@ static int hs_start(sl_connector *c, sl_error *err)
         sl_warn(HS_COMPONENT, "%s: no route uses this connector; every request gets 404",
                 srv->name);
     make_metrics(srv);
-    srv->listen_fd = sl_httpd_listen_socket(where, 1024, err);
+    /* across a reload, the previous generation's socket: no refused client */
+    srv->listen_fd = c->gw ? sl_runtime_take_listener(c->gw->rt, where) : -1;
+    if (srv->listen_fd < 0)
+        srv->listen_fd = sl_httpd_listen_socket(where, 1024, err);
     if (srv->listen_fd < 0) {
         sl_err(HS_COMPONENT, "%s: %s", srv->name, err->msg);
         return -1;
@@ -1230,9 +1233,10 @@ static int hs_start(sl_connector *c, sl_error *err)
     atomic_store(&srv->accepting, true);
 #ifndef HS_NO_TURBO
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO |
-                     MHD_USE_ERROR_LOG;
+                     MHD_USE_ERROR_LOG | MHD_USE_ITC;
 #else
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    unsigned flags =
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_ITC;
 #endif
     srv->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, handler, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
@@ -1279,8 +1283,12 @@ static void hs_stop(sl_connector *c)
     srv->stopped = true;
     atomic_store(&srv->accepting, false);
     MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
+    if (fd != MHD_INVALID_SOCKET) {
+        if (c->gw && atomic_load(&c->gw->reloading))
+            sl_runtime_put_listener(c->gw->rt, c->conf->listen, fd); /* for the next generation */
+        else
+            close(fd);
+    }
     srv->quiesced = true;
     /* `reply: sync` requests waiting for their route are answered 504 (the
      * message is in custody) instead of holding the shutdown. */

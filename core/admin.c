@@ -592,7 +592,9 @@ sl_admin *sl_admin_start(sl_gateway *gw, sl_error *err)
     }
     if (where == NULL || where[0] == '\0')
         return a; /* disabled */
-    int fd = sl_httpd_listen_socket(where, 64, err);
+    int fd = sl_runtime_take_listener(gw->rt, where);
+    if (fd < 0)
+        fd = sl_httpd_listen_socket(where, 64, err);
     if (fd < 0) {
         char msg[sizeof err->msg];
         snprintf(msg, sizeof msg, "%s", err->msg);
@@ -603,7 +605,8 @@ sl_admin *sl_admin_start(sl_gateway *gw, sl_error *err)
     }
     sl_httpd_sockname(fd, a->bound, sizeof a->bound);
     a->daemon =
-        MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, handler,
+        MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC, 0, NULL,
+                         NULL, handler,
                          a, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a, MHD_OPTION_LISTEN_SOCKET, fd,
                          MHD_OPTION_NOTIFY_COMPLETED, completed, a, MHD_OPTION_CONNECTION_TIMEOUT,
                          (unsigned)30, MHD_OPTION_END);
@@ -627,8 +630,14 @@ void sl_admin_stop(sl_admin *a)
 {
     if (a == NULL)
         return;
-    if (a->daemon != NULL)
+    if (a->daemon != NULL) {
+        if (atomic_load(&a->gw->reloading)) {
+            MHD_socket fd = MHD_quiesce_daemon(a->daemon);
+            if (fd != MHD_INVALID_SOCKET)
+                sl_runtime_put_listener(a->gw->rt, a->gw->conf->gw.admin_listen, fd);
+        }
         MHD_stop_daemon(a->daemon);
+    }
     if (a->log_bytes != NULL && a->gw->metrics != NULL)
         sl_metrics_remove_gauge(a->gw->metrics, a->log_bytes);
     free(a);

@@ -5,10 +5,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,6 +17,21 @@
 #include "logging.h"
 
 #define STATUS_CAPACITY (1u << 17)
+#define MAX_LISTENERS 64
+
+struct sl_runtime {
+    char *data_dir;
+    sl_log_options log_options;
+    sl_log *log;
+    sl_metrics *metrics;
+    sl_status *status;
+    pthread_mutex_t mu;
+    struct {
+        char *listen;
+        int fd;
+    } listeners[MAX_LISTENERS];
+    size_t n_listeners;
+};
 
 static void observe_fsync(void *arg, double seconds)
 {
@@ -43,35 +58,115 @@ static int mkdir_p(const char *path)
     return 0;
 }
 
-int sl_data_dir_lock(const char *data_dir, sl_error *err)
+int sl_data_dir_prepare(const char *data_dir, sl_error *err)
 {
     if (mkdir_p(data_dir) < 0)
         return sl_error_set(err, SL_EIO, "cannot create data_dir %s: %s", data_dir,
                             strerror(errno));
-    char path[4096];
-    snprintf(path, sizeof path, "%s/LOCK", data_dir);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return sl_error_set(err, SL_EIO, "cannot open %s: %s", path, strerror(errno));
-    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-        int e = errno;
-        char pid[32] = "";
-        ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
-        pid[n > 0 ? n : 0] = '\0';
-        close(fd);
-        if (e == EWOULDBLOCK)
-            return sl_error_set(err, SL_EIO, "data_dir %s is in use by another sluice (pid %s)",
-                                data_dir, pid[0] ? pid : "?");
-        return sl_error_set(err, SL_EIO, "cannot lock %s: %s", path, strerror(e));
-    }
-    char pid[32];
-    int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-    if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)len, 0) != len)
-        sl_warn("gateway", "cannot write pid to %s: %s", path, strerror(errno));
-    return fd; /* held (and the lock with it) until the process exits or it is closed */
+    return 0;
 }
 
-sl_gateway *sl_gateway_new(sl_config *conf, sl_error *err)
+sl_runtime *sl_runtime_open(const sl_config *conf, sl_error *err)
+{
+    sl_runtime *rt = calloc(1, sizeof *rt);
+    if (!rt) {
+        sl_error_set(err, SL_ENOMEM, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&rt->mu, NULL);
+    rt->data_dir = strdup(conf->gw.data_dir);
+    rt->metrics = sl_metrics_new();
+    rt->status = sl_status_new(STATUS_CAPACITY);
+    if (!rt->data_dir || !rt->metrics || !rt->status) {
+        sl_error_set(err, SL_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if (sl_data_dir_prepare(conf->gw.data_dir, err) < 0)
+        goto fail;
+    rt->log_options = conf->gw.log;
+    sl_log_options lo = conf->gw.log;
+    lo.on_fsync = observe_fsync;
+    lo.on_fsync_arg = sl_metrics_histogram(rt->metrics, "sluice_log_fsync_seconds",
+                                           "Duration of the event log's fdatasync calls.", "",
+                                           NULL, 0);
+    if (!lo.on_fsync_arg)
+        lo.on_fsync = NULL;
+    rt->log = sl_log_open(conf->gw.data_dir, &lo, err);
+    if (!rt->log)
+        goto fail;
+    return rt;
+fail:
+    sl_runtime_close(rt);
+    return NULL;
+}
+
+void sl_runtime_close(sl_runtime *rt)
+{
+    if (!rt)
+        return;
+    sl_log_close(rt->log);
+    sl_status_free(rt->status);
+    sl_metrics_free(rt->metrics);
+    for (size_t i = 0; i < rt->n_listeners; i++) {
+        close(rt->listeners[i].fd);
+        free(rt->listeners[i].listen);
+    }
+    pthread_mutex_destroy(&rt->mu);
+    free(rt->data_dir);
+    free(rt);
+}
+
+int sl_runtime_take_listener(sl_runtime *rt, const char *listen)
+{
+    if (!rt)
+        return -1;
+    int fd = -1;
+    pthread_mutex_lock(&rt->mu);
+    for (size_t i = 0; i < rt->n_listeners; i++) {
+        if (strcmp(rt->listeners[i].listen, listen) == 0) {
+            fd = rt->listeners[i].fd;
+            free(rt->listeners[i].listen);
+            rt->listeners[i] = rt->listeners[--rt->n_listeners];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&rt->mu);
+    return fd;
+}
+
+void sl_runtime_put_listener(sl_runtime *rt, const char *listen, int fd)
+{
+    char *copy = rt ? strdup(listen) : NULL;
+    if (rt)
+        pthread_mutex_lock(&rt->mu);
+    if (!copy || rt->n_listeners == MAX_LISTENERS) {
+        close(fd);
+        free(copy);
+    } else {
+        rt->listeners[rt->n_listeners].listen = copy;
+        rt->listeners[rt->n_listeners].fd = fd;
+        rt->n_listeners++;
+    }
+    if (rt)
+        pthread_mutex_unlock(&rt->mu);
+}
+
+/* Closes the listening sockets that the last generation handed over and
+ * the new one did not take (listeners removed from the config). */
+static void close_unclaimed_listeners(sl_runtime *rt)
+{
+    pthread_mutex_lock(&rt->mu);
+    for (size_t i = 0; i < rt->n_listeners; i++) {
+        sl_info("gateway", "closing listener %s (no longer in the config)",
+                rt->listeners[i].listen);
+        close(rt->listeners[i].fd);
+        free(rt->listeners[i].listen);
+    }
+    rt->n_listeners = 0;
+    pthread_mutex_unlock(&rt->mu);
+}
+
+sl_gateway *sl_gateway_new(sl_config *conf, sl_runtime *rt, sl_error *err)
 {
     sl_gateway *gw = calloc(1, sizeof *gw);
     if (!gw) {
@@ -80,31 +175,19 @@ sl_gateway *sl_gateway_new(sl_config *conf, sl_error *err)
         return NULL;
     }
     gw->conf = conf;
-    gw->lock_fd = -1;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     gw->started_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-
-    gw->metrics = sl_metrics_new();
-    gw->status = sl_status_new(STATUS_CAPACITY);
-    if (!gw->metrics || !gw->status) {
-        sl_error_set(err, SL_ENOMEM, "out of memory");
-        goto fail;
+    if (!rt) {
+        rt = sl_runtime_open(conf, err);
+        if (!rt)
+            goto fail;
+        gw->owns_rt = true;
     }
-    gw->lock_fd = sl_data_dir_lock(conf->gw.data_dir, err);
-    if (gw->lock_fd < 0)
-        goto fail;
-
-    sl_log_options lo = conf->gw.log;
-    lo.on_fsync = observe_fsync;
-    lo.on_fsync_arg = sl_metrics_histogram(gw->metrics, "sluice_log_fsync_seconds",
-                                           "Duration of the event log's fdatasync calls.", "",
-                                           NULL, 0);
-    if (!lo.on_fsync_arg)
-        lo.on_fsync = NULL;
-    gw->log = sl_log_open(conf->gw.data_dir, &lo, err);
-    if (!gw->log)
-        goto fail;
+    gw->rt = rt;
+    gw->log = rt->log;
+    gw->metrics = rt->metrics;
+    gw->status = rt->status;
 
     if (conf->n_connectors) {
         gw->connectors = calloc(conf->n_connectors, sizeof *gw->connectors);
@@ -251,13 +334,64 @@ void sl_gateway_free(sl_gateway *gw)
         sl_breaker_free(gw->breakers[i]);
     free(gw->breakers);
     free(gw->connectors);
-    sl_log_close(gw->log);
-    sl_status_free(gw->status);
-    sl_metrics_free(gw->metrics);
-    if (gw->lock_fd >= 0)
-        close(gw->lock_fd);
+    if (gw->owns_rt)
+        sl_runtime_close(gw->rt);
     sl_config_free(gw->conf);
     free(gw);
+}
+
+int sl_gateway_reload(sl_gateway **gwp, sl_config *new_conf, sl_error *err)
+{
+    sl_gateway *old = *gwp;
+    sl_runtime *rt = old->rt;
+    if (strcmp(new_conf->gw.data_dir, rt->data_dir) != 0)
+        sl_warn("gateway", "reload: data_dir changed to %s; it takes a restart, keeping %s",
+                new_conf->gw.data_dir, rt->data_dir);
+    const sl_log_options *a = &new_conf->gw.log, *b = &rt->log_options;
+    if (a->fsync != b->fsync || a->fsync_interval_ms != b->fsync_interval_ms ||
+        a->segment_bytes != b->segment_bytes || a->max_disk_bytes != b->max_disk_bytes ||
+        a->retention_ms != b->retention_ms || a->retention_bytes != b->retention_bytes)
+        sl_warn("gateway", "reload: sluice.log settings take a restart; keeping the running ones");
+    sl_info("gateway", "reload: draining the running generation");
+    atomic_store(&old->reloading, true);
+    sl_gateway_stop(old);
+    sl_admin_stop(old->admin);
+    old->admin = NULL;
+    sl_config *old_conf = old->conf;
+    old->conf = NULL;
+    bool owned = old->owns_rt;
+    old->owns_rt = false;
+    sl_gateway_free(old);
+
+    sl_gateway *ng = sl_gateway_new(new_conf, rt, err);
+    if (ng && sl_gateway_start(ng, err) == 0) {
+        sl_config_free(old_conf);
+        ng->owns_rt = owned;
+        close_unclaimed_listeners(rt);
+        *gwp = ng;
+        sl_info("gateway", "reload: done");
+        return 0;
+    }
+    char why[sizeof err->msg];
+    snprintf(why, sizeof why, "%s", err->msg);
+    sl_err("gateway", "reload failed, going back to the previous config: %s", why);
+    if (ng) {
+        atomic_store(&ng->reloading, true);
+        sl_gateway_stop(ng);
+        sl_gateway_free(ng);
+    }
+    ng = sl_gateway_new(old_conf, rt, err);
+    if (!ng || sl_gateway_start(ng, err) < 0) {
+        sl_err("gateway", "cannot restart the previous config either: %s", err->msg);
+        if (ng)
+            sl_gateway_free(ng);
+        *gwp = NULL;
+        return -1;
+    }
+    ng->owns_rt = owned;
+    *gwp = ng;
+    sl_error_set(err, SL_ECONFIG, "%s", why);
+    return -1;
 }
 
 sl_route *sl_gateway_route(sl_gateway *gw, const char *name)

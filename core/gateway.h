@@ -15,7 +15,14 @@
 #include "route.h"
 #include "status.h"
 
+/* What outlives a config reload: the log, metrics, message status, and the
+ * listening sockets handed from one gateway generation to the next. */
+typedef struct sl_runtime sl_runtime;
+
 struct sl_gateway {
+    sl_runtime *rt;
+    bool owns_rt;
+    atomic_bool reloading; /* stopping to hand over to a new generation */
     sl_config *conf;
     sl_log *log;
     sl_metrics *metrics;
@@ -29,19 +36,43 @@ struct sl_gateway {
     atomic_bool started;  /* every input and the admin listener are up */
     atomic_bool stopping; /* a drain has begun */
     int64_t started_ms;
-    int lock_fd; /* flock'd data_dir/LOCK, -1 when not held */
 };
 
-/* Creates data_dir if needed and takes an exclusive lock on data_dir/LOCK
- * (writing our pid into it), so that two processes never open one log.
- * Returns the lock's fd (close it to release), or -1 with err naming the pid
- * that holds it. */
-int sl_data_dir_lock(const char *data_dir, sl_error *err);
+/* Creates data_dir and its parents if needed. (The log itself takes an
+ * exclusive lock in it, so two processes never open one log.) Returns -1
+ * with err when it cannot. */
+int sl_data_dir_prepare(const char *data_dir, sl_error *err);
 
-/* Builds the gateway from conf (taking ownership of it): opens the log in
- * data_dir, creates every connector and every route. Nothing runs yet.
+/* Opens what outlives reloads for conf: creates data_dir, opens the log with
+ * conf's log options, makes the metrics registry and the status table.
  * Returns NULL with err. */
-sl_gateway *sl_gateway_new(sl_config *conf, sl_error *err);
+sl_runtime *sl_runtime_open(const sl_config *conf, sl_error *err);
+
+/* Closes the log (syncing it), frees the rest and closes listening sockets
+ * nobody took. rt may be NULL. No gateway may use it any more. */
+void sl_runtime_close(sl_runtime *rt);
+
+/* Returns a listening socket bound to `listen` that an earlier gateway
+ * generation handed over (the caller owns it now), or -1 when there is none. */
+int sl_runtime_take_listener(sl_runtime *rt, const char *listen);
+
+/* Keeps a listening socket for the next generation (taking ownership). When
+ * it cannot, the socket is closed. */
+void sl_runtime_put_listener(sl_runtime *rt, const char *listen, int fd);
+
+/* Builds the gateway from conf (taking ownership of it) on rt, or on a
+ * runtime of its own when rt is NULL: creates every connector and every
+ * route. Nothing runs yet. Returns NULL with err (conf is freed then). */
+sl_gateway *sl_gateway_new(sl_config *conf, sl_runtime *rt, sl_error *err);
+
+/* Replaces *gwp by a gateway for new_conf (taking ownership of it) without
+ * losing a message: the old generation stops its inputs (its listening
+ * sockets are handed over, so clients are not refused), finishes or abandons
+ * its in-flight deliveries uncommitted, and is freed; the new one starts from
+ * the committed offsets. Log options and data_dir cannot change (a warning
+ * says so). When the new config cannot start, the old config is started
+ * again and -1 is returned with err. */
+int sl_gateway_reload(sl_gateway **gwp, sl_config *new_conf, sl_error *err);
 
 /* Starts the routes' workers, then the connectors' inputs, then the admin
  * listener. Returns -1 with err (the caller then calls sl_gateway_free). */

@@ -91,6 +91,26 @@ static void *watchdog_main(void *arg)
     return NULL;
 }
 
+/* SIGHUP: loads path again; a config with errors is reported and the
+ * running one kept. */
+static void reload(sl_gateway **gw, const char *path)
+{
+    sl_info("main", "SIGHUP: reloading %s", path);
+    sl_config_errors errs = {0};
+    sl_config *conf = sl_config_load(path, &errs);
+    if (!conf) {
+        for (size_t i = 0; i < errs.n; i++)
+            sl_err("main", "reload: %s", errs.lines[i]);
+        sl_err("main", "reload: %zu error(s); the running config stays", errs.n);
+        sl_config_errors_free(&errs);
+        return;
+    }
+    sl_config_errors_free(&errs);
+    sl_error err;
+    if (sl_gateway_reload(gw, conf, &err) < 0)
+        sl_err("main", "reload: %s", err.msg);
+}
+
 static int cmd_run(const char *path)
 {
     sl_config_errors errs = {0};
@@ -117,7 +137,7 @@ static int cmd_run(const char *path)
     uint64_t shutdown_timeout = conf->gw.shutdown_timeout_ms;
     sl_error err;
     sl_error_clear(&err);
-    sl_gateway *gw = sl_gateway_new(conf, &err);
+    sl_gateway *gw = sl_gateway_new(conf, NULL, &err);
     if (!gw) {
         sl_err("main", "%s", err.msg);
         return err.code == SL_ECONFIG ? 2 : 1;
@@ -133,8 +153,9 @@ static int cmd_run(const char *path)
         if (sigwait(&set, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            sl_warn("main", "SIGHUP: config reload is not implemented yet; restart to apply "
-                            "config changes");
+            reload(&gw, path);
+            if (!gw)
+                return 1;
             continue;
         }
         sl_info("main", "%s: draining (shutdown_timeout %" PRIu64 " ms)",
@@ -312,23 +333,16 @@ static int cmd_log(int argc, char **argv)
         return 2;
     }
     sl_error err;
-    int lock = sl_data_dir_lock(dir, &err);
-    if (lock < 0) {
-        fprintf(stderr, "sluice log: %s\n", err.msg);
-        return 1;
-    }
     sl_log_options opt_log;
     sl_log_options_default(&opt_log);
     opt_log.fsync = SL_FSYNC_NEVER;
     sl_log *log = sl_log_open(dir, &opt_log, &err);
     if (!log) {
         fprintf(stderr, "sluice log: %s\n", err.msg);
-        close(lock);
         return 1;
     }
     int rc = is_ls ? log_ls(log) : log_dump(log, argv[optind], part, from, count, is_tail);
     sl_log_close(log);
-    close(lock);
     return rc;
 }
 

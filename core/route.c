@@ -234,8 +234,12 @@ sl_route *sl_route_new(sl_gateway *gw, const sl_route_conf *conf, sl_error *err)
         if (sl_steps_build(gw, conf, &w->steps, &w->n_steps, err) < 0)
             goto fail;
         int64_t c = sl_partition_committed(w->part, conf->name);
-        if (c < 0)
+        if (c < 0) {
+            /* a consumer holds retention back only once it has an offset */
             c = sl_partition_start_offset(w->part);
+            if (sl_partition_commit(w->part, conf->name, c, err) < 0)
+                goto fail;
+        }
         atomic_store(&w->committed, c);
         snprintf(labels, sizeof labels, "route=\"%s\",partition=\"%d\"", rname, i);
         w->lag = sl_metrics_gauge(gw->metrics, "sluice_route_lag",
