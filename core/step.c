@@ -10,9 +10,19 @@
 #include "gateway.h"
 
 extern const sl_step_type sl_set_step;
+extern const sl_step_type sl_json_to_xml_step;
+extern const sl_step_type sl_xml_to_json_step;
+extern const sl_step_type sl_validate_step;
+extern const sl_step_type sl_lua_step;
+extern const sl_step_type sl_filter_step;
 
 static const sl_step_type *const registry[] = {
     &sl_set_step,
+    &sl_json_to_xml_step,
+    &sl_xml_to_json_step,
+    &sl_validate_step,
+    &sl_lua_step,
+    &sl_filter_step,
 };
 
 static const sl_step_type *find_type(const char *name)

@@ -1,0 +1,55 @@
+/* A small synchronous HTTP client for calls made from steps (Lua's ctx.http):
+ * one request through an http_client connector's base_url, timeout and
+ * headers, on a CURL easy handle cached per thread so that connections are
+ * reused. The output connector (http_client.c, curl multi) is separate. */
+#ifndef SLUICE_HTTP_CALL_H
+#define SLUICE_HTTP_CALL_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "error.h"
+
+/* Response bodies larger than this fail the call (permanent), so that a
+ * misbehaving peer cannot fill a worker's memory. */
+#define SL_HTTP_CALL_MAX_BODY ((size_t)4 << 20)
+
+typedef struct sl_http_call_req {
+    const char *method;   /* GET, POST, PUT, PATCH, DELETE, HEAD; NULL = GET */
+    const char *path;     /* appended to base_url; "" or starting with '/' or '?' */
+    const sl_kv *headers; /* sent after the connector's headers (later ones win) */
+    size_t n_headers;
+    const char *body; /* may be NULL */
+    size_t body_len;
+} sl_http_call_req;
+
+typedef struct sl_http_call_resp {
+    sl_result result; /* SL_OK (2xx), SL_RETRY (transient) or SL_FAIL (permanent) */
+    int status;       /* HTTP status, 0 when no response came */
+    sl_kv *headers;   /* malloc'd; names lower case; in the order received */
+    size_t n_headers;
+    char *body; /* malloc'd, NUL-terminated (body_len excludes the NUL); may be NULL */
+    size_t body_len;
+    char error[256]; /* why, when result is not SL_OK */
+} sl_http_call_resp;
+
+/* Makes one request: conn->base_url joined with req->path, conn->timeout_ms
+ * for the whole transfer, conn->headers then req->headers. Fills *resp (the
+ * caller frees it with sl_http_call_resp_free, whatever the result) and
+ * returns resp->result: SL_OK for a 2xx, SL_RETRY for timeouts, connection
+ * errors, 5xx, 408 and 429, SL_FAIL for every other status and for a bad
+ * request (a path that does not start with '/' or '?', a header with CR or
+ * LF, an unknown method) or a body over SL_HTTP_CALL_MAX_BODY. No retry
+ * here: the caller decides. Uses (and creates) the calling thread's cached
+ * CURL handle; thread-safe. Redirects are not followed. */
+int sl_http_call(const sl_connector_conf *conn, const sl_http_call_req *req,
+                 sl_http_call_resp *resp);
+
+/* Frees what sl_http_call put in resp and zeroes it. resp may be NULL. */
+void sl_http_call_resp_free(sl_http_call_resp *resp);
+
+/* Frees the calling thread's cached CURL handle now (threads that end free
+ * theirs on their own; the main thread of a test calls this before exit). */
+void sl_http_call_thread_cleanup(void);
+
+#endif

@@ -1,0 +1,24 @@
+/* `sluice test FILE...`: route tests without a network. A test file names a
+ * config and a route, input messages, fixtures that answer ctx.http calls,
+ * and the messages expected at each output; the route's steps and `when:`
+ * run for real, outputs are captured. Format: routes/README-tests in
+ * transforms/LUA.md and the examples in routes/ (*.test.yaml). */
+#ifndef SLUICE_ROUTE_TEST_H
+#define SLUICE_ROUTE_TEST_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+/* Runs the test files and writes one line per case ("PASS FILE: NAME" or
+ * "FAIL FILE: NAME" followed by indented details and a diff), then
+ * "N passed, N failed". Returns 0 when every case passed, 1 when one
+ * failed, 2 when a test file (or the config it names) could not be read
+ * or is malformed (its cases are not run; the others are). */
+int sl_route_test_run(char *const *files, size_t n, FILE *out);
+
+/* The `sluice test` command: argv[0] is "test", argv[1..] the files.
+ * Prints to stdout; returns the exit code (2 with a usage line when no
+ * file is given). */
+int sl_route_test_main(int argc, char **argv);
+
+#endif

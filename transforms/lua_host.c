@@ -1,0 +1,802 @@
+/* The Lua host: creates one sandboxed lua_State (safe base functions and
+ * libraries only, text chunks only, no io/debug/package, os reduced to
+ * time/clock/date), enforces the time limit with an instruction-count hook
+ * and the memory cap with the allocator, runs step functions and compiled
+ * expressions in protected mode, and rebuilds a state left unusable. */
+#define SL_LUA_INTERNAL
+#include "lua_host.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <lualib.h>
+
+#include "logging.h"
+
+#define HOOK_EVERY 1000      /* instructions between deadline checks */
+#define INIT_TIMEOUT_MS 1000 /* at least this long for a script's top level */
+#define MAX_SCRIPT_BYTES (4u << 20)
+
+/* ---- clocks and memory ----------------------------------------------------- */
+
+int64_t sl_lua_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t sl_lua_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The allocator: refuses to grow past the cap. Shrinking never fails (Lua
+ * relies on that). After a refusal Lua runs an emergency collection and
+ * tries once more before raising "not enough memory". */
+static void *host_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    sl_lua_host *h = ud;
+    if (!ptr)
+        osize = 0;
+    if (nsize == 0) {
+        free(ptr);
+        h->used -= osize;
+        return NULL;
+    }
+    if (nsize > osize && h->used - osize + nsize > h->limit)
+        return NULL;
+    void *p = realloc(ptr, nsize);
+    if (!p) {
+        if (nsize > osize)
+            return NULL;
+        p = ptr; /* a failed shrink keeps the block; account it at its new size */
+    }
+    h->used = h->used - osize + nsize;
+    return p;
+}
+
+int sl_lua_charge(lua_State *L, size_t n)
+{
+    sl_lua_host *h = sl_lua_host_of(L);
+    if (h->used + n > h->limit) {
+        lua_gc(L, LUA_GCCOLLECT); /* frees through host_alloc: h->used changes */
+        // cppcheck-suppress knownConditionTrueFalse
+        if (h->used + n > h->limit) {
+            if (!h->killed) {
+                h->killed = true;
+                snprintf(h->kill_reason, sizeof h->kill_reason, "memory limit of %zu KiB exceeded",
+                         h->limit >> 10);
+            }
+            return -1;
+        }
+    }
+    h->used += n;
+    return 0;
+}
+
+void sl_lua_uncharge(lua_State *L, size_t n)
+{
+    sl_lua_host *h = sl_lua_host_of(L);
+    h->used -= n < h->used ? n : h->used;
+}
+
+size_t sl_lua_host_memory(const sl_lua_host *h)
+{
+    return h ? h->used : 0;
+}
+
+unsigned sl_lua_host_rebuilds(const sl_lua_host *h)
+{
+    return h ? h->rebuilds : 0;
+}
+
+/* ---- time limit ------------------------------------------------------------ */
+
+static void on_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    sl_lua_host *h = sl_lua_host_of(L);
+    if (!h->killed && sl_lua_mono_ns() < h->deadline_ns)
+        return;
+    if (!h->killed) {
+        h->killed = true;
+        snprintf(h->kill_reason, sizeof h->kill_reason, "timeout after %llu ms",
+                 (unsigned long long)h->timeout_ms);
+    }
+    luaL_error(L, "%s", h->kill_reason);
+}
+
+static void begin_call(sl_lua_host *h, uint64_t timeout_ms)
+{
+    h->killed = false;
+    h->kill_reason[0] = '\0';
+    h->deadline_ns = sl_lua_mono_ns() + (int64_t)timeout_ms * 1000000;
+}
+
+/* Marks the running call as out of memory: the error cannot be caught. */
+static void kill_oom(sl_lua_host *h)
+{
+    if (!h->killed) {
+        h->killed = true;
+        snprintf(h->kill_reason, sizeof h->kill_reason, "memory limit of %zu KiB exceeded",
+                 h->limit >> 10);
+    }
+}
+
+/* ---- the sandbox's replacements of base functions -------------------------- */
+
+/* pcall/xpcall that do not catch a timeout or the memory cap: once a call is
+ * killed, every protected call re-raises, so a script cannot loop on pcall. */
+static int finish_pcall(lua_State *L, int status, lua_KContext extra)
+{
+    sl_lua_host *h = sl_lua_host_of(L);
+    if (status == LUA_ERRMEM)
+        kill_oom(h);
+    if (h->killed) {
+        lua_pushstring(L, h->kill_reason);
+        return lua_error(L);
+    }
+    if (status != LUA_OK && status != LUA_YIELD) {
+        lua_pushboolean(L, 0);
+        lua_pushvalue(L, -2);
+        return 2;
+    }
+    return lua_gettop(L) - (int)extra;
+}
+
+static int sb_pcall(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    lua_pushboolean(L, 1);
+    lua_insert(L, 1);
+    int status = lua_pcallk(L, lua_gettop(L) - 2, LUA_MULTRET, 0, 0, finish_pcall);
+    return finish_pcall(L, status, 0);
+}
+
+static int sb_xpcall(lua_State *L)
+{
+    int n = lua_gettop(L);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_pushboolean(L, 1);
+    lua_pushvalue(L, 1);
+    lua_rotate(L, 3, 2);
+    int status = lua_pcallk(L, n - 2, LUA_MULTRET, 2, 2, finish_pcall);
+    return finish_pcall(L, status, 2);
+}
+
+/* coroutine.resume, re-raising a timeout that killed the coroutine. */
+static int sb_resume(lua_State *L)
+{
+    int n = lua_gettop(L);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, n, LUA_MULTRET);
+    sl_lua_host *h = sl_lua_host_of(L);
+    if (h->killed) {
+        lua_pushstring(L, h->kill_reason);
+        return lua_error(L);
+    }
+    return lua_gettop(L);
+}
+
+/* load(chunk [, name [, mode [, env]]]): text only, whatever mode says. */
+static int sb_load(lua_State *L)
+{
+    int n = lua_gettop(L);
+    luaL_checkany(L, 1);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushvalue(L, 1);
+    if (n >= 2)
+        lua_pushvalue(L, 2);
+    else
+        lua_pushnil(L);
+    lua_pushliteral(L, "t");
+    int nargs = 3;
+    if (n >= 4) {
+        lua_pushvalue(L, 4);
+        nargs = 4;
+    }
+    lua_call(L, nargs, LUA_MULTRET);
+    return lua_gettop(L) - n;
+}
+
+/* setmetatable without __gc: finalizers run with hooks off, so a looping
+ * one could not be stopped. */
+static int sb_setmetatable(lua_State *L)
+{
+    if (lua_type(L, 2) == LUA_TTABLE) {
+        lua_pushliteral(L, "__gc");
+        if (lua_rawget(L, 2) != LUA_TNIL)
+            return luaL_error(L, "setmetatable: __gc metamethods are not allowed in the sandbox");
+        lua_pop(L, 1);
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+}
+
+static int sb_collectgarbage(lua_State *L)
+{
+    const char *opt = luaL_optstring(L, 1, "collect");
+    if (strcmp(opt, "count") != 0)
+        return luaL_error(L, "collectgarbage: only \"count\" is available in the sandbox");
+    int kb = lua_gc(L, LUA_GCCOUNT);
+    int b = lua_gc(L, LUA_GCCOUNTB);
+    lua_pushnumber(L, (lua_Number)kb + (lua_Number)b / 1024);
+    return 1;
+}
+
+/* require(NAME): NAME.lua (dots become slashes) from the library directory,
+ * as text, run once in the sandbox; its result is cached. No C modules. */
+static int sb_require(lua_State *L)
+{
+    sl_lua_host *h = sl_lua_host_of(L);
+    size_t len;
+    const char *name = luaL_checklstring(L, 1, &len);
+    if (len == 0 || len > 128 || strstr(name, ".."))
+        return luaL_error(L, "require: bad module name '%s'", name);
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.'))
+            return luaL_error(L, "require: bad module name '%s'", name);
+    }
+    lua_settop(L, 1);
+    lua_getfield(L, LUA_REGISTRYINDEX, "sluice.loaded"); /* 2 */
+    if (lua_getfield(L, 2, name) != LUA_TNIL)
+        return 1;
+    lua_pop(L, 1);
+    if (!h->lib_dir)
+        return luaL_error(L, "require: module '%s' not found (no library directory)", name);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    luaL_addstring(&b, h->lib_dir);
+    luaL_addchar(&b, '/');
+    for (size_t i = 0; i < len; i++)
+        luaL_addchar(&b, name[i] == '.' ? '/' : name[i]);
+    luaL_addstring(&b, ".lua");
+    luaL_pushresult(&b); /* 3 */
+    const char *path = lua_tostring(L, 3);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return luaL_error(L, "require: module '%s' not found (no %s)", name, path);
+    luaL_Buffer src;
+    luaL_buffinit(L, &src);
+    char chunk[4096];
+    size_t got;
+    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0)
+        luaL_addlstring(&src, chunk, got);
+    fclose(f);
+    luaL_pushresult(&src); /* 4 */
+    size_t slen;
+    const char *s = lua_tolstring(L, 4, &slen);
+    lua_pushfstring(L, "@%s", path); /* 5 */
+    if (luaL_loadbufferx(L, s, slen, lua_tostring(L, 5), "t") != LUA_OK)
+        return lua_error(L);
+    lua_pushvalue(L, 1);
+    lua_call(L, 1, 1);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_pushboolean(L, 1);
+    }
+    lua_pushvalue(L, -1);
+    lua_setfield(L, 2, name);
+    return 1;
+}
+
+/* Message handler: the error text plus a traceback. */
+static int msgh(lua_State *L)
+{
+    const char *m = lua_tostring(L, 1);
+    if (!m) {
+        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+            m = lua_tostring(L, -1);
+        else
+            m = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+    luaL_traceback(L, L, m, 1);
+    return 1;
+}
+
+/* Keeps only fields listed in keep (NULL-terminated) in the table at idx. */
+static void copy_fields(lua_State *L, int from, const char *const *keep)
+{
+    lua_createtable(L, 0, 4);
+    for (size_t i = 0; keep[i]; i++) {
+        lua_getfield(L, from, keep[i]);
+        lua_setfield(L, -2, keep[i]);
+    }
+}
+
+static void wrap_global(lua_State *L, const char *name, lua_CFunction fn)
+{
+    lua_getglobal(L, name);
+    lua_pushcclosure(L, fn, 1);
+    lua_setglobal(L, name);
+}
+
+/* Builds the sandbox; runs in protected mode (lua_pcall of this function). */
+static int setup_state(lua_State *L)
+{
+    sl_lua_host *h = sl_lua_host_of(L);
+    static const luaL_Reg libs[] = {
+        {LUA_GNAME, luaopen_base},
+        {LUA_STRLIBNAME, luaopen_string},
+        {LUA_TABLIBNAME, luaopen_table},
+        {LUA_MATHLIBNAME, luaopen_math},
+        {LUA_UTF8LIBNAME, luaopen_utf8},
+        {LUA_COLIBNAME, luaopen_coroutine},
+        {NULL, NULL},
+    };
+    for (const luaL_Reg *l = libs; l->func; l++) {
+        luaL_requiref(L, l->name, l->func, 1);
+        lua_pop(L, 1);
+    }
+    /* os: time, clock and date only; the full library is not kept anywhere */
+    luaL_requiref(L, LUA_OSLIBNAME, luaopen_os, 0);
+    static const char *const os_keep[] = {"time", "clock", "date", NULL};
+    copy_fields(L, lua_gettop(L), os_keep);
+    lua_setglobal(L, LUA_OSLIBNAME);
+    lua_pop(L, 1);
+    lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    lua_pushnil(L);
+    lua_setfield(L, -2, LUA_OSLIBNAME);
+    lua_pop(L, 1);
+
+    static const char *const removed[] = {"dofile", "loadfile", "require", "warn", NULL};
+    for (size_t i = 0; removed[i]; i++) {
+        lua_pushnil(L);
+        lua_setglobal(L, removed[i]);
+    }
+    lua_getglobal(L, LUA_STRLIBNAME);
+    lua_pushnil(L);
+    lua_setfield(L, -2, "dump");
+    lua_pop(L, 1);
+    /* strings' shared metatable: readable, not replaceable */
+    lua_pushliteral(L, "");
+    lua_getmetatable(L, -1);
+    lua_pushliteral(L, "string");
+    lua_setfield(L, -2, "__metatable");
+    lua_pop(L, 2);
+
+    lua_pushcfunction(L, sb_pcall);
+    lua_setglobal(L, "pcall");
+    lua_pushcfunction(L, sb_xpcall);
+    lua_setglobal(L, "xpcall");
+    lua_pushcfunction(L, sb_collectgarbage);
+    lua_setglobal(L, "collectgarbage");
+    wrap_global(L, "load", sb_load);
+    wrap_global(L, "setmetatable", sb_setmetatable);
+    lua_getglobal(L, LUA_COLIBNAME);
+    lua_getfield(L, -1, "resume");
+    lua_pushcclosure(L, sb_resume, 1);
+    lua_setfield(L, -2, "resume");
+    lua_pop(L, 1);
+
+    lua_newtable(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, "sluice.loaded");
+    lua_pushcfunction(L, sb_require);
+    lua_setglobal(L, "require");
+
+    sl_lua_open_json(L);
+    sl_lua_open_xml(L);
+    sl_lua_open_msg(L);
+    sl_lua_open_log(L);
+    lua_getglobal(L, "log");
+    lua_getfield(L, -1, "info");
+    lua_setglobal(L, "print");
+    lua_pop(L, 1);
+    sl_lua_push_ctx(L);
+    h->ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    /* generational: per-message garbage (decoded tables) dies young */
+    lua_gc(L, LUA_GCGEN, 0, 0);
+    return 0;
+}
+
+/* Copies the Lua error at the top into err as one line: newlines in the
+ * traceback become "; ", tabs are dropped. */
+static void set_lua_error(sl_lua_host *h, lua_State *L, int status, const char *what, sl_error *err)
+{
+    const char *m = lua_tostring(L, -1);
+    if (status == LUA_ERRMEM)
+        kill_oom(h);
+    if (h->killed && (!m || status == LUA_ERRMEM))
+        m = h->kill_reason;
+    if (!m)
+        m = "(no error message)";
+    char line[sizeof err->msg];
+    size_t o = 0;
+    for (const char *p = m; *p && o + 3 < sizeof line; p++) {
+        if (*p == '\n') {
+            line[o++] = ';';
+            line[o++] = ' ';
+        } else if (*p != '\t') {
+            line[o++] = *p;
+        }
+    }
+    line[o] = '\0';
+    sl_error_set(err, status == LUA_ERRMEM ? SL_ENOMEM : SL_EINVAL, "%s%s", what, line);
+}
+
+/* ---- state lifecycle -------------------------------------------------------- */
+
+static int open_state(sl_lua_host *h, sl_error *err)
+{
+    h->used = 0;
+    lua_State *L = lua_newstate(host_alloc, h);
+    if (!L)
+        return sl_error_set(err, SL_ENOMEM, "lua: out of memory creating a state");
+    *(sl_lua_host **)lua_getextraspace(L) = h;
+    h->L = L;
+    h->fn_ref = h->ctx_ref = LUA_NOREF;
+    lua_sethook(L, on_hook, LUA_MASKCOUNT, HOOK_EVERY);
+    lua_pushcfunction(L, setup_state);
+    begin_call(h, INIT_TIMEOUT_MS);
+    int status = lua_pcall(L, 0, 0, 0);
+    if (status != LUA_OK) {
+        set_lua_error(h, L, status, "lua: cannot set up the sandbox: ", err);
+        lua_close(L);
+        h->L = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* Loads h->src, runs it (a script) and takes fn_name, or keeps the compiled
+ * expression; in protected mode. */
+static int define_p(lua_State *L)
+{
+    sl_lua_host *h = sl_lua_host_of(L);
+    lua_settop(L, 0);
+    lua_pushcfunction(L, msgh); /* 1 */
+    if (luaL_loadbufferx(L, h->src, h->src_len, h->chunkname, "t") != LUA_OK)
+        return lua_error(L);
+    if (h->fn_name) {
+        if (lua_pcall(L, 0, 0, 1) != LUA_OK)
+            return lua_error(L);
+        if (lua_getglobal(L, h->fn_name) != LUA_TFUNCTION)
+            return luaL_error(L, "%s: the script defines no global function '%s'", h->chunkname + 1,
+                              h->fn_name);
+    }
+    h->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 0;
+}
+
+static int define(sl_lua_host *h, sl_error *err)
+{
+    lua_State *L = h->L;
+    uint64_t t = h->timeout_ms > INIT_TIMEOUT_MS ? h->timeout_ms : INIT_TIMEOUT_MS;
+    begin_call(h, t);
+    lua_pushcfunction(L, define_p);
+    int status = lua_pcall(L, 0, 0, 0);
+    if (status != LUA_OK) {
+        set_lua_error(h, L, status, "lua: ", err);
+        lua_settop(L, 0);
+        return -1;
+    }
+    lua_settop(L, 0);
+    return 0;
+}
+
+/* Replaces an unusable state with a fresh one running the same source. */
+static int rebuild(sl_lua_host *h, sl_error *err)
+{
+    if (h->L)
+        lua_close(h->L);
+    h->L = NULL;
+    h->rebuilds++;
+    if (open_state(h, err) < 0)
+        return -1;
+    if (h->src && define(h, err) < 0) {
+        lua_close(h->L);
+        h->L = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* After a failed call: collect; rebuild when the state is still over 3/4 of
+ * its cap (a script that keeps what it allocated would fail every message)
+ * or when the error handler itself failed. */
+static void recover(sl_lua_host *h, int status)
+{
+    lua_settop(h->L, 0);
+    lua_gc(h->L, LUA_GCCOLLECT);
+    if (status == LUA_ERRERR || h->used > h->limit / 4 * 3) {
+        sl_error e;
+        if (rebuild(h, &e) < 0)
+            sl_logf(SL_LVL_ERROR, h->log_comp, "cannot rebuild the Lua state: %s", e.msg);
+    }
+}
+
+static int ensure_state(sl_lua_host *h, sl_error *err)
+{
+    if (h->L)
+        return 0;
+    return rebuild(h, err);
+}
+
+sl_lua_host *sl_lua_host_new(const sl_lua_opts *o, sl_error *err)
+{
+    sl_lua_host *h = calloc(1, sizeof *h);
+    if (!h) {
+        sl_error_set(err, SL_ENOMEM, "out of memory");
+        return NULL;
+    }
+    const char *route = o->route ? o->route : "";
+    h->route = strdup(route);
+    h->log_comp = malloc(strlen(route) + 5);
+    h->lib_dir = o->lib_dir ? strdup(o->lib_dir) : NULL;
+    if (!h->route || !h->log_comp || (o->lib_dir && !h->lib_dir)) {
+        sl_error_set(err, SL_ENOMEM, "out of memory");
+        sl_lua_host_free(h);
+        return NULL;
+    }
+    sprintf(h->log_comp, "lua:%s", route);
+    h->timeout_ms = o->timeout_ms ? o->timeout_ms : SL_LUA_DEFAULT_TIMEOUT_MS;
+    uint64_t mem = o->memory ? o->memory : SL_LUA_DEFAULT_MEMORY;
+    h->limit = (size_t)(mem < SL_LUA_MIN_MEMORY ? SL_LUA_MIN_MEMORY : mem);
+    h->conf = o->conf;
+    h->http = sl_lua_http_default;
+    h->http_arg = (void *)o->conf;
+    if (open_state(h, err) < 0) {
+        sl_lua_host_free(h);
+        return NULL;
+    }
+    return h;
+}
+
+void sl_lua_host_free(sl_lua_host *h)
+{
+    if (!h)
+        return;
+    if (h->L)
+        lua_close(h->L);
+    free(h->route);
+    free(h->log_comp);
+    free(h->lib_dir);
+    free(h->src);
+    free(h->chunkname);
+    free(h->fn_name);
+    free(h->buf);
+    free(h->keys);
+    free(h);
+}
+
+void sl_lua_host_set_http(sl_lua_host *h, sl_lua_http_fn fn, void *arg)
+{
+    h->http = fn ? fn : sl_lua_http_default;
+    h->http_arg = fn ? arg : (void *)h->conf;
+}
+
+static int set_source(sl_lua_host *h, char *src, size_t len, const char *chunkname,
+                      const char *fn_name, sl_error *err)
+{
+    free(h->src);
+    free(h->chunkname);
+    free(h->fn_name);
+    h->src = src;
+    h->src_len = len;
+    h->chunkname = malloc(strlen(chunkname) + 2);
+    h->fn_name = fn_name ? strdup(fn_name) : NULL;
+    if (!h->chunkname || (fn_name && !h->fn_name))
+        return sl_error_set(err, SL_ENOMEM, "out of memory");
+    sprintf(h->chunkname, "@%s", chunkname);
+    return 0;
+}
+
+int sl_lua_host_load_script(sl_lua_host *h, const char *path, const char *chunkname,
+                            const char *fn_name, sl_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return sl_error_set(err, SL_EIO, "lua: cannot open %s: %s", path, strerror(errno));
+    char *src = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len + 4096 + 1 > cap) {
+            size_t ncap = cap ? cap * 2 : 8192;
+            char *n = realloc(src, ncap);
+            if (!n) {
+                free(src);
+                fclose(f);
+                return sl_error_set(err, SL_ENOMEM, "out of memory");
+            }
+            src = n;
+            cap = ncap;
+        }
+        size_t got = fread(src + len, 1, cap - len - 1, f);
+        len += got;
+        if (got == 0 || len > MAX_SCRIPT_BYTES)
+            break;
+    }
+    bool bad = ferror(f) != 0;
+    fclose(f);
+    if (bad || len > MAX_SCRIPT_BYTES) {
+        free(src);
+        return sl_error_set(err, SL_EIO, "lua: cannot read %s: %s", path,
+                            bad ? "read error" : "larger than 4 MiB");
+    }
+    src[len] = '\0';
+    if (set_source(h, src, len, chunkname, fn_name, err) < 0)
+        return -1;
+    if (ensure_state(h, err) < 0)
+        return -1;
+    return define(h, err);
+}
+
+int sl_lua_host_load_expr(sl_lua_host *h, const char *expr, const char *chunkname, sl_error *err)
+{
+    static const char pre[] = "local msg = ...; return (";
+    static const char post[] = "\n)";
+    size_t n = strlen(expr);
+    char *src = malloc(sizeof pre + n + sizeof post);
+    if (!src)
+        return sl_error_set(err, SL_ENOMEM, "out of memory");
+    size_t len = (size_t)sprintf(src, "%s%s%s", pre, expr, post);
+    if (set_source(h, src, len, chunkname, NULL, err) < 0)
+        return -1;
+    if (ensure_state(h, err) < 0)
+        return -1;
+    return define(h, err);
+}
+
+/* ---- calls ------------------------------------------------------------------ */
+
+typedef struct run_args {
+    sl_lua_host *h;
+    sl_msg *msg;
+    int call_status; /* of the script's function */
+    int rc;          /* sl_step_rc, or the expression's truthiness */
+    sl_error *err;
+} run_args;
+
+/* Moves the body, key and headers of src into dst (dst keeps its id,
+ * timestamp, attempts and place in the log); src gets dst's old ones. */
+static void take_content(sl_msg *dst, sl_msg *src)
+{
+    sl_msg tmp = *dst;
+    dst->key = src->key;
+    dst->key_len = src->key_len;
+    dst->headers = src->headers;
+    dst->n_headers = src->n_headers;
+    dst->cap_headers = src->cap_headers;
+    dst->body = src->body;
+    dst->body_len = src->body_len;
+    src->key = tmp.key;
+    src->key_len = tmp.key_len;
+    src->headers = tmp.headers;
+    src->n_headers = tmp.n_headers;
+    src->cap_headers = tmp.cap_headers;
+    src->body = tmp.body;
+    src->body_len = tmp.body_len;
+    json_decref(dst->json);
+    dst->json = NULL;
+    json_decref(src->json);
+    src->json = NULL;
+}
+
+/* Applies one returned value (at idx) to the step's message. */
+static int apply_result(lua_State *L, int idx, run_args *a)
+{
+    void *ud;
+    sl_msg *m = sl_lua_to_msg(L, idx, &ud);
+    if (!m) {
+        if (ud)
+            sl_error_set(a->err, SL_EINVAL,
+                         "lua: the step returned a message from an earlier call");
+        else
+            sl_error_set(a->err, SL_EINVAL,
+                         "lua: the step returned a %s; expected a message, nil or a list of "
+                         "messages",
+                         luaL_typename(L, idx));
+        return SL_STEP_FAIL;
+    }
+    if (m != a->msg)
+        take_content(a->msg, m);
+    return SL_STEP_OK;
+}
+
+/* Runs the function and applies its result (in protected mode). */
+static int run_p(lua_State *L)
+{
+    run_args *a = lua_touserdata(L, 1);
+    sl_lua_host *h = a->h;
+    lua_settop(L, 0);
+    lua_pushcfunction(L, msgh);        /* 1 */
+    sl_lua_push_msg(L, a->msg, false); /* 2: valid until h->gen moves on */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->fn_ref);
+    lua_pushvalue(L, 2);
+    int nargs = 1;
+    if (h->fn_name) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, h->ctx_ref);
+        nargs = 2;
+    }
+    a->call_status = lua_pcall(L, nargs, 1, 1);
+    if (a->call_status != LUA_OK) {
+        set_lua_error(h, L, a->call_status, "", a->err);
+        return 0;
+    }
+    if (h->killed) { /* a killed call can only end in an error; be sure */
+        a->call_status = LUA_ERRRUN;
+        sl_error_set(a->err, SL_EINVAL, "%s", h->kill_reason);
+        return 0;
+    }
+    if (!h->fn_name) {
+        a->rc = lua_toboolean(L, -1);
+        return 0;
+    }
+    int t = lua_type(L, -1);
+    if (t == LUA_TNIL || (t == LUA_TBOOLEAN && !lua_toboolean(L, -1))) {
+        a->rc = SL_STEP_DROP;
+    } else if (t == LUA_TTABLE && !sl_lua_to_msg(L, -1, NULL)) {
+        lua_Integer n = luaL_len(L, -1);
+        if (n == 0) {
+            a->rc = SL_STEP_DROP;
+        } else if (n == 1) {
+            lua_rawgeti(L, -1, 1);
+            a->rc = apply_result(L, lua_gettop(L), a);
+        } else {
+            sl_error_set(a->err, SL_EINVAL,
+                         "lua: the step returned %lld messages: split is not supported yet",
+                         (long long)n);
+            a->rc = SL_STEP_FAIL;
+        }
+    } else {
+        a->rc = apply_result(L, lua_gettop(L), a);
+    }
+    return 0;
+}
+
+/* Runs the loaded function over msg; fills a. Returns 0, or -1 with err. */
+static int run(sl_lua_host *h, run_args *a, sl_error *err)
+{
+    if (ensure_state(h, err) < 0)
+        return -1;
+    lua_State *L = h->L;
+    a->h = h;
+    a->err = err;
+    a->call_status = LUA_OK;
+    begin_call(h, h->timeout_ms);
+    lua_settop(L, 0);
+    lua_pushcfunction(L, run_p);
+    lua_pushlightuserdata(L, a);
+    int status = lua_pcall(L, 1, 0, 0);
+    h->gen++; /* the message lent to this call expires */
+    if (status == LUA_OK && a->call_status == LUA_OK) {
+        lua_settop(L, 0);
+        return 0;
+    }
+    if (status == LUA_OK)
+        status = a->call_status; /* err was filled by run_p */
+    else
+        set_lua_error(h, L, status, "", err);
+    recover(h, status);
+    return -1;
+}
+
+int sl_lua_host_run_step(sl_lua_host *h, sl_msg *msg, sl_error *err)
+{
+    run_args a = {.msg = msg, .rc = SL_STEP_OK};
+    if (run(h, &a, err) < 0)
+        return SL_STEP_FAIL;
+    return a.rc;
+}
+
+int sl_lua_host_run_expr(sl_lua_host *h, sl_msg *msg, bool *result, sl_error *err)
+{
+    run_args a = {.msg = msg};
+    *result = false;
+    if (run(h, &a, err) < 0)
+        return -1;
+    *result = a.rc != 0;
+    return 0;
+}

@@ -1,0 +1,169 @@
+/* The Lua 5.4 host behind the `lua` and `filter` steps and `when:`: one
+ * sandboxed lua_State per step instance (so per route worker, never shared
+ * between threads), with a time limit (instruction hook), a memory cap (the
+ * allocator), the msg API, and the json, xml, log, message and ctx modules. */
+#ifndef SLUICE_LUA_HOST_H
+#define SLUICE_LUA_HOST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "error.h"
+#include "http_call.h"
+#include "message.h"
+#include "step.h"
+
+#define SL_LUA_DEFAULT_TIMEOUT_MS 100
+#define SL_LUA_DEFAULT_MEMORY ((uint64_t)16 << 20)
+#define SL_LUA_MIN_MEMORY ((uint64_t)256 << 10)
+#define SL_LUA_CACHE_ENTRIES 4096 /* ctx.cache capacity (entries) */
+#define SL_LUA_HTTP_RETRIES 2     /* quick retries of a transient ctx.http failure */
+
+typedef struct sl_lua_host sl_lua_host;
+
+/* How ctx.http reaches the outside: given the connector name and the
+ * request, fill *resp (freed by the caller with sl_http_call_resp_free) and
+ * return resp->result. The default (sl_lua_http_default) looks the
+ * connector up in the config and calls sl_http_call with up to
+ * SL_LUA_HTTP_RETRIES retries (after 50 ms, then 200 ms) on SL_RETRY.
+ * `sluice test` replaces it with fixtures; the circuit breaker wraps it. */
+typedef int (*sl_lua_http_fn)(void *arg, const char *connector, const sl_http_call_req *req,
+                              sl_http_call_resp *resp);
+
+typedef struct sl_lua_opts {
+    const char *route;     /* ctx.route, and the log component "lua:ROUTE" */
+    uint64_t timeout_ms;   /* per call; 0 = SL_LUA_DEFAULT_TIMEOUT_MS */
+    uint64_t memory;       /* bytes; 0 = SL_LUA_DEFAULT_MEMORY */
+    const sl_config *conf; /* connectors for ctx.http; may be NULL (ctx.http then fails) */
+    const char *lib_dir;   /* where require() finds NAME.lua; NULL = no require */
+} sl_lua_opts;
+
+/* Creates a sandboxed state. Returns NULL with err when out of memory. The
+ * host belongs to the calling thread from then on (not thread-safe). */
+sl_lua_host *sl_lua_host_new(const sl_lua_opts *opts, sl_error *err);
+
+/* Frees the host and its state. h may be NULL. */
+void sl_lua_host_free(sl_lua_host *h);
+
+/* Loads the script at path (text only), runs it once to define its
+ * functions, and picks the global function fn_name as the step function.
+ * chunkname names the script in errors ("lua/enrich.lua"). Returns 0, or
+ * -1 with err (syntax error with line, error while running, fn_name not a
+ * function, file unreadable). */
+int sl_lua_host_load_script(sl_lua_host *h, const char *path, const char *chunkname,
+                            const char *fn_name, sl_error *err);
+
+/* Compiles `return (expr)` with msg in scope. Returns 0 or -1 with err. */
+int sl_lua_host_load_expr(sl_lua_host *h, const char *expr, const char *chunkname, sl_error *err);
+
+/* Calls the step function as fn(msg, ctx) and applies its result to msg in
+ * place: the same message or another one (its body, key and headers replace
+ * msg's; msg keeps its id) -> SL_STEP_OK; nil or false -> SL_STEP_DROP; a list
+ * of one message -> that message, an empty list -> DROP, a longer list ->
+ * SL_STEP_FAIL ("split is not supported yet"). An error, a timeout or the
+ * memory cap -> SL_STEP_FAIL with the Lua error and traceback in err; the
+ * host stays usable (it rebuilds its state when the old one is unusable). */
+int sl_lua_host_run_step(sl_lua_host *h, sl_msg *msg, sl_error *err);
+
+/* Evaluates the compiled expression over msg; *result is its truthiness.
+ * Returns 0, or -1 with err when the expression raised an error. msg is
+ * not changed unless the expression changes it. */
+int sl_lua_host_run_expr(sl_lua_host *h, sl_msg *msg, bool *result, sl_error *err);
+
+/* Replaces ctx.http's transport (NULL restores the default). */
+void sl_lua_host_set_http(sl_lua_host *h, sl_lua_http_fn fn, void *arg);
+
+/* Bytes the state holds now (for tests and figures). */
+size_t sl_lua_host_memory(const sl_lua_host *h);
+
+/* How many times the state was rebuilt after becoming unusable. */
+unsigned sl_lua_host_rebuilds(const sl_lua_host *h);
+
+/* The default ctx.http transport; arg is the sl_config (may be NULL). */
+int sl_lua_http_default(void *arg, const char *connector, const sl_http_call_req *req,
+                        sl_http_call_resp *resp);
+
+/* For a `lua` step built by sl_steps_build: replaces its ctx.http transport.
+ * Returns 0, or -1 when s is not a lua step. */
+int sl_lua_step_set_http(sl_step *s, sl_lua_http_fn fn, void *arg);
+
+/* ---- for transforms/lua_*.c only ------------------------------------------ */
+#ifdef SL_LUA_INTERNAL
+#include <lauxlib.h>
+#include <lua.h>
+
+typedef struct sl_lua_keyent sl_lua_keyent;
+
+struct sl_lua_host {
+    lua_State *L;
+    size_t used;  /* bytes held by the state, plus messages made by the script */
+    size_t limit; /* the memory cap */
+    uint64_t timeout_ms;
+    int64_t deadline_ns; /* CLOCK_MONOTONIC; valid while a call runs */
+    bool killed;         /* the running call hit the timeout or the memory cap */
+    char kill_reason[96];
+    unsigned rebuilds;
+    uint64_t gen; /* call counter: a lent message is valid only during its call */
+    char *route;
+    char *log_comp; /* "lua:ROUTE" */
+    const sl_config *conf;
+    char *lib_dir;
+    sl_lua_http_fn http;
+    void *http_arg;
+    /* what was loaded, kept to rebuild the state */
+    char *src;
+    size_t src_len;
+    char *chunkname;
+    char *fn_name; /* NULL for an expression */
+    /* registry refs */
+    int fn_ref, ctx_ref, array_mt, object_mt, msg_mt, hdr_mt;
+    /* scratch for encoding (malloc'd, reused) */
+    char *buf;
+    size_t buf_len, buf_cap;
+    sl_lua_keyent *keys;
+    size_t keys_cap;
+};
+
+/* The host of a state (kept in the state's extra space). */
+static inline sl_lua_host *sl_lua_host_of(lua_State *L)
+{
+    return *(sl_lua_host **)lua_getextraspace(L);
+}
+
+/* CLOCK_MONOTONIC in ns and CLOCK_REALTIME in ms. */
+int64_t sl_lua_mono_ns(void);
+int64_t sl_lua_wall_ms(void);
+
+/* Charges n bytes of memory held outside the state (messages) to the cap.
+ * Returns 0, or -1 when the cap would be passed (after a full GC). */
+int sl_lua_charge(lua_State *L, size_t n);
+void sl_lua_uncharge(lua_State *L, size_t n);
+
+/* lua_json.c: the json module, and decoding/encoding between JSON text and
+ * Lua values. decode pushes the value (raises a Lua error on bad JSON);
+ * encode appends the value at idx to h->buf (raises on what JSON cannot
+ * hold). json.null is a light userdata (NULL). */
+void sl_lua_open_json(lua_State *L);
+void sl_lua_json_decode(lua_State *L, const char *s, size_t len);
+void sl_lua_json_encode(lua_State *L, int idx);
+
+/* lua_msg.c: the msg userdata, the headers proxy and the message module. */
+void sl_lua_open_msg(lua_State *L);
+/* Pushes a message userdata for msg; owned messages are freed by the GC. */
+void sl_lua_push_msg(lua_State *L, sl_msg *msg, bool owned);
+/* The message of the userdata at idx, or NULL when it is not one or when it
+ * was lent to an earlier call; *ud (when ud is not NULL) gets the userdata
+ * when idx is a message userdata at all, else NULL. */
+sl_msg *sl_lua_to_msg(lua_State *L, int idx, void **ud);
+
+/* lua_ctx.c: ctx (route, now, cache, http) and the log module. Pushes ctx. */
+void sl_lua_open_log(lua_State *L);
+void sl_lua_push_ctx(lua_State *L);
+
+/* lua_xml.c: the xml module (xml.encode/xml.decode). */
+void sl_lua_open_xml(lua_State *L);
+#endif
+
+#endif

@@ -1,0 +1,809 @@
+/* JSON for the Lua host: a direct parser from JSON text into Lua tables and
+ * an encoder back (no intermediate tree), and the `json` module. Objects and
+ * arrays carry marker metatables so that {} and [] survive a round trip;
+ * null is json.null (a light userdata); object keys are encoded sorted. */
+#define SL_LUA_INTERNAL
+#include "lua_host.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_DEPTH 200
+
+/* ---- decoding -------------------------------------------------------------- */
+
+typedef struct jdec {
+    lua_State *L;
+    sl_lua_host *h;
+    const char *start, *p, *end;
+    int depth;
+} jdec;
+
+static int dec_error(jdec *d, const char *what)
+{
+    return luaL_error(d->L, "json: %s at offset %d", what, (int)(d->p - d->start));
+}
+
+static void skip_ws(jdec *d)
+{
+    while (d->p < d->end && (*d->p == ' ' || *d->p == '\n' || *d->p == '\r' || *d->p == '\t'))
+        d->p++;
+}
+
+/* Length of the valid UTF-8 sequence at p (first byte >= 0x80), or 0. */
+static size_t utf8_len(const unsigned char *p, const unsigned char *end)
+{
+    unsigned c = p[0];
+    size_t n;
+    unsigned min;
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 2;
+        min = 0x80;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        min = 0x800;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        min = 0x10000;
+    } else {
+        return 0;
+    }
+    if ((size_t)(end - p) < n)
+        return 0;
+    unsigned cp = c & (0x3f >> (n - 1));
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
+static int hex4(const char *p, unsigned *out)
+{
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9')
+            v |= (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v |= (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            v |= (unsigned)(c - 'A' + 10);
+        else
+            return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static void add_utf8(luaL_Buffer *b, unsigned cp)
+{
+    char s[4];
+    size_t n;
+    if (cp < 0x80) {
+        s[0] = (char)cp;
+        n = 1;
+    } else if (cp < 0x800) {
+        s[0] = (char)(0xc0 | (cp >> 6));
+        s[1] = (char)(0x80 | (cp & 0x3f));
+        n = 2;
+    } else if (cp < 0x10000) {
+        s[0] = (char)(0xe0 | (cp >> 12));
+        s[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        s[2] = (char)(0x80 | (cp & 0x3f));
+        n = 3;
+    } else {
+        s[0] = (char)(0xf0 | (cp >> 18));
+        s[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+        s[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        s[3] = (char)(0x80 | (cp & 0x3f));
+        n = 4;
+    }
+    luaL_addlstring(b, s, n);
+}
+
+/* Scans plain string bytes from d->p: stops at '"', '\\' or the end.
+ * Raises on control characters and invalid UTF-8. */
+static void scan_plain(jdec *d)
+{
+    const unsigned char *p = (const unsigned char *)d->p, *end = (const unsigned char *)d->end;
+    while (p < end) {
+        unsigned c = *p;
+        if (c == '"' || c == '\\')
+            break;
+        if (c < 0x20) {
+            d->p = (const char *)p;
+            dec_error(d, "control character in a string");
+        }
+        if (c >= 0x80) {
+            size_t n = utf8_len(p, end);
+            if (!n) {
+                d->p = (const char *)p;
+                dec_error(d, "invalid UTF-8 in a string");
+            }
+            p += n;
+        } else {
+            p++;
+        }
+    }
+    d->p = (const char *)p;
+}
+
+/* Pushes the string starting at the opening quote d->p. */
+static void dec_string(jdec *d)
+{
+    lua_State *L = d->L;
+    const char *s = ++d->p;
+    scan_plain(d);
+    if (d->p < d->end && *d->p == '"') { /* no escapes: the common case */
+        lua_pushlstring(L, s, (size_t)(d->p - s));
+        d->p++;
+        return;
+    }
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    luaL_addlstring(&b, s, (size_t)(d->p - s));
+    for (;;) {
+        if (d->p >= d->end)
+            dec_error(d, "unterminated string");
+        if (*d->p == '"') {
+            d->p++;
+            break;
+        }
+        /* a backslash */
+        if (d->end - d->p < 2)
+            dec_error(d, "unterminated string");
+        char e = d->p[1];
+        d->p += 2;
+        switch (e) {
+            case '"':
+            case '\\':
+            case '/':
+                luaL_addchar(&b, e);
+                break;
+            case 'b':
+                luaL_addchar(&b, '\b');
+                break;
+            case 'f':
+                luaL_addchar(&b, '\f');
+                break;
+            case 'n':
+                luaL_addchar(&b, '\n');
+                break;
+            case 'r':
+                luaL_addchar(&b, '\r');
+                break;
+            case 't':
+                luaL_addchar(&b, '\t');
+                break;
+            case 'u': {
+                unsigned cp = 0, lo = 0;
+                if (d->end - d->p < 4 || hex4(d->p, &cp) < 0)
+                    dec_error(d, "bad \\u escape");
+                d->p += 4;
+                if (cp >= 0xd800 && cp <= 0xdbff) {
+                    if (d->end - d->p < 6 || d->p[0] != '\\' || d->p[1] != 'u' ||
+                        hex4(d->p + 2, &lo) < 0 || lo < 0xdc00 || lo > 0xdfff)
+                        dec_error(d, "lone surrogate in a \\u escape");
+                    d->p += 6;
+                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                } else if (cp >= 0xdc00 && cp <= 0xdfff) {
+                    dec_error(d, "lone surrogate in a \\u escape");
+                }
+                add_utf8(&b, cp);
+                break;
+            }
+            default:
+                d->p -= 2;
+                dec_error(d, "bad escape in a string");
+        }
+        const char *run = d->p;
+        scan_plain(d);
+        luaL_addlstring(&b, run, (size_t)(d->p - run));
+    }
+    luaL_pushresult(&b);
+}
+
+static void dec_number(jdec *d)
+{
+    const char *s = d->p, *q = d->p, *end = d->end;
+    bool is_float = false;
+    if (q < end && *q == '-')
+        q++;
+    if (q < end && *q == '0') {
+        q++;
+    } else if (q < end && *q >= '1' && *q <= '9') {
+        while (q < end && *q >= '0' && *q <= '9')
+            q++;
+    } else {
+        dec_error(d, "bad number");
+    }
+    if (q < end && *q == '.') {
+        is_float = true;
+        q++;
+        if (q >= end || *q < '0' || *q > '9')
+            dec_error(d, "bad number");
+        while (q < end && *q >= '0' && *q <= '9')
+            q++;
+    }
+    if (q < end && (*q == 'e' || *q == 'E')) {
+        is_float = true;
+        q++;
+        if (q < end && (*q == '+' || *q == '-'))
+            q++;
+        if (q >= end || *q < '0' || *q > '9')
+            dec_error(d, "bad number");
+        while (q < end && *q >= '0' && *q <= '9')
+            q++;
+    }
+    d->p = q;
+    if (!is_float) {
+        const char *digits = s + (*s == '-');
+        size_t n = (size_t)(q - digits);
+        if (n <= 18) {
+            lua_Integer v = 0;
+            for (const char *c = digits; c < q; c++)
+                v = v * 10 + (*c - '0');
+            lua_pushinteger(d->L, *s == '-' ? -v : v);
+            return;
+        }
+        /* 19 digits or more: an integer when it fits, else a float */
+        char tmp[32];
+        if ((size_t)(q - s) < sizeof tmp) {
+            memcpy(tmp, s, (size_t)(q - s));
+            tmp[q - s] = '\0';
+            if (lua_stringtonumber(d->L, tmp))
+                return;
+        }
+    }
+    char tmp[64];
+    size_t n = (size_t)(q - s);
+    char *big = NULL;
+    char *text = tmp;
+    if (n >= sizeof tmp) {
+        big = malloc(n + 1);
+        if (!big)
+            luaL_error(d->L, "json: out of memory");
+        text = big;
+    }
+    memcpy(text, s, n);
+    text[n] = '\0';
+    double v = strtod(text, NULL);
+    free(big);
+    lua_pushnumber(d->L, v);
+}
+
+static void dec_value(jdec *d);
+
+static void dec_literal(jdec *d, const char *word, size_t n)
+{
+    if ((size_t)(d->end - d->p) < n || memcmp(d->p, word, n) != 0)
+        dec_error(d, "unexpected character");
+    d->p += n;
+}
+
+static void dec_object(jdec *d)
+{
+    lua_State *L = d->L;
+    if (++d->depth > MAX_DEPTH)
+        dec_error(d, "nested too deeply");
+    luaL_checkstack(L, 4, "json: nested too deeply");
+    lua_createtable(L, 0, 4);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, d->h->object_mt);
+    lua_setmetatable(L, -2);
+    d->p++;
+    skip_ws(d);
+    if (d->p < d->end && *d->p == '}') {
+        d->p++;
+        d->depth--;
+        return;
+    }
+    for (;;) {
+        skip_ws(d);
+        if (d->p >= d->end || *d->p != '"')
+            dec_error(d, "expected a string key");
+        dec_string(d);
+        skip_ws(d);
+        if (d->p >= d->end || *d->p != ':')
+            dec_error(d, "expected ':'");
+        d->p++;
+        dec_value(d);
+        lua_rawset(L, -3);
+        skip_ws(d);
+        if (d->p < d->end && *d->p == ',') {
+            d->p++;
+            continue;
+        }
+        if (d->p < d->end && *d->p == '}') {
+            d->p++;
+            break;
+        }
+        dec_error(d, "expected ',' or '}'");
+    }
+    d->depth--;
+}
+
+static void dec_array(jdec *d)
+{
+    lua_State *L = d->L;
+    if (++d->depth > MAX_DEPTH)
+        dec_error(d, "nested too deeply");
+    luaL_checkstack(L, 4, "json: nested too deeply");
+    lua_createtable(L, 4, 0);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, d->h->array_mt);
+    lua_setmetatable(L, -2);
+    d->p++;
+    skip_ws(d);
+    if (d->p < d->end && *d->p == ']') {
+        d->p++;
+        d->depth--;
+        return;
+    }
+    for (lua_Integer i = 1;; i++) {
+        dec_value(d);
+        lua_rawseti(L, -2, i);
+        skip_ws(d);
+        if (d->p < d->end && *d->p == ',') {
+            d->p++;
+            continue;
+        }
+        if (d->p < d->end && *d->p == ']') {
+            d->p++;
+            break;
+        }
+        dec_error(d, "expected ',' or ']'");
+    }
+    d->depth--;
+}
+
+static void dec_value(jdec *d)
+{
+    skip_ws(d);
+    if (d->p >= d->end)
+        dec_error(d, "unexpected end");
+    switch (*d->p) {
+        case '{':
+            dec_object(d);
+            break;
+        case '[':
+            dec_array(d);
+            break;
+        case '"':
+            dec_string(d);
+            break;
+        case 't':
+            dec_literal(d, "true", 4);
+            lua_pushboolean(d->L, 1);
+            break;
+        case 'f':
+            dec_literal(d, "false", 5);
+            lua_pushboolean(d->L, 0);
+            break;
+        case 'n':
+            dec_literal(d, "null", 4);
+            lua_pushlightuserdata(d->L, NULL);
+            break;
+        default:
+            if (*d->p == '-' || (*d->p >= '0' && *d->p <= '9'))
+                dec_number(d);
+            else
+                dec_error(d, "unexpected character");
+    }
+}
+
+void sl_lua_json_decode(lua_State *L, const char *s, size_t len)
+{
+    jdec d = {.L = L, .h = sl_lua_host_of(L), .start = s, .p = s, .end = s + len};
+    dec_value(&d);
+    skip_ws(&d);
+    if (d.p != d.end)
+        dec_error(&d, "unexpected text after the value");
+}
+
+/* ---- encoding -------------------------------------------------------------- */
+
+struct sl_lua_keyent {
+    const char *s;
+    size_t len;
+    int ltype; /* LUA_TSTRING or LUA_TNUMBER */
+    bool is_int;
+    lua_Integer i;
+    lua_Number f;
+    char num[40];
+};
+
+typedef struct jenc {
+    lua_State *L;
+    sl_lua_host *h;
+    size_t ktop; /* keys in use in h->keys */
+} jenc;
+
+static char *reserve(jenc *e, size_t n)
+{
+    sl_lua_host *h = e->h;
+    if (h->buf_cap - h->buf_len < n) {
+        size_t cap = h->buf_cap ? h->buf_cap : 256;
+        while (cap - h->buf_len < n)
+            cap *= 2;
+        if (cap > h->limit + 4096)
+            luaL_error(e->L, "json: the encoded text is larger than the memory limit");
+        char *nb = realloc(h->buf, cap);
+        if (!nb)
+            luaL_error(e->L, "json: out of memory");
+        h->buf = nb;
+        h->buf_cap = cap;
+    }
+    return h->buf + h->buf_len;
+}
+
+static void put(jenc *e, const char *s, size_t n)
+{
+    memcpy(reserve(e, n), s, n);
+    e->h->buf_len += n;
+}
+
+static void put_string(jenc *e, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    char *o = reserve(e, n + 2);
+    size_t w = 0;
+    o[w++] = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            o[w++] = (char)c;
+            continue;
+        }
+        /* an escape: up to 6 bytes for this one, plus the rest and the quote */
+        e->h->buf_len += w;
+        o = reserve(e, 6 + (n - i) + 1);
+        w = 0;
+        o[w++] = '\\';
+        switch (c) {
+            case '"':
+                o[w++] = '"';
+                break;
+            case '\\':
+                o[w++] = '\\';
+                break;
+            case '\n':
+                o[w++] = 'n';
+                break;
+            case '\r':
+                o[w++] = 'r';
+                break;
+            case '\t':
+                o[w++] = 't';
+                break;
+            case '\b':
+                o[w++] = 'b';
+                break;
+            case '\f':
+                o[w++] = 'f';
+                break;
+            default:
+                o[w++] = 'u';
+                o[w++] = '0';
+                o[w++] = '0';
+                o[w++] = hex[c >> 4];
+                o[w++] = hex[c & 15];
+        }
+    }
+    o[w++] = '"';
+    e->h->buf_len += w;
+}
+
+/* Writes a finite double so that it reads back equal, and always as a
+ * float ("3.0", not "3"). Returns the length. */
+static int format_double(double x, char *out, size_t cap)
+{
+    int n;
+    if (x == floor(x) && fabs(x) < 1e15) {
+        n = snprintf(out, cap, "%.1f", x);
+    } else {
+        n = snprintf(out, cap, "%.15g", x);
+        if (strtod(out, NULL) != x)
+            n = snprintf(out, cap, "%.17g", x);
+        if (!strpbrk(out, ".eEn"))
+            n += snprintf(out + n, cap - (size_t)n, ".0");
+    }
+    return n;
+}
+
+static void put_number(jenc *e, int idx)
+{
+    char num[40];
+    int n;
+    if (lua_isinteger(e->L, idx)) {
+        n = snprintf(num, sizeof num, LUA_INTEGER_FMT, lua_tointeger(e->L, idx));
+    } else {
+        double x = (double)lua_tonumber(e->L, idx);
+        if (!isfinite(x))
+            luaL_error(e->L, "json: cannot encode %s", isnan(x) ? "NaN" : "infinity");
+        n = format_double(x, num, sizeof num);
+    }
+    put(e, num, (size_t)n);
+}
+
+static void enc_value(jenc *e, int idx, int depth);
+
+static int key_cmp(const void *a, const void *b)
+{
+    const sl_lua_keyent *x = a, *y = b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->s, y->s, n);
+    if (c)
+        return c;
+    return (x->len > y->len) - (x->len < y->len);
+}
+
+static void sort_keys(sl_lua_keyent *k, size_t n)
+{
+    if (n > 16) {
+        qsort(k, n, sizeof *k, key_cmp);
+        return;
+    }
+    for (size_t i = 1; i < n; i++) {
+        sl_lua_keyent t = k[i];
+        size_t j = i;
+        while (j > 0 && key_cmp(&k[j - 1], &t) > 0) {
+            k[j] = k[j - 1];
+            j--;
+        }
+        k[j] = t;
+    }
+}
+
+static sl_lua_keyent *key_slot(jenc *e)
+{
+    sl_lua_host *h = e->h;
+    if (e->ktop == h->keys_cap) {
+        size_t cap = h->keys_cap ? h->keys_cap * 2 : 64;
+        sl_lua_keyent *nk = realloc(h->keys, cap * sizeof *nk);
+        if (!nk)
+            luaL_error(e->L, "json: out of memory");
+        h->keys = nk;
+        h->keys_cap = cap;
+    }
+    return &h->keys[e->ktop++];
+}
+
+static void enc_object(jenc *e, int idx, int depth)
+{
+    lua_State *L = e->L;
+    size_t base = e->ktop;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        sl_lua_keyent *k = key_slot(e);
+        k->ltype = lua_type(L, -2);
+        if (k->ltype == LUA_TSTRING) {
+            k->s = lua_tolstring(L, -2, &k->len);
+        } else if (k->ltype == LUA_TNUMBER) {
+            k->is_int = lua_isinteger(L, -2);
+            int n;
+            if (k->is_int) {
+                k->i = lua_tointeger(L, -2);
+                n = snprintf(k->num, sizeof k->num, LUA_INTEGER_FMT, k->i);
+            } else {
+                k->f = lua_tonumber(L, -2);
+                if (!isfinite(k->f))
+                    luaL_error(L, "json: cannot encode a NaN or infinite key");
+                n = format_double(k->f, k->num, sizeof k->num);
+            }
+            k->s = k->num;
+            k->len = (size_t)n;
+        } else {
+            luaL_error(L, "json: cannot encode a table key of type %s", luaL_typename(L, -2));
+        }
+        lua_pop(L, 1);
+    }
+    size_t n = e->ktop - base;
+    /* the array may move while values are encoded: work by index */
+    sort_keys(e->h->keys + base, n);
+    /* string keys point into the table's own strings, alive while it is */
+    for (size_t i = 0; i < n; i++) {
+        if (e->h->keys[base + i].ltype == LUA_TNUMBER)
+            e->h->keys[base + i].s = e->h->keys[base + i].num;
+    }
+    put(e, "{", 1);
+    for (size_t i = 0; i < n; i++) {
+        sl_lua_keyent *k = &e->h->keys[base + i];
+        if (i)
+            put(e, ",", 1);
+        put_string(e, k->s, k->len);
+        put(e, ":", 1);
+        k = &e->h->keys[base + i];
+        if (k->ltype == LUA_TSTRING)
+            lua_pushlstring(L, k->s, k->len);
+        else if (k->is_int)
+            lua_pushinteger(L, k->i);
+        else
+            lua_pushnumber(L, k->f);
+        lua_rawget(L, idx);
+        enc_value(e, lua_gettop(L), depth + 1);
+        lua_pop(L, 1);
+    }
+    put(e, "}", 1);
+    e->ktop = base;
+}
+
+static void enc_array(jenc *e, int idx, lua_Integer n, int depth)
+{
+    put(e, "[", 1);
+    for (lua_Integer i = 1; i <= n; i++) {
+        if (i > 1)
+            put(e, ",", 1);
+        lua_rawgeti(e->L, idx, i);
+        enc_value(e, lua_gettop(e->L), depth + 1);
+        lua_pop(e->L, 1);
+    }
+    put(e, "]", 1);
+}
+
+/* Is the unmarked table at idx a sequence 1..n with n > 0 and nothing else? */
+static bool is_sequence(lua_State *L, int idx, lua_Integer *n_out)
+{
+    lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+    if (n == 0)
+        return false;
+    lua_Integer count = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 || lua_tointeger(L, -1) > n) {
+            lua_pop(L, 1);
+            return false;
+        }
+        count++;
+    }
+    *n_out = n;
+    return count == n;
+}
+
+static void enc_table(jenc *e, int idx, int depth)
+{
+    lua_State *L = e->L;
+    if (depth > MAX_DEPTH)
+        luaL_error(L, "json: nested too deeply (or a table contains itself)");
+    luaL_checkstack(L, 6, "json: nested too deeply");
+    int kind = 0; /* 1 array, 2 object, 0 decide by content */
+    if (lua_getmetatable(L, idx)) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, e->h->array_mt);
+        if (lua_rawequal(L, -1, -2)) {
+            kind = 1;
+        } else {
+            lua_rawgeti(L, LUA_REGISTRYINDEX, e->h->object_mt);
+            if (lua_rawequal(L, -1, -3))
+                kind = 2;
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 2);
+    }
+    lua_Integer n = 0;
+    if (kind == 1) {
+        enc_array(e, idx, (lua_Integer)lua_rawlen(L, idx), depth);
+    } else if (kind == 0 && is_sequence(L, idx, &n)) {
+        enc_array(e, idx, n, depth);
+    } else {
+        enc_object(e, idx, depth);
+    }
+}
+
+static void enc_value(jenc *e, int idx, int depth)
+{
+    lua_State *L = e->L;
+    switch (lua_type(L, idx)) {
+        case LUA_TNIL:
+            put(e, "null", 4);
+            break;
+        case LUA_TBOOLEAN:
+            if (lua_toboolean(L, idx))
+                put(e, "true", 4);
+            else
+                put(e, "false", 5);
+            break;
+        case LUA_TNUMBER:
+            put_number(e, idx);
+            break;
+        case LUA_TSTRING: {
+            size_t n;
+            const char *s = lua_tolstring(L, idx, &n);
+            put_string(e, s, n);
+            break;
+        }
+        case LUA_TTABLE:
+            enc_table(e, idx, depth);
+            break;
+        case LUA_TLIGHTUSERDATA:
+            if (lua_touserdata(L, idx) == NULL) {
+                put(e, "null", 4);
+                break;
+            }
+            /* fall through */
+        default:
+            luaL_error(L, "json: cannot encode a %s", luaL_typename(L, idx));
+    }
+}
+
+void sl_lua_json_encode(lua_State *L, int idx)
+{
+    jenc e = {.L = L, .h = sl_lua_host_of(L)};
+    enc_value(&e, lua_absindex(L, idx), 0);
+}
+
+/* ---- the json module ---------------------------------------------------------- */
+
+static int l_encode(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    sl_lua_host *h = sl_lua_host_of(L);
+    h->buf_len = 0;
+    sl_lua_json_encode(L, 1);
+    lua_pushlstring(L, h->buf, h->buf_len);
+    return 1;
+}
+
+static int l_decode(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    sl_lua_json_decode(L, s, n);
+    return 1;
+}
+
+/* json.array([t]) / json.object([t]): marks t (or a new table) so that it
+ * encodes as an array / an object even when empty. Returns it. */
+static int mark(lua_State *L, int ref)
+{
+    if (lua_isnoneornil(L, 1)) {
+        lua_settop(L, 0);
+        lua_newtable(L);
+    } else {
+        luaL_checktype(L, 1, LUA_TTABLE);
+        lua_settop(L, 1);
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+    lua_setmetatable(L, 1);
+    return 1;
+}
+
+static int l_array(lua_State *L)
+{
+    return mark(L, sl_lua_host_of(L)->array_mt);
+}
+
+static int l_object(lua_State *L)
+{
+    return mark(L, sl_lua_host_of(L)->object_mt);
+}
+
+static int new_marker(lua_State *L, const char *name)
+{
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, name);
+    lua_setfield(L, -2, "__metatable"); /* getmetatable/setmetatable cannot reach it */
+    lua_pushstring(L, name);
+    lua_setfield(L, -2, "__name");
+    return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+void sl_lua_open_json(lua_State *L)
+{
+    sl_lua_host *h = sl_lua_host_of(L);
+    h->array_mt = new_marker(L, "json.array");
+    h->object_mt = new_marker(L, "json.object");
+    static const luaL_Reg fns[] = {
+        {"encode", l_encode}, {"decode", l_decode}, {"array", l_array},
+        {"object", l_object}, {NULL, NULL},
+    };
+    luaL_newlib(L, fns);
+    lua_pushlightuserdata(L, NULL);
+    lua_setfield(L, -2, "null");
+    lua_setglobal(L, "json");
+}
