@@ -27,7 +27,12 @@ def route_config(sink_url, in_port, admin_port, partitions=4, max_attempts=10, e
     return base_config(admin_port=admin_port, extra_sluice=extra_sluice) + f"""
 connectors:
   in:   {{ type: http_server, listen: "127.0.0.1:{in_port}", max_body: 64KiB }}
-  sink: {{ type: http_client, base_url: "{sink_url}", timeout: 2s, max_in_flight: 64 }}
+  sink:
+    type: http_client
+    base_url: "{sink_url}"
+    timeout: 2s
+    max_in_flight: 64
+    breaker: {{ open_for: 100ms, max_open_for: 400ms }}
 routes:
   r:
     from: {{ connector: in, path: /orders, methods: [POST], content_type: json, reply: async }}
