@@ -2,6 +2,7 @@
  * expressions. Inputs build sl_msg values, sl_msg_to_record/from_record move
  * them in and out of the log, and routes evaluate keys on every ingest. */
 #include "message.h"
+#include "json_xml.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -616,10 +617,12 @@ int sl_msg_key_check(const char *expr, sl_error *err)
                                 expr);
         return 0;
     }
+    if (expr[0] == '/')
+        return sl_xml_xpath_check(expr, err);
     if (expr[0] != '$')
         return sl_error_set(err, SL_EINVAL,
-                            "malformed key expression \"%s\": expected \"header:NAME\" or a "
-                            "JSON path starting with '$'",
+                            "malformed key expression \"%s\": expected \"header:NAME\", a "
+                            "JSON path starting with '$' or an XPath starting with '/'",
                             expr);
     json_t *unused;
     return path_eval(expr, NULL, &unused, err);
@@ -632,6 +635,8 @@ int sl_msg_eval_key(sl_msg *msg, const char *expr, char **out, size_t *len, sl_e
         len = &unused_len;
     *out = NULL;
     *len = 0;
+    if (expr[0] == '/') /* XPath into an XML body: the string value of the first match */
+        return sl_xml_eval_xpath(msg->body, msg->body_len, expr, out, len, err);
     if (sl_msg_key_check(expr, err) < 0)
         return -1;
     if (expr[0] != '$') {

@@ -17,6 +17,8 @@
 
 #include "gateway.h"
 #include "logging.h"
+#include "lua_expr.h"
+#include "lua_host.h"
 #include "step.h"
 
 #define BATCH_MAX_RECORDS 512
@@ -69,6 +71,7 @@ typedef struct sl_worker {
     char last_error[256]; /* under mu */
     sl_step **steps;      /* this worker's own (a Lua state belongs to one worker) */
     size_t n_steps;
+    sl_lua_expr **when; /* when[i]: output i's compiled `when:`, or NULL */
     sl_gauge *lag;
     sl_batch batch;
 } sl_worker;
@@ -147,11 +150,6 @@ static int open_outputs(sl_route *r, sl_error *err)
         const sl_output_conf *oc = &conf->to[i];
         sl_output_rt *o = &r->outs[i];
         o->conf = oc;
-        if (oc->when)
-            return sl_error_set(err, SL_ECONFIG,
-                                "%s:%d:%d: routes.%s.to: output %s: `when:` needs the Lua host, "
-                                "which is not in this build yet",
-                                oc->pos.file, oc->pos.line, oc->pos.col, conf->name, oc->name);
         if (oc->connector) {
             o->conn = sl_gateway_connector(gw, oc->connector);
             if (!o->conn || !o->conn->type->send)
@@ -179,6 +177,25 @@ static int open_outputs(sl_route *r, sl_error *err)
                                labels);
     }
     return 0;
+}
+
+/* ctx.http from Lua steps, through the named connector's circuit breaker:
+ * while it is open the call fails at once with "circuit open". */
+static int ctx_http_with_breaker(void *arg, const char *connector, const sl_http_call_req *req,
+                                 sl_http_call_resp *resp)
+{
+    sl_gateway *gw = arg;
+    sl_breaker *b = sl_gateway_breaker(gw, connector);
+    if (b && sl_breaker_acquire(b, 1) == 0) {
+        memset(resp, 0, sizeof *resp);
+        resp->result = SL_RETRY;
+        snprintf(resp->error, sizeof resp->error, "circuit open");
+        return SL_RETRY;
+    }
+    int rc = sl_lua_http_default(gw->conf, connector, req, resp);
+    if (b)
+        sl_breaker_record(b, rc != SL_RETRY);
+    return rc;
 }
 
 sl_route *sl_route_new(sl_gateway *gw, const sl_route_conf *conf, sl_error *err)
@@ -233,6 +250,18 @@ sl_route *sl_route_new(sl_gateway *gw, const sl_route_conf *conf, sl_error *err)
         sl_batch_init(&w->batch);
         if (sl_steps_build(gw, conf, &w->steps, &w->n_steps, err) < 0)
             goto fail;
+        for (size_t s = 0; s < w->n_steps; s++)
+            sl_lua_step_set_http(w->steps[s], ctx_http_with_breaker, gw); /* lua steps only */
+        w->when = calloc(r->n_outs, sizeof *w->when);
+        if (!w->when) {
+            sl_error_set(err, SL_ENOMEM, "out of memory");
+            goto fail;
+        }
+        for (size_t oi = 0; oi < r->n_outs; oi++) {
+            const sl_output_conf *oc = &conf->to[oi];
+            if (oc->when && !(w->when[oi] = sl_lua_expr_compile(oc->when, &oc->pos, err)))
+                goto fail;
+        }
         int64_t c = sl_partition_committed(w->part, conf->name);
         if (c < 0) {
             /* a consumer holds retention back only once it has an offset */
@@ -775,6 +804,28 @@ static sl_msg *run_steps(sl_worker *w, sl_msg *msg, sl_item *it)
     return msg;
 }
 
+/* Content-based routing: clears the pending bit of every output whose
+ * `when:` is false for the message; an expression that fails is a permanent
+ * error (dead letter). */
+static void select_outputs(sl_worker *w, sl_item *it)
+{
+    for (size_t oi = 0; oi < w->route->n_outs; oi++) {
+        if (!w->when[oi])
+            continue;
+        bool yes = false;
+        sl_error e;
+        if (sl_lua_expr_eval(w->when[oi], it->msg, &yes, &e) < 0) {
+            it->dead = true;
+            it->pending = 1;
+            snprintf(it->error, sizeof it->error, "output %s: when: %s",
+                     w->route->outs[oi].conf->name, e.msg);
+            return;
+        }
+        if (!yes)
+            it->pending &= ~(1u << oi);
+    }
+}
+
 static void process_batch(sl_worker *w, unsigned *seed, int64_t *next)
 {
     sl_route *r = w->route;
@@ -806,6 +857,8 @@ static void process_batch(sl_worker *w, unsigned *seed, int64_t *next)
             continue;
         }
         it->pending = it->dead ? 1 : all;
+        if (!it->dead)
+            select_outputs(w, it);
     }
     size_t done = n ? deliver_batch(w, items, n, seed) : 0;
     for (size_t i = 0; i < done; i++) {
@@ -928,6 +981,9 @@ void sl_route_free(sl_route *r)
                 sl_metrics_remove_gauge(r->gw->metrics, w->lag);
             sl_batch_free(&w->batch);
             sl_steps_free(w->steps, w->n_steps);
+            for (size_t oi = 0; w->when && oi < r->n_outs; oi++)
+                sl_lua_expr_free(w->when[oi]);
+            free(w->when);
             pthread_mutex_destroy(&w->mu);
             pthread_cond_destroy(&w->cond);
         }
