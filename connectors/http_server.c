@@ -145,6 +145,7 @@ struct hs_req {
     sl_msg_state reply_state;
     char *reply_body;
     size_t reply_len;
+    char reply_ctype[128]; /* the delivered message's content type, "" for the route's */
     char reply_err[256];
     char *idem_key;
     size_t idem_len;
@@ -434,7 +435,7 @@ static void on_durable(void *arg, int64_t offset, const sl_error *err)
 
 /* sl_route_watch callback: a route worker thread. */
 static void on_reply(void *arg, const char *id, sl_msg_state state, const char *body,
-                     size_t body_len, const char *error)
+                     size_t body_len, const char *content_type, const char *error)
 {
     hs_req *r = arg;
     after_answer aa;
@@ -445,6 +446,9 @@ static void on_reply(void *arg, const char *id, sl_msg_state state, const char *
     if (!r->answered) {
         r->replied = true;
         r->reply_state = state;
+        if (content_type && strlen(content_type) < sizeof r->reply_ctype &&
+            !strpbrk(content_type, "\r\n"))
+            snprintf(r->reply_ctype, sizeof r->reply_ctype, "%s", content_type);
         if (state == SL_MSG_DELIVERED && body != NULL) {
             r->reply_body = malloc(body_len + 1);
             if (r->reply_body != NULL) {
@@ -630,7 +634,7 @@ static void build_final(hs_req *r, hs_answer *a)
         case 200:
             memset(a, 0, offsetof(hs_answer, buf));
             a->status = 200;
-            a->ctype = rt->reply_ctype;
+            a->ctype = r->reply_ctype[0] ? r->reply_ctype : rt->reply_ctype;
             a->body = r->reply_body != NULL ? r->reply_body : a->buf;
             a->len = r->reply_len;
             a->heap = r->reply_body != NULL;

@@ -334,7 +334,8 @@ static void notify_done(sl_route *r, const char *id, sl_msg_state st, const sl_m
     sl_watch *w = take_watch(r, id);
     if (!w)
         return;
-    w->fn(w->arg, id, st, msg ? msg->body : NULL, msg ? msg->body_len : 0, error);
+    w->fn(w->arg, id, st, msg ? msg->body : NULL, msg ? msg->body_len : 0,
+          msg ? sl_msg_get_header(msg, SL_HDR_CONTENT_TYPE, NULL) : NULL, error);
     free(w);
 }
 

@@ -47,10 +47,12 @@ void sl_route_free(sl_route *r);
 int sl_route_append(sl_route *r, sl_msg *msg, sl_error *err);
 
 /* Called once when a watched message is finished by the route: state is
- * SL_MSG_DELIVERED (body is the message after the steps), SL_MSG_DROPPED or
- * SL_MSG_DEAD_LETTERED (error says why). Runs on a route worker thread. */
+ * SL_MSG_DELIVERED (body and content_type are the message's after the steps;
+ * content_type NULL when it has none), SL_MSG_DROPPED or SL_MSG_DEAD_LETTERED
+ * (error says why). Runs on a route worker thread; the pointers are valid
+ * only during the call. */
 typedef void (*sl_route_done_fn)(void *arg, const char *id, sl_msg_state state, const char *body,
-                                 size_t body_len, const char *error);
+                                 size_t body_len, const char *content_type, const char *error);
 
 /* Asks to be told when message id is finished (for `reply: sync`). Call it
  * before sl_route_append of that message. Returns 0, or -1 when out of

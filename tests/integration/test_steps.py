@@ -201,3 +201,44 @@ routes:
         crm.close()
         sink.close()
         gw.cleanup()
+
+
+def test_reply_sync_returns_the_transformed_body_502_on_dead_letter_504_on_timeout():
+    def behaviour(req):
+        if b"<reject>" in req["body"]:
+            return 400, "no"
+        if b"<slow>" in req["body"]:
+            time.sleep(2)
+        return 200, "ok"
+
+    sink = Sink(behaviour)
+    in_port, admin_port = free_port(), free_port()
+    gw = Gateway(base_config(admin_port=admin_port) + f"""
+connectors:
+  in:   {{ type: http_server, listen: "127.0.0.1:{in_port}" }}
+  sink: {{ type: http_client, base_url: "{sink.url}", timeout: 5s }}
+routes:
+  r:
+    from: {{ connector: in, path: /sync, content_type: json, reply: sync, sync_timeout: 1s }}
+    steps:
+      - json_to_xml: {{ root: doc, declaration: false }}
+    to: [ {{ connector: sink }} ]
+""")
+    try:
+        gw.start(admin_port)
+        ingest = f"127.0.0.1:{in_port}"
+        st, body, hdrs = post_json(ingest, "/sync", {"a": 1})
+        assert st == 200, (st, body)
+        assert hdrs["content-type"].startswith("application/xml"), hdrs
+        assert body == b"<doc><a>1</a></doc>", body
+        st, body, _ = post_json(ingest, "/sync", {"reject": 1})
+        assert st == 502 and json.loads(body)["error"] == "dead_lettered", (st, body)
+        st, body, _ = post_json(ingest, "/sync", {"slow": 1})
+        assert st == 504, (st, body)
+        reply = json.loads(body)
+        assert reply["error"] == "timeout" and "delivered" in reply["detail"], reply
+        wait_until(lambda: sink.count() == 3, 30, "the slow message still delivered")
+        gw.stop()
+    finally:
+        sink.close()
+        gw.cleanup()
