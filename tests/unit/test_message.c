@@ -396,9 +396,33 @@ static void test_key_check(void **state)
     assert_int_equal(sl_msg_key_check("$.customer.id", &err), 0);
     assert_int_equal(sl_msg_key_check("header:x", &err), 0);
     assert_int_equal(sl_msg_key_check("$", &err), 0);
-    assert_int_equal(sl_msg_key_check("/a/b", &err), -1);
+    assert_int_equal(sl_msg_key_check("/a/b", &err), 0); /* XPath, for XML bodies */
+    assert_int_equal(sl_msg_key_check("/a[", &err), -1);
+    assert_int_equal(sl_msg_key_check("a.b", &err), -1);
     assert_int_equal(err.code, SL_EINVAL);
     assert_int_equal(sl_msg_key_check("$.a[", &err), -1);
+}
+
+static void test_eval_key_xpath_on_xml_body(void **state)
+{
+    sl_error err;
+    sl_msg *m = sl_msg_new();
+    const char *xml = "<order><customer id=\"c9\"><name>Ada</name></customer></order>";
+    assert_int_equal(sl_msg_set_body(m, xml, strlen(xml)), 0);
+    char *out = NULL;
+    size_t len = 0;
+    assert_int_equal(sl_msg_eval_key(m, "/order/customer/@id", &out, &len, &err), 0);
+    assert_string_equal(out, "c9");
+    assert_int_equal(len, 2);
+    free(out);
+    assert_int_equal(sl_msg_eval_key(m, "/order/customer/name", &out, &len, &err), 0);
+    assert_string_equal(out, "Ada");
+    free(out);
+    assert_int_equal(sl_msg_eval_key(m, "/order/nothing", &out, &len, &err), 0);
+    assert_null(out);
+    assert_int_equal(sl_msg_set_body(m, "{\"a\":1}", 7), 0);
+    assert_int_equal(sl_msg_eval_key(m, "/order", &out, &len, &err), -1); /* not XML */
+    sl_msg_free(m);
 }
 
 int main(void)
@@ -414,6 +438,7 @@ int main(void)
         cmocka_unit_test(test_eval_key_table),
         cmocka_unit_test(test_eval_key_error_text_and_cache),
         cmocka_unit_test(test_key_check),
+        cmocka_unit_test(test_eval_key_xpath_on_xml_body),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
