@@ -296,10 +296,10 @@ static int build_headers(const hc_batch *b, const sl_msg *msg, struct curl_slist
     for (size_t i = 0; i < msg->n_headers; i++) {
         const sl_msg_header *mh = &msg->headers[i];
         size_t nl = strlen(mh->name);
-        bool fwd = (strncasecmp(mh->name, "x-", 2) == 0 &&
-                    strncasecmp(mh->name, "x-sluice-", 9) != 0 &&
-                    strcasecmp(mh->name, "x-message-id") != 0) ||
-                   strcasecmp(mh->name, "traceparent") == 0;
+        bool fwd =
+            (strncasecmp(mh->name, "x-", 2) == 0 && strncasecmp(mh->name, "x-sluice-", 9) != 0 &&
+             strcasecmp(mh->name, "x-message-id") != 0) ||
+            strcasecmp(mh->name, "traceparent") == 0;
         for (size_t k = 0; fwd && k < b->n_hdrs; k++)
             fwd = !(b->hdrs[k].name_len == nl && strncasecmp(b->hdrs[k].name, mh->name, nl) == 0);
         if (fwd && header_value_ok(mh->value, mh->value_len) &&

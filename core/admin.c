@@ -355,8 +355,7 @@ static enum MHD_Result ep_dlq(struct MHD_Connection *conn, sl_route *r)
     char *end = NULL;
     long long limit = lim ? strtoll(lim, &end, 10) : 100;
     if (lim && (*end != '\0' || limit < 0 || limit > 10000))
-        return reply_error(conn, 400, NULL, "bad_request", "limit must be 0..10000, got '%s'",
-                           lim);
+        return reply_error(conn, 400, NULL, "bad_request", "limit must be 0..10000, got '%s'", lim);
     long long from = from_s ? strtoll(from_s, &end, 10) : 0;
     if (from_s && (*end != '\0' || from < 0))
         return reply_error(conn, 400, NULL, "bad_request", "from must be an offset >= 0");
@@ -606,10 +605,9 @@ sl_admin *sl_admin_start(sl_gateway *gw, sl_error *err)
     sl_httpd_sockname(fd, a->bound, sizeof a->bound);
     a->daemon =
         MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC, 0, NULL,
-                         NULL, handler,
-                         a, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a, MHD_OPTION_LISTEN_SOCKET, fd,
-                         MHD_OPTION_NOTIFY_COMPLETED, completed, a, MHD_OPTION_CONNECTION_TIMEOUT,
-                         (unsigned)30, MHD_OPTION_END);
+                         NULL, handler, a, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a,
+                         MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED, completed, a,
+                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
     if (a->daemon == NULL) {
         close(fd);
         sl_error_set(err, SL_EIO, "admin listener: cannot start the HTTP server on %s", where);

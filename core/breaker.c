@@ -145,10 +145,10 @@ static void transition(sl_breaker *b, sl_breaker_state s)
             b->opened_at_ms = mono_ms();
             b->probes_in_flight = 0;
             b->probes_ok = 0;
-            sl_warn("breaker", "breaker %s opened for %lld ms (%zu of the last %zu calls failed, "
-                               "%d in a row)",
-                    b->name, (long long)b->open_for_ms, b->failures, b->window_len,
-                    b->consecutive);
+            sl_warn("breaker",
+                    "breaker %s opened for %lld ms (%zu of the last %zu calls failed, "
+                    "%d in a row)",
+                    b->name, (long long)b->open_for_ms, b->failures, b->window_len, b->consecutive);
             break;
         case SL_BREAKER_HALF_OPEN:
             sl_counter_add(b->to_half_open, 1);
@@ -243,7 +243,8 @@ void sl_breaker_record(sl_breaker *b, bool success)
     }
     bool by_rate = b->window_len >= (size_t)b->conf.min_calls &&
                    (double)b->failures >= b->conf.failure_rate * (double)b->window_len;
-    bool by_run = b->conf.consecutive_failures > 0 && b->consecutive >= b->conf.consecutive_failures;
+    bool by_run =
+        b->conf.consecutive_failures > 0 && b->consecutive >= b->conf.consecutive_failures;
     if (!success && (by_rate || by_run))
         transition(b, SL_BREAKER_OPEN);
     pthread_mutex_unlock(&b->mu);

@@ -58,7 +58,7 @@ void sl_breaker_reset(sl_breaker *b);
 
 typedef struct sl_breaker_info {
     sl_breaker_state state;
-    size_t calls;  /* in the window */
+    size_t calls;    /* in the window */
     size_t failures; /* in the window */
     int consecutive_failures;
     int64_t open_for_ms; /* current open period */

@@ -38,8 +38,8 @@ typedef struct sl_node_pair {
 struct sl_node {
     sl_node_kind kind;
     sl_conf_pos pos;
-    char *scalar; /* SCALAR: the expanded text, NUL-terminated */
-    bool quoted;  /* SCALAR: written with quotes (so never null/bool/number) */
+    char *scalar;        /* SCALAR: the expanded text, NUL-terminated */
+    bool quoted;         /* SCALAR: written with quotes (so never null/bool/number) */
     sl_node_pair *pairs; /* MAP, in document order */
     size_t n_pairs;
     sl_node **items; /* SEQ */
@@ -76,28 +76,28 @@ typedef struct sl_connector_conf {
     char *listen;      /* "HOST:PORT"; required */
     uint64_t max_body; /* bytes; default 1 MiB */
     /* http_client */
-    char *base_url;        /* required */
-    uint64_t timeout_ms;   /* default 5 s (also amqp, kafka) */
-    int max_in_flight;     /* default 64 */
-    sl_kv *headers;        /* sent with every request */
+    char *base_url;      /* required */
+    uint64_t timeout_ms; /* default 5 s (also amqp, kafka) */
+    int max_in_flight;   /* default 64 */
+    sl_kv *headers;      /* sent with every request */
     size_t n_headers;
     sl_breaker_conf breaker; /* defaults filled even when absent */
     /* amqp */
-    char *url; /* required */
+    char *url;    /* required */
     int prefetch; /* default 256 */
     /* kafka */
-    char *brokers;   /* required */
-    sl_kv *options;  /* librdkafka properties, passed through */
+    char *brokers;  /* required */
+    sl_kv *options; /* librdkafka properties, passed through */
     size_t n_options;
     /* file */
     char *path; /* default output path for file outputs; optional */
 } sl_connector_conf;
 
 typedef struct sl_retry_conf {
-    int max_attempts;          /* default 10; attempts in all, first included */
+    int max_attempts;            /* default 10; attempts in all, first included */
     uint64_t initial_backoff_ms; /* default 100 ms */
-    uint64_t max_backoff_ms;   /* default 30 s */
-    double multiplier;         /* default 2.0 */
+    uint64_t max_backoff_ms;     /* default 30 s */
+    double multiplier;           /* default 2.0 */
 } sl_retry_conf;
 
 typedef enum { SL_CT_ANY = 0, SL_CT_JSON, SL_CT_XML, SL_CT_TEXT } sl_content_type;
@@ -110,13 +110,13 @@ typedef struct sl_input_conf {
     char *connector;
     char *topic;
     /* http_server */
-    char *path;           /* required for http_server, starts with '/' */
-    char **methods;       /* default [POST] */
+    char *path;     /* required for http_server, starts with '/' */
+    char **methods; /* default [POST] */
     size_t n_methods;
     sl_content_type content_type; /* default ANY */
-    bool reply_sync;      /* reply: sync; default async */
-    uint64_t sync_timeout_ms; /* default 5 s */
-    char *reply_from;     /* output name whose response is the sync reply */
+    bool reply_sync;              /* reply: sync; default async */
+    uint64_t sync_timeout_ms;     /* default 5 s */
+    char *reply_from;             /* output name whose response is the sync reply */
     /* amqp */
     char *queue;
     int prefetch; /* per-input override; 0 = the connector's prefetch */
@@ -148,13 +148,13 @@ typedef struct sl_step_conf {
 typedef struct sl_output_conf {
     sl_conf_pos pos;
     const sl_node *node;
-    char *name;      /* `name:`, else the connector name, else "topic:NAME"; unique in a route */
+    char *name; /* `name:`, else the connector name, else "topic:NAME"; unique in a route */
     char *connector;
-    char *topic;     /* internal topic, or the kafka topic when connector is kafka */
-    char *when;      /* Lua expression or NULL */
+    char *topic; /* internal topic, or the kafka topic when connector is kafka */
+    char *when;  /* Lua expression or NULL */
     /* http_client */
-    char *method;    /* default POST */
-    char *path;      /* default "" (base_url as is); also file path for file outputs */
+    char *method; /* default POST */
+    char *path;   /* default "" (base_url as is); also file path for file outputs */
     sl_kv *headers;
     size_t n_headers;
     /* amqp */
@@ -163,7 +163,7 @@ typedef struct sl_output_conf {
     bool persistent; /* default true */
     bool mandatory;  /* default true */
     /* kafka */
-    char *key;       /* "$.path" or "header:NAME" */
+    char *key; /* "$.path" or "header:NAME" */
 } sl_output_conf;
 
 typedef struct sl_route_conf {
@@ -183,10 +183,10 @@ typedef struct sl_route_conf {
 typedef enum { SL_LOG_TEXT = 0, SL_LOG_JSON } sl_log_format;
 
 typedef struct sl_gateway_conf {
-    char *data_dir;     /* default "./data" */
-    char *admin_listen; /* default "127.0.0.1:9400"; "" disables */
-    char *admin_token;  /* "" or NULL = no auth */
-    sl_log_options log; /* fsync, fsync_interval, segment_bytes, max_disk_bytes, retention */
+    char *data_dir;           /* default "./data" */
+    char *admin_listen;       /* default "127.0.0.1:9400"; "" disables */
+    char *admin_token;        /* "" or NULL = no auth */
+    sl_log_options log;       /* fsync, fsync_interval, segment_bytes, max_disk_bytes, retention */
     sl_log_format log_format; /* `sluice: { log_format: json }` */
     char *log_level;          /* debug | info | warn | error; default info */
     uint64_t shutdown_timeout_ms; /* default 30 s */

@@ -10,12 +10,14 @@ extern const sl_connector_type sl_http_client_connector;
 extern const sl_connector_type sl_file_connector;
 extern const sl_connector_type sl_stdout_connector;
 
+/* clang-format off: one line per entry */
 static const sl_connector_type *const registry[] = {
     &sl_http_server_connector,
     &sl_http_client_connector,
     &sl_file_connector,
     &sl_stdout_connector,
 };
+/* clang-format on */
 
 const sl_connector_type *sl_connector_type_find(const char *name)
 {

@@ -33,8 +33,8 @@ void sl_error_clear(sl_error *err)
 const char *sl_errcode_name(sl_errcode code)
 {
     static const char *const names[] = {
-        "ENONE", "EINVAL", "ENOMEM", "EIO", "EFULL", "ECLOSED", "ECORRUPT", "ETIMEOUT",
-        "ENOTFOUND", "ECONFIG",
+        "ENONE",   "EINVAL",   "ENOMEM",   "EIO",       "EFULL",
+        "ECLOSED", "ECORRUPT", "ETIMEOUT", "ENOTFOUND", "ECONFIG",
     };
     if ((unsigned)code < sizeof names / sizeof names[0])
         return names[code];

@@ -86,9 +86,9 @@ sl_runtime *sl_runtime_open(const sl_config *conf, sl_error *err)
     rt->log_options = conf->gw.log;
     sl_log_options lo = conf->gw.log;
     lo.on_fsync = observe_fsync;
-    lo.on_fsync_arg = sl_metrics_histogram(rt->metrics, "sluice_log_fsync_seconds",
-                                           "Duration of the event log's fdatasync calls.", "",
-                                           NULL, 0);
+    lo.on_fsync_arg =
+        sl_metrics_histogram(rt->metrics, "sluice_log_fsync_seconds",
+                             "Duration of the event log's fdatasync calls.", "", NULL, 0);
     if (!lo.on_fsync_arg)
         lo.on_fsync = NULL;
     rt->log = sl_log_open(conf->gw.data_dir, &lo, err);
@@ -254,7 +254,8 @@ sl_gateway *sl_gateway_new(sl_config *conf, sl_runtime *rt, sl_error *err)
             continue;
         sl_connector *c = sl_gateway_connector(gw, rc->from.connector);
         if (!c || !c->type->attach_input) {
-            sl_error_set(err, SL_ECONFIG, "%s:%d:%d: routes.%s.from: connector %s cannot be an input",
+            sl_error_set(err, SL_ECONFIG,
+                         "%s:%d:%d: routes.%s.from: connector %s cannot be an input",
                          rc->from.pos.file, rc->from.pos.line, rc->from.pos.col, rc->name,
                          rc->from.connector);
             goto fail;

@@ -263,8 +263,9 @@ static void print_record(FILE *out, const char *topic, int part, const sl_record
 {
     fprintf(out, "{\"topic\":");
     print_json_string(out, topic, strlen(topic));
-    fprintf(out, ",\"partition\":%d,\"offset\":%" PRId64 ",\"timestamp\":%" PRId64 ",\"key\":",
-            part, r->offset, r->timestamp_ms);
+    fprintf(out,
+            ",\"partition\":%d,\"offset\":%" PRId64 ",\"timestamp\":%" PRId64 ",\"key\":", part,
+            r->offset, r->timestamp_ms);
     if (r->key)
         print_json_string(out, r->key, r->key_len);
     else

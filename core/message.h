@@ -91,10 +91,10 @@ int sl_msg_to_record(const sl_msg *msg, sl_record *rec, sl_header *hdrs, size_t 
 /* Evaluates a key expression against msg: "header:NAME" takes a header;
  * "$.a.b[0]" takes a field of the JSON body (strings as they are, numbers
  * and booleans as their JSON text); "/a/b/@id" takes the string value of the
- * first node an XPath selects in the XML body (hardened parse). Returns a malloc'd NUL-terminated string
- * in *out (length in *len), or sets *out to NULL when the path does not
- * resolve (not an error). Returns -1 with err only when the body is not JSON
- * or the expression is malformed; that is a permanent failure. */
+ * first node an XPath selects in the XML body (hardened parse). Returns a malloc'd NUL-terminated
+ * string in *out (length in *len), or sets *out to NULL when the path does not resolve (not an
+ * error). Returns -1 with err only when the body is not JSON or the expression is malformed; that
+ * is a permanent failure. */
 int sl_msg_eval_key(sl_msg *msg, const char *expr, char **out, size_t *len, sl_error *err);
 
 /* Checks the syntax of a key expression without a message, for config

@@ -28,9 +28,9 @@
 /* One element of `to:` at run time. */
 typedef struct sl_output_rt {
     const sl_output_conf *conf;
-    sl_connector *conn; /* NULL for topic outputs */
+    sl_connector *conn;  /* NULL for topic outputs */
     sl_breaker *breaker; /* the connector's, or NULL */
-    sl_topic *topic;    /* topic outputs */
+    sl_topic *topic;     /* topic outputs */
     sl_counter *out_total;
     sl_counter *failed_total;
     sl_counter *retried_total;
@@ -153,8 +153,9 @@ static int open_outputs(sl_route *r, sl_error *err)
         if (oc->connector) {
             o->conn = sl_gateway_connector(gw, oc->connector);
             if (!o->conn || !o->conn->type->send)
-                return sl_error_set(err, SL_ECONFIG, "route %s: output %s: connector %s cannot send",
-                                    conf->name, oc->name, oc->connector);
+                return sl_error_set(err, SL_ECONFIG,
+                                    "route %s: output %s: connector %s cannot send", conf->name,
+                                    oc->name, oc->connector);
             o->breaker = sl_gateway_breaker(gw, oc->connector);
         } else {
             o->topic = sl_log_topic(gw->log, oc->topic, 1, err);
@@ -167,14 +168,12 @@ static int open_outputs(sl_route *r, sl_error *err)
         snprintf(labels, sizeof labels, "route=\"%s\",output=\"%s\"", rname, oname);
         o->out_total = sl_metrics_counter(gw->metrics, "sluice_messages_out_total",
                                           "Messages delivered to an output.", labels);
-        o->failed_total =
-            sl_metrics_counter(gw->metrics, "sluice_messages_failed_total",
-                               "Messages that failed permanently at an output (dead-lettered).",
-                               labels);
-        o->retried_total =
-            sl_metrics_counter(gw->metrics, "sluice_messages_retried_total",
-                               "Delivery attempts that failed transiently and were retried.",
-                               labels);
+        o->failed_total = sl_metrics_counter(
+            gw->metrics, "sluice_messages_failed_total",
+            "Messages that failed permanently at an output (dead-lettered).", labels);
+        o->retried_total = sl_metrics_counter(
+            gw->metrics, "sluice_messages_retried_total",
+            "Delivery attempts that failed transiently and were retried.", labels);
     }
     return 0;
 }
@@ -601,8 +600,7 @@ static bool deliver_output(sl_worker *w, size_t oi, sl_item *items, size_t n, sl
             if (o->breaker)
                 sl_breaker_release(o->breaker); /* never reached the partner */
             if (!it->error[0])
-                snprintf(it->error, sizeof it->error, "output %s: %s", o->conf->name,
-                         res[j].error);
+                snprintf(it->error, sizeof it->error, "output %s: %s", o->conf->name, res[j].error);
             continue; /* not sent: not an attempt */
         }
         if (o->breaker)
@@ -616,14 +614,12 @@ static bool deliver_output(sl_worker *w, size_t oi, sl_item *items, size_t n, sl
             case SL_FAIL:
                 it->dead = true;
                 it->status = res[j].status;
-                snprintf(it->error, sizeof it->error, "output %s: %s", o->conf->name,
-                         res[j].error);
+                snprintf(it->error, sizeof it->error, "output %s: %s", o->conf->name, res[j].error);
                 sl_counter_add(o->failed_total, 1);
                 break;
             default:
                 it->status = res[j].status;
-                snprintf(it->error, sizeof it->error, "output %s: %s", o->conf->name,
-                         res[j].error);
+                snprintf(it->error, sizeof it->error, "output %s: %s", o->conf->name, res[j].error);
                 sl_counter_add(o->retried_total, 1);
                 break;
         }
@@ -670,8 +666,7 @@ static int dead_letter(sl_worker *w, sl_item *it)
     int64_t off;
     sl_partition *p = sl_topic_partition(r->dlq, 0);
     if (append_msg(p, m, &e, &off) < 0 || sl_partition_wait_durable(p, off, -1, &e) < 0) {
-        sl_err("route", "route %s: cannot dead-letter message %s: %s", r->conf->name, m->id,
-               e.msg);
+        sl_err("route", "route %s: cannot dead-letter message %s: %s", r->conf->name, m->id, e.msg);
         return -1;
     }
     sl_warn("route", "route %s: message %s dead-lettered to %s after %d attempt(s): %s",
@@ -735,8 +730,7 @@ static size_t deliver_batch(sl_worker *w, sl_item *items, size_t n, unsigned *se
                 head_attempts = it->attempts;
                 head_error = it->error;
             }
-            sl_status_update(r->gw->status, it->msg->id, SL_MSG_RETRYING, it->attempts,
-                             it->error);
+            sl_status_update(r->gw->status, it->msg->id, SL_MSG_RETRYING, it->attempts, it->error);
         }
         /* Dead letters first, so that the retry wait does not hold them. */
         for (size_t i = 0; i < n; i++) {
@@ -865,8 +859,7 @@ static void process_batch(sl_worker *w, unsigned *seed, int64_t *next)
     for (size_t i = 0; i < done; i++) {
         sl_item *it = &items[i];
         if (it->msg && !it->dead) {
-            sl_status_update(r->gw->status, it->msg->id, SL_MSG_DELIVERED, it->attempts + 1,
-                             NULL);
+            sl_status_update(r->gw->status, it->msg->id, SL_MSG_DELIVERED, it->attempts + 1, NULL);
             notify_done(r, it->msg->id, SL_MSG_DELIVERED, it->msg, NULL);
         }
     }
@@ -907,16 +900,15 @@ static void *worker_main(void *arg)
             pthread_mutex_unlock(&w->mu);
             sl_error e;
             if (sl_partition_commit(w->part, r->conf->name, next, &e) < 0)
-                sl_err("route", "route %s partition %d: commit on rewind failed: %s",
-                       r->conf->name, w->index, e.msg);
+                sl_err("route", "route %s partition %d: commit on rewind failed: %s", r->conf->name,
+                       w->index, e.msg);
             atomic_store(&w->committed, next);
             continue;
         }
         pthread_mutex_unlock(&w->mu);
 
         sl_error e;
-        int n = sl_partition_read(w->part, next, BATCH_MAX_RECORDS, BATCH_MAX_BYTES, &w->batch,
-                                  &e);
+        int n = sl_partition_read(w->part, next, BATCH_MAX_RECORDS, BATCH_MAX_BYTES, &w->batch, &e);
         if (n < 0) {
             sl_err("route", "route %s partition %d: read at offset %" PRId64 " failed: %s",
                    r->conf->name, w->index, next, e.msg);
@@ -942,8 +934,8 @@ int sl_route_start(sl_route *r, sl_error *err)
         sl_worker *w = &r->workers[i];
         int rc = pthread_create(&w->thread, NULL, worker_main, w);
         if (rc != 0)
-            return sl_error_set(err, SL_EIO, "route %s: cannot start worker %d: %s",
-                                r->conf->name, i, strerror(rc));
+            return sl_error_set(err, SL_EIO, "route %s: cannot start worker %d: %s", r->conf->name,
+                                i, strerror(rc));
         w->started = true;
     }
     return 0;

@@ -77,7 +77,7 @@ typedef struct sl_route_partition_info {
     int64_t committed;    /* next offset to process */
     int64_t lag;          /* end_offset - committed */
     bool paused;
-    int attempts;         /* of the message at the head, when it is being retried */
+    int attempts; /* of the message at the head, when it is being retried */
     char last_error[256];
 } sl_route_partition_info;
 
@@ -100,7 +100,7 @@ typedef struct sl_dlq_entry {
     int64_t timestamp_ms;
     char id[SL_ID_LEN + 1];
     char error[512];
-    int status;   /* the output's protocol status (HTTP), 0 when none */
+    int status; /* the output's protocol status (HTTP), 0 when none */
     int attempts;
     bool redriven; /* sent back into the route by sl_route_dlq_redrive */
     char *body;    /* malloc'd, NUL-terminated */

@@ -16,6 +16,7 @@ extern const sl_step_type sl_validate_step;
 extern const sl_step_type sl_lua_step;
 extern const sl_step_type sl_filter_step;
 
+/* clang-format off: one line per entry */
 static const sl_step_type *const registry[] = {
     &sl_set_step,
     &sl_json_to_xml_step,
@@ -24,6 +25,7 @@ static const sl_step_type *const registry[] = {
     &sl_lua_step,
     &sl_filter_step,
 };
+/* clang-format on */
 
 static const sl_step_type *find_type(const char *name)
 {
@@ -81,9 +83,9 @@ int sl_steps_build(sl_gateway *gw, const sl_route_conf *conf, sl_step ***steps, 
         if (gw && gw->metrics) {
             char labels[400];
             snprintf(labels, sizeof labels, "route=\"%s\",step=\"%zu-%s\"", rname, i + 1, t->name);
-            s->seconds = sl_metrics_histogram(gw->metrics, "sluice_step_seconds",
-                                              "Time spent in a route step per message.", labels,
-                                              NULL, 0);
+            s->seconds =
+                sl_metrics_histogram(gw->metrics, "sluice_step_seconds",
+                                     "Time spent in a route step per message.", labels, NULL, 0);
         }
         if (t->init(s, err) < 0) {
             free(s); /* a failed init leaves nothing to destroy */

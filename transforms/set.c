@@ -79,8 +79,8 @@ static int set_init(sl_step *s, sl_error *err)
         st->n_fields++;
         if (split_path(c->set_fields[i].key, f) < 0)
             return sl_error_set(err, SL_ECONFIG,
-                                "%s:%d:%d: set: field path '%s' must look like $.a.b",
-                                c->pos.file, c->pos.line, c->pos.col, c->set_fields[i].key);
+                                "%s:%d:%d: set: field path '%s' must look like $.a.b", c->pos.file,
+                                c->pos.line, c->pos.col, c->set_fields[i].key);
         const char *v = c->set_fields[i].value;
         f->value = json_loads(v, JSON_DECODE_ANY, NULL);
         if (!f->value)
