@@ -10,7 +10,8 @@ extern const sl_connector_type sl_http_client_connector;
 extern const sl_connector_type sl_file_connector;
 extern const sl_connector_type sl_stdout_connector;
 
-/* clang-format off: one line per entry */
+/* one line per entry */
+/* clang-format off */
 static const sl_connector_type *const registry[] = {
     &sl_http_server_connector,
     &sl_http_client_connector,

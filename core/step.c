@@ -16,7 +16,8 @@ extern const sl_step_type sl_validate_step;
 extern const sl_step_type sl_lua_step;
 extern const sl_step_type sl_filter_step;
 
-/* clang-format off: one line per entry */
+/* one line per entry */
+/* clang-format off */
 static const sl_step_type *const registry[] = {
     &sl_set_step,
     &sl_json_to_xml_step,
