@@ -45,7 +45,7 @@ static const char *const BREAKER_KEYS[] = {"failure_rate",         "min_calls", 
                                            "consecutive_failures", "open_for",  "max_open_for",
                                            "half_open_calls",      NULL};
 static const char *const CONN_KEYS[][8] = {
-    [CT_AMQP] = {"type", "url", "prefetch", "timeout", "breaker", NULL},
+    [CT_AMQP] = {"type", "url", "prefetch", "timeout", "breaker", "tls", NULL},
     [CT_FILE] = {"type", "path", NULL},
     [CT_HTTP_CLIENT] = {"type", "base_url", "timeout", "max_in_flight", "headers", "breaker", NULL},
     [CT_HTTP_SERVER] = {"type", "listen", "max_body", NULL},

@@ -89,6 +89,14 @@ char *sl_conf_expand_env(sl_conf_ctx *c, const char *raw, sl_conf_pos pos)
         }
         const char *close = strchr(end, '}');
         bool has_default = end[0] == ':' && end[1] == '-';
+        /* ${header:NAME} and ${$.path} are substitutions from the message
+         * (AMQP routing keys), not environment variables: kept as written. */
+        if (close && (*name == '$' || (end - name == 6 && strncmp(name, "header", 6) == 0 &&
+                                       end[0] == ':' && end[1] != '-'))) {
+            sbuf_add(&b, dollar, (size_t)(close - dollar + 1));
+            s = close + 1;
+            continue;
+        }
         if (!close) {
             sl_conf_error(c, pos, "unterminated '${' in '%s'", raw);
             bad = true;

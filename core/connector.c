@@ -9,6 +9,7 @@ extern const sl_connector_type sl_http_server_connector;
 extern const sl_connector_type sl_http_client_connector;
 extern const sl_connector_type sl_file_connector;
 extern const sl_connector_type sl_stdout_connector;
+extern const sl_connector_type sl_amqp_connector;
 
 /* one line per entry */
 /* clang-format off */
@@ -17,6 +18,7 @@ static const sl_connector_type *const registry[] = {
     &sl_http_client_connector,
     &sl_file_connector,
     &sl_stdout_connector,
+    &sl_amqp_connector,
 };
 /* clang-format on */
 

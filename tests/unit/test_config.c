@@ -739,6 +739,36 @@ static void test_spec_example(void **state)
     remove_dir(dir);
 }
 
+/* ${header:NAME} and ${$.path} are message substitutions for routing keys:
+ * the loader keeps them as written instead of reading the environment. */
+static void test_message_substitutions_are_not_env_vars(void **state)
+{
+    (void)state;
+    setenv("SLUICE_TEST_SUFFIX", "eu", 1);
+    char *dir;
+    sl_config *cfg = load_ok(
+        CONNS "  r:\n"
+              "    from: { connector: public, path: /o }\n"
+              "    to:\n"
+              "      - { connector: rabbit, exchange: x,\n"
+              "          routing_key: \"o.${header:type}.${$.a.b}.${SLUICE_TEST_SUFFIX}\" }\n",
+        NULL, 0, &dir);
+    assert_string_equal(cfg->routes[0].to[0].routing_key, "o.${header:type}.${$.a.b}.eu");
+    sl_config_free(cfg);
+    remove_dir(dir);
+    cfg = load_ok(
+        "connectors:\n"
+        "  rabbit: { type: amqp, url: \"amqps://h\", tls: { ca_file: ca.pem, verify: true } }\n"
+        "  in: { type: http_server, listen: \"127.0.0.1:1\" }\n"
+        "routes:\n"
+        "  r: { from: { connector: in, path: /o }, to: [ { connector: rabbit, exchange: x } ] }\n",
+        NULL, 0, &dir);
+    assert_non_null(sl_node_get(cfg->connectors[0].node, "tls"));
+    sl_config_free(cfg);
+    remove_dir(dir);
+    unsetenv("SLUICE_TEST_SUFFIX");
+}
+
 static void test_env_expansion(void **state)
 {
     (void)state;
@@ -1091,6 +1121,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_spec_example),
         cmocka_unit_test(test_env_expansion),
+        cmocka_unit_test(test_message_substitutions_are_not_env_vars),
         cmocka_unit_test(test_durations_and_sizes),
         cmocka_unit_test(test_includes_merge),
         cmocka_unit_test(test_shipped_config),
