@@ -19,7 +19,9 @@
 #include <unistd.h>
 
 #define SL_CB_CHUNK 64
+#ifndef SL_GATHER_MAX_US
 #define SL_GATHER_MAX_US 1000
+#endif
 
 /* ---- small helpers ---------------------------------------------------- */
 

@@ -18,7 +18,13 @@ trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; rm -rf "$WORK"' EXI
 SINK_PORT=18090
 IN_PORT=18080
 ADMIN_PORT=18400
-cat >"$WORK/sluice.yaml" <<YAML
+cp tests/bench/enrich.lua "$WORK/"
+
+# run_route NAME STEPS_YAML: ingest with wrk, then end to end to the sink.
+run_route() {
+    local name=$1 steps=$2
+    rm -rf "$WORK/data"
+    cat >"$WORK/sluice.yaml" <<YAML
 sluice:
   data_dir: $WORK/data
   admin: { listen: "127.0.0.1:$ADMIN_PORT" }
@@ -31,33 +37,43 @@ routes:
     from: { connector: in, path: /orders, methods: [POST], content_type: json, reply: async }
     partitions: 4
     key: "\$.customer.id"
+$steps
     to:
       - { connector: sink, path: /orders }
 YAML
-
-"$BUILD/http_sink" --port $SINK_PORT >/dev/null &
-"$BUILD/sluice" run -c "$WORK/sluice.yaml" 2>"$WORK/sluice.log" &
-for _ in $(seq 100); do
-    curl -sf "127.0.0.1:$ADMIN_PORT/ready" >/dev/null 2>&1 && break
-    sleep 0.1
-done
-
-echo "== HTTP ingest: wrk -t1 -c64 -d${DURATION}s, 250-byte JSON, reply async, fsync always"
-T0=$(date +%s.%N)
-wrk -t1 -c64 -d"${DURATION}s" --latency -s tests/bench/post.lua "http://127.0.0.1:$IN_PORT/orders" \
-    | tee "$WORK/wrk.txt" | grep -E "Requests/sec|Latency|99%|Non-2xx|Socket errors" || true
-SENT=$(awk '/requests in/ {print $1}' "$WORK/wrk.txt")
-echo "== end to end: HTTP in -> route (4 partitions) -> HTTP sink on loopback"
-for _ in $(seq 600); do
-    GOT=$(curl -s "127.0.0.1:$SINK_PORT/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])')
-    [ "$GOT" -ge "$SENT" ] && break
-    sleep 0.1
-done
-T1=$(date +%s.%N)
-STATS=$(curl -s "127.0.0.1:$SINK_PORT/stats")
-python3 - "$SENT" "$GOT" "$T0" "$T1" "$STATS" <<'PY'
+    "$BUILD/http_sink" --port $SINK_PORT >/dev/null &
+    local sink_pid=$!
+    "$BUILD/sluice" run -c "$WORK/sluice.yaml" 2>"$WORK/sluice.log" &
+    local gw_pid=$!
+    for _ in $(seq 100); do
+        curl -sf "127.0.0.1:$ADMIN_PORT/ready" >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    echo "== [$name] HTTP ingest: wrk -t1 -c64 -d${DURATION}s, 250-byte JSON, reply async, fsync always"
+    local t0 t1 sent got stats
+    t0=$(date +%s.%N)
+    wrk -t1 -c64 -d"${DURATION}s" --latency -s tests/bench/post.lua "http://127.0.0.1:$IN_PORT/orders" \
+        | tee "$WORK/wrk.txt" | grep -E "Requests/sec|Latency|99%|Non-2xx|Socket errors" || true
+    sent=$(awk '/requests in/ {print $1}' "$WORK/wrk.txt")
+    echo "== [$name] end to end: HTTP in -> route (4 partitions) -> HTTP sink on loopback"
+    for _ in $(seq 600); do
+        got=$(curl -s "127.0.0.1:$SINK_PORT/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])')
+        [ "$got" -ge "$sent" ] && break
+        sleep 0.1
+    done
+    t1=$(date +%s.%N)
+    stats=$(curl -s "127.0.0.1:$SINK_PORT/stats")
+    python3 - "$sent" "$got" "$t0" "$t1" "$stats" <<'PY'
 import json, sys
 sent, got, t0, t1, stats = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), json.loads(sys.argv[5])
 print(f"accepted {sent}, delivered {got} in {t1 - t0:.1f}s: {got / (t1 - t0):,.0f} messages/s delivered")
 print(f"ingest-to-delivery latency (sink clock vs UUIDv7 ms): p50 {stats['p50_ms']} ms, p99 {stats['p99_ms']} ms, max {stats['max_ms']} ms")
 PY
+    kill "$gw_pid" "$sink_pid"
+    wait "$gw_pid" "$sink_pid" 2>/dev/null || true
+}
+
+run_route "no steps" ""
+run_route "lua + json_to_xml" "    steps:
+      - lua: { file: enrich.lua, function: enrich }
+      - json_to_xml: { root: order }"
