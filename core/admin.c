@@ -320,17 +320,28 @@ static enum MHD_Result ep_breakers(sl_admin *a, struct MHD_Connection *conn)
     return reply_json(conn, 200, root);
 }
 
+/* Splits "NAME" or "NAME/ACTION" (the rest of a URL) into name and *slash
+ * (pointing at "/ACTION", or NULL). Returns false when the name is empty or
+ * does not fit. */
+static bool split_name(const char *rest, char *name, size_t cap, const char **slash)
+{
+    *slash = strchr(rest, '/');
+    size_t len = *slash ? (size_t)(*slash - rest) : strlen(rest);
+    if (len == 0 || len >= cap)
+        return false;
+    memcpy(name, rest, len);
+    name[len] = '\0';
+    return true;
+}
+
 /* /v1/breakers/NAME[/reset] */
 static enum MHD_Result dispatch_breaker(sl_admin *a, struct MHD_Connection *conn, const char *url,
                                         const char *method, const char *rest)
 {
     char name[256];
-    const char *slash = strchr(rest, '/');
-    size_t len = slash ? (size_t)(slash - rest) : strlen(rest);
-    if (len == 0 || len >= sizeof name)
+    const char *slash;
+    if (!split_name(rest, name, sizeof name, &slash))
         return reply_error(conn, 404, NULL, "not_found", "no such endpoint: %s", url);
-    memcpy(name, rest, len);
-    name[len] = '\0';
     sl_breaker *b = sl_gateway_breaker(a->gw, name);
     if (!b)
         return reply_error(conn, 404, NULL, "not_found", "no breaker for connector %s", name);
@@ -392,12 +403,9 @@ static enum MHD_Result dispatch_dlq(sl_admin *a, struct MHD_Connection *conn, co
                                     const char *method, const char *rest)
 {
     char name[256];
-    const char *slash = strchr(rest, '/');
-    size_t len = slash ? (size_t)(slash - rest) : strlen(rest);
-    if (len == 0 || len >= sizeof name)
+    const char *slash;
+    if (!split_name(rest, name, sizeof name, &slash))
         return reply_error(conn, 404, NULL, "not_found", "no such endpoint: %s", url);
-    memcpy(name, rest, len);
-    name[len] = '\0';
     sl_route *r = sl_gateway_route(a->gw, name);
     if (!r)
         return reply_error(conn, 404, NULL, "not_found", "no route %s", name);
