@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "logging.h"
 
 struct sl_breaker {
@@ -33,13 +34,6 @@ struct sl_breaker {
     sl_counter *to_closed;
     sl_counter *rejected_total;
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 const char *sl_breaker_state_name(sl_breaker_state s)
 {
@@ -142,7 +136,7 @@ static void transition(sl_breaker *b, sl_breaker_state s)
                 if (b->open_for_ms > (int64_t)b->conf.max_open_for_ms)
                     b->open_for_ms = (int64_t)b->conf.max_open_for_ms;
             }
-            b->opened_at_ms = mono_ms();
+            b->opened_at_ms = sl_mono_ms();
             b->probes_in_flight = 0;
             b->probes_ok = 0;
             sl_warn("breaker",
@@ -169,7 +163,7 @@ static void transition(sl_breaker *b, sl_breaker_state s)
 /* Open past its period becomes half-open; called with the mutex held. */
 static void maybe_half_open(sl_breaker *b)
 {
-    if (b->state == SL_BREAKER_OPEN && mono_ms() - b->opened_at_ms >= b->open_for_ms)
+    if (b->state == SL_BREAKER_OPEN && sl_mono_ms() - b->opened_at_ms >= b->open_for_ms)
         transition(b, SL_BREAKER_HALF_OPEN);
 }
 
@@ -264,7 +258,7 @@ int64_t sl_breaker_retry_in_ms(sl_breaker *b)
     pthread_mutex_lock(&b->mu);
     int64_t left = 0;
     if (b->state == SL_BREAKER_OPEN) {
-        left = b->open_for_ms - (mono_ms() - b->opened_at_ms);
+        left = b->open_for_ms - (sl_mono_ms() - b->opened_at_ms);
         if (left < 0)
             left = 0;
     }
@@ -295,7 +289,7 @@ void sl_breaker_get_info(sl_breaker *b, sl_breaker_info *info)
     info->open_for_ms = b->open_for_ms;
     info->retry_in_ms = 0;
     if (b->state == SL_BREAKER_OPEN) {
-        info->retry_in_ms = b->open_for_ms - (mono_ms() - b->opened_at_ms);
+        info->retry_in_ms = b->open_for_ms - (sl_mono_ms() - b->opened_at_ms);
         if (info->retry_in_ms < 0)
             info->retry_in_ms = 0;
     }

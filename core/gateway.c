@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "clock.h"
 #include "logging.h"
 
 #define STATUS_CAPACITY (1u << 17)
@@ -175,9 +176,7 @@ sl_gateway *sl_gateway_new(sl_config *conf, sl_runtime *rt, sl_error *err)
         return NULL;
     }
     gw->conf = conf;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gw->started_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    gw->started_ms = sl_wall_ms();
     if (!rt) {
         rt = sl_runtime_open(conf, err);
         if (!rt)

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "gateway.h"
 #include "logging.h"
 #include "lua_expr.h"
@@ -95,20 +96,6 @@ struct sl_route {
     atomic_int n_watches;
     sl_watch *watches[WATCH_BUCKETS];
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static double mono_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Kafka's murmur2 would let keys land where Kafka puts them; FNV-1a is
  * enough for an embedded log and cheap. */
@@ -782,11 +769,11 @@ out:
 static sl_msg *run_steps(sl_worker *w, sl_msg *msg, sl_item *it)
 {
     for (size_t s = 0; s < w->n_steps; s++) {
-        double t0 = mono_seconds();
+        double t0 = sl_mono_seconds();
         sl_error e;
         sl_error_clear(&e);
         int rc = sl_step_process(w->steps[s], msg, &e);
-        sl_step_observe(w->steps[s], mono_seconds() - t0);
+        sl_step_observe(w->steps[s], sl_mono_seconds() - t0);
         if (rc == SL_STEP_DROP)
             return NULL;
         if (rc == SL_STEP_FAIL) {
@@ -884,7 +871,7 @@ static void *worker_main(void *arg)
 {
     sl_worker *w = arg;
     sl_route *r = w->route;
-    unsigned seed = (unsigned)(now_ms() ^ (w->index * 2654435761u));
+    unsigned seed = (unsigned)(sl_wall_ms() ^ (w->index * 2654435761u));
     int64_t next = atomic_load(&w->committed);
     for (;;) {
         pthread_mutex_lock(&w->mu);
