@@ -46,11 +46,12 @@ typedef struct sl_watch {
 
 /* Per message bookkeeping while a batch is being delivered. */
 typedef struct sl_item {
-    sl_msg *msg;      /* after the steps; NULL when dropped by a step */
+    sl_msg *msg;      /* after the steps */
     uint32_t pending; /* bit i set: output i still has to acknowledge */
     int attempts;
     bool dead;      /* dead-lettered */
     bool attempted; /* some output really tried it in this round */
+    size_t rec;     /* the record (index in the batch) it came from */
     char error[256];
     int status;
 } sl_item;
@@ -763,27 +764,132 @@ out:
     return done;
 }
 
-/* Runs the steps on a message. Returns the message to deliver (possibly the
- * same), NULL when a step dropped it; sets *fail with the error when a step
- * failed permanently (the item is then dead-lettered). */
-static sl_msg *run_steps(sl_worker *w, sl_msg *msg, sl_item *it)
+/* A growable array of items. */
+typedef struct item_vec {
+    sl_item *v;
+    size_t n, cap;
+} item_vec;
+
+/* Appends a zeroed item for msg from record rec. Returns it, or NULL when
+ * out of memory (msg is then not taken). */
+static sl_item *push_item(item_vec *iv, sl_msg *msg, size_t rec)
 {
-    for (size_t s = 0; s < w->n_steps; s++) {
+    if (iv->n == iv->cap) {
+        size_t cap = iv->cap ? iv->cap * 2 : 64;
+        sl_item *v = realloc(iv->v, cap * sizeof *v);
+        if (!v)
+            return NULL;
+        iv->v = v;
+        iv->cap = cap;
+    }
+    sl_item *it = &iv->v[iv->n++];
+    memset(it, 0, sizeof *it);
+    it->msg = msg;
+    it->rec = rec;
+    return it;
+}
+
+static void free_items(item_vec *iv)
+{
+    for (size_t i = 0; i < iv->n; i++)
+        sl_msg_free(iv->v[i].msg);
+    free(iv->v);
+    iv->v = NULL;
+    iv->n = iv->cap = 0;
+}
+
+/* Runs one step over every live item of cur into next: a dropped message
+ * is freed, a failed one is kept (dead, for the dead letter topic), a split
+ * adds its new messages right after their source. Returns -1 when out of
+ * memory. */
+static int run_step_over(sl_worker *w, size_t s, item_vec *cur, item_vec *next)
+{
+    sl_route *r = w->route;
+    for (size_t i = 0; i < cur->n; i++) {
+        sl_item it = cur->v[i];
+        cur->v[i].msg = NULL; /* moved */
+        if (it.dead) {
+            sl_item *d = push_item(next, it.msg, it.rec);
+            if (!d) {
+                sl_msg_free(it.msg);
+                return -1;
+            }
+            *d = it;
+            continue;
+        }
         double t0 = sl_mono_seconds();
         sl_error e;
         sl_error_clear(&e);
-        int rc = sl_step_process(w->steps[s], msg, &e);
+        sl_msg **more = NULL;
+        size_t n_more = 0;
+        int rc = sl_step_process_split(w->steps[s], it.msg, &more, &n_more, &e);
         sl_step_observe(w->steps[s], sl_mono_seconds() - t0);
-        if (rc == SL_STEP_DROP)
-            return NULL;
-        if (rc == SL_STEP_FAIL) {
-            it->dead = true;
-            snprintf(it->error, sizeof it->error, "step %zu (%s): %s", s + 1,
+        if (rc == SL_STEP_DROP) {
+            sl_counter_add(r->dropped_total, 1);
+            sl_status_update(r->gw->status, it.msg->id, SL_MSG_DROPPED, 0, NULL);
+            notify_done(r, it.msg->id, SL_MSG_DROPPED, NULL, NULL);
+            sl_msg_free(it.msg);
+            continue;
+        }
+        sl_item *out = push_item(next, it.msg, it.rec);
+        if (!out) {
+            sl_msg_free(it.msg);
+            rc = -1;
+        } else if (rc == SL_STEP_FAIL) {
+            out->dead = true;
+            snprintf(out->error, sizeof out->error, "step %zu (%s): %s", s + 1,
                      sl_step_type_name(w->steps[s]), e.msg);
-            return msg;
+        }
+        for (size_t k = 0; k < n_more; k++) {
+            if (rc < 0 || !push_item(next, more[k], it.rec)) {
+                sl_msg_free(more[k]);
+                rc = -1;
+            }
+        }
+        free(more);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Runs the steps on m (taken) from record rec and appends what comes out to
+ * iv: nothing when a step dropped it, one item, or several when a step split
+ * it; a failed step leaves a dead item. Returns -1 when out of memory
+ * (nothing is appended then). */
+static int run_steps(sl_worker *w, sl_msg *m, size_t rec, item_vec *iv)
+{
+    item_vec cur = {0}, next = {0};
+    if (!push_item(&cur, m, rec)) {
+        sl_msg_free(m);
+        return -1;
+    }
+    for (size_t s = 0; s < w->n_steps; s++) {
+        int rc = run_step_over(w, s, &cur, &next);
+        free_items(&cur);
+        cur = next;
+        memset(&next, 0, sizeof next);
+        if (rc < 0) {
+            free_items(&cur);
+            return -1;
         }
     }
-    return msg;
+    for (size_t i = 0; i < cur.n; i++) {
+        sl_item *it = push_item(iv, cur.v[i].msg, rec);
+        if (!it) {
+            /* undo this record's items: it is read again later */
+            while (iv->n > 0 && iv->v[iv->n - 1].rec == rec) {
+                iv->n--;
+                iv->v[iv->n].msg = NULL;
+            }
+            free_items(&cur);
+            return -1;
+        }
+        *it = cur.v[i];
+        cur.v[i].msg = NULL;
+    }
+    free_items(&cur);
+    return 0;
 }
 
 /* Content-based routing: clears the pending bit of every output whose
@@ -812,46 +918,41 @@ static void process_batch(sl_worker *w, unsigned *seed, int64_t *next)
 {
     sl_route *r = w->route;
     sl_batch *b = &w->batch;
-    size_t n = b->count;
-    sl_item *items = calloc(n, sizeof *items);
-    if (!items) {
-        sleep_interruptible(w, 100);
-        return;
-    }
+    size_t nrec = b->count;
+    item_vec iv = {0};
     uint32_t all = r->n_outs >= 32 ? 0xffffffffu : ((1u << r->n_outs) - 1);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < b->count; i++) {
         sl_error e;
         sl_msg *m = sl_msg_from_record(&b->records[i], w->index, &e);
-        if (!m) {
-            /* out of memory: stop here; the rest is read again */
-            n = i;
+        if (!m || run_steps(w, m, i, &iv) < 0) {
+            nrec = i; /* out of memory: stop here; the rest is read again */
             break;
         }
         if (r->count_in_on_read && b->records[i].offset >= atomic_load(&w->committed))
             sl_counter_add(r->in_total, 1);
-        sl_item *it = &items[i];
-        it->msg = run_steps(w, m, it);
-        if (!it->msg) {
-            sl_counter_add(r->dropped_total, 1);
-            sl_status_update(r->gw->status, m->id, SL_MSG_DROPPED, 0, NULL);
-            notify_done(r, m->id, SL_MSG_DROPPED, NULL, NULL);
-            sl_msg_free(m);
-            continue;
-        }
+    }
+    for (size_t i = 0; i < iv.n; i++) {
+        sl_item *it = &iv.v[i];
         it->pending = it->dead ? 1 : all;
         if (!it->dead)
             select_outputs(w, it);
     }
-    size_t done = n ? deliver_batch(w, items, n, seed) : 0;
+    size_t done = iv.n ? deliver_batch(w, iv.v, iv.n, seed) : 0;
     for (size_t i = 0; i < done; i++) {
-        sl_item *it = &items[i];
-        if (it->msg && !it->dead) {
+        sl_item *it = &iv.v[i];
+        if (!it->dead) {
             sl_status_update(r->gw->status, it->msg->id, SL_MSG_DELIVERED, it->attempts + 1, NULL);
             notify_done(r, it->msg->id, SL_MSG_DELIVERED, it->msg, NULL);
         }
     }
-    if (done > 0) {
-        int64_t to = done == b->count ? b->next_offset : b->records[done].offset;
+    /* The commit follows records: a record is done when every item it made
+     * (none, when its message was dropped) is done. */
+    int64_t to;
+    if (done < iv.n)
+        to = b->records[iv.v[done].rec].offset;
+    else
+        to = nrec == b->count ? b->next_offset : b->records[nrec].offset;
+    if (nrec > 0 && to > b->records[0].offset) {
         sl_error e;
         while (sl_partition_commit(w->part, r->conf->name, to, &e) < 0) {
             sl_err("route", "route %s partition %d: commit failed: %s", r->conf->name, w->index,
@@ -861,10 +962,10 @@ static void process_batch(sl_worker *w, unsigned *seed, int64_t *next)
         }
         atomic_store(&w->committed, to);
         *next = to;
+    } else if (nrec == 0) {
+        sleep_interruptible(w, 100); /* out of memory on the first record: breathe */
     }
-    for (size_t i = 0; i < b->count && i < n; i++)
-        sl_msg_free(items[i].msg);
-    free(items);
+    free_items(&iv);
 }
 
 static void *worker_main(void *arg)

@@ -733,6 +733,89 @@ static int output_index(const sl_route_conf *r, const char *name)
 }
 
 /* Runs one case. Returns 0 (passed), 1 (failed) or 2 (malformed; err). */
+
+/* The messages one input became after the steps. */
+typedef struct msg_list {
+    sl_msg **v;
+    size_t n, cap;
+} msg_list;
+
+static void msg_list_free(msg_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        sl_msg_free(l->v[i]);
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+static int msg_list_push(msg_list *l, sl_msg *m)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 8;
+        sl_msg **v = realloc(l->v, cap * sizeof *v);
+        if (!v)
+            return -1;
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = m;
+    return 0;
+}
+
+typedef struct chain_stats {
+    size_t input; /* 1-based, for messages */
+    size_t errors;
+    char *first_error;
+    size_t first_error_cap;
+} chain_stats;
+
+/* Runs steps[from..] on m (taken) and appends what comes out to outs, in
+ * the order the route engine delivers: m first, then what later steps split
+ * off, then what earlier steps split off. A dropped message adds nothing; a
+ * failed step counts an error. Returns -1 when out of memory. */
+static int run_chain(sl_step **steps, size_t n_steps, size_t from, sl_msg *m, msg_list *outs,
+                     chain_stats *cs)
+{
+    msg_list split[n_steps > from ? n_steps - from : 1]; /* what each step split off */
+    size_t n_split = 0;
+    int rc = 0;
+    for (size_t s = from; s < n_steps && m; s++) {
+        sl_error e;
+        sl_error_clear(&e);
+        sl_msg **more = NULL;
+        size_t n_more = 0;
+        int st = sl_step_process_split(steps[s], m, &more, &n_more, &e);
+        if (st == SL_STEP_FAIL) {
+            if (cs->errors++ == 0)
+                snprintf(cs->first_error, cs->first_error_cap, "input %zu: step %zu (%s): %s",
+                         cs->input, s + 1, sl_step_type_name(steps[s]), e.msg);
+        }
+        if (st != SL_STEP_OK) {
+            sl_msg_free(m);
+            m = NULL;
+        }
+        memset(&split[n_split], 0, sizeof split[n_split]);
+        split[n_split].v = more;
+        split[n_split].n = split[n_split].cap = n_more;
+        n_split++; /* group g holds what step from + g split off */
+    }
+    if (m && msg_list_push(outs, m) < 0) {
+        sl_msg_free(m);
+        rc = -1;
+    }
+    for (size_t g = n_split; g-- > 0;) {
+        for (size_t j = 0; j < split[g].n; j++) {
+            sl_msg *x = split[g].v[j];
+            split[g].v[j] = NULL;
+            if (rc == 0)
+                rc = run_chain(steps, n_steps, from + g + 1, x, outs, cs);
+            else
+                sl_msg_free(x);
+        }
+        free(split[g].v);
+    }
+    return rc;
+}
 static int run_case(tfile *tf, const tnode *c, dstr *why, char *err)
 {
     static const char *const keys[] = {"name",   "input",        "inputs",  "fixtures",
@@ -815,41 +898,43 @@ static int run_case(tfile *tf, const tnode *c, dstr *why, char *err)
             result = 2;
             goto done;
         }
-        int st = SL_STEP_OK;
-        for (size_t s = 0; s < n_steps && st == SL_STEP_OK; s++) {
-            sl_error_clear(&e);
-            st = sl_step_process(steps[s], m, &e);
-            if (st == SL_STEP_FAIL) {
-                n_errors++;
-                if (!first_error[0])
-                    snprintf(first_error, sizeof first_error, "input %zu: step %zu (%s): %s", k + 1,
-                             s + 1, sl_step_type_name(steps[s]), e.msg);
+        msg_list outs = {0};
+        chain_stats cs = {
+            .input = k + 1, .first_error = first_error, .first_error_cap = sizeof first_error};
+        if (run_chain(steps, n_steps, 0, m, &outs, &cs) < 0) {
+            snprintf(err, ERR_CAP, "out of memory");
+            msg_list_free(&outs);
+            result = 2;
+            goto done;
+        }
+        n_errors += cs.errors;
+        n_dropped += outs.n == 0 && cs.errors == 0;
+        for (size_t j = 0; j < outs.n; j++) {
+            sl_msg *out = outs.v[j];
+            for (size_t o = 0; o < r->n_to; o++) {
+                bool deliver = true;
+                if (when[o] && sl_lua_expr_eval(when[o], out, &deliver, &e) < 0) {
+                    ds_printf(why, "    input %zu: output %s: when raised: %s\n", k + 1,
+                              r->to[o].name, e.msg);
+                    rc.failed = true;
+                    continue;
+                }
+                if (!deliver)
+                    continue;
+                sl_msg **grown = realloc(cap[o].msgs, (cap[o].n + 1) * sizeof *grown);
+                sl_msg *copy = grown ? sl_msg_clone(out) : NULL;
+                if (grown)
+                    cap[o].msgs = grown;
+                if (!copy) {
+                    snprintf(err, ERR_CAP, "out of memory");
+                    msg_list_free(&outs);
+                    result = 2;
+                    goto done;
+                }
+                cap[o].msgs[cap[o].n++] = copy;
             }
         }
-        n_dropped += st == SL_STEP_DROP;
-        for (size_t o = 0; st == SL_STEP_OK && o < r->n_to; o++) {
-            bool deliver = true;
-            if (when[o] && sl_lua_expr_eval(when[o], m, &deliver, &e) < 0) {
-                ds_printf(why, "    input %zu: output %s: when raised: %s\n", k + 1, r->to[o].name,
-                          e.msg);
-                rc.failed = true;
-                continue;
-            }
-            if (!deliver)
-                continue;
-            sl_msg **grown = realloc(cap[o].msgs, (cap[o].n + 1) * sizeof *grown);
-            sl_msg *copy = grown ? sl_msg_clone(m) : NULL;
-            if (grown)
-                cap[o].msgs = grown;
-            if (!copy) {
-                snprintf(err, ERR_CAP, "out of memory");
-                sl_msg_free(m);
-                result = 2;
-                goto done;
-            }
-            cap[o].msgs[cap[o].n++] = copy;
-        }
-        sl_msg_free(m);
+        msg_list_free(&outs);
     }
     /* verdict */
     const char *want_error = tstr(tget(c, "expect_error"));

@@ -107,6 +107,15 @@ int sl_step_process(sl_step *s, sl_msg *msg, sl_error *err)
     return s->type->process(s, msg, err);
 }
 
+int sl_step_process_split(sl_step *s, sl_msg *msg, sl_msg ***more, size_t *n_more, sl_error *err)
+{
+    *more = NULL;
+    *n_more = 0;
+    if (s->type->process_split)
+        return s->type->process_split(s, msg, more, n_more, err);
+    return s->type->process(s, msg, err);
+}
+
 void sl_step_observe(sl_step *s, double seconds)
 {
     if (s->seconds)

@@ -30,6 +30,10 @@ typedef struct sl_step_type {
     int (*process)(sl_step *s, sl_msg *msg, sl_error *err);
     /* Frees s->state. Optional. */
     void (*destroy)(sl_step *s);
+    /* Optional, for steps that can split one message into several: as
+     * process, and on SL_STEP_OK also fills *more with the messages that
+     * follow msg (a malloc'd array the caller owns; NULL and 0 for none). */
+    int (*process_split)(sl_step *s, sl_msg *msg, sl_msg ***more, size_t *n_more, sl_error *err);
 } sl_step_type;
 
 struct sl_step {
@@ -52,6 +56,11 @@ void sl_steps_free(sl_step **steps, size_t n);
 
 /* Runs one step on msg: an sl_step_rc. */
 int sl_step_process(sl_step *s, sl_msg *msg, sl_error *err);
+
+/* Runs one step on msg, letting it split: on SL_STEP_OK, *more holds the
+ * messages that follow msg (malloc'd array of owned messages; free each
+ * with sl_msg_free and the array with free), or NULL with *n_more 0. */
+int sl_step_process_split(sl_step *s, sl_msg *msg, sl_msg ***more, size_t *n_more, sl_error *err);
 
 /* Records one run's duration in sluice_step_seconds. */
 void sl_step_observe(sl_step *s, double seconds);

@@ -657,6 +657,9 @@ typedef struct run_args {
     int call_status; /* of the script's function */
     int rc;          /* sl_step_rc, or the expression's truthiness */
     sl_error *err;
+    bool split_ok; /* the caller takes extra messages */
+    sl_msg **more; /* split: the messages after the first, owned */
+    size_t n_more;
 } run_args;
 
 /* Moves the body, key and headers of src into dst (dst keeps its id,
@@ -705,6 +708,45 @@ static int apply_result(lua_State *L, int idx, run_args *a)
     return SL_STEP_OK;
 }
 
+/* A list of n > 1 messages (at idx): the first replaces the step's message,
+ * the others are copied into a->more. A copy that still carries the
+ * original's id (msg:clone()) gets a fresh one: a split makes new messages,
+ * and receivers dedupe by id. */
+static int collect_split(lua_State *L, int idx, lua_Integer n, run_args *a)
+{
+    a->more = calloc((size_t)(n - 1), sizeof *a->more);
+    if (!a->more) {
+        sl_error_set(a->err, SL_ENOMEM, "lua: out of memory splitting into %lld messages",
+                     (long long)n);
+        return SL_STEP_FAIL;
+    }
+    char original[SL_ID_LEN + 1];
+    memcpy(original, a->msg->id, sizeof original);
+    for (lua_Integer i = 2; i <= n; i++) {
+        lua_rawgeti(L, idx, i);
+        void *ud;
+        sl_msg *m = sl_lua_to_msg(L, -1, &ud);
+        if (!m) {
+            sl_error_set(a->err, SL_EINVAL,
+                         "lua: element %lld of the returned list is a %s, "
+                         "not a message of this call",
+                         (long long)i, luaL_typename(L, -1));
+            return SL_STEP_FAIL;
+        }
+        sl_msg *copy = sl_msg_clone(m);
+        if (!copy) {
+            sl_error_set(a->err, SL_ENOMEM, "lua: out of memory splitting");
+            return SL_STEP_FAIL;
+        }
+        if (strcmp(copy->id, original) == 0)
+            sl_uuid7(copy->id);
+        a->more[a->n_more++] = copy;
+        lua_pop(L, 1);
+    }
+    lua_rawgeti(L, idx, 1);
+    return apply_result(L, lua_gettop(L), a);
+}
+
 /* Runs the function and applies its result (in protected mode). */
 static int run_p(lua_State *L)
 {
@@ -744,11 +786,13 @@ static int run_p(lua_State *L)
         } else if (n == 1) {
             lua_rawgeti(L, -1, 1);
             a->rc = apply_result(L, lua_gettop(L), a);
-        } else {
+        } else if (!a->split_ok) {
             sl_error_set(a->err, SL_EINVAL,
-                         "lua: the step returned %lld messages: split is not supported yet",
+                         "lua: the step returned %lld messages where only one can go on",
                          (long long)n);
             a->rc = SL_STEP_FAIL;
+        } else {
+            a->rc = collect_split(L, lua_gettop(L), n, a);
         }
     } else {
         a->rc = apply_result(L, lua_gettop(L), a);
@@ -783,12 +827,36 @@ static int run(sl_lua_host *h, run_args *a, sl_error *err)
     return -1;
 }
 
+static void free_more(run_args *a)
+{
+    for (size_t i = 0; i < a->n_more; i++)
+        sl_msg_free(a->more[i]);
+    free(a->more);
+    a->more = NULL;
+    a->n_more = 0;
+}
+
 int sl_lua_host_run_step(sl_lua_host *h, sl_msg *msg, sl_error *err)
 {
     run_args a = {.msg = msg, .rc = SL_STEP_OK};
     if (run(h, &a, err) < 0)
         return SL_STEP_FAIL;
     return a.rc;
+}
+
+int sl_lua_host_run_step_split(sl_lua_host *h, sl_msg *msg, sl_msg ***more, size_t *n_more,
+                               sl_error *err)
+{
+    run_args a = {.msg = msg, .rc = SL_STEP_OK, .split_ok = true};
+    *more = NULL;
+    *n_more = 0;
+    if (run(h, &a, err) < 0 || a.rc != SL_STEP_OK) {
+        free_more(&a);
+        return a.rc == SL_STEP_DROP ? SL_STEP_DROP : SL_STEP_FAIL;
+    }
+    *more = a.more;
+    *n_more = a.n_more;
+    return SL_STEP_OK;
 }
 
 int sl_lua_host_run_expr(sl_lua_host *h, sl_msg *msg, bool *result, sl_error *err)

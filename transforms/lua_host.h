@@ -62,10 +62,17 @@ int sl_lua_host_load_expr(sl_lua_host *h, const char *expr, const char *chunknam
  * place: the same message or another one (its body, key and headers replace
  * msg's; msg keeps its id) -> SL_STEP_OK; nil or false -> SL_STEP_DROP; a list
  * of one message -> that message, an empty list -> DROP, a longer list ->
- * SL_STEP_FAIL ("split is not supported yet"). An error, a timeout or the
- * memory cap -> SL_STEP_FAIL with the Lua error and traceback in err; the
- * host stays usable (it rebuilds its state when the old one is unusable). */
+ * SL_STEP_FAIL (use sl_lua_host_run_step_split to split). An error, a timeout
+ * or the memory cap -> SL_STEP_FAIL with the Lua error and traceback in err;
+ * the host stays usable (it rebuilds its state when the old one is unusable). */
 int sl_lua_host_run_step(sl_lua_host *h, sl_msg *msg, sl_error *err);
+
+/* As sl_lua_host_run_step, but a list of n > 1 messages splits: the first
+ * replaces msg in place, the other n - 1 come back in *more (a malloc'd
+ * array of messages the caller owns and frees), in order; those that still
+ * carry msg's id get a fresh one. *more is NULL and *n_more 0 otherwise. */
+int sl_lua_host_run_step_split(sl_lua_host *h, sl_msg *msg, sl_msg ***more, size_t *n_more,
+                               sl_error *err);
 
 /* Evaluates the compiled expression over msg; *result is its truthiness.
  * Returns 0, or -1 with err when the expression raised an error. msg is

@@ -73,6 +73,11 @@ static int lua_process(sl_step *s, sl_msg *msg, sl_error *err)
     return sl_lua_host_run_step(s->state, msg, err);
 }
 
+static int lua_process_split(sl_step *s, sl_msg *msg, sl_msg ***more, size_t *n_more, sl_error *err)
+{
+    return sl_lua_host_run_step_split(s->state, msg, more, n_more, err);
+}
+
 static void lua_destroy(sl_step *s)
 {
     sl_lua_host_free(s->state);
@@ -92,4 +97,5 @@ const sl_step_type sl_lua_step = {
     .init = lua_init,
     .process = lua_process,
     .destroy = lua_destroy,
+    .process_split = lua_process_split,
 };

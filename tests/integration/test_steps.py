@@ -242,3 +242,56 @@ routes:
     finally:
         sink.close()
         gw.cleanup()
+
+
+SPLIT_LUA = """
+function per_line(msg, ctx)
+  local order = msg:json()
+  local out = {}
+  for i, line in ipairs(order.lines) do
+    local m = i == 1 and msg or msg:clone()
+    m:set_json({ order = order.id, line = i, sku = line })
+    out[#out + 1] = m
+  end
+  return out
+end
+"""
+
+
+def test_lua_split_delivers_one_message_per_line_in_order():
+    sink = Sink()
+    in_port, admin_port = free_port(), free_port()
+    gw = Gateway(base_config(admin_port=admin_port) + f"""
+connectors:
+  in:   {{ type: http_server, listen: "127.0.0.1:{in_port}" }}
+  sink: {{ type: http_client, base_url: "{sink.url}" }}
+routes:
+  r:
+    from: {{ connector: in, path: /o, content_type: json }}
+    key: "$.id"
+    steps:
+      - lua: {{ file: split.lua, function: per_line }}
+      - filter: "msg:json().sku ~= 'skip'"
+    to: [ {{ connector: sink }} ]
+""")
+    with open(os.path.join(gw.dir, "split.lua"), "w") as f:
+        f.write(SPLIT_LUA)
+    try:
+        gw.start(admin_port)
+        st, body, _ = post_json(f"127.0.0.1:{in_port}", "/o", {"id": "o1", "lines": ["a", "skip", "b", "c"]})
+        assert st == 202
+        first_id = json.loads(body)["id"]
+        wait_until(lambda: sink.count() == 3, 60, "3 lines at the sink")
+        time.sleep(0.3)
+        with sink.lock:
+            got = [(json.loads(r["body"]), r["headers"]["x-message-id"]) for r in sink.requests]
+        assert [b["sku"] for b, _ in got] == ["a", "b", "c"], got
+        ids = [i for _, i in got]
+        assert ids[0] == first_id and len(set(ids)) == 3, ids
+        m = gw.metrics()
+        assert metric(m, "sluice_messages_dropped_total", route="r") == 1
+        assert gw.route("r")["partitions"][0]["committed"] == 1
+        gw.stop()
+    finally:
+        sink.close()
+        gw.cleanup()

@@ -141,6 +141,12 @@ static void test_returns(void **state)
                           "  if b == 'one' then msg.body = 'listed'; return { msg } end\n"
                           "  if b == 'empty' then return {} end\n"
                           "  if b == 'two' then return { msg, msg:clone() } end\n"
+                          "  if b == 'three' then local out = {}\n"
+                          "    for i = 1, 3 do local p = i == 1 and msg or msg:clone()\n"
+                          "      p.body = 'part ' .. i; p.headers['x-part'] = tostring(i)\n"
+                          "      out[i] = p end\n"
+                          "    return out end\n"
+                          "  if b == 'bad_split' then return { msg, 7 } end\n"
                           "  if b == 'number' then return 42 end\n"
                           "  if b == 'keep' then kept = msg; return msg end\n"
                           "  if b == 'stale' then return kept end\n"
@@ -177,7 +183,33 @@ static void test_returns(void **state)
     sl_msg_free(m);
 
     assert_string_equal(run_ok(h, "one"), "listed");
-    run_fails(h, "two", "split is not supported yet");
+    run_fails(h, "two", "only one can go on"); /* without a caller that takes splits */
+    sl_msg *orig = msg_with("two");
+    sl_msg **more = NULL;
+    size_t n_more = 0;
+    assert_int_equal(sl_lua_host_run_step_split(h, orig, &more, &n_more, &err), SL_STEP_OK);
+    assert_int_equal(n_more, 1);
+    assert_string_equal(more[0]->body, "two");
+    assert_string_not_equal(more[0]->id, orig->id); /* a split makes a new message */
+    sl_msg_free(more[0]);
+    free(more);
+    sl_msg_free(orig);
+    orig = msg_with("three");
+    assert_int_equal(sl_lua_host_run_step_split(h, orig, &more, &n_more, &err), SL_STEP_OK);
+    assert_int_equal(n_more, 2);
+    assert_string_equal(orig->body, "part 1");
+    assert_string_equal(more[0]->body, "part 2");
+    assert_string_equal(more[1]->body, "part 3");
+    assert_string_equal(sl_msg_get_header(more[1], "x-part", NULL), "3");
+    for (size_t i = 0; i < n_more; i++)
+        sl_msg_free(more[i]);
+    free(more);
+    sl_msg_free(orig);
+    orig = msg_with("bad_split");
+    assert_int_equal(sl_lua_host_run_step_split(h, orig, &more, &n_more, &err), SL_STEP_FAIL);
+    assert_non_null(strstr(err.msg, "element 2 of the returned list is a number"));
+    assert_null(more);
+    sl_msg_free(orig);
     run_fails(h, "number", "returned a number");
     assert_string_equal(run_ok(h, "keep"), "keep");
     run_fails(h, "stale", "message from an earlier call");
