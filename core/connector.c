@@ -10,6 +10,7 @@ extern const sl_connector_type sl_http_client_connector;
 extern const sl_connector_type sl_file_connector;
 extern const sl_connector_type sl_stdout_connector;
 extern const sl_connector_type sl_amqp_connector;
+extern const sl_connector_type sl_kafka_connector;
 
 /* one line per entry */
 /* clang-format off */
@@ -19,6 +20,7 @@ static const sl_connector_type *const registry[] = {
     &sl_file_connector,
     &sl_stdout_connector,
     &sl_amqp_connector,
+    &sl_kafka_connector,
 };
 /* clang-format on */
 
