@@ -383,6 +383,17 @@ static void amqp_destroy(sl_connector *c)
     c->state = NULL;
 }
 
+/* /ready: every input connected and consuming. */
+static bool amqp_ready(sl_connector *c)
+{
+    sl_amqp *a = c->state;
+    for (size_t i = 0; a && i < a->n_inputs; i++) {
+        if (!sl_amqp_input_ready(a->inputs[i]))
+            return false;
+    }
+    return true;
+}
+
 const sl_connector_type sl_amqp_connector = {
     .name = "amqp",
     .can_input = true,
@@ -393,4 +404,5 @@ const sl_connector_type sl_amqp_connector = {
     .send = sl_amqp_send,
     .stop = amqp_stop,
     .destroy = amqp_destroy,
+    .ready = amqp_ready,
 };

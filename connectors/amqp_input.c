@@ -99,6 +99,7 @@ struct sl_amqp_input {
     pthread_t thread;
     bool started;
     atomic_bool stop;
+    atomic_bool consuming; /* connected and consuming, for /ready */
     /* owned by the thread: */
     amqp_connection_state_t conn;
     char consumer_tag[256];
@@ -848,8 +849,10 @@ static void *consume_main(void *arg)
                         in->queue, a->target.display, in->prefetch);
             }
             backoff = SL_AMQP_BACKOFF_MIN_MS;
+            atomic_store(&in->consuming, true);
         }
         if (consume_step(in) < 0) {
+            atomic_store(&in->consuming, false);
             sl_warn("amqp",
                     "input %s: connection to %s lost: %s; %zu unacked deliveries will be "
                     "redelivered; reconnecting",
@@ -861,6 +864,11 @@ static void *consume_main(void *arg)
     }
     consume_shutdown(in);
     return NULL;
+}
+
+bool sl_amqp_input_ready(sl_amqp_input *in)
+{
+    return atomic_load(&in->consuming);
 }
 
 int sl_amqp_input_start(sl_amqp_input *in, sl_error *err)

@@ -111,6 +111,10 @@ int sl_amqp_input_start(sl_amqp_input *in, sl_error *err);
  * input appends nothing more. Idempotent; fine on a never-started input. */
 void sl_amqp_input_stop(sl_amqp_input *in);
 
+/* True while the input is connected and its consumer is registered.
+ * Thread-safe. */
+bool sl_amqp_input_ready(sl_amqp_input *in);
+
 /* Frees a stopped input. in may be NULL. */
 void sl_amqp_input_free(sl_amqp_input *in);
 

@@ -45,6 +45,10 @@ typedef struct sl_connector_type {
     void (*stop)(sl_connector *c);
     /* Frees c->state. Called after stop, once no send is running. Required. */
     void (*destroy)(sl_connector *c);
+    /* True when every input of this connector is connected and consuming
+     * (for GET /ready). Optional: without it the connector counts as ready.
+     * Called from the admin thread; must be thread-safe and quick. */
+    bool (*ready)(sl_connector *c);
 } sl_connector_type;
 
 struct sl_connector {

@@ -423,5 +423,12 @@ sl_breaker *sl_gateway_breaker(sl_gateway *gw, const char *name)
 
 bool sl_gateway_ready(sl_gateway *gw)
 {
-    return atomic_load(&gw->started) && !atomic_load(&gw->stopping);
+    if (!atomic_load(&gw->started) || atomic_load(&gw->stopping))
+        return false;
+    for (size_t i = 0; i < gw->n_connectors; i++) {
+        sl_connector *c = &gw->connectors[i];
+        if (c->type && c->type->ready && !c->type->ready(c))
+            return false;
+    }
+    return true;
 }

@@ -93,7 +93,8 @@ sl_connector *sl_gateway_connector(sl_gateway *gw, const char *name);
  * when it has none (inputs, file, stdout). */
 sl_breaker *sl_gateway_breaker(sl_gateway *gw, const char *name);
 
-/* True when every input is started and the log is writable. */
+/* True when the gateway has started, is not draining, and every connector
+ * with inputs says they are connected (AMQP consumers, for instance). */
 bool sl_gateway_ready(sl_gateway *gw);
 
 #endif

@@ -9,7 +9,7 @@ import time
 import uuid
 
 from amqp_peer import broker, unique
-from harness import Gateway, Sink, base_config, free_port, metric, post_json, wait_until
+from harness import Gateway, Sink, base_config, free_port, metric, post_json, request, wait_until
 
 
 def queue_state(b, name):
@@ -145,9 +145,12 @@ def test_amqp_broker_restart_mid_stream_everything_arrives():
         b.ctl("stop_app")
         at_restart = metric(gw.metrics(), "sluice_amqp_consumed_total", connector="rabbit")
         assert at_restart < n, "the stream was over before the broker stopped"
-        time.sleep(2)
+        ready = lambda: request("GET", gw.admin, "/ready")[0]
+        wait_until(lambda: ready() == 503, 30, "/ready to report the lost connection")
+        time.sleep(1)
         b.ctl("start_app")
         b.ctl("await_startup")
+        wait_until(lambda: ready() == 200, 120, "/ready again after the reconnect")
         wait_until(
             lambda: queue_state(b, q_in) == (0, 0)
             and (queue_state(b, q_out) or (0, 0))[0] >= n,
@@ -322,7 +325,17 @@ routes:
         gw.cleanup()
         gw = Gateway(config(False), env=env)
     try:
-        gw.start(admin)
+        # one input can never connect (an untrusted certificate): the gateway
+        # runs, and /ready says it is not ready
+        gw.start(admin, wait=False)
+
+        def health():
+            try:
+                return request("GET", gw.admin, "/health", timeout=2)[0] == 200
+            except OSError:
+                return False
+
+        wait_until(health, 60, "the gateway's /health")
         wait_until(lambda: queue_state(b, q_env) is not None, 60, f"{q_env} declared")
         ids = [str(uuid.uuid4()) for _ in range(5)]
         b.publish("", q_env, [json.dumps({"n": i}) for i in range(5)], ids=ids)
@@ -343,6 +356,7 @@ routes:
         assert metric(m, "sluice_amqp_consumed_total", connector="badtls") == 0
         log = open(gw.stderr_path).read()
         assert f"input bad: connect to amqps://localhost:{b.tls_port}/" in log, log[-2000:]
+        assert request("GET", gw.admin, "/ready")[0] == 503
         gw.stop()
     finally:
         gw.cleanup()
