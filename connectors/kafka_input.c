@@ -542,13 +542,21 @@ static int input_take(sl_kafka_input *in, const rd_kafka_message_t *m)
         else if (sl_route_append(in->route, msg, &e) == 0)
             break;
         if (e.code == SL_EINVAL) {
-            /* The route's key cannot be evaluated on this body: permanent. */
-            sl_err(SL_KAFKA_COMPONENT,
-                   "connector %s (%s): skipping %s [%" PRId32 "] offset %" PRId64 ": %s", k->name,
-                   in->cl.role, rd_kafka_topic_name(m->rkt), m->partition, m->offset, e.msg);
-            batch_note(in, m, -1, -1);
-            rc = 0;
-            goto out;
+            /* The route's key cannot be evaluated on this body: permanent.
+             * Into the dead letter topic (durably) rather than lost. */
+            char why[sizeof e.msg + 64];
+            snprintf(why, sizeof why, "input %s: %s", k->name, e.msg);
+            sl_error de;
+            if (sl_route_dead_letter(in->route, msg, why, &de) == 0) {
+                sl_err(SL_KAFKA_COMPONENT,
+                       "connector %s (%s): %s [%" PRId32 "] offset %" PRId64 " dead-lettered: %s",
+                       k->name, in->cl.role, rd_kafka_topic_name(m->rkt), m->partition, m->offset,
+                       e.msg);
+                batch_note(in, m, -1, -1);
+                rc = 0;
+                goto out;
+            }
+            e = de; /* could not dead-letter it either: retry like back-pressure */
         }
         if (!paused) {
             sl_warn(SL_KAFKA_COMPONENT,

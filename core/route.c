@@ -630,6 +630,34 @@ static uint64_t breaker_wait_ms(sl_route *r, const bool *blocked)
     return wait < 10 ? 10 : (uint64_t)wait;
 }
 
+/* Adds the dead-letter headers to m, appends it to r's dead letter topic and
+ * waits until that is durable. Returns 0, or -1 with e. */
+static int dlq_append(sl_route *r, sl_msg *m, const char *error, int attempts, int status,
+                      int partition, sl_error *e)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%d", attempts);
+    int rc = sl_msg_set_header(m, "x-sluice-error", error, strlen(error));
+    rc |= sl_msg_set_header(m, "x-sluice-attempts", buf, strlen(buf));
+    snprintf(buf, sizeof buf, "%d", status);
+    rc |= sl_msg_set_header(m, "x-sluice-status", buf, strlen(buf));
+    rc |= sl_msg_set_header(m, "x-sluice-route", r->conf->name, strlen(r->conf->name));
+    if (partition >= 0) {
+        snprintf(buf, sizeof buf, "%d", partition);
+        rc |= sl_msg_set_header(m, "x-sluice-partition", buf, strlen(buf));
+        snprintf(buf, sizeof buf, "%" PRId64, m->offset);
+        rc |= sl_msg_set_header(m, "x-sluice-offset", buf, strlen(buf));
+    }
+    if (rc != 0)
+        return sl_error_set(e, SL_ENOMEM, "out of memory adding dead-letter headers");
+    int64_t off;
+    sl_partition *p = sl_topic_partition(r->dlq, 0);
+    if (append_msg(p, m, e, &off) < 0 || sl_partition_wait_durable(p, off, -1, e) < 0)
+        return -1;
+    sl_counter_add(r->dlq_total, 1);
+    return 0;
+}
+
 /* Appends a failed message to the route's dead letter topic with its error,
  * and waits until that is durable. Returns -1 when it cannot (the partition
  * then retries the dead-lettering: nothing is lost). */
@@ -637,29 +665,24 @@ static int dead_letter(sl_worker *w, sl_item *it)
 {
     sl_route *r = w->route;
     sl_msg *m = it->msg;
-    char buf[32];
-    snprintf(buf, sizeof buf, "%d", it->attempts);
-    int rc = sl_msg_set_header(m, "x-sluice-error", it->error, strlen(it->error));
-    rc |= sl_msg_set_header(m, "x-sluice-attempts", buf, strlen(buf));
-    snprintf(buf, sizeof buf, "%d", it->status);
-    rc |= sl_msg_set_header(m, "x-sluice-status", buf, strlen(buf));
-    rc |= sl_msg_set_header(m, "x-sluice-route", r->conf->name, strlen(r->conf->name));
-    snprintf(buf, sizeof buf, "%d", w->index);
-    rc |= sl_msg_set_header(m, "x-sluice-partition", buf, strlen(buf));
-    snprintf(buf, sizeof buf, "%" PRId64, m->offset);
-    rc |= sl_msg_set_header(m, "x-sluice-offset", buf, strlen(buf));
-    if (rc != 0)
-        return -1;
     sl_error e;
-    int64_t off;
-    sl_partition *p = sl_topic_partition(r->dlq, 0);
-    if (append_msg(p, m, &e, &off) < 0 || sl_partition_wait_durable(p, off, -1, &e) < 0) {
+    if (dlq_append(r, m, it->error, it->attempts, it->status, w->index, &e) < 0) {
         sl_err("route", "route %s: cannot dead-letter message %s: %s", r->conf->name, m->id, e.msg);
         return -1;
     }
     sl_warn("route", "route %s: message %s dead-lettered to %s after %d attempt(s): %s",
             r->conf->name, m->id, r->conf->dead_letter_topic, it->attempts, it->error);
-    sl_counter_add(r->dlq_total, 1);
+    return 0;
+}
+
+int sl_route_dead_letter(sl_route *r, sl_msg *msg, const char *error, sl_error *err)
+{
+    if (dlq_append(r, msg, error, 0, 0, -1, err) < 0)
+        return -1;
+    sl_status_accepted(r->gw->status, msg->id, r->conf->name, -1, -1);
+    sl_status_update(r->gw->status, msg->id, SL_MSG_DEAD_LETTERED, 0, error);
+    sl_warn("route", "route %s: message %s from its input dead-lettered to %s: %s", r->conf->name,
+            msg->id, r->conf->dead_letter_topic, error);
     return 0;
 }
 

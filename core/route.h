@@ -46,6 +46,13 @@ void sl_route_free(sl_route *r);
  * SL_EIO, SL_ECLOSED. */
 int sl_route_append(sl_route *r, sl_msg *msg, sl_error *err);
 
+/* For inputs: puts msg, which can never enter the route (its key cannot be
+ * evaluated on its body, say), straight into the route's dead letter topic
+ * with `error`, and waits until that is durable, so that the input can
+ * acknowledge its source without losing the message. Blocks (an fsync).
+ * Returns 0, or -1 with err (then the input must not acknowledge it). */
+int sl_route_dead_letter(sl_route *r, sl_msg *msg, const char *error, sl_error *err);
+
 /* Called once when a watched message is finished by the route: state is
  * SL_MSG_DELIVERED (body and content_type are the message's after the steps;
  * content_type NULL when it has none), SL_MSG_DROPPED or SL_MSG_DEAD_LETTERED

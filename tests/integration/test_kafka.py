@@ -342,3 +342,41 @@ def test_kafka_two_gateways_share_a_group_and_survive_sigkill():
             finally:
                 gw.cleanup()
         broker.close()
+
+
+def test_kafka_message_whose_key_cannot_be_read_is_dead_lettered_not_lost():
+    broker = KafkaBroker(SLUICE)
+    sink = Sink()
+    admin = free_port()
+    cfg = base_config(admin_port=admin) + f"""
+connectors:
+  kafka: {{ type: kafka, brokers: "{broker.bootstrap}" }}
+  sink:  {{ type: http_client, base_url: "{sink.url}", timeout: 2s }}
+routes:
+  keyed:
+    from: {{ connector: kafka, topics: [orders], group: keyed }}
+    partitions: 2
+    key: "$.customer"
+    to:
+      - {{ connector: sink, path: /orders }}
+"""
+    gw = Gateway(cfg)
+    try:
+        broker.create("orders", 1)
+        gw.start(admin)
+        broker.produce_lines("orders", ['{"customer":"a","n":1}', "not json at all",
+                                        '{"customer":"b","n":2}'], key_delim=None)
+        wait_until(lambda: sink.count() >= 2, 120, "the two good messages at the sink")
+        wait_until(lambda: metric(gw.metrics(), "sluice_dead_letter_total", route="keyed") == 1,
+                   60, "the unreadable one in the dead letter topic")
+        gw.stop()
+        dlq = gw.dump("keyed.dlq")
+        assert len(dlq) == 1 and dlq[0]["value"] == "not json at all", dlq
+        assert "not JSON" in dlq[0]["headers"]["x-sluice-error"] or \
+            "JSON" in dlq[0]["headers"]["x-sluice-error"], dlq[0]["headers"]
+    finally:
+        if gw.proc is not None:
+            gw.stop()
+        gw.cleanup()
+        sink.close()
+        broker.close()
