@@ -69,6 +69,26 @@ sent, got, t0, t1, stats = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]
 print(f"accepted {sent}, delivered {got} in {t1 - t0:.1f}s: {got / (t1 - t0):,.0f} messages/s delivered")
 print(f"ingest-to-delivery latency (sink clock vs UUIDv7 ms): p50 {stats['p50_ms']} ms, p99 {stats['p99_ms']} ms, max {stats['max_ms']} ms")
 PY
+    if [ "${name}" = "no steps" ]; then
+        # Delivery alone: a backlog accepted while the route is paused, then
+        # drained to the sink; this is the route's delivery capacity, not
+        # bounded by ingest.
+        echo "== [$name] delivery capacity: drain a backlog accepted while the route was paused"
+        curl -s -XPOST "127.0.0.1:$ADMIN_PORT/v1/routes/orders/pause" >/dev/null
+        curl -s -XPOST "127.0.0.1:$SINK_PORT/reset" >/dev/null
+        wrk -t1 -c64 -d"${DURATION}s" -s tests/bench/post.lua "http://127.0.0.1:$IN_PORT/orders" \
+            >"$WORK/wrk2.txt"
+        sent=$(awk '/requests in/ {print $1}' "$WORK/wrk2.txt")
+        t0=$(date +%s.%N)
+        curl -s -XPOST "127.0.0.1:$ADMIN_PORT/v1/routes/orders/resume" >/dev/null
+        for _ in $(seq 1200); do
+            got=$(curl -s "127.0.0.1:$SINK_PORT/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])')
+            [ "$got" -ge "$sent" ] && break
+            sleep 0.05
+        done
+        t1=$(date +%s.%N)
+        python3 -c "import sys; s,g,a,b=int(sys.argv[1]),int(sys.argv[2]),float(sys.argv[3]),float(sys.argv[4]); print(f'backlog {s}, delivered {g} in {b-a:.1f}s: {g/(b-a):,.0f} messages/s delivered')" "$sent" "$got" "$t0" "$t1"
+    fi
     kill "$gw_pid" "$sink_pid"
     wait "$gw_pid" "$sink_pid" 2>/dev/null || true
 }
