@@ -861,11 +861,24 @@ static void keep_error(xml_errs *c, const xmlError *x)
 /* ---- XML -> JSON ------------------------------------------------------------------ */
 
 /* One open element. */
+/* Text mode: one member of an element's object, its value already JSON
+ * text (for an array, the elements joined by ','). */
+typedef struct member {
+    char *key;
+    size_t klen;
+    jx_buf val;
+    bool array;
+} member;
+
 typedef struct frame {
     const char *key; /* the JSON key: in the parser's dictionary or in kbuf */
     size_t klen;
     jx_buf kbuf;
     json_t *obj; /* attributes and children; NULL until one shows up */
+    /* text mode (sl_xml_to_json_text): the same as members of JSON text */
+    member *mem;
+    size_t n_mem, cap_mem;
+    bool has_obj;
     jx_buf text;
     size_t path_len; /* length of dec.path before this element */
     bool has_child;
@@ -899,6 +912,7 @@ typedef struct dec {
     xml_errs xe;
     sl_error *err;
     bool failed;
+    bool text; /* build JSON text (members) instead of a jansson tree */
 } dec;
 
 static void dec_fail(dec *d, sl_errcode code, const char *fmt, ...)
@@ -1069,6 +1083,8 @@ static frame *push_frame(dec *d)
     }
     frame *f = &d->frames[++d->depth];
     f->obj = NULL;
+    f->n_mem = 0;
+    f->has_obj = false;
     f->text.len = 0;
     f->text.oom = false;
     f->kbuf.oom = false;
@@ -1076,8 +1092,114 @@ static frame *push_frame(dec *d)
     return f;
 }
 
-static int set_attr(frame *f, const char *key, size_t kn, json_t *v)
+/* ---- text mode: members of JSON text instead of jansson objects ---- */
+
+static member *mem_find(frame *f, const char *key, size_t kn)
 {
+    for (size_t i = f->n_mem; i-- > 0;) {
+        member *m = &f->mem[i];
+        if (m->klen == kn && memcmp(m->key, key, kn) == 0)
+            return m;
+    }
+    return NULL;
+}
+
+/* Appends an empty member named key. Returns NULL when out of memory. */
+static member *mem_add(frame *f, const char *key, size_t kn)
+{
+    if (f->n_mem == f->cap_mem) {
+        size_t cap = f->cap_mem ? f->cap_mem * 2 : 4;
+        member *v = realloc(f->mem, cap * sizeof *v);
+        if (!v)
+            return NULL;
+        memset(v + f->cap_mem, 0, (cap - f->cap_mem) * sizeof *v);
+        f->mem = v;
+        f->cap_mem = cap;
+    }
+    member *m = &f->mem[f->n_mem];
+    char *k = realloc(m->key, kn + 1);
+    if (!k)
+        return NULL;
+    memcpy(k, key, kn);
+    k[kn] = '\0';
+    m->key = k;
+    m->klen = kn;
+    m->val.len = 0;
+    m->val.oom = false;
+    m->array = false;
+    f->n_mem++;
+    return m;
+}
+
+/* Frees every member buffer of f (the frame is not reused after). */
+static void mem_release(frame *f)
+{
+    for (size_t i = 0; i < f->cap_mem; i++) {
+        free(f->mem[i].key);
+        free(f->mem[i].val.p);
+    }
+    free(f->mem);
+    f->mem = NULL;
+    f->n_mem = f->cap_mem = 0;
+}
+
+/* Appends v as compact JSON text (the same as it would be inside a
+ * json_dumps(JSON_COMPACT) of the tree) and releases v. Returns -1 when out
+ * of memory. */
+static int put_json(jx_buf *b, json_t *v)
+{
+    if (!v)
+        return -1;
+    char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(v);
+    if (!t)
+        return -1;
+    buf_put(b, t, strlen(t));
+    free(t);
+    return b->oom ? -1 : 0;
+}
+
+/* Sets member key of f to v (text), replacing an existing one in place as
+ * json_object_setn does. */
+static int mem_set(frame *f, const char *key, size_t kn, json_t *v)
+{
+    member *m = mem_find(f, key, kn);
+    if (!m && !(m = mem_add(f, key, kn))) {
+        json_decref(v);
+        return -1;
+    }
+    m->val.len = 0;
+    m->array = false;
+    f->has_obj = true;
+    return put_json(&m->val, v);
+}
+
+/* Writes f's members as a JSON object into out. */
+static int mem_object(frame *f, jx_buf *out)
+{
+    buf_putc(out, '{');
+    for (size_t i = 0; i < f->n_mem; i++) {
+        member *m = &f->mem[i];
+        if (i)
+            buf_putc(out, ',');
+        if (put_json(out, json_stringn(m->key, m->klen)) < 0)
+            return -1;
+        buf_putc(out, ':');
+        if (m->array)
+            buf_putc(out, '[');
+        if (m->val.len) /* an empty array has no text yet */
+            buf_put(out, m->val.p, m->val.len);
+        if (m->array)
+            buf_putc(out, ']');
+    }
+    buf_putc(out, '}');
+    return out->oom ? -1 : 0;
+}
+
+static int set_attr(dec *d, frame *f, const char *key, size_t kn, json_t *v)
+{
+    if (d->text)
+        return v ? mem_set(f, key, kn, v) : -1;
     if (!v || (!f->obj && !(f->obj = json_object()))) {
         json_decref(v);
         return -1;
@@ -1140,7 +1262,7 @@ static void dec_start(void *ctx, const xmlChar *local, const xmlChar *prefix, co
         size_t kn;
         const char *key = qname_key(&d->scratch, "@", p ? (const xmlChar *)"xmlns" : NULL,
                                     p ? p : (const xmlChar *)"xmlns", &d->scratch2, &kn);
-        if (!key || set_attr(f, key, kn, json_string(href ? (const char *)href : "")) < 0) {
+        if (!key || set_attr(d, f, key, kn, json_string(href ? (const char *)href : "")) < 0) {
             dec_oom(d);
             return;
         }
@@ -1151,7 +1273,7 @@ static void dec_start(void *ctx, const xmlChar *local, const xmlChar *prefix, co
         const char *key = qname_key(&d->scratch, "@", a[1], a[0], &d->scratch2, &kn);
         const char *val = attr_value(d, a[3], a[4], &vn);
         json_t *v = key && val ? make_scalar(val, vn, d->coerce) : NULL;
-        if (!key || set_attr(f, key, kn, v) < 0) {
+        if (!key || set_attr(d, f, key, kn, v) < 0) {
             dec_oom(d);
             return;
         }
@@ -1273,6 +1395,60 @@ static int insert_child(dec *d, frame *parent, frame *f, json_t *v)
     return json_object_setn_new_nocheck(parent->obj, f->key, f->klen, arr);
 }
 
+/* Text mode's frame_value: the closing element's value as JSON text. */
+static int frame_value_text(dec *d, frame *f, jx_buf *out)
+{
+    if (f->nil) {
+        buf_put(out, "null", 4);
+        return out->oom ? -1 : 0;
+    }
+    bool has_text = f->text.len > 0 && (f->nonws || !f->has_child);
+    if (d->any_absolute && needs_missing_arrays(d))
+        f->has_obj = true;
+    if (!f->has_obj)
+        return put_json(
+            out, make_scalar(has_text ? f->text.p : "", has_text ? f->text.len : 0, d->coerce));
+    if (has_text && mem_set(f, "#text", 5, make_scalar(f->text.p, f->text.len, d->coerce)) < 0)
+        return -1;
+    for (size_t i = 0; d->any_absolute && i < d->n_fa; i++) {
+        const force_entry *x = &d->fa[i];
+        if (!x->absolute || x->parent_len != d->path.len ||
+            memcmp(x->s, d->path.p, x->parent_len) != 0)
+            continue;
+        const char *name = x->s + x->parent_len + 1;
+        size_t nl = x->len - x->parent_len - 1;
+        if (!mem_find(f, name, nl)) {
+            member *m = mem_add(f, name, nl);
+            if (!m)
+                return -1;
+            m->array = true; /* [] */
+        }
+    }
+    return mem_object(f, out);
+}
+
+/* Text mode's insert_child: v (n bytes of JSON text) becomes member f->key
+ * of parent, or joins the array it already is (or becomes). */
+static int insert_child_text(dec *d, frame *parent, frame *f, const char *v, size_t n)
+{
+    parent->has_obj = true;
+    bool forced = d->depth > 1 && d->n_fa && is_forced_name(d, f);
+    member *m = mem_find(parent, f->key, f->klen);
+    if (!m) {
+        if (!(m = mem_add(parent, f->key, f->klen)))
+            return -1;
+        m->array = forced;
+    } else if (m->array) {
+        if (m->val.len)
+            buf_putc(&m->val, ',');
+    } else {
+        m->array = true; /* [old, v] on the first repetition */
+        buf_putc(&m->val, ',');
+    }
+    buf_put(&m->val, v, n);
+    return m->val.oom ? -1 : 0;
+}
+
 static void dec_end(void *ctx, const xmlChar *local, const xmlChar *prefix, const xmlChar *uri)
 {
     dec *d = ctx;
@@ -1282,6 +1458,24 @@ static void dec_end(void *ctx, const xmlChar *local, const xmlChar *prefix, cons
     if (d->failed || d->depth == 0)
         return;
     frame *f = &d->frames[d->depth];
+    if (d->text) {
+        if (!f->skip) {
+            jx_buf vt = {0};
+            int rc = frame_value_text(d, f, &vt);
+            if (rc == 0)
+                rc = insert_child_text(d, &d->frames[d->depth - 1], f, vt.p, vt.len);
+            free(vt.p);
+            if (rc < 0) {
+                dec_oom(d);
+                return;
+            }
+            if (d->any_absolute)
+                d->path.len = f->path_len;
+        }
+        f->n_mem = 0;
+        d->depth--;
+        return;
+    }
     if (!f->skip) {
         frame *parent = &d->frames[d->depth - 1];
         json_t *v = frame_value(d, f);
@@ -1344,6 +1538,7 @@ static void dec_free(dec *d)
             json_decref(d->frames[i].obj);
         free(d->frames[i].kbuf.p);
         free(d->frames[i].text.p);
+        mem_release(&d->frames[i]);
     }
     free(d->frames);
     free(d->scratch.p);
@@ -1381,35 +1576,42 @@ static int dec_setup_forced(dec *d, const sl_xml_opts *o)
     return 0;
 }
 
-json_t *sl_xml_to_json(const char *xml, size_t len, const sl_xml_opts *o, sl_error *err)
+/* Parses xml into a jansson tree (*tree) or, in text mode, straight into
+ * compact JSON text (*text, *text_len). Returns 0, or -1 with err. */
+static int xml_decode(const char *xml, size_t len, const sl_xml_opts *o, bool text_mode,
+                      json_t **tree, char **text, size_t *text_len, sl_error *err)
 {
     sl_xml_init();
     size_t max = opt_size(o);
     if (len > max) {
         sl_error_set(err, SL_EINVAL, "XML document of %zu bytes is larger than the limit of %zu",
                      len, max);
-        return NULL;
+        return -1;
     }
     if (!xml || len == 0) {
         sl_error_set(err, SL_EINVAL, "XML line 1: the document is empty");
-        return NULL;
+        return -1;
     }
-    dec d = {.coerce = o && o->coerce, .max_depth = opt_depth(o), .err = err, .depth = 0};
-    json_t *result = NULL;
+    dec d = {.coerce = o && o->coerce,
+             .max_depth = opt_depth(o),
+             .err = err,
+             .depth = 0,
+             .text = text_mode};
     d.frames = calloc(16, sizeof *d.frames);
     if (d.frames)
         d.n_frames = 16;
-    if (!d.frames || dec_setup_forced(&d, o) < 0 || !(d.frames[0].obj = json_object())) {
+    if (!d.frames || dec_setup_forced(&d, o) < 0 ||
+        (!text_mode && !(d.frames[0].obj = json_object()))) {
         sl_error_set(err, SL_ENOMEM, "out of memory");
         dec_free(&d);
-        return NULL;
+        return -1;
     }
 
     xmlParserCtxtPtr ctxt = xmlCreateMemoryParserCtxt(xml, (int)len);
     if (!ctxt) {
         sl_error_set(err, SL_ENOMEM, "out of memory");
         dec_free(&d);
-        return NULL;
+        return -1;
     }
     xmlCtxtUseOptions(ctxt, XML_PARSE_NONET);
     xmlSAXHandler sax;
@@ -1442,16 +1644,48 @@ json_t *sl_xml_to_json(const char *xml, size_t len, const sl_xml_opts *o, sl_err
                      d.xe.level ? d.xe.msg : "malformed XML");
         d.failed = true;
     }
-    if (!d.failed && (d.depth != 0 || json_object_size(d.frames[0].obj) != 1)) {
+    size_t members = text_mode ? d.frames[0].n_mem : json_object_size(d.frames[0].obj);
+    if (!d.failed && (d.depth != 0 || members != 1)) {
         sl_error_set(err, SL_EINVAL, "XML line %d: the document has no root element", d.xe.line);
         d.failed = true;
     }
-    if (!d.failed) {
-        result = d.frames[0].obj;
+    if (!d.failed && text_mode) {
+        jx_buf out = {0};
+        if (mem_object(&d.frames[0], &out) < 0) {
+            free(out.p);
+            sl_error_set(err, SL_ENOMEM, "out of memory");
+            d.failed = true;
+        } else {
+            out.p[out.len] = '\0'; /* buf_reserve keeps room for it */
+            *text = out.p;
+            *text_len = out.len;
+        }
+    } else if (!d.failed) {
+        *tree = d.frames[0].obj;
         d.frames[0].obj = NULL;
     }
     dec_free(&d);
-    return result;
+    return d.failed ? -1 : 0;
+}
+
+json_t *sl_xml_to_json(const char *xml, size_t len, const sl_xml_opts *o, sl_error *err)
+{
+    json_t *tree = NULL;
+    if (xml_decode(xml, len, o, false, &tree, NULL, NULL, err) < 0)
+        return NULL;
+    return tree;
+}
+
+char *sl_xml_to_json_text(const char *xml, size_t len, const sl_xml_opts *o, size_t *out_len,
+                          sl_error *err)
+{
+    char *text = NULL;
+    size_t n = 0;
+    if (xml_decode(xml, len, o, true, NULL, &text, &n, err) < 0)
+        return NULL;
+    if (out_len)
+        *out_len = n;
+    return text;
 }
 
 /* ---- tree parsing and XPath --------------------------------------------------- */

@@ -59,6 +59,14 @@ char *sl_json_to_xml(const json_t *doc, const sl_xml_opts *o, size_t *len, sl_er
  * of memory. Never reads files or the network. Thread-safe. */
 json_t *sl_xml_to_json(const char *xml, size_t len, const sl_xml_opts *o, sl_error *err);
 
+/* As sl_xml_to_json, but writes the compact JSON text (exactly what
+ * json_dumps(JSON_COMPACT) of sl_xml_to_json's tree gives) without building
+ * the tree: each element becomes text when it closes, so memory stays a
+ * small multiple of the document. Returns a malloc'd NUL-terminated string
+ * (its length in *out_len when not NULL), or NULL with err. Thread-safe. */
+char *sl_xml_to_json_text(const char *xml, size_t len, const sl_xml_opts *o, size_t *out_len,
+                          sl_error *err);
+
 /* Evaluates an XPath 1.0 expression against an XML document (hardened as
  * sl_xml_to_json; the prefixes declared anywhere in the document are bound,
  * first declaration wins). On a match, *out is a malloc'd NUL-terminated

@@ -199,9 +199,33 @@ fail:
     return -1;
 }
 
+/* Bodies above this go straight to JSON text without a jansson tree: the
+ * tree costs about 10 times the document, the text about its size. Below
+ * it, the tree is built and cached on the message for the next step. */
+#define X2J_TREE_MAX ((size_t)1 << 20)
+
+/* xml_to_json of a large body: text only, nothing cached. */
+static int x2j_process_large(jx_step *st, sl_msg *msg, sl_error *err)
+{
+    size_t n = 0;
+    char *text = sl_xml_to_json_text(msg->body, msg->body_len, &st->o, &n, err);
+    if (!text)
+        return step_fail(err, "xml_to_json");
+    int rc = sl_msg_set_body(msg, text, n);
+    free(text);
+    if (rc < 0 || sl_msg_set_header(msg, SL_HDR_CONTENT_TYPE, st->content_type,
+                                    strlen(st->content_type)) < 0) {
+        sl_error_set(err, SL_ENOMEM, "xml_to_json: out of memory");
+        return SL_STEP_FAIL;
+    }
+    return SL_STEP_OK;
+}
+
 static int x2j_process(sl_step *s, sl_msg *msg, sl_error *err)
 {
     jx_step *st = s->state;
+    if (msg->body_len > X2J_TREE_MAX)
+        return x2j_process_large(st, msg, err);
     json_t *doc = sl_xml_to_json(msg->body, msg->body_len, &st->o, err);
     if (!doc)
         return step_fail(err, "xml_to_json");

@@ -190,7 +190,7 @@ static void bench_size(const char *name, size_t target, int min_iter, double min
 
 /* Child mode: builds an XML document of `mb` MB straight as text (no
  * tree), then converts it and reports the peak RSS. */
-static int rss_mode(size_t mb, int dump)
+static int rss_mode(size_t mb, int dump, int text_mode)
 {
     size_t target = mb * 1000 * 1000, cap = target + 4096, n = 0;
     char *xml = malloc(cap);
@@ -213,11 +213,17 @@ static int rss_mode(size_t mb, int dump)
     long before = maxrss_kib();
     sl_error err = {0};
     double t0 = now_s(), c0 = cpu_s();
-    json_t *j = sl_xml_to_json(xml, n, NULL, &err);
-    if (!j)
-        die("xml_to_json", &err);
+    json_t *j = NULL;
     char *text = NULL;
-    if (dump) {
+    if (text_mode) {
+        size_t tl;
+        text = sl_xml_to_json_text(xml, n, NULL, &tl, &err);
+        if (!text)
+            die("xml_to_json_text", &err);
+    } else if (!(j = sl_xml_to_json(xml, n, NULL, &err))) {
+        die("xml_to_json", &err);
+    }
+    if (dump && !text_mode) {
         text = json_dumps(j, JSON_COMPACT);
         if (!text)
             die("json_dumps", NULL);
@@ -226,8 +232,12 @@ static int rss_mode(size_t mb, int dump)
     long after = maxrss_kib();
     printf("  %zu MB XML -> JSON%s: %.2f s cpu, %.2f s wall (%.1f MB/s cpu); peak RSS %.0f MiB "
            "before, %.0f MiB after (%.1fx the XML)\n",
-           n / 1000000, dump ? " + dump" : "", dc, dt, (double)n / dc / 1e6, before / 1024.0,
-           after / 1024.0, (double)after * 1024.0 / (double)n);
+           n / 1000000,
+           text_mode ? " as text, no tree (the step above 1 MiB)"
+           : dump    ? " + dump"
+                     : "",
+           dc, dt, (double)n / dc / 1e6, before / 1024.0, after / 1024.0,
+           (double)after * 1024.0 / (double)n);
     free(text);
     json_decref(j);
     free(xml);
@@ -237,7 +247,8 @@ static int rss_mode(size_t mb, int dump)
 int main(int argc, char **argv)
 {
     if (argc >= 3 && strcmp(argv[1], "--rss") == 0)
-        return rss_mode(strtoul(argv[2], NULL, 10), argc >= 4 && !strcmp(argv[3], "--dump"));
+        return rss_mode(strtoul(argv[2], NULL, 10), argc >= 4 && !strcmp(argv[3], "--dump"),
+                        argc >= 4 && !strcmp(argv[3], "--text"));
     sl_xml_init();
     bench_size("~1 KB", 1000, 2000, 1.0);
     bench_size("~10 MB", 10 * 1000 * 1000, 5, 3.0);
@@ -248,6 +259,9 @@ int main(int argc, char **argv)
     if (system(cmd) != 0)
         return 1;
     snprintf(cmd, sizeof cmd, "'%s' --rss 50 --dump", argv[0]);
+    if (system(cmd) != 0)
+        return 1;
+    snprintf(cmd, sizeof cmd, "'%s' --rss 50 --text", argv[0]);
     if (system(cmd) != 0)
         return 1;
     return 0;

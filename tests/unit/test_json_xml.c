@@ -71,6 +71,24 @@ static json_t *parse_json(const char *text)
 
 /* JSON -> XML -> JSON; returns true when the result is the same document,
  * else prints the document, the XML and the result. */
+/* sl_xml_to_json_text must write exactly json_dumps(JSON_COMPACT) of
+ * sl_xml_to_json's tree (or fail the same way). */
+static bool text_mode_agrees(const char *xml, size_t n, const sl_xml_opts *o, const json_t *tree,
+                             const char *label)
+{
+    sl_error err = {0};
+    size_t tl = 0;
+    char *text = sl_xml_to_json_text(xml, n, o, &tl, &err);
+    char *want = tree ? json_dumps(tree, JSON_COMPACT) : NULL;
+    bool ok = (!text && !want) || (text && want && strcmp(text, want) == 0 && tl == strlen(want));
+    if (!ok)
+        print_error("%s: text mode differs\n  xml:  %s\n  tree: %s\n  text: %s\n", label, xml,
+                    want ? want : "(failed)", text ? text : err.msg);
+    free(text);
+    free(want);
+    return ok;
+}
+
 static bool round_trip(const json_t *doc, const sl_xml_opts *o, const char *label)
 {
     sl_error err = {0};
@@ -83,7 +101,7 @@ static bool round_trip(const json_t *doc, const sl_xml_opts *o, const char *labe
         return false;
     }
     json_t *back = sl_xml_to_json(xml, n, o, &err);
-    bool ok = back && same_json(doc, back);
+    bool ok = back && same_json(doc, back) && text_mode_agrees(xml, n, o, back, label);
     if (!ok) {
         char *out = back ? json_dumps(back, JSON_COMPACT) : NULL;
         print_error("%s: round trip differs\n  doc:  %s\n  xml:  %s\n  back: %s\n", label, in, xml,
@@ -115,6 +133,8 @@ static json_t *from_xml(const char *xml, const sl_xml_opts *o)
     json_t *j = sl_xml_to_json(xml, strlen(xml), o, &err);
     if (!j)
         fail_msg("sl_xml_to_json failed: %s\n%s", err.msg, xml);
+    if (!text_mode_agrees(xml, strlen(xml), o, j, "from_xml"))
+        fail_msg("sl_xml_to_json_text disagrees with the tree");
     return j;
 }
 
@@ -1351,6 +1371,39 @@ static void test_step_xml_to_json(void **state)
 
 /* ---- allocation failures ------------------------------------------------------------ */
 
+/* Above 1 MiB the step writes JSON text without a tree: the same text,
+ * nothing cached. */
+static void test_step_xml_to_json_large_body(void **state)
+{
+    (void)state;
+    size_t cap = (2u << 20) + 4096, n = 0;
+    char *xml = malloc(cap);
+    assert_non_null(xml);
+    n += (size_t)snprintf(xml + n, cap - n, "<orders>");
+    for (unsigned i = 0; n + 200 < (size_t)(2u << 20); i++)
+        n += (size_t)snprintf(xml + n, cap - n,
+                              "<order id=\"%u\"><qty>%u</qty><tag>a&amp;b</tag></order>", i, i % 7);
+    n += (size_t)snprintf(xml + n, cap - n, "</orders>");
+    sl_step_conf conf = {.type = (char *)"xml_to_json", .pos = {"route.yaml", 1, 1}};
+    sl_step step = {.type = &sl_xml_to_json_step, .conf = &conf};
+    sl_error err = {0};
+    assert_int_equal(sl_xml_to_json_step.init(&step, &err), 0);
+    sl_msg *m = sl_msg_new();
+    assert_int_equal(sl_msg_set_body(m, xml, n), 0);
+    assert_int_equal(sl_xml_to_json_step.process(&step, m, &err), SL_STEP_OK);
+    json_t *tree = sl_xml_to_json(xml, n, NULL, &err);
+    assert_non_null(tree);
+    char *want = json_dumps(tree, JSON_COMPACT);
+    assert_string_equal(m->body, want);
+    assert_null(m->json); /* no tree was built */
+    assert_string_equal(sl_msg_get_header(m, "content-type", NULL), "application/json");
+    free(want);
+    json_decref(tree);
+    sl_msg_free(m);
+    sl_xml_to_json_step.destroy(&step);
+    free(xml);
+}
+
 static long alloc_budget = -1; /* allocations left before failing; -1: never fail */
 
 static void *failing_malloc(size_t n)
@@ -1443,6 +1496,7 @@ int main(void)
         cmocka_unit_test(test_xpath),
         cmocka_unit_test(test_step_json_to_xml),
         cmocka_unit_test(test_step_xml_to_json),
+        cmocka_unit_test(test_step_xml_to_json_large_body),
         cmocka_unit_test(test_allocation_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
