@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "amqp_internal.h"
 #include "gateway.h"
 #include "logging.h"
@@ -17,9 +18,7 @@
 
 int64_t sl_amqp_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return sl_mono_ms();
 }
 
 void sl_amqp_sleep(int ms, const atomic_bool *stop)

@@ -24,6 +24,14 @@ static inline int64_t sl_mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Monotonic microseconds (an arbitrary origin). */
+static inline int64_t sl_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 /* Monotonic seconds, as a double (for durations). */
 static inline double sl_mono_seconds(void)
 {

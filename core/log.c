@@ -2,6 +2,7 @@
  * count, the flusher thread (group commit, interval fsync, retention once a
  * second), sl_log_sync and close. Partitions live in log_partition.c and
  * segment files in log_segment.c; LOG.md describes the design. */
+#include "clock.h"
 #include "log_internal.h"
 
 #include <dirent.h>
@@ -18,20 +19,6 @@
 #define SL_FLUSH_CHUNK 256
 #define SL_MAX_PARTITIONS 4096
 #define SL_RETENTION_PERIOD_MS 1000
-
-int64_t sl_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Returns 1 when name is 1 to 200 characters of [A-Za-z0-9._-] and not "."
  * or "..", else 0. */
@@ -96,7 +83,7 @@ static int fsync_dir_path(const char *path, sl_error *err)
 /* Runs retention if a second has passed since the last run. */
 static void maybe_retain(sl_log *log, int64_t *next_ms)
 {
-    int64_t now = mono_ms();
+    int64_t now = sl_mono_ms();
     if (now < *next_ms)
         return;
     *next_ms = now + SL_RETENTION_PERIOD_MS;
@@ -117,16 +104,16 @@ static void *flusher_main(void *arg)
     int first = pthread_equal(pthread_self(), log->flushers[0]);
     pthread_mutex_unlock(&log->flush_mu);
     sl_partition *chunk[SL_FLUSH_CHUNK];
-    int64_t next_retention = mono_ms() + SL_RETENTION_PERIOD_MS;
+    int64_t next_retention = sl_mono_ms() + SL_RETENTION_PERIOD_MS;
     int always = log->opt.fsync == SL_FSYNC_ALWAYS;
     int64_t period = log->opt.fsync == SL_FSYNC_INTERVAL ? (int64_t)log->opt.fsync_interval_ms
                                                          : SL_RETENTION_PERIOD_MS;
-    int64_t next_flush = mono_ms() + period;
+    int64_t next_flush = sl_mono_ms() + period;
 
     pthread_mutex_lock(&log->flush_mu);
     while (!log->stop) {
         int64_t deadline = always ? next_retention : next_flush;
-        int64_t now = mono_ms();
+        int64_t now = sl_mono_ms();
         if ((!always || log->flush_n == 0) && now < deadline) {
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -311,7 +298,7 @@ const char *sl_log_dir(const sl_log *log)
 int sl_log_enforce_retention(sl_log *log, sl_error *err)
 {
     int total = 0, rc = 0;
-    int64_t now = sl_now_ms();
+    int64_t now = sl_wall_ms();
     for (sl_topic *t = topics_head(log); t; t = t->next)
         for (int i = 0; i < t->nparts; i++) {
             int n = sl_partition_retain(t->parts[i], now, err);

@@ -159,7 +159,6 @@ void sl_partition_close(sl_partition *p);
 int sl_partition_retain(sl_partition *p, int64_t now_ms, sl_error *err);
 
 /* log.c */
-int64_t sl_now_ms(void);
 int sl_valid_name(const char *name);
 
 #endif

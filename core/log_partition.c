@@ -2,6 +2,7 @@
  * the mapped active segment under the partition mutex), group-commit
  * bookkeeping, reads, durability waits and callbacks, committed offsets and
  * retention of whole segments. */
+#include "clock.h"
 #include "log_internal.h"
 
 #include <dirent.h>
@@ -34,20 +35,6 @@ static void deadline_after(struct timespec *ts, int timeout_ms)
         ts->tv_sec++;
         ts->tv_nsec -= 1000000000L;
     }
-}
-
-static int64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static double mono_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 /* Bumps the durability futex word and wakes every thread in
@@ -417,7 +404,7 @@ int64_t sl_partition_append(sl_partition *p, const sl_record *rec, sl_error *err
     if (size == 0)
         return sl_error_set(err, SL_EINVAL, "record for %s is larger than %zu bytes", p->dir,
                             SL_RECORD_MAX_BYTES);
-    int64_t ts = rec->timestamp_ms ? rec->timestamp_ms : sl_now_ms();
+    int64_t ts = rec->timestamp_ms ? rec->timestamp_ms : sl_wall_ms();
     uint64_t cap = log->opt.max_disk_bytes;
     if (cap && atomic_load_explicit(&log->disk_bytes, memory_order_relaxed) + size > cap)
         return sl_error_set(err, SL_EFULL, "log %s is at max_disk_bytes (%" PRIu64 " bytes)",
@@ -492,11 +479,11 @@ typedef struct flush_item {
 
 static int sync_fd(sl_log *log, int fd, const char *path, sl_error *err)
 {
-    double t0 = mono_seconds();
+    double t0 = sl_mono_seconds();
     if (fdatasync(fd) != 0)
         return sl_error_set(err, SL_EIO, "fdatasync of %s: %s", path, strerror(errno));
     if (log->opt.on_fsync)
-        log->opt.on_fsync(log->opt.on_fsync_arg, mono_seconds() - t0);
+        log->opt.on_fsync(log->opt.on_fsync_arg, sl_mono_seconds() - t0);
     return 0;
 }
 
@@ -559,7 +546,7 @@ int sl_partition_flush(sl_partition *p, int gather, sl_error *err)
     p->dir_dirty = 0;
     pthread_mutex_unlock(&p->mu);
 
-    double t0 = mono_seconds();
+    double t0 = sl_mono_seconds();
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (items[i].pos > items[i].synced)
             rc = sync_fd(p->log, items[i].s->fd, items[i].s->path, &ferr);
@@ -568,7 +555,7 @@ int sl_partition_flush(sl_partition *p, int gather, sl_error *err)
     }
     if (rc == 0 && dir_dirty)
         rc = sl_fsync_dir_fd(p->dir_fd, p->dir, &ferr);
-    synced_seconds = mono_seconds() - t0;
+    synced_seconds = sl_mono_seconds() - t0;
 
     pthread_mutex_lock(&p->mu);
     if (rc != 0) {
@@ -600,7 +587,7 @@ int sl_partition_flush(sl_partition *p, int gather, sl_error *err)
             linger_us = SL_GATHER_MAX_US;
         pthread_mutex_lock(&p->mu);
         p->gather_target = released;
-        p->gather_deadline_us = mono_us() + linger_us;
+        p->gather_deadline_us = sl_mono_us() + linger_us;
         pthread_mutex_unlock(&p->mu);
     }
     for (size_t i = 0; i < n; i++)

@@ -1,6 +1,7 @@
 /* The message model (see message.h): UUIDv7 ids, headers, body and key
  * expressions. Inputs build sl_msg values, sl_msg_to_record/from_record move
  * them in and out of the log, and routes evaluate keys on every ingest. */
+#include "clock.h"
 #include "message.h"
 #include "json_xml.h"
 
@@ -86,17 +87,10 @@ static uint64_t rng_next(void)
     return result;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void sl_uuid7(char out[SL_ID_LEN + 1])
 {
     static const char hex[] = "0123456789abcdef";
-    uint64_t ms = (uint64_t)now_ms() & 0xffffffffffffULL;
+    uint64_t ms = (uint64_t)sl_wall_ms() & 0xffffffffffffULL;
     uint64_t r1 = rng_next();
     uint64_t r2 = rng_next();
 
@@ -159,7 +153,7 @@ sl_msg *sl_msg_new(void)
         return NULL;
     }
     sl_uuid7(msg->id);
-    msg->timestamp_ms = now_ms();
+    msg->timestamp_ms = sl_wall_ms();
     msg->partition = -1;
     msg->offset = -1;
     return msg;

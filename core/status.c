@@ -2,6 +2,7 @@
  * route workers record deliveries, retries and dead letters, and the admin
  * API reads it for GET /v1/messages/ID. Entries live in a ring (oldest first
  * out) indexed by an open-addressing hash of the id; one short lock. */
+#include "clock.h"
 #include "status.h"
 
 #include <pthread.h>
@@ -9,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 typedef struct entry {
     sl_msg_status st;
@@ -33,13 +33,6 @@ static uint64_t id_hash(const char *id)
     for (; *id; id++)
         h = (h ^ (unsigned char)*id) * 1099511628211ULL;
     return h;
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 sl_status *sl_status_new(size_t capacity)
@@ -137,7 +130,7 @@ void sl_status_accepted(sl_status *s, const char *id, const char *route, int par
     fresh.st.partition = partition;
     fresh.st.offset = offset;
     fresh.st.state = SL_MSG_ACCEPTED;
-    fresh.st.updated_ms = now_ms();
+    fresh.st.updated_ms = sl_wall_ms();
     fresh.hash = id_hash(id);
     fresh.live = true;
 
@@ -165,7 +158,7 @@ void sl_status_update(sl_status *s, const char *id, sl_msg_state state, int atte
     if (!s || s->capacity == 0)
         return;
     uint64_t h = id_hash(id);
-    int64_t now = now_ms();
+    int64_t now = sl_wall_ms();
     pthread_mutex_lock(&s->lock);
     size_t v = s->index[index_find(s, id, h)];
     if (v != 0) {
