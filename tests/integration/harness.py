@@ -6,6 +6,7 @@ import http.client
 import http.server
 import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -68,6 +69,7 @@ class Sink:
                     "path": self.path,
                     "headers": {k.lower(): v for k, v in self.headers.items()},
                     "body": body,
+                    "at": time.monotonic(),  # arrival, for tests that check when calls came
                 }
                 with sink.lock:
                     sink.requests.append(req)
@@ -244,34 +246,46 @@ def metric(m, name, **labels):
 _local = threading.local()
 
 
+def _stale(c):
+    """True when a kept-alive connection was closed by the server (or has
+    unexpected bytes waiting): it must not carry a new request."""
+    if c.sock is None:
+        return False
+    r, _, _ = select.select([c.sock], [], [], 0)
+    return bool(r)
+
+
 def request(method, hostport, path, body=None, headers=None, timeout=30):
     """One HTTP request on a per-thread keep-alive connection. Returns
-    (status, body bytes, headers dict with lower-case names)."""
+    (status, body bytes, headers dict with lower-case names). The request is
+    sent exactly once: a kept-alive connection the server has closed is
+    replaced before sending, and any error after that is raised to the
+    caller (a test that counts requests must never see a silent resend)."""
     conns = getattr(_local, "conns", None)
     if conns is None:
         conns = _local.conns = {}
-    for attempt in range(2):
-        c = conns.get(hostport)
-        if c is None:
-            host, port = hostport.rsplit(":", 1)
-            c = conns[hostport] = http.client.HTTPConnection(host, int(port), timeout=timeout)
-        try:
-            if isinstance(body, (dict, list)):
-                body = json.dumps(body).encode()
-            c.request(method, path, body=body, headers=headers or {})
-            r = c.getresponse()
-            data = r.read()
-            hdrs = {k.lower(): v for k, v in r.getheaders()}
-            if hdrs.get("connection", "").lower() == "close":
-                c.close()
-                conns.pop(hostport, None)
-            return r.status, data, hdrs
-        except (ConnectionError, http.client.HTTPException, OSError):
+    c = conns.get(hostport)
+    if c is not None and _stale(c):
+        c.close()
+        c = None
+    if c is None:
+        host, port = hostport.rsplit(":", 1)
+        c = conns[hostport] = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode()
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        data = r.read()
+        hdrs = {k.lower(): v for k, v in r.getheaders()}
+        if hdrs.get("connection", "").lower() == "close":
             c.close()
             conns.pop(hostport, None)
-            if attempt == 1:
-                raise
-    raise AssertionError("unreachable")
+        return r.status, data, hdrs
+    except (ConnectionError, http.client.HTTPException, OSError):
+        c.close()
+        conns.pop(hostport, None)
+        raise
 
 
 def post_json(hostport, path, obj, headers=None):

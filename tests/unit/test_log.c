@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "log.h"
+#include "log_internal.h"
 #include "record.h"
 
 /* ---- helpers ------------------------------------------------------------- */
@@ -675,11 +676,29 @@ static void test_max_disk_bytes(void **state)
 
 typedef struct gc_state {
     pthread_mutex_t mu;
+    pthread_cond_t cv; /* signalled on every callback and fsync */
     int64_t fired;
     int64_t last[4]; /* last offset seen per partition, for order */
     int errors;
     double fsyncs;
+    int gate_armed;   /* fsync callbacks block while set */
+    int gate_blocked; /* flusher threads blocked in the gate */
 } gc_state;
+
+/* Waits (30 s at most) until *counter (guarded by st->mu) reaches want;
+ * returns its value. */
+static int64_t gc_wait_for(gc_state *st, const int64_t *counter, int64_t want)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 30;
+    pthread_mutex_lock(&st->mu);
+    while (*counter < want && pthread_cond_timedwait(&st->cv, &st->mu, &dl) == 0)
+        ;
+    int64_t v = *counter;
+    pthread_mutex_unlock(&st->mu);
+    return v;
+}
 
 typedef struct gc_cb_arg {
     gc_state *st;
@@ -694,6 +713,7 @@ static void gc_on_durable(void *arg, int64_t offset, const sl_error *err)
         a->st->errors++;
     a->st->fired++;
     a->st->last[a->part] = offset;
+    pthread_cond_broadcast(&a->st->cv);
     pthread_mutex_unlock(&a->st->mu);
 }
 
@@ -702,6 +722,14 @@ static void gc_on_fsync(void *arg, double seconds)
     gc_state *st = arg;
     pthread_mutex_lock(&st->mu);
     st->fsyncs += 1;
+    if (st->gate_armed) {
+        st->gate_blocked++;
+        pthread_cond_broadcast(&st->cv);
+        while (st->gate_armed)
+            pthread_cond_wait(&st->cv, &st->mu);
+        st->gate_blocked--;
+    }
+    pthread_cond_broadcast(&st->cv);
     pthread_mutex_unlock(&st->mu);
     assert_true(seconds >= 0);
 }
@@ -740,7 +768,7 @@ static void *gc_appender(void *arg)
 static void test_group_commit(void **state)
 {
     const char *dir = *state;
-    gc_state st = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    gc_state st = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
     sl_log_options o = opts(SL_FSYNC_ALWAYS, 65536);
     o.on_fsync = gc_on_fsync;
     o.on_fsync_arg = &st;
@@ -766,18 +794,11 @@ static void test_group_commit(void **state)
         assert_int_equal(sl_partition_wait_durable(p, 399, 10000, &err), 0);
     }
     /* callbacks fire once the flusher is done with the batch that made them durable */
-    for (int tries = 0; tries < 1000; tries++) {
-        pthread_mutex_lock(&st.mu);
-        int64_t fired = st.fired;
-        pthread_mutex_unlock(&st.mu);
-        if (fired == 1600)
-            break;
-        usleep(1000);
-    }
+    assert_int_equal(gc_wait_for(&st, &st.fired, 1600), 1600);
     pthread_mutex_lock(&st.mu);
-    assert_int_equal(st.fired, 1600);
     assert_int_equal(st.errors, 0);
-    assert_true(st.fsyncs >= 1);
+    /* group commit: 8 threads, 1600 records, far fewer fdatasyncs */
+    assert_true(st.fsyncs >= 1 && st.fsyncs < 1600);
     pthread_mutex_unlock(&st.mu);
     /* already durable: the callback runs inline */
     gc_cb_arg a = {&st, 0};
@@ -790,6 +811,45 @@ static void test_group_commit(void **state)
     assert_int_equal(
         sl_partition_on_durable(sl_topic_partition(topic, 0), 400, gc_on_durable, &a, &err), -1);
     assert_int_equal(sl_log_sync(log, &err), 0);
+    sl_log_close(log);
+}
+
+/* Group commit, decided without timing: the one flusher is held inside its
+ * first fdatasync's callback while 99 more records are appended; once let go,
+ * a single further fdatasync makes all 99 durable. */
+static void test_group_commit_one_fsync_covers_queued_appends(void **state)
+{
+    const char *dir = *state;
+    gc_state st = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    st.gate_armed = 1;
+    sl_log_options o = opts(SL_FSYNC_ALWAYS, 0);
+    o.on_fsync = gc_on_fsync;
+    o.on_fsync_arg = &st;
+    sl_error err;
+    sl_log *log = open_log(dir, &o);
+    sl_partition *p = part(log, "gq", 1, 0);
+    append_i(p, 0, 0);
+    int blocked;
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 30;
+    pthread_mutex_lock(&st.mu);
+    while (st.gate_blocked < 1 && pthread_cond_timedwait(&st.cv, &st.mu, &dl) == 0)
+        ;
+    blocked = st.gate_blocked;
+    pthread_mutex_unlock(&st.mu);
+    assert_int_equal(blocked, 1); /* the flusher is inside its first fdatasync's callback */
+    for (int64_t i = 1; i < 100; i++)
+        append_i(p, i, 0);
+    assert_true(sl_partition_durable_offset(p) <= 1);
+    pthread_mutex_lock(&st.mu);
+    st.gate_armed = 0;
+    pthread_cond_broadcast(&st.cv);
+    pthread_mutex_unlock(&st.mu);
+    assert_int_equal(sl_partition_wait_durable(p, 99, 30000, &err), 0);
+    pthread_mutex_lock(&st.mu);
+    assert_true(st.fsyncs == 2);
+    pthread_mutex_unlock(&st.mu);
     sl_log_close(log);
 }
 
@@ -857,6 +917,21 @@ static void *wait_thread(void *arg)
     return NULL;
 }
 
+/* Waits (30 s at most) until a thread is inside sl_partition_wait_readable
+ * on p: the barrier the tests below need, instead of a sleep. */
+static void wait_for_reader(sl_partition *p)
+{
+    for (int i = 0; i < 30000; i++) {
+        pthread_mutex_lock(&p->mu);
+        int n = p->n_waiting;
+        pthread_mutex_unlock(&p->mu);
+        if (n > 0)
+            return;
+        usleep(1000);
+    }
+    fail_msg("no reader started waiting within 30 s");
+}
+
 static void test_wait_readable(void **state)
 {
     const char *dir = *state;
@@ -871,7 +946,7 @@ static void test_wait_readable(void **state)
     /* an append (made durable by the flusher) wakes the reader */
     waiter w = {p, 0, 10000, -7};
     assert_int_equal(pthread_create(&t, NULL, wait_thread, &w), 0);
-    usleep(20000);
+    wait_for_reader(p);
     append_i(p, 0, 0);
     pthread_join(t, NULL);
     assert_int_equal(w.result, 1);
@@ -880,7 +955,7 @@ static void test_wait_readable(void **state)
     /* sl_partition_wake releases it with 0, long before its timeout */
     w = (waiter){p, 1, 60000, -7};
     assert_int_equal(pthread_create(&t, NULL, wait_thread, &w), 0);
-    usleep(20000);
+    wait_for_reader(p);
     sl_partition_wake(p);
     pthread_join(t, NULL);
     assert_int_equal(w.result, 0);
@@ -888,7 +963,7 @@ static void test_wait_readable(void **state)
     /* close releases it with -1 */
     w = (waiter){p, 1, -1, -7};
     assert_int_equal(pthread_create(&t, NULL, wait_thread, &w), 0);
-    usleep(20000);
+    wait_for_reader(p);
     sl_log_close(log);
     pthread_join(t, NULL);
     assert_int_equal(w.result, -1);
@@ -897,7 +972,7 @@ static void test_wait_readable(void **state)
 static void test_interval_mode(void **state)
 {
     const char *dir = *state;
-    gc_state st = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    gc_state st = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
     sl_log_options o = opts(SL_FSYNC_INTERVAL, 0);
     o.fsync_interval_ms = 5;
     o.on_fsync = gc_on_fsync;
@@ -911,15 +986,12 @@ static void test_interval_mode(void **state)
     assert_int_equal(sl_partition_durable_offset(p), 50);
     assert_int_equal(sl_partition_wait_durable(p, 49, 0, &err), 0);
     assert_int_equal(read_all(p, 0, 10), 50);
-    for (int tries = 0; tries < 500; tries++) {
-        pthread_mutex_lock(&st.mu);
-        double n = st.fsyncs;
-        pthread_mutex_unlock(&st.mu);
-        if (n >= 1)
-            break;
-        usleep(2000);
-    }
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 30;
     pthread_mutex_lock(&st.mu);
+    while (st.fsyncs < 1 && pthread_cond_timedwait(&st.cv, &st.mu, &dl) == 0)
+        ;
     assert_true(st.fsyncs >= 1);
     pthread_mutex_unlock(&st.mu);
     sl_log_close(log);
@@ -948,6 +1020,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retention_age, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_max_disk_bytes, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_group_commit, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_group_commit_one_fsync_covers_queued_appends,
+                                        setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_callbacks_in_order, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_wait_readable, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_interval_mode, setup_dir, teardown_dir),
