@@ -13,8 +13,13 @@ typedef struct yparse {
     sl_conf_ctx *c;
     yaml_parser_t parser;
     const char *file;
-    bool failed; /* libyaml gave up; no more events */
+    bool failed; /* libyaml gave up, or the nesting is too deep; no more events */
+    int depth;   /* maps and lists open around the current node */
 } yparse;
+
+/* Deeper than any real config; bounds the parser's recursion (a file of
+ * 100,000 '[' must be an error, not a stack overflow). */
+#define SL_CONF_MAX_DEPTH 64
 
 /* A growable byte buffer for expansion; malloc'd. */
 typedef struct sbuf {
@@ -358,10 +363,16 @@ static sl_node *parse_node(yparse *p, yaml_event_t *ev)
             n = parse_scalar(p, ev);
             break;
         case YAML_SEQUENCE_START_EVENT:
-            n = parse_seq(p, ev);
-            break;
         case YAML_MAPPING_START_EVENT:
-            n = parse_map(p, ev);
+            if (p->depth >= SL_CONF_MAX_DEPTH) {
+                sl_conf_error(p->c, mark_pos(p, ev->start_mark),
+                              "maps and lists nested deeper than %d levels", SL_CONF_MAX_DEPTH);
+                p->failed = true;
+                break;
+            }
+            p->depth++;
+            n = ev->type == YAML_SEQUENCE_START_EVENT ? parse_seq(p, ev) : parse_map(p, ev);
+            p->depth--;
             break;
         case YAML_ALIAS_EVENT:
             sl_conf_error(p->c, mark_pos(p, ev->start_mark),

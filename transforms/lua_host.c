@@ -99,9 +99,8 @@ unsigned sl_lua_host_rebuilds(const sl_lua_host *h)
 
 /* ---- time limit ------------------------------------------------------------ */
 
-static void on_hook(lua_State *L, lua_Debug *ar)
+void sl_lua_check_deadline(lua_State *L)
 {
-    (void)ar;
     sl_lua_host *h = sl_lua_host_of(L);
     if (!h->killed && sl_lua_mono_ns() < h->deadline_ns)
         return;
@@ -111,6 +110,12 @@ static void on_hook(lua_State *L, lua_Debug *ar)
                  (unsigned long long)h->timeout_ms);
     }
     luaL_error(L, "%s", h->kill_reason);
+}
+
+static void on_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    sl_lua_check_deadline(L);
 }
 
 static void begin_call(sl_lua_host *h, uint64_t timeout_ms)
@@ -160,10 +165,32 @@ static int sb_pcall(lua_State *L)
     return finish_pcall(L, status, 0);
 }
 
+/* xpcall's message handler, wrapping the script's (upvalue 1). A timeout
+ * is raised from inside the instruction hook, where hooks are off: a
+ * script's handler run then could loop for ever. So once the call is killed
+ * the script's handler is skipped and the kill reason passes through; other
+ * errors reach it as usual (with the hook on). */
+static int sb_xpcall_handler(lua_State *L)
+{
+    sl_lua_host *h = sl_lua_host_of(L);
+    if (h->killed) {
+        lua_pushstring(L, h->kill_reason);
+        return 1;
+    }
+    int n = lua_gettop(L);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, n, 1);
+    return 1;
+}
+
 static int sb_xpcall(lua_State *L)
 {
     int n = lua_gettop(L);
     luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_pushvalue(L, 2);
+    lua_pushcclosure(L, sb_xpcall_handler, 1);
+    lua_replace(L, 2);
     lua_pushboolean(L, 1);
     lua_pushvalue(L, 1);
     lua_rotate(L, 3, 2);
@@ -198,11 +225,11 @@ static int sb_load(lua_State *L)
     else
         lua_pushnil(L);
     lua_pushliteral(L, "t");
-    int nargs = 3;
-    if (n >= 4) {
+    if (n >= 4)
         lua_pushvalue(L, 4);
-        nargs = 4;
-    }
+    else
+        sl_lua_env_push(L); /* never the real globals: they are read-only */
+    int nargs = 4;
     lua_call(L, nargs, LUA_MULTRET);
     return lua_gettop(L) - n;
 }
@@ -281,6 +308,7 @@ static int sb_require(lua_State *L)
     lua_pushfstring(L, "@%s", path); /* 5 */
     if (luaL_loadbufferx(L, s, slen, lua_tostring(L, 5), "t") != LUA_OK)
         return lua_error(L);
+    sl_lua_env_bind(L, -1);
     lua_pushvalue(L, 1);
     lua_call(L, 1, 1);
     if (lua_isnil(L, -1)) {
@@ -359,6 +387,7 @@ static int setup_state(lua_State *L)
     lua_getglobal(L, LUA_STRLIBNAME);
     lua_pushnil(L);
     lua_setfield(L, -2, "dump");
+    sl_lua_open_patterns(L);
     lua_pop(L, 1);
     /* strings' shared metatable: readable, not replaceable */
     lua_pushliteral(L, "");
@@ -396,6 +425,7 @@ static int setup_state(lua_State *L)
     lua_pop(L, 1);
     sl_lua_push_ctx(L);
     h->ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    sl_lua_env_setup(L);
     /* generational: per-message garbage (decoded tables) dies young */
     lua_gc(L, LUA_GCGEN, 0, 0);
     return 0;
@@ -459,9 +489,11 @@ static int define_p(lua_State *L)
     lua_pushcfunction(L, msgh); /* 1 */
     if (luaL_loadbufferx(L, h->src, h->src_len, h->chunkname, "t") != LUA_OK)
         return lua_error(L);
+    sl_lua_env_bind(L, -1);
     if (h->fn_name) {
         if (lua_pcall(L, 0, 0, 1) != LUA_OK)
             return lua_error(L);
+        sl_lua_env_freeze(L);
         if (lua_getglobal(L, h->fn_name) != LUA_TFUNCTION)
             return luaL_error(L, "%s: the script defines no global function '%s'", h->chunkname + 1,
                               h->fn_name);
@@ -815,6 +847,7 @@ static int run(sl_lua_host *h, run_args *a, sl_error *err)
     lua_pushlightuserdata(L, a);
     int status = lua_pcall(L, 1, 0, 0);
     h->gen++; /* the message lent to this call expires */
+    sl_lua_env_reset(L);
     if (status == LUA_OK && a->call_status == LUA_OK) {
         lua_settop(L, 0);
         return 0;

@@ -171,6 +171,28 @@ void sl_lua_push_ctx(lua_State *L);
 
 /* lua_xml.c: the xml module (xml.encode/xml.decode). */
 void sl_lua_open_xml(lua_State *L);
+
+/* Replaces find, match, gmatch and gsub in the string table at the top of
+ * the stack with versions that honour the running call's deadline. */
+void sl_lua_open_patterns(lua_State *L);
+
+/* Raises the running call's timeout error (marking the call killed, so no
+ * pcall can catch it) when its deadline has passed; returns otherwise. For
+ * C functions that can run long without the instruction hook firing. */
+void sl_lua_check_deadline(lua_State *L);
+
+/* Per-message isolation (lua_env.c). setup: at the end of building the
+ * sandbox, turns the libraries into read-only proxies, makes rawset refuse
+ * them and creates the environment table. push: pushes the environment.
+ * bind: makes the environment the _ENV of the function at fn_idx (a chunk
+ * just loaded). freeze: after a script's top level ran, moves the globals it
+ * defined into the real globals (read-only from then on). reset: after every
+ * call, clears whatever the call assigned to globals. */
+void sl_lua_env_setup(lua_State *L);
+void sl_lua_env_push(lua_State *L);
+void sl_lua_env_bind(lua_State *L, int fn_idx);
+void sl_lua_env_freeze(lua_State *L);
+void sl_lua_env_reset(lua_State *L);
 #endif
 
 #endif

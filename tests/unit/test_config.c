@@ -1113,10 +1113,46 @@ static void test_empty_file(void **state)
     remove_dir(dir);
 }
 
+/* 100,000 nested '[' (and as many '{'): one error naming the depth, no
+ * stack overflow (this crashed `sluice check` and a SIGHUP reload before). */
+static void test_deep_nesting_is_an_error(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *open; /* repeated 100,000 times after "routes: " */
+        const char *error;
+    } cases[] = {
+        {"[", "{F}:1:72: maps and lists nested deeper than 64 levels"},
+        {"{a: ", "{F}:1:261: maps and lists nested deeper than 64 levels"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        size_t step = strlen(cases[k].open), n = 100000;
+        char *text = malloc(8 + n * step + 1);
+        assert_non_null(text);
+        memcpy(text, "routes: ", 8);
+        for (size_t i = 0; i < n; i++)
+            memcpy(text + 8 + i * step, cases[k].open, step);
+        text[8 + n * step] = '\0';
+        char *dir = write_config(text, NULL, 0);
+        char *path = main_path(dir);
+        sl_config_errors errs = {0};
+        assert_null(sl_config_load(path, &errs));
+        char *want = subst(cases[k].error, dir);
+        assert_int_equal(errs.n, 1);
+        assert_string_equal(errs.lines[0], want);
+        free(want);
+        sl_config_errors_free(&errs);
+        free(path);
+        free(text);
+        remove_dir(dir);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_configs),
+        cmocka_unit_test(test_deep_nesting_is_an_error),
         cmocka_unit_test(test_missing_main_file),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_spec_example),

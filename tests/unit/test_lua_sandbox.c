@@ -225,6 +225,91 @@ static void test_timeout_in_coroutine(void **state)
     sl_lua_host_free(h);
 }
 
+/* Fails body within max_ms (a bounded multiple of the 100 ms budget). */
+static void assert_times_out(sl_lua_host *h, const char *body, int64_t max_ms)
+{
+    int64_t t0 = sl_lua_mono_ns();
+    assert_fails_with(h, body, "timeout after 100 ms");
+    int64_t ms = (sl_lua_mono_ns() - t0) / 1000000;
+    if (ms > max_ms)
+        fail_msg("'%s' took %lld ms against a 100 ms budget", body, (long long)ms);
+}
+
+/* Time spent inside one C function (the pattern matcher) is counted: a
+ * backtracking pattern over a long subject fails at its deadline. */
+static void test_timeout_in_patterns(void **state)
+{
+    sl_lua_host *h = host_with(
+        "function step(msg)\n" PONG "  local s = ('a'):rep(5e5)\n"
+        "  if msg.body == 'find' then return s:find('.-.-.-.-.-.-b') end\n"
+        "  if msg.body == 'match' then return string.match(s, '(.-)(.-)(.-)(.-)b') end\n"
+        "  if msg.body == 'gsub' then return (s:gsub('a.-.-.-.-b', 'x')) end\n"
+        "  if msg.body == 'gmatch' then for w in s:gmatch('.-.-.-.-b') do end end\n"
+        "  if msg.body == 'pcall' then while true do pcall(string.find, s, '.-.-.-.-b') end end\n"
+        "end\n",
+        100, 0);
+    static const char *const bodies[] = {"find", "match", "gsub", "gmatch", "pcall"};
+    for (size_t i = 0; i < sizeof bodies / sizeof *bodies; i++) {
+        assert_times_out(h, bodies[i], 5000);
+        assert_next_works(h);
+    }
+    sl_lua_host_free(h);
+}
+
+/* xpcall's handler runs where the instruction hook is off when the error is
+ * the timeout itself: a looping handler must not wedge the worker. */
+static void test_xpcall_handler_cannot_wedge(void **state)
+{
+    sl_lua_host *h =
+        host_with("function step(msg)\n" PONG "  if msg.body == 'loop' then\n"
+                  "    xpcall(function() while true do end end, function() while true do end end)\n"
+                  "  end\n"
+                  "  local ok, e = xpcall(error, function(m) return 'handled: ' .. m end, 'boom')\n"
+                  "  msg.body = e; return msg\n"
+                  "end\n",
+                  100, 0);
+    assert_times_out(h, "loop", 5000);
+    assert_next_works(h);
+    sl_msg *m = sl_msg_new();
+    assert_int_equal(sl_msg_set_body(m, "other", 5), 0);
+    sl_error err;
+    assert_int_equal(sl_lua_host_run_step(h, m, &err), SL_STEP_OK);
+    assert_string_equal(m->body, "handled: boom"); /* ordinary errors still reach it */
+    sl_msg_free(m);
+    sl_lua_host_free(h);
+}
+
+/* What one message changes in globals or libraries is gone for the next. */
+static void test_globals_and_libraries_do_not_leak(void **state)
+{
+    sl_lua_host *h = host_with(
+        "helper = function() return 'helper' end -- defined at load: stays\n"
+        "function step(msg)\n" PONG "  local b = msg.body\n"
+        "  if b == 'lib' then string.rep = function() return 'evil' end end\n"
+        "  if b == 'rawlib' then rawset(string, 'rep', nil) end\n"
+        "  if b == 'mt' then setmetatable(_G, { __index = function() return 1 end }) end\n"
+        "  if b == 'globals' then rawset(_G, 'tostring', nil); tostring = nil; helper = nil\n"
+        "    counter = 1; load('string = nil')(); return msg end\n"
+        "  if b == 'check' then\n"
+        "    msg.body = table.concat({ ('ab'):rep(2), string.rep('c', 2), tostring(7),\n"
+        "      helper(), tostring(counter) }, ','); return msg end\n"
+        "  return msg\n"
+        "end\n",
+        200, 0);
+    assert_fails_with(h, "lib", "read-only");
+    assert_fails_with(h, "rawlib", "read-only");
+    assert_fails_with(h, "mt", "protected metatable");
+    sl_error err;
+    assert_int_equal(run_body(h, "globals", 7, &err), SL_STEP_OK);
+    sl_msg *m = sl_msg_new();
+    assert_int_equal(sl_msg_set_body(m, "check", 5), 0);
+    if (sl_lua_host_run_step(h, m, &err) != SL_STEP_OK)
+        fail_msg("check failed: %s", err.msg);
+    assert_string_equal(m->body, "abab,cc,7,helper,nil");
+    sl_msg_free(m);
+    sl_lua_host_free(h);
+}
+
 static void test_memory_cap(void **state)
 {
     sl_lua_host *h = host_with(
@@ -314,12 +399,20 @@ static void test_load_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_no_io),        cmocka_unit_test(test_no_os_execute),
-        cmocka_unit_test(test_no_c_modules), cmocka_unit_test(test_no_bytecode),
-        cmocka_unit_test(test_no_debug),     cmocka_unit_test(test_no_gc_metamethod_or_collect),
-        cmocka_unit_test(test_timeout),      cmocka_unit_test(test_timeout_in_coroutine),
-        cmocka_unit_test(test_memory_cap),   cmocka_unit_test(test_error_traceback),
+        cmocka_unit_test(test_no_io),
+        cmocka_unit_test(test_no_os_execute),
+        cmocka_unit_test(test_no_c_modules),
+        cmocka_unit_test(test_no_bytecode),
+        cmocka_unit_test(test_no_debug),
+        cmocka_unit_test(test_no_gc_metamethod_or_collect),
+        cmocka_unit_test(test_timeout),
+        cmocka_unit_test(test_timeout_in_coroutine),
+        cmocka_unit_test(test_memory_cap),
+        cmocka_unit_test(test_error_traceback),
         cmocka_unit_test(test_load_errors),
+        cmocka_unit_test(test_timeout_in_patterns),
+        cmocka_unit_test(test_xpcall_handler_cannot_wedge),
+        cmocka_unit_test(test_globals_and_libraries_do_not_leak),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -129,7 +129,7 @@ static void test_msg_api(void **state)
 
 static void test_returns(void **state)
 {
-    sl_lua_host *h = host("kept = nil\n"
+    sl_lua_host *h = host("local kept -- a message kept by the script itself (an upvalue)\n"
                           "function step(msg)\n"
                           "  local b = msg.body\n"
                           "  if b == 'nil' then return nil end\n"
