@@ -4,9 +4,12 @@
 #include "config_priv.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <yaml.h>
 
 typedef struct yparse {
@@ -20,6 +23,7 @@ typedef struct yparse {
 /* Deeper than any real config; bounds the parser's recursion (a file of
  * 100,000 '[' must be an error, not a stack overflow). */
 #define SL_CONF_MAX_DEPTH 64
+#define SL_CONF_MAX_FILE_BYTES (4 << 20)
 
 /* A growable byte buffer for expansion; malloc'd. */
 typedef struct sbuf {
@@ -425,12 +429,37 @@ static sl_node *parse_stream(yparse *p)
     return root;
 }
 
+/* Opens file for reading, refusing what is not a regular file of at most
+ * SL_CONF_MAX_FILE_BYTES (a FIFO would block `sluice check` for ever; a
+ * device or /proc file is no config). Non-blocking open, so a FIFO is
+ * refused rather than waited on. Returns NULL after recording an error. */
+static FILE *open_config_file(sl_conf_ctx *c, const char *file)
+{
+    sl_conf_pos fpos = {file, 0, 0};
+    int fd = open(file, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        sl_conf_error(c, fpos, "cannot open: %s", strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    const char *why = !S_ISREG(st.st_mode)                  ? "not a regular file"
+                      : st.st_size > SL_CONF_MAX_FILE_BYTES ? "larger than 4 MiB"
+                                                            : NULL;
+    FILE *f = why ? NULL : fdopen(fd, "rb");
+    if (!f) {
+        sl_conf_error(c, fpos, "cannot read: %s", why ? why : strerror(errno));
+        close(fd);
+    }
+    return f;
+}
+
 sl_node *sl_conf_parse_file(sl_conf_ctx *c, const char *file)
 {
     sl_conf_pos fpos = {file, 0, 0};
-    FILE *f = fopen(file, "rb");
+    FILE *f = open_config_file(c, file);
     if (!f) {
-        sl_conf_error(c, fpos, "cannot open: %s", strerror(errno));
         return NULL;
     }
     yparse p = {.c = c, .file = file};
