@@ -3,6 +3,7 @@
  * SAX2 reader that builds jansson values as elements close, and the hardened
  * tree parser and XPath helper used by the validate step and key expressions. */
 #include "json_xml.h"
+#include "logging.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -26,9 +27,36 @@
 
 static pthread_once_t xml_once = PTHREAD_ONCE_INIT;
 
+/* libxml2's generic and structured errors, when nothing more specific
+ * handles them, go to Sluice's log with the message only: its default
+ * handler prints the offending line of the input, which could echo a file
+ * that is not XML (an include of /etc/passwd) or a partner's body. */
+static void xml_generic_error(void *ctx, const char *fmt, ...)
+{
+    (void)ctx;
+    (void)fmt; /* fragments of one report; the structured handler logs it */
+}
+
+static void xml_structured_error(void *ctx, xmlErrorPtr e)
+{
+    (void)ctx;
+    if (!e || e->level < XML_ERR_ERROR)
+        return;
+    char msg[300];
+    snprintf(msg, sizeof msg, "%s", e->message ? e->message : "error");
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+        msg[--n] = '\0';
+    sl_logf(SL_LVL_DEBUG, "xml", "libxml2: %s (line %d)", msg, e->line);
+}
+
 static void xml_init_once(void)
 {
     xmlInitParser();
+    xmlThrDefSetGenericErrorFunc(NULL, xml_generic_error);
+    xmlThrDefSetStructuredErrorFunc(NULL, xml_structured_error);
+    xmlSetGenericErrorFunc(NULL, xml_generic_error);
+    xmlSetStructuredErrorFunc(NULL, xml_structured_error);
 }
 
 void sl_xml_init(void)

@@ -12,7 +12,9 @@
 
 #include <libxml/tree.h>
 #include <libxml/xmlerror.h>
+#include <libxml/parserInternals.h>
 #include <libxml/xmlschemas.h>
+#include <pthread.h>
 
 #include "json_xml.h"
 #include "step.h"
@@ -61,7 +63,7 @@ static int conf_fail(sl_step *s, sl_error *err, const sl_node *at, const char *f
                      const char *b)
 {
     const sl_conf_pos *p = at ? &at->pos : &s->conf->pos;
-    char what[600];
+    char what[1100];
     snprintf(what, sizeof what, fmt, a, b);
     sl_error_set(err, SL_ECONFIG, "%s:%d:%d: validate: %s", p->file ? p->file : "?", p->line,
                  p->col, what);
@@ -84,6 +86,80 @@ static char *resolve_path(const char *base, const char *path)
     return full;
 }
 
+/* ---- local-only schema loading ---------------------------------------------
+ * libxml2 resolves xs:import/xs:include/xs:redefine through one process-wide
+ * external entity loader. Sluice's loader never fetches over the network,
+ * and while a schema is being compiled it only opens files inside that
+ * schema's own directory (tl_schema_dir): an import of http://... or an
+ * include of /etc/passwd is refused, and the reason goes into the config
+ * error (never the refused file's content). */
+
+static __thread const char *tl_schema_dir; /* realpath of the schema's directory */
+static __thread char tl_refused[300];      /* why the last load was refused */
+static xmlExternalEntityLoader next_loader;
+static pthread_once_t loader_once = PTHREAD_ONCE_INIT;
+
+/* True when url names a local file inside tl_schema_dir. */
+static bool schema_load_allowed(const char *url)
+{
+    if (!url)
+        return false;
+    if (!strncmp(url, "file://", 7))
+        url += 7;
+    else if (strstr(url, "://") || !strncmp(url, "//", 2))
+        return false;
+    if (!tl_schema_dir)
+        return true; /* a local file outside schema compilation: libxml2's own rules */
+    char *real = realpath(url, NULL);
+    size_t n = strlen(tl_schema_dir);
+    bool ok = real && !strncmp(real, tl_schema_dir, n) && real[n] == '/';
+    free(real);
+    return ok;
+}
+
+static xmlParserInputPtr local_loader(const char *url, const char *id, xmlParserCtxtPtr ctxt)
+{
+    if (schema_load_allowed(url))
+        return next_loader(url, id, ctxt);
+    snprintf(tl_refused, sizeof tl_refused, "refused to load '%s' (%s)", url ? url : "?",
+             url && strstr(url, "://") && strncmp(url, "file://", 7)
+                 ? "schemas are never fetched over the network"
+                 : "only files in the schema's own directory can be imported or included");
+    return NULL;
+}
+
+static void install_loader(void)
+{
+    next_loader = xmlGetExternalEntityLoader();
+    xmlSetExternalEntityLoader(local_loader);
+}
+
+/* Compiles the schema at path with loads limited to its directory. Returns
+ * the schema or NULL with perr (or tl_refused) filled. */
+static xmlSchemaPtr parse_schema_local(const char *path, validate_err *perr)
+{
+    pthread_once(&loader_once, install_loader);
+    char *real = realpath(path, NULL);
+    char *slash = real ? strrchr(real, '/') : NULL;
+    if (!slash) {
+        free(real);
+        return NULL;
+    }
+    *slash = '\0';
+    tl_schema_dir = real;
+    tl_refused[0] = '\0';
+    xmlSchemaPtr schema = NULL;
+    xmlSchemaParserCtxtPtr pc = xmlSchemaNewParserCtxt(path);
+    if (pc) {
+        xmlSchemaSetParserStructuredErrors(pc, keep_first, perr);
+        schema = xmlSchemaParse(pc);
+        xmlSchemaFreeParserCtxt(pc);
+    }
+    tl_schema_dir = NULL;
+    free(real);
+    return schema;
+}
+
 static int load_schema(sl_step *s, validate_state *st, const sl_node *xsd, sl_error *err)
 {
     char *path = resolve_path(s->conf->pos.file, xsd->scalar);
@@ -98,16 +174,12 @@ static int load_schema(sl_step *s, validate_state *st, const sl_node *xsd, sl_er
     }
     sl_xml_init();
     validate_err perr = {0};
-    xmlSchemaParserCtxtPtr pc = xmlSchemaNewParserCtxt(path);
-    if (pc) {
-        xmlSchemaSetParserStructuredErrors(pc, keep_first, &perr);
-        st->schema = xmlSchemaParse(pc);
-        xmlSchemaFreeParserCtxt(pc);
-    }
+    st->schema = parse_schema_local(path, &perr);
     if (!st->schema) {
-        char detail[460];
-        snprintf(detail, sizeof detail, ": line %d: %s", perr.line,
-                 perr.set ? perr.msg : "cannot parse (out of memory?)");
+        char detail[760];
+        snprintf(detail, sizeof detail, ": line %d: %s%s%s", perr.line,
+                 perr.set ? perr.msg : "cannot parse (out of memory?)", tl_refused[0] ? "; " : "",
+                 tl_refused);
         conf_fail(s, err, xsd, "XML schema '%s' is invalid%s", path, detail);
         free(path);
         return -1;

@@ -76,3 +76,73 @@ def test_poison_message_is_dead_lettered_and_its_partition_moves_on():
     finally:
         sink.close()
         gw.cleanup()
+
+
+def schema_check(gw, schema_text, extra_files=None):
+    """Writes main.xsd (and extra files) beside the config, a route whose
+    validate step uses it, and runs `sluice check`."""
+    for name, text in (extra_files or {}).items():
+        with open(os.path.join(gw.dir, name), "w") as f:
+            f.write(text)
+    with open(os.path.join(gw.dir, "main.xsd"), "w") as f:
+        f.write(schema_text)
+    with open(gw.config, "w") as f:
+        f.write(base_config(admin_port=free_port()) + f"""
+connectors:
+  in:  {{ type: http_server, listen: "127.0.0.1:{free_port()}" }}
+  out: {{ type: stdout }}
+routes:
+  r:
+    from: {{ connector: in, path: /x }}
+    steps:
+      - validate: {{ xml_schema: main.xsd }}
+    to: [ {{ connector: out }} ]
+""")
+    return gw.run_cli("check", "-c", gw.config)
+
+
+XSD_HEAD = '<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema">'
+
+
+def test_schema_imports_are_local_only():
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    port = listener.getsockname()[1]
+    accepted = []
+
+    def accept_all():
+        while True:
+            try:
+                c, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(1)
+            c.close()
+
+    threading.Thread(target=accept_all, daemon=True).start()
+    gw = Gateway("")
+    try:
+        # an import over the network is never fetched
+        r = schema_check(gw, XSD_HEAD + f'<xs:import namespace="urn:x" '
+                         f'schemaLocation="http://127.0.0.1:{port}/remote.xsd"/></xs:schema>')
+        assert r.returncode == 2, r.stdout + r.stderr
+        assert "never fetched over the network" in r.stdout, r.stdout
+        assert accepted == [], "sluice check connected to the schema's remote location"
+        # an include outside the schema's directory is refused, and the
+        # refused file's content is never printed
+        r = schema_check(gw, XSD_HEAD + '<xs:include schemaLocation="/etc/passwd"/></xs:schema>')
+        assert r.returncode == 2, r.stdout + r.stderr
+        assert "only files in the schema's own directory" in r.stdout, r.stdout
+        assert "root:" not in r.stdout + r.stderr, r.stdout + r.stderr
+        # an include beside the schema works
+        part = XSD_HEAD + '<xs:element name="order" type="xs:string"/></xs:schema>'
+        r = schema_check(gw, XSD_HEAD + '<xs:include schemaLocation="part.xsd"/></xs:schema>',
+                         {"part.xsd": part})
+        assert r.returncode == 0, r.stdout + r.stderr
+    finally:
+        listener.close()
+        gw.cleanup()
