@@ -820,6 +820,10 @@ static int case_start(case_run *run, const tfile *tf, size_t idx, char *err)
         return -1;
     }
     run->route = sl_gateway_route(run->gw, tf->route_name);
+    if (!run->route) {
+        snprintf(err, ERR_CAP, "config %s has no route named '%s'", tf->config, tf->route_name);
+        return -1;
+    }
     run->rconf = sl_route_get_conf(run->route);
     run->cap = calloc(run->rconf->n_to ? run->rconf->n_to : 1, sizeof *run->cap);
     run->n_cap = run->cap ? run->rconf->n_to : 0;
@@ -851,9 +855,11 @@ static int wait_finished(case_run *run, int part, int64_t offset, size_t k)
         struct timespec now, ms = {0, 1000000L};
         clock_gettime(CLOCK_REALTIME, &now);
         if (!done || now.tv_sec > deadline.tv_sec) {
+            pthread_mutex_lock(&run->mu); /* the workers still run */
             ds_printf(run->why, "    input %zu: not finished by the route within %d s: %s\n", k,
                       INPUT_DEADLINE_S, info.last_error[0] ? info.last_error : "(no error)");
             run->failed = true;
+            pthread_mutex_unlock(&run->mu);
             return -1;
         }
         nanosleep(&ms, NULL);
@@ -1184,7 +1190,9 @@ int sl_route_test_run(char *const *files, size_t n, FILE *out)
 {
     size_t passed = 0, failed = 0;
     bool bad = false;
-    char tmpdir[] = "/tmp/sluice-test-XXXXXX";
+    char tmpdir[PATH_MAX];
+    const char *base = getenv("TMPDIR");
+    snprintf(tmpdir, sizeof tmpdir, "%s/sluice-test-XXXXXX", base && *base ? base : "/tmp");
     if (!mkdtemp(tmpdir)) {
         fprintf(out, "ERROR cannot create a temporary directory: %s\n", strerror(errno));
         return 2;

@@ -13,7 +13,7 @@
 /* Runs the test files and writes one line per case ("PASS FILE: NAME" or
  * "FAIL FILE: NAME" followed by indented details and a diff), then
  * "N passed, N failed". Each case builds a gateway from the config in a
- * directory under /tmp (removed at the end), appends every input to the
+ * directory under $TMPDIR or /tmp (removed at the end), appends every input to the
  * route's topic as an input does (the route's `key:` is evaluated; a key
  * that cannot be read is an error of the input, as at ingest) and waits up
  * to 30 s per input for the route to finish it. Returns 0 when every case
