@@ -687,6 +687,73 @@ static bool check_message(const sl_node *e, sl_msg *m, const char *label, dstr *
     return ok;
 }
 
+/* ---- environment variables ---------------------------------------------------------- */
+
+#define MAX_UNSET 64
+
+/* The unset ${VAR}s a config load met (each expanded to ""). */
+typedef struct unset_vars {
+    struct {
+        char name[64];
+        sl_conf_pos pos; /* pos.file lives as long as the config */
+    } v[MAX_UNSET];
+    size_t n;
+} unset_vars;
+
+/* sl_config_unset_fn: every connector is captured, so a variable only the
+ * connectors (or other routes) use need not be set; the load notes where
+ * each one was. arg NULL: accepted without a note. */
+static bool accept_unset(void *arg, const char *var, sl_conf_pos pos)
+{
+    unset_vars *u = arg;
+    if (!u)
+        return true;
+    if (u->n == MAX_UNSET)
+        return false; /* too many to check: the usual error */
+    snprintf(u->v[u->n].name, sizeof u->v[u->n].name, "%s", var);
+    u->v[u->n++].pos = pos;
+    return true;
+}
+
+/* Is a node at pos in the tree n? */
+static bool node_at(const sl_node *n, sl_conf_pos pos)
+{
+    if (!n)
+        return false;
+    if (n->pos.line == pos.line && n->pos.col == pos.col && !strcmp(n->pos.file, pos.file))
+        return true;
+    for (size_t i = 0; i < n->n_pairs; i++) {
+        if (node_at(n->pairs[i].value, pos))
+            return true;
+    }
+    for (size_t i = 0; i < n->n_items; i++) {
+        if (node_at(n->items[i], pos))
+            return true;
+    }
+    return false;
+}
+
+/* Fails when the tested route itself (its from, steps or outputs) uses a
+ * variable that is not set, with the error `sluice run` would give. */
+static int check_route_env(const sl_route_conf *r, const unset_vars *u, char *err)
+{
+    for (size_t i = 0; i < u->n; i++) {
+        sl_conf_pos pos = u->v[i].pos;
+        bool used = node_at(r->from.node, pos);
+        for (size_t s = 0; s < r->n_steps; s++)
+            used |= node_at(r->steps[s].node, pos);
+        for (size_t o = 0; o < r->n_to; o++)
+            used |= node_at(r->to[o].node, pos);
+        if (used) {
+            snprintf(err, ERR_CAP,
+                     "%s:%d:%d: environment variable %s is not set (route %s uses it)", pos.file,
+                     pos.line, pos.col, u->v[i].name, r->name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* ---- running a case ------------------------------------------------------------------ */
 
 /* The message of one `input:` entry. Returns NULL with err. */
@@ -794,7 +861,7 @@ static void on_done(void *arg, const char *id, sl_msg_state state, const char *b
 static sl_config *case_config(case_run *run, const tfile *tf, size_t idx, char *err)
 {
     sl_config_errors errs = {0};
-    sl_config *cfg = sl_config_load(tf->config, &errs);
+    sl_config *cfg = sl_config_load_env(tf->config, accept_unset, NULL, &errs);
     if (!cfg)
         snprintf(err, ERR_CAP, "config %s: %s", tf->config, errs.n ? errs.lines[0] : "invalid");
     sl_config_errors_free(&errs);
@@ -1108,15 +1175,20 @@ static void config_path(tfile *tf, const char *config)
                  config);
 }
 
-/* Loads the config once to check it and find the route. */
+/* Loads the config once to check it and find the route; variables the
+ * route does not use may be unset. */
 static int load_config(tfile *tf, char *err)
 {
     sl_config_errors errs = {0};
-    tf->cfg = sl_config_load(tf->config, &errs);
+    unset_vars unset = {.n = 0};
+    tf->cfg = sl_config_load_env(tf->config, accept_unset, &unset, &errs);
     if (!tf->cfg) {
         size_t o = (size_t)snprintf(err, ERR_CAP, "config %s is invalid:", tf->config);
         for (size_t i = 0; i < errs.n && o < ERR_CAP; i++)
             o += (size_t)snprintf(err + o, ERR_CAP - o, "\n    %s", errs.lines[i]);
+        for (size_t i = 0; i < unset.n && o < ERR_CAP; i++)
+            o += (size_t)snprintf(err + o, ERR_CAP - o, "\n    (%s is not set: read as \"\")",
+                                  unset.v[i].name);
         sl_config_errors_free(&errs);
         return -1;
     }
@@ -1129,7 +1201,7 @@ static int load_config(tfile *tf, char *err)
         snprintf(err, ERR_CAP, "config %s has no route named '%s'", tf->config, tf->route_name);
         return -1;
     }
-    return 0;
+    return check_route_env(tf->route, &unset, err);
 }
 
 static int load_file(tfile *tf, char *err)

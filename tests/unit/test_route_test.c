@@ -2,7 +2,8 @@
  * pass; a deliberately failing test file fails with a diff and exit 1; a
  * malformed one gives exit 2; fixtures and call counts are checked; the
  * route's key is computed (and refused) as `sluice run` does; dead letters,
- * topic outputs and partitions come from the real engine. */
+ * topic outputs and partitions come from the real engine; environment
+ * variables only the captured connectors use need not be set. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -241,6 +242,47 @@ static void test_yaml_errors_have_positions(void **state)
     unlink(files[0]);
 }
 
+static void test_unset_variables_the_route_does_not_use(void **state)
+{
+    char conf[64], test[64], body[512];
+    unsetenv("SL_RT_UNSET_KEY");
+    unsetenv("SL_RT_UNSET_TOKEN");
+    write_tmp(conf, sizeof conf, ".yaml",
+              "connectors:\n"
+              "  in: { type: http_server, listen: \"127.0.0.1:1\" }\n"
+              "  api: { type: http_client, base_url: \"http://127.0.0.1:1\",\n"
+              "         headers: { x-api-key: \"${SL_RT_UNSET_KEY}\" } }\n"
+              "routes:\n"
+              "  plain:\n"
+              "    from: { connector: in, path: /a }\n"
+              "    to: [ { connector: api } ]\n"
+              "  secret:\n"
+              "    from: { connector: in, path: /b }\n"
+              "    steps: [ { set: { headers: { x-t: \"${SL_RT_UNSET_TOKEN}\" } } } ]\n"
+              "    to: [ { connector: api } ]\n");
+    const char *routes[] = {"plain", "secret"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(body, sizeof body,
+                 "config: %s\nroute: %s\ncases:\n"
+                 "  - input: { body: x }\n"
+                 "    expect: { api: [ { body: x } ] }\n",
+                 conf, routes[i]);
+        char *files[] = {write_tmp(test, sizeof test, ".test.yaml", body)};
+        char *text;
+        int rc = run(files, 1, &text);
+        unlink(test);
+        if (i == 0 && rc != 0)
+            fail_msg("a variable only a captured connector uses was required:\n%s", text);
+        if (i == 1) {
+            assert_int_equal(rc, 2);
+            assert_non_null(strstr(text, ":11:39: environment variable SL_RT_UNSET_TOKEN is not "
+                                         "set (route secret uses it)"));
+        }
+        free(text);
+    }
+    unlink(conf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -251,6 +293,7 @@ int main(void)
         cmocka_unit_test(test_dead_letter_is_reported),
         cmocka_unit_test(test_topic_output_and_partitions),
         cmocka_unit_test(test_yaml_errors_have_positions),
+        cmocka_unit_test(test_unset_variables_the_route_does_not_use),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
