@@ -1005,6 +1005,20 @@ static int feed_inputs(case_run *run, const sl_node *c, char *err)
     return 0;
 }
 
+/* Appends the message of record rec to cap. Returns 0, or -1 with e. */
+static int capture_record(capture *cap, const sl_record *rec, int partition, sl_error *e)
+{
+    sl_msg **grown = realloc(cap->msgs, (cap->n + 1) * sizeof *grown);
+    if (!grown)
+        return sl_error_set(e, SL_ENOMEM, "out of memory");
+    cap->msgs = grown;
+    sl_msg *m = sl_msg_from_record(rec, partition, e);
+    if (!m)
+        return -1;
+    cap->msgs[cap->n++] = m;
+    return 0;
+}
+
 /* Topic outputs went through the real log: reads what they appended (the
  * case's log is fresh), partition by partition. Returns 0, or -1 with err. */
 static int collect_topic_output(case_run *run, size_t o, char *err)
@@ -1015,26 +1029,15 @@ static int collect_topic_output(case_run *run, size_t o, char *err)
     sl_batch_init(&b);
     int rc = t ? 0 : -1;
     for (int p = 0; t && p < sl_topic_partition_count(t) && rc == 0; p++) {
+        sl_partition *part = sl_topic_partition(t, p);
         int64_t from = 0;
         int got = 0;
-        while (rc == 0 && (got = sl_partition_read(sl_topic_partition(t, p), from, 64, 1u << 20, &b,
-                                                   &e)) > 0) {
-            for (size_t i = 0; i < b.count && rc == 0; i++) {
-                capture *cap = &run->cap[o];
-                sl_msg **grown = realloc(cap->msgs, (cap->n + 1) * sizeof *grown);
-                sl_msg *m = grown ? sl_msg_from_record(&b.records[i], p, &e) : NULL;
-                if (grown)
-                    cap->msgs = grown;
-                else
-                    sl_error_set(&e, SL_ENOMEM, "out of memory");
-                if (!m)
-                    rc = -1;
-                else
-                    cap->msgs[cap->n++] = m;
-            }
+        while (rc == 0 && (got = sl_partition_read(part, from, 64, 1u << 20, &b, &e)) > 0) {
+            for (size_t i = 0; i < b.count && rc == 0; i++)
+                rc = capture_record(&run->cap[o], &b.records[i], p, &e);
             from = b.next_offset;
         }
-        rc = got < 0 ? -1 : rc;
+        rc = rc == 0 && got < 0 ? -1 : rc;
     }
     sl_batch_free(&b);
     if (rc < 0)
