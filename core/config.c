@@ -339,7 +339,13 @@ static void read_includes(sl_conf_ctx *c, file_set *fs, const char *main_path)
 
 sl_config *sl_config_load(const char *path, sl_config_errors *errs)
 {
-    sl_conf_ctx c = {0};
+    return sl_config_load_env(path, NULL, NULL, errs);
+}
+
+sl_config *sl_config_load_env(const char *path, sl_config_unset_fn unset_fn, void *arg,
+                              sl_config_errors *errs)
+{
+    sl_conf_ctx c = {.unset_fn = unset_fn, .unset_arg = arg};
     file_set fs = {0};
     sl_config *cfg = calloc(1, sizeof *cfg);
     sl_pool *pool = calloc(1, sizeof *pool);

@@ -217,6 +217,18 @@ typedef struct sl_config_errors {
  * sl_config_errors_free). Not thread-safe with respect to the environment. */
 sl_config *sl_config_load(const char *path, sl_config_errors *errs);
 
+/* Asked by sl_config_load_env about each ${VAR} (without a default) that
+ * is not set, with where it is written (pos.file lives as long as the
+ * config): true expands it to "" and the load goes on, false makes it the
+ * usual error. */
+typedef bool (*sl_config_unset_fn)(void *arg, const char *var, sl_conf_pos pos);
+
+/* sl_config_load, asking unset_fn (when not NULL) about unset environment
+ * variables instead of failing on them. For `sluice test`, whose captured
+ * connectors need none of their settings. */
+sl_config *sl_config_load_env(const char *path, sl_config_unset_fn unset_fn, void *arg,
+                              sl_config_errors *errs);
+
 /* Frees a config from sl_config_load. cfg may be NULL. */
 void sl_config_free(sl_config *cfg);
 

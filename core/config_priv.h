@@ -52,6 +52,9 @@ typedef struct sl_conf_ctx {
     size_t n_errs;
     size_t cap_errs;
     bool errs_oom; /* an error could not be recorded */
+    /* May accept an unset ${VAR} (sl_config_load_env); NULL: an error. */
+    sl_config_unset_fn unset_fn;
+    void *unset_arg;
 } sl_conf_ctx;
 
 /* Records the error "FILE:LINE:COL: message" at pos ("FILE: message" when

@@ -133,6 +133,8 @@ char *sl_conf_expand_env(sl_conf_ctx *c, const char *raw, sl_conf_pos pos)
             sbuf_add(&b, end + 2, (size_t)(close - (end + 2)));
         } else if (val) {
             sbuf_add(&b, val, strlen(val));
+        } else if (c->unset_fn && c->unset_fn(c->unset_arg, var, pos)) {
+            /* accepted: expands to nothing */
         } else {
             sl_conf_error(c, pos, "environment variable %s is not set", var);
             bad = true;

@@ -14,6 +14,8 @@
 typedef struct sl_gateway sl_gateway;
 typedef struct sl_route sl_route;
 typedef struct sl_connector sl_connector;
+struct sl_http_call_req;
+struct sl_http_call_resp;
 
 /* What one output said about one message. */
 typedef struct sl_send_result {
@@ -49,6 +51,14 @@ typedef struct sl_connector_type {
      * (for GET /ready). Optional: without it the connector counts as ready.
      * Called from the admin thread; must be thread-safe and quick. */
     bool (*ready)(sl_connector *c);
+    /* Answers one request a step makes to this connector (Lua's ctx.http):
+     * fills *resp (the caller frees it with sl_http_call_resp_free) and
+     * returns resp->result. Called by route workers, concurrently, through
+     * the connector's breaker. Optional: without it ctx.http calls the
+     * connector's configured endpoint (http_client). `sluice test` answers
+     * from its fixtures this way. */
+    int (*call)(sl_connector *c, const struct sl_http_call_req *req,
+                struct sl_http_call_resp *resp);
 } sl_connector_type;
 
 struct sl_connector {

@@ -167,7 +167,10 @@ static void close_unclaimed_listeners(sl_runtime *rt)
     pthread_mutex_unlock(&rt->mu);
 }
 
-sl_gateway *sl_gateway_new(sl_config *conf, sl_runtime *rt, sl_error *err)
+/* sl_gateway_new, with every connector's table replaced by `as` when it is
+ * not NULL (see sl_gateway_new_as). */
+static sl_gateway *gateway_build(sl_config *conf, sl_runtime *rt, const sl_connector_type *as,
+                                 void *as_arg, sl_error *err)
 {
     sl_gateway *gw = calloc(1, sizeof *gw);
     if (!gw) {
@@ -198,8 +201,9 @@ sl_gateway *sl_gateway_new(sl_config *conf, sl_runtime *rt, sl_error *err)
     }
     for (size_t i = 0; i < conf->n_connectors; i++) {
         const sl_connector_conf *cc = &conf->connectors[i];
-        const sl_connector_type *t = sl_connector_type_find(cc->type);
-        if (!t) {
+        const sl_connector_type *real = sl_connector_type_find(cc->type);
+        const sl_connector_type *t = as ? as : real;
+        if (!real) {
             sl_error_set(err, SL_ECONFIG,
                          "%s:%d:%d: connectors.%s: connector type '%s' is not available in this "
                          "build yet",
@@ -210,6 +214,7 @@ sl_gateway *sl_gateway_new(sl_config *conf, sl_runtime *rt, sl_error *err)
         c->type = t;
         c->conf = cc;
         c->gw = gw;
+        c->state = as_arg; /* NULL unless replaced by `as` */
         if (t->init(c, err) < 0) {
             c->type = NULL; /* nothing to destroy */
             goto fail;
@@ -217,7 +222,8 @@ sl_gateway *sl_gateway_new(sl_config *conf, sl_runtime *rt, sl_error *err)
         gw->n_connectors = i + 1;
         /* Every connector that calls out to a partner gets a breaker; local
          * outputs (file, stdout) do not fail the way partners do. */
-        if (t->can_output && strcmp(t->name, "file") != 0 && strcmp(t->name, "stdout") != 0) {
+        if (real->can_output && strcmp(real->name, "file") != 0 &&
+            strcmp(real->name, "stdout") != 0) {
             gw->breakers[i] = sl_breaker_new(cc->name, &cc->breaker, gw->metrics);
             if (!gw->breakers[i]) {
                 sl_error_set(err, SL_ENOMEM, "out of memory");
@@ -266,6 +272,17 @@ sl_gateway *sl_gateway_new(sl_config *conf, sl_runtime *rt, sl_error *err)
 fail:
     sl_gateway_free(gw);
     return NULL;
+}
+
+sl_gateway *sl_gateway_new(sl_config *conf, sl_runtime *rt, sl_error *err)
+{
+    return gateway_build(conf, rt, NULL, NULL, err);
+}
+
+sl_gateway *sl_gateway_new_as(sl_config *conf, const sl_connector_type *as, void *as_arg,
+                              sl_error *err)
+{
+    return gateway_build(conf, NULL, as, as_arg, err);
 }
 
 int sl_gateway_start(sl_gateway *gw, sl_error *err)

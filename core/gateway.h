@@ -65,6 +65,14 @@ void sl_runtime_put_listener(sl_runtime *rt, const char *listen, int fd);
  * route. Nothing runs yet. Returns NULL with err (conf is freed then). */
 sl_gateway *sl_gateway_new(sl_config *conf, sl_runtime *rt, sl_error *err);
 
+/* For `sluice test`: builds the gateway as sl_gateway_new does, on a
+ * runtime of its own, except that every connector runs the table `as`
+ * instead of its type's (its conf, and its breaker, stay those of its real
+ * type): c->state is set to as_arg before as->init(c) runs. Nothing runs
+ * yet. Returns NULL with err (conf is freed then). */
+sl_gateway *sl_gateway_new_as(sl_config *conf, const sl_connector_type *as, void *as_arg,
+                              sl_error *err);
+
 /* Replaces *gwp by a gateway for new_conf (taking ownership of it) without
  * losing a message: the old generation stops its inputs (its listening
  * sockets are handed over, so clients are not refused), finishes or abandons

@@ -179,7 +179,9 @@ static int ctx_http_with_breaker(void *arg, const char *connector, const sl_http
         snprintf(resp->error, sizeof resp->error, "circuit open");
         return SL_RETRY;
     }
-    int rc = sl_lua_http_default(gw->conf, connector, req, resp);
+    sl_connector *c = sl_gateway_connector(gw, connector);
+    int rc = c && c->type->call ? c->type->call(c, req, resp)
+                                : sl_lua_http_default(gw->conf, connector, req, resp);
     if (b)
         sl_breaker_record(b, rc != SL_RETRY);
     return rc;

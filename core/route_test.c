@@ -1,25 +1,39 @@
-/* `sluice test`: runs a route's steps and `when:` expressions on the inputs
- * of a test file, with ctx.http answered from fixtures and every output
- * captured instead of sent, and compares what each output would receive
- * with what the test expects (exact body, JSON or XML subset, headers, key,
- * a Lua predicate). Nothing touches the network or the event log. */
+/* `sluice test`: runs a route of a config through the real route engine
+ * (sl_route: its workers, steps, `key:`, `when:`, splits, retries and dead
+ * letters) on the inputs of a test file, in a gateway of its own whose
+ * connectors are all replaced by an in-process capture connector: outputs
+ * record what they receive and answer OK, ctx.http calls are answered from
+ * the test's fixtures, inputs never start. Each case gets a fresh gateway
+ * and event log (a temporary data_dir, fsync: never); each input is
+ * appended to the route's topic as an input does, and the case waits until
+ * the route has finished it. Then what each output received (and what was
+ * dead-lettered) is compared with what the test expects (exact body, JSON or
+ * XML subset, headers, key, a Lua predicate). Test files are read with the
+ * config's YAML reader. */
 #include "route_test.h"
 
+#include <errno.h>
+#include <ftw.h>
 #include <jansson.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <yaml.h>
+#include <time.h>
 
-#include "config.h"
+#include "config_priv.h"
+#include "connector.h"
 #include "gateway.h"
-#include "json_xml.h"
-#include "lua_expr.h"
-#include "lua_host.h"
-#include "step.h"
+#include "http_call.h" /* the ctx.http request and response the fixtures answer */
+#include "json_xml.h"  /* xml_subset */
+#include "lua_expr.h"  /* expect_lua */
+#include "route.h"
+
+#define ERR_CAP 512
+#define INPUT_DEADLINE_S 30 /* how long one input may take to go through the route */
 
 /* ---- a growable string ------------------------------------------------------- */
 
@@ -54,193 +68,72 @@ static void ds_printf(dstr *d, const char *fmt, ...)
     d->n += (size_t)need;
 }
 
-/* ---- the test file: a small YAML tree ----------------------------------------- */
+/* ---- the test file, as a config node tree ---------------------------------------- */
 
-enum { T_SCALAR, T_MAP, T_SEQ };
-
-typedef struct tnode {
-    int kind;
-    char *s; /* T_SCALAR */
-    bool quoted;
-    int line, col;
-    char **keys; /* T_MAP */
-    struct tnode **vals;
-    size_t n;
-} tnode;
-
-static void tfree(tnode *t)
+/* Reads path with the config's YAML reader (positions, ${VAR} expansion, no
+ * anchors, no duplicate keys) into a tree allocated from pool. Returns the
+ * root, or NULL with the first problem in err (without the file name). */
+static sl_node *load_tree(const char *path, sl_pool *pool, char *err)
 {
-    if (!t)
-        return;
-    free(t->s);
-    for (size_t i = 0; i < t->n; i++) {
-        if (t->keys)
-            free(t->keys[i]);
-        tfree(t->vals[i]);
+    sl_conf_ctx c = {.pool = pool};
+    const char *file = sl_pool_strdup(pool, path);
+    sl_node *root = file ? sl_conf_parse_file(&c, file) : NULL;
+    if (c.n_errs) {
+        const char *text = c.errs[0].text;
+        size_t flen = strlen(path);
+        if (!strncmp(text, path, flen) && text[flen] == ':')
+            text += flen + (text[flen + 1] == ' ' ? 2 : 1);
+        snprintf(err, ERR_CAP, "%s", text);
+    } else if (!root) {
+        snprintf(err, ERR_CAP, pool->oom ? "out of memory" : "the file is empty");
     }
-    free(t->keys);
-    free(t->vals);
-    free(t);
+    for (size_t i = 0; i < c.n_errs; i++)
+        free(c.errs[i].text);
+    free(c.errs);
+    return c.n_errs ? NULL : root;
 }
 
-static const tnode *tget(const tnode *m, const char *key)
+/* The text of a scalar (or of a null written as null, ~ or nothing). */
+static const char *nstr(const sl_node *n)
 {
-    if (!m || m->kind != T_MAP)
-        return NULL;
-    for (size_t i = 0; i < m->n; i++) {
-        if (strcmp(m->keys[i], key) == 0)
-            return m->vals[i];
+    return n && (n->kind == SL_NODE_SCALAR || n->kind == SL_NODE_NULL) ? n->scalar : NULL;
+}
+
+static bool in_list(const char *k, const char *const *allowed)
+{
+    for (size_t i = 0; allowed[i]; i++) {
+        if (!strcmp(allowed[i], k))
+            return true;
     }
-    return NULL;
-}
-
-static const char *tstr(const tnode *t)
-{
-    return t && t->kind == T_SCALAR ? t->s : NULL;
-}
-
-static int tadd(tnode *t, char *key, tnode *val)
-{
-    char **k = t->kind == T_MAP ? realloc(t->keys, (t->n + 1) * sizeof *k) : NULL;
-    if (t->kind == T_MAP && !k)
-        return -1;
-    if (k)
-        t->keys = k;
-    tnode **v = realloc(t->vals, (t->n + 1) * sizeof *v);
-    if (!v)
-        return -1;
-    t->vals = v;
-    if (k)
-        t->keys[t->n] = key;
-    t->vals[t->n++] = val;
-    return 0;
-}
-
-typedef struct yreader {
-    yaml_parser_t p;
-    char *err; /* ERR_CAP bytes */
-} yreader;
-
-#define ERR_CAP 512
-
-static bool ynext(yreader *r, yaml_event_t *ev)
-{
-    if (yaml_parser_parse(&r->p, ev))
-        return true;
-    snprintf(r->err, ERR_CAP, "line %zu: %s", r->p.problem_mark.line + 1,
-             r->p.problem ? r->p.problem : "YAML error");
     return false;
 }
 
-/* Builds the node that starts with ev (which is consumed). */
-static tnode *ybuild(yreader *r, yaml_event_t *ev)
+/* Checks that n is a map with only allowed keys. Returns 0, or -1 with err. */
+static int check_keys(const sl_node *n, const char *const *allowed, const char *what, char *err)
 {
-    tnode *t = calloc(1, sizeof *t);
-    if (!t) {
-        yaml_event_delete(ev);
-        snprintf(r->err, ERR_CAP, "out of memory");
-        return NULL;
+    if (!n || n->kind != SL_NODE_MAP) {
+        snprintf(err, ERR_CAP, "line %d: %s: expected a map", n ? n->pos.line : 0, what);
+        return -1;
     }
-    t->line = (int)ev->start_mark.line + 1;
-    t->col = (int)ev->start_mark.column + 1;
-    yaml_event_type_t type = ev->type;
-    if (type == YAML_SCALAR_EVENT) {
-        t->kind = T_SCALAR;
-        t->s = strndup((const char *)ev->data.scalar.value, ev->data.scalar.length);
-        t->quoted = ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE;
-        yaml_event_delete(ev);
-        if (!t->s) {
-            snprintf(r->err, ERR_CAP, "out of memory");
-            tfree(t);
-            return NULL;
-        }
-        return t;
-    }
-    yaml_event_delete(ev);
-    if (type != YAML_SEQUENCE_START_EVENT && type != YAML_MAPPING_START_EVENT) {
-        snprintf(r->err, ERR_CAP, "line %d: unsupported YAML (aliases are not allowed)", t->line);
-        tfree(t);
-        return NULL;
-    }
-    t->kind = type == YAML_MAPPING_START_EVENT ? T_MAP : T_SEQ;
-    for (;;) {
-        yaml_event_t e;
-        if (!ynext(r, &e))
-            goto fail;
-        if (e.type == YAML_SEQUENCE_END_EVENT || e.type == YAML_MAPPING_END_EVENT) {
-            yaml_event_delete(&e);
-            return t;
-        }
-        char *key = NULL;
-        if (t->kind == T_MAP) {
-            if (e.type != YAML_SCALAR_EVENT) {
-                snprintf(r->err, ERR_CAP, "line %zu: map keys must be plain strings",
-                         e.start_mark.line + 1);
-                yaml_event_delete(&e);
-                goto fail;
-            }
-            key = strndup((const char *)e.data.scalar.value, e.data.scalar.length);
-            yaml_event_delete(&e);
-            if (!key || !ynext(r, &e)) {
-                free(key);
-                goto fail;
-            }
-        }
-        tnode *v = ybuild(r, &e);
-        if (!v || tadd(t, key, v) < 0) {
-            free(key);
-            tfree(v);
-            goto fail;
+    for (size_t i = 0; i < n->n_pairs; i++) {
+        if (!in_list(n->pairs[i].key, allowed)) {
+            snprintf(err, ERR_CAP, "line %d: %s: unknown key '%s'", n->pairs[i].key_pos.line, what,
+                     n->pairs[i].key);
+            return -1;
         }
     }
-fail:
-    tfree(t);
-    return NULL;
-}
-
-static tnode *yload(const char *path, char *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, ERR_CAP, "cannot open: %m");
-        return NULL;
-    }
-    yreader r = {.err = err};
-    tnode *root = NULL;
-    if (!yaml_parser_initialize(&r.p)) {
-        fclose(f);
-        snprintf(err, ERR_CAP, "out of memory");
-        return NULL;
-    }
-    yaml_parser_set_input_file(&r.p, f);
-    yaml_event_t ev;
-    while (ynext(&r, &ev)) {
-        yaml_event_type_t t = ev.type;
-        if (t == YAML_SCALAR_EVENT || t == YAML_SEQUENCE_START_EVENT ||
-            t == YAML_MAPPING_START_EVENT || t == YAML_ALIAS_EVENT) {
-            root = ybuild(&r, &ev);
-            break;
-        }
-        yaml_event_delete(&ev);
-        if (t == YAML_STREAM_END_EVENT) {
-            snprintf(err, ERR_CAP, "the file is empty");
-            break;
-        }
-    }
-    yaml_parser_delete(&r.p);
-    fclose(f);
-    return root;
+    return 0;
 }
 
 /* ---- YAML values as JSON -------------------------------------------------------- */
 
-static json_t *scalar_to_json(const tnode *t)
+static json_t *scalar_to_json(const sl_node *n)
 {
-    const char *s = t->s;
-    if (t->quoted)
-        return json_string(s);
-    if (!*s || !strcmp(s, "null") || !strcmp(s, "~"))
+    const char *s = n->scalar;
+    if (n->kind == SL_NODE_NULL)
         return json_null();
+    if (n->quoted)
+        return json_string(s);
     if (!strcmp(s, "true"))
         return json_true();
     if (!strcmp(s, "false"))
@@ -255,16 +148,20 @@ static json_t *scalar_to_json(const tnode *t)
     return json_string(s);
 }
 
-static json_t *tnode_to_json(const tnode *t)
+/* The JSON value of a node (maps in document order). Returns NULL when out
+ * of memory. */
+static json_t *node_to_json(const sl_node *n)
 {
-    if (t->kind == T_SCALAR)
-        return scalar_to_json(t);
-    json_t *j = t->kind == T_MAP ? json_object() : json_array();
-    for (size_t i = 0; j && i < t->n; i++) {
-        json_t *v = tnode_to_json(t->vals[i]);
-        int rc = !v                 ? -1
-                 : t->kind == T_MAP ? json_object_set_new(j, t->keys[i], v)
-                                    : json_array_append_new(j, v);
+    if (n->kind != SL_NODE_MAP && n->kind != SL_NODE_SEQ)
+        return scalar_to_json(n);
+    bool map = n->kind == SL_NODE_MAP;
+    json_t *j = map ? json_object() : json_array();
+    size_t count = map ? n->n_pairs : n->n_items;
+    for (size_t i = 0; j && i < count; i++) {
+        json_t *v = node_to_json(map ? n->pairs[i].value : n->items[i]);
+        int rc = !v    ? -1
+                 : map ? json_object_set_new(j, n->pairs[i].key, v)
+                       : json_array_append_new(j, v);
         if (rc < 0) {
             json_decref(j);
             return NULL;
@@ -276,154 +173,232 @@ static json_t *tnode_to_json(const tnode *t)
 /* ---- the test model -------------------------------------------------------------- */
 
 typedef struct fixture {
-    const tnode *node;
+    const sl_node *node;
     const char *connector, *method, *path, *body, *error;
     int status;
     int want_calls; /* -1: any number */
-    int calls;
+    int calls;      /* under case_run.mu */
 } fixture;
 
 typedef struct tfile {
     const char *path;
-    tnode *root;
-    sl_config *cfg;
-    const sl_route_conf *route;
-    fixture *fx; /* file-level fixtures */
+    sl_pool pool; /* the test file's node tree */
+    sl_node *root;
+    char config[PATH_MAX];
+    const char *route_name;
+    sl_config *cfg;             /* loaded once to check the file; each case loads its own */
+    const sl_route_conf *route; /* in cfg */
+    fixture *fx;                /* file-level fixtures */
     size_t n_fx;
+    const char *tmpdir; /* where the cases' data_dirs go */
 } tfile;
 
-typedef struct run_ctx {
-    fixture *fx[2]; /* the case's, then the file's */
+/* What one output received. */
+typedef struct capture {
+    sl_msg **msgs;
+    size_t n;
+} capture;
+
+/* One case while it runs: shared between the test (main) thread and the
+ * route workers, which reach it through the capture connector. */
+typedef struct case_run {
+    pthread_mutex_t mu; /* guards everything the workers touch */
+    pthread_cond_t cond;
+    char data_dir[PATH_MAX];
+    sl_gateway *gw;
+    sl_route *route;
+    const sl_route_conf *rconf; /* the route's conf in gw */
+    sl_partition *dlq;
+    capture *cap; /* cap[i]: output rconf->to[i] */
+    size_t n_cap;
+    fixture *fx[2]; /* the case's fixtures, then the file's */
     size_t n_fx[2];
     dstr *why;
     bool failed;
-} run_ctx;
+    bool done;          /* the watched input is finished */
+    sl_msg_state state; /* how */
+    size_t n_errors, n_dropped;
+    char first_error[600];
+} case_run;
 
-static bool in_list(const char *k, const char *const *allowed)
+static int parse_fixture(const sl_node *n, fixture *f, char *err)
 {
-    for (size_t i = 0; allowed[i]; i++) {
-        if (!strcmp(allowed[i], k))
-            return true;
-    }
-    return false;
-}
-
-/* Checks that map t has only allowed keys; fills err. */
-static int check_keys(const tnode *t, const char *const *allowed, const char *what, char *err)
-{
-    if (!t || t->kind != T_MAP) {
-        snprintf(err, ERR_CAP, "line %d: %s: expected a map", t ? t->line : 0, what);
+    static const char *const keys[] = {"connector", "method", "path",  "status", "headers",
+                                       "body",      "error",  "calls", NULL};
+    if (check_keys(n, keys, "fixture", err) < 0)
+        return -1;
+    f->node = n;
+    f->connector = nstr(sl_node_get(n, "connector"));
+    f->method = nstr(sl_node_get(n, "method"));
+    f->path = nstr(sl_node_get(n, "path"));
+    f->body = nstr(sl_node_get(n, "body"));
+    f->error = nstr(sl_node_get(n, "error"));
+    const char *st = nstr(sl_node_get(n, "status"));
+    const char *calls = nstr(sl_node_get(n, "calls"));
+    f->status = st ? atoi(st) : 200;
+    f->want_calls = calls ? atoi(calls) : -1;
+    if (!f->connector || !f->path) {
+        snprintf(err, ERR_CAP, "line %d: fixture: 'connector' and 'path' are required",
+                 n->pos.line);
         return -1;
     }
-    for (size_t i = 0; i < t->n; i++) {
-        if (!in_list(t->keys[i], allowed)) {
-            snprintf(err, ERR_CAP, "line %d: %s: unknown key '%s'", t->vals[i]->line, what,
-                     t->keys[i]);
-            return -1;
-        }
+    if (f->status < 100 || f->status > 599) {
+        snprintf(err, ERR_CAP, "line %d: fixture: status must be 100..599", n->pos.line);
+        return -1;
     }
     return 0;
 }
 
-static int parse_fixtures(const tnode *seq, fixture **out, size_t *n, char *err)
+/* Parses a `fixtures:` list (seq may be NULL) into a malloc'd array. */
+static int parse_fixtures(const sl_node *seq, fixture **out, size_t *n, char *err)
 {
-    static const char *const keys[] = {"connector", "method", "path",  "status", "headers",
-                                       "body",      "error",  "calls", NULL};
     *out = NULL;
     *n = 0;
     if (!seq)
         return 0;
-    if (seq->kind != T_SEQ) {
-        snprintf(err, ERR_CAP, "line %d: fixtures: expected a list", seq->line);
+    if (seq->kind != SL_NODE_SEQ) {
+        snprintf(err, ERR_CAP, "line %d: fixtures: expected a list", seq->pos.line);
         return -1;
     }
-    *out = calloc(seq->n ? seq->n : 1, sizeof **out);
+    *out = calloc(seq->n_items ? seq->n_items : 1, sizeof **out);
     if (!*out) {
         snprintf(err, ERR_CAP, "out of memory");
         return -1;
     }
-    for (size_t i = 0; i < seq->n; i++) {
-        const tnode *t = seq->vals[i];
-        if (check_keys(t, keys, "fixture", err) < 0)
+    for (size_t i = 0; i < seq->n_items; i++) {
+        if (parse_fixture(seq->items[i], &(*out)[i], err) < 0)
             return -1;
-        fixture *f = &(*out)[(*n)++];
-        f->node = t;
-        f->connector = tstr(tget(t, "connector"));
-        f->method = tstr(tget(t, "method"));
-        f->path = tstr(tget(t, "path"));
-        f->body = tstr(tget(t, "body"));
-        f->error = tstr(tget(t, "error"));
-        const char *st = tstr(tget(t, "status"));
-        const char *calls = tstr(tget(t, "calls"));
-        f->status = st ? atoi(st) : 200;
-        f->want_calls = calls ? atoi(calls) : -1;
-        if (!f->connector || !f->path) {
-            snprintf(err, ERR_CAP, "line %d: fixture: 'connector' and 'path' are required",
-                     t->line);
-            return -1;
-        }
-        if (f->status < 100 || f->status > 599) {
-            snprintf(err, ERR_CAP, "line %d: fixture: status must be 100..599", t->line);
-            return -1;
-        }
+        (*n)++;
     }
     return 0;
 }
 
-/* Answers a ctx.http call from the fixtures (the case's first). */
-static int fixture_http(void *arg, const char *connector, const sl_http_call_req *req,
-                        sl_http_call_resp *resp)
+/* ---- the capture connector ------------------------------------------------------- */
+
+/* c->state is the case_run, preset by sl_gateway_new_as. */
+static int capture_init(sl_connector *c, sl_error *err)
 {
-    run_ctx *rc = arg;
+    return 0;
+}
+
+static int capture_attach_input(sl_connector *c, sl_route *route, sl_error *err)
+{
+    return 0; /* inputs never start: the test appends */
+}
+
+static void capture_destroy(sl_connector *c)
+{
+}
+
+/* Records a copy of each message at its output and answers OK. */
+static void capture_send(sl_connector *c, const sl_output_conf *out, sl_msg *const *msgs, size_t n,
+                         sl_send_result *results)
+{
+    case_run *run = c->state;
+    const sl_route_conf *rc = run->rconf;
+    bool ours = out >= rc->to && out < rc->to + rc->n_to;
+    capture *cap = ours ? &run->cap[out - rc->to] : NULL;
+    pthread_mutex_lock(&run->mu);
+    for (size_t i = 0; i < n; i++) {
+        sl_msg **grown = cap ? realloc(cap->msgs, (cap->n + 1) * sizeof *grown) : NULL;
+        sl_msg *copy = grown ? sl_msg_clone(msgs[i]) : NULL;
+        if (grown)
+            cap->msgs = grown;
+        if (cap && !copy) {
+            sl_send_result_set(&results[i], SL_RETRY, 0, "sluice test: out of memory");
+            continue;
+        }
+        if (cap)
+            cap->msgs[cap->n++] = copy;
+        sl_send_result_set(&results[i], SL_OK, 0, NULL);
+    }
+    pthread_mutex_unlock(&run->mu);
+}
+
+/* Copies the fixture's headers (names lower case) into resp. */
+static void fixture_headers(const fixture *f, sl_http_call_resp *resp)
+{
+    const sl_node *h = sl_node_get(f->node, "headers");
+    if (!h || h->kind != SL_NODE_MAP || !h->n_pairs)
+        return;
+    resp->headers = calloc(h->n_pairs, sizeof *resp->headers);
+    for (size_t k = 0; resp->headers && k < h->n_pairs; k++) {
+        const char *v = nstr(h->pairs[k].value);
+        resp->headers[k].key = strdup(h->pairs[k].key);
+        resp->headers[k].value = strdup(v ? v : "");
+        resp->n_headers++;
+        for (char *p = resp->headers[k].key; p && *p; p++)
+            *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+        if (!resp->headers[k].key || !resp->headers[k].value)
+            break;
+    }
+}
+
+/* Fills resp from fixture f, as an HTTP peer would have answered. */
+static int fixture_answer(fixture *f, const char *method, const char *connector,
+                          sl_http_call_resp *resp)
+{
+    f->calls++;
+    if (f->error) {
+        resp->result = SL_RETRY;
+        snprintf(resp->error, sizeof resp->error, "%s", f->error);
+        return SL_RETRY;
+    }
+    resp->status = f->status;
+    fixture_headers(f, resp);
+    if (f->body) {
+        resp->body = strdup(f->body);
+        resp->body_len = resp->body ? strlen(resp->body) : 0;
+    }
+    int st = f->status;
+    resp->result = st >= 200 && st < 300                   ? SL_OK
+                   : (st >= 500 || st == 408 || st == 429) ? SL_RETRY
+                                                           : SL_FAIL;
+    if (resp->result != SL_OK)
+        snprintf(resp->error, sizeof resp->error, "%s %s: HTTP %d", method, connector, st);
+    return resp->result;
+}
+
+/* Answers a ctx.http call to connector c from the fixtures (the case's
+ * first); a call no fixture matches fails the case. */
+static int capture_call(sl_connector *c, const sl_http_call_req *req, sl_http_call_resp *resp)
+{
+    case_run *run = c->state;
+    const char *name = c->conf->name;
     const char *method = req->method ? req->method : "GET";
     const char *path = req->path ? req->path : "";
     memset(resp, 0, sizeof *resp);
+    pthread_mutex_lock(&run->mu);
     for (int l = 0; l < 2; l++) {
-        for (size_t i = 0; i < rc->n_fx[l]; i++) {
-            fixture *f = &rc->fx[l][i];
-            if (strcmp(f->connector, connector) != 0 || strcmp(f->path, path) != 0 ||
+        for (size_t i = 0; i < run->n_fx[l]; i++) {
+            fixture *f = &run->fx[l][i];
+            if (strcmp(f->connector, name) != 0 || strcmp(f->path, path) != 0 ||
                 strcasecmp(f->method ? f->method : "GET", method) != 0)
                 continue;
-            f->calls++;
-            if (f->error) {
-                resp->result = SL_RETRY;
-                snprintf(resp->error, sizeof resp->error, "%s", f->error);
-                return SL_RETRY;
-            }
-            resp->status = f->status;
-            const tnode *h = tget(f->node, "headers");
-            if (h && h->kind == T_MAP && h->n) {
-                resp->headers = calloc(h->n, sizeof *resp->headers);
-                for (size_t k = 0; resp->headers && k < h->n; k++) {
-                    resp->headers[k].key = strdup(h->keys[k]);
-                    resp->headers[k].value = strdup(tstr(h->vals[k]) ? h->vals[k]->s : "");
-                    resp->n_headers++;
-                    for (char *p = resp->headers[k].key; p && *p; p++)
-                        *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
-                    if (!resp->headers[k].key || !resp->headers[k].value)
-                        break;
-                }
-            }
-            if (f->body) {
-                resp->body = strdup(f->body);
-                resp->body_len = resp->body ? strlen(resp->body) : 0;
-            }
-            int st = f->status;
-            resp->result = st >= 200 && st < 300                   ? SL_OK
-                           : (st >= 500 || st == 408 || st == 429) ? SL_RETRY
-                                                                   : SL_FAIL;
-            if (resp->result != SL_OK)
-                snprintf(resp->error, sizeof resp->error, "%s %s: HTTP %d", method, connector, st);
-            return resp->result;
+            int rc = fixture_answer(f, method, name, resp);
+            pthread_mutex_unlock(&run->mu);
+            return rc;
         }
     }
-    ds_printf(rc->why, "    unexpected ctx.http call: %s %s %s (no fixture matches)\n", method,
-              connector, path);
-    rc->failed = true;
+    ds_printf(run->why, "    unexpected ctx.http call: %s %s %s (no fixture matches)\n", method,
+              name, path);
+    run->failed = true;
+    pthread_mutex_unlock(&run->mu);
     resp->result = SL_FAIL;
-    snprintf(resp->error, sizeof resp->error, "no fixture for %s %s %s", method, connector, path);
+    snprintf(resp->error, sizeof resp->error, "no fixture for %s %s %s", method, name, path);
     return SL_FAIL;
 }
+
+static const sl_connector_type capture_connector = {
+    .name = "capture",
+    .can_input = true,
+    .can_output = true,
+    .init = capture_init,
+    .attach_input = capture_attach_input,
+    .send = capture_send,
+    .destroy = capture_destroy,
+    .call = capture_call,
+};
 
 /* ---- comparing ------------------------------------------------------------------- */
 
@@ -588,61 +563,75 @@ static bool check_subset(const json_t *exp, const json_t *got, const char *what,
     return ok;
 }
 
-/* Checks one captured message against one expectation map. */
-static bool check_message(const tnode *e, sl_msg *m, const char *label, dstr *why)
+static bool check_body(const sl_node *e, const sl_msg *m, const char *label, dstr *why)
 {
+    const char *body = nstr(sl_node_get(e, "body"));
+    if (!body || (strlen(body) == m->body_len && memcmp(body, m->body, m->body_len) == 0))
+        return true;
+    ds_printf(why, "    %s: the body differs:\n", label);
+    body_diff(why, body, m);
+    return false;
+}
+
+static bool check_json_subset(const sl_node *e, const sl_msg *m, const char *label, dstr *why)
+{
+    const sl_node *js = sl_node_get(e, "json_subset");
+    if (!js)
+        return true;
+    bool ok = false;
+    json_t *exp = js->kind == SL_NODE_SCALAR && js->quoted
+                      ? json_loads(js->scalar, JSON_DECODE_ANY, NULL)
+                      : node_to_json(js);
+    json_t *got = json_loadb(m->body, m->body_len, JSON_DECODE_ANY, NULL);
+    char what[200];
+    snprintf(what, sizeof what, "%s: json_subset", label);
+    if (!exp)
+        ds_printf(why, "    %s: json_subset is not valid JSON\n", label);
+    else if (!got)
+        ds_printf(why, "    %s: the body is not JSON: %.200s\n", label, m->body);
+    else
+        ok = check_subset(exp, got, what, why, m);
+    json_decref(exp);
+    json_decref(got);
+    return ok;
+}
+
+static bool check_xml_subset(const sl_node *e, const sl_msg *m, const char *label, dstr *why)
+{
+    const char *xs = nstr(sl_node_get(e, "xml_subset"));
+    if (!xs)
+        return true;
+    bool ok = false;
+    sl_error err;
+    json_t *exp = sl_xml_to_json(xs, strlen(xs), NULL, &err);
+    json_t *got = exp ? sl_xml_to_json(m->body, m->body_len, NULL, &err) : NULL;
+    char what[200];
+    snprintf(what, sizeof what, "%s: xml_subset", label);
+    if (!exp || !got) {
+        ds_printf(why, "    %s: %s XML: %s\n", label, exp ? "the body is not" : "bad expected",
+                  err.msg);
+        if (exp)
+            ds_printf(why, "      the body was: %.300s\n", m->body);
+    } else {
+        ok = check_subset(exp, got, what, why, m);
+    }
+    json_decref(exp);
+    json_decref(got);
+    return ok;
+}
+
+/* Headers: each expected value exactly; null (or nothing) means absent. */
+static bool check_headers(const sl_node *e, const sl_msg *m, const char *label, dstr *why)
+{
+    const sl_node *hdrs = sl_node_get(e, "headers");
     bool ok = true;
-    const char *body = tstr(tget(e, "body"));
-    if (body && (strlen(body) != m->body_len || memcmp(body, m->body, m->body_len) != 0)) {
-        ds_printf(why, "    %s: the body differs:\n", label);
-        body_diff(why, body, m);
-        ok = false;
-    }
-    const tnode *js = tget(e, "json_subset");
-    if (js) {
-        json_t *exp = js->kind == T_SCALAR && js->quoted ? json_loads(js->s, JSON_DECODE_ANY, NULL)
-                                                         : tnode_to_json(js);
-        json_t *got = json_loadb(m->body, m->body_len, JSON_DECODE_ANY, NULL);
-        char what[200];
-        snprintf(what, sizeof what, "%s: json_subset", label);
-        if (!exp) {
-            ds_printf(why, "    %s: json_subset is not valid JSON\n", label);
-            ok = false;
-        } else if (!got) {
-            ds_printf(why, "    %s: the body is not JSON: %.200s\n", label, m->body);
-            ok = false;
-        } else if (!check_subset(exp, got, what, why, m)) {
-            ok = false;
-        }
-        json_decref(exp);
-        json_decref(got);
-    }
-    const char *xs = tstr(tget(e, "xml_subset"));
-    if (xs) {
-        sl_error err;
-        json_t *exp = sl_xml_to_json(xs, strlen(xs), NULL, &err);
-        json_t *got = exp ? sl_xml_to_json(m->body, m->body_len, NULL, &err) : NULL;
-        char what[200];
-        snprintf(what, sizeof what, "%s: xml_subset", label);
-        if (!exp || !got) {
-            ds_printf(why, "    %s: %s XML: %s\n", label, exp ? "the body is not" : "bad expected",
-                      err.msg);
-            if (exp)
-                ds_printf(why, "      the body was: %.300s\n", m->body);
-            ok = false;
-        } else if (!check_subset(exp, got, what, why, m)) {
-            ok = false;
-        }
-        json_decref(exp);
-        json_decref(got);
-    }
-    const tnode *hdrs = tget(e, "headers");
-    for (size_t i = 0; hdrs && hdrs->kind == T_MAP && i < hdrs->n; i++) {
-        const char *want = tstr(hdrs->vals[i]);
-        const char *got = sl_msg_get_header(m, hdrs->keys[i], NULL);
-        bool absent_wanted = want && !hdrs->vals[i]->quoted && (!*want || !strcmp(want, "null"));
+    for (size_t i = 0; hdrs && hdrs->kind == SL_NODE_MAP && i < hdrs->n_pairs; i++) {
+        const sl_node_pair *p = &hdrs->pairs[i];
+        const char *want = nstr(p->value);
+        const char *got = sl_msg_get_header(m, p->key, NULL);
+        bool absent_wanted = p->value->kind == SL_NODE_NULL;
         if (absent_wanted ? got != NULL : (!got || !want || strcmp(got, want) != 0)) {
-            ds_printf(why, "    %s: header %s: expected %s, got %s\n", label, hdrs->keys[i],
+            ds_printf(why, "    %s: header %s: expected %s, got %s\n", label, p->key,
                       absent_wanted ? "(absent)"
                       : want        ? want
                                     : "?",
@@ -650,43 +639,125 @@ static bool check_message(const tnode *e, sl_msg *m, const char *label, dstr *wh
             ok = false;
         }
     }
-    const tnode *key = tget(e, "key");
-    if (key) {
-        const char *want = tstr(key);
-        bool match =
-            want && m->key && strlen(want) == m->key_len && memcmp(want, m->key, m->key_len) == 0;
-        if (!match) {
-            ds_printf(why, "    %s: key: expected %s, got %.*s\n", label, want ? want : "?",
-                      m->key ? (int)m->key_len : 8, m->key ? m->key : "(none)");
-            ok = false;
-        }
-    }
-    const char *pred = tstr(tget(e, "expect_lua"));
-    if (pred) {
-        sl_error err;
-        sl_lua_expr *x = sl_lua_expr_compile(pred, NULL, &err);
-        bool res = false;
-        if (!x || sl_lua_expr_eval(x, m, &res, &err) < 0) {
-            ds_printf(why, "    %s: expect_lua \"%s\" raised: %s\n", label, pred, err.msg);
-            ok = false;
-        } else if (!res) {
-            ds_printf(why, "    %s: expect_lua \"%s\" is false; the body was: %.300s\n", label,
-                      pred, m->body);
-            ok = false;
-        }
-        sl_lua_expr_free(x);
-    }
     return ok;
+}
+
+/* The message's key, as the route computed it (or the input gave it). */
+static bool check_key(const sl_node *e, const sl_msg *m, const char *label, dstr *why)
+{
+    const sl_node *key = sl_node_get(e, "key");
+    if (!key)
+        return true;
+    const char *want = nstr(key);
+    if (want && m->key && strlen(want) == m->key_len && memcmp(want, m->key, m->key_len) == 0)
+        return true;
+    ds_printf(why, "    %s: key: expected %s, got %.*s\n", label, want ? want : "?",
+              m->key ? (int)m->key_len : 6, m->key ? m->key : "(none)");
+    return false;
+}
+
+static bool check_lua(const sl_node *e, sl_msg *m, const char *label, dstr *why)
+{
+    const char *pred = nstr(sl_node_get(e, "expect_lua"));
+    if (!pred)
+        return true;
+    sl_error err;
+    sl_lua_expr *x = sl_lua_expr_compile(pred, NULL, &err);
+    bool res = false, ok = false;
+    if (!x || sl_lua_expr_eval(x, m, &res, &err) < 0)
+        ds_printf(why, "    %s: expect_lua \"%s\" raised: %s\n", label, pred, err.msg);
+    else if (!res)
+        ds_printf(why, "    %s: expect_lua \"%s\" is false; the body was: %.300s\n", label, pred,
+                  m->body);
+    else
+        ok = true;
+    sl_lua_expr_free(x);
+    return ok;
+}
+
+/* Checks one captured message against one expectation map. */
+static bool check_message(const sl_node *e, sl_msg *m, const char *label, dstr *why)
+{
+    bool ok = check_body(e, m, label, why);
+    ok &= check_json_subset(e, m, label, why);
+    ok &= check_xml_subset(e, m, label, why);
+    ok &= check_headers(e, m, label, why);
+    ok &= check_key(e, m, label, why);
+    ok &= check_lua(e, m, label, why);
+    return ok;
+}
+
+/* ---- environment variables ---------------------------------------------------------- */
+
+#define MAX_UNSET 64
+
+/* The unset ${VAR}s a config load met (each expanded to ""). */
+typedef struct unset_vars {
+    struct {
+        char name[64];
+        sl_conf_pos pos; /* pos.file lives as long as the config */
+    } v[MAX_UNSET];
+    size_t n;
+} unset_vars;
+
+/* sl_config_unset_fn: every connector is captured, so a variable only the
+ * connectors (or other routes) use need not be set; the load notes where
+ * each one was. arg NULL: accepted without a note. */
+static bool accept_unset(void *arg, const char *var, sl_conf_pos pos)
+{
+    unset_vars *u = arg;
+    if (!u)
+        return true;
+    if (u->n == MAX_UNSET)
+        return false; /* too many to check: the usual error */
+    snprintf(u->v[u->n].name, sizeof u->v[u->n].name, "%s", var);
+    u->v[u->n++].pos = pos;
+    return true;
+}
+
+/* Is a node at pos in the tree n? */
+static bool node_at(const sl_node *n, sl_conf_pos pos)
+{
+    if (!n)
+        return false;
+    if (n->pos.line == pos.line && n->pos.col == pos.col && !strcmp(n->pos.file, pos.file))
+        return true;
+    for (size_t i = 0; i < n->n_pairs; i++) {
+        if (node_at(n->pairs[i].value, pos))
+            return true;
+    }
+    for (size_t i = 0; i < n->n_items; i++) {
+        if (node_at(n->items[i], pos))
+            return true;
+    }
+    return false;
+}
+
+/* Fails when the tested route itself (its from, steps or outputs) uses a
+ * variable that is not set, with the error `sluice run` would give. */
+static int check_route_env(const sl_route_conf *r, const unset_vars *u, char *err)
+{
+    for (size_t i = 0; i < u->n; i++) {
+        sl_conf_pos pos = u->v[i].pos;
+        bool used = node_at(r->from.node, pos);
+        for (size_t s = 0; s < r->n_steps; s++)
+            used |= node_at(r->steps[s].node, pos);
+        for (size_t o = 0; o < r->n_to; o++)
+            used |= node_at(r->to[o].node, pos);
+        if (used) {
+            snprintf(err, ERR_CAP,
+                     "%s:%d:%d: environment variable %s is not set (route %s uses it)", pos.file,
+                     pos.line, pos.col, u->v[i].name, r->name);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 /* ---- running a case ------------------------------------------------------------------ */
 
-typedef struct capture {
-    sl_msg **msgs;
-    size_t n;
-} capture;
-
-static sl_msg *make_input(const tnode *in, char *err)
+/* The message of one `input:` entry. Returns NULL with err. */
+static sl_msg *make_input(const sl_node *in, char *err)
 {
     static const char *const keys[] = {"body", "json", "headers", "key", NULL};
     if (check_keys(in, keys, "input", err) < 0)
@@ -696,24 +767,24 @@ static sl_msg *make_input(const tnode *in, char *err)
         snprintf(err, ERR_CAP, "out of memory");
         return NULL;
     }
-    const char *body = tstr(tget(in, "body"));
-    const tnode *js = tget(in, "json");
+    const char *body = nstr(sl_node_get(in, "body"));
+    const sl_node *js = sl_node_get(in, "json");
     char *dumped = NULL;
     if (js) {
-        json_t *j = tnode_to_json(js);
+        json_t *j = node_to_json(js);
         dumped = j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
         json_decref(j);
         body = dumped;
     }
     int rc = body ? sl_msg_set_body(m, body, strlen(body)) : 0;
     free(dumped);
-    const char *key = tstr(tget(in, "key"));
+    const char *key = nstr(sl_node_get(in, "key"));
     if (rc == 0 && key)
         rc = sl_msg_set_key(m, key, strlen(key));
-    const tnode *h = tget(in, "headers");
-    for (size_t i = 0; rc == 0 && h && h->kind == T_MAP && i < h->n; i++) {
-        const char *v = tstr(h->vals[i]) ? h->vals[i]->s : "";
-        rc = sl_msg_set_header(m, h->keys[i], v, strlen(v));
+    const sl_node *h = sl_node_get(in, "headers");
+    for (size_t i = 0; rc == 0 && h && h->kind == SL_NODE_MAP && i < h->n_pairs; i++) {
+        const char *v = nstr(h->pairs[i].value);
+        rc = sl_msg_set_header(m, h->pairs[i].key, v ? v : "", v ? strlen(v) : 0);
     }
     if (rc < 0 || (js && !body)) {
         snprintf(err, ERR_CAP, "out of memory");
@@ -732,370 +803,493 @@ static int output_index(const sl_route_conf *r, const char *name)
     return -1;
 }
 
-/* Runs one case. Returns 0 (passed), 1 (failed) or 2 (malformed; err). */
-
-/* The messages one input became after the steps. */
-typedef struct msg_list {
-    sl_msg **v;
-    size_t n, cap;
-} msg_list;
-
-static void msg_list_free(msg_list *l)
-{
-    for (size_t i = 0; i < l->n; i++)
-        sl_msg_free(l->v[i]);
-    free(l->v);
-    memset(l, 0, sizeof *l);
-}
-
-static int msg_list_push(msg_list *l, sl_msg *m)
-{
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 8;
-        sl_msg **v = realloc(l->v, cap * sizeof *v);
-        if (!v)
-            return -1;
-        l->v = v;
-        l->cap = cap;
-    }
-    l->v[l->n++] = m;
-    return 0;
-}
-
-typedef struct chain_stats {
-    size_t input; /* 1-based, for messages */
-    size_t errors;
-    char *first_error;
-    size_t first_error_cap;
-} chain_stats;
-
-/* Runs steps[from..] on m (taken) and appends what comes out to outs, in
- * the order the route engine delivers: m first, then what later steps split
- * off, then what earlier steps split off. A dropped message adds nothing; a
- * failed step counts an error. Returns -1 when out of memory. */
-static int run_chain(sl_step **steps, size_t n_steps, size_t from, sl_msg *m, msg_list *outs,
-                     chain_stats *cs)
-{
-    msg_list split[n_steps > from ? n_steps - from : 1]; /* what each step split off */
-    size_t n_split = 0;
-    int rc = 0;
-    for (size_t s = from; s < n_steps && m; s++) {
-        sl_error e;
-        sl_error_clear(&e);
-        sl_msg **more = NULL;
-        size_t n_more = 0;
-        int st = sl_step_process_split(steps[s], m, &more, &n_more, &e);
-        if (st == SL_STEP_FAIL) {
-            if (cs->errors++ == 0)
-                snprintf(cs->first_error, cs->first_error_cap, "input %zu: step %zu (%s): %s",
-                         cs->input, s + 1, sl_step_type_name(steps[s]), e.msg);
-        }
-        if (st != SL_STEP_OK) {
-            sl_msg_free(m);
-            m = NULL;
-        }
-        memset(&split[n_split], 0, sizeof split[n_split]);
-        split[n_split].v = more;
-        split[n_split].n = split[n_split].cap = n_more;
-        n_split++; /* group g holds what step from + g split off */
-    }
-    if (m && msg_list_push(outs, m) < 0) {
-        sl_msg_free(m);
-        rc = -1;
-    }
-    for (size_t g = n_split; g-- > 0;) {
-        for (size_t j = 0; j < split[g].n; j++) {
-            sl_msg *x = split[g].v[j];
-            split[g].v[j] = NULL;
-            if (rc == 0)
-                rc = run_chain(steps, n_steps, from + g + 1, x, outs, cs);
-            else
-                sl_msg_free(x);
-        }
-        free(split[g].v);
-    }
-    return rc;
-}
-static int run_case(tfile *tf, const tnode *c, dstr *why, char *err)
+/* Checks a case's shape before it runs. Returns 0, or -1 with err. */
+static int check_case(const tfile *tf, const sl_node *c, char *err)
 {
     static const char *const keys[] = {"name",   "input",        "inputs",  "fixtures",
                                        "expect", "expect_error", "dropped", NULL};
     if (check_keys(c, keys, "case", err) < 0)
-        return 2;
-    const sl_route_conf *r = tf->route;
-    const tnode *expect = tget(c, "expect");
-    if (expect && expect->kind != T_MAP) {
-        snprintf(err, ERR_CAP, "line %d: expect: expected a map of output names", expect->line);
-        return 2;
+        return -1;
+    const sl_node *expect = sl_node_get(c, "expect");
+    if (expect && expect->kind != SL_NODE_MAP) {
+        snprintf(err, ERR_CAP, "line %d: expect: expected a map of output names", expect->pos.line);
+        return -1;
     }
-    for (size_t i = 0; expect && i < expect->n; i++) {
-        if (output_index(r, expect->keys[i]) < 0) {
+    for (size_t i = 0; expect && i < expect->n_pairs; i++) {
+        const sl_node_pair *p = &expect->pairs[i];
+        if (output_index(tf->route, p->key) < 0) {
             snprintf(err, ERR_CAP, "line %d: expect: route %s has no output named '%s'",
-                     expect->vals[i]->line, r->name, expect->keys[i]);
-            return 2;
+                     p->key_pos.line, tf->route->name, p->key);
+            return -1;
         }
-        if (expect->vals[i]->kind != T_SEQ) {
+        if (p->value->kind != SL_NODE_SEQ) {
             snprintf(err, ERR_CAP, "line %d: expect.%s: expected a list of messages",
-                     expect->vals[i]->line, expect->keys[i]);
-            return 2;
+                     p->value->pos.line, p->key);
+            return -1;
         }
     }
-    const tnode *inputs = tget(c, "inputs");
-    const tnode *input = tget(c, "input");
-    if ((inputs && inputs->kind != T_SEQ) || (!inputs && !input)) {
+    const sl_node *inputs = sl_node_get(c, "inputs");
+    if ((inputs && inputs->kind != SL_NODE_SEQ) || (!inputs && !sl_node_get(c, "input"))) {
         snprintf(err, ERR_CAP, "line %d: a case needs 'input' (a message) or 'inputs' (a list)",
-                 c->line);
-        return 2;
+                 c->pos.line);
+        return -1;
     }
-    run_ctx rc = {.why = why};
-    fixture *cfx = NULL;
-    size_t n_cfx = 0;
-    if (parse_fixtures(tget(c, "fixtures"), &cfx, &n_cfx, err) < 0) {
-        free(cfx);
-        return 2;
-    }
-    for (size_t i = 0; i < tf->n_fx; i++)
-        tf->fx[i].calls = 0;
-    rc.fx[0] = cfx;
-    rc.n_fx[0] = n_cfx;
-    rc.fx[1] = tf->fx;
-    rc.n_fx[1] = tf->n_fx;
+    return 0;
+}
 
-    int result = 0;
-    sl_gateway gw;
-    memset(&gw, 0, sizeof gw);
-    gw.conf = tf->cfg;
-    sl_step **steps = NULL;
-    size_t n_steps = 0;
-    sl_lua_expr **when = calloc(r->n_to ? r->n_to : 1, sizeof *when);
-    capture *cap = calloc(r->n_to ? r->n_to : 1, sizeof *cap);
+/* Counts an error of input k (1-based) and keeps the first one's text. */
+static void note_error(case_run *run, size_t k, const char *what, const char *error)
+{
+    if (run->n_errors++ == 0)
+        snprintf(run->first_error, sizeof run->first_error, "input %zu: %s%s", k, what, error);
+}
+
+/* The route's word that the watched input is finished (a worker thread). */
+static void on_done(void *arg, const char *id, sl_msg_state state, const char *body,
+                    size_t body_len, const char *content_type, const char *error)
+{
+    case_run *run = arg;
+    pthread_mutex_lock(&run->mu);
+    run->done = true;
+    run->state = state;
+    pthread_cond_broadcast(&run->cond);
+    pthread_mutex_unlock(&run->mu);
+}
+
+/* Loads the config again for this case and points it at a fresh data_dir
+ * under tf->tmpdir with fsync: never. Returns it, or NULL with err. */
+static sl_config *case_config(case_run *run, const tfile *tf, size_t idx, char *err)
+{
+    sl_config_errors errs = {0};
+    sl_config *cfg = sl_config_load_env(tf->config, accept_unset, NULL, &errs);
+    if (!cfg)
+        snprintf(err, ERR_CAP, "config %s: %s", tf->config, errs.n ? errs.lines[0] : "invalid");
+    sl_config_errors_free(&errs);
+    if (!cfg)
+        return NULL;
+    snprintf(run->data_dir, sizeof run->data_dir, "%s/case-%zu", tf->tmpdir, idx);
+    cfg->gw.data_dir = run->data_dir; /* not the pool's: sl_config_free leaves it */
+    cfg->gw.log.fsync = SL_FSYNC_NEVER;
+    return cfg;
+}
+
+/* Builds the case's gateway with every connector captured, and starts the
+ * tested route's workers (nothing else runs). Returns 0, or -1 with err. */
+static int case_start(case_run *run, const tfile *tf, size_t idx, char *err)
+{
     sl_error e;
-    if (!when || !cap) {
+    sl_config *cfg = case_config(run, tf, idx, err);
+    if (!cfg)
+        return -1;
+    run->gw = sl_gateway_new_as(cfg, &capture_connector, run, &e);
+    if (!run->gw) {
+        snprintf(err, ERR_CAP, "route %s: %s", tf->route_name, e.msg);
+        return -1;
+    }
+    run->route = sl_gateway_route(run->gw, tf->route_name);
+    if (!run->route) {
+        snprintf(err, ERR_CAP, "config %s has no route named '%s'", tf->config, tf->route_name);
+        return -1;
+    }
+    run->rconf = sl_route_get_conf(run->route);
+    run->cap = calloc(run->rconf->n_to ? run->rconf->n_to : 1, sizeof *run->cap);
+    run->n_cap = run->cap ? run->rconf->n_to : 0;
+    sl_topic *dlq = sl_log_topic(run->gw->log, run->rconf->dead_letter_topic, 1, &e);
+    run->dlq = dlq ? sl_topic_partition(dlq, 0) : NULL;
+    if (!run->cap || !run->dlq || sl_route_start(run->route, &e) < 0) {
+        snprintf(err, ERR_CAP, "route %s: %s", tf->route_name, run->cap ? e.msg : "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* Waits until the route has finished the watched input (delivered, dropped
+ * or dead-lettered) and committed past its offset. Returns 0, or -1 after
+ * INPUT_DEADLINE_S (the case fails; the route's last error says why). */
+static int wait_finished(case_run *run, int part, int64_t offset, size_t k)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += INPUT_DEADLINE_S;
+    pthread_mutex_lock(&run->mu);
+    while (!run->done && pthread_cond_timedwait(&run->cond, &run->mu, &deadline) != ETIMEDOUT)
+        ;
+    bool done = run->done;
+    pthread_mutex_unlock(&run->mu);
+    sl_route_partition_info info;
+    /* The commit follows the word within the same batch: poll it briefly. */
+    while (sl_route_get_partition_info(run->route, part, &info) == 0 && info.committed <= offset) {
+        struct timespec now, ms = {0, 1000000L};
+        clock_gettime(CLOCK_REALTIME, &now);
+        if (!done || now.tv_sec > deadline.tv_sec) {
+            pthread_mutex_lock(&run->mu); /* the workers still run */
+            ds_printf(run->why, "    input %zu: not finished by the route within %d s: %s\n", k,
+                      INPUT_DEADLINE_S, info.last_error[0] ? info.last_error : "(no error)");
+            run->failed = true;
+            pthread_mutex_unlock(&run->mu);
+            return -1;
+        }
+        nanosleep(&ms, NULL);
+    }
+    return 0;
+}
+
+/* Counts what the route dead-lettered from `from` on as input k's errors. */
+static void collect_dead_letters(case_run *run, int64_t from, size_t k)
+{
+    sl_batch b;
+    sl_batch_init(&b);
+    sl_error e;
+    while (sl_partition_read(run->dlq, from, 64, 1u << 20, &b, &e) > 0) {
+        for (size_t i = 0; i < b.count; i++) {
+            sl_msg *m = sl_msg_from_record(&b.records[i], 0, &e);
+            const char *why = m ? sl_msg_get_header(m, "x-sluice-error", NULL) : NULL;
+            note_error(run, k, "", why ? why : "dead-lettered");
+            sl_msg_free(m);
+        }
+        from = b.next_offset;
+    }
+    sl_batch_free(&b);
+}
+
+/* Appends input k (1-based) to the route's topic as an input does (the
+ * route's `key:` is evaluated then) and waits until the route finished it.
+ * A key that cannot be evaluated is an error of the input, as `sluice run`
+ * refuses it at ingest. Returns 0, 1 when the route did not finish it in
+ * time (the case failed), or -1 with err (malformed input, out of memory). */
+static int feed_input(case_run *run, const sl_node *in, size_t k, char *err)
+{
+    sl_msg *m = make_input(in, err);
+    if (!m)
+        return -1;
+    sl_error e;
+    int64_t dlq_from = sl_partition_end_offset(run->dlq);
+    pthread_mutex_lock(&run->mu);
+    run->done = false;
+    pthread_mutex_unlock(&run->mu);
+    if (sl_route_watch(run->route, m->id, on_done, run) < 0) {
+        sl_msg_free(m);
         snprintf(err, ERR_CAP, "out of memory");
-        result = 2;
-        goto done;
+        return -1;
     }
-    if (sl_steps_build(&gw, r, &steps, &n_steps, &e) < 0) {
-        snprintf(err, ERR_CAP, "route %s: %s", r->name, e.msg);
-        result = 2;
-        goto done;
+    if (sl_route_append(run->route, m, &e) < 0) {
+        sl_route_unwatch(run->route, m->id);
+        sl_msg_free(m);
+        if (e.code != SL_EINVAL) {
+            snprintf(err, ERR_CAP, "input %zu: cannot append: %s", k, e.msg);
+            return -1;
+        }
+        note_error(run, k, "refused at ingest (HTTP 400, or a dead letter from a queue): ", e.msg);
+        return 0;
     }
-    for (size_t i = 0; i < n_steps; i++)
-        sl_lua_step_set_http(steps[i], fixture_http, &rc);
-    for (size_t i = 0; i < r->n_to; i++) {
-        if (r->to[i].when && !(when[i] = sl_lua_expr_compile(r->to[i].when, &r->to[i].pos, &e))) {
-            snprintf(err, ERR_CAP, "%s", e.msg);
-            result = 2;
-            goto done;
-        }
+    int part = m->partition;
+    int64_t offset = m->offset;
+    sl_msg_free(m);
+    if (wait_finished(run, part, offset, k) < 0)
+        return 1;
+    collect_dead_letters(run, dlq_from, k);
+    run->n_dropped += run->state == SL_MSG_DROPPED;
+    return 0;
+}
+
+/* Feeds the case's inputs one after another. Returns as feed_input. */
+static int feed_inputs(case_run *run, const sl_node *c, char *err)
+{
+    const sl_node *inputs = sl_node_get(c, "inputs");
+    size_t n = inputs ? inputs->n_items : 1;
+    for (size_t k = 0; k < n; k++) {
+        int rc = feed_input(run, inputs ? inputs->items[k] : sl_node_get(c, "input"), k + 1, err);
+        if (rc != 0)
+            return rc;
     }
-    size_t n_in = inputs ? inputs->n : 1;
-    size_t n_errors = 0, n_dropped = 0;
-    char first_error[sizeof e.msg] = "";
-    for (size_t k = 0; k < n_in; k++) {
-        sl_msg *m = make_input(inputs ? inputs->vals[k] : input, err);
-        if (!m) {
-            result = 2;
-            goto done;
+    return 0;
+}
+
+/* Appends the message of record rec to cap. Returns 0, or -1 with e. */
+static int capture_record(capture *cap, const sl_record *rec, int partition, sl_error *e)
+{
+    sl_msg **grown = realloc(cap->msgs, (cap->n + 1) * sizeof *grown);
+    if (!grown)
+        return sl_error_set(e, SL_ENOMEM, "out of memory");
+    cap->msgs = grown;
+    sl_msg *m = sl_msg_from_record(rec, partition, e);
+    if (!m)
+        return -1;
+    cap->msgs[cap->n++] = m;
+    return 0;
+}
+
+/* Topic outputs went through the real log: reads what they appended (the
+ * case's log is fresh), partition by partition. Returns 0, or -1 with err. */
+static int collect_topic_output(case_run *run, size_t o, char *err)
+{
+    sl_error e;
+    sl_topic *t = sl_log_topic(run->gw->log, run->rconf->to[o].topic, 0, &e);
+    sl_batch b;
+    sl_batch_init(&b);
+    int rc = t ? 0 : -1;
+    for (int p = 0; t && p < sl_topic_partition_count(t) && rc == 0; p++) {
+        sl_partition *part = sl_topic_partition(t, p);
+        int64_t from = 0;
+        int got = 0;
+        while (rc == 0 && (got = sl_partition_read(part, from, 64, 1u << 20, &b, &e)) > 0) {
+            for (size_t i = 0; i < b.count && rc == 0; i++)
+                rc = capture_record(&run->cap[o], &b.records[i], p, &e);
+            from = b.next_offset;
         }
-        msg_list outs = {0};
-        chain_stats cs = {
-            .input = k + 1, .first_error = first_error, .first_error_cap = sizeof first_error};
-        if (run_chain(steps, n_steps, 0, m, &outs, &cs) < 0) {
-            snprintf(err, ERR_CAP, "out of memory");
-            msg_list_free(&outs);
-            result = 2;
-            goto done;
-        }
-        n_errors += cs.errors;
-        n_dropped += outs.n == 0 && cs.errors == 0;
-        for (size_t j = 0; j < outs.n; j++) {
-            sl_msg *out = outs.v[j];
-            for (size_t o = 0; o < r->n_to; o++) {
-                bool deliver = true;
-                if (when[o] && sl_lua_expr_eval(when[o], out, &deliver, &e) < 0) {
-                    ds_printf(why, "    input %zu: output %s: when raised: %s\n", k + 1,
-                              r->to[o].name, e.msg);
-                    rc.failed = true;
-                    continue;
-                }
-                if (!deliver)
-                    continue;
-                sl_msg **grown = realloc(cap[o].msgs, (cap[o].n + 1) * sizeof *grown);
-                sl_msg *copy = grown ? sl_msg_clone(out) : NULL;
-                if (grown)
-                    cap[o].msgs = grown;
-                if (!copy) {
-                    snprintf(err, ERR_CAP, "out of memory");
-                    msg_list_free(&outs);
-                    result = 2;
-                    goto done;
-                }
-                cap[o].msgs[cap[o].n++] = copy;
-            }
-        }
-        msg_list_free(&outs);
+        rc = rc == 0 && got < 0 ? -1 : rc;
     }
-    /* verdict */
-    const char *want_error = tstr(tget(c, "expect_error"));
+    sl_batch_free(&b);
+    if (rc < 0)
+        snprintf(err, ERR_CAP, "output %s: %s", run->rconf->to[o].name, e.msg);
+    return rc;
+}
+
+/* The case's verdict on errors (failed steps, refused keys, dead letters)
+ * and drops. */
+static void check_errors(case_run *run, const sl_node *c, size_t n_in)
+{
+    const char *want_error = nstr(sl_node_get(c, "expect_error"));
     if (want_error) {
-        if (!n_errors) {
-            ds_printf(why, "    expected a step to fail with \"%s\"; none failed\n", want_error);
-            rc.failed = true;
-        } else if (!strstr(first_error, want_error)) {
-            ds_printf(why, "    expected an error with \"%s\", got: %s\n", want_error, first_error);
-            rc.failed = true;
+        if (!run->n_errors) {
+            ds_printf(run->why, "    expected a step to fail with \"%s\"; none failed\n",
+                      want_error);
+            run->failed = true;
+        } else if (!strstr(run->first_error, want_error)) {
+            ds_printf(run->why, "    expected an error with \"%s\", got: %s\n", want_error,
+                      run->first_error);
+            run->failed = true;
         }
-    } else if (n_errors) {
-        ds_printf(why, "    %s\n", first_error);
-        rc.failed = true;
+    } else if (run->n_errors) {
+        ds_printf(run->why, "    %s\n", run->first_error);
+        run->failed = true;
     }
-    const char *dropped = tstr(tget(c, "dropped"));
-    if (dropped && !strcmp(dropped, "true") && n_dropped != n_in) {
-        ds_printf(why, "    expected every input to be dropped; %zu of %zu were\n", n_dropped,
-                  n_in);
-        rc.failed = true;
+    const char *dropped = nstr(sl_node_get(c, "dropped"));
+    if (dropped && !strcmp(dropped, "true") && run->n_dropped != n_in) {
+        ds_printf(run->why, "    expected every input to be dropped; %zu of %zu were\n",
+                  run->n_dropped, n_in);
+        run->failed = true;
     }
-    for (size_t i = 0; expect && i < expect->n; i++) {
-        int o = output_index(r, expect->keys[i]);
-        const tnode *list = expect->vals[i];
-        if (list->n != cap[o].n) {
-            ds_printf(why, "    output %s: expected %zu message(s), got %zu\n", expect->keys[i],
-                      list->n, cap[o].n);
-            for (size_t k = 0; k < cap[o].n; k++)
-                ds_printf(why, "      got: %.300s\n", cap[o].msgs[k]->body);
-            rc.failed = true;
+}
+
+/* Compares every `expect:` list with what its output received. Returns 0,
+ * or -1 with err on a malformed expectation. */
+static int check_outputs(case_run *run, const sl_node *expect, char *err)
+{
+    static const char *const mkeys[] = {"body", "json_subset", "xml_subset", "headers",
+                                        "key",  "expect_lua",  NULL};
+    for (size_t i = 0; expect && i < expect->n_pairs; i++) {
+        const char *name = expect->pairs[i].key;
+        const sl_node *list = expect->pairs[i].value;
+        const capture *cap = &run->cap[output_index(run->rconf, name)];
+        if (list->n_items != cap->n) {
+            ds_printf(run->why, "    output %s: expected %zu message(s), got %zu\n", name,
+                      list->n_items, cap->n);
+            for (size_t k = 0; k < cap->n; k++)
+                ds_printf(run->why, "      got: %.300s\n", cap->msgs[k]->body);
+            run->failed = true;
             continue;
         }
-        for (size_t k = 0; k < list->n; k++) {
-            static const char *const mkeys[] = {"body", "json_subset", "xml_subset", "headers",
-                                                "key",  "expect_lua",  NULL};
-            if (check_keys(list->vals[k], mkeys, "expected message", err) < 0) {
-                result = 2;
-                goto done;
-            }
+        for (size_t k = 0; k < list->n_items; k++) {
+            if (check_keys(list->items[k], mkeys, "expected message", err) < 0)
+                return -1;
             char label[300];
-            snprintf(label, sizeof label, "output %s, message %zu", expect->keys[i], k + 1);
-            if (!check_message(list->vals[k], cap[o].msgs[k], label, why))
-                rc.failed = true;
+            snprintf(label, sizeof label, "output %s, message %zu", name, k + 1);
+            if (!check_message(list->items[k], cap->msgs[k], label, run->why))
+                run->failed = true;
         }
     }
+    return 0;
+}
+
+static void check_fixture_calls(case_run *run)
+{
     for (int l = 0; l < 2; l++) {
-        for (size_t i = 0; i < rc.n_fx[l]; i++) {
-            fixture *f = &rc.fx[l][i];
+        for (size_t i = 0; i < run->n_fx[l]; i++) {
+            const fixture *f = &run->fx[l][i];
             if (f->want_calls >= 0 && f->calls != f->want_calls) {
-                ds_printf(why, "    fixture %s %s %s: expected %d call(s), got %d\n",
+                ds_printf(run->why, "    fixture %s %s %s: expected %d call(s), got %d\n",
                           f->method ? f->method : "GET", f->connector, f->path, f->want_calls,
                           f->calls);
-                rc.failed = true;
+                run->failed = true;
             }
         }
     }
-    result = rc.failed ? 1 : 0;
-done:
-    sl_steps_free(steps, n_steps);
-    for (size_t i = 0; i < r->n_to; i++) {
-        if (when)
-            sl_lua_expr_free(when[i]);
-        for (size_t k = 0; cap && k < cap[i].n; k++)
-            sl_msg_free(cap[i].msgs[k]);
-        if (cap)
-            free(cap[i].msgs);
+}
+
+/* Stops the case's gateway and frees what the case holds. */
+static void case_free(case_run *run)
+{
+    sl_gateway_free(run->gw); /* stops the route's workers first */
+    for (size_t i = 0; i < run->n_cap; i++) {
+        for (size_t k = 0; k < run->cap[i].n; k++)
+            sl_msg_free(run->cap[i].msgs[k]);
+        free(run->cap[i].msgs);
     }
-    free(when);
-    free(cap);
-    free(cfx);
+    free(run->cap);
+    free(run->fx[0]);
+    pthread_mutex_destroy(&run->mu);
+    pthread_cond_destroy(&run->cond);
+}
+
+/* Runs case c (number idx) of tf through the route. Returns 0 (passed), 1
+ * (failed; why says how) or 2 (malformed, or the gateway could not be
+ * built; err says why). */
+static int run_case(tfile *tf, const sl_node *c, size_t idx, dstr *why, char *err)
+{
+    if (check_case(tf, c, err) < 0)
+        return 2;
+    case_run run = {.why = why, .fx[1] = tf->fx, .n_fx[1] = tf->n_fx};
+    pthread_mutex_init(&run.mu, NULL);
+    pthread_cond_init(&run.cond, NULL);
+    for (size_t i = 0; i < tf->n_fx; i++)
+        tf->fx[i].calls = 0;
+    int result = 2;
+    if (parse_fixtures(sl_node_get(c, "fixtures"), &run.fx[0], &run.n_fx[0], err) == 0 &&
+        case_start(&run, tf, idx, err) == 0) {
+        int fed = feed_inputs(&run, c, err);
+        sl_route_stop(run.route); /* every capture and every fixture call is in */
+        for (size_t o = 0; fed >= 0 && o < run.rconf->n_to; o++) {
+            if (!run.rconf->to[o].connector && collect_topic_output(&run, o, err) < 0)
+                fed = -1;
+        }
+        const sl_node *inputs = sl_node_get(c, "inputs");
+        if (fed == 0)
+            check_errors(&run, c, inputs ? inputs->n_items : 1);
+        if (fed >= 0 && check_outputs(&run, sl_node_get(c, "expect"), err) == 0) {
+            check_fixture_calls(&run);
+            result = run.failed ? 1 : 0;
+        }
+    }
+    case_free(&run);
     return result;
 }
 
 /* ---- a file --------------------------------------------------------------------------- */
 
-static int load_file(tfile *tf, char *err)
+/* Resolves the test file's `config:` against the test file's directory. */
+static void config_path(tfile *tf, const char *config)
 {
-    static const char *const keys[] = {"config", "route", "fixtures", "cases", NULL};
-    tf->root = yload(tf->path, err);
-    if (!tf->root)
-        return -1;
-    if (check_keys(tf->root, keys, "test file", err) < 0)
-        return -1;
-    const char *config = tstr(tget(tf->root, "config"));
-    const char *route = tstr(tget(tf->root, "route"));
-    const tnode *cases = tget(tf->root, "cases");
-    if (!config || !route || !cases || cases->kind != T_SEQ) {
-        snprintf(err, ERR_CAP, "'config', 'route' and 'cases' (a list) are required");
-        return -1;
-    }
-    char path[PATH_MAX];
     const char *slash = strrchr(tf->path, '/');
     if (config[0] == '/' || !slash)
-        snprintf(path, sizeof path, "%s", config);
+        snprintf(tf->config, sizeof tf->config, "%s", config);
     else
-        snprintf(path, sizeof path, "%.*s/%s", (int)(slash - tf->path), tf->path, config);
+        snprintf(tf->config, sizeof tf->config, "%.*s/%s", (int)(slash - tf->path), tf->path,
+                 config);
+}
+
+/* Loads the config once to check it and find the route; variables the
+ * route does not use may be unset. */
+static int load_config(tfile *tf, char *err)
+{
     sl_config_errors errs = {0};
-    tf->cfg = sl_config_load(path, &errs);
+    unset_vars unset = {.n = 0};
+    tf->cfg = sl_config_load_env(tf->config, accept_unset, &unset, &errs);
     if (!tf->cfg) {
-        size_t o = (size_t)snprintf(err, ERR_CAP, "config %s is invalid:", path);
+        size_t o = (size_t)snprintf(err, ERR_CAP, "config %s is invalid:", tf->config);
         for (size_t i = 0; i < errs.n && o < ERR_CAP; i++)
             o += (size_t)snprintf(err + o, ERR_CAP - o, "\n    %s", errs.lines[i]);
+        for (size_t i = 0; i < unset.n && o < ERR_CAP; i++)
+            o += (size_t)snprintf(err + o, ERR_CAP - o, "\n    (%s is not set: read as \"\")",
+                                  unset.v[i].name);
         sl_config_errors_free(&errs);
         return -1;
     }
     sl_config_errors_free(&errs);
     for (size_t i = 0; i < tf->cfg->n_routes; i++) {
-        if (strcmp(tf->cfg->routes[i].name, route) == 0)
+        if (strcmp(tf->cfg->routes[i].name, tf->route_name) == 0)
             tf->route = &tf->cfg->routes[i];
     }
     if (!tf->route) {
-        snprintf(err, ERR_CAP, "config %s has no route named '%s'", path, route);
+        snprintf(err, ERR_CAP, "config %s has no route named '%s'", tf->config, tf->route_name);
         return -1;
     }
-    return parse_fixtures(tget(tf->root, "fixtures"), &tf->fx, &tf->n_fx, err);
+    return check_route_env(tf->route, &unset, err);
+}
+
+static int load_file(tfile *tf, char *err)
+{
+    static const char *const keys[] = {"config", "route", "fixtures", "cases", NULL};
+    tf->root = load_tree(tf->path, &tf->pool, err);
+    if (!tf->root || check_keys(tf->root, keys, "test file", err) < 0)
+        return -1;
+    const char *config = nstr(sl_node_get(tf->root, "config"));
+    tf->route_name = nstr(sl_node_get(tf->root, "route"));
+    const sl_node *cases = sl_node_get(tf->root, "cases");
+    if (!config || !tf->route_name || !cases || cases->kind != SL_NODE_SEQ) {
+        snprintf(err, ERR_CAP, "'config', 'route' and 'cases' (a list) are required");
+        return -1;
+    }
+    config_path(tf, config);
+    if (load_config(tf, err) < 0)
+        return -1;
+    return parse_fixtures(sl_node_get(tf->root, "fixtures"), &tf->fx, &tf->n_fx, err);
+}
+
+/* Runs every case of a loaded file, counting into *passed and *failed.
+ * Returns false when a case was malformed. */
+static bool run_cases(tfile *tf, FILE *out, size_t *passed, size_t *failed)
+{
+    const sl_node *cases = sl_node_get(tf->root, "cases");
+    bool ok = true;
+    for (size_t i = 0; i < cases->n_items; i++) {
+        const sl_node *c = cases->items[i];
+        char name[200], err[ERR_CAP] = "";
+        const char *nm = nstr(sl_node_get(c, "name"));
+        if (nm)
+            snprintf(name, sizeof name, "%s", nm);
+        else
+            snprintf(name, sizeof name, "case %zu (line %d)", i + 1, c->pos.line);
+        dstr why = {0};
+        int rc = run_case(tf, c, i + 1, &why, err);
+        if (rc == 2) {
+            fprintf(out, "ERROR %s: %s: %s\n", tf->path, name, err);
+            ok = false;
+        } else {
+            fprintf(out, "%s %s: %s\n", rc ? "FAIL" : "PASS", tf->path, name);
+            if (rc && why.p)
+                fputs(why.p, out);
+            *(rc ? failed : passed) += 1;
+        }
+        free(why.p);
+    }
+    return ok;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    return remove(path);
 }
 
 int sl_route_test_run(char *const *files, size_t n, FILE *out)
 {
     size_t passed = 0, failed = 0;
     bool bad = false;
+    char tmpdir[PATH_MAX];
+    const char *base = getenv("TMPDIR");
+    snprintf(tmpdir, sizeof tmpdir, "%s/sluice-test-XXXXXX", base && *base ? base : "/tmp");
+    if (!mkdtemp(tmpdir)) {
+        fprintf(out, "ERROR cannot create a temporary directory: %s\n", strerror(errno));
+        return 2;
+    }
     for (size_t f = 0; f < n; f++) {
         tfile tf = {.path = files[f]};
         char err[ERR_CAP] = "";
+        char sub[PATH_MAX];
+        snprintf(sub, sizeof sub, "%s/file-%zu", tmpdir, f + 1);
+        tf.tmpdir = sub;
         if (load_file(&tf, err) < 0) {
             fprintf(out, "ERROR %s: %s\n", tf.path, err);
             bad = true;
-        } else {
-            const tnode *cases = tget(tf.root, "cases");
-            for (size_t i = 0; i < cases->n; i++) {
-                const tnode *c = cases->vals[i];
-                char name[200];
-                const char *nm = tstr(tget(c, "name"));
-                if (nm)
-                    snprintf(name, sizeof name, "%s", nm);
-                else
-                    snprintf(name, sizeof name, "case %zu (line %d)", i + 1, c->line);
-                dstr why = {0};
-                err[0] = '\0';
-                int rc = run_case(&tf, c, &why, err);
-                if (rc == 2) {
-                    fprintf(out, "ERROR %s: %s: %s\n", tf.path, name, err);
-                    bad = true;
-                } else {
-                    fprintf(out, "%s %s: %s\n", rc ? "FAIL" : "PASS", tf.path, name);
-                    if (rc && why.p)
-                        fputs(why.p, out);
-                    if (rc)
-                        failed++;
-                    else
-                        passed++;
-                }
-                free(why.p);
-            }
+        } else if (!run_cases(&tf, out, &passed, &failed)) {
+            bad = true;
         }
         sl_config_free(tf.cfg);
-        tfree(tf.root);
+        sl_pool_free(&tf.pool);
         free(tf.fx);
     }
+    nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     fprintf(out, "%zu passed, %zu failed\n", passed, failed);
-    sl_http_call_thread_cleanup();
     return bad ? 2 : failed ? 1 : 0;
 }
 

@@ -1,8 +1,9 @@
 /* `sluice test FILE...`: route tests without a network. A test file names a
  * config and a route, input messages, fixtures that answer ctx.http calls,
- * and the messages expected at each output; the route's steps and `when:`
- * run for real, outputs are captured. Format: routes/README-tests in
- * transforms/LUA.md and the examples in routes/ (*.test.yaml). */
+ * and the messages expected at each output. Each case runs the real route
+ * engine (a gateway of its own on a temporary log, every connector replaced
+ * by an in-process capture connector); format: the README's route tests and
+ * the examples in routes/tests/ (*.test.yaml). */
 #ifndef SLUICE_ROUTE_TEST_H
 #define SLUICE_ROUTE_TEST_H
 
@@ -11,9 +12,14 @@
 
 /* Runs the test files and writes one line per case ("PASS FILE: NAME" or
  * "FAIL FILE: NAME" followed by indented details and a diff), then
- * "N passed, N failed". Returns 0 when every case passed, 1 when one
- * failed, 2 when a test file (or the config it names) could not be read
- * or is malformed (its cases are not run; the others are). */
+ * "N passed, N failed". Each case builds a gateway from the config in a
+ * directory under $TMPDIR or /tmp (removed at the end), appends every input to the
+ * route's topic as an input does (the route's `key:` is evaluated; a key
+ * that cannot be read is an error of the input, as at ingest) and waits up
+ * to 30 s per input for the route to finish it. Returns 0 when every case
+ * passed, 1 when one failed, 2 when a test file (or the config it names)
+ * could not be read or is malformed (its cases are not run; the others
+ * are). Not thread-safe with respect to the environment (${VAR} in files). */
 int sl_route_test_run(char *const *files, size_t n, FILE *out);
 
 /* The `sluice test` command: argv[0] is "test", argv[1..] the files.
