@@ -24,7 +24,6 @@
 #include "gateway.h"
 #include "log.h"
 #include "logging.h"
-#include "lua_expr.h"
 #include "route_test.h"
 #include "step.h"
 
@@ -80,9 +79,15 @@ static int cmd_version(void)
 
 /* ---- check ---- */
 
-/* Builds every route's steps and compiles its `when:` expressions, the way
- * workers will, so that a script that does not compile fails the check.
- * Prints each error; returns how many there were. */
+static void print_error(void *arg, const char *msg)
+{
+    (void)arg;
+    printf("%s\n", msg);
+}
+
+/* Builds every route's steps and compiles its key and `when:` expressions,
+ * the way workers will, so that a script that does not compile fails the
+ * check. Prints each error; returns how many there were. */
 static size_t check_routes(sl_config *conf)
 {
     sl_gateway gw;
@@ -99,16 +104,7 @@ static size_t check_routes(sl_config *conf)
             errors++;
         }
         sl_steps_free(steps, n);
-        for (size_t o = 0; o < rc->n_to; o++) {
-            if (!rc->to[o].when)
-                continue;
-            sl_lua_expr *e = sl_lua_expr_compile(rc->to[o].when, &rc->to[o].pos, &err);
-            if (!e) {
-                printf("%s\n", err.msg);
-                errors++;
-            }
-            sl_lua_expr_free(e);
-        }
+        errors += sl_route_check_exprs(rc, print_error, NULL);
     }
     return errors;
 }

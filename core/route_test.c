@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "gateway.h"
+#include "http_call.h"
 #include "json_xml.h"
 #include "lua_expr.h"
 #include "lua_host.h"
@@ -371,10 +372,10 @@ static int parse_fixtures(const tnode *seq, fixture **out, size_t *n, char *err)
 }
 
 /* Answers a ctx.http call from the fixtures (the case's first). */
-static int fixture_http(void *arg, const char *connector, const sl_http_call_req *req,
-                        sl_http_call_resp *resp)
+static int fixture_http(const sl_step_services *svc, const char *connector, const sl_call_req *req,
+                        sl_call_resp *resp)
 {
-    run_ctx *rc = arg;
+    run_ctx *rc = svc->arg;
     const char *method = req->method ? req->method : "GET";
     const char *path = req->path ? req->path : "";
     memset(resp, 0, sizeof *resp);
@@ -785,7 +786,7 @@ static int run_chain(sl_step **steps, size_t n_steps, size_t from, sl_msg *m, ms
         sl_msg **more = NULL;
         size_t n_more = 0;
         int st = sl_step_process_split(steps[s], m, &more, &n_more, &e);
-        if (st == SL_STEP_FAIL) {
+        if (st == SL_STEP_FAIL || st == SL_STEP_RETRY) {
             if (cs->errors++ == 0)
                 snprintf(cs->first_error, cs->first_error_cap, "input %zu: step %zu (%s): %s",
                          cs->input, s + 1, sl_step_type_name(steps[s]), e.msg);
@@ -862,6 +863,7 @@ static int run_case(tfile *tf, const tnode *c, dstr *why, char *err)
     rc.n_fx[1] = tf->n_fx;
 
     int result = 0;
+    sl_step_services fixtures = {.call = fixture_http, .arg = &rc};
     sl_gateway gw;
     memset(&gw, 0, sizeof gw);
     gw.conf = tf->cfg;
@@ -880,8 +882,7 @@ static int run_case(tfile *tf, const tnode *c, dstr *why, char *err)
         result = 2;
         goto done;
     }
-    for (size_t i = 0; i < n_steps; i++)
-        sl_lua_step_set_http(steps[i], fixture_http, &rc);
+    sl_steps_set_services(steps, n_steps, &fixtures);
     for (size_t i = 0; i < r->n_to; i++) {
         if (r->to[i].when && !(when[i] = sl_lua_expr_compile(r->to[i].when, &r->to[i].pos, &e))) {
             snprintf(err, ERR_CAP, "%s", e.msg);
