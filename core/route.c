@@ -31,6 +31,7 @@ typedef struct sl_output_rt {
     const sl_output_conf *conf;
     sl_connector *conn;  /* NULL for topic outputs */
     sl_breaker *breaker; /* the connector's, or NULL */
+    bool watching;       /* this route watches breaker (first output using it) */
     sl_topic *topic;     /* topic outputs */
     sl_counter *out_total;
     sl_counter *failed_total;
@@ -67,6 +68,7 @@ typedef struct sl_worker {
     bool stop;
     bool paused;
     bool rewind;
+    bool breaker_closed; /* a breaker of an output closed since the round began */
     int64_t rewind_to;
     atomic_int_fast64_t committed;
     atomic_int head_attempts;
@@ -178,6 +180,45 @@ static int open_outputs(sl_route *r, sl_error *err)
                            "Delivery attempts that failed transiently and were retried.");
     }
     return 0;
+}
+
+/* A breaker of an output closed: workers waiting for it go on at once. */
+static void wake_on_breaker(void *arg)
+{
+    sl_route *r = arg;
+    for (int i = 0; i < r->n_parts; i++) {
+        sl_worker *w = &r->workers[i];
+        pthread_mutex_lock(&w->mu);
+        w->breaker_closed = true;
+        pthread_cond_broadcast(&w->cond);
+        pthread_mutex_unlock(&w->mu);
+    }
+}
+
+/* Watches every output breaker once (several outputs may share one). */
+static int watch_breakers(sl_route *r, sl_error *err)
+{
+    for (size_t i = 0; i < r->n_outs; i++) {
+        sl_output_rt *o = &r->outs[i];
+        bool seen = false;
+        for (size_t j = 0; j < i; j++)
+            seen |= r->outs[j].breaker == o->breaker;
+        if (!o->breaker || seen)
+            continue;
+        if (sl_breaker_watch(o->breaker, wake_on_breaker, r) < 0)
+            return sl_error_set(err, SL_ENOMEM, "out of memory");
+        o->watching = true;
+    }
+    return 0;
+}
+
+static void unwatch_breakers(sl_route *r)
+{
+    for (size_t i = 0; r->outs && i < r->n_outs; i++) {
+        if (r->outs[i].watching)
+            sl_breaker_unwatch(r->outs[i].breaker, wake_on_breaker, r);
+        r->outs[i].watching = false;
+    }
 }
 
 /* Opens the route's input topic (ROUTE or its `from: {topic}`) and its dead
@@ -351,6 +392,8 @@ sl_route *sl_route_new(const sl_route_env *env, const sl_route_conf *conf, sl_er
         if (init_worker(r, i, err) < 0)
             goto fail;
     }
+    if (watch_breakers(r, err) < 0)
+        goto fail;
     return r;
 fail:
     sl_route_free(r);
@@ -561,8 +604,9 @@ void sl_route_pause(sl_route *r, bool paused)
 
 /* ---- the worker ---- */
 
-/* Sleeps up to ms, returning early (true) on stop or rewind. */
-static bool sleep_interruptible(sl_worker *w, uint64_t ms)
+/* Sleeps up to ms, returning early on stop or rewind (true), or, with
+ * on_breaker, when an output's breaker closed (false). */
+static bool sleep_until(sl_worker *w, uint64_t ms, bool on_breaker)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -573,13 +617,19 @@ static bool sleep_interruptible(sl_worker *w, uint64_t ms)
         ts.tv_nsec -= 1000000000L;
     }
     pthread_mutex_lock(&w->mu);
-    while (!w->stop && !w->rewind) {
+    while (!w->stop && !w->rewind && !(on_breaker && w->breaker_closed)) {
         if (pthread_cond_timedwait(&w->cond, &w->mu, &ts) == ETIMEDOUT)
             break;
     }
     bool r = w->stop || w->rewind;
     pthread_mutex_unlock(&w->mu);
     return r;
+}
+
+/* Sleeps up to ms, returning early (true) on stop or rewind. */
+static bool sleep_interruptible(sl_worker *w, uint64_t ms)
+{
+    return sleep_until(w, ms, false);
 }
 
 static uint64_t backoff_ms(const sl_retry_conf *rc, int attempts, unsigned *seed)
@@ -855,6 +905,9 @@ typedef struct round_state {
 static void run_round(sl_worker *w, sl_item *items, size_t n, send_buf *sb, round_state *rs)
 {
     memset(rs, 0, sizeof *rs);
+    pthread_mutex_lock(&w->mu);
+    w->breaker_closed = false; /* from now on, a close means another try may pass */
+    pthread_mutex_unlock(&w->mu);
     for (size_t i = 0; i < n; i++)
         items[i].attempted = false;
     for (size_t oi = 0; oi < w->route->n_outs; oi++) {
@@ -919,20 +972,21 @@ static int dead_letter_dead(sl_worker *w, sl_item *items, size_t n)
 }
 
 /* Shows the head item's attempts and error on the partition and sleeps
- * before the next round: until a breaker lets probes through when only
- * breakers held items back (no attempt was burned), else the backoff.
- * Returns true when interrupted. */
+ * before the next round: when only breakers held items back (no attempt
+ * was burned), until one lets probes through or closes (reset, or another
+ * route's probes succeeded); else the backoff. Returns true when
+ * interrupted. */
 static bool wait_before_retry(sl_worker *w, const round_state *rs, unsigned *seed)
 {
     sl_route *r = w->route;
     atomic_store(&w->head_attempts, rs->head_attempts);
     set_last_error(w, rs->head_error);
-    uint64_t wait = rs->any_blocked && !rs->any_attempted
-                        ? breaker_wait_ms(r, rs->blocked)
-                        : backoff_ms(&r->conf->retry, rs->head_attempts, seed);
+    bool for_breaker = rs->any_blocked && !rs->any_attempted;
+    uint64_t wait = for_breaker ? breaker_wait_ms(r, rs->blocked)
+                                : backoff_ms(&r->conf->retry, rs->head_attempts, seed);
     sl_debug("route", "route %s partition %d: retry in %" PRIu64 " ms (attempt %d): %s",
              r->conf->name, w->index, wait, rs->head_attempts, rs->head_error);
-    return sleep_interruptible(w, wait);
+    return sleep_until(w, wait, for_breaker);
 }
 
 /* The number of leading items that are finished. */
@@ -1390,6 +1444,7 @@ void sl_route_free(sl_route *r)
 {
     if (!r)
         return;
+    unwatch_breakers(r);
     if (r->workers) {
         sl_route_stop(r);
         for (int i = 0; i < r->n_parts; i++) {
@@ -1449,6 +1504,30 @@ static int64_t redrive_cursor(sl_partition *p)
     return c < 0 ? sl_partition_start_offset(p) : c;
 }
 
+/* Fills e from dead letter rec (cursor: the redrive cursor). Returns -1
+ * when out of memory (e->body is then NULL). */
+static int dlq_entry_from(const sl_record *rec, int64_t cursor, sl_dlq_entry *e)
+{
+    e->offset = rec->offset;
+    e->timestamp_ms = rec->timestamp_ms;
+    const char *v = record_header(rec, SL_HDR_ID);
+    snprintf(e->id, sizeof e->id, "%s", v ? v : "");
+    v = record_header(rec, "x-sluice-error");
+    snprintf(e->error, sizeof e->error, "%s", v ? v : "");
+    v = record_header(rec, "x-sluice-status");
+    e->status = v ? atoi(v) : 0;
+    v = record_header(rec, "x-sluice-attempts");
+    e->attempts = v ? atoi(v) : 0;
+    e->redriven = rec->offset < cursor;
+    e->body = malloc(rec->value_len + 1);
+    if (!e->body)
+        return -1;
+    memcpy(e->body, rec->value, rec->value_len);
+    e->body[rec->value_len] = '\0';
+    e->body_len = rec->value_len;
+    return 0;
+}
+
 int sl_route_dlq_list(sl_route *r, int64_t from, size_t limit, sl_dlq_entry **out, size_t *n,
                       int64_t *pending, sl_error *err)
 {
@@ -1477,28 +1556,11 @@ int sl_route_dlq_list(sl_route *r, int64_t from, size_t limit, sl_dlq_entry **ou
         if (got == 0)
             break;
         for (int i = 0; i < got && k < limit; i++) {
-            const sl_record *rec = &b.records[i];
-            sl_dlq_entry *e = &entries[k];
-            e->offset = rec->offset;
-            e->timestamp_ms = rec->timestamp_ms;
-            const char *v = record_header(rec, SL_HDR_ID);
-            snprintf(e->id, sizeof e->id, "%s", v ? v : "");
-            v = record_header(rec, "x-sluice-error");
-            snprintf(e->error, sizeof e->error, "%s", v ? v : "");
-            v = record_header(rec, "x-sluice-status");
-            e->status = v ? atoi(v) : 0;
-            v = record_header(rec, "x-sluice-attempts");
-            e->attempts = v ? atoi(v) : 0;
-            e->redriven = rec->offset < cursor;
-            e->body = malloc(rec->value_len + 1);
-            if (!e->body) {
+            if (dlq_entry_from(&b.records[i], cursor, &entries[k]) < 0) {
                 sl_batch_free(&b);
                 sl_dlq_entries_free(entries, k);
                 return sl_error_set(err, SL_ENOMEM, "out of memory");
             }
-            memcpy(e->body, rec->value, rec->value_len);
-            e->body[rec->value_len] = '\0';
-            e->body_len = rec->value_len;
             k++;
         }
         off = b.next_offset;
@@ -1539,6 +1601,37 @@ static sl_msg *undead(const sl_record *rec, sl_error *err)
     return m;
 }
 
+/* Appends the dead letters of batch b back into the route, then waits until
+ * each partition's last append is durable. Returns how many leading records
+ * are safely back (all unless an append or a wait failed: then -1 in *rc
+ * with err). */
+static int redrive_batch(sl_route *r, const sl_batch *b, int *rc, sl_error *err)
+{
+    int64_t *last = new_last_offsets(r->n_parts);
+    if (!last) {
+        *rc = sl_error_set(err, SL_ENOMEM, "out of memory");
+        return 0;
+    }
+    int i;
+    for (i = 0; i < (int)b->count; i++) {
+        sl_msg *m = undead(&b->records[i], err);
+        if (!m || sl_route_append(r, m, err) < 0) {
+            sl_msg_free(m);
+            *rc = -1;
+            break;
+        }
+        last[m->partition] = m->offset;
+        sl_msg_free(m);
+    }
+    /* what was appended is made durable before the cursor moves past it */
+    if (wait_last_durable(r->topic, last, r->n_parts, err) < 0) {
+        *rc = -1;
+        i = 0;
+    }
+    free(last);
+    return i;
+}
+
 int sl_route_dlq_redrive(sl_route *r, size_t *count, sl_error *err)
 {
     *count = 0;
@@ -1554,30 +1647,7 @@ int sl_route_dlq_redrive(sl_route *r, size_t *count, sl_error *err)
             rc = got;
             break;
         }
-        int64_t last_off[64];
-        int nparts = r->n_parts < 64 ? r->n_parts : 64;
-        for (int i = 0; i < nparts; i++)
-            last_off[i] = -1;
-        int i;
-        for (i = 0; i < got; i++) {
-            sl_msg *m = undead(&b.records[i], err);
-            if (!m || sl_route_append(r, m, err) < 0) {
-                sl_msg_free(m);
-                rc = -1;
-                break;
-            }
-            if (m->partition < nparts)
-                last_off[m->partition] = m->offset;
-            sl_msg_free(m);
-        }
-        /* what was appended is made durable before the cursor moves past it */
-        for (int k = 0; k < nparts; k++) {
-            if (last_off[k] >= 0 &&
-                sl_partition_wait_durable(sl_route_partition(r, k), last_off[k], -1, err) < 0) {
-                rc = -1;
-                i = 0;
-            }
-        }
+        int i = redrive_batch(r, &b, &rc, err);
         int64_t to = i == got ? b.next_offset : b.records[i].offset;
         if (i > 0 && sl_partition_commit(p, REDRIVE_CONSUMER, to, err) < 0)
             rc = -1;
