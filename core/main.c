@@ -6,9 +6,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
-#include <libxml/xmlversion.h>
 #include <librdkafka/rdkafka.h>
-#include <lua.h>
 #include <amqp.h>
 #include <microhttpd.h>
 #include <pthread.h>
@@ -26,6 +24,7 @@
 #include "logging.h"
 #include "route_test.h"
 #include "step.h"
+#include "version.h"
 
 #define DEFAULT_CONFIG "conf/sluice.yaml"
 
@@ -71,8 +70,8 @@ static int cmd_version(void)
     printf("  librdkafka    %s\n", rd_kafka_version_str());
     printf("  rabbitmq-c    %s\n", amqp_version());
     printf("  jansson       %s\n", JANSSON_VERSION);
-    printf("  libxml2       %s\n", LIBXML_DOTTED_VERSION);
-    printf("  lua           %s\n", LUA_RELEASE);
+    for (const sl_lib_version *v = sl_transforms_lib_versions; v->name; v++)
+        printf("  %-13s %s\n", v->name, v->version);
     printf("  libyaml       %s\n", yaml_get_version_string());
     return 0;
 }
