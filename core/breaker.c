@@ -199,7 +199,7 @@ int sl_breaker_watch(sl_breaker *b, sl_breaker_closed_fn fn, void *arg)
     return rc;
 }
 
-void sl_breaker_unwatch(sl_breaker *b, sl_breaker_closed_fn fn, void *arg)
+void sl_breaker_unwatch(sl_breaker *b, sl_breaker_closed_fn fn, const void *arg)
 {
     pthread_mutex_lock(&b->watch_mu);
     for (size_t i = 0; i < b->n_watches; i++) {

@@ -68,7 +68,7 @@ int sl_breaker_watch(sl_breaker *b, sl_breaker_closed_fn fn, void *arg);
 
 /* Removes a watch added with the same fn and arg. When it returns, fn(arg)
  * is not running and will not run again. Thread-safe. */
-void sl_breaker_unwatch(sl_breaker *b, sl_breaker_closed_fn fn, void *arg);
+void sl_breaker_unwatch(sl_breaker *b, sl_breaker_closed_fn fn, const void *arg);
 
 typedef struct sl_breaker_info {
     sl_breaker_state state;
