@@ -288,24 +288,39 @@ static int push_response(lua_State *L)
     return 1;
 }
 
-/* ctx.http(connector, { method, path, headers, body | json }) ->
- * { ok, status, headers, body, error }. Time spent waiting here does not
- * count against the step's timeout (the connector's timeout bounds it). */
-static int l_http(lua_State *L)
+/* Reads the headers table at index 6 into req, in a userdata pushed at 7
+ * (freed by the GC). Raises a Lua error on a name or value that is not a
+ * string. */
+static void read_headers(lua_State *L, sl_call_req *req)
 {
-    sl_lua_host *h = sl_lua_host_of(L);
-    const char *conn = luaL_checkstring(L, 1);
-    if (lua_isnoneornil(L, 2)) {
-        lua_settop(L, 1);
-        lua_newtable(L);
+    luaL_checktype(L, 6, LUA_TTABLE);
+    size_t n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, 6)) {
+        n++;
+        lua_pop(L, 1);
     }
-    luaL_checktype(L, 2, LUA_TTABLE);
-    lua_settop(L, 2);
-    sl_call_req req = {0};
+    sl_kv *kv = lua_newuserdatauv(L, (n ? n : 1) * sizeof *kv, 0); /* 7 */
+    lua_pushnil(L);
+    while (lua_next(L, 6) && req->n_headers < n) {
+        if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "ctx.http: header names and values must be strings");
+        kv[req->n_headers].key = (char *)lua_tostring(L, -2);
+        kv[req->n_headers].value = (char *)lua_tostring(L, -1);
+        req->n_headers++;
+        lua_pop(L, 1);
+    }
+    req->headers = kv;
+}
+
+/* Reads the request table at index 2 into req: method (3), path (4), body
+ * or json (5), headers (6, 7). The strings stay on the stack. */
+static void read_request(lua_State *L, sl_lua_host *h, sl_call_req *req)
+{
     lua_getfield(L, 2, "method"); /* 3 */
-    req.method = lua_isnil(L, 3) ? "GET" : luaL_checkstring(L, 3);
+    req->method = lua_isnil(L, 3) ? "GET" : luaL_checkstring(L, 3);
     lua_getfield(L, 2, "path"); /* 4 */
-    req.path = lua_isnil(L, 4) ? "" : luaL_checkstring(L, 4);
+    req->path = lua_isnil(L, 4) ? "" : luaL_checkstring(L, 4);
     lua_getfield(L, 2, "body"); /* 5 */
     if (lua_isnil(L, 5)) {
         lua_pop(L, 1);
@@ -317,29 +332,30 @@ static int l_http(lua_State *L)
         }
     }
     if (!lua_isnil(L, 5))
-        req.body = luaL_checklstring(L, 5, &req.body_len);
+        req->body = luaL_checklstring(L, 5, &req->body_len);
     lua_getfield(L, 2, "headers"); /* 6 */
-    sl_kv *kv = NULL;
-    if (!lua_isnil(L, 6)) {
-        luaL_checktype(L, 6, LUA_TTABLE);
-        size_t n = 0;
-        lua_pushnil(L);
-        while (lua_next(L, 6)) {
-            n++;
-            lua_pop(L, 1);
-        }
-        kv = lua_newuserdatauv(L, (n ? n : 1) * sizeof *kv, 0); /* 7, freed by the GC */
-        lua_pushnil(L);
-        while (lua_next(L, 6) && req.n_headers < n) {
-            if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
-                return luaL_error(L, "ctx.http: header names and values must be strings");
-            kv[req.n_headers].key = (char *)lua_tostring(L, -2);
-            kv[req.n_headers].value = (char *)lua_tostring(L, -1);
-            req.n_headers++;
-            lua_pop(L, 1);
-        }
-        req.headers = kv;
+    if (!lua_isnil(L, 6))
+        read_headers(L, req);
+}
+
+/* ctx.http(connector, { method, path, headers, body | json }) ->
+ * { ok, status, headers, body, error }: one call through the step services
+ * (never retried here, never a sleep). A transient failure marks the run:
+ * if the script raises from then on, the step asks for a retry. Time spent
+ * waiting here does not count against the step's timeout (the connector's
+ * timeout bounds it). */
+static int l_http(lua_State *L)
+{
+    sl_lua_host *h = sl_lua_host_of(L);
+    const char *conn = luaL_checkstring(L, 1);
+    if (lua_isnoneornil(L, 2)) {
+        lua_settop(L, 1);
+        lua_newtable(L);
     }
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 2);
+    sl_call_req req = {0};
+    read_request(L, h, &req);
     sl_call_resp resp;
     memset(&resp, 0, sizeof resp);
     int64_t t0 = sl_lua_mono_ns();
