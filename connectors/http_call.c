@@ -64,15 +64,7 @@ void sl_http_call_thread_cleanup(void)
 
 void sl_http_call_resp_free(sl_http_call_resp *resp)
 {
-    if (!resp)
-        return;
-    for (size_t i = 0; i < resp->n_headers; i++) {
-        free(resp->headers[i].key);
-        free(resp->headers[i].value);
-    }
-    free(resp->headers);
-    free(resp->body);
-    memset(resp, 0, sizeof *resp);
+    sl_call_resp_free(resp);
 }
 
 typedef struct call_ctx {

@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 
+#include "call.h"
 #include "config.h"
 #include "error.h"
 
@@ -14,24 +15,9 @@
  * misbehaving peer cannot fill a worker's memory. */
 #define SL_HTTP_CALL_MAX_BODY ((size_t)4 << 20)
 
-typedef struct sl_http_call_req {
-    const char *method;   /* GET, POST, PUT, PATCH, DELETE, HEAD; NULL = GET */
-    const char *path;     /* appended to base_url; "" or starting with '/' or '?' */
-    const sl_kv *headers; /* sent after the connector's headers (later ones win) */
-    size_t n_headers;
-    const char *body; /* may be NULL */
-    size_t body_len;
-} sl_http_call_req;
-
-typedef struct sl_http_call_resp {
-    sl_result result; /* SL_OK (2xx), SL_RETRY (transient) or SL_FAIL (permanent) */
-    int status;       /* HTTP status, 0 when no response came */
-    sl_kv *headers;   /* malloc'd; names lower case; in the order received */
-    size_t n_headers;
-    char *body; /* malloc'd, NUL-terminated (body_len excludes the NUL); may be NULL */
-    size_t body_len;
-    char error[256]; /* why, when result is not SL_OK */
-} sl_http_call_resp;
+/* The connector call types of core/call.h, under their HTTP names. */
+typedef sl_call_req sl_http_call_req;
+typedef sl_call_resp sl_http_call_resp;
 
 /* Makes one request: conn->base_url joined with req->path, conn->timeout_ms
  * for the whole transfer, conn->headers then req->headers. Fills *resp (the
@@ -45,7 +31,8 @@ typedef struct sl_http_call_resp {
 int sl_http_call(const sl_connector_conf *conn, const sl_http_call_req *req,
                  sl_http_call_resp *resp);
 
-/* Frees what sl_http_call put in resp and zeroes it. resp may be NULL. */
+/* Frees what sl_http_call put in resp and zeroes it (sl_call_resp_free).
+ * resp may be NULL. */
 void sl_http_call_resp_free(sl_http_call_resp *resp);
 
 /* Frees the calling thread's cached CURL handle now (threads that end free

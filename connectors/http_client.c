@@ -17,6 +17,7 @@
 
 #include "connector.h"
 #include "gateway.h"
+#include "http_call.h"
 #include "http_client.h"
 #include "jsonl.h"
 #include "metrics.h"
@@ -1022,6 +1023,13 @@ void sl_http_response_free(sl_http_response *resp)
     resp->body_len = 0;
 }
 
+/* One synchronous request through this connector's base_url, timeout and
+ * headers (connectors/http_call.c), for steps. */
+static int hc_call(sl_connector *c, const sl_call_req *req, sl_call_resp *resp)
+{
+    return sl_http_call(c->conf, req, resp);
+}
+
 const sl_connector_type sl_http_client_connector = {
     .name = "http_client",
     .can_input = false,
@@ -1032,4 +1040,5 @@ const sl_connector_type sl_http_client_connector = {
     .send = hc_send,
     .stop = hc_stop,
     .destroy = hc_destroy,
+    .call = hc_call,
 };

@@ -33,6 +33,12 @@ struct sl_breaker {
     sl_counter *to_half_open;
     sl_counter *to_closed;
     sl_counter *rejected_total;
+    pthread_mutex_t watch_mu; /* guards watches; held while they run */
+    struct breaker_watch {
+        sl_breaker_closed_fn fn;
+        void *arg;
+    } * watches;
+    size_t n_watches, cap_watches;
 };
 
 const char *sl_breaker_state_name(sl_breaker_state s)
@@ -74,6 +80,7 @@ sl_breaker *sl_breaker_new(const char *name, const sl_breaker_conf *conf, sl_met
         return NULL;
     }
     pthread_mutex_init(&b->mu, NULL);
+    pthread_mutex_init(&b->watch_mu, NULL);
     b->open_for_ms = (int64_t)b->conf.open_for_ms;
     if (m) {
         char esc[256], labels[512];
@@ -102,6 +109,8 @@ void sl_breaker_free(sl_breaker *b)
     if (!b)
         return;
     pthread_mutex_destroy(&b->mu);
+    pthread_mutex_destroy(&b->watch_mu);
+    free(b->watches);
     free(b->window);
     free(b);
 }
@@ -167,6 +176,50 @@ static void maybe_half_open(sl_breaker *b)
         transition(b, SL_BREAKER_HALF_OPEN);
 }
 
+int sl_breaker_watch(sl_breaker *b, sl_breaker_closed_fn fn, void *arg)
+{
+    pthread_mutex_lock(&b->watch_mu);
+    int rc = 0;
+    if (b->n_watches == b->cap_watches) {
+        size_t cap = b->cap_watches ? b->cap_watches * 2 : 4;
+        struct breaker_watch *v = realloc(b->watches, cap * sizeof *v);
+        if (v) {
+            b->watches = v;
+            b->cap_watches = cap;
+        } else {
+            rc = -1;
+        }
+    }
+    if (rc == 0) {
+        b->watches[b->n_watches].fn = fn;
+        b->watches[b->n_watches].arg = arg;
+        b->n_watches++;
+    }
+    pthread_mutex_unlock(&b->watch_mu);
+    return rc;
+}
+
+void sl_breaker_unwatch(sl_breaker *b, sl_breaker_closed_fn fn, const void *arg)
+{
+    pthread_mutex_lock(&b->watch_mu);
+    for (size_t i = 0; i < b->n_watches; i++) {
+        if (b->watches[i].fn == fn && b->watches[i].arg == arg) {
+            b->watches[i] = b->watches[--b->n_watches];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&b->watch_mu);
+}
+
+/* Tells the watchers that b closed; called without b->mu held. */
+static void notify_closed(sl_breaker *b)
+{
+    pthread_mutex_lock(&b->watch_mu);
+    for (size_t i = 0; i < b->n_watches; i++)
+        b->watches[i].fn(b->watches[i].arg);
+    pthread_mutex_unlock(&b->watch_mu);
+}
+
 size_t sl_breaker_acquire(sl_breaker *b, size_t want)
 {
     pthread_mutex_lock(&b->mu);
@@ -208,12 +261,16 @@ void sl_breaker_record(sl_breaker *b, bool success)
     if (b->state == SL_BREAKER_HALF_OPEN) {
         if (b->probes_in_flight > 0)
             b->probes_in_flight--;
+        bool closed = false;
         if (!success) {
             transition(b, SL_BREAKER_OPEN);
         } else if (++b->probes_ok >= b->conf.half_open_calls) {
             transition(b, SL_BREAKER_CLOSED);
+            closed = true;
         }
         pthread_mutex_unlock(&b->mu);
+        if (closed)
+            notify_closed(b);
         return;
     }
     if (b->state == SL_BREAKER_OPEN) {
@@ -276,6 +333,7 @@ void sl_breaker_reset(sl_breaker *b)
         b->open_for_ms = (int64_t)b->conf.open_for_ms;
     }
     pthread_mutex_unlock(&b->mu);
+    notify_closed(b);
 }
 
 void sl_breaker_get_info(sl_breaker *b, sl_breaker_info *info)

@@ -53,8 +53,22 @@ sl_breaker_state sl_breaker_get_state(sl_breaker *b);
 /* Milliseconds until an open breaker lets probes through (0 otherwise). */
 int64_t sl_breaker_retry_in_ms(sl_breaker *b);
 
-/* Closes the breaker and forgets its window and its open_for doubling. */
+/* Closes the breaker and forgets its window and its open_for doubling.
+ * Watchers are told (sl_breaker_watch). */
 void sl_breaker_reset(sl_breaker *b);
+
+/* Called when a breaker closes (its probes succeeded, or it was reset), on
+ * the thread that closed it, without the breaker's lock held. Must be quick
+ * and must not call sl_breaker_watch or sl_breaker_unwatch. */
+typedef void (*sl_breaker_closed_fn)(void *arg);
+
+/* Asks for fn(arg) each time b closes (route workers waiting for it wake up
+ * at once). Returns 0, or -1 when out of memory. Thread-safe. */
+int sl_breaker_watch(sl_breaker *b, sl_breaker_closed_fn fn, void *arg);
+
+/* Removes a watch added with the same fn and arg. When it returns, fn(arg)
+ * is not running and will not run again. Thread-safe. */
+void sl_breaker_unwatch(sl_breaker *b, sl_breaker_closed_fn fn, const void *arg);
 
 typedef struct sl_breaker_info {
     sl_breaker_state state;

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "call.h"
 #include "config.h"
 #include "error.h"
 #include "message.h"
@@ -14,8 +15,6 @@
 typedef struct sl_gateway sl_gateway;
 typedef struct sl_route sl_route;
 typedef struct sl_connector sl_connector;
-struct sl_http_call_req;
-struct sl_http_call_resp;
 
 /* What one output said about one message. */
 typedef struct sl_send_result {
@@ -51,14 +50,14 @@ typedef struct sl_connector_type {
      * (for GET /ready). Optional: without it the connector counts as ready.
      * Called from the admin thread; must be thread-safe and quick. */
     bool (*ready)(sl_connector *c);
-    /* Answers one request a step makes to this connector (Lua's ctx.http):
-     * fills *resp (the caller frees it with sl_http_call_resp_free) and
-     * returns resp->result. Called by route workers, concurrently, through
-     * the connector's breaker. Optional: without it ctx.http calls the
-     * connector's configured endpoint (http_client). `sluice test` answers
-     * from its fixtures this way. */
-    int (*call)(sl_connector *c, const struct sl_http_call_req *req,
-                struct sl_http_call_resp *resp);
+    /* Makes one synchronous request to the partner (for steps: Lua's
+     * ctx.http), fills *resp (the caller frees it with sl_call_resp_free,
+     * whatever the result) and returns resp->result: SL_OK, SL_RETRY
+     * (timeout, connection error, overload) or SL_FAIL. One attempt, no
+     * retry, no sleep; bounded by the connector's timeout. Called by route
+     * workers, concurrently. Optional: connectors without it cannot be
+     * called. The caller goes through the connector's breaker. */
+    int (*call)(sl_connector *c, const sl_call_req *req, sl_call_resp *resp);
 } sl_connector_type;
 
 struct sl_connector {

@@ -167,6 +167,62 @@ static void close_unclaimed_listeners(sl_runtime *rt)
     pthread_mutex_unlock(&rt->mu);
 }
 
+/* The index of the connector named name, or -1. */
+static ssize_t connector_index(const sl_gateway *gw, const char *name)
+{
+    for (size_t i = 0; i < gw->n_connectors; i++) {
+        if (gw->connectors[i].conf && strcmp(gw->connectors[i].conf->name, name) == 0)
+            return (ssize_t)i;
+    }
+    return -1;
+}
+
+/* The step services of this gateway: a call goes to the named connector's
+ * `call` through its breaker (an open breaker fails it at once, transient). */
+static int gateway_call(const sl_step_services *svc, const char *connector, const sl_call_req *req,
+                        sl_call_resp *resp)
+{
+    sl_gateway *gw = svc->arg;
+    ssize_t i = connector_index(gw, connector);
+    sl_connector *c = i >= 0 ? &gw->connectors[i] : NULL;
+    if (!c || !c->type || !c->type->call)
+        return sl_call_resp_fail(resp, SL_FAIL, "no connector named '%s' that takes calls",
+                                 connector);
+    sl_breaker *b = gw->breakers ? gw->breakers[i] : NULL;
+    if (b && sl_breaker_acquire(b, 1) == 0)
+        return sl_call_resp_fail(resp, SL_RETRY, "circuit open");
+    memset(resp, 0, sizeof *resp);
+    int rc = c->type->call(c, req, resp);
+    if (b)
+        sl_breaker_record(b, rc != SL_RETRY);
+    return rc;
+}
+
+/* Builds route rc with handles to what it uses: the runtime's log, metrics
+ * and status, the step services, and each output's connector and breaker. */
+static sl_route *new_route(sl_gateway *gw, const sl_route_conf *rc, sl_error *err)
+{
+    sl_route_output_env *outs = calloc(rc->n_to ? rc->n_to : 1, sizeof *outs);
+    if (!outs) {
+        sl_error_set(err, SL_ENOMEM, "out of memory");
+        return NULL;
+    }
+    for (size_t o = 0; o < rc->n_to; o++) {
+        ssize_t i = rc->to[o].connector ? connector_index(gw, rc->to[o].connector) : -1;
+        outs[o].conn = i >= 0 ? &gw->connectors[i] : NULL;
+        outs[o].breaker = i >= 0 && gw->breakers ? gw->breakers[i] : NULL;
+    }
+    sl_route_env env = {.log = gw->log,
+                        .metrics = gw->metrics,
+                        .status = gw->status,
+                        .services = &gw->services,
+                        .steps_gw = gw,
+                        .outs = outs};
+    sl_route *r = sl_route_new(&env, rc, err);
+    free(outs);
+    return r;
+}
+
 /* sl_gateway_new, with every connector's table replaced by `as` when it is
  * not NULL (see sl_gateway_new_as). */
 static sl_gateway *gateway_build(sl_config *conf, sl_runtime *rt, const sl_connector_type *as,
@@ -180,6 +236,8 @@ static sl_gateway *gateway_build(sl_config *conf, sl_runtime *rt, const sl_conne
     }
     gw->conf = conf;
     gw->started_ms = sl_wall_ms();
+    gw->services.call = gateway_call;
+    gw->services.arg = gw;
     if (!rt) {
         rt = sl_runtime_open(conf, err);
         if (!rt)
@@ -248,7 +306,7 @@ static sl_gateway *gateway_build(sl_config *conf, sl_runtime *rt, const sl_conne
         }
     }
     for (size_t i = 0; i < conf->n_routes; i++) {
-        gw->routes[i] = sl_route_new(gw, &conf->routes[i], err);
+        gw->routes[i] = new_route(gw, &conf->routes[i], err);
         if (!gw->routes[i])
             goto fail;
         gw->n_routes = i + 1;
@@ -422,20 +480,14 @@ sl_route *sl_gateway_route(sl_gateway *gw, const char *name)
 
 sl_connector *sl_gateway_connector(sl_gateway *gw, const char *name)
 {
-    for (size_t i = 0; i < gw->n_connectors; i++) {
-        if (gw->connectors[i].conf && strcmp(gw->connectors[i].conf->name, name) == 0)
-            return &gw->connectors[i];
-    }
-    return NULL;
+    ssize_t i = connector_index(gw, name);
+    return i >= 0 ? &gw->connectors[i] : NULL;
 }
 
 sl_breaker *sl_gateway_breaker(sl_gateway *gw, const char *name)
 {
-    for (size_t i = 0; i < gw->n_connectors; i++) {
-        if (gw->connectors[i].conf && strcmp(gw->connectors[i].conf->name, name) == 0)
-            return gw->breakers ? gw->breakers[i] : NULL;
-    }
-    return NULL;
+    ssize_t i = connector_index(gw, name);
+    return i >= 0 && gw->breakers ? gw->breakers[i] : NULL;
 }
 
 bool sl_gateway_ready(sl_gateway *gw)

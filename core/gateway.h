@@ -14,6 +14,7 @@
 #include "metrics.h"
 #include "route.h"
 #include "status.h"
+#include "step.h"
 
 /* What outlives a config reload: the log, metrics, message status, and the
  * listening sockets handed from one gateway generation to the next. */
@@ -36,6 +37,7 @@ struct sl_gateway {
     atomic_bool started;  /* every input and the admin listener are up */
     atomic_bool stopping; /* a drain has begun */
     int64_t started_ms;
+    sl_step_services services; /* what the routes' steps call connectors through */
 };
 
 /* Creates data_dir and its parents if needed. (The log itself takes an

@@ -6,9 +6,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
-#include <libxml/xmlversion.h>
 #include <librdkafka/rdkafka.h>
-#include <lua.h>
 #include <amqp.h>
 #include <microhttpd.h>
 #include <pthread.h>
@@ -24,9 +22,9 @@
 #include "gateway.h"
 #include "log.h"
 #include "logging.h"
-#include "lua_expr.h"
 #include "route_test.h"
 #include "step.h"
+#include "version.h"
 
 #define DEFAULT_CONFIG "conf/sluice.yaml"
 
@@ -72,17 +70,23 @@ static int cmd_version(void)
     printf("  librdkafka    %s\n", rd_kafka_version_str());
     printf("  rabbitmq-c    %s\n", amqp_version());
     printf("  jansson       %s\n", JANSSON_VERSION);
-    printf("  libxml2       %s\n", LIBXML_DOTTED_VERSION);
-    printf("  lua           %s\n", LUA_RELEASE);
+    for (const sl_lib_version *v = sl_transforms_lib_versions; v->name; v++)
+        printf("  %-13s %s\n", v->name, v->version);
     printf("  libyaml       %s\n", yaml_get_version_string());
     return 0;
 }
 
 /* ---- check ---- */
 
-/* Builds every route's steps and compiles its `when:` expressions, the way
- * workers will, so that a script that does not compile fails the check.
- * Prints each error; returns how many there were. */
+static void print_error(void *arg, const char *msg)
+{
+    (void)arg;
+    printf("%s\n", msg);
+}
+
+/* Builds every route's steps and compiles its key and `when:` expressions,
+ * the way workers will, so that a script that does not compile fails the
+ * check. Prints each error; returns how many there were. */
 static size_t check_routes(sl_config *conf)
 {
     sl_gateway gw;
@@ -99,16 +103,7 @@ static size_t check_routes(sl_config *conf)
             errors++;
         }
         sl_steps_free(steps, n);
-        for (size_t o = 0; o < rc->n_to; o++) {
-            if (!rc->to[o].when)
-                continue;
-            sl_lua_expr *e = sl_lua_expr_compile(rc->to[o].when, &rc->to[o].pos, &err);
-            if (!e) {
-                printf("%s\n", err.msg);
-                errors++;
-            }
-            sl_lua_expr_free(e);
-        }
+        errors += sl_route_check_exprs(rc, print_error, NULL);
     }
     return errors;
 }

@@ -1,9 +1,7 @@
 /* The message model (see message.h): UUIDv7 ids, headers, body and key
  * expressions. Inputs build sl_msg values, sl_msg_to_record/from_record move
  * them in and out of the log, and routes evaluate keys on every ingest. */
-#include "clock.h"
 #include "message.h"
-#include "json_xml.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -17,6 +15,9 @@
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "clock.h"
+#include "expr.h"
 
 /* ---- UUIDv7 ---------------------------------------------------------------- */
 
@@ -602,24 +603,94 @@ static int json_to_key(const json_t *v, char **out, size_t *len, sl_error *err)
 }
 
 #define HEADER_PREFIX "header:"
+#define HEADER_PREFIX_LEN (sizeof HEADER_PREFIX - 1)
+
+/* ---- key languages implemented here: `$.json.path` and `header:NAME` ---- */
+
+static bool json_path_accepts(const char *text)
+{
+    return text[0] == '$';
+}
+
+static void *json_path_compile(const char *text, const sl_conf_pos *pos, sl_error *err)
+{
+    json_t *unused;
+    if (path_eval(text, NULL, &unused, err) < 0)
+        return NULL;
+    char *h = strdup(text);
+    if (!h)
+        sl_error_set(err, SL_ENOMEM, "out of memory");
+    return h;
+}
+
+static int json_path_eval(void *h, sl_msg *msg, char **out, size_t *len, sl_error *err)
+{
+    const json_t *root = sl_msg_json(msg, err);
+    if (!root)
+        return -1;
+    json_t *v;
+    if (path_eval(h, root, &v, err) < 0)
+        return -1;
+    return json_to_key(v, out, len, err);
+}
+
+const sl_expr_lang sl_expr_json_path = {
+    .name = "json_path",
+    .syntax = "a JSON path starting with '$'",
+    .accepts = json_path_accepts,
+    .compile = json_path_compile,
+    .eval_key = json_path_eval,
+    .free = free,
+    .shared = true,
+};
+
+static bool header_accepts(const char *text)
+{
+    return strncmp(text, HEADER_PREFIX, HEADER_PREFIX_LEN) == 0;
+}
+
+static void *header_compile(const char *text, const sl_conf_pos *pos, sl_error *err)
+{
+    if (text[HEADER_PREFIX_LEN] == '\0') {
+        sl_error_set(err, SL_EINVAL, "malformed key expression \"%s\": no header name", text);
+        return NULL;
+    }
+    char *h = strdup(text + HEADER_PREFIX_LEN);
+    if (!h)
+        sl_error_set(err, SL_ENOMEM, "out of memory");
+    return h;
+}
+
+static int header_eval(void *h, sl_msg *msg, char **out, size_t *len, sl_error *err)
+{
+    size_t n;
+    const char *v = sl_msg_get_header(msg, h, &n);
+    if (!v)
+        return 0;
+    *out = dup_bytes(v, n);
+    if (!*out)
+        return sl_error_set(err, SL_ENOMEM, "out of memory copying a key");
+    *len = n;
+    return 0;
+}
+
+const sl_expr_lang sl_expr_header = {
+    .name = "header",
+    .syntax = "\"header:NAME\"",
+    .accepts = header_accepts,
+    .compile = header_compile,
+    .eval_key = header_eval,
+    .free = free,
+    .shared = true,
+};
 
 int sl_msg_key_check(const char *expr, sl_error *err)
 {
-    if (strncmp(expr, HEADER_PREFIX, sizeof HEADER_PREFIX - 1) == 0) {
-        if (expr[sizeof HEADER_PREFIX - 1] == '\0')
-            return sl_error_set(err, SL_EINVAL, "malformed key expression \"%s\": no header name",
-                                expr);
-        return 0;
-    }
-    if (expr[0] == '/')
-        return sl_xml_xpath_check(expr, err);
-    if (expr[0] != '$')
-        return sl_error_set(err, SL_EINVAL,
-                            "malformed key expression \"%s\": expected \"header:NAME\", a "
-                            "JSON path starting with '$' or an XPath starting with '/'",
-                            expr);
-    json_t *unused;
-    return path_eval(expr, NULL, &unused, err);
+    sl_expr *e = sl_expr_compile_key(expr, NULL, err);
+    if (!e)
+        return -1;
+    sl_expr_free(e);
+    return 0;
 }
 
 int sl_msg_eval_key(sl_msg *msg, const char *expr, char **out, size_t *len, sl_error *err)
@@ -629,26 +700,10 @@ int sl_msg_eval_key(sl_msg *msg, const char *expr, char **out, size_t *len, sl_e
         len = &unused_len;
     *out = NULL;
     *len = 0;
-    if (expr[0] == '/') /* XPath into an XML body: the string value of the first match */
-        return sl_xml_eval_xpath(msg->body, msg->body_len, expr, out, len, err);
-    if (sl_msg_key_check(expr, err) < 0)
+    sl_expr *e = sl_expr_compile_key(expr, NULL, err);
+    if (!e)
         return -1;
-    if (expr[0] != '$') {
-        size_t n;
-        const char *v = sl_msg_get_header(msg, expr + sizeof HEADER_PREFIX - 1, &n);
-        if (!v)
-            return 0;
-        *out = dup_bytes(v, n);
-        if (!*out)
-            return sl_error_set(err, SL_ENOMEM, "out of memory copying a key");
-        *len = n;
-        return 0;
-    }
-    const json_t *root = sl_msg_json(msg, err);
-    if (!root)
-        return -1;
-    json_t *v;
-    if (path_eval(expr, root, &v, err) < 0)
-        return -1;
-    return json_to_key(v, out, len, err);
+    int rc = sl_expr_eval_key(e, msg, out, len, err);
+    sl_expr_free(e);
+    return rc;
 }

@@ -88,20 +88,21 @@ sl_msg *sl_msg_from_record(const sl_record *rec, int partition, sl_error *err);
  * Returns 0, or -1 when cap is too small. */
 int sl_msg_to_record(const sl_msg *msg, sl_record *rec, sl_header *hdrs, size_t cap);
 
-/* Evaluates a key expression against msg: "header:NAME" takes a header;
- * "$.a.b[0]" takes a field of the JSON body (strings as they are, numbers
- * and booleans as their JSON text); "/a/b/@id" takes the string value of the
- * first node an XPath selects in the XML body (hardened parse). Returns a malloc'd NUL-terminated
- * string in *out (length in *len), or sets *out to NULL when the path does not resolve (not an
- * error). Returns -1 with err only when the body is not JSON or the expression is malformed; that
- * is a permanent failure. */
+/* Evaluates a key expression against msg, compiling it first (a caller
+ * that evaluates the same expression on many messages compiles it once with
+ * sl_expr_compile_key instead). The key languages are those of
+ * sl_expr_key_langs: "header:NAME" takes a header; "$.a.b[0]" takes a field
+ * of the JSON body (strings as they are, numbers and booleans as their JSON
+ * text); "/a/b/@id" takes the string value of the first node an XPath
+ * selects in the XML body. Returns a malloc'd NUL-terminated string in *out
+ * (length in *len), or sets *out to NULL when the path does not resolve
+ * (not an error). Returns -1 with err only when the body cannot be read or
+ * the expression is malformed; that is a permanent failure. Thread-safe. */
 int sl_msg_eval_key(sl_msg *msg, const char *expr, char **out, size_t *len, sl_error *err);
 
 /* Checks the syntax of a key expression without a message, for config
- * validation: "header:NAME" (NAME not empty) or "$" followed by steps
- * ".name", "[N]" or "['name']" / ["name"] (backslash escapes the quote).
- * Returns 0, or -1 with err (SL_EINVAL) saying where it is malformed.
- * Allocates nothing; thread-safe. */
+ * validation: compiles it with its key language and frees it. Returns 0, or
+ * -1 with err (SL_EINVAL) saying where it is malformed. Thread-safe. */
 int sl_msg_key_check(const char *expr, sl_error *err);
 
 /* Returns msg's body decoded as JSON (a borrowed json_t *, cached on the

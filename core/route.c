@@ -15,11 +15,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "breaker.h"
 #include "clock.h"
-#include "gateway.h"
+#include "connector.h"
+#include "expr.h"
 #include "logging.h"
-#include "lua_expr.h"
-#include "lua_host.h"
 #include "step.h"
 
 #define BATCH_MAX_RECORDS 512
@@ -31,6 +31,7 @@ typedef struct sl_output_rt {
     const sl_output_conf *conf;
     sl_connector *conn;  /* NULL for topic outputs */
     sl_breaker *breaker; /* the connector's, or NULL */
+    bool watching;       /* this route watches breaker (first output using it) */
     sl_topic *topic;     /* topic outputs */
     sl_counter *out_total;
     sl_counter *failed_total;
@@ -67,20 +68,26 @@ typedef struct sl_worker {
     bool stop;
     bool paused;
     bool rewind;
+    bool breaker_closed; /* a breaker of an output closed since the round began */
     int64_t rewind_to;
     atomic_int_fast64_t committed;
     atomic_int head_attempts;
     char last_error[256]; /* under mu */
     sl_step **steps;      /* this worker's own (a Lua state belongs to one worker) */
     size_t n_steps;
-    sl_lua_expr **when; /* when[i]: output i's compiled `when:`, or NULL */
+    sl_expr **when;        /* when[i]: output i's compiled `when:`, or NULL (per worker:
+                            * a condition language may not be shared) */
+    int64_t retry_offset;  /* the record a step asked to retry, or -1 (worker thread only) */
+    int retry_attempts;    /* how many times its steps were tried */
+    char retry_error[256]; /* why a step asked to retry it */
     sl_gauge *lag;
     sl_batch batch;
 } sl_worker;
 
 struct sl_route {
-    sl_gateway *gw;
+    sl_route_env env; /* env.outs is not kept: outs[] holds what it gave */
     const sl_route_conf *conf;
+    sl_expr *key; /* the compiled `key:`, or NULL */
     sl_topic *topic;
     sl_topic *dlq;
     int n_parts;
@@ -92,6 +99,7 @@ struct sl_route {
     sl_counter *in_total;
     sl_counter *dlq_total;
     sl_counter *dropped_total;
+    sl_counter **step_retried_total; /* [step]: transient step failures, retried */
     pthread_mutex_t redrive_mu;
     pthread_mutex_t watch_mu;
     atomic_int n_watches;
@@ -123,14 +131,26 @@ static double lag_gauge(void *arg)
     return end > committed ? (double)(end - committed) : 0.0;
 }
 
+/* The counter name{route,output} of output oc of route r. */
+static sl_counter *output_counter(sl_route *r, const sl_output_conf *oc, const char *name,
+                                  const char *help)
+{
+    char rname[256], oname[256], labels[600];
+    sl_metrics_escape(r->conf->name, rname, sizeof rname);
+    sl_metrics_escape(oc->name, oname, sizeof oname);
+    snprintf(labels, sizeof labels, "route=\"%s\",output=\"%s\"", rname, oname);
+    return sl_metrics_counter(r->env.metrics, name, help, labels);
+}
+
+/* Fills r->outs from the config and the connectors and breakers the
+ * environment resolved for each output. */
 static int open_outputs(sl_route *r, sl_error *err)
 {
-    sl_gateway *gw = r->gw;
     const sl_route_conf *conf = r->conf;
     if (conf->n_to > 32)
         return sl_error_set(err, SL_ECONFIG, "route %s: at most 32 outputs, got %zu", conf->name,
                             conf->n_to);
-    r->outs = calloc(conf->n_to, sizeof *r->outs);
+    r->outs = calloc(conf->n_to ? conf->n_to : 1, sizeof *r->outs);
     if (!r->outs)
         return sl_error_set(err, SL_ENOMEM, "out of memory");
     r->n_outs = conf->n_to;
@@ -139,131 +159,241 @@ static int open_outputs(sl_route *r, sl_error *err)
         sl_output_rt *o = &r->outs[i];
         o->conf = oc;
         if (oc->connector) {
-            o->conn = sl_gateway_connector(gw, oc->connector);
+            o->conn = r->env.outs ? r->env.outs[i].conn : NULL;
             if (!o->conn || !o->conn->type->send)
                 return sl_error_set(err, SL_ECONFIG,
                                     "route %s: output %s: connector %s cannot send", conf->name,
                                     oc->name, oc->connector);
-            o->breaker = sl_gateway_breaker(gw, oc->connector);
+            o->breaker = r->env.outs[i].breaker;
         } else {
-            o->topic = sl_log_topic(gw->log, oc->topic, 1, err);
+            o->topic = sl_log_topic(r->env.log, oc->topic, 1, err);
             if (!o->topic)
                 return -1;
         }
-        char rname[256], oname[256], labels[600];
-        sl_metrics_escape(conf->name, rname, sizeof rname);
-        sl_metrics_escape(oc->name, oname, sizeof oname);
-        snprintf(labels, sizeof labels, "route=\"%s\",output=\"%s\"", rname, oname);
-        o->out_total = sl_metrics_counter(gw->metrics, "sluice_messages_out_total",
-                                          "Messages delivered to an output.", labels);
-        o->failed_total = sl_metrics_counter(
-            gw->metrics, "sluice_messages_failed_total",
-            "Messages that failed permanently at an output (dead-lettered).", labels);
-        o->retried_total = sl_metrics_counter(
-            gw->metrics, "sluice_messages_retried_total",
+        o->out_total =
+            output_counter(r, oc, "sluice_messages_out_total", "Messages delivered to an output.");
+        o->failed_total =
+            output_counter(r, oc, "sluice_messages_failed_total",
+                           "Messages that failed permanently at an output (dead-lettered).");
+        o->retried_total =
+            output_counter(r, oc, "sluice_messages_retried_total",
+                           "Delivery attempts that failed transiently and were retried.");
+    }
+    return 0;
+}
+
+/* A breaker of an output closed: workers waiting for it go on at once. */
+static void wake_on_breaker(void *arg)
+{
+    sl_route *r = arg;
+    for (int i = 0; i < r->n_parts; i++) {
+        sl_worker *w = &r->workers[i];
+        pthread_mutex_lock(&w->mu);
+        w->breaker_closed = true;
+        pthread_cond_broadcast(&w->cond);
+        pthread_mutex_unlock(&w->mu);
+    }
+}
+
+/* Watches every output breaker once (several outputs may share one). */
+static int watch_breakers(sl_route *r, sl_error *err)
+{
+    for (size_t i = 0; i < r->n_outs; i++) {
+        sl_output_rt *o = &r->outs[i];
+        bool seen = false;
+        for (size_t j = 0; j < i; j++)
+            seen |= r->outs[j].breaker == o->breaker;
+        if (!o->breaker || seen)
+            continue;
+        if (sl_breaker_watch(o->breaker, wake_on_breaker, r) < 0)
+            return sl_error_set(err, SL_ENOMEM, "out of memory");
+        o->watching = true;
+    }
+    return 0;
+}
+
+static void unwatch_breakers(sl_route *r)
+{
+    for (size_t i = 0; r->outs && i < r->n_outs; i++) {
+        if (r->outs[i].watching)
+            sl_breaker_unwatch(r->outs[i].breaker, wake_on_breaker, r);
+        r->outs[i].watching = false;
+    }
+}
+
+/* Opens the route's input topic (ROUTE or its `from: {topic}`) and its dead
+ * letter topic. */
+static int open_topics(sl_route *r, sl_error *err)
+{
+    const sl_route_conf *conf = r->conf;
+    const char *topic = conf->from.topic ? conf->from.topic : conf->name;
+    r->count_in_on_read = conf->from.topic != NULL;
+    r->topic = sl_log_topic(r->env.log, topic, conf->partitions > 0 ? conf->partitions : 1, err);
+    if (!r->topic)
+        return -1;
+    r->n_parts = sl_topic_partition_count(r->topic);
+    if (conf->partitions > 0 && r->n_parts != conf->partitions)
+        sl_warn("route", "route %s: topic %s has %d partitions on disk, config says %d; using %d",
+                conf->name, topic, r->n_parts, conf->partitions, r->n_parts);
+    r->dlq = sl_log_topic(r->env.log, conf->dead_letter_topic, 1, err);
+    return r->dlq ? 0 : -1;
+}
+
+/* The route's own counters: in, dead-lettered, dropped. */
+static void route_counters(sl_route *r)
+{
+    char rname[256], labels[300];
+    sl_metrics_escape(r->conf->name, rname, sizeof rname);
+    snprintf(labels, sizeof labels, "route=\"%s\"", rname);
+    r->in_total = sl_metrics_counter(r->env.metrics, "sluice_messages_in_total",
+                                     "Messages accepted into a route's log.", labels);
+    r->dlq_total = sl_metrics_counter(r->env.metrics, "sluice_dead_letter_total",
+                                      "Messages sent to a route's dead letter topic.", labels);
+    r->dropped_total = sl_metrics_counter(r->env.metrics, "sluice_messages_dropped_total",
+                                          "Messages dropped by a route's steps.", labels);
+}
+
+/* sluice_messages_retried_total{route,step="N-TYPE"} for each step of the
+ * chain (which every worker builds alike). */
+static int step_counters(sl_route *r, sl_step **steps, size_t n, sl_error *err)
+{
+    r->step_retried_total = calloc(n ? n : 1, sizeof *r->step_retried_total);
+    if (!r->step_retried_total)
+        return sl_error_set(err, SL_ENOMEM, "out of memory");
+    char rname[256], labels[400];
+    sl_metrics_escape(r->conf->name, rname, sizeof rname);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(labels, sizeof labels, "route=\"%s\",step=\"%zu-%s\"", rname, i + 1,
+                 sl_step_type_name(steps[i]));
+        r->step_retried_total[i] = sl_metrics_counter(
+            r->env.metrics, "sluice_messages_retried_total",
             "Delivery attempts that failed transiently and were retried.", labels);
     }
     return 0;
 }
 
-/* ctx.http from Lua steps, through the named connector's circuit breaker:
- * while it is open the call fails at once with "circuit open". */
-static int ctx_http_with_breaker(void *arg, const char *connector, const sl_http_call_req *req,
-                                 sl_http_call_resp *resp)
+/* Compiles the route's `key:` once (key languages are shared by every
+ * input thread). */
+static int compile_key(const sl_route_conf *conf, sl_expr **out, sl_error *err)
 {
-    sl_gateway *gw = arg;
-    sl_breaker *b = sl_gateway_breaker(gw, connector);
-    if (b && sl_breaker_acquire(b, 1) == 0) {
-        memset(resp, 0, sizeof *resp);
-        resp->result = SL_RETRY;
-        snprintf(resp->error, sizeof resp->error, "circuit open");
-        return SL_RETRY;
-    }
-    sl_connector *c = sl_gateway_connector(gw, connector);
-    int rc = c && c->type->call ? c->type->call(c, req, resp)
-                                : sl_lua_http_default(gw->conf, connector, req, resp);
-    if (b)
-        sl_breaker_record(b, rc != SL_RETRY);
-    return rc;
+    *out = NULL;
+    if (!conf->key)
+        return 0;
+    sl_error e;
+    *out = sl_expr_compile_key(conf->key, &conf->pos, &e);
+    if (!*out)
+        return sl_error_set(err, e.code == SL_ENOMEM ? SL_ENOMEM : SL_ECONFIG,
+                            "%s:%d:%d: routes.%s.key: %s", conf->pos.file, conf->pos.line,
+                            conf->pos.col, conf->name, e.msg);
+    return 0;
 }
 
-sl_route *sl_route_new(sl_gateway *gw, const sl_route_conf *conf, sl_error *err)
+/* Compiles output oi's `when:` into *out (NULL when it has none). */
+static int compile_when(const sl_output_conf *oc, sl_expr **out, sl_error *err)
+{
+    *out = NULL;
+    if (!oc->when)
+        return 0;
+    *out = sl_expr_compile_cond(oc->when, &oc->pos, err);
+    return *out ? 0 : -1;
+}
+
+size_t sl_route_check_exprs(const sl_route_conf *conf, void (*report)(void *arg, const char *msg),
+                            void *arg)
+{
+    size_t errors = 0;
+    sl_error err;
+    sl_expr *e;
+    if (compile_key(conf, &e, &err) < 0) {
+        report(arg, err.msg);
+        errors++;
+    }
+    sl_expr_free(e);
+    for (size_t o = 0; o < conf->n_to; o++) {
+        if (compile_when(&conf->to[o], &e, &err) < 0) {
+            report(arg, err.msg);
+            errors++;
+        }
+        sl_expr_free(e);
+    }
+    return errors;
+}
+
+/* The worker's steps (with the route's services) and `when:` conditions. */
+static int build_chain(sl_worker *w, sl_error *err)
+{
+    sl_route *r = w->route;
+    if (sl_steps_build(r->env.steps_gw, r->conf, &w->steps, &w->n_steps, err) < 0)
+        return -1;
+    sl_steps_set_services(w->steps, w->n_steps, r->env.services);
+    if (!r->step_retried_total && step_counters(r, w->steps, w->n_steps, err) < 0)
+        return -1;
+    w->when = calloc(r->n_outs ? r->n_outs : 1, sizeof *w->when);
+    if (!w->when)
+        return sl_error_set(err, SL_ENOMEM, "out of memory");
+    for (size_t oi = 0; oi < r->n_outs; oi++) {
+        if (compile_when(&r->conf->to[oi], &w->when[oi], err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Sets up worker i: its partition, chain, committed offset and lag gauge. */
+static int init_worker(sl_route *r, int i, sl_error *err)
+{
+    sl_worker *w = &r->workers[i];
+    w->route = r;
+    w->index = i;
+    w->part = sl_topic_partition(r->topic, i);
+    w->retry_offset = -1;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cond, NULL);
+    sl_batch_init(&w->batch);
+    if (build_chain(w, err) < 0)
+        return -1;
+    int64_t c = sl_partition_committed(w->part, r->conf->name);
+    if (c < 0) {
+        /* a consumer holds retention back only once it has an offset */
+        c = sl_partition_start_offset(w->part);
+        if (sl_partition_commit(w->part, r->conf->name, c, err) < 0)
+            return -1;
+    }
+    atomic_store(&w->committed, c);
+    char rname[256], labels[300];
+    sl_metrics_escape(r->conf->name, rname, sizeof rname);
+    snprintf(labels, sizeof labels, "route=\"%s\",partition=\"%d\"", rname, i);
+    w->lag =
+        sl_metrics_gauge(r->env.metrics, "sluice_route_lag",
+                         "Records in a route partition not yet committed.", labels, lag_gauge, w);
+    return 0;
+}
+
+sl_route *sl_route_new(const sl_route_env *env, const sl_route_conf *conf, sl_error *err)
 {
     sl_route *r = calloc(1, sizeof *r);
     if (!r) {
         sl_error_set(err, SL_ENOMEM, "out of memory");
         return NULL;
     }
-    r->gw = gw;
+    r->env = *env;
     r->conf = conf;
     pthread_mutex_init(&r->watch_mu, NULL);
     pthread_mutex_init(&r->redrive_mu, NULL);
-
-    const char *topic = conf->from.topic ? conf->from.topic : conf->name;
-    r->count_in_on_read = conf->from.topic != NULL;
-    r->topic = sl_log_topic(gw->log, topic, conf->partitions > 0 ? conf->partitions : 1, err);
-    if (!r->topic)
+    if (compile_key(conf, &r->key, err) < 0 || open_topics(r, err) < 0 || open_outputs(r, err) < 0)
         goto fail;
-    r->n_parts = sl_topic_partition_count(r->topic);
-    if (conf->partitions > 0 && r->n_parts != conf->partitions)
-        sl_warn("route", "route %s: topic %s has %d partitions on disk, config says %d; using %d",
-                conf->name, topic, r->n_parts, conf->partitions, r->n_parts);
-    r->dlq = sl_log_topic(gw->log, conf->dead_letter_topic, 1, err);
-    if (!r->dlq)
-        goto fail;
-    if (open_outputs(r, err) < 0)
-        goto fail;
-
-    char rname[256], labels[300];
-    sl_metrics_escape(conf->name, rname, sizeof rname);
-    snprintf(labels, sizeof labels, "route=\"%s\"", rname);
-    r->in_total = sl_metrics_counter(gw->metrics, "sluice_messages_in_total",
-                                     "Messages accepted into a route's log.", labels);
-    r->dlq_total = sl_metrics_counter(gw->metrics, "sluice_dead_letter_total",
-                                      "Messages sent to a route's dead letter topic.", labels);
-    r->dropped_total = sl_metrics_counter(gw->metrics, "sluice_messages_dropped_total",
-                                          "Messages dropped by a route's steps.", labels);
-
+    r->env.outs = NULL; /* resolved into r->outs; not the route's to keep */
+    route_counters(r);
     r->workers = calloc((size_t)r->n_parts, sizeof *r->workers);
     if (!r->workers) {
         sl_error_set(err, SL_ENOMEM, "out of memory");
         goto fail;
     }
     for (int i = 0; i < r->n_parts; i++) {
-        sl_worker *w = &r->workers[i];
-        w->route = r;
-        w->index = i;
-        w->part = sl_topic_partition(r->topic, i);
-        pthread_mutex_init(&w->mu, NULL);
-        pthread_cond_init(&w->cond, NULL);
-        sl_batch_init(&w->batch);
-        if (sl_steps_build(gw, conf, &w->steps, &w->n_steps, err) < 0)
+        if (init_worker(r, i, err) < 0)
             goto fail;
-        for (size_t s = 0; s < w->n_steps; s++)
-            sl_lua_step_set_http(w->steps[s], ctx_http_with_breaker, gw); /* lua steps only */
-        w->when = calloc(r->n_outs, sizeof *w->when);
-        if (!w->when) {
-            sl_error_set(err, SL_ENOMEM, "out of memory");
-            goto fail;
-        }
-        for (size_t oi = 0; oi < r->n_outs; oi++) {
-            const sl_output_conf *oc = &conf->to[oi];
-            if (oc->when && !(w->when[oi] = sl_lua_expr_compile(oc->when, &oc->pos, err)))
-                goto fail;
-        }
-        int64_t c = sl_partition_committed(w->part, conf->name);
-        if (c < 0) {
-            /* a consumer holds retention back only once it has an offset */
-            c = sl_partition_start_offset(w->part);
-            if (sl_partition_commit(w->part, conf->name, c, err) < 0)
-                goto fail;
-        }
-        atomic_store(&w->committed, c);
-        snprintf(labels, sizeof labels, "route=\"%s\",partition=\"%d\"", rname, i);
-        w->lag = sl_metrics_gauge(gw->metrics, "sluice_route_lag",
-                                  "Records in a route partition not yet committed.", labels,
-                                  lag_gauge, w);
     }
+    if (watch_breakers(r, err) < 0)
+        goto fail;
     return r;
 fail:
     sl_route_free(r);
@@ -365,10 +495,10 @@ static int pick_partition(sl_route *r, const sl_msg *msg)
 
 int sl_route_append(sl_route *r, sl_msg *msg, sl_error *err)
 {
-    if (r->conf->key && !msg->key) {
+    if (r->key && !msg->key) {
         char *key = NULL;
         size_t len = 0;
-        if (sl_msg_eval_key(msg, r->conf->key, &key, &len, err) < 0)
+        if (sl_expr_eval_key(r->key, msg, &key, &len, err) < 0)
             return -1;
         msg->key = key;
         msg->key_len = len;
@@ -379,7 +509,7 @@ int sl_route_append(sl_route *r, sl_msg *msg, sl_error *err)
         return -1;
     msg->partition = part;
     msg->offset = off;
-    sl_status_accepted(r->gw->status, msg->id, r->conf->name, part, off);
+    sl_status_accepted(r->env.status, msg->id, r->conf->name, part, off);
     sl_counter_add(r->in_total, 1);
     return 0;
 }
@@ -474,8 +604,9 @@ void sl_route_pause(sl_route *r, bool paused)
 
 /* ---- the worker ---- */
 
-/* Sleeps up to ms, returning early (true) on stop or rewind. */
-static bool sleep_interruptible(sl_worker *w, uint64_t ms)
+/* Sleeps up to ms, returning early on stop or rewind (true), or, with
+ * on_breaker, when an output's breaker closed (false). */
+static bool sleep_until(sl_worker *w, uint64_t ms, bool on_breaker)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -486,13 +617,19 @@ static bool sleep_interruptible(sl_worker *w, uint64_t ms)
         ts.tv_nsec -= 1000000000L;
     }
     pthread_mutex_lock(&w->mu);
-    while (!w->stop && !w->rewind) {
+    while (!w->stop && !w->rewind && !(on_breaker && w->breaker_closed)) {
         if (pthread_cond_timedwait(&w->cond, &w->mu, &ts) == ETIMEDOUT)
             break;
     }
     bool r = w->stop || w->rewind;
     pthread_mutex_unlock(&w->mu);
     return r;
+}
+
+/* Sleeps up to ms, returning early (true) on stop or rewind. */
+static bool sleep_interruptible(sl_worker *w, uint64_t ms)
+{
+    return sleep_until(w, ms, false);
 }
 
 static uint64_t backoff_ms(const sl_retry_conf *rc, int attempts, unsigned *seed)
@@ -507,41 +644,148 @@ static uint64_t backoff_ms(const sl_retry_conf *rc, int attempts, unsigned *seed
     return (uint64_t)(half + half * ((double)rand_r(seed) / (double)RAND_MAX));
 }
 
-/* Delivers to a topic output: append all, then wait for the last to be
- * durable. */
+/* The partition of topic output messages: by key hash, else spread. */
+static int topic_partition_for(const sl_msg *m, size_t i, int nparts)
+{
+    if (nparts <= 1)
+        return 0;
+    if (m->key && m->key_len)
+        return (int)(hash_key(m->key, m->key_len) % (uint64_t)nparts);
+    return (int)(i % (size_t)nparts);
+}
+
+/* Waits until last[p] (when >= 0) is durable in partition p of t, for each
+ * of its n partitions. Returns 0, or -1 with e when one cannot be. */
+static int wait_last_durable(sl_topic *t, const int64_t *last, int n, sl_error *e)
+{
+    int rc = 0;
+    for (int p = 0; p < n; p++) {
+        if (last[p] >= 0 && sl_partition_wait_durable(sl_topic_partition(t, p), last[p], -1, e) < 0)
+            rc = -1;
+    }
+    return rc;
+}
+
+/* A malloc'd array of n offsets, all -1 (no append yet), or NULL. */
+static int64_t *new_last_offsets(int n)
+{
+    int64_t *last = malloc((size_t)(n > 0 ? n : 1) * sizeof *last);
+    for (int p = 0; last && p < n; p++)
+        last[p] = -1;
+    return last;
+}
+
+/* Delivers to a topic output: append all, then wait for the last append of
+ * every partition to be durable. */
 static void send_to_topic(sl_output_rt *o, sl_msg *const *msgs, size_t n, sl_send_result *res)
 {
     int nparts = sl_topic_partition_count(o->topic);
-    int64_t last[64];
-    int nl = nparts < 64 ? nparts : 64;
-    for (int i = 0; i < nl; i++)
-        last[i] = -1;
+    int64_t *last = new_last_offsets(nparts);
     for (size_t i = 0; i < n; i++) {
         const sl_msg *m = msgs[i];
-        int part = 0;
-        if (nparts > 1)
-            part = m->key && m->key_len ? (int)(hash_key(m->key, m->key_len) % (uint64_t)nparts)
-                                        : (int)(i % (size_t)nparts);
+        int part = topic_partition_for(m, i, nparts);
         sl_error e;
         int64_t off;
-        if (append_msg(sl_topic_partition(o->topic, part), m, &e, &off) < 0) {
+        if (!last) {
+            sl_send_result_set(&res[i], SL_RETRY, 0, "append to topic %s: out of memory",
+                               sl_topic_name(o->topic));
+        } else if (append_msg(sl_topic_partition(o->topic, part), m, &e, &off) < 0) {
             sl_send_result_set(&res[i], SL_RETRY, 0, "append to topic %s: %s",
                                sl_topic_name(o->topic), e.msg);
-            continue;
-        }
-        if (part < nl)
+        } else {
             last[part] = off;
-        sl_send_result_set(&res[i], SL_OK, 0, NULL);
-    }
-    for (int p = 0; p < nl; p++) {
-        sl_error e;
-        if (last[p] >= 0 &&
-            sl_partition_wait_durable(sl_topic_partition(o->topic, p), last[p], -1, &e) < 0) {
-            for (size_t i = 0; i < n; i++)
-                if (res[i].result == SL_OK)
-                    sl_send_result_set(&res[i], SL_RETRY, 0, "topic %s not durable: %s",
-                                       sl_topic_name(o->topic), e.msg);
+            sl_send_result_set(&res[i], SL_OK, 0, NULL);
         }
+    }
+    sl_error e;
+    if (last && wait_last_durable(o->topic, last, nparts, &e) < 0) {
+        for (size_t i = 0; i < n; i++)
+            if (res[i].result == SL_OK)
+                sl_send_result_set(&res[i], SL_RETRY, 0, "topic %s not durable: %s",
+                                   sl_topic_name(o->topic), e.msg);
+    }
+    free(last);
+}
+
+/* Per-batch buffers for one output's send: the messages, the index of the
+ * item of each, and their results. */
+typedef struct send_buf {
+    sl_msg **msgs;
+    size_t *idx;
+    sl_send_result *res;
+} send_buf;
+
+static int send_buf_init(send_buf *sb, size_t n)
+{
+    sb->msgs = malloc(n * sizeof *sb->msgs);
+    sb->idx = malloc(n * sizeof *sb->idx);
+    sb->res = malloc(n * sizeof *sb->res);
+    return sb->msgs && sb->idx && sb->res ? 0 : -1;
+}
+
+static void send_buf_free(send_buf *sb)
+{
+    free(sb->msgs);
+    free(sb->idx);
+    free(sb->res);
+}
+
+/* Puts every live item still pending at output bit into sb. Returns how
+ * many. */
+static size_t collect_pending(sl_item *items, size_t n, uint32_t bit, send_buf *sb)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].msg && !items[i].dead && (items[i].pending & bit)) {
+            sb->msgs[k] = items[i].msg;
+            sb->idx[k++] = i;
+        }
+    }
+    return k;
+}
+
+/* Asks o's breaker (if any) for k calls. Items beyond what it grants wait
+ * without an attempt (their error says why). Returns how many may go. */
+static size_t breaker_grant(sl_output_rt *o, sl_item *items, const send_buf *sb, size_t k)
+{
+    if (!o->breaker)
+        return k;
+    size_t granted = sl_breaker_acquire(o->breaker, k);
+    for (size_t j = granted; j < k; j++) {
+        sl_item *it = &items[sb->idx[j]];
+        snprintf(it->error, sizeof it->error, "output %s: circuit open for connector %s",
+                 o->conf->name, o->conf->connector);
+    }
+    return granted;
+}
+
+/* Applies the result of one send of an item to output o (bit): a held-back
+ * message was not an attempt; the others tell the breaker and update the
+ * item and the output's counters. */
+static void record_result(sl_output_rt *o, uint32_t bit, sl_item *it, const sl_send_result *res)
+{
+    if (res->result == SL_RETRY && res->held_back) {
+        if (o->breaker)
+            sl_breaker_release(o->breaker); /* never reached the partner */
+        if (!it->error[0])
+            snprintf(it->error, sizeof it->error, "output %s: %s", o->conf->name, res->error);
+        return; /* not sent: not an attempt */
+    }
+    if (o->breaker)
+        sl_breaker_record(o->breaker, res->result != SL_RETRY);
+    it->attempted = true;
+    if (res->result == SL_OK) {
+        it->pending &= ~bit;
+        sl_counter_add(o->out_total, 1);
+        return;
+    }
+    it->status = res->status;
+    snprintf(it->error, sizeof it->error, "output %s: %s", o->conf->name, res->error);
+    if (res->result == SL_FAIL) {
+        it->dead = true;
+        sl_counter_add(o->failed_total, 1);
+    } else {
+        sl_counter_add(o->retried_total, 1);
     }
 }
 
@@ -549,72 +793,24 @@ static void send_to_topic(sl_output_rt *o, sl_msg *const *msgs, size_t n, sl_sen
  * With a breaker, only as many items as it grants go out (none when it is
  * open, a few probes when half-open); the others wait without an attempt.
  * Returns true when the breaker held some items back. */
-static bool deliver_output(sl_worker *w, size_t oi, sl_item *items, size_t n, sl_msg **scratch,
-                           size_t *idx, sl_send_result *res)
+static bool deliver_output(sl_worker *w, size_t oi, sl_item *items, size_t n, send_buf *sb)
 {
-    sl_route *r = w->route;
-    sl_output_rt *o = &r->outs[oi];
+    sl_output_rt *o = &w->route->outs[oi];
     uint32_t bit = 1u << oi;
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (items[i].msg && !items[i].dead && (items[i].pending & bit)) {
-            scratch[k] = items[i].msg;
-            idx[k++] = i;
-        }
-    }
+    size_t k = collect_pending(items, n, bit, sb);
     if (k == 0)
         return false;
-    bool blocked = false;
-    if (o->breaker) {
-        size_t granted = sl_breaker_acquire(o->breaker, k);
-        if (granted < k) {
-            blocked = true;
-            for (size_t j = granted; j < k; j++) {
-                sl_item *it = &items[idx[j]];
-                snprintf(it->error, sizeof it->error, "output %s: circuit open for connector %s",
-                         o->conf->name, o->conf->connector);
-            }
-            k = granted;
-        }
-        if (k == 0)
-            return true;
-    }
-    memset(res, 0, k * sizeof *res);
+    size_t granted = breaker_grant(o, items, sb, k);
+    if (granted == 0)
+        return true;
+    memset(sb->res, 0, granted * sizeof *sb->res);
     if (o->conn)
-        o->conn->type->send(o->conn, o->conf, scratch, k, res);
+        o->conn->type->send(o->conn, o->conf, sb->msgs, granted, sb->res);
     else
-        send_to_topic(o, scratch, k, res);
-    for (size_t j = 0; j < k; j++) {
-        sl_item *it = &items[idx[j]];
-        if (res[j].result == SL_RETRY && res[j].held_back) {
-            if (o->breaker)
-                sl_breaker_release(o->breaker); /* never reached the partner */
-            if (!it->error[0])
-                snprintf(it->error, sizeof it->error, "output %s: %s", o->conf->name, res[j].error);
-            continue; /* not sent: not an attempt */
-        }
-        if (o->breaker)
-            sl_breaker_record(o->breaker, res[j].result != SL_RETRY);
-        it->attempted = true;
-        switch (res[j].result) {
-            case SL_OK:
-                it->pending &= ~bit;
-                sl_counter_add(o->out_total, 1);
-                break;
-            case SL_FAIL:
-                it->dead = true;
-                it->status = res[j].status;
-                snprintf(it->error, sizeof it->error, "output %s: %s", o->conf->name, res[j].error);
-                sl_counter_add(o->failed_total, 1);
-                break;
-            default:
-                it->status = res[j].status;
-                snprintf(it->error, sizeof it->error, "output %s: %s", o->conf->name, res[j].error);
-                sl_counter_add(o->retried_total, 1);
-                break;
-        }
-    }
-    return blocked;
+        send_to_topic(o, sb->msgs, granted, sb->res);
+    for (size_t j = 0; j < granted; j++)
+        record_result(o, bit, &items[sb->idx[j]], &sb->res[j]);
+    return granted < k;
 }
 
 /* How long the worker waits for the breakers that held items back: until the
@@ -681,8 +877,8 @@ int sl_route_dead_letter(sl_route *r, sl_msg *msg, const char *error, sl_error *
 {
     if (dlq_append(r, msg, error, 0, 0, -1, err) < 0)
         return -1;
-    sl_status_accepted(r->gw->status, msg->id, r->conf->name, -1, -1);
-    sl_status_update(r->gw->status, msg->id, SL_MSG_DEAD_LETTERED, 0, error);
+    sl_status_accepted(r->env.status, msg->id, r->conf->name, -1, -1);
+    sl_status_update(r->env.status, msg->id, SL_MSG_DEAD_LETTERED, 0, error);
     sl_warn("route", "route %s: message %s from its input dead-lettered to %s: %s", r->conf->name,
             msg->id, r->conf->dead_letter_topic, error);
     return 0;
@@ -695,98 +891,141 @@ static void set_last_error(sl_worker *w, const char *e)
     pthread_mutex_unlock(&w->mu);
 }
 
+/* What one delivery round over every output left to do. */
+typedef struct round_state {
+    bool blocked[32]; /* output i's breaker held items back */
+    bool any_blocked;
+    bool any_attempted; /* some output really tried some item */
+    bool retry;         /* some live item is still pending */
+    int head_attempts;  /* of the first such item */
+    const char *head_error;
+} round_state;
+
+/* One round: every output gets the items still pending for it. */
+static void run_round(sl_worker *w, sl_item *items, size_t n, send_buf *sb, round_state *rs)
+{
+    memset(rs, 0, sizeof *rs);
+    pthread_mutex_lock(&w->mu);
+    w->breaker_closed = false; /* from now on, a close means another try may pass */
+    pthread_mutex_unlock(&w->mu);
+    for (size_t i = 0; i < n; i++)
+        items[i].attempted = false;
+    for (size_t oi = 0; oi < w->route->n_outs; oi++) {
+        rs->blocked[oi] = deliver_output(w, oi, items, n, sb);
+        rs->any_blocked |= rs->blocked[oi];
+    }
+}
+
+/* Marks an item that used up its attempts as dead, saying so. */
+static void give_up(sl_item *it)
+{
+    it->dead = true;
+    char tmp[256];
+    snprintf(tmp, sizeof tmp, "%s (gave up after %d attempts)", it->error, it->attempts);
+    snprintf(it->error, sizeof it->error, "%s", tmp);
+}
+
+/* Counts the round's attempts, gives up on items past max_attempts, and
+ * notes in rs whether some item is still to retry (and which comes first). */
+static void tally_round(sl_worker *w, sl_item *items, size_t n, round_state *rs)
+{
+    sl_route *r = w->route;
+    for (size_t i = 0; i < n; i++) {
+        sl_item *it = &items[i];
+        if (!it->msg || it->pending == 0)
+            continue;
+        if (it->attempted || it->dead)
+            it->attempts++;
+        rs->any_attempted |= it->attempted;
+        if (!it->dead && it->attempts >= r->conf->retry.max_attempts)
+            give_up(it);
+        if (it->dead)
+            continue;
+        rs->retry = true;
+        if (!rs->head_error) {
+            rs->head_attempts = it->attempts;
+            rs->head_error = it->error;
+        }
+        sl_status_update(r->env.status, it->msg->id, SL_MSG_RETRYING, it->attempts, it->error);
+    }
+}
+
+/* Dead-letters every dead item still pending, in order, so that the retry
+ * wait does not hold them. Returns -1 when interrupted (stop or rewind)
+ * while the dead letter topic refused one. */
+static int dead_letter_dead(sl_worker *w, sl_item *items, size_t n)
+{
+    sl_route *r = w->route;
+    for (size_t i = 0; i < n; i++) {
+        sl_item *it = &items[i];
+        if (!it->msg || !it->dead || it->pending == 0)
+            continue;
+        while (dead_letter(w, it) < 0) {
+            if (sleep_interruptible(w, 1000))
+                return -1;
+        }
+        it->pending = 0;
+        sl_status_update(r->env.status, it->msg->id, SL_MSG_DEAD_LETTERED, it->attempts, it->error);
+        notify_done(r, it->msg->id, SL_MSG_DEAD_LETTERED, it->msg, it->error);
+    }
+    return 0;
+}
+
+/* Shows the head item's attempts and error on the partition and sleeps
+ * before the next round: when only breakers held items back (no attempt
+ * was burned), until one lets probes through or closes (reset, or another
+ * route's probes succeeded); else the backoff. Returns true when
+ * interrupted. */
+static bool wait_before_retry(sl_worker *w, const round_state *rs, unsigned *seed)
+{
+    sl_route *r = w->route;
+    atomic_store(&w->head_attempts, rs->head_attempts);
+    set_last_error(w, rs->head_error);
+    bool for_breaker = rs->any_blocked && !rs->any_attempted;
+    uint64_t wait = for_breaker ? breaker_wait_ms(r, rs->blocked)
+                                : backoff_ms(&r->conf->retry, rs->head_attempts, seed);
+    sl_debug("route", "route %s partition %d: retry in %" PRIu64 " ms (attempt %d): %s",
+             r->conf->name, w->index, wait, rs->head_attempts, rs->head_error);
+    return sleep_until(w, wait, for_breaker);
+}
+
+/* The number of leading items that are finished. */
+static size_t finished_prefix(const sl_item *items, size_t n)
+{
+    size_t done = 0;
+    while (done < n && (!items[done].msg || items[done].pending == 0))
+        done++;
+    return done;
+}
+
 /* Delivers every item of the batch to every output, retrying transient
  * failures with backoff until each item is delivered or dead-lettered.
  * Returns the number of leading items that are finished (all of them unless
  * the worker was interrupted). */
 static size_t deliver_batch(sl_worker *w, sl_item *items, size_t n, unsigned *seed)
 {
-    sl_route *r = w->route;
-    const sl_retry_conf *rc = &r->conf->retry;
-    sl_msg **scratch = malloc(n * sizeof *scratch);
-    size_t *idx = malloc(n * sizeof *idx);
-    sl_send_result *res = malloc(n * sizeof *res);
-    size_t done = 0;
-    if (!scratch || !idx || !res)
-        goto out;
-    for (;;) {
-        for (size_t i = 0; i < n; i++)
-            items[i].attempted = false;
-        bool blocked[32] = {false};
-        bool any_blocked = false;
-        for (size_t oi = 0; oi < r->n_outs; oi++) {
-            blocked[oi] = deliver_output(w, oi, items, n, scratch, idx, res);
-            any_blocked |= blocked[oi];
-        }
-        bool retry = false;
-        bool any_attempted = false;
-        int head_attempts = 0;
-        const char *head_error = NULL;
-        for (size_t i = 0; i < n; i++) {
-            sl_item *it = &items[i];
-            if (!it->msg || it->pending == 0)
-                continue;
-            if (it->attempted || it->dead)
-                it->attempts++;
-            any_attempted |= it->attempted;
-            if (!it->dead && it->attempts >= rc->max_attempts) {
-                it->dead = true;
-                char tmp[256];
-                snprintf(tmp, sizeof tmp, "%s (gave up after %d attempts)", it->error,
-                         it->attempts);
-                snprintf(it->error, sizeof it->error, "%s", tmp);
+    send_buf sb;
+    int rc = -1; /* 0: all finished, 1: interrupted in a wait, -1: otherwise */
+    if (send_buf_init(&sb, n) == 0) {
+        for (;;) {
+            round_state rs;
+            run_round(w, items, n, &sb, &rs);
+            tally_round(w, items, n, &rs);
+            if (dead_letter_dead(w, items, n) < 0) {
+                rc = -1;
+                break;
             }
-            if (it->dead)
-                continue;
-            retry = true;
-            if (!head_error) {
-                head_attempts = it->attempts;
-                head_error = it->error;
-            }
-            sl_status_update(r->gw->status, it->msg->id, SL_MSG_RETRYING, it->attempts, it->error);
+            rc = rs.retry ? 1 : 0;
+            if (!rs.retry || wait_before_retry(w, &rs, seed))
+                break;
         }
-        /* Dead letters first, so that the retry wait does not hold them. */
-        for (size_t i = 0; i < n; i++) {
-            sl_item *it = &items[i];
-            if (it->msg && it->dead && it->pending != 0) {
-                while (dead_letter(w, it) < 0) {
-                    if (sleep_interruptible(w, 1000))
-                        goto out;
-                }
-                it->pending = 0;
-                sl_status_update(r->gw->status, it->msg->id, SL_MSG_DEAD_LETTERED, it->attempts,
-                                 it->error);
-                notify_done(r, it->msg->id, SL_MSG_DEAD_LETTERED, it->msg, it->error);
-            }
-        }
-        if (!retry) {
-            done = n;
-            break;
-        }
-        atomic_store(&w->head_attempts, head_attempts);
-        set_last_error(w, head_error);
-        /* An open breaker pauses the partition: no attempt was burned, so
-         * wait for the breaker rather than back off. */
-        uint64_t wait = any_blocked && !any_attempted ? breaker_wait_ms(r, blocked)
-                                                      : backoff_ms(rc, head_attempts, seed);
-        sl_debug("route", "route %s partition %d: retry in %" PRIu64 " ms (attempt %d): %s",
-                 r->conf->name, w->index, wait, head_attempts, head_error);
-        if (sleep_interruptible(w, wait))
-            break;
     }
-    atomic_store(&w->head_attempts, 0);
-    set_last_error(w, NULL);
-out:
-    if (done < n) {
-        /* interrupted: only the finished prefix counts */
-        done = 0;
-        while (done < n && (!items[done].msg || items[done].pending == 0))
-            done++;
+    send_buf_free(&sb);
+    if (rc >= 0) {
+        atomic_store(&w->head_attempts, 0);
+        set_last_error(w, NULL);
     }
-    free(scratch);
-    free(idx);
-    free(res);
-    return done;
+    return rc == 0 ? n : finished_prefix(items, n);
 }
 
 /* A growable array of items. */
@@ -823,65 +1062,121 @@ static void free_items(item_vec *iv)
     iv->n = iv->cap = 0;
 }
 
-/* Runs one step over every live item of cur into next: a dropped message
- * is freed, a failed one is kept (dead, for the dead letter topic), a split
- * adds its new messages right after their source. Returns -1 when out of
- * memory. */
-static int run_step_over(sl_worker *w, size_t s, item_vec *cur, item_vec *next)
+static void free_msgs(sl_msg **msgs, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        sl_msg_free(msgs[k]);
+    free(msgs);
+}
+
+/* Step s of worker w said SL_STEP_RETRY for message m: frees m and what the
+ * step split off, counts the retry and keeps its reason in w->retry_error. */
+static void step_wants_retry(sl_worker *w, size_t s, sl_msg *m, sl_msg **more, size_t n_more,
+                             const sl_error *e)
+{
+    snprintf(w->retry_error, sizeof w->retry_error, "step %zu (%s): %s", s + 1,
+             sl_step_type_name(w->steps[s]), e->msg);
+    sl_counter_add(w->route->step_retried_total[s], 1);
+    sl_msg_free(m);
+    free_msgs(more, n_more);
+}
+
+/* Runs step s on the live item it (taken) into next: a dropped message is
+ * freed, a failed one is kept (dead, for the dead letter topic), a split
+ * adds its new messages right after their source. Returns 0, -1 when out
+ * of memory, 1 when the step asked for a retry. */
+static int run_step_on(sl_worker *w, size_t s, sl_item it, item_vec *next)
 {
     sl_route *r = w->route;
+    double t0 = sl_mono_seconds();
+    sl_error e;
+    sl_error_clear(&e);
+    sl_msg **more = NULL;
+    size_t n_more = 0;
+    int rc = sl_step_process_split(w->steps[s], it.msg, &more, &n_more, &e);
+    sl_step_observe(w->steps[s], sl_mono_seconds() - t0);
+    if (rc == SL_STEP_RETRY) {
+        step_wants_retry(w, s, it.msg, more, n_more, &e);
+        return 1;
+    }
+    if (rc == SL_STEP_DROP) {
+        sl_counter_add(r->dropped_total, 1);
+        sl_status_update(r->env.status, it.msg->id, SL_MSG_DROPPED, 0, NULL);
+        notify_done(r, it.msg->id, SL_MSG_DROPPED, NULL, NULL);
+        sl_msg_free(it.msg);
+        return 0;
+    }
+    sl_item *out = push_item(next, it.msg, it.rec);
+    if (!out) {
+        sl_msg_free(it.msg);
+        free_msgs(more, n_more);
+        return -1;
+    }
+    if (rc == SL_STEP_FAIL) {
+        out->dead = true;
+        snprintf(out->error, sizeof out->error, "step %zu (%s): %s", s + 1,
+                 sl_step_type_name(w->steps[s]), e.msg);
+    }
+    int rc2 = 0;
+    for (size_t k = 0; k < n_more; k++) {
+        if (rc2 < 0 || !push_item(next, more[k], it.rec)) {
+            sl_msg_free(more[k]);
+            rc2 = -1;
+        }
+    }
+    free(more);
+    return rc2;
+}
+
+/* Runs one step over every item of cur into next (dead items pass as they
+ * are). Returns 0, -1 when out of memory, 1 when the step asked for a
+ * retry. */
+static int run_step_over(sl_worker *w, size_t s, item_vec *cur, item_vec *next)
+{
     for (size_t i = 0; i < cur->n; i++) {
         sl_item it = cur->v[i];
         cur->v[i].msg = NULL; /* moved */
-        if (it.dead) {
-            sl_item *d = push_item(next, it.msg, it.rec);
-            if (!d) {
-                sl_msg_free(it.msg);
-                return -1;
-            }
-            *d = it;
+        if (!it.dead) {
+            int rc = run_step_on(w, s, it, next);
+            if (rc != 0)
+                return rc;
             continue;
         }
-        double t0 = sl_mono_seconds();
-        sl_error e;
-        sl_error_clear(&e);
-        sl_msg **more = NULL;
-        size_t n_more = 0;
-        int rc = sl_step_process_split(w->steps[s], it.msg, &more, &n_more, &e);
-        sl_step_observe(w->steps[s], sl_mono_seconds() - t0);
-        if (rc == SL_STEP_DROP) {
-            sl_counter_add(r->dropped_total, 1);
-            sl_status_update(r->gw->status, it.msg->id, SL_MSG_DROPPED, 0, NULL);
-            notify_done(r, it.msg->id, SL_MSG_DROPPED, NULL, NULL);
+        sl_item *d = push_item(next, it.msg, it.rec);
+        if (!d) {
             sl_msg_free(it.msg);
-            continue;
-        }
-        sl_item *out = push_item(next, it.msg, it.rec);
-        if (!out) {
-            sl_msg_free(it.msg);
-            rc = -1;
-        } else if (rc == SL_STEP_FAIL) {
-            out->dead = true;
-            snprintf(out->error, sizeof out->error, "step %zu (%s): %s", s + 1,
-                     sl_step_type_name(w->steps[s]), e.msg);
-        }
-        for (size_t k = 0; k < n_more; k++) {
-            if (rc < 0 || !push_item(next, more[k], it.rec)) {
-                sl_msg_free(more[k]);
-                rc = -1;
-            }
-        }
-        free(more);
-        if (rc < 0)
             return -1;
+        }
+        *d = it;
+    }
+    return 0;
+}
+
+/* Moves the items of cur (all from record rec) to the end of iv. Returns
+ * -1 when out of memory: iv then holds none of rec's items. */
+static int move_items(item_vec *cur, size_t rec, item_vec *iv)
+{
+    for (size_t i = 0; i < cur->n; i++) {
+        sl_item *it = push_item(iv, cur->v[i].msg, rec);
+        if (!it) {
+            /* undo this record's items: it is read again later */
+            while (iv->n > 0 && iv->v[iv->n - 1].rec == rec) {
+                iv->n--;
+                iv->v[iv->n].msg = NULL;
+            }
+            return -1;
+        }
+        *it = cur->v[i];
+        cur->v[i].msg = NULL;
     }
     return 0;
 }
 
 /* Runs the steps on m (taken) from record rec and appends what comes out to
  * iv: nothing when a step dropped it, one item, or several when a step split
- * it; a failed step leaves a dead item. Returns -1 when out of memory
- * (nothing is appended then). */
+ * it; a failed step leaves a dead item. Returns 0, -1 when out of memory, 1
+ * when a step asked for a retry (w->retry_error says why); nothing is
+ * appended then. */
 static int run_steps(sl_worker *w, sl_msg *m, size_t rec, item_vec *iv)
 {
     item_vec cur = {0}, next = {0};
@@ -889,32 +1184,17 @@ static int run_steps(sl_worker *w, sl_msg *m, size_t rec, item_vec *iv)
         sl_msg_free(m);
         return -1;
     }
-    for (size_t s = 0; s < w->n_steps; s++) {
-        int rc = run_step_over(w, s, &cur, &next);
+    int rc = 0;
+    for (size_t s = 0; s < w->n_steps && rc == 0; s++) {
+        rc = run_step_over(w, s, &cur, &next);
         free_items(&cur);
         cur = next;
         memset(&next, 0, sizeof next);
-        if (rc < 0) {
-            free_items(&cur);
-            return -1;
-        }
     }
-    for (size_t i = 0; i < cur.n; i++) {
-        sl_item *it = push_item(iv, cur.v[i].msg, rec);
-        if (!it) {
-            /* undo this record's items: it is read again later */
-            while (iv->n > 0 && iv->v[iv->n - 1].rec == rec) {
-                iv->n--;
-                iv->v[iv->n].msg = NULL;
-            }
-            free_items(&cur);
-            return -1;
-        }
-        *it = cur.v[i];
-        cur.v[i].msg = NULL;
-    }
+    if (rc == 0)
+        rc = move_items(&cur, rec, iv);
     free_items(&cur);
-    return 0;
+    return rc;
 }
 
 /* Content-based routing: clears the pending bit of every output whose
@@ -927,7 +1207,7 @@ static void select_outputs(sl_worker *w, sl_item *it)
             continue;
         bool yes = false;
         sl_error e;
-        if (sl_lua_expr_eval(w->when[oi], it->msg, &yes, &e) < 0) {
+        if (sl_expr_eval_bool(w->when[oi], it->msg, &yes, &e) < 0) {
             it->dead = true;
             it->pending = 1;
             snprintf(it->error, sizeof it->error, "output %s: when: %s",
@@ -939,23 +1219,129 @@ static void select_outputs(sl_worker *w, sl_item *it)
     }
 }
 
-static void process_batch(sl_worker *w, unsigned *seed, int64_t *next)
+/* A step asked to retry record rec (message id) for the attempts-th time:
+ * marks it retrying. Returns true when it has used up max_attempts: its
+ * message, as read from the log, then joins iv as a dead item. */
+static bool step_retry_exhausted(sl_worker *w, const sl_record *rec, size_t i, const char *id,
+                                 int attempts, item_vec *iv)
+{
+    sl_route *r = w->route;
+    if (attempts < r->conf->retry.max_attempts) {
+        sl_status_update(r->env.status, id, SL_MSG_RETRYING, attempts, w->retry_error);
+        return false;
+    }
+    sl_error e;
+    sl_msg *m = sl_msg_from_record(rec, w->index, &e);
+    sl_item *it = m ? push_item(iv, m, i) : NULL;
+    if (!it) {
+        sl_msg_free(m);
+        return false; /* out of memory: it is tried again */
+    }
+    it->dead = true;
+    it->attempts = attempts - 1; /* the dead-lettering round counts as the last */
+    snprintf(it->error, sizeof it->error, "%.200s (gave up after %d attempts)", w->retry_error,
+             attempts);
+    return true;
+}
+
+/* Runs the steps over the batch's records into iv. Returns how many
+ * records went through: all, unless memory ran out or a step asked to retry
+ * a record (*retry_attempts is then its attempts so far; the records from
+ * there are read again later). */
+static size_t run_batch_steps(sl_worker *w, item_vec *iv, int *retry_attempts)
 {
     sl_route *r = w->route;
     sl_batch *b = &w->batch;
-    size_t nrec = b->count;
-    item_vec iv = {0};
-    uint32_t all = r->n_outs >= 32 ? 0xffffffffu : ((1u << r->n_outs) - 1);
+    *retry_attempts = 0;
     for (size_t i = 0; i < b->count; i++) {
+        const sl_record *rec = &b->records[i];
         sl_error e;
-        sl_msg *m = sl_msg_from_record(&b->records[i], w->index, &e);
-        if (!m || run_steps(w, m, i, &iv) < 0) {
-            nrec = i; /* out of memory: stop here; the rest is read again */
-            break;
+        sl_msg *m = sl_msg_from_record(rec, w->index, &e);
+        if (!m)
+            return i; /* out of memory: stop here; the rest is read again */
+        char id[SL_ID_LEN + 1];
+        memcpy(id, m->id, sizeof id);
+        int rc = run_steps(w, m, i, iv);
+        if (rc < 0)
+            return i;
+        if (rc > 0) {
+            int attempts = (w->retry_offset == rec->offset ? w->retry_attempts : 0) + 1;
+            w->retry_offset = rec->offset;
+            w->retry_attempts = attempts;
+            if (!step_retry_exhausted(w, rec, i, id, attempts, iv)) {
+                *retry_attempts = attempts;
+                return i;
+            }
         }
-        if (r->count_in_on_read && b->records[i].offset >= atomic_load(&w->committed))
+        if (w->retry_offset == rec->offset)
+            w->retry_offset = -1; /* through at last */
+        if (r->count_in_on_read && rec->offset >= atomic_load(&w->committed))
             sl_counter_add(r->in_total, 1);
     }
+    return b->count;
+}
+
+/* Marks every delivered item of the first done as delivered. */
+static void report_delivered(sl_worker *w, item_vec *iv, size_t done)
+{
+    sl_route *r = w->route;
+    for (size_t i = 0; i < done; i++) {
+        sl_item *it = &iv->v[i];
+        if (!it->dead) {
+            sl_status_update(r->env.status, it->msg->id, SL_MSG_DELIVERED, it->attempts + 1, NULL);
+            notify_done(r, it->msg->id, SL_MSG_DELIVERED, it->msg, NULL);
+        }
+    }
+}
+
+/* Commits the partition past the records that are finished: a record is
+ * finished when every item it made (none, when its message was dropped) is;
+ * nrec records went through the steps, done items are finished. Sets *next
+ * to where reading goes on when it moved. */
+static void commit_finished(sl_worker *w, const item_vec *iv, size_t done, size_t nrec,
+                            int64_t *next)
+{
+    sl_route *r = w->route;
+    sl_batch *b = &w->batch;
+    int64_t to;
+    if (done < iv->n)
+        to = b->records[iv->v[done].rec].offset;
+    else
+        to = nrec == b->count ? b->next_offset : b->records[nrec].offset;
+    if (nrec == 0 || to <= b->records[0].offset)
+        return;
+    sl_error e;
+    while (sl_partition_commit(w->part, r->conf->name, to, &e) < 0) {
+        sl_err("route", "route %s partition %d: commit failed: %s", r->conf->name, w->index, e.msg);
+        if (sleep_interruptible(w, 1000))
+            break;
+    }
+    atomic_store(&w->committed, to);
+    *next = to;
+}
+
+/* A step asked to retry the record after what was committed: shows it on
+ * the partition and waits the route's backoff before it is read again. */
+static void wait_step_retry(sl_worker *w, int attempts, unsigned *seed)
+{
+    sl_route *r = w->route;
+    atomic_store(&w->head_attempts, attempts);
+    set_last_error(w, w->retry_error);
+    uint64_t wait = backoff_ms(&r->conf->retry, attempts, seed);
+    sl_debug("route", "route %s partition %d: step retry in %" PRIu64 " ms (attempt %d): %s",
+             r->conf->name, w->index, wait, attempts, w->retry_error);
+    sleep_interruptible(w, wait);
+}
+
+/* Runs the batch read into w->batch through the steps and the outputs and
+ * commits what is finished. */
+static void process_batch(sl_worker *w, unsigned *seed, int64_t *next)
+{
+    sl_route *r = w->route;
+    item_vec iv = {0};
+    uint32_t all = r->n_outs >= 32 ? 0xffffffffu : ((1u << r->n_outs) - 1);
+    int retry_attempts;
+    size_t nrec = run_batch_steps(w, &iv, &retry_attempts);
     for (size_t i = 0; i < iv.n; i++) {
         sl_item *it = &iv.v[i];
         it->pending = it->dead ? 1 : all;
@@ -963,33 +1349,12 @@ static void process_batch(sl_worker *w, unsigned *seed, int64_t *next)
             select_outputs(w, it);
     }
     size_t done = iv.n ? deliver_batch(w, iv.v, iv.n, seed) : 0;
-    for (size_t i = 0; i < done; i++) {
-        sl_item *it = &iv.v[i];
-        if (!it->dead) {
-            sl_status_update(r->gw->status, it->msg->id, SL_MSG_DELIVERED, it->attempts + 1, NULL);
-            notify_done(r, it->msg->id, SL_MSG_DELIVERED, it->msg, NULL);
-        }
-    }
-    /* The commit follows records: a record is done when every item it made
-     * (none, when its message was dropped) is done. */
-    int64_t to;
-    if (done < iv.n)
-        to = b->records[iv.v[done].rec].offset;
-    else
-        to = nrec == b->count ? b->next_offset : b->records[nrec].offset;
-    if (nrec > 0 && to > b->records[0].offset) {
-        sl_error e;
-        while (sl_partition_commit(w->part, r->conf->name, to, &e) < 0) {
-            sl_err("route", "route %s partition %d: commit failed: %s", r->conf->name, w->index,
-                   e.msg);
-            if (sleep_interruptible(w, 1000))
-                break;
-        }
-        atomic_store(&w->committed, to);
-        *next = to;
-    } else if (nrec == 0) {
+    report_delivered(w, &iv, done);
+    commit_finished(w, &iv, done, nrec, next);
+    if (retry_attempts > 0)
+        wait_step_retry(w, retry_attempts, seed);
+    else if (nrec == 0)
         sleep_interruptible(w, 100); /* out of memory on the first record: breathe */
-    }
     free_items(&iv);
 }
 
@@ -1079,16 +1444,17 @@ void sl_route_free(sl_route *r)
 {
     if (!r)
         return;
+    unwatch_breakers(r);
     if (r->workers) {
         sl_route_stop(r);
         for (int i = 0; i < r->n_parts; i++) {
             sl_worker *w = &r->workers[i];
             if (w->lag)
-                sl_metrics_remove_gauge(r->gw->metrics, w->lag);
+                sl_metrics_remove_gauge(r->env.metrics, w->lag);
             sl_batch_free(&w->batch);
             sl_steps_free(w->steps, w->n_steps);
             for (size_t oi = 0; w->when && oi < r->n_outs; oi++)
-                sl_lua_expr_free(w->when[oi]);
+                sl_expr_free(w->when[oi]);
             free(w->when);
             pthread_mutex_destroy(&w->mu);
             pthread_cond_destroy(&w->cond);
@@ -1104,6 +1470,8 @@ void sl_route_free(sl_route *r)
     }
     pthread_mutex_destroy(&r->watch_mu);
     pthread_mutex_destroy(&r->redrive_mu);
+    sl_expr_free(r->key);
+    free(r->step_retried_total);
     free(r->outs);
     free(r);
 }
@@ -1136,6 +1504,30 @@ static int64_t redrive_cursor(sl_partition *p)
     return c < 0 ? sl_partition_start_offset(p) : c;
 }
 
+/* Fills e from dead letter rec (cursor: the redrive cursor). Returns -1
+ * when out of memory (e->body is then NULL). */
+static int dlq_entry_from(const sl_record *rec, int64_t cursor, sl_dlq_entry *e)
+{
+    e->offset = rec->offset;
+    e->timestamp_ms = rec->timestamp_ms;
+    const char *v = record_header(rec, SL_HDR_ID);
+    snprintf(e->id, sizeof e->id, "%s", v ? v : "");
+    v = record_header(rec, "x-sluice-error");
+    snprintf(e->error, sizeof e->error, "%s", v ? v : "");
+    v = record_header(rec, "x-sluice-status");
+    e->status = v ? atoi(v) : 0;
+    v = record_header(rec, "x-sluice-attempts");
+    e->attempts = v ? atoi(v) : 0;
+    e->redriven = rec->offset < cursor;
+    e->body = malloc(rec->value_len + 1);
+    if (!e->body)
+        return -1;
+    memcpy(e->body, rec->value, rec->value_len);
+    e->body[rec->value_len] = '\0';
+    e->body_len = rec->value_len;
+    return 0;
+}
+
 int sl_route_dlq_list(sl_route *r, int64_t from, size_t limit, sl_dlq_entry **out, size_t *n,
                       int64_t *pending, sl_error *err)
 {
@@ -1164,28 +1556,11 @@ int sl_route_dlq_list(sl_route *r, int64_t from, size_t limit, sl_dlq_entry **ou
         if (got == 0)
             break;
         for (int i = 0; i < got && k < limit; i++) {
-            const sl_record *rec = &b.records[i];
-            sl_dlq_entry *e = &entries[k];
-            e->offset = rec->offset;
-            e->timestamp_ms = rec->timestamp_ms;
-            const char *v = record_header(rec, SL_HDR_ID);
-            snprintf(e->id, sizeof e->id, "%s", v ? v : "");
-            v = record_header(rec, "x-sluice-error");
-            snprintf(e->error, sizeof e->error, "%s", v ? v : "");
-            v = record_header(rec, "x-sluice-status");
-            e->status = v ? atoi(v) : 0;
-            v = record_header(rec, "x-sluice-attempts");
-            e->attempts = v ? atoi(v) : 0;
-            e->redriven = rec->offset < cursor;
-            e->body = malloc(rec->value_len + 1);
-            if (!e->body) {
+            if (dlq_entry_from(&b.records[i], cursor, &entries[k]) < 0) {
                 sl_batch_free(&b);
                 sl_dlq_entries_free(entries, k);
                 return sl_error_set(err, SL_ENOMEM, "out of memory");
             }
-            memcpy(e->body, rec->value, rec->value_len);
-            e->body[rec->value_len] = '\0';
-            e->body_len = rec->value_len;
             k++;
         }
         off = b.next_offset;
@@ -1226,6 +1601,37 @@ static sl_msg *undead(const sl_record *rec, sl_error *err)
     return m;
 }
 
+/* Appends the dead letters of batch b back into the route, then waits until
+ * each partition's last append is durable. Returns how many leading records
+ * are safely back (all unless an append or a wait failed: then -1 in *rc
+ * with err). */
+static int redrive_batch(sl_route *r, const sl_batch *b, int *rc, sl_error *err)
+{
+    int64_t *last = new_last_offsets(r->n_parts);
+    if (!last) {
+        *rc = sl_error_set(err, SL_ENOMEM, "out of memory");
+        return 0;
+    }
+    int i;
+    for (i = 0; i < (int)b->count; i++) {
+        sl_msg *m = undead(&b->records[i], err);
+        if (!m || sl_route_append(r, m, err) < 0) {
+            sl_msg_free(m);
+            *rc = -1;
+            break;
+        }
+        last[m->partition] = m->offset;
+        sl_msg_free(m);
+    }
+    /* what was appended is made durable before the cursor moves past it */
+    if (wait_last_durable(r->topic, last, r->n_parts, err) < 0) {
+        *rc = -1;
+        i = 0;
+    }
+    free(last);
+    return i;
+}
+
 int sl_route_dlq_redrive(sl_route *r, size_t *count, sl_error *err)
 {
     *count = 0;
@@ -1241,30 +1647,7 @@ int sl_route_dlq_redrive(sl_route *r, size_t *count, sl_error *err)
             rc = got;
             break;
         }
-        int64_t last_off[64];
-        int nparts = r->n_parts < 64 ? r->n_parts : 64;
-        for (int i = 0; i < nparts; i++)
-            last_off[i] = -1;
-        int i;
-        for (i = 0; i < got; i++) {
-            sl_msg *m = undead(&b.records[i], err);
-            if (!m || sl_route_append(r, m, err) < 0) {
-                sl_msg_free(m);
-                rc = -1;
-                break;
-            }
-            if (m->partition < nparts)
-                last_off[m->partition] = m->offset;
-            sl_msg_free(m);
-        }
-        /* what was appended is made durable before the cursor moves past it */
-        for (int k = 0; k < nparts; k++) {
-            if (last_off[k] >= 0 &&
-                sl_partition_wait_durable(sl_route_partition(r, k), last_off[k], -1, err) < 0) {
-                rc = -1;
-                i = 0;
-            }
-        }
+        int i = redrive_batch(r, &b, &rc, err);
         int64_t to = i == got ? b.next_offset : b.records[i].offset;
         if (i > 0 && sl_partition_commit(p, REDRIVE_CONSUMER, to, err) < 0)
             rc = -1;

@@ -17,12 +17,40 @@
 
 typedef struct sl_gateway sl_gateway;
 typedef struct sl_route sl_route;
+typedef struct sl_connector sl_connector;
+typedef struct sl_breaker sl_breaker;
+typedef struct sl_metrics sl_metrics;
+typedef struct sl_step_services sl_step_services;
 
-/* Creates route conf (which must outlive it) in gw: opens its topic (name
- * ROUTE.in, or the `from: {topic}` topic for a chained route) with
- * conf->partitions partitions and its dead letter topic. No threads yet.
- * Returns NULL with err. */
-sl_route *sl_route_new(sl_gateway *gw, const sl_route_conf *conf, sl_error *err);
+/* What output i of a route reaches, resolved by whoever builds the route. */
+typedef struct sl_route_output_env {
+    sl_connector *conn;  /* for `connector:` outputs (must be able to send); NULL for topics */
+    sl_breaker *breaker; /* the connector's circuit breaker, or NULL */
+} sl_route_output_env;
+
+/* Everything a route uses outside itself, as handles (the route never looks
+ * anything up by name). Everything must outlive the route. */
+typedef struct sl_route_env {
+    sl_log *log;                      /* its topics live here */
+    sl_metrics *metrics;              /* its counters and gauges */
+    sl_status *status;                /* message states (GET /v1/messages/ID) */
+    const sl_step_services *services; /* handed to every step; may be NULL */
+    sl_gateway *steps_gw;             /* passed on to sl_steps_build; may be NULL */
+    const sl_route_output_env *outs;  /* outs[i] for conf->to[i]; read only by sl_route_new */
+} sl_route_env;
+
+/* Creates route conf (which must outlive it) in env: compiles its key and
+ * `when:` expressions, opens its topic (name ROUTE, or the `from: {topic}`
+ * topic for a chained route) with conf->partitions partitions and its dead
+ * letter topic, builds each worker's steps. No threads yet. Returns NULL
+ * with err (a bad key reads "FILE:LINE:COL: routes.NAME.key: ..."). */
+sl_route *sl_route_new(const sl_route_env *env, const sl_route_conf *conf, sl_error *err);
+
+/* Compiles conf's key and `when:` expressions as sl_route_new does, for
+ * `sluice check`: calls report(arg, message) once per error (the messages
+ * sl_route_new would fail with). Returns the number of errors. */
+size_t sl_route_check_exprs(const sl_route_conf *conf, void (*report)(void *arg, const char *msg),
+                            void *arg);
 
 /* Starts one worker per partition, reading from the committed offset.
  * Returns -1 with err when a thread cannot start. */

@@ -27,7 +27,7 @@
 #include "config_priv.h"
 #include "connector.h"
 #include "gateway.h"
-#include "http_call.h" /* the ctx.http request and response the fixtures answer */
+#include "call.h" /* the ctx.http request and response the fixtures answer */
 #include "json_xml.h"  /* xml_subset */
 #include "lua_expr.h"  /* expect_lua */
 #include "route.h"
@@ -316,7 +316,7 @@ static void capture_send(sl_connector *c, const sl_output_conf *out, sl_msg *con
 }
 
 /* Copies the fixture's headers (names lower case) into resp. */
-static void fixture_headers(const fixture *f, sl_http_call_resp *resp)
+static void fixture_headers(const fixture *f, sl_call_resp *resp)
 {
     const sl_node *h = sl_node_get(f->node, "headers");
     if (!h || h->kind != SL_NODE_MAP || !h->n_pairs)
@@ -336,7 +336,7 @@ static void fixture_headers(const fixture *f, sl_http_call_resp *resp)
 
 /* Fills resp from fixture f, as an HTTP peer would have answered. */
 static int fixture_answer(fixture *f, const char *method, const char *connector,
-                          sl_http_call_resp *resp)
+                          sl_call_resp *resp)
 {
     f->calls++;
     if (f->error) {
@@ -361,7 +361,7 @@ static int fixture_answer(fixture *f, const char *method, const char *connector,
 
 /* Answers a ctx.http call to connector c from the fixtures (the case's
  * first); a call no fixture matches fails the case. */
-static int capture_call(sl_connector *c, const sl_http_call_req *req, sl_http_call_resp *resp)
+static int capture_call(sl_connector *c, const sl_call_req *req, sl_call_resp *resp)
 {
     case_run *run = c->state;
     const char *name = c->conf->name;

@@ -102,6 +102,12 @@ fail:
     return -1;
 }
 
+void sl_steps_set_services(sl_step **steps, size_t n, const sl_step_services *svc)
+{
+    for (size_t i = 0; steps && i < n; i++)
+        steps[i]->services = svc;
+}
+
 int sl_step_process(sl_step *s, sl_msg *msg, sl_error *err)
 {
     return s->type->process(s, msg, err);

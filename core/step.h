@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 
+#include "call.h"
 #include "config.h"
 #include "error.h"
 #include "message.h"
@@ -17,10 +18,30 @@ typedef struct sl_step sl_step;
 
 /* What a step did with a message. */
 typedef enum {
-    SL_STEP_OK = 0,   /* the message (changed in place) goes on */
-    SL_STEP_DROP = 1, /* the message is dropped (filtered out) */
-    SL_STEP_FAIL = 2, /* permanent failure: err says why; dead letter */
+    SL_STEP_OK = 0,    /* the message (changed in place) goes on */
+    SL_STEP_DROP = 1,  /* the message is dropped (filtered out) */
+    SL_STEP_FAIL = 2,  /* permanent failure: err says why; dead letter */
+    SL_STEP_RETRY = 3, /* transient failure: err says why; the route retries the
+                        * message (from its first step) with its backoff and
+                        * dead-letters it after max_attempts */
 } sl_step_rc;
+
+/* What core offers steps to reach the outside. Handed to every step of a
+ * route worker (sl_steps_set_services); tests and `sluice test` hand their
+ * own. */
+typedef struct sl_step_services sl_step_services;
+struct sl_step_services {
+    /* Calls the connector named `connector` once with req, through that
+     * connector's circuit breaker: fills *resp (the caller frees it with
+     * sl_call_resp_free, whatever the result) and returns resp->result:
+     * SL_OK; SL_RETRY when transient (timeout, 5xx, breaker open: error
+     * "circuit open"); SL_FAIL when permanent or when there is no connector
+     * by that name that takes calls. Never retries, never sleeps beyond the
+     * connector's timeout. Called from route worker threads concurrently. */
+    int (*call)(const sl_step_services *svc, const char *connector, const sl_call_req *req,
+                sl_call_resp *resp);
+    void *arg; /* for call */
+};
 
 typedef struct sl_step_type {
     const char *name; /* the key in `steps:` */
@@ -42,7 +63,8 @@ struct sl_step {
     sl_gateway *gw;
     const char *route;
     void *state;
-    sl_histogram *seconds; /* sluice_step_seconds{route,step} */
+    sl_histogram *seconds;            /* sluice_step_seconds{route,step} */
+    const sl_step_services *services; /* may be NULL: calls then fail */
 };
 
 /* Builds the chain of route conf's steps into a malloc'd array (*steps,
@@ -53,6 +75,10 @@ int sl_steps_build(sl_gateway *gw, const sl_route_conf *conf, sl_step ***steps, 
 
 /* Frees a chain from sl_steps_build. steps may be NULL. */
 void sl_steps_free(sl_step **steps, size_t n);
+
+/* Hands svc (which must outlive the chain; may be NULL) to every step of a
+ * chain from sl_steps_build. */
+void sl_steps_set_services(sl_step **steps, size_t n, const sl_step_services *svc);
 
 /* Runs one step on msg: an sl_step_rc. */
 int sl_step_process(sl_step *s, sl_msg *msg, sl_error *err);

@@ -23,6 +23,8 @@
 #include <libxml/xpath.h>
 #include <libxml/xpathInternals.h>
 
+#include "expr.h"
+
 /* ---- shared helpers --------------------------------------------------------- */
 
 static pthread_once_t xml_once = PTHREAD_ONCE_INIT;
@@ -1853,12 +1855,16 @@ static int register_doc_ns(xmlXPathContextPtr xp, xmlNodePtr node)
     return 0;
 }
 
-int sl_xml_xpath_check(const char *xpath, sl_error *err)
+/* Compiles xpath (no document needed: prefixes are bound at evaluation).
+ * Returns NULL with err. */
+static xmlXPathCompExprPtr xpath_compile(const char *xpath, sl_error *err)
 {
     sl_xml_init();
     xmlXPathContextPtr xp = xmlXPathNewContext(NULL);
-    if (!xp)
-        return sl_error_set(err, SL_ENOMEM, "out of memory");
+    if (!xp) {
+        sl_error_set(err, SL_ENOMEM, "out of memory");
+        return NULL;
+    }
     xml_errs c;
     memset(&c, 0, sizeof c);
     xp->error = xpath_serror;
@@ -1866,14 +1872,54 @@ int sl_xml_xpath_check(const char *xpath, sl_error *err)
     xmlXPathCompExprPtr comp = xmlXPathCtxtCompile(xp, (const xmlChar *)xpath);
     xmlXPathFreeContext(xp);
     if (!comp)
-        return sl_error_set(err, SL_EINVAL, "XPath '%s': %s", xpath,
-                            c.level ? c.msg : "invalid expression");
+        sl_error_set(err, SL_EINVAL, "XPath '%s': %s", xpath,
+                     c.level ? c.msg : "invalid expression");
+    return comp;
+}
+
+int sl_xml_xpath_check(const char *xpath, sl_error *err)
+{
+    xmlXPathCompExprPtr comp = xpath_compile(xpath, err);
+    if (!comp)
+        return -1;
     xmlXPathFreeCompExpr(comp);
     return 0;
 }
 
-int sl_xml_eval_xpath(const char *xml, size_t len, const char *xpath, char **out, size_t *out_len,
-                      sl_error *err)
+/* The string value of an XPath result: of the first node in document order
+ * for a node set (NULL, not an error, when it is empty). Returns 0, or -1
+ * with err when out of memory. */
+static int xpath_result_string(xmlXPathObjectPtr r, char **out, size_t *out_len, sl_error *err)
+{
+    xmlChar *s = NULL;
+    if (r->type == XPATH_NODESET) {
+        if (!r->nodesetval || r->nodesetval->nodeNr == 0)
+            return 0; /* nothing matches */
+        xmlXPathNodeSetSort(r->nodesetval);
+        s = xmlXPathCastNodeToString(r->nodesetval->nodeTab[0]);
+    } else {
+        s = xmlXPathCastToString(r);
+    }
+    if (!s)
+        return sl_error_set(err, SL_ENOMEM, "out of memory");
+    size_t n = strlen((const char *)s);
+    *out = malloc(n + 1);
+    if (!*out) {
+        xmlFree(s);
+        return sl_error_set(err, SL_ENOMEM, "out of memory");
+    }
+    memcpy(*out, s, n + 1);
+    xmlFree(s);
+    if (out_len)
+        *out_len = n;
+    return 0;
+}
+
+/* Evaluates comp (or, when NULL, the text xpath) over the XML document in
+ * xml. lock (may be NULL) is held around the evaluation of a shared comp:
+ * libxml2 caches function lookups in it. */
+static int xpath_eval_doc(const char *xml, size_t len, const char *xpath, xmlXPathCompExprPtr comp,
+                          pthread_mutex_t *lock, char **out, size_t *out_len, sl_error *err)
 {
     *out = NULL;
     if (out_len)
@@ -1892,41 +1938,86 @@ int sl_xml_eval_xpath(const char *xml, size_t len, const char *xpath, char **out
     }
     xp->error = xpath_serror;
     xp->userData = &c;
-    r = xmlXPathEvalExpression((const xmlChar *)xpath, xp);
+    if (comp) {
+        if (lock)
+            pthread_mutex_lock(lock);
+        r = xmlXPathCompiledEval(comp, xp);
+        if (lock)
+            pthread_mutex_unlock(lock);
+    } else {
+        r = xmlXPathEvalExpression((const xmlChar *)xpath, xp);
+    }
     if (!r) {
         sl_error_set(err, SL_EINVAL, "XPath '%s': %s", xpath, c.level ? c.msg : "cannot evaluate");
         goto done;
     }
-    xmlChar *s = NULL;
-    if (r->type == XPATH_NODESET) {
-        if (!r->nodesetval || r->nodesetval->nodeNr == 0) {
-            rc = 0; /* nothing matches */
-            goto done;
-        }
-        xmlXPathNodeSetSort(r->nodesetval);
-        s = xmlXPathCastNodeToString(r->nodesetval->nodeTab[0]);
-    } else {
-        s = xmlXPathCastToString(r);
-    }
-    if (!s) {
-        sl_error_set(err, SL_ENOMEM, "out of memory");
-        goto done;
-    }
-    size_t n = strlen((const char *)s);
-    *out = malloc(n + 1);
-    if (!*out) {
-        xmlFree(s);
-        sl_error_set(err, SL_ENOMEM, "out of memory");
-        goto done;
-    }
-    memcpy(*out, s, n + 1);
-    xmlFree(s);
-    if (out_len)
-        *out_len = n;
-    rc = 0;
+    rc = xpath_result_string(r, out, out_len, err);
 done:
     xmlXPathFreeObject(r);
     xmlXPathFreeContext(xp);
     xmlFreeDoc(doc);
     return rc;
 }
+
+int sl_xml_eval_xpath(const char *xml, size_t len, const char *xpath, char **out, size_t *out_len,
+                      sl_error *err)
+{
+    return xpath_eval_doc(xml, len, xpath, NULL, NULL, out, out_len, err);
+}
+
+/* ---- XPath as a key language (core/expr.h) ----------------------------------- */
+
+typedef struct xpath_key {
+    char *text;
+    xmlXPathCompExprPtr comp;
+    pthread_mutex_t lock;
+} xpath_key;
+
+static bool xpath_key_accepts(const char *text)
+{
+    return text[0] == '/';
+}
+
+static void xpath_key_free(void *h)
+{
+    xpath_key *k = h;
+    if (!k)
+        return;
+    xmlXPathFreeCompExpr(k->comp);
+    pthread_mutex_destroy(&k->lock);
+    free(k->text);
+    free(k);
+}
+
+static void *xpath_key_compile(const char *text, const sl_conf_pos *pos, sl_error *err)
+{
+    xpath_key *k = calloc(1, sizeof *k);
+    if (!k || !(k->text = strdup(text))) {
+        free(k);
+        sl_error_set(err, SL_ENOMEM, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&k->lock, NULL);
+    k->comp = xpath_compile(text, err);
+    if (!k->comp) {
+        xpath_key_free(k);
+        return NULL;
+    }
+    return k;
+}
+
+static int xpath_key_eval(void *h, sl_msg *msg, char **out, size_t *len, sl_error *err)
+{
+    xpath_key *k = h;
+    return xpath_eval_doc(msg->body, msg->body_len, k->text, k->comp, &k->lock, out, len, err);
+}
+
+const sl_expr_lang sl_expr_xpath = {
+    .name = "xpath",
+    .syntax = "an XPath starting with '/'",
+    .accepts = xpath_key_accepts,
+    .compile = xpath_key_compile,
+    .eval_key = xpath_key_eval,
+    .free = xpath_key_free,
+    .shared = true,
+};

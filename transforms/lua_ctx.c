@@ -1,14 +1,14 @@
 /* The ctx argument of Lua steps and the log module: ctx.route, ctx.now(),
  * ctx.cache (a bounded LRU with TTL, one per step instance, i.e. per route
- * worker: no locks) and ctx.http (through a replaceable transport: the
- * connector's config by default, fixtures in `sluice test`). */
+ * worker: no locks), ctx.http (one call through the step services core
+ * hands the step: a connector behind its breaker, or fixtures in `sluice
+ * test`) and ctx.retry (ask the route to retry the message). */
 #define SL_LUA_INTERNAL
 #include "lua_host.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include "logging.h"
 
@@ -267,7 +267,7 @@ static void push_cache(lua_State *L, int cap)
 
 static int push_response(lua_State *L)
 {
-    const sl_http_call_resp *r = lua_touserdata(L, 1);
+    const sl_call_resp *r = lua_touserdata(L, 1);
     lua_createtable(L, 0, 5);
     lua_pushboolean(L, r->result == SL_OK);
     lua_setfield(L, -2, "ok");
@@ -288,24 +288,39 @@ static int push_response(lua_State *L)
     return 1;
 }
 
-/* ctx.http(connector, { method, path, headers, body | json }) ->
- * { ok, status, headers, body, error }. Time spent waiting here does not
- * count against the step's timeout (the connector's timeout bounds it). */
-static int l_http(lua_State *L)
+/* Reads the headers table at index 6 into req, in a userdata pushed at 7
+ * (freed by the GC). Raises a Lua error on a name or value that is not a
+ * string. */
+static void read_headers(lua_State *L, sl_call_req *req)
 {
-    sl_lua_host *h = sl_lua_host_of(L);
-    const char *conn = luaL_checkstring(L, 1);
-    if (lua_isnoneornil(L, 2)) {
-        lua_settop(L, 1);
-        lua_newtable(L);
+    luaL_checktype(L, 6, LUA_TTABLE);
+    size_t n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, 6)) {
+        n++;
+        lua_pop(L, 1);
     }
-    luaL_checktype(L, 2, LUA_TTABLE);
-    lua_settop(L, 2);
-    sl_http_call_req req = {0};
+    sl_kv *kv = lua_newuserdatauv(L, (n ? n : 1) * sizeof *kv, 0); /* 7 */
+    lua_pushnil(L);
+    while (lua_next(L, 6) && req->n_headers < n) {
+        if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "ctx.http: header names and values must be strings");
+        kv[req->n_headers].key = (char *)lua_tostring(L, -2);
+        kv[req->n_headers].value = (char *)lua_tostring(L, -1);
+        req->n_headers++;
+        lua_pop(L, 1);
+    }
+    req->headers = kv;
+}
+
+/* Reads the request table at index 2 into req: method (3), path (4), body
+ * or json (5), headers (6, 7). The strings stay on the stack. */
+static void read_request(lua_State *L, sl_lua_host *h, sl_call_req *req)
+{
     lua_getfield(L, 2, "method"); /* 3 */
-    req.method = lua_isnil(L, 3) ? "GET" : luaL_checkstring(L, 3);
+    req->method = lua_isnil(L, 3) ? "GET" : luaL_checkstring(L, 3);
     lua_getfield(L, 2, "path"); /* 4 */
-    req.path = lua_isnil(L, 4) ? "" : luaL_checkstring(L, 4);
+    req->path = lua_isnil(L, 4) ? "" : luaL_checkstring(L, 4);
     lua_getfield(L, 2, "body"); /* 5 */
     if (lua_isnil(L, 5)) {
         lua_pop(L, 1);
@@ -317,70 +332,57 @@ static int l_http(lua_State *L)
         }
     }
     if (!lua_isnil(L, 5))
-        req.body = luaL_checklstring(L, 5, &req.body_len);
+        req->body = luaL_checklstring(L, 5, &req->body_len);
     lua_getfield(L, 2, "headers"); /* 6 */
-    sl_kv *kv = NULL;
-    if (!lua_isnil(L, 6)) {
-        luaL_checktype(L, 6, LUA_TTABLE);
-        size_t n = 0;
-        lua_pushnil(L);
-        while (lua_next(L, 6)) {
-            n++;
-            lua_pop(L, 1);
-        }
-        kv = lua_newuserdatauv(L, (n ? n : 1) * sizeof *kv, 0); /* 7, freed by the GC */
-        lua_pushnil(L);
-        while (lua_next(L, 6) && req.n_headers < n) {
-            if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
-                return luaL_error(L, "ctx.http: header names and values must be strings");
-            kv[req.n_headers].key = (char *)lua_tostring(L, -2);
-            kv[req.n_headers].value = (char *)lua_tostring(L, -1);
-            req.n_headers++;
-            lua_pop(L, 1);
-        }
-        req.headers = kv;
+    if (!lua_isnil(L, 6))
+        read_headers(L, req);
+}
+
+/* ctx.http(connector, { method, path, headers, body | json }) ->
+ * { ok, status, headers, body, error }: one call through the step services
+ * (never retried here, never a sleep). A transient failure marks the run:
+ * if the script raises from then on, the step asks for a retry. Time spent
+ * waiting here does not count against the step's timeout (the connector's
+ * timeout bounds it). */
+static int l_http(lua_State *L)
+{
+    sl_lua_host *h = sl_lua_host_of(L);
+    const char *conn = luaL_checkstring(L, 1);
+    if (lua_isnoneornil(L, 2)) {
+        lua_settop(L, 1);
+        lua_newtable(L);
     }
-    sl_http_call_resp resp;
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 2);
+    sl_call_req req = {0};
+    read_request(L, h, &req);
+    sl_call_resp resp;
     memset(&resp, 0, sizeof resp);
     int64_t t0 = sl_lua_mono_ns();
-    h->http(h->http_arg, conn, &req, &resp);
+    if (h->services && h->services->call)
+        h->services->call(h->services, conn, &req, &resp);
+    else
+        sl_call_resp_fail(&resp, SL_FAIL, "ctx.http: no services to call connector '%s'", conn);
     h->deadline_ns += sl_lua_mono_ns() - t0;
+    if (resp.result == SL_RETRY)
+        h->call_transient = true; /* an error raised from now on retries the message */
     lua_pushcfunction(L, push_response);
     lua_pushlightuserdata(L, &resp);
     int st = lua_pcall(L, 1, 1, 0);
-    sl_http_call_resp_free(&resp);
+    sl_call_resp_free(&resp);
     if (st != LUA_OK)
         return lua_error(L);
     return 1;
 }
 
-static void sleep_ms(long ms)
+/* ctx.retry([reason]): ends the call with an error; the step then returns
+ * SL_STEP_RETRY and the route retries the message with its backoff. */
+static int l_retry(lua_State *L)
 {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0)
-        ;
-}
-
-int sl_lua_http_default(void *arg, const char *connector, const sl_http_call_req *req,
-                        sl_http_call_resp *resp)
-{
-    const sl_config *conf = arg;
-    const sl_connector_conf *cc = conf ? sl_config_connector(conf, connector) : NULL;
-    if (!cc || !cc->type || strcmp(cc->type, "http_client") != 0) {
-        memset(resp, 0, sizeof *resp);
-        resp->result = SL_FAIL;
-        snprintf(resp->error, sizeof resp->error, "ctx.http: no http_client connector named '%s'",
-                 connector);
-        return SL_FAIL;
-    }
-    static const long backoff_ms[SL_LUA_HTTP_RETRIES] = {50, 200};
-    for (int attempt = 0;; attempt++) {
-        int rc = sl_http_call(cc, req, resp);
-        if (rc != SL_RETRY || attempt == SL_LUA_HTTP_RETRIES)
-            return rc;
-        sl_http_call_resp_free(resp);
-        sleep_ms(backoff_ms[attempt]);
-    }
+    sl_lua_host *h = sl_lua_host_of(L);
+    h->retry_requested = true;
+    const char *why = luaL_optstring(L, 1, "retry requested");
+    return luaL_error(L, "retry: %s", why);
 }
 
 /* ---- ctx ------------------------------------------------------------------------ */
@@ -394,13 +396,15 @@ static int l_now(lua_State *L)
 void sl_lua_push_ctx(lua_State *L)
 {
     sl_lua_host *h = sl_lua_host_of(L);
-    lua_createtable(L, 0, 4);
+    lua_createtable(L, 0, 5);
     lua_pushstring(L, h->route);
     lua_setfield(L, -2, "route");
     lua_pushcfunction(L, l_now);
     lua_setfield(L, -2, "now");
     lua_pushcfunction(L, l_http);
     lua_setfield(L, -2, "http");
+    lua_pushcfunction(L, l_retry);
+    lua_setfield(L, -2, "retry");
     push_cache(L, SL_LUA_CACHE_ENTRIES);
     lua_setfield(L, -2, "cache");
 }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "expr.h"
 #include "lua_host.h"
 
 struct sl_lua_expr {
@@ -47,3 +48,35 @@ void sl_lua_expr_free(sl_lua_expr *e)
     sl_lua_host_free(e->host);
     free(e);
 }
+
+/* ---- Lua as the condition language of `when:` (core/expr.h) ---- */
+
+static bool lua_cond_accepts(const char *text)
+{
+    return true; /* any text: a syntax error is reported by compile */
+}
+
+static void *lua_cond_compile(const char *text, const sl_conf_pos *pos, sl_error *err)
+{
+    return sl_lua_expr_compile(text, pos, err);
+}
+
+static int lua_cond_eval(void *h, sl_msg *msg, bool *out, sl_error *err)
+{
+    return sl_lua_expr_eval(h, msg, out, err);
+}
+
+static void lua_cond_free(void *h)
+{
+    sl_lua_expr_free(h);
+}
+
+const sl_expr_lang sl_expr_lua = {
+    .name = "lua",
+    .syntax = "a Lua expression",
+    .accepts = lua_cond_accepts,
+    .compile = lua_cond_compile,
+    .eval_bool = lua_cond_eval,
+    .free = lua_cond_free,
+    .shared = false,
+};

@@ -122,6 +122,8 @@ static void begin_call(sl_lua_host *h, uint64_t timeout_ms)
 {
     h->killed = false;
     h->kill_reason[0] = '\0';
+    h->call_transient = false;
+    h->retry_requested = false;
     h->deadline_ns = sl_lua_mono_ns() + (int64_t)timeout_ms * 1000000;
 }
 
@@ -576,9 +578,6 @@ sl_lua_host *sl_lua_host_new(const sl_lua_opts *o, sl_error *err)
     h->timeout_ms = o->timeout_ms ? o->timeout_ms : SL_LUA_DEFAULT_TIMEOUT_MS;
     uint64_t mem = o->memory ? o->memory : SL_LUA_DEFAULT_MEMORY;
     h->limit = (size_t)(mem < SL_LUA_MIN_MEMORY ? SL_LUA_MIN_MEMORY : mem);
-    h->conf = o->conf;
-    h->http = sl_lua_http_default;
-    h->http_arg = (void *)o->conf;
     if (open_state(h, err) < 0) {
         sl_lua_host_free(h);
         return NULL;
@@ -603,10 +602,9 @@ void sl_lua_host_free(sl_lua_host *h)
     free(h);
 }
 
-void sl_lua_host_set_http(sl_lua_host *h, sl_lua_http_fn fn, void *arg)
+void sl_lua_host_set_services(sl_lua_host *h, const sl_step_services *svc)
 {
-    h->http = fn ? fn : sl_lua_http_default;
-    h->http_arg = fn ? arg : (void *)h->conf;
+    h->services = svc;
 }
 
 static int set_source(sl_lua_host *h, char *src, size_t len, const char *chunkname,
@@ -869,11 +867,21 @@ static void free_more(run_args *a)
     a->n_more = 0;
 }
 
+/* What a run that ended in an error means for the message: a retry when
+ * the script asked for one or gave up after a transient ctx.http failure
+ * (a timeout or the memory cap is never retried). */
+static int failed_rc(const sl_lua_host *h)
+{
+    if (!h->killed && (h->retry_requested || h->call_transient))
+        return SL_STEP_RETRY;
+    return SL_STEP_FAIL;
+}
+
 int sl_lua_host_run_step(sl_lua_host *h, sl_msg *msg, sl_error *err)
 {
     run_args a = {.msg = msg, .rc = SL_STEP_OK};
     if (run(h, &a, err) < 0)
-        return SL_STEP_FAIL;
+        return failed_rc(h);
     return a.rc;
 }
 
@@ -883,7 +891,11 @@ int sl_lua_host_run_step_split(sl_lua_host *h, sl_msg *msg, sl_msg ***more, size
     run_args a = {.msg = msg, .rc = SL_STEP_OK, .split_ok = true};
     *more = NULL;
     *n_more = 0;
-    if (run(h, &a, err) < 0 || a.rc != SL_STEP_OK) {
+    if (run(h, &a, err) < 0) {
+        free_more(&a);
+        return failed_rc(h);
+    }
+    if (a.rc != SL_STEP_OK) {
         free_more(&a);
         return a.rc == SL_STEP_DROP ? SL_STEP_DROP : SL_STEP_FAIL;
     }

@@ -11,7 +11,7 @@
 
 #include "config.h"
 #include "error.h"
-#include "http_call.h"
+#include "call.h"
 #include "message.h"
 #include "step.h"
 
@@ -19,25 +19,14 @@
 #define SL_LUA_DEFAULT_MEMORY ((uint64_t)16 << 20)
 #define SL_LUA_MIN_MEMORY ((uint64_t)256 << 10)
 #define SL_LUA_CACHE_ENTRIES 4096 /* ctx.cache capacity (entries) */
-#define SL_LUA_HTTP_RETRIES 2     /* quick retries of a transient ctx.http failure */
 
 typedef struct sl_lua_host sl_lua_host;
 
-/* How ctx.http reaches the outside: given the connector name and the
- * request, fill *resp (freed by the caller with sl_http_call_resp_free) and
- * return resp->result. The default (sl_lua_http_default) looks the
- * connector up in the config and calls sl_http_call with up to
- * SL_LUA_HTTP_RETRIES retries (after 50 ms, then 200 ms) on SL_RETRY.
- * `sluice test` replaces it with fixtures; the circuit breaker wraps it. */
-typedef int (*sl_lua_http_fn)(void *arg, const char *connector, const sl_http_call_req *req,
-                              sl_http_call_resp *resp);
-
 typedef struct sl_lua_opts {
-    const char *route;     /* ctx.route, and the log component "lua:ROUTE" */
-    uint64_t timeout_ms;   /* per call; 0 = SL_LUA_DEFAULT_TIMEOUT_MS */
-    uint64_t memory;       /* bytes; 0 = SL_LUA_DEFAULT_MEMORY */
-    const sl_config *conf; /* connectors for ctx.http; may be NULL (ctx.http then fails) */
-    const char *lib_dir;   /* where require() finds NAME.lua; NULL = no require */
+    const char *route;   /* ctx.route, and the log component "lua:ROUTE" */
+    uint64_t timeout_ms; /* per call; 0 = SL_LUA_DEFAULT_TIMEOUT_MS */
+    uint64_t memory;     /* bytes; 0 = SL_LUA_DEFAULT_MEMORY */
+    const char *lib_dir; /* where require() finds NAME.lua; NULL = no require */
 } sl_lua_opts;
 
 /* Creates a sandboxed state. Returns NULL with err when out of memory. The
@@ -64,7 +53,10 @@ int sl_lua_host_load_expr(sl_lua_host *h, const char *expr, const char *chunknam
  * of one message -> that message, an empty list -> DROP, a longer list ->
  * SL_STEP_FAIL (use sl_lua_host_run_step_split to split). An error, a timeout
  * or the memory cap -> SL_STEP_FAIL with the Lua error and traceback in err;
- * the host stays usable (it rebuilds its state when the old one is unusable). */
+ * but an error raised by ctx.retry(reason), or any error (not a timeout or
+ * the memory cap) after a ctx.http call of this run failed transiently ->
+ * SL_STEP_RETRY (the route retries the message with its backoff). The host
+ * stays usable (it rebuilds its state when the old one is unusable). */
 int sl_lua_host_run_step(sl_lua_host *h, sl_msg *msg, sl_error *err);
 
 /* As sl_lua_host_run_step, but a list of n > 1 messages splits: the first
@@ -79,22 +71,15 @@ int sl_lua_host_run_step_split(sl_lua_host *h, sl_msg *msg, sl_msg ***more, size
  * not changed unless the expression changes it. */
 int sl_lua_host_run_expr(sl_lua_host *h, sl_msg *msg, bool *result, sl_error *err);
 
-/* Replaces ctx.http's transport (NULL restores the default). */
-void sl_lua_host_set_http(sl_lua_host *h, sl_lua_http_fn fn, void *arg);
+/* Hands ctx.http the services it calls connectors through (svc must
+ * outlive its use; NULL: ctx.http fails with "no services"). */
+void sl_lua_host_set_services(sl_lua_host *h, const sl_step_services *svc);
 
 /* Bytes the state holds now (for tests and figures). */
 size_t sl_lua_host_memory(const sl_lua_host *h);
 
 /* How many times the state was rebuilt after becoming unusable. */
 unsigned sl_lua_host_rebuilds(const sl_lua_host *h);
-
-/* The default ctx.http transport; arg is the sl_config (may be NULL). */
-int sl_lua_http_default(void *arg, const char *connector, const sl_http_call_req *req,
-                        sl_http_call_resp *resp);
-
-/* For a `lua` step built by sl_steps_build: replaces its ctx.http transport.
- * Returns 0, or -1 when s is not a lua step. */
-int sl_lua_step_set_http(sl_step *s, sl_lua_http_fn fn, void *arg);
 
 /* ---- for transforms/lua_*.c only ------------------------------------------ */
 #ifdef SL_LUA_INTERNAL
@@ -115,10 +100,10 @@ struct sl_lua_host {
     uint64_t gen; /* call counter: a lent message is valid only during its call */
     char *route;
     char *log_comp; /* "lua:ROUTE" */
-    const sl_config *conf;
     char *lib_dir;
-    sl_lua_http_fn http;
-    void *http_arg;
+    const sl_step_services *services; /* for ctx.http; may be NULL */
+    bool call_transient;              /* ctx.http failed transiently in this call */
+    bool retry_requested;             /* ctx.retry() was called in this call */
     /* what was loaded, kept to rebuild the state */
     char *src;
     size_t src_len;

@@ -7,10 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway.h"
 #include "lua_host.h"
-
-extern const sl_step_type sl_lua_step;
 
 /* Writes into out the directory of file ("." when it has none). */
 static void dir_of(const char *file, char *out, size_t cap)
@@ -35,7 +32,7 @@ static int lua_init(sl_step *s, sl_error *err)
     if (!file || file->kind != SL_NODE_SCALAR || !fn || fn->kind != SL_NODE_SCALAR)
         return sl_error_set(err, SL_ECONFIG, "%s:%d:%d: lua: 'file' and 'function' are required",
                             c->pos.file, c->pos.line, c->pos.col);
-    sl_lua_opts o = {.route = s->route, .conf = s->gw ? s->gw->conf : NULL};
+    sl_lua_opts o = {.route = s->route};
     if (timeout && (timeout->kind != SL_NODE_SCALAR ||
                     sl_parse_duration_ms(timeout->scalar, &o.timeout_ms) < 0 || !o.timeout_ms))
         return sl_error_set(err, SL_ECONFIG, "%s:%d:%d: lua: timeout must be a duration above 0",
@@ -70,11 +67,13 @@ static int lua_init(sl_step *s, sl_error *err)
 
 static int lua_process(sl_step *s, sl_msg *msg, sl_error *err)
 {
+    sl_lua_host_set_services(s->state, s->services);
     return sl_lua_host_run_step(s->state, msg, err);
 }
 
 static int lua_process_split(sl_step *s, sl_msg *msg, sl_msg ***more, size_t *n_more, sl_error *err)
 {
+    sl_lua_host_set_services(s->state, s->services);
     return sl_lua_host_run_step_split(s->state, msg, more, n_more, err);
 }
 
@@ -82,14 +81,6 @@ static void lua_destroy(sl_step *s)
 {
     sl_lua_host_free(s->state);
     s->state = NULL;
-}
-
-int sl_lua_step_set_http(sl_step *s, sl_lua_http_fn fn, void *arg)
-{
-    if (!s || s->type != &sl_lua_step || !s->state)
-        return -1;
-    sl_lua_host_set_http(s->state, fn, arg);
-    return 0;
 }
 
 const sl_step_type sl_lua_step = {

@@ -149,6 +149,38 @@ def test_breaker_partner_answering_503():
     run_breaker_case("503")
 
 
+def test_breaker_reset_wakes_the_waiting_worker_at_once():
+    """An open breaker with a long open_for: once the partner is healthy
+    again, POST /v1/breakers/NAME/reset makes the route deliver at once,
+    not after the open period it was waiting out."""
+    partner = Partner()
+    partner.set("503")
+    in_port, admin_port = free_port(), free_port()
+    conf = breaker_config(partner.port, in_port, admin_port).replace(
+        f"open_for: {OPEN_FOR_S}s, max_open_for: 6s", "open_for: 60s, max_open_for: 60s"
+    )
+    gw = Gateway(conf)
+    try:
+        gw.start(admin_port)
+        ids = []
+        for i in range(10):
+            st, body, _ = post_json(f"127.0.0.1:{in_port}", "/in", {"key": f"k{i % 3}", "n": i})
+            assert st == 202, (st, body)
+            ids.append(json.loads(body)["id"])
+        wait_until(lambda: breaker_state(gw) == 2, 60, "the breaker to open")
+        partner.set("ok")
+        st, body, _ = request("POST", gw.admin, "/v1/breakers/partner/reset")
+        assert st == 200, (st, body)
+        # the worker was told to wait about 60 s; the reset must wake it
+        wait_until(lambda: len(partner.delivered_ids()) > 0, 1.0, "a delivery within 1 s of the reset")
+        wait_until(lambda: set(ids) <= partner.delivered_ids(), 30, "all 10 messages delivered")
+        assert metric(gw.metrics(), "sluice_dead_letter_total", route="r") == 0
+        gw.stop()
+    finally:
+        partner.close()
+        gw.cleanup()
+
+
 def bulkhead_config(a_port, b_port, in_port, admin_port):
     return base_config(admin_port=admin_port) + f"""
 connectors:

@@ -92,8 +92,9 @@ def test_sighup_reload_adds_removes_changes_routes_without_losing_messages():
         stop.set()
         for t in threads:
             t.join()
-        st, _, _ = post_json(ingest, "/c", {"k": "new"})
+        st, body, _ = post_json(ingest, "/c", {"k": "new"})
         assert st == 202, st
+        acked.add(json.loads(body)["id"])  # waited for below, like the others
         st, _, _ = post_json(ingest, "/b", {"k": "gone"})
         assert st == 404, st
 

@@ -197,6 +197,38 @@ static void *hammer(void *arg)
     return NULL;
 }
 
+static void count_close(void *arg)
+{
+    (*(int *)arg)++;
+}
+
+/* Watchers hear every close: probes that succeed, and a reset; not an
+ * opening; and nothing once they unwatch. */
+static void test_watchers_told_when_it_closes(void **st)
+{
+    (void)st;
+    sl_breaker_conf c = conf_of(20, 1, 0.5, 0, 30, 1000, 1);
+    sl_breaker *b = sl_breaker_new("crm", &c, NULL);
+    int closes = 0, other = 0;
+    assert_int_equal(sl_breaker_watch(b, count_close, &closes), 0);
+    assert_int_equal(sl_breaker_watch(b, count_close, &other), 0);
+    call(b, false);
+    assert_int_equal(sl_breaker_get_state(b), SL_BREAKER_OPEN);
+    assert_int_equal(closes, 0);
+    sl_breaker_reset(b);
+    assert_int_equal(closes, 1);
+    call(b, false);
+    sleep_ms(50);
+    call(b, true); /* the half-open probe succeeds: closed */
+    assert_int_equal(sl_breaker_get_state(b), SL_BREAKER_CLOSED);
+    assert_int_equal(closes, 2);
+    sl_breaker_unwatch(b, count_close, &closes);
+    sl_breaker_reset(b);
+    assert_int_equal(closes, 2);
+    assert_int_equal(other, 3);
+    sl_breaker_free(b);
+}
+
 static void test_concurrent_use(void **st)
 {
     (void)st;
@@ -224,6 +256,7 @@ int main(void)
         cmocka_unit_test(test_half_open_probes_close_it),
         cmocka_unit_test(test_failed_probe_reopens_with_doubled_period_capped),
         cmocka_unit_test(test_reset_and_metrics),
+        cmocka_unit_test(test_watchers_told_when_it_closes),
         cmocka_unit_test(test_concurrent_use),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -22,22 +22,24 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "http_call.h"
 #include "lua_host.h"
 #include "step.h"
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-static sl_lua_host *host_conf(const char *src, const sl_config *conf, uint64_t timeout_ms)
+static sl_lua_host *host_svc(const char *src, const sl_step_services *svc, uint64_t timeout_ms)
 {
     char path[] = "/tmp/sl_luastep_XXXXXX";
     int fd = mkstemp(path);
     assert_true(fd >= 0);
     assert_int_equal(write(fd, src, strlen(src)), (ssize_t)strlen(src));
     close(fd);
-    sl_lua_opts o = {.route = "orders", .timeout_ms = timeout_ms, .conf = conf};
+    sl_lua_opts o = {.route = "orders", .timeout_ms = timeout_ms};
     sl_error err;
     sl_lua_host *h = sl_lua_host_new(&o, &err);
     assert_non_null(h);
+    sl_lua_host_set_services(h, svc);
     int rc = sl_lua_host_load_script(h, path, "t.lua", "step", &err);
     unlink(path);
     if (rc < 0)
@@ -47,7 +49,7 @@ static sl_lua_host *host_conf(const char *src, const sl_config *conf, uint64_t t
 
 static sl_lua_host *host(const char *src)
 {
-    return host_conf(src, NULL, 100);
+    return host_svc(src, NULL, 100);
 }
 
 static sl_msg *msg_with(const char *body)
@@ -337,21 +339,21 @@ static void test_xml_module(void **state)
 static void test_cache_lru_ttl(void **state)
 {
     sl_lua_host *h =
-        host_conf("function step(msg, ctx)\n"
-                  "  local c = ctx.cache\n"
-                  "  local op, k, v, ttl = msg.body:match('^(%a+) ?(%S*) ?(%S*) ?(%d*)$')\n"
-                  "  if op == 'set' then c:set(k, v, tonumber(ttl)) return msg end\n"
-                  "  if op == 'get' then msg.body = tostring(c:get(k)) return msg end\n"
-                  "  if op == 'del' then c:delete(k) return msg end\n"
-                  "  if op == 'size' then msg.body = tostring(c:size()) return msg end\n"
-                  "  if op == 'fill' then\n"
-                  "    for i = 1, tonumber(k) do c:set('f' .. i, i) end\n"
-                  "    return msg\n"
-                  "  end\n"
-                  "  if op == 'table' then c:set('t', { tier = 'gold' }) "
-                  "msg.body = c:get('t').tier return msg end\n"
-                  "end\n",
-                  NULL, 5000); /* slow under valgrind */
+        host_svc("function step(msg, ctx)\n"
+                 "  local c = ctx.cache\n"
+                 "  local op, k, v, ttl = msg.body:match('^(%a+) ?(%S*) ?(%S*) ?(%d*)$')\n"
+                 "  if op == 'set' then c:set(k, v, tonumber(ttl)) return msg end\n"
+                 "  if op == 'get' then msg.body = tostring(c:get(k)) return msg end\n"
+                 "  if op == 'del' then c:delete(k) return msg end\n"
+                 "  if op == 'size' then msg.body = tostring(c:size()) return msg end\n"
+                 "  if op == 'fill' then\n"
+                 "    for i = 1, tonumber(k) do c:set('f' .. i, i) end\n"
+                 "    return msg\n"
+                 "  end\n"
+                 "  if op == 'table' then c:set('t', { tier = 'gold' }) "
+                 "msg.body = c:get('t').tier return msg end\n"
+                 "end\n",
+                 NULL, 5000); /* slow under valgrind */
     run_ok(h, "set a 1");
     assert_string_equal(run_ok(h, "get a"), "1");
     assert_string_equal(run_ok(h, "get zz"), "nil");
@@ -499,6 +501,25 @@ static void server_stop(server *s, const sl_connector_conf *cc)
     close(s->fd);
 }
 
+/* Step services over a list of connector configs: one sl_http_call each
+ * (what the gateway does through the http_client connector, without the
+ * breaker). */
+typedef struct conf_list {
+    const sl_connector_conf *cc;
+    size_t n;
+} conf_list;
+
+static int call_conf(const sl_step_services *svc, const char *connector, const sl_call_req *req,
+                     sl_call_resp *resp)
+{
+    const conf_list *l = svc->arg;
+    for (size_t i = 0; i < l->n; i++) {
+        if (strcmp(l->cc[i].name, connector) == 0)
+            return sl_http_call(&l->cc[i], req, resp);
+    }
+    return sl_call_resp_fail(resp, SL_FAIL, "no connector named '%s' that takes calls", connector);
+}
+
 static void test_http_real_server(void **state)
 {
     server s;
@@ -512,38 +533,39 @@ static void test_http_real_server(void **state)
                             .timeout_ms = 1000,
                             .headers = &hdr,
                             .n_headers = 1};
-    sl_config cfg = {.connectors = &cc, .n_connectors = 1};
+    conf_list cl = {&cc, 1};
+    sl_step_services svc = {.call = call_conf, .arg = &cl};
     /* a 50 ms step timeout: waiting for /slow (120 ms) does not count */
     sl_lua_host *h =
-        host_conf("function step(msg, ctx)\n"
-                  "  local r = ctx.http('crm', { path = '/customers/c-1' })\n"
-                  "  assert(r.ok and r.status == 200 and r.headers['x-test'] == 'yes', r.error)\n"
-                  "  assert(json.decode(r.body).tier == 'gold')\n"
-                  "  r = ctx.http('crm', { method = 'POST', path = '/echo', json = { a = 1 } })\n"
-                  "  assert(r.ok and r.body == '{\"a\":1}' and r.headers['x-method'] == 'POST')\n"
-                  "  r = ctx.http('crm', { method = 'PUT', path = '/echo', body = 'raw', headers = "
-                  "{ ['x-k'] = 'v' } })\n"
-                  "  assert(r.ok and r.body == 'raw' and r.headers['x-method'] == 'PUT')\n"
-                  "  r = ctx.http('crm', { path = '/flaky' })\n"
-                  "  assert(r.ok and r.body == 'ok', 'retried twice: ' .. tostring(r.error))\n"
-                  "  r = ctx.http('crm', { path = '/down' })\n"
-                  "  assert(not r.ok and r.status == 503 and r.error:find('HTTP 503'), r.error)\n"
-                  "  r = ctx.http('crm', { path = '/missing' })\n"
-                  "  assert(not r.ok and r.status == 404)\n"
-                  "  r = ctx.http('crm', { path = '/slow' })\n"
-                  "  assert(r.ok and r.body == 'slow')\n"
-                  "  r = ctx.http('nope', { path = '/' })\n"
-                  "  assert(not r.ok and r.error:find('no http_client connector'))\n"
-                  "  r = ctx.http('crm', { path = '@evil.example/' })\n"
-                  "  assert(not r.ok and r.error:find('bad path'))\n"
-                  "  msg.body = 'done'\n"
-                  "  return msg\n"
-                  "end\n",
-                  &cfg, 50);
+        host_svc("function step(msg, ctx)\n"
+                 "  local r = ctx.http('crm', { path = '/customers/c-1' })\n"
+                 "  assert(r.ok and r.status == 200 and r.headers['x-test'] == 'yes', r.error)\n"
+                 "  assert(json.decode(r.body).tier == 'gold')\n"
+                 "  r = ctx.http('crm', { method = 'POST', path = '/echo', json = { a = 1 } })\n"
+                 "  assert(r.ok and r.body == '{\"a\":1}' and r.headers['x-method'] == 'POST')\n"
+                 "  r = ctx.http('crm', { method = 'PUT', path = '/echo', body = 'raw', headers = "
+                 "{ ['x-k'] = 'v' } })\n"
+                 "  assert(r.ok and r.body == 'raw' and r.headers['x-method'] == 'PUT')\n"
+                 "  r = ctx.http('crm', { path = '/flaky' })\n"
+                 "  assert(not r.ok and r.status == 503, 'one attempt, no retry')\n"
+                 "  r = ctx.http('crm', { path = '/down' })\n"
+                 "  assert(not r.ok and r.status == 503 and r.error:find('HTTP 503'), r.error)\n"
+                 "  r = ctx.http('crm', { path = '/missing' })\n"
+                 "  assert(not r.ok and r.status == 404)\n"
+                 "  r = ctx.http('crm', { path = '/slow' })\n"
+                 "  assert(r.ok and r.body == 'slow')\n"
+                 "  r = ctx.http('nope', { path = '/' })\n"
+                 "  assert(not r.ok and r.error:find('no connector named'))\n"
+                 "  r = ctx.http('crm', { path = '@evil.example/' })\n"
+                 "  assert(not r.ok and r.error:find('bad path'))\n"
+                 "  msg.body = 'done'\n"
+                 "  return msg\n"
+                 "end\n",
+                 &svc, 50);
     assert_string_equal(run_ok(h, "x"), "done");
     assert_string_equal(s.last_api_key, "secret-1");
-    /* 1 + 1 + 1 + 3 (flaky: 2 retries) + 3 (down: 2 retries) + 1 + 1 */
-    assert_int_equal(atomic_load(&s.requests), 11);
+    /* one request per call: ctx.http never retries */
+    assert_int_equal(atomic_load(&s.requests), 7);
     /* one keep-alive connection for all of them */
     assert_int_equal(atomic_load(&s.accepted), 1);
     sl_lua_host_free(h);
@@ -564,11 +586,11 @@ static void test_http_real_server(void **state)
 
 static int fake_calls;
 
-static int fake_http(void *arg, const char *connector, const sl_http_call_req *req,
-                     sl_http_call_resp *resp)
+static int fake_http(const sl_step_services *svc, const char *connector, const sl_call_req *req,
+                     sl_call_resp *resp)
 {
     fake_calls++;
-    assert_string_equal(arg, "arg");
+    assert_string_equal(svc->arg, "arg");
     memset(resp, 0, sizeof *resp);
     resp->status = 200;
     resp->result = SL_OK;
@@ -579,6 +601,8 @@ static int fake_http(void *arg, const char *connector, const sl_http_call_req *r
     return SL_OK;
 }
 
+static const sl_step_services fake_services = {.call = fake_http, .arg = "arg"};
+
 static void test_http_replaced_transport(void **state)
 {
     sl_lua_host *h =
@@ -586,12 +610,73 @@ static void test_http_replaced_transport(void **state)
              "  msg.body = ctx.http('crm', { method = 'DELETE', path = '/c/1' }).body\n"
              "  return msg\n"
              "end\n");
-    sl_lua_host_set_http(h, fake_http, "arg");
+    sl_lua_host_set_services(h, &fake_services);
     assert_string_equal(run_ok(h, "x"), "crm DELETE /c/1");
     assert_int_equal(fake_calls, 1);
-    sl_lua_host_set_http(h, NULL, NULL); /* back to the default: no config, no connector */
+    sl_lua_host_set_services(h, NULL); /* no services: the call fails, the body is "" */
     assert_string_equal(run_ok(h, "x"), "");
     assert_int_equal(fake_calls, 1);
+    sl_lua_host_free(h);
+}
+
+/* A partner that is down: every call fails transiently. */
+static int down_http(const sl_step_services *svc, const char *connector, const sl_call_req *req,
+                     sl_call_resp *resp)
+{
+    (*(int *)svc->arg)++;
+    return sl_call_resp_fail(resp, SL_RETRY, "HTTP 503 from %s", connector);
+}
+
+static int step_rc(sl_lua_host *h, sl_error *err)
+{
+    sl_msg *m = msg_with("x");
+    int rc = sl_lua_host_run_step(h, m, err);
+    sl_msg_free(m);
+    return rc;
+}
+
+/* ctx.http never retries; a script that gives up after a transient failure
+ * (it raises, or calls ctx.retry) makes the step ask for a retry; a script
+ * that falls back goes on; other errors stay permanent. */
+static void test_http_transient_retry(void **state)
+{
+    int calls = 0;
+    sl_step_services down = {.call = down_http, .arg = &calls};
+    sl_error err;
+    sl_lua_host *h =
+        host_svc("function step(msg, ctx)\n"
+                 "  local r = ctx.http('crm', { path = '/c/1' })\n"
+                 "  if msg.body == 'fallback' then msg.body = 'default' return msg end\n"
+                 "  assert(r.ok, r.error)\n"
+                 "  return msg\n"
+                 "end\n",
+                 &down, 100);
+    assert_int_equal(step_rc(h, &err), SL_STEP_RETRY);
+    assert_non_null(strstr(err.msg, "HTTP 503 from crm"));
+    assert_int_equal(calls, 1); /* one attempt, no sleep, no retry inside */
+    sl_msg *m = msg_with("fallback");
+    assert_int_equal(sl_lua_host_run_step(h, m, &err), SL_STEP_OK);
+    assert_string_equal(m->body, "default");
+    sl_msg_free(m);
+    sl_lua_host_free(h);
+
+    h = host_svc("function step(msg, ctx) ctx.retry('not yet') end\n", NULL, 100);
+    assert_int_equal(step_rc(h, &err), SL_STEP_RETRY);
+    assert_non_null(strstr(err.msg, "retry: not yet"));
+    sl_lua_host_free(h);
+
+    h = host_svc("function step(msg, ctx) error('broken') end\n", &down, 100);
+    assert_int_equal(step_rc(h, &err), SL_STEP_FAIL); /* no transient call: permanent */
+    sl_lua_host_free(h);
+
+    /* a timeout after a transient failure is still permanent */
+    h = host_svc("function step(msg, ctx)\n"
+                 "  ctx.http('crm', {})\n"
+                 "  while true do end\n"
+                 "end\n",
+                 &down, 20);
+    assert_int_equal(step_rc(h, &err), SL_STEP_FAIL);
+    assert_non_null(strstr(err.msg, "timeout"));
     sl_lua_host_free(h);
 }
 
@@ -640,8 +725,7 @@ static void test_step_from_config(void **state)
         fail_msg("build: %s", err.msg);
     assert_int_equal(n, 2);
     assert_string_equal(sl_step_type_name(steps[0]), "lua");
-    assert_int_equal(sl_lua_step_set_http(steps[0], fake_http, "arg"), 0);
-    assert_int_equal(sl_lua_step_set_http(steps[1], fake_http, "arg"), -1);
+    sl_steps_set_services(steps, n, &fake_services);
     sl_msg *m = msg_with("hi");
     assert_int_equal(sl_step_process(steps[0], m, &err), SL_STEP_OK);
     assert_int_equal(sl_step_process(steps[1], m, &err), SL_STEP_OK);
@@ -689,6 +773,7 @@ int main(void)
         cmocka_unit_test(test_cache_lru_ttl),
         cmocka_unit_test(test_http_real_server),
         cmocka_unit_test(test_http_replaced_transport),
+        cmocka_unit_test(test_http_transient_retry),
         cmocka_unit_test(test_step_from_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
