@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "connector.h"
+#include "file.h"
 #include "jsonl.h"
 
 /* One open output file. fd and the file's bytes are guarded by mu. */
@@ -182,9 +183,11 @@ static void file_send(sl_connector *c, const sl_output_conf *out, sl_msg *const 
                       sl_send_result *results)
 {
     file_state *s = c->state;
-    const char *path = out && out->path && out->path[0] ? out->path : NULL;
-    if (!path && c->conf && c->conf->path && c->conf->path[0])
-        path = c->conf->path;
+    const sl_file_target *fo = out ? out->priv : NULL;
+    const sl_file_conf *fc = c->conf ? c->conf->priv : NULL;
+    const char *path = fo && fo->path && fo->path[0] ? fo->path : NULL;
+    if (!path && fc && fc->path && fc->path[0])
+        path = fc->path;
     if (n == 0)
         return;
     if (!path) {
@@ -230,10 +233,66 @@ static void file_stop(sl_connector *c)
     (void)c;
 }
 
+/* ---- config ---- */
+
+static const char *const conf_keys[] = {"path", NULL};
+static const char *const target_keys[] = {"path", NULL};
+
+static void file_parse_conf(sl_conf_reader *r, sl_connector_conf *cc, const sl_node *n,
+                            const char *path)
+{
+    sl_file_conf *fc = sl_pool_alloc(sl_conf_pool(r), sizeof *fc);
+    if (!fc)
+        return;
+    cc->priv = fc;
+    sl_conf_str(r, n, "path", path, &fc->path);
+}
+
+/* `from:` of a route: its path, else the connector's; one is required. */
+static void file_parse_input(sl_conf_reader *r, const sl_route_conf *route,
+                             const sl_connector_conf *cc, sl_input_conf *in, const sl_node *n,
+                             const char *path)
+{
+    const sl_file_conf *fc = cc->priv;
+    sl_file_target *ft = sl_pool_alloc(sl_conf_pool(r), sizeof *ft);
+    if (!ft)
+        return;
+    in->priv = ft;
+    if (!sl_conf_value(n, "path") && fc && fc->path)
+        ft->path = sl_pool_strdup(sl_conf_pool(r), fc->path);
+    else
+        sl_conf_need_str(r, n, "path", path, &ft->path);
+}
+
+/* A `to:` element: its path, else the connector's; one is required. */
+static void file_parse_output(sl_conf_reader *r, const sl_connector_conf *cc, sl_output_conf *out,
+                              const sl_node *n, const char *path)
+{
+    const sl_file_conf *fc = cc->priv;
+    sl_file_target *ft = sl_pool_alloc(sl_conf_pool(r), sizeof *ft);
+    if (!ft)
+        return;
+    out->priv = ft;
+    if (sl_conf_str(r, n, "path", path, &ft->path) || sl_conf_value(n, "path"))
+        return;
+    if (fc && fc->path)
+        ft->path = sl_pool_strdup(sl_conf_pool(r), fc->path);
+    else
+        sl_conf_error_at(r, n->pos, "%s: missing required key 'path' (connector '%s' has no path)",
+                         path, cc->name);
+}
+
 const sl_connector_type sl_file_connector = {
     .name = "file",
-    .can_input = false,
+    .can_input = true,
     .can_output = true,
+    .has_breaker = false,
+    .conf_keys = conf_keys,
+    .input_keys = target_keys,
+    .output_keys = target_keys,
+    .parse_conf = file_parse_conf,
+    .parse_input = file_parse_input,
+    .parse_output = file_parse_output,
     .init = file_init,
     .attach_input = NULL,
     .start = NULL,

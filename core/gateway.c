@@ -217,7 +217,7 @@ sl_gateway *sl_gateway_new(sl_config *conf, sl_runtime *rt, sl_error *err)
         gw->n_connectors = i + 1;
         /* Every connector that calls out to a partner gets a breaker; local
          * outputs (file, stdout) do not fail the way partners do. */
-        if (t->can_output && strcmp(t->name, "file") != 0 && strcmp(t->name, "stdout") != 0) {
+        if (t->has_breaker) {
             gw->breakers[i] = sl_breaker_new(cc->name, &cc->breaker, gw->metrics);
             if (!gw->breakers[i]) {
                 sl_error_set(err, SL_ENOMEM, "out of memory");
