@@ -1,6 +1,7 @@
-/* The file output: appends every message a route delivers to a file as one
- * JSON line (connectors/jsonl.c), one write and one fdatasync per batch, so a
- * batch is acknowledged only once it is on disk. */
+/* The file connector. Output: appends every message a route delivers to a
+ * file as one JSON line (connectors/jsonl.c), one write and one fdatasync per
+ * batch, so a batch is acknowledged only once it is on disk. Input: tails a
+ * file into a route (connectors/file_input.c). */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -28,6 +29,7 @@ typedef struct file_entry {
 typedef struct file_state {
     pthread_mutex_t mu; /* guards the list, not the files */
     file_entry *files;
+    sl_file_inputs *inputs; /* routes this connector feeds (file_input.c); NULL for none */
 } file_state;
 
 static int file_init(sl_connector *c, sl_error *err)
@@ -48,6 +50,7 @@ static void file_destroy(sl_connector *c)
     file_state *s = c->state;
     if (!s)
         return;
+    sl_file_input_free(s->inputs);
     file_entry *e = s->files;
     while (e) {
         file_entry *next = e->next;
@@ -227,10 +230,24 @@ static void file_send(sl_connector *c, const sl_output_conf *out, sl_msg *const 
     }
 }
 
-/* Outputs have no input to stop. */
+/* Stops the inputs (file_input.c); outputs have nothing to stop. */
 static void file_stop(sl_connector *c)
 {
-    (void)c;
+    file_state *s = c->state;
+    if (s)
+        sl_file_input_stop(s->inputs);
+}
+
+static int file_attach_input(sl_connector *c, sl_route *route, sl_error *err)
+{
+    file_state *s = c->state;
+    return sl_file_input_attach(&s->inputs, c, route, err);
+}
+
+static int file_start(sl_connector *c, sl_error *err)
+{
+    file_state *s = c->state;
+    return sl_file_input_start(s->inputs, err);
 }
 
 /* ---- config ---- */
@@ -294,8 +311,8 @@ const sl_connector_type sl_file_connector = {
     .parse_input = file_parse_input,
     .parse_output = file_parse_output,
     .init = file_init,
-    .attach_input = NULL,
-    .start = NULL,
+    .attach_input = file_attach_input,
+    .start = file_start,
     .send = file_send,
     .stop = file_stop,
     .destroy = file_destroy,
