@@ -1,6 +1,8 @@
 /* Configuration loader, second stage: checks the node trees of the main file
- * and its includes against the schema of SPEC.md section 2 (keys, types,
- * required keys, connector references and roles) and fills sl_config. */
+ * and its includes against the gateway's own schema (SPEC.md section 2: keys,
+ * types, connector references and roles), hands each connector, input,
+ * output and step node to its type's parse callback, and fills sl_config.
+ * Also the config reader (core/config.h) those callbacks use. */
 #include "config_priv.h"
 #include "connector.h"
 #include "step.h"
@@ -13,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
+/* The config reader handed to type callbacks: one load's context. */
 struct sl_conf_reader {
     sl_conf_ctx *c;
     sl_config *cfg;
@@ -55,6 +58,7 @@ static const char *const ON_ERROR_KEYS[] = {"retry", "dead_letter", NULL};
 static const char *const RETRY_KEYS[] = {"max_attempts", "initial_backoff", "max_backoff",
                                          "multiplier", NULL};
 static const char *const DLQ_KEYS[] = {"topic", NULL};
+
 /* ---- the reader's own accessors ---- */
 
 sl_pool *sl_conf_pool(sl_conf_reader *r)
