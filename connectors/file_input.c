@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "file.h"
 #include "gateway.h"
 #include "logging.h"
@@ -26,6 +27,7 @@
 #define FI_BATCH_BYTES (1 << 20) /* lines appended before waiting for durability */
 #define FI_MAX_LINE (64 << 20)   /* a longer line is cut there (and a warning logged) */
 #define FI_POLL_MS 50            /* how often an idle file is looked at again */
+#define FI_ROTATE_GRACE_MS 1000  /* a rotated file idle this long is finished */
 #define FI_BACKOFF_MS 200        /* between append attempts under back-pressure */
 
 /* One route reading one file. All fields but stop belong to its thread once
@@ -41,7 +43,9 @@ typedef struct file_input {
     int64_t pos;       /* file offset after the last line taken */
     int64_t saved_pos; /* what the state file says (with saved_ino) */
     ino_t saved_ino;
-    char *buf; /* bytes read past pos: a partial line */
+    bool rotating;         /* the path names another file: finishing this one */
+    int64_t idle_since_ms; /* rotating, and nothing read since then; 0 = data was read */
+    char *buf;             /* bytes read past pos: a partial line */
     size_t len, cap;
     int64_t *last; /* per partition: highest offset appended since the last save; -1 none */
     int n_parts;
@@ -221,7 +225,7 @@ static sl_msg *msg_from_line(const char *line, size_t len)
  * Returns 0 when taken, -1 when stop was asked first (not taken). */
 static int take_line(file_input *in, const char *line, size_t len)
 {
-    for (;;) {
+    for (bool warned = false;; warned = true) {
         sl_error e;
         sl_msg *msg = msg_from_line(line, len);
         if (!msg)
@@ -244,8 +248,9 @@ static int take_line(file_input *in, const char *line, size_t len)
         } else {
             sl_msg_free(msg);
         }
-        sl_warn(FI_COMPONENT, "route %s: cannot append a line of %s (%s); retrying", in->route_name,
-                in->path, e.msg);
+        if (!warned) /* once per line, not every FI_BACKOFF_MS */
+            sl_warn(FI_COMPONENT, "route %s: cannot append a line of %s (%s); retrying",
+                    in->route_name, in->path, e.msg);
         if (atomic_load(&in->stop))
             return -1;
         sleep_ms(FI_BACKOFF_MS);
@@ -345,8 +350,9 @@ static int open_file(file_input *in, bool resume)
 }
 
 /* At the end of the file: notices truncation (start over at 0) and
- * rotation (the path names another inode, or nothing: finish the old file,
- * its last partial line included, and open the new one from 0). */
+ * rotation (the path names another inode, or nothing: once the old file has
+ * been idle for FI_ROTATE_GRACE_MS, finish it, its last partial line
+ * included, and open the new one from 0). */
 static void check_file(file_input *in)
 {
     struct stat fst, pst;
@@ -360,15 +366,25 @@ static void check_file(file_input *in)
     }
     if (stat(in->path, &pst) == 0 && pst.st_ino == in->ino)
         return;
-    /* Rotated: what was written to the old file before we saw it goes too. */
-    while (read_some(in) > 0)
-        ;
-    if (atomic_load(&in->stop) || take_lines(in, true) < 0 || commit(in) < 0)
+    /* Rotated. A writer may still append to the old file until it reopens:
+     * keep reading it until it has been idle for FI_ROTATE_GRACE_MS. */
+    int64_t now = sl_mono_ms();
+    if (!in->rotating)
+        sl_info(FI_COMPONENT, "route %s: %s was rotated; reading the old file until it is idle",
+                in->route_name, in->path);
+    in->rotating = true;
+    if (in->idle_since_ms == 0)
+        in->idle_since_ms = now;
+    if (now - in->idle_since_ms < FI_ROTATE_GRACE_MS)
+        return;
+    if (take_lines(in, true) < 0 || commit(in) < 0)
         return;
     sl_info(FI_COMPONENT, "route %s: %s was rotated; finished the old file at byte %" PRId64,
             in->route_name, in->path, in->pos);
     close(in->fd);
     in->fd = -1;
+    in->idle_since_ms = 0;
+    in->rotating = false;
     if (open_file(in, false) == 0)
         commit(in); /* the new inode at 0: a restart must not go back to the old one */
 }
@@ -392,6 +408,8 @@ static void *input_main(void *arg)
             sleep_ms(FI_BACKOFF_MS);
             continue;
         }
+        if (n > 0)
+            in->idle_since_ms = 0;
         if (n == 0) {
             check_file(in);
             sleep_ms(FI_POLL_MS);

@@ -119,16 +119,18 @@ def test_file_input_rotation_rename_and_new_file_loses_nothing():
         gw.start(admin)
         wait_until(lambda: len(delivered(out)) >= 100, 60, "the first 100 lines")
         # A writer that keeps its file open across the rename, as a logger
-        # does until it reopens: its late lines belong to the old file.
+        # does until it reopens: its late lines belong to the old file, even
+        # those written after the gateway has seen the new one.
         with open(src, "a") as writer:
-            for i in range(100, 150):
-                writer.write(f"old-{i}\n")
+            writer.write("".join(f"old-{i}\n" for i in range(100, 150)))
             writer.flush()
             os.rename(src, src + ".1")
-            for i in range(150, 200):
-                writer.write(f"old-{i}\n")
+            write_lines(src, [f"new-{i}" for i in range(50)], mode="w")
+            wait_until(lambda: "was rotated; reading the old file" in gw.log_tail(200), 60,
+                       "the gateway to notice the rotation")
+            writer.write("".join(f"old-{i}\n" for i in range(150, 200)))
             writer.flush()
-        write_lines(src, [f"new-{i}" for i in range(100)] + ["END"], mode="w")
+        write_lines(src, [f"new-{i}" for i in range(50, 100)] + ["END"])
         wait_for_end(out)
         want = [f"old-{i}" for i in range(200)] + [f"new-{i}" for i in range(100)] + ["END"]
         assert bodies(out) == want
