@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "connector.h"
+#include "http_server_util.h"
 
 extern const sl_connector_type sl_http_server_connector;
 

@@ -83,8 +83,6 @@ typedef struct sl_retry_conf {
     double multiplier;           /* default 2.0 */
 } sl_retry_conf;
 
-typedef enum { SL_CT_ANY = 0, SL_CT_JSON, SL_CT_XML, SL_CT_TEXT } sl_content_type;
-
 /* A route's input: `from:`. Either connector (a connector whose type can
  * input) or topic (an internal log topic; connector is NULL). The other keys
  * belong to the connector's type: its parse_input fills priv. */
