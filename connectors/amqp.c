@@ -101,10 +101,11 @@ static int parse_tls(sl_amqp *a, sl_error *err)
 static int parse_target(sl_amqp *a, sl_error *err)
 {
     const sl_connector_conf *cc = a->c->conf;
+    const sl_amqp_conf *ac = cc->priv;
     sl_amqp_target *t = &a->target;
-    if (!cc->url)
+    if (!ac || !ac->url)
         return sl_error_set(err, SL_ECONFIG, "connectors.%s: url is required", cc->name);
-    char *buf = strdup(cc->url);
+    char *buf = strdup(ac->url);
     if (!buf)
         return sl_error_set(err, SL_ENOMEM, "amqp connector %s: out of memory", cc->name);
     struct amqp_connection_info info;
@@ -116,7 +117,7 @@ static int parse_target(sl_amqp *a, sl_error *err)
                             cc->pos.file, cc->pos.line, cc->pos.col, cc->name);
     }
     const char *user = info.user, *password = info.password;
-    if (!url_has_userinfo(cc->url)) {
+    if (!url_has_userinfo(ac->url)) {
         const char *eu = getenv("AMQP_USER"), *ep = getenv("AMQP_PASSWORD");
         if (eu && *eu) {
             user = eu;
@@ -306,7 +307,8 @@ static int amqp_init(sl_connector *c, sl_error *err)
     c->state = a;
     a->c = c;
     a->name = c->conf->name;
-    a->timeout_ms = c->conf->timeout_ms > 0 ? (int)c->conf->timeout_ms : 5000;
+    const sl_amqp_conf *ac = c->conf->priv;
+    a->timeout_ms = ac && ac->timeout_ms > 0 ? (int)ac->timeout_ms : 5000;
     if (parse_target(a, err) < 0) {
         amqp_destroy(c);
         return -1;
@@ -397,6 +399,13 @@ const sl_connector_type sl_amqp_connector = {
     .name = "amqp",
     .can_input = true,
     .can_output = true,
+    .has_breaker = true,
+    .conf_keys = sl_amqp_conf_keys,
+    .input_keys = sl_amqp_input_keys,
+    .output_keys = sl_amqp_output_keys,
+    .parse_conf = sl_amqp_parse_conf,
+    .parse_input = sl_amqp_parse_input,
+    .parse_output = sl_amqp_parse_output,
     .init = amqp_init,
     .attach_input = amqp_attach_input,
     .start = amqp_start,

@@ -257,10 +257,12 @@ sl_amqp_input *sl_amqp_input_new(sl_amqp *a, sl_route *route, sl_error *err)
     in->a = a;
     in->route = route;
     in->route_name = sl_route_name(route);
-    in->queue = from->queue;
+    const sl_amqp_from *af = from->priv;
+    const sl_amqp_conf *ac = a->c->conf->priv;
+    in->queue = af ? af->queue : NULL;
     in->durable = true;
     atomic_init(&in->stop, false);
-    in->prefetch = from->prefetch > 0 ? from->prefetch : a->c->conf->prefetch;
+    in->prefetch = af && af->prefetch > 0 ? af->prefetch : ac ? ac->prefetch : 0;
     if (in->prefetch <= 0)
         in->prefetch = 256;
     if (!in->queue || !in->queue[0]) {

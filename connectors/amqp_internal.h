@@ -33,6 +33,40 @@
 typedef struct sl_amqp_input sl_amqp_input;
 typedef struct sl_amqp_pub sl_amqp_pub;
 
+/* `connectors: NAME: { type: amqp, ... }` (sl_connector_conf.priv); `tls:`
+ * is read from the node at init. */
+typedef struct sl_amqp_conf {
+    char *url;           /* required */
+    int prefetch;        /* default 256 */
+    uint64_t timeout_ms; /* default 5 s */
+} sl_amqp_conf;
+
+/* A route's `from:` naming an amqp connector (sl_input_conf.priv);
+ * `declare:` and `bind:` are read from the node at attach. */
+typedef struct sl_amqp_from {
+    char *queue;  /* required */
+    int prefetch; /* 0 = the connector's prefetch */
+} sl_amqp_from;
+
+/* A `to:` element naming an amqp connector (sl_output_conf.priv). */
+typedef struct sl_amqp_output {
+    char *exchange; /* required */
+    char *routing_key;
+    bool persistent; /* default true */
+    bool mandatory;  /* default true */
+} sl_amqp_output;
+
+/* The table's config callbacks (core/connector.h), in amqp_conf.c. */
+extern const char *const sl_amqp_conf_keys[];
+extern const char *const sl_amqp_input_keys[];
+extern const char *const sl_amqp_output_keys[];
+void sl_amqp_parse_conf(sl_conf_reader *r, sl_connector_conf *cc, const sl_node *n,
+                        const char *path);
+void sl_amqp_parse_input(sl_conf_reader *r, const sl_route_conf *route, const sl_connector_conf *cc,
+                         sl_input_conf *in, const sl_node *n, const char *path);
+void sl_amqp_parse_output(sl_conf_reader *r, const sl_connector_conf *cc, sl_output_conf *out,
+                          const sl_node *n, const char *path);
+
 /* Where and how to connect, parsed once from the connector's config. */
 typedef struct sl_amqp_target {
     char *host;

@@ -284,7 +284,7 @@ static amqp_bytes_t header_bytes(const sl_msg *msg, const char *name, bool *foun
 
 /* Publishes one message. entries is scratch for its headers table (room
  * for msg->n_headers). Returns an amqp_status_enum (AMQP_STATUS_OK). */
-static int publish_one(amqp_connection_state_t conn, const sl_output_conf *out, const sl_msg *msg,
+static int publish_one(amqp_connection_state_t conn, const sl_amqp_output *out, const sl_msg *msg,
                        const char *rk, amqp_table_entry_t *entries)
 {
     amqp_basic_properties_t props;
@@ -333,7 +333,7 @@ static int publish_one(amqp_connection_state_t conn, const sl_output_conf *out, 
 
 typedef struct batch {
     sl_amqp *a;
-    const sl_output_conf *out;
+    const sl_amqp_output *out;
     sl_msg *const *msgs;
     size_t n;
     sl_send_result *res;
@@ -514,7 +514,9 @@ void sl_amqp_send(sl_connector *c, const sl_output_conf *out, sl_msg *const *msg
     sl_amqp *a = c->state;
     if (n == 0)
         return;
-    batch b = {.a = a, .out = out, .msgs = msgs, .n = n, .res = results, .unsettled = n};
+    static const sl_amqp_output defaults = {.persistent = true, .mandatory = true};
+    const sl_amqp_output *ao = out && out->priv ? out->priv : &defaults;
+    batch b = {.a = a, .out = ao, .msgs = msgs, .n = n, .res = results, .unsettled = n};
     b.slots = calloc(n, sizeof *b.slots);
     b.by_tag = calloc(n, sizeof *b.by_tag);
     sl_amqp_pub *p = NULL;

@@ -1,6 +1,7 @@
-/* The file output: appends every message a route delivers to a file as one
- * JSON line (connectors/jsonl.c), one write and one fdatasync per batch, so a
- * batch is acknowledged only once it is on disk. */
+/* The file connector. Output: appends every message a route delivers to a
+ * file as one JSON line (connectors/jsonl.c), one write and one fdatasync per
+ * batch, so a batch is acknowledged only once it is on disk. Input: tails a
+ * file into a route (connectors/file_input.c). */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "connector.h"
+#include "file.h"
 #include "jsonl.h"
 
 /* One open output file. fd and the file's bytes are guarded by mu. */
@@ -27,6 +29,7 @@ typedef struct file_entry {
 typedef struct file_state {
     pthread_mutex_t mu; /* guards the list, not the files */
     file_entry *files;
+    sl_file_inputs *inputs; /* routes this connector feeds (file_input.c); NULL for none */
 } file_state;
 
 static int file_init(sl_connector *c, sl_error *err)
@@ -47,6 +50,7 @@ static void file_destroy(sl_connector *c)
     file_state *s = c->state;
     if (!s)
         return;
+    sl_file_input_free(s->inputs);
     file_entry *e = s->files;
     while (e) {
         file_entry *next = e->next;
@@ -182,9 +186,11 @@ static void file_send(sl_connector *c, const sl_output_conf *out, sl_msg *const 
                       sl_send_result *results)
 {
     file_state *s = c->state;
-    const char *path = out && out->path && out->path[0] ? out->path : NULL;
-    if (!path && c->conf && c->conf->path && c->conf->path[0])
-        path = c->conf->path;
+    const sl_file_target *fo = out ? out->priv : NULL;
+    const sl_file_conf *fc = c->conf ? c->conf->priv : NULL;
+    const char *path = fo && fo->path && fo->path[0] ? fo->path : NULL;
+    if (!path && fc && fc->path && fc->path[0])
+        path = fc->path;
     if (n == 0)
         return;
     if (!path) {
@@ -224,19 +230,89 @@ static void file_send(sl_connector *c, const sl_output_conf *out, sl_msg *const 
     }
 }
 
-/* Outputs have no input to stop. */
+/* Stops the inputs (file_input.c); outputs have nothing to stop. */
 static void file_stop(sl_connector *c)
 {
-    (void)c;
+    file_state *s = c->state;
+    if (s)
+        sl_file_input_stop(s->inputs);
+}
+
+static int file_attach_input(sl_connector *c, sl_route *route, sl_error *err)
+{
+    file_state *s = c->state;
+    return sl_file_input_attach(&s->inputs, c, route, err);
+}
+
+static int file_start(sl_connector *c, sl_error *err)
+{
+    file_state *s = c->state;
+    return sl_file_input_start(s->inputs, err);
+}
+
+/* ---- config ---- */
+
+static const char *const conf_keys[] = {"path", NULL};
+static const char *const target_keys[] = {"path", NULL};
+
+static void file_parse_conf(sl_conf_reader *r, sl_connector_conf *cc, const sl_node *n,
+                            const char *path)
+{
+    sl_file_conf *fc = sl_pool_alloc(sl_conf_pool(r), sizeof *fc);
+    if (!fc)
+        return;
+    cc->priv = fc;
+    sl_conf_str(r, n, "path", path, &fc->path);
+}
+
+/* `from:` of a route: its path, else the connector's; one is required. */
+static void file_parse_input(sl_conf_reader *r, const sl_route_conf *route,
+                             const sl_connector_conf *cc, sl_input_conf *in, const sl_node *n,
+                             const char *path)
+{
+    const sl_file_conf *fc = cc->priv;
+    sl_file_target *ft = sl_pool_alloc(sl_conf_pool(r), sizeof *ft);
+    if (!ft)
+        return;
+    in->priv = ft;
+    if (!sl_conf_value(n, "path") && fc && fc->path)
+        ft->path = sl_pool_strdup(sl_conf_pool(r), fc->path);
+    else
+        sl_conf_need_str(r, n, "path", path, &ft->path);
+}
+
+/* A `to:` element: its path, else the connector's; one is required. */
+static void file_parse_output(sl_conf_reader *r, const sl_connector_conf *cc, sl_output_conf *out,
+                              const sl_node *n, const char *path)
+{
+    const sl_file_conf *fc = cc->priv;
+    sl_file_target *ft = sl_pool_alloc(sl_conf_pool(r), sizeof *ft);
+    if (!ft)
+        return;
+    out->priv = ft;
+    if (sl_conf_str(r, n, "path", path, &ft->path) || sl_conf_value(n, "path"))
+        return;
+    if (fc && fc->path)
+        ft->path = sl_pool_strdup(sl_conf_pool(r), fc->path);
+    else
+        sl_conf_error_at(r, n->pos, "%s: missing required key 'path' (connector '%s' has no path)",
+                         path, cc->name);
 }
 
 const sl_connector_type sl_file_connector = {
     .name = "file",
-    .can_input = false,
+    .can_input = true,
     .can_output = true,
+    .has_breaker = false,
+    .conf_keys = conf_keys,
+    .input_keys = target_keys,
+    .output_keys = target_keys,
+    .parse_conf = file_parse_conf,
+    .parse_input = file_parse_input,
+    .parse_output = file_parse_output,
     .init = file_init,
-    .attach_input = NULL,
-    .start = NULL,
+    .attach_input = file_attach_input,
+    .start = file_start,
     .send = file_send,
     .stop = file_stop,
     .destroy = file_destroy,

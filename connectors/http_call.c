@@ -14,6 +14,8 @@
 
 #include <curl/curl.h>
 
+#include "http_client.h"
+
 #define DEFAULT_TIMEOUT_MS 5000
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -230,14 +232,15 @@ static bool set_method(CURL *h, const char *method, const sl_http_call_req *req)
     return true;
 }
 
-int sl_http_call(const sl_connector_conf *conn, const sl_http_call_req *req,
+int sl_http_call(const sl_connector_conf *cconf, const sl_http_call_req *req,
                  sl_http_call_resp *resp)
 {
     memset(resp, 0, sizeof *resp);
     const char *method = req->method ? req->method : "GET";
     const char *path = req->path ? req->path : "";
-    const char *name = conn->name ? conn->name : "?";
-    if (!conn->base_url)
+    const char *name = cconf->name ? cconf->name : "?";
+    const sl_http_client_conf *conn = cconf->priv;
+    if (!conn || !conn->base_url)
         return fail(resp, SL_FAIL, "connector %s has no base_url%s", name, "");
     if (!clean_path(path))
         return fail(resp, SL_FAIL, "bad path '%.100s' for %s (must start with / or ?, no spaces)",

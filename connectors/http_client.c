@@ -654,8 +654,8 @@ static void state_free(hc_state *s)
  * No thread yet. Returns 0, or -1 with err. */
 static int hc_init(sl_connector *c, sl_error *err)
 {
-    const sl_connector_conf *conf = c->conf;
-    const char *name = conf && conf->name ? conf->name : "http_client";
+    const sl_http_client_conf *conf = c->conf ? c->conf->priv : NULL;
+    const char *name = c->conf && c->conf->name ? c->conf->name : "http_client";
     pthread_once(&curl_once, curl_global_once);
     if (curl_init_rc != CURLE_OK)
         return sl_error_set(err, SL_EIO, "http_client %s: curl_global_init: %s", name,
@@ -905,22 +905,23 @@ static void run_batch(sl_connector *c, const sl_output_conf *out, sl_msg *const 
         fail_all(results, n, err.msg);
         return;
     }
-    const sl_connector_conf *conf = c->conf;
+    const sl_http_client_conf *conf = c->conf->priv;
+    const sl_http_client_output *ho = out ? out->priv : NULL;
     hc_batch b;
     memset(&b, 0, sizeof b);
     b.msgs = msgs;
     b.results = results;
     b.capture = capture;
-    if (set_method(&b, out && out->method && out->method[0] ? out->method : "POST") < 0) {
+    if (set_method(&b, ho && ho->method && ho->method[0] ? ho->method : "POST") < 0) {
         for (size_t i = 0; i < n; i++)
             sl_send_result_set(&results[i], SL_FAIL, 0, "http_client: invalid method \"%.20s\"",
-                               out->method);
+                               ho->method);
         return;
     }
     b.body = strcmp(b.method, "GET") != 0 && strcmp(b.method, "HEAD") != 0;
-    b.url = join_url(conf->base_url, out ? out->path : NULL);
+    b.url = join_url(conf->base_url, ho ? ho->path : NULL);
     b.shown = b.url ? shown_url(b.url) : NULL;
-    b.hdrs = calloc(conf->n_headers + (out ? out->n_headers : 0) + 1, sizeof *b.hdrs);
+    b.hdrs = calloc(conf->n_headers + (ho ? ho->n_headers : 0) + 1, sizeof *b.hdrs);
     hc_req *reqs = calloc(n, sizeof *reqs);
     hc_req *head = NULL;
     bool cond_ok = pthread_cond_init(&b.done, NULL) == 0;
@@ -929,8 +930,8 @@ static void run_batch(sl_connector *c, const sl_output_conf *out, sl_msg *const 
         goto cleanup;
     }
     merge_headers(&b, conf->headers, conf->n_headers);
-    if (out)
-        merge_headers(&b, out->headers, out->n_headers);
+    if (ho)
+        merge_headers(&b, ho->headers, ho->n_headers);
     b.set_content_type = b.set_idem = b.set_msgid = true;
     for (size_t i = 0; i < b.n_hdrs; i++) {
         if (name_is(&b.hdrs[i], "Content-Type"))
@@ -1000,12 +1001,13 @@ void sl_http_client_call(sl_connector *c, const char *method, const char *path,
     msg.body_len = body ? body_len : 0;
     msg.partition = -1;
     msg.offset = -1;
+    sl_http_client_output ho = {.method = (char *)(method && method[0] ? method : "GET"),
+                                .path = (char *)path,
+                                .headers = (sl_kv *)headers,
+                                .n_headers = n_headers};
     sl_output_conf out;
     memset(&out, 0, sizeof out);
-    out.method = (char *)(method && method[0] ? method : "GET");
-    out.path = (char *)path;
-    out.headers = (sl_kv *)headers;
-    out.n_headers = n_headers;
+    out.priv = &ho;
     sl_msg *msgs[1] = {&msg};
     sl_send_result r;
     run_batch(c, &out, msgs, 1, &r, resp);
@@ -1034,6 +1036,11 @@ const sl_connector_type sl_http_client_connector = {
     .name = "http_client",
     .can_input = false,
     .can_output = true,
+    .has_breaker = true,
+    .conf_keys = sl_http_client_conf_keys,
+    .output_keys = sl_http_client_output_keys,
+    .parse_conf = sl_http_client_parse_conf,
+    .parse_output = sl_http_client_parse_output,
     .init = hc_init,
     .attach_input = NULL,
     .start = hc_start,

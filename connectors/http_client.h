@@ -6,12 +6,38 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "connector.h"
 
 #define SL_HTTP_MAX_RESPONSE (8u << 20) /* response bytes kept by sl_http_client_call */
 
 extern const sl_connector_type sl_http_client_connector;
+
+/* `connectors: NAME: { type: http_client, ... }` (sl_connector_conf.priv). */
+typedef struct sl_http_client_conf {
+    char *base_url;      /* required */
+    uint64_t timeout_ms; /* default 5 s */
+    int max_in_flight;   /* default 64 */
+    sl_kv *headers;      /* sent with every request */
+    size_t n_headers;
+} sl_http_client_conf;
+
+/* A `to:` element naming an http_client connector (sl_output_conf.priv). */
+typedef struct sl_http_client_output {
+    char *method; /* default POST */
+    char *path;   /* default "" (base_url as is) */
+    sl_kv *headers;
+    size_t n_headers;
+} sl_http_client_output;
+
+/* The table's config callbacks (core/connector.h), in http_client_conf.c. */
+extern const char *const sl_http_client_conf_keys[];
+extern const char *const sl_http_client_output_keys[];
+void sl_http_client_parse_conf(sl_conf_reader *r, sl_connector_conf *cc, const sl_node *n,
+                               const char *path);
+void sl_http_client_parse_output(sl_conf_reader *r, const sl_connector_conf *cc,
+                                 sl_output_conf *out, const sl_node *n, const char *path);
 
 /* What one call got back. body is malloc'd and NUL-terminated (not counted
  * in body_len), or NULL when the response had no body; free it with

@@ -20,6 +20,7 @@
 #include "clock.h"
 #include "connector.h"
 #include "gateway.h"
+#include "http_server.h"
 #include "http_server_idem.h"
 #include "http_server_util.h"
 #include "log.h"
@@ -68,7 +69,7 @@ typedef struct hs_req hs_req;
 /* One route fed by this connector. */
 typedef struct hs_route {
     sl_route *route;
-    const sl_input_conf *in;
+    const sl_http_server_input *in;
     const char *name;
     const char *path;
     char allow[96]; /* "POST, PUT": the Allow header of a 405 */
@@ -92,6 +93,7 @@ typedef struct hs_timer {
 struct hs_server {
     sl_connector *c;
     const char *name;
+    const char *listen; /* "HOST:PORT", from the connector's config */
     hs_route *routes;
     size_t n_routes;
     struct MHD_Daemon *daemon;
@@ -1101,9 +1103,10 @@ static int hs_init(sl_connector *c, sl_error *err)
 {
     struct sockaddr_storage ss;
     socklen_t sl;
-    if (c->conf->listen == NULL)
+    const sl_http_server_conf *hc = c->conf->priv;
+    if (hc == NULL || hc->listen == NULL)
         return sl_error_set(err, SL_ECONFIG, "connector %s: listen is required", c->conf->name);
-    if (sl_httpd_parse_listen(c->conf->listen, &ss, &sl, err) != 0)
+    if (sl_httpd_parse_listen(hc->listen, &ss, &sl, err) != 0)
         return sl_error_set(err, SL_ECONFIG, "connector %s: %s", c->conf->name, err->msg);
     hs_server *srv = calloc(1, sizeof *srv);
     if (srv == NULL)
@@ -1111,7 +1114,8 @@ static int hs_init(sl_connector *c, sl_error *err)
     srv->c = c;
     srv->name = c->conf->name;
     srv->listen_fd = -1;
-    srv->max_body = c->conf->max_body ? c->conf->max_body : (uint64_t)1 << 20;
+    srv->listen = hc->listen;
+    srv->max_body = hc->max_body ? hc->max_body : (uint64_t)1 << 20;
     srv->dedupe_ms = c->gw != NULL && c->gw->conf != NULL ? c->gw->conf->gw.dedupe_window_ms
                                                           : 24ull * 3600 * 1000;
     atomic_init(&srv->accepting, false);
@@ -1136,8 +1140,8 @@ static int hs_attach(sl_connector *c, sl_route *route, sl_error *err)
 {
     hs_server *srv = c->state;
     const sl_route_conf *rc = sl_route_get_conf(route);
-    const sl_input_conf *in = &rc->from;
-    if (in->path == NULL || in->path[0] != '/')
+    const sl_http_server_input *in = rc->from.priv;
+    if (in == NULL || in->path == NULL || in->path[0] != '/')
         return sl_error_set(err, SL_ECONFIG, "route %s: http_server input needs a path like /x",
                             rc->name);
     for (size_t i = 0; i < srv->n_routes; i++) {
@@ -1206,7 +1210,7 @@ static void make_metrics(hs_server *srv)
 static int hs_start(sl_connector *c, sl_error *err)
 {
     hs_server *srv = c->state;
-    const char *where = c->conf->listen;
+    const char *where = srv->listen;
     bool any_sync = false;
     for (size_t i = 0; i < srv->n_routes; i++)
         any_sync |= srv->routes[i].in->reply_sync;
@@ -1286,7 +1290,7 @@ static void hs_stop(sl_connector *c)
     MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
     if (fd != MHD_INVALID_SOCKET) {
         if (c->gw && atomic_load(&c->gw->reloading))
-            sl_runtime_put_listener(c->gw->rt, c->conf->listen, fd); /* for the next generation */
+            sl_runtime_put_listener(c->gw->rt, srv->listen, fd); /* for the next generation */
         else
             close(fd);
     }
@@ -1365,6 +1369,11 @@ const sl_connector_type sl_http_server_connector = {
     .name = "http_server",
     .can_input = true,
     .can_output = false,
+    .has_breaker = false,
+    .conf_keys = sl_http_server_conf_keys,
+    .input_keys = sl_http_server_input_keys,
+    .parse_conf = sl_http_server_parse_conf,
+    .parse_input = sl_http_server_parse_input,
     .init = hs_init,
     .attach_input = hs_attach,
     .start = hs_start,

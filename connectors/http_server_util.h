@@ -13,6 +13,9 @@
 #include "config.h"
 #include "error.h"
 
+/* What an http_server input accepts (`content_type:`): any, or one kind. */
+typedef enum { SL_CT_ANY = 0, SL_CT_JSON, SL_CT_XML, SL_CT_TEXT } sl_content_type;
+
 /* Parses "HOST:PORT" ("127.0.0.1:8080", "0.0.0.0:80", "[::1]:8080",
  * "localhost:8080", ":8080" for every IPv4 interface) into addr/len.
  * Returns 0, or -1 with err (SL_EINVAL) naming the address. */

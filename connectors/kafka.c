@@ -107,7 +107,7 @@ int sl_kafka_conf_set(sl_kafka *k, rd_kafka_conf_t *conf, const char *name, cons
 
 int sl_kafka_conf_apply_options(sl_kafka *k, rd_kafka_conf_t *conf, sl_error *err)
 {
-    const sl_connector_conf *cc = k->c->conf;
+    const sl_kafka_conf *cc = k->c->conf->priv;
     for (size_t i = 0; i < cc->n_options; i++) {
         if (sl_kafka_conf_set(k, conf, cc->options[i].key, cc->options[i].value, err) < 0)
             return -1;
@@ -124,7 +124,8 @@ rd_kafka_conf_t *sl_kafka_conf_new(sl_kafka *k, sl_kafka_client *cl, sl_error *e
     }
     char client_id[256];
     snprintf(client_id, sizeof client_id, "sluice-%s", k->name);
-    if (sl_kafka_conf_set(k, conf, "bootstrap.servers", k->c->conf->brokers, err) < 0 ||
+    const sl_kafka_conf *kc = k->c->conf->priv;
+    if (sl_kafka_conf_set(k, conf, "bootstrap.servers", kc->brokers, err) < 0 ||
         sl_kafka_conf_set(k, conf, "client.id", client_id, err) < 0) {
         rd_kafka_conf_destroy(conf);
         return NULL;
@@ -229,11 +230,12 @@ static rd_kafka_conf_t *kafka_producer_conf(sl_kafka *k, sl_kafka_client *cl, sl
         return NULL;
     rd_kafka_conf_set_dr_msg_cb(conf, kafka_dr_cb);
     const sl_connector_conf *cc = k->c->conf;
+    const sl_kafka_conf *kc = cc->priv;
     char timeout[32];
-    snprintf(timeout, sizeof timeout, "%llu", (unsigned long long)cc->timeout_ms);
+    snprintf(timeout, sizeof timeout, "%llu", (unsigned long long)kc->timeout_ms);
     /* The connector's timeout bounds a delivery only when it is written
      * down; librdkafka's default (5 min) rides out broker restarts. */
-    if ((cc->node && sl_node_get(cc->node, "timeout") && cc->timeout_ms > 0 &&
+    if ((cc->node && sl_node_get(cc->node, "timeout") && kc->timeout_ms > 0 &&
          sl_kafka_conf_set(k, conf, "message.timeout.ms", timeout, err) < 0) ||
         sl_kafka_conf_apply_options(k, conf, err) < 0 ||
         sl_kafka_conf_set(k, conf, "acks", "all", err) < 0 ||
@@ -276,7 +278,7 @@ static sl_kafka_producer *kafka_producer_new(sl_kafka *k, sl_error *err)
         return NULL;
     }
     sl_info(SL_KAFKA_COMPONENT, "connector %s: producer started (brokers %s)", k->name,
-            k->c->conf->brokers);
+            ((const sl_kafka_conf *)k->c->conf->priv)->brokers);
     return p;
 }
 
@@ -341,10 +343,11 @@ static int kafka_produce_one(sl_kafka_producer *p, const sl_output_conf *out, sl
 {
     char *key = NULL;
     size_t key_len = 0;
-    if (out->key) {
+    const sl_kafka_output *ko = out->priv;
+    if (ko && ko->key) {
         sl_error e;
-        if (sl_msg_eval_key(msg, out->key, &key, &key_len, &e) < 0) {
-            sl_send_result_set(slot->res, SL_FAIL, 0, "kafka key %s: %s", out->key, e.msg);
+        if (sl_msg_eval_key(msg, ko->key, &key, &key_len, &e) < 0) {
+            sl_send_result_set(slot->res, SL_FAIL, 0, "kafka key %s: %s", ko->key, e.msg);
             return -1;
         }
     }
@@ -448,7 +451,8 @@ static void kafka_send(sl_connector *c, const sl_output_conf *out, sl_msg *const
 /* Builds the connector's state and its metrics. No librdkafka handle yet. */
 static int kafka_init(sl_connector *c, sl_error *err)
 {
-    if (!c->conf->brokers || !c->conf->brokers[0])
+    const sl_kafka_conf *kc = c->conf->priv;
+    if (!kc || !kc->brokers || !kc->brokers[0])
         return sl_error_set(err, SL_ECONFIG, "connector %s: kafka needs brokers", c->conf->name);
     sl_kafka *k = calloc(1, sizeof *k);
     if (!k)
@@ -576,6 +580,13 @@ const sl_connector_type sl_kafka_connector = {
     .name = "kafka",
     .can_input = true,
     .can_output = true,
+    .has_breaker = true,
+    .conf_keys = sl_kafka_conf_keys,
+    .input_keys = sl_kafka_input_keys,
+    .output_keys = sl_kafka_output_keys,
+    .parse_conf = sl_kafka_parse_conf,
+    .parse_input = sl_kafka_parse_input,
+    .parse_output = sl_kafka_parse_output,
     .init = kafka_init,
     .attach_input = kafka_attach_input,
     .start = kafka_start,

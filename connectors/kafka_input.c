@@ -43,7 +43,7 @@ struct sl_kafka_input {
     sl_kafka_client cl;
     sl_kafka *k;
     sl_route *route;
-    const sl_input_conf *in;
+    const sl_kafka_from *in;
     const char *group;
     rd_kafka_conf_t *conf; /* built at attach, owned by rk once created */
     rd_kafka_t *rk;
@@ -684,10 +684,10 @@ static rd_kafka_conf_t *input_conf(sl_kafka_input *in, sl_error *err)
 int sl_kafka_input_attach(sl_kafka *k, sl_route *route, sl_error *err)
 {
     const sl_route_conf *rc = sl_route_get_conf(route);
-    const sl_input_conf *ic = &rc->from;
-    if (ic->n_topics == 0)
+    const sl_kafka_from *ic = rc->from.priv;
+    if (!ic || ic->n_topics == 0)
         return sl_error_set(err, SL_ECONFIG, "%s:%d:%d: routes.%s.from: kafka input needs topics",
-                            ic->pos.file, ic->pos.line, ic->pos.col, rc->name);
+                            rc->from.pos.file, rc->from.pos.line, rc->from.pos.col, rc->name);
     sl_kafka_input **ins = realloc(k->ins, (k->n_ins + 1) * sizeof *ins);
     if (!ins)
         return sl_error_set(err, SL_ENOMEM, "connector %s: out of memory", k->name);

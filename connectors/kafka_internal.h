@@ -18,6 +18,40 @@
 typedef struct sl_kafka_producer sl_kafka_producer;
 typedef struct sl_kafka_input sl_kafka_input;
 
+/* `connectors: NAME: { type: kafka, ... }` (sl_connector_conf.priv). */
+typedef struct sl_kafka_conf {
+    char *brokers;  /* required */
+    sl_kv *options; /* librdkafka properties, passed through */
+    size_t n_options;
+    uint64_t timeout_ms; /* default 5 s; applied only when written */
+} sl_kafka_conf;
+
+/* A route's `from:` naming a kafka connector (sl_input_conf.priv). */
+typedef struct sl_kafka_from {
+    char **topics; /* at least one */
+    size_t n_topics;
+    char *group;
+    char *start; /* earliest | latest; default earliest */
+} sl_kafka_from;
+
+/* A `to:` element naming a kafka connector (sl_output_conf.priv); its topic
+ * is sl_output_conf.topic. */
+typedef struct sl_kafka_output {
+    char *key; /* "$.path" or "header:NAME"; NULL = none */
+} sl_kafka_output;
+
+/* The table's config callbacks (core/connector.h), in kafka_conf.c. */
+extern const char *const sl_kafka_conf_keys[];
+extern const char *const sl_kafka_input_keys[];
+extern const char *const sl_kafka_output_keys[];
+void sl_kafka_parse_conf(sl_conf_reader *r, sl_connector_conf *cc, const sl_node *n,
+                         const char *path);
+void sl_kafka_parse_input(sl_conf_reader *r, const sl_route_conf *route,
+                          const sl_connector_conf *cc, sl_input_conf *in, const sl_node *n,
+                          const char *path);
+void sl_kafka_parse_output(sl_conf_reader *r, const sl_connector_conf *cc, sl_output_conf *out,
+                           const sl_node *n, const char *path);
+
 /* What every librdkafka handle of the connector has as its opaque: the
  * connector and a word for log lines ("producer", "consumer of route r"). */
 typedef struct sl_kafka_client {

@@ -73,6 +73,7 @@ const sl_connector_type sl_stdout_connector = {
     .name = "stdout",
     .can_input = false,
     .can_output = true,
+    .has_breaker = false,
     .init = stdout_init,
     .attach_input = NULL,
     .start = NULL,

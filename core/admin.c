@@ -152,9 +152,11 @@ static enum MHD_Result ep_route(sl_admin *a, struct MHD_Connection *conn, sl_rou
 {
     const sl_route_conf *rc = sl_route_get_conf(r);
     const char *from = rc->from.connector != NULL ? rc->from.connector : rc->from.topic;
+    const sl_node *path = sl_node_get(rc->from.node, "path"); /* an input's `path:`, if any */
     json_t *parts = json_array();
-    json_t *root = json_pack("{s:s,s:s?,s:s?,s:o}", "name", sl_route_name(r), "from", from, "path",
-                             rc->from.path, "partitions", parts);
+    json_t *root =
+        json_pack("{s:s,s:s?,s:s?,s:o}", "name", sl_route_name(r), "from", from, "path",
+                  path && path->kind == SL_NODE_SCALAR ? path->scalar : NULL, "partitions", parts);
     if (root == NULL)
         return reply_error(conn, 500, NULL, "internal", "out of memory");
     int n = sl_route_partition_count(r);

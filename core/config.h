@@ -65,32 +65,15 @@ typedef struct sl_breaker_conf {
     int half_open_calls;      /* default 3 */
 } sl_breaker_conf;
 
-/* A connector: `connectors: NAME: { type: T, ... }`. Only the fields of its
- * type are meaningful; the others are zero/NULL. */
+/* A connector: `connectors: NAME: { type: T, ... }`. The keys of its type
+ * are parsed by the type's parse_conf (core/connector.h) into priv. */
 typedef struct sl_connector_conf {
     char *name;
-    char *type; /* http_server | http_client | amqp | kafka | file | stdout */
+    char *type; /* a registered connector type (connectors/registry.c) */
     sl_conf_pos pos;
-    const sl_node *node; /* the whole mapping */
-    /* http_server */
-    char *listen;      /* "HOST:PORT"; required */
-    uint64_t max_body; /* bytes; default 1 MiB */
-    /* http_client */
-    char *base_url;      /* required */
-    uint64_t timeout_ms; /* default 5 s (also amqp, kafka) */
-    int max_in_flight;   /* default 64 */
-    sl_kv *headers;      /* sent with every request */
-    size_t n_headers;
-    sl_breaker_conf breaker; /* defaults filled even when absent */
-    /* amqp */
-    char *url;    /* required */
-    int prefetch; /* default 256 */
-    /* kafka */
-    char *brokers;  /* required */
-    sl_kv *options; /* librdkafka properties, passed through */
-    size_t n_options;
-    /* file */
-    char *path; /* default output path for file outputs; optional */
+    const sl_node *node;     /* the whole mapping */
+    sl_breaker_conf breaker; /* types with has_breaker; defaults filled even when absent */
+    void *priv;              /* the type's parsed config, from the config's pool; or NULL */
 } sl_connector_conf;
 
 typedef struct sl_retry_conf {
@@ -100,48 +83,24 @@ typedef struct sl_retry_conf {
     double multiplier;           /* default 2.0 */
 } sl_retry_conf;
 
-typedef enum { SL_CT_ANY = 0, SL_CT_JSON, SL_CT_XML, SL_CT_TEXT } sl_content_type;
-
-/* A route's input: `from:`. Either connector (an http_server, amqp, kafka or
- * file connector) or topic (an internal log topic; connector is NULL). */
+/* A route's input: `from:`. Either connector (a connector whose type can
+ * input) or topic (an internal log topic; connector is NULL). The other keys
+ * belong to the connector's type: its parse_input fills priv. */
 typedef struct sl_input_conf {
     sl_conf_pos pos;
     const sl_node *node;
     char *connector;
     char *topic;
-    /* http_server */
-    char *path;     /* required for http_server, starts with '/' */
-    char **methods; /* default [POST] */
-    size_t n_methods;
-    sl_content_type content_type; /* default ANY */
-    bool reply_sync;              /* reply: sync; default async */
-    uint64_t sync_timeout_ms;     /* default 5 s */
-    char *reply_from;             /* output name whose response is the sync reply */
-    /* amqp */
-    char *queue;
-    int prefetch; /* per-input override; 0 = the connector's prefetch */
-    /* kafka */
-    char **topics;
-    size_t n_topics;
-    char *group;
-    char *start; /* earliest | latest; default earliest */
-    /* file */
-    char *file_path;
+    void *priv; /* the connector type's parsed input, from the config's pool; or NULL */
 } sl_input_conf;
 
-/* A step: one of `- lua: {...}`, `- json_to_xml: {...}`, `- xml_to_json:`,
- * `- filter: EXPR`, `- set: {...}`, `- validate: {...}`. */
+/* A step: one of the registered step types (transforms/registry.c), written
+ * `- TYPE: SETTINGS`. The type's parse_conf checks SETTINGS and fills priv. */
 typedef struct sl_step_conf {
     char *type;
     sl_conf_pos pos;
     const sl_node *node; /* the value under the type key */
-    /* set */
-    sl_kv *set_headers; /* set: { headers: {NAME: VALUE} } */
-    size_t n_set_headers;
-    sl_kv *set_fields; /* set: { fields: {"$.a.b": VALUE} } */
-    size_t n_set_fields;
-    /* filter */
-    char *expr;
+    void *priv;          /* the step type's parsed settings, from the config's pool; or NULL */
 } sl_step_conf;
 
 /* An output: one element of `to:`. Either connector or topic. */
@@ -152,18 +111,7 @@ typedef struct sl_output_conf {
     char *connector;
     char *topic; /* internal topic, or the kafka topic when connector is kafka */
     char *when;  /* Lua expression or NULL */
-    /* http_client */
-    char *method; /* default POST */
-    char *path;   /* default "" (base_url as is); also file path for file outputs */
-    sl_kv *headers;
-    size_t n_headers;
-    /* amqp */
-    char *exchange;
-    char *routing_key;
-    bool persistent; /* default true */
-    bool mandatory;  /* default true */
-    /* kafka */
-    char *key; /* "$.path" or "header:NAME" */
+    void *priv;  /* the connector type's parsed output, from the config's pool; or NULL */
 } sl_output_conf;
 
 typedef struct sl_route_conf {
@@ -250,5 +198,140 @@ int sl_parse_size(const char *s, uint64_t *out);
 /* `sluice check -c FILE`: loads path and prints "ok" to out and returns 0,
  * or prints every error line (one per line) to out and returns 2. */
 int sl_config_check_main(const char *path, FILE *out);
+
+/* ---- the config reader: what connector and step types parse with ----
+ *
+ * A type's parse callback (core/connector.h, core/step.h) gets a reader and
+ * its YAML node. It records every problem with the functions below (each
+ * error is "FILE:LINE:COL: message" and does not stop the load) and
+ * allocates what it keeps from the config's pool, which is freed with the
+ * config. PATH arguments name the node in messages ("connectors.crm",
+ * "routes.r.to[0]"). Only valid during sl_config_load, on its thread. */
+
+/* Every allocation of a loaded config (nodes, strings, arrays, the priv of
+ * connectors and steps) comes from one pool and is freed with it. */
+typedef struct sl_pool_blk sl_pool_blk;
+typedef struct sl_pool {
+    sl_pool_blk *head;
+    bool oom; /* an allocation failed; the load must fail */
+} sl_pool;
+
+/* Returns size zeroed bytes owned by pool, or NULL (and sets pool->oom). */
+void *sl_pool_alloc(sl_pool *pool, size_t size);
+
+/* Returns a copy of s (NULL when s is NULL) owned by pool, or NULL on
+ * allocation failure (pool->oom set). */
+char *sl_pool_strdup(sl_pool *pool, const char *s);
+
+/* Same as sl_pool_strdup for the first n bytes of s. */
+char *sl_pool_strndup(sl_pool *pool, const char *s, size_t n);
+
+/* printf into a pool string; NULL on allocation failure (pool->oom set). */
+char *sl_pool_printf(sl_pool *pool, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Frees everything allocated from pool; the pool may be reused afterwards. */
+void sl_pool_free(sl_pool *pool);
+
+#define SL_CONF_PATH_LEN 512 /* room for a PATH built by the helpers below */
+
+typedef struct sl_conf_reader sl_conf_reader;
+
+/* The pool of the config being loaded (an allocation failure there fails
+ * the load, so a callback may simply stop on NULL). */
+sl_pool *sl_conf_pool(sl_conf_reader *r);
+
+/* The config being loaded: its connectors are all parsed before any route,
+ * so a route's callbacks may look them up with sl_config_connector. */
+const sl_config *sl_conf_config(const sl_conf_reader *r);
+
+/* Records the error "FILE:LINE:COL: message" at pos. Never fails. */
+void sl_conf_error_at(sl_conf_reader *r, sl_conf_pos pos, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Writes "PATH.key" (or "key" when path is empty) into out. */
+void sl_conf_path_key(char out[SL_CONF_PATH_LEN], const char *path, const char *key);
+
+/* Writes "PATH[i]" into out. */
+void sl_conf_path_index(char out[SL_CONF_PATH_LEN], const char *path, size_t i);
+
+/* Returns the value of key in map, or NULL when absent, written as null, or
+ * when map is not a map. */
+const sl_node *sl_conf_value(const sl_node *map, const char *key);
+
+/* Returns the index of s in the NULL-terminated list, or -1. */
+int sl_conf_find_word(const char *const *list, const char *s);
+
+/* Records "PATH: expected EXPECTED, got WHAT-N-IS" at n. */
+void sl_conf_type_error(sl_conf_reader *r, const sl_node *n, const char *path,
+                        const char *expected);
+
+/* Records "PATH: missing required key 'key'" at map. */
+void sl_conf_missing(sl_conf_reader *r, const sl_node *map, const char *path, const char *key);
+
+/* True when n is a map; else records "PATH: expected a map, got ..." and
+ * returns false. */
+bool sl_conf_want_map(sl_conf_reader *r, const sl_node *n, const char *path);
+
+/* Records "unknown key 'X' in PATH (expected one of: A, B, ...)" for every
+ * key of map that is not in the NULL-terminated list allowed. */
+void sl_conf_check_keys(sl_conf_reader *r, const sl_node *map, const char *path,
+                        const char *const *allowed);
+
+/* The typed getters read map's key (PATH.key in messages). Each returns true
+ * and sets *out when the key holds a valid value; returns false and keeps
+ * *out when the key is absent or null (no error) or invalid (error
+ * recorded). Strings and arrays are allocated from the config's pool. */
+
+/* A scalar, as a string. */
+bool sl_conf_str(sl_conf_reader *r, const sl_node *map, const char *key, const char *path,
+                 char **out);
+
+/* As sl_conf_str, and records "missing required key" when absent. */
+bool sl_conf_need_str(sl_conf_reader *r, const sl_node *map, const char *key, const char *path,
+                      char **out);
+
+/* A decimal integer from min to max. */
+bool sl_conf_int(sl_conf_reader *r, const sl_node *map, const char *key, const char *path, long min,
+                 long max, int *out);
+
+/* true/yes or false/no (any case). */
+bool sl_conf_bool(sl_conf_reader *r, const sl_node *map, const char *key, const char *path,
+                  bool *out);
+
+/* A duration ("500ms", "2s", "1m"), in ms. */
+bool sl_conf_duration(sl_conf_reader *r, const sl_node *map, const char *key, const char *path,
+                      uint64_t *out);
+
+/* A size ("512KiB", "1MiB"), in bytes. */
+bool sl_conf_size(sl_conf_reader *r, const sl_node *map, const char *key, const char *path,
+                  uint64_t *out);
+
+/* A rate ("50%" or 0.5), into 0..1. */
+bool sl_conf_rate(sl_conf_reader *r, const sl_node *map, const char *key, const char *path,
+                  double *out);
+
+/* One of the NULL-terminated values; *out is its index. */
+bool sl_conf_enum(sl_conf_reader *r, const sl_node *map, const char *key, const char *path,
+                  const char *const *values, int *out);
+
+/* A map of names to scalars, into a pool array of *n_out pairs. Returns
+ * false (after recording) when a value is not a scalar; *out then holds the
+ * valid pairs. */
+bool sl_conf_kv(sl_conf_reader *r, const sl_node *map, const char *key, const char *path,
+                sl_kv **out, size_t *n_out);
+
+/* A list of strings; when values is not NULL each must be one of them. */
+bool sl_conf_list(sl_conf_reader *r, const sl_node *map, const char *key, const char *path,
+                  const char *const *values, char ***out, size_t *n_out);
+
+/* Records "PATH.key: expected HOST:PORT ..." when value (map's key) is not
+ * empty and not HOST:PORT. */
+void sl_conf_check_listen(sl_conf_reader *r, const sl_node *map, const char *path, const char *key,
+                          const char *value);
+
+/* Records "PATH.key: invalid topic name ..." when name (map's key) is not
+ * a valid topic name. name may be NULL. */
+void sl_conf_check_topic(sl_conf_reader *r, const sl_node *map, const char *key, const char *path,
+                         const char *name);
 
 #endif

@@ -9,30 +9,6 @@
 
 #include "config.h"
 
-/* Every allocation of a loaded config (nodes, strings, arrays) comes from one
- * pool and is freed with it. */
-typedef struct sl_pool_blk sl_pool_blk;
-typedef struct sl_pool {
-    sl_pool_blk *head;
-    bool oom; /* an allocation failed; the load must fail */
-} sl_pool;
-
-/* Returns size zeroed bytes owned by pool, or NULL (and sets pool->oom). */
-void *sl_pool_alloc(sl_pool *pool, size_t size);
-
-/* Returns a copy of s (NULL when s is NULL) owned by pool, or NULL on
- * allocation failure (pool->oom set). */
-char *sl_pool_strdup(sl_pool *pool, const char *s);
-
-/* Same as sl_pool_strdup for the first n bytes of s. */
-char *sl_pool_strndup(sl_pool *pool, const char *s, size_t n);
-
-/* printf into a pool string; NULL on allocation failure (pool->oom set). */
-char *sl_pool_printf(sl_pool *pool, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* Frees everything allocated from pool; the pool may be reused afterwards. */
-void sl_pool_free(sl_pool *pool);
-
 /* One error, kept with its place so that the list can be put in file order. */
 typedef struct sl_conf_err {
     size_t file_idx;

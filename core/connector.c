@@ -1,36 +1,41 @@
-/* The connector registry: maps a config `type:` to the connector's table of
- * functions. A new connector is one new file and one line here. */
+/* Connector lookup: maps a config `type:` to the connector's table of
+ * functions through sl_connector_registry (connectors/registry.c), and
+ * fills send results. */
 #include "connector.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-
-extern const sl_connector_type sl_http_server_connector;
-extern const sl_connector_type sl_http_client_connector;
-extern const sl_connector_type sl_file_connector;
-extern const sl_connector_type sl_stdout_connector;
-extern const sl_connector_type sl_amqp_connector;
-extern const sl_connector_type sl_kafka_connector;
-
-/* one line per entry */
-/* clang-format off */
-static const sl_connector_type *const registry[] = {
-    &sl_http_server_connector,
-    &sl_http_client_connector,
-    &sl_file_connector,
-    &sl_stdout_connector,
-    &sl_amqp_connector,
-    &sl_kafka_connector,
-};
-/* clang-format on */
 
 const sl_connector_type *sl_connector_type_find(const char *name)
 {
-    for (size_t i = 0; i < sizeof registry / sizeof registry[0]; i++) {
-        if (strcmp(registry[i]->name, name) == 0)
-            return registry[i];
+    for (size_t i = 0; sl_connector_registry[i]; i++) {
+        if (strcmp(sl_connector_registry[i]->name, name) == 0)
+            return sl_connector_registry[i];
     }
     return NULL;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+const char *sl_connector_type_list(char *buf, size_t size)
+{
+    const char *names[64] = {0};
+    size_t n = 0, used = 0;
+    for (size_t i = 0; sl_connector_registry[i] && n < 64; i++)
+        names[n++] = sl_connector_registry[i]->name;
+    qsort(names, n, sizeof *names, cmp_name);
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && used < size; i++) {
+        int k = snprintf(buf + used, size - used, "%s%s", i ? ", " : "", names[i]);
+        if (k < 0)
+            break;
+        used += (size_t)k;
+    }
+    return buf;
 }
 
 void sl_send_result_set(sl_send_result *r, sl_result res, int status, const char *fmt, ...)

@@ -27,8 +27,31 @@ typedef struct sl_send_result {
 
 typedef struct sl_connector_type {
     const char *name; /* the config `type:` */
-    bool can_input;
-    bool can_output;
+    bool can_input;   /* may be a route's `from:` */
+    bool can_output;  /* may be an element of a route's `to:` */
+    bool has_breaker; /* calls a partner: gets `breaker:` and a circuit breaker */
+    /* The type's own keys (NULL-terminated; NULL = none). Core checks a
+     * connector against "type" followed by conf_keys (a has_breaker type
+     * lists "breaker" where it wants it: core parses it), a `from:` against
+     * "connector" followed by input_keys, and a `to:` element against
+     * "connector", "name", "when" followed by output_keys. */
+    const char *const *conf_keys;
+    const char *const *input_keys;
+    const char *const *output_keys;
+    /* Parses the connector's own keys of n (a map; keys already checked) into
+     * cc->priv. Records errors in r (core/config.h); path is
+     * "connectors.NAME". Optional. */
+    void (*parse_conf)(sl_conf_reader *r, sl_connector_conf *cc, const sl_node *n,
+                       const char *path);
+    /* Parses a route's `from:` naming this connector (n, keys checked) into
+     * in->priv. Called once the route's `to:` is parsed, so route->to may be
+     * cross-checked. cc is the connector. Optional. */
+    void (*parse_input)(sl_conf_reader *r, const sl_route_conf *route, const sl_connector_conf *cc,
+                        sl_input_conf *in, const sl_node *n, const char *path);
+    /* Parses a `to:` element naming this connector (n, keys checked) into
+     * out->priv. cc is the connector. Optional. */
+    void (*parse_output)(sl_conf_reader *r, const sl_connector_conf *cc, sl_output_conf *out,
+                         const sl_node *n, const char *path);
     /* Builds c->state from c->conf. No threads or sockets yet. Required. */
     int (*init)(sl_connector *c, sl_error *err);
     /* Registers route as fed by this connector (its `from:` names it). Called
@@ -67,9 +90,17 @@ struct sl_connector {
     void *state;
 };
 
+/* Every connector type built in, NULL-terminated. Defined outside core, in
+ * connectors/registry.c: a new connector is one file and one line there. */
+extern const sl_connector_type *const sl_connector_registry[];
+
 /* Returns the table for a config type name, or NULL when no such connector
  * is built in. */
 const sl_connector_type *sl_connector_type_find(const char *name);
+
+/* Writes the registered type names, sorted and comma-separated ("amqp,
+ * file, ..."), into buf (truncated to size). Returns buf. */
+const char *sl_connector_type_list(char *buf, size_t size);
 
 /* Fills a result: r->result = res, r->status = status, error formatted,
  * held_back cleared. */

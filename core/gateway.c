@@ -278,10 +278,9 @@ static sl_gateway *gateway_build(sl_config *conf, sl_runtime *rt, const sl_conne
             goto fail;
         }
         gw->n_connectors = i + 1;
-        /* Every connector that calls out to a partner gets a breaker; local
-         * outputs (file, stdout) do not fail the way partners do. */
-        if (real->can_output && strcmp(real->name, "file") != 0 &&
-            strcmp(real->name, "stdout") != 0) {
+        /* Every connector that calls out to a partner gets a breaker (its
+         * real type says so, also when `sluice test` captures it). */
+        if (real->has_breaker) {
             gw->breakers[i] = sl_breaker_new(cc->name, &cc->breaker, gw->metrics);
             if (!gw->breakers[i]) {
                 sl_error_set(err, SL_ENOMEM, "out of memory");

@@ -1,6 +1,6 @@
-/* The step registry and chain builder: maps a `steps:` entry to its type's
- * table and builds one chain per route worker. A new step type is one new
- * file in transforms/ and one line here. */
+/* Step lookup and chain builder: maps a `steps:` entry to its type's table
+ * through sl_step_registry (transforms/registry.c) and builds one chain per
+ * route worker. */
 #include "step.h"
 
 #include <stdio.h>
@@ -9,30 +9,11 @@
 
 #include "gateway.h"
 
-extern const sl_step_type sl_set_step;
-extern const sl_step_type sl_json_to_xml_step;
-extern const sl_step_type sl_xml_to_json_step;
-extern const sl_step_type sl_validate_step;
-extern const sl_step_type sl_lua_step;
-extern const sl_step_type sl_filter_step;
-
-/* one line per entry */
-/* clang-format off */
-static const sl_step_type *const registry[] = {
-    &sl_set_step,
-    &sl_json_to_xml_step,
-    &sl_xml_to_json_step,
-    &sl_validate_step,
-    &sl_lua_step,
-    &sl_filter_step,
-};
-/* clang-format on */
-
-static const sl_step_type *find_type(const char *name)
+const sl_step_type *sl_step_type_find(const char *name)
 {
-    for (size_t i = 0; i < sizeof registry / sizeof registry[0]; i++) {
-        if (strcmp(registry[i]->name, name) == 0)
-            return registry[i];
+    for (size_t i = 0; sl_step_registry[i]; i++) {
+        if (strcmp(sl_step_registry[i]->name, name) == 0)
+            return sl_step_registry[i];
     }
     return NULL;
 }
@@ -63,7 +44,7 @@ int sl_steps_build(sl_gateway *gw, const sl_route_conf *conf, sl_step ***steps, 
     sl_metrics_escape(conf->name, rname, sizeof rname);
     for (size_t i = 0; i < conf->n_steps; i++) {
         const sl_step_conf *sc = &conf->steps[i];
-        const sl_step_type *t = find_type(sc->type);
+        const sl_step_type *t = sl_step_type_find(sc->type);
         if (!t) {
             sl_error_set(err, SL_ECONFIG,
                          "%s:%d:%d: routes.%s.steps[%zu]: step type '%s' is not available in "

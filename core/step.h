@@ -45,6 +45,11 @@ struct sl_step_services {
 
 typedef struct sl_step_type {
     const char *name; /* the key in `steps:` */
+    /* Checks the step's settings n (the value under the type key, any kind)
+     * and parses them into st->priv. Records errors in r (core/config.h);
+     * path is "routes.R.steps[I].TYPE". Optional: without it the settings are
+     * not checked at load. */
+    void (*parse_conf)(sl_conf_reader *r, sl_step_conf *st, const sl_node *n, const char *path);
     /* Builds s->state from s->conf. Returns -1 with err on a bad setting. */
     int (*init)(sl_step *s, sl_error *err);
     /* Transforms msg in place. Returns an sl_step_rc; fills err on FAIL. */
@@ -66,6 +71,13 @@ struct sl_step {
     sl_histogram *seconds;            /* sluice_step_seconds{route,step} */
     const sl_step_services *services; /* may be NULL: calls then fail */
 };
+
+/* Every step type built in, NULL-terminated, in the order `sluice check`
+ * lists them. Defined outside core, in transforms/registry.c. */
+extern const sl_step_type *const sl_step_registry[];
+
+/* Returns the table for a step type name, or NULL. */
+const sl_step_type *sl_step_type_find(const char *name);
 
 /* Builds the chain of route conf's steps into a malloc'd array (*steps,
  * *n). Returns -1 with err (naming the step's file:line:col) when a step

@@ -3,16 +3,33 @@
  * message, an error fails it (dead letter). */
 #include <stdio.h>
 
+#include "filter.h"
 #include "lua_expr.h"
 #include "step.h"
+
+/* Checks that the setting is a non-empty scalar: the expression. */
+static void filter_parse_conf(sl_conf_reader *r, sl_step_conf *st, const sl_node *n,
+                              const char *path)
+{
+    if (n->kind != SL_NODE_SCALAR || !*n->scalar) {
+        sl_conf_type_error(r, n, path, "a Lua expression");
+        return;
+    }
+    sl_filter_conf *fc = sl_pool_alloc(sl_conf_pool(r), sizeof *fc);
+    if (fc) {
+        fc->expr = sl_pool_strdup(sl_conf_pool(r), n->scalar);
+        st->priv = fc;
+    }
+}
 
 static int filter_init(sl_step *s, sl_error *err)
 {
     const sl_step_conf *c = s->conf;
-    if (!c->expr || !*c->expr)
+    const sl_filter_conf *fc = c->priv;
+    if (!fc || !fc->expr || !*fc->expr)
         return sl_error_set(err, SL_ECONFIG, "%s:%d:%d: filter: expected a Lua expression",
                             c->pos.file, c->pos.line, c->pos.col);
-    s->state = sl_lua_expr_compile(c->expr, &c->pos, err);
+    s->state = sl_lua_expr_compile(fc->expr, &c->pos, err);
     return s->state ? 0 : -1;
 }
 
@@ -32,6 +49,7 @@ static void filter_destroy(sl_step *s)
 
 const sl_step_type sl_filter_step = {
     .name = "filter",
+    .parse_conf = filter_parse_conf,
     .init = filter_init,
     .process = filter_process,
     .destroy = filter_destroy,

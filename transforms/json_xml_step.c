@@ -243,8 +243,40 @@ static int x2j_process(sl_step *s, sl_msg *msg, sl_error *err)
     return SL_STEP_OK;
 }
 
+static const char *const J2X_KEYS[] = {"root", "declaration", "encoding", "pretty", NULL};
+static const char *const X2J_KEYS[] = {"force_array", "coerce", NULL};
+
+/* Checks `json_to_xml: { root?, declaration?, encoding?, pretty? }` (or
+ * nothing) at load; j2x_init reads the settings from the node. */
+static void j2x_parse_conf(sl_conf_reader *r, sl_step_conf *st, const sl_node *n, const char *path)
+{
+    char *str = NULL;
+    bool b;
+    if (n->kind == SL_NODE_NULL || !sl_conf_want_map(r, n, path))
+        return;
+    sl_conf_check_keys(r, n, path, J2X_KEYS);
+    sl_conf_str(r, n, "root", path, &str);
+    sl_conf_bool(r, n, "declaration", path, &b);
+    sl_conf_str(r, n, "encoding", path, &str);
+    sl_conf_bool(r, n, "pretty", path, &b);
+}
+
+/* Checks `xml_to_json: { force_array?, coerce? }` (or nothing) at load. */
+static void x2j_parse_conf(sl_conf_reader *r, sl_step_conf *st, const sl_node *n, const char *path)
+{
+    char **list = NULL;
+    size_t n_list = 0;
+    bool b;
+    if (n->kind == SL_NODE_NULL || !sl_conf_want_map(r, n, path))
+        return;
+    sl_conf_check_keys(r, n, path, X2J_KEYS);
+    sl_conf_list(r, n, "force_array", path, NULL, &list, &n_list);
+    sl_conf_bool(r, n, "coerce", path, &b);
+}
+
 const sl_step_type sl_json_to_xml_step = {
     .name = "json_to_xml",
+    .parse_conf = j2x_parse_conf,
     .init = j2x_init,
     .process = j2x_process,
     .destroy = jx_destroy,
@@ -252,6 +284,7 @@ const sl_step_type sl_json_to_xml_step = {
 
 const sl_step_type sl_xml_to_json_step = {
     .name = "xml_to_json",
+    .parse_conf = x2j_parse_conf,
     .init = x2j_init,
     .process = x2j_process,
     .destroy = jx_destroy,

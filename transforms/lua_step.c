@@ -83,8 +83,26 @@ static void lua_destroy(sl_step *s)
     s->state = NULL;
 }
 
+static const char *const LUA_KEYS[] = {"file", "function", "timeout", "memory", NULL};
+
+/* Checks `lua: { file, function, timeout?, memory? }` at load; lua_init
+ * reads the settings from the node. */
+static void lua_parse_conf(sl_conf_reader *r, sl_step_conf *st, const sl_node *n, const char *path)
+{
+    char *str = NULL;
+    uint64_t u;
+    if (!sl_conf_want_map(r, n, path))
+        return;
+    sl_conf_check_keys(r, n, path, LUA_KEYS);
+    sl_conf_need_str(r, n, "file", path, &str);
+    sl_conf_need_str(r, n, "function", path, &str);
+    sl_conf_duration(r, n, "timeout", path, &u);
+    sl_conf_size(r, n, "memory", path, &u);
+}
+
 const sl_step_type sl_lua_step = {
     .name = "lua",
+    .parse_conf = lua_parse_conf,
     .init = lua_init,
     .process = lua_process,
     .destroy = lua_destroy,

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "set.h"
 #include "step.h"
 
 typedef struct set_field {
@@ -62,9 +63,29 @@ static int split_path(const char *path, set_field *f)
     return 0;
 }
 
+static const char *const SET_KEYS[] = {"headers", "fields", NULL};
+
+/* `set: { headers: {NAME: VALUE}, fields: {"$.a.b": VALUE} }`: at least one. */
+static void set_parse_conf(sl_conf_reader *r, sl_step_conf *st, const sl_node *n, const char *path)
+{
+    if (!sl_conf_want_map(r, n, path))
+        return;
+    sl_conf_check_keys(r, n, path, SET_KEYS);
+    if (!sl_conf_value(n, "headers") && !sl_conf_value(n, "fields"))
+        sl_conf_error_at(r, n->pos, "%s: missing required key 'headers' or 'fields'", path);
+    sl_set_conf *sc = sl_pool_alloc(sl_conf_pool(r), sizeof *sc);
+    if (!sc)
+        return;
+    st->priv = sc;
+    sl_conf_kv(r, n, "headers", path, &sc->set_headers, &sc->n_set_headers);
+    sl_conf_kv(r, n, "fields", path, &sc->set_fields, &sc->n_set_fields);
+}
+
 static int set_init(sl_step *s, sl_error *err)
 {
-    const sl_step_conf *c = s->conf;
+    static const sl_set_conf none = {0};
+    const sl_set_conf *c = s->conf->priv ? s->conf->priv : &none;
+    const sl_conf_pos pos = s->conf->pos;
     set_state *st = calloc(1, sizeof *st);
     if (!st)
         return sl_error_set(err, SL_ENOMEM, "out of memory");
@@ -79,15 +100,15 @@ static int set_init(sl_step *s, sl_error *err)
         st->n_fields++;
         if (split_path(c->set_fields[i].key, f) < 0)
             return sl_error_set(err, SL_ECONFIG,
-                                "%s:%d:%d: set: field path '%s' must look like $.a.b", c->pos.file,
-                                c->pos.line, c->pos.col, c->set_fields[i].key);
+                                "%s:%d:%d: set: field path '%s' must look like $.a.b", pos.file,
+                                pos.line, pos.col, c->set_fields[i].key);
         const char *v = c->set_fields[i].value;
         f->value = json_loads(v, JSON_DECODE_ANY, NULL);
         if (!f->value)
             f->value = json_string(v);
         if (!f->value)
             return sl_error_set(err, SL_ECONFIG, "%s:%d:%d: set: value of %s is not UTF-8",
-                                c->pos.file, c->pos.line, c->pos.col, c->set_fields[i].key);
+                                pos.file, pos.line, pos.col, c->set_fields[i].key);
     }
     return 0;
 }
@@ -133,7 +154,8 @@ oom:
 
 static int set_process(sl_step *s, sl_msg *msg, sl_error *err)
 {
-    const sl_step_conf *c = s->conf;
+    static const sl_set_conf none = {0};
+    const sl_set_conf *c = s->conf->priv ? s->conf->priv : &none;
     for (size_t i = 0; i < c->n_set_headers; i++) {
         const sl_kv *h = &c->set_headers[i];
         if (sl_msg_set_header(msg, h->key, h->value, strlen(h->value)) < 0) {
@@ -149,6 +171,7 @@ static int set_process(sl_step *s, sl_msg *msg, sl_error *err)
 
 const sl_step_type sl_set_step = {
     .name = "set",
+    .parse_conf = set_parse_conf,
     .init = set_init,
     .process = set_process,
     .destroy = set_destroy,

@@ -255,8 +255,30 @@ static int validate_process(sl_step *s, sl_msg *msg, sl_error *err)
     return SL_STEP_FAIL;
 }
 
+static const char *const VALIDATE_KEYS[] = {"xml_schema", "json", NULL};
+
+/* Checks `validate: { xml_schema: FILE }` or `validate: { json: true }` at
+ * load; validate_init reads the settings from the node. */
+static void validate_parse_conf(sl_conf_reader *r, sl_step_conf *st, const sl_node *n,
+                                const char *path)
+{
+    if (!sl_conf_want_map(r, n, path))
+        return;
+    sl_conf_check_keys(r, n, path, VALIDATE_KEYS);
+    bool has_xsd = sl_conf_value(n, "xml_schema") != NULL;
+    bool has_json = sl_conf_value(n, "json") != NULL;
+    bool json = false;
+    char *str = NULL;
+    sl_conf_str(r, n, "xml_schema", path, &str);
+    bool json_ok = sl_conf_bool(r, n, "json", path, &json);
+    if (has_xsd == has_json || (json_ok && !json))
+        sl_conf_error_at(r, n->pos,
+                         "%s: expected exactly one of 'xml_schema: FILE' or 'json: true'", path);
+}
+
 const sl_step_type sl_validate_step = {
     .name = "validate",
+    .parse_conf = validate_parse_conf,
     .init = validate_init,
     .process = validate_process,
     .destroy = validate_destroy,

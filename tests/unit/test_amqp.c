@@ -21,6 +21,7 @@ extern const sl_connector_type sl_amqp_connector;
 /* A connector conf holding url (and a node tree when tls is given). */
 typedef struct fixture {
     sl_connector_conf cc;
+    sl_amqp_conf ac;
     sl_node root, tls, ca, verify;
     sl_node_pair root_pairs[1], tls_pairs[2];
     sl_connector c;
@@ -31,9 +32,10 @@ static void setup_conf(fixture *f, const char *url, const char *ca_file, const c
     memset(f, 0, sizeof *f);
     f->cc.name = "rabbit";
     f->cc.type = "amqp";
-    f->cc.url = (char *)url;
-    f->cc.timeout_ms = 300;
-    f->cc.prefetch = 16;
+    f->ac.url = (char *)url;
+    f->ac.timeout_ms = 300;
+    f->ac.prefetch = 16;
+    f->cc.priv = &f->ac;
     f->cc.pos = (sl_conf_pos){"unit.yaml", 3, 5};
     f->root.kind = SL_NODE_MAP;
     if (ca_file || verify) {
@@ -141,10 +143,11 @@ static void test_send_without_broker(void **state)
     /* port 1 on loopback: refused at once */
     setup_conf(&f, "amqp://guest:guest@127.0.0.1:1/", NULL, NULL);
     assert_int_equal(sl_amqp_connector.init(&f.c, &err), 0);
-    sl_output_conf out = {.exchange = "orders",
-                          .routing_key = "orders.${header:type}",
-                          .persistent = true,
-                          .mandatory = true};
+    sl_amqp_output ao = {.exchange = "orders",
+                         .routing_key = "orders.${header:type}",
+                         .persistent = true,
+                         .mandatory = true};
+    sl_output_conf out = {.priv = &ao};
     sl_msg *msgs[4] = {
         mk_msg("{\"a\":1}", "type", "created"),
         mk_msg("{\"a\":2}", NULL, NULL), /* no header: the key has no value */
@@ -162,14 +165,16 @@ static void test_send_without_broker(void **state)
     assert_int_equal(res[3].result, SL_RETRY);
 
     /* a JSON path over a body that is not JSON: permanent */
-    sl_output_conf out2 = {.exchange = "", .routing_key = "k.${$.a}"};
+    sl_amqp_output ao2 = {.exchange = "", .routing_key = "k.${$.a}"};
+    sl_output_conf out2 = {.priv = &ao2};
     sl_send_result r2[1];
     sl_amqp_connector.send(&f.c, &out2, &msgs[2], 1, r2);
     assert_int_equal(r2[0].result, SL_FAIL);
     assert_non_null(strstr(r2[0].error, "routing key 'k.${$.a}'"));
 
     /* an unterminated template: permanent */
-    sl_output_conf out3 = {.exchange = "", .routing_key = "k.${header:type"};
+    sl_amqp_output ao3 = {.exchange = "", .routing_key = "k.${header:type"};
+    sl_output_conf out3 = {.priv = &ao3};
     sl_amqp_connector.send(&f.c, &out3, msgs, 1, r2);
     assert_int_equal(r2[0].result, SL_FAIL);
     assert_non_null(strstr(r2[0].error, "unterminated"));

@@ -17,6 +17,29 @@
 
 #include "config.h"
 
+/* Each type's parsed config (its priv), as its own header declares it. */
+#include "amqp_internal.h"
+#include "file.h"
+#include "filter.h"
+#include "http_client.h"
+#include "http_server.h"
+#include "kafka_internal.h"
+#include "set.h"
+#define HS_CONF(cc) ((const sl_http_server_conf *)(cc)->priv)
+#define HC_CONF(cc) ((const sl_http_client_conf *)(cc)->priv)
+#define AMQP_CONF(cc) ((const sl_amqp_conf *)(cc)->priv)
+#define KAFKA_CONF(cc) ((const sl_kafka_conf *)(cc)->priv)
+#define FILE_CONF(cc) ((const sl_file_conf *)(cc)->priv)
+#define HS_IN(in) ((const sl_http_server_input *)(in).priv)
+#define AMQP_IN(in) ((const sl_amqp_from *)(in).priv)
+#define KAFKA_IN(in) ((const sl_kafka_from *)(in).priv)
+#define HC_OUT(out) ((const sl_http_client_output *)(out).priv)
+#define AMQP_OUT(out) ((const sl_amqp_output *)(out).priv)
+#define KAFKA_OUT(out) ((const sl_kafka_output *)(out).priv)
+#define FILE_OUT(out) ((const sl_file_target *)(out).priv)
+#define FILTER_CONF(st) ((const sl_filter_conf *)(st).priv)
+#define SET_CONF(st) ((const sl_set_conf *)(st).priv)
+
 /* ---- temp files ---- */
 
 typedef struct file_spec {
@@ -518,11 +541,11 @@ static void test_defaults(void **state)
     const sl_connector_conf *in = sl_config_connector(cfg, "in");
     assert_non_null(in);
     assert_string_equal(in->type, "http_server");
-    assert_int_equal(in->max_body, 1 << 20);
+    assert_int_equal(HS_CONF(in)->max_body, 1 << 20);
     const sl_connector_conf *crm = sl_config_connector(cfg, "crm");
-    assert_int_equal(crm->timeout_ms, 5000);
-    assert_int_equal(crm->max_in_flight, 64);
-    assert_int_equal(crm->n_headers, 0);
+    assert_int_equal(HC_CONF(crm)->timeout_ms, 5000);
+    assert_int_equal(HC_CONF(crm)->max_in_flight, 64);
+    assert_int_equal(HC_CONF(crm)->n_headers, 0);
     assert_true(crm->breaker.failure_rate == 0.5);
     assert_int_equal(crm->breaker.min_calls, 10);
     assert_int_equal(crm->breaker.window, 20);
@@ -530,8 +553,8 @@ static void test_defaults(void **state)
     assert_int_equal(crm->breaker.open_for_ms, 10000);
     assert_int_equal(crm->breaker.max_open_for_ms, 300000);
     assert_int_equal(crm->breaker.half_open_calls, 3);
-    assert_int_equal(sl_config_connector(cfg, "mq")->prefetch, 256);
-    assert_int_equal(sl_config_connector(cfg, "mq")->timeout_ms, 5000);
+    assert_int_equal(AMQP_CONF(sl_config_connector(cfg, "mq"))->prefetch, 256);
+    assert_int_equal(AMQP_CONF(sl_config_connector(cfg, "mq"))->timeout_ms, 5000);
     assert_null(sl_config_connector(cfg, "nope"));
 
     assert_int_equal(cfg->n_routes, 2);
@@ -547,27 +570,27 @@ static void test_defaults(void **state)
     assert_string_equal(r->dead_letter_topic, "r.dlq");
     assert_string_equal(r->from.connector, "in");
     assert_null(r->from.topic);
-    assert_string_equal(r->from.path, "/r");
-    assert_int_equal(r->from.n_methods, 1);
-    assert_string_equal(r->from.methods[0], "POST");
-    assert_int_equal(r->from.content_type, SL_CT_ANY);
-    assert_false(r->from.reply_sync);
-    assert_int_equal(r->from.sync_timeout_ms, 5000);
+    assert_string_equal(HS_IN(r->from)->path, "/r");
+    assert_int_equal(HS_IN(r->from)->n_methods, 1);
+    assert_string_equal(HS_IN(r->from)->methods[0], "POST");
+    assert_int_equal(HS_IN(r->from)->content_type, SL_CT_ANY);
+    assert_false(HS_IN(r->from)->reply_sync);
+    assert_int_equal(HS_IN(r->from)->sync_timeout_ms, 5000);
     assert_int_equal(r->n_to, 3);
     assert_string_equal(r->to[0].name, "crm");
-    assert_string_equal(r->to[0].method, "POST");
-    assert_string_equal(r->to[0].path, "");
-    assert_string_equal(r->to[1].exchange, "x");
-    assert_null(r->to[1].routing_key);
-    assert_true(r->to[1].persistent);
-    assert_true(r->to[1].mandatory);
+    assert_string_equal(HC_OUT(r->to[0])->method, "POST");
+    assert_string_equal(HC_OUT(r->to[0])->path, "");
+    assert_string_equal(AMQP_OUT(r->to[1])->exchange, "x");
+    assert_null(AMQP_OUT(r->to[1])->routing_key);
+    assert_true(AMQP_OUT(r->to[1])->persistent);
+    assert_true(AMQP_OUT(r->to[1])->mandatory);
     assert_string_equal(r->to[2].topic, "t");
     assert_string_equal(r->to[2].connector, "k");
     const sl_route_conf *k = &cfg->routes[1];
-    assert_string_equal(k->from.start, "earliest");
-    assert_int_equal(k->from.n_topics, 1);
-    assert_string_equal(k->from.topics[0], "a");
-    assert_string_equal(k->from.group, "g");
+    assert_string_equal(KAFKA_IN(k->from)->start, "earliest");
+    assert_int_equal(KAFKA_IN(k->from)->n_topics, 1);
+    assert_string_equal(KAFKA_IN(k->from)->topics[0], "a");
+    assert_string_equal(KAFKA_IN(k->from)->group, "g");
     assert_string_equal(k->to[0].name, "topic:t2");
     assert_null(k->to[0].connector);
     sl_config_free(cfg);
@@ -655,12 +678,12 @@ static void test_spec_example(void **state)
     assert_int_equal(gw->dedupe_window_ms, 3600000);
 
     const sl_connector_conf *crm = sl_config_connector(cfg, "crm");
-    assert_int_equal(sl_config_connector(cfg, "public")->max_body, 512 * 1024);
-    assert_int_equal(crm->timeout_ms, 2000);
-    assert_int_equal(crm->max_in_flight, 32);
-    assert_int_equal(crm->n_headers, 1);
-    assert_string_equal(crm->headers[0].key, "X-Api");
-    assert_string_equal(crm->headers[0].value, "k1");
+    assert_int_equal(HS_CONF(sl_config_connector(cfg, "public"))->max_body, 512 * 1024);
+    assert_int_equal(HC_CONF(crm)->timeout_ms, 2000);
+    assert_int_equal(HC_CONF(crm)->max_in_flight, 32);
+    assert_int_equal(HC_CONF(crm)->n_headers, 1);
+    assert_string_equal(HC_CONF(crm)->headers[0].key, "X-Api");
+    assert_string_equal(HC_CONF(crm)->headers[0].value, "k1");
     assert_true(crm->breaker.failure_rate == 0.25);
     assert_int_equal(crm->breaker.min_calls, 5);
     assert_int_equal(crm->breaker.window, 50);
@@ -668,14 +691,14 @@ static void test_spec_example(void **state)
     assert_int_equal(crm->breaker.open_for_ms, 5000);
     assert_int_equal(crm->breaker.max_open_for_ms, 60000);
     assert_int_equal(crm->breaker.half_open_calls, 2);
-    assert_int_equal(sl_config_connector(cfg, "rabbit")->prefetch, 100);
+    assert_int_equal(AMQP_CONF(sl_config_connector(cfg, "rabbit"))->prefetch, 100);
     const sl_connector_conf *kafka = sl_config_connector(cfg, "kafka");
-    assert_string_equal(kafka->brokers, "localhost:9092");
-    assert_int_equal(kafka->n_options, 2);
-    assert_string_equal(kafka->options[0].key, "compression.type");
-    assert_string_equal(kafka->options[0].value, "lz4");
-    assert_string_equal(kafka->options[1].key, "linger.ms");
-    assert_string_equal(kafka->options[1].value, "5");
+    assert_string_equal(KAFKA_CONF(kafka)->brokers, "localhost:9092");
+    assert_int_equal(KAFKA_CONF(kafka)->n_options, 2);
+    assert_string_equal(KAFKA_CONF(kafka)->options[0].key, "compression.type");
+    assert_string_equal(KAFKA_CONF(kafka)->options[0].value, "lz4");
+    assert_string_equal(KAFKA_CONF(kafka)->options[1].key, "linger.ms");
+    assert_string_equal(KAFKA_CONF(kafka)->options[1].value, "5");
     assert_true(kafka->breaker.failure_rate == 0.75);
     /* The whole mapping is kept, with positions. */
     const sl_node *opts = sl_node_get(kafka->node, "options");
@@ -688,12 +711,12 @@ static void test_spec_example(void **state)
 
     const sl_route_conf *r = &cfg->routes[0];
     assert_string_equal(r->name, "orders-to-erp");
-    assert_int_equal(r->from.n_methods, 2);
-    assert_string_equal(r->from.methods[1], "PUT");
-    assert_int_equal(r->from.content_type, SL_CT_JSON);
-    assert_true(r->from.reply_sync);
-    assert_int_equal(r->from.sync_timeout_ms, 3000);
-    assert_string_equal(r->from.reply_from, "erp");
+    assert_int_equal(HS_IN(r->from)->n_methods, 2);
+    assert_string_equal(HS_IN(r->from)->methods[1], "PUT");
+    assert_int_equal(HS_IN(r->from)->content_type, SL_CT_JSON);
+    assert_true(HS_IN(r->from)->reply_sync);
+    assert_int_equal(HS_IN(r->from)->sync_timeout_ms, 3000);
+    assert_string_equal(HS_IN(r->from)->reply_from, "erp");
     assert_int_equal(r->partitions, 4);
     assert_string_equal(r->key, "$.customer.id");
     assert_int_equal(r->n_steps, 6);
@@ -703,27 +726,27 @@ static void test_spec_example(void **state)
     assert_string_equal(r->steps[2].type, "xml_to_json");
     assert_int_equal(r->steps[2].node->kind, SL_NODE_NULL);
     assert_string_equal(r->steps[3].type, "filter");
-    assert_string_equal(r->steps[3].expr, "msg.headers.tier ~= 'test'");
+    assert_string_equal(FILTER_CONF(r->steps[3])->expr, "msg.headers.tier ~= 'test'");
     assert_string_equal(r->steps[4].type, "set");
-    assert_int_equal(r->steps[4].n_set_headers, 1);
-    assert_string_equal(r->steps[4].set_headers[0].key, "x-a");
-    assert_string_equal(r->steps[4].set_headers[0].value, "1");
-    assert_int_equal(r->steps[4].n_set_fields, 1);
-    assert_string_equal(r->steps[4].set_fields[0].key, "$.a.b");
-    assert_string_equal(r->steps[4].set_fields[0].value, "c");
+    assert_int_equal(SET_CONF(r->steps[4])->n_set_headers, 1);
+    assert_string_equal(SET_CONF(r->steps[4])->set_headers[0].key, "x-a");
+    assert_string_equal(SET_CONF(r->steps[4])->set_headers[0].value, "1");
+    assert_int_equal(SET_CONF(r->steps[4])->n_set_fields, 1);
+    assert_string_equal(SET_CONF(r->steps[4])->set_fields[0].key, "$.a.b");
+    assert_string_equal(SET_CONF(r->steps[4])->set_fields[0].value, "c");
     assert_string_equal(r->steps[5].type, "validate");
     assert_int_equal(r->n_to, 3);
     assert_string_equal(r->to[0].name, "erp");
-    assert_string_equal(r->to[0].routing_key, "orders.created");
-    assert_false(r->to[0].persistent);
-    assert_true(r->to[0].mandatory);
+    assert_string_equal(AMQP_OUT(r->to[0])->routing_key, "orders.created");
+    assert_false(AMQP_OUT(r->to[0])->persistent);
+    assert_true(AMQP_OUT(r->to[0])->mandatory);
     assert_string_equal(r->to[1].name, "kafka");
     assert_string_equal(r->to[1].topic, "analytics.orders");
-    assert_string_equal(r->to[1].key, "$.customer.id");
+    assert_string_equal(KAFKA_OUT(r->to[1])->key, "$.customer.id");
     assert_string_equal(r->to[1].when, "msg.headers.tier == 'gold'");
-    assert_string_equal(r->to[2].method, "PUT");
-    assert_string_equal(r->to[2].path, "/orders");
-    assert_string_equal(r->to[2].headers[0].value, "2");
+    assert_string_equal(HC_OUT(r->to[2])->method, "PUT");
+    assert_string_equal(HC_OUT(r->to[2])->path, "/orders");
+    assert_string_equal(HC_OUT(r->to[2])->headers[0].value, "2");
     assert_int_equal(r->retry.max_attempts, 3);
     assert_int_equal(r->retry.initial_backoff_ms, 1000);
     assert_int_equal(r->retry.max_backoff_ms, 60000);
@@ -731,8 +754,8 @@ static void test_spec_example(void **state)
     assert_string_equal(r->dead_letter_topic, "orders-to-erp.dead");
 
     const sl_route_conf *mq = &cfg->routes[1];
-    assert_string_equal(mq->from.queue, "q1");
-    assert_int_equal(mq->from.prefetch, 10);
+    assert_string_equal(AMQP_IN(mq->from)->queue, "q1");
+    assert_int_equal(AMQP_IN(mq->from)->prefetch, 10);
     assert_int_equal(sl_node_get(mq->from.node, "declare")->kind, SL_NODE_MAP);
     assert_int_equal(sl_node_get(mq->from.node, "bind")->n_items, 1);
     sl_config_free(cfg);
@@ -753,7 +776,8 @@ static void test_message_substitutions_are_not_env_vars(void **state)
               "      - { connector: rabbit, exchange: x,\n"
               "          routing_key: \"o.${header:type}.${$.a.b}.${SLUICE_TEST_SUFFIX}\" }\n",
         NULL, 0, &dir);
-    assert_string_equal(cfg->routes[0].to[0].routing_key, "o.${header:type}.${$.a.b}.eu");
+    assert_string_equal(AMQP_OUT(cfg->routes[0].to[0])->routing_key,
+                        "o.${header:type}.${$.a.b}.eu");
     sl_config_free(cfg);
     remove_dir(dir);
     cfg = load_ok(
@@ -798,7 +822,7 @@ static void test_env_expansion(void **state)
     assert_string_equal(cfg->gw.admin_token, "a$b$c");
     assert_string_equal(cfg->gw.log_level, "warn");
     assert_int_equal(cfg->gw.shutdown_timeout_ms, 5000);
-    assert_string_equal(cfg->connectors[0].listen, ":8080");
+    assert_string_equal(HS_CONF(&cfg->connectors[0])->listen, ":8080");
     assert_int_equal(cfg->routes[0].partitions, 3);
     assert_string_equal(cfg->routes[0].to[0].topic, "t.9555");
     sl_config_free(cfg);
@@ -969,30 +993,30 @@ static void test_shipped_config(void **state)
     assert_int_equal(cfg->gw.log.fsync, SL_FSYNC_ALWAYS);
     const sl_connector_conf *pub = sl_config_connector(cfg, "public");
     assert_string_equal(pub->type, "http_server");
-    assert_string_equal(pub->listen, "127.0.0.1:8080");
-    assert_int_equal(pub->max_body, 1 << 20);
+    assert_string_equal(HS_CONF(pub)->listen, "127.0.0.1:8080");
+    assert_int_equal(HS_CONF(pub)->max_body, 1 << 20);
     const sl_connector_conf *files = sl_config_connector(cfg, "files");
     assert_string_equal(files->type, "file");
-    assert_string_equal(files->path, "./out/orders.jsonl");
+    assert_string_equal(FILE_CONF(files)->path, "./out/orders.jsonl");
     assert_int_equal(cfg->n_routes, 2);
     const sl_route_conf *r = &cfg->routes[0];
     assert_string_equal(r->name, "orders");
     assert_string_equal(r->from.connector, "public");
-    assert_string_equal(r->from.path, "/orders");
-    assert_int_equal(r->from.n_methods, 1);
-    assert_string_equal(r->from.methods[0], "POST");
-    assert_int_equal(r->from.content_type, SL_CT_JSON);
-    assert_false(r->from.reply_sync);
+    assert_string_equal(HS_IN(r->from)->path, "/orders");
+    assert_int_equal(HS_IN(r->from)->n_methods, 1);
+    assert_string_equal(HS_IN(r->from)->methods[0], "POST");
+    assert_int_equal(HS_IN(r->from)->content_type, SL_CT_JSON);
+    assert_false(HS_IN(r->from)->reply_sync);
     assert_int_equal(r->partitions, 4);
     assert_string_equal(r->key, "$.customer.id");
     assert_int_equal(r->n_steps, 1);
     assert_string_equal(r->steps[0].type, "set");
-    assert_int_equal(r->steps[0].n_set_headers, 1);
-    assert_string_equal(r->steps[0].set_headers[0].key, "x-source");
-    assert_string_equal(r->steps[0].set_headers[0].value, "public-api");
+    assert_int_equal(SET_CONF(r->steps[0])->n_set_headers, 1);
+    assert_string_equal(SET_CONF(r->steps[0])->set_headers[0].key, "x-source");
+    assert_string_equal(SET_CONF(r->steps[0])->set_headers[0].value, "public-api");
     assert_int_equal(r->n_to, 2);
     assert_string_equal(r->to[0].connector, "files");
-    assert_string_equal(r->to[0].path, "./out/orders.jsonl");
+    assert_string_equal(FILE_OUT(r->to[0])->path, "./out/orders.jsonl");
     assert_null(r->to[1].connector);
     assert_string_equal(r->to[1].topic, "orders.accepted");
     assert_string_equal(r->to[1].name, "topic:orders.accepted");
@@ -1004,7 +1028,7 @@ static void test_shipped_config(void **state)
     assert_string_equal(audit->name, "orders-audit");
     assert_string_equal(audit->from.topic, "orders.accepted");
     assert_null(audit->from.connector);
-    assert_string_equal(audit->to[0].path, "./out/audit.jsonl");
+    assert_string_equal(FILE_OUT(audit->to[0])->path, "./out/audit.jsonl");
     sl_config_free(cfg);
     sl_config_errors_free(&errs);
 

@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "connector.h"
+#include "file.h"
 #include "jsonl.h"
 
 extern const sl_connector_type sl_file_connector;
@@ -156,12 +157,14 @@ static void test_file_lines_json_one_per_message(void **state)
     char path[256];
     snprintf(path, sizeof path, "%s/a/b/out.jsonl", dir);
 
-    sl_connector_conf conf = {.name = "files", .type = "file"};
+    sl_file_conf fconf = {0};
+    sl_connector_conf conf = {.name = "files", .type = "file", .priv = &fconf};
     sl_connector c = {.type = &sl_file_connector, .conf = &conf};
     sl_error err;
     assert_ptr_equal(sl_connector_type_find("file"), &sl_file_connector);
     assert_int_equal(c.type->init(&c, &err), 0);
-    sl_output_conf out = {.connector = "files", .path = path};
+    sl_file_target target = {.path = path};
+    sl_output_conf out = {.connector = "files", .priv = &target};
     batch b;
     make_batch(&b);
     sl_send_result r[4];
@@ -204,7 +207,7 @@ static void test_file_lines_json_one_per_message(void **state)
     /* Without an output path, the connector's path is used. */
     char cpath[256];
     snprintf(cpath, sizeof cpath, "%s/conn.jsonl", dir);
-    conf.path = cpath; // cppcheck-suppress unreadVariable ; read through c.conf
+    fconf.path = cpath; // cppcheck-suppress unreadVariable ; read through c.conf
     sl_output_conf out2 = {.connector = "files"};
     c.type->send(&c, &out2, b.m, 2, r);
     assert_int_equal(r[0].result, SL_OK);
@@ -250,7 +253,8 @@ static void test_file_errors(void **state)
     batch b;
     make_batch(&b);
     sl_send_result r[4];
-    sl_output_conf out = {.path = path};
+    sl_file_target target = {.path = path};
+    sl_output_conf out = {.priv = &target};
     c.type->send(&c, &out, b.m, 2, r);
     assert_int_equal(r[0].result, SL_RETRY);
     assert_int_equal(r[1].result, SL_RETRY);

@@ -344,8 +344,10 @@ typedef struct fixture {
     srv *s;
     char base[64];
     sl_connector_conf conf;
+    sl_http_client_conf hconf; /* conf.priv */
     sl_connector c;
     sl_output_conf out;
+    sl_http_client_output hout; /* out.priv */
 } fixture;
 
 static void fx_open(fixture *f, int max_in_flight, uint64_t timeout_ms)
@@ -355,17 +357,19 @@ static void fx_open(fixture *f, int max_in_flight, uint64_t timeout_ms)
     snprintf(f->base, sizeof f->base, "http://127.0.0.1:%d", f->s->port);
     f->conf.name = "crm";
     f->conf.type = "http_client";
-    f->conf.base_url = f->base;
-    f->conf.timeout_ms = timeout_ms;
-    f->conf.max_in_flight = max_in_flight;
+    f->hconf.base_url = f->base;
+    f->hconf.timeout_ms = timeout_ms;
+    f->hconf.max_in_flight = max_in_flight;
     f->c.type = &sl_http_client_connector;
+    f->conf.priv = &f->hconf;
+    f->out.priv = &f->hout;
     f->c.conf = &f->conf;
     f->c.gw = NULL;
     sl_error err;
     assert_int_equal(f->c.type->init(&f->c, &err), 0);
     assert_int_equal(f->c.type->start(&f->c, &err), 0);
-    f->out.method = "POST";
-    f->out.path = "/";
+    f->hout.method = "POST";
+    f->hout.path = "/";
 }
 
 static void fx_close(fixture *f)
@@ -382,7 +386,7 @@ static sl_send_result send_one(fixture *f, const char *path)
         mk_msg("0190f5e6-0000-7000-8000-000000000001", NULL, "{\"a\":1}", "application/json");
     sl_send_result r;
     memset(&r, 0, sizeof r);
-    f->out.path = (char *)path;
+    f->hout.path = (char *)path;
     f->c.type->send(&f->c, &f->out, &m, 1, &r);
     free_msg(m);
     return r;
@@ -453,15 +457,13 @@ static void test_connection_refused_retries(void **state)
     close(fd);
     char base[64];
     snprintf(base, sizeof base, "http://127.0.0.1:%d/x", ntohs(a.sin_port));
-    sl_connector_conf conf = {.name = "down",
-                              .type = "http_client",
-                              .base_url = base,
-                              .timeout_ms = 2000,
-                              .max_in_flight = 2};
+    sl_http_client_conf hconf = {.base_url = base, .timeout_ms = 2000, .max_in_flight = 2};
+    sl_connector_conf conf = {.name = "down", .type = "http_client", .priv = &hconf};
     sl_connector c = {.type = &sl_http_client_connector, .conf = &conf};
     sl_error err;
     assert_int_equal(c.type->init(&c, &err), 0);
-    sl_output_conf out = {.method = "post", .path = "y"};
+    sl_http_client_output hout = {.method = "post", .path = "y"};
+    sl_output_conf out = {.priv = &hout};
     sl_msg *m = mk_msg("0190f5e6-0000-7000-8000-000000000002", NULL, "hi", NULL);
     sl_send_result r;
     c.type->send(&c, &out, &m, 1, &r); /* without start: send starts the loop */
@@ -498,12 +500,12 @@ static void test_request_headers_and_url(void **state)
     snprintf(f.base, sizeof f.base, "http://127.0.0.1:%d/api/", f.s->port);
     sl_kv conn_h[] = {{"X-Conn", "c1"}, {"X-Out", "from-connector"}};
     sl_kv out_h[] = {{"x-out", "o1"}};
-    f.conf.headers = conn_h;
-    f.conf.n_headers = 2;
-    f.out.headers = out_h;
-    f.out.n_headers = 1;
-    f.out.method = "PUT";
-    f.out.path = "/orders";
+    f.hconf.headers = conn_h;
+    f.hconf.n_headers = 2;
+    f.hout.headers = out_h;
+    f.hout.n_headers = 1;
+    f.hout.method = "PUT";
+    f.hout.path = "/orders";
     /* A body past curl's Expect: 100-continue threshold (1 MiB). */
     size_t big_len = 2 << 20;
     char *big = malloc(big_len + 1);
@@ -562,7 +564,7 @@ static void test_per_key_order_and_hold_back(void **state)
     fixture f;
     fx_open(&f, 8, 2000);
     f.s->delay_ms = 100;
-    f.out.path = "/order";
+    f.hout.path = "/order";
     const char *keys[] = {"A", "B", "A", "A", NULL, "B", "C"};
     const char *bodies[] = {"a1", "b1", "fail-a2", "a3", "nokey", "b2", "c1"};
     enum { N = 7 };
@@ -635,7 +637,7 @@ static void test_max_in_flight_is_a_bulkhead(void **state)
     fixture f;
     fx_open(&f, 3, 5000);
     f.s->delay_ms = 60;
-    f.out.path = "/slow";
+    f.hout.path = "/slow";
     sender_arg a[2] = {{&f, 0, 8, 0}, {&f, 50, 8, 0}};
     pthread_t t[2];
     for (int i = 0; i < 2; i++)
@@ -660,7 +662,8 @@ static void test_init_checks_base_url(void **state)
     assert_true(sl_http_client_connector.can_output);
     const char *bad[] = {NULL, "", "ftp://example.com", "not a url"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        sl_connector_conf conf = {.name = "bad", .type = "http_client", .base_url = (char *)bad[i]};
+        sl_http_client_conf hconf = {.base_url = (char *)bad[i]};
+        sl_connector_conf conf = {.name = "bad", .type = "http_client", .priv = &hconf};
         sl_connector c = {.type = &sl_http_client_connector, .conf = &conf};
         sl_error err;
         assert_int_equal(c.type->init(&c, &err), -1);
@@ -693,15 +696,17 @@ static void test_metrics_counted(void **state)
     gw.metrics = sl_metrics_new();
     assert_non_null(gw.metrics);
     f.conf.name = "crm";
-    f.conf.base_url = f.base;
-    f.conf.timeout_ms = 2000;
-    f.conf.max_in_flight = 2;
+    f.hconf.base_url = f.base;
+    f.hconf.timeout_ms = 2000;
+    f.hconf.max_in_flight = 2;
     f.c.type = &sl_http_client_connector;
+    f.conf.priv = &f.hconf;
+    f.out.priv = &f.hout;
     f.c.conf = &f.conf;
     f.c.gw = &gw;
     sl_error err;
     assert_int_equal(f.c.type->init(&f.c, &err), 0);
-    f.out.method = "POST";
+    f.hout.method = "POST";
     assert_int_equal(send_one(&f, "/status/200").result, SL_OK);
     assert_int_equal(send_one(&f, "/status/200").result, SL_OK);
     assert_int_equal(send_one(&f, "/status/503").result, SL_RETRY);

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "http_call.h"
+#include "http_client.h"
 #include "lua_host.h"
 #include "step.h"
 
@@ -527,12 +528,9 @@ static void test_http_real_server(void **state)
     char base[64];
     snprintf(base, sizeof base, "http://127.0.0.1:%d", s.port);
     sl_kv hdr = {"x-api-key", "secret-1"};
-    sl_connector_conf cc = {.name = "crm",
-                            .type = "http_client",
-                            .base_url = base,
-                            .timeout_ms = 1000,
-                            .headers = &hdr,
-                            .n_headers = 1};
+    sl_http_client_conf hc = {
+        .base_url = base, .timeout_ms = 1000, .headers = &hdr, .n_headers = 1};
+    sl_connector_conf cc = {.name = "crm", .type = "http_client", .priv = &hc};
     conf_list cl = {&cc, 1};
     sl_step_services svc = {.call = call_conf, .arg = &cl};
     /* a 50 ms step timeout: waiting for /slow (120 ms) does not count */
@@ -571,8 +569,8 @@ static void test_http_real_server(void **state)
     sl_lua_host_free(h);
 
     /* a connection refused is transient, with a clear error */
-    sl_connector_conf dead = {
-        .name = "dead", .type = "http_client", .base_url = "http://127.0.0.1:1", .timeout_ms = 500};
+    sl_http_client_conf dead_hc = {.base_url = "http://127.0.0.1:1", .timeout_ms = 500};
+    sl_connector_conf dead = {.name = "dead", .type = "http_client", .priv = &dead_hc};
     sl_http_call_req req = {.path = "/x"};
     sl_http_call_resp resp;
     assert_int_equal(sl_http_call(&dead, &req, &resp), SL_RETRY);

@@ -1,0 +1,71 @@
+/* The amqp connector's config: `url`, `prefetch`, `timeout` (and `tls`,
+ * read at init) on the connector, `queue`, `declare`, `bind`, `prefetch` on
+ * a route's `from:`, `exchange`, `routing_key`, `persistent`, `mandatory` on
+ * a `to:` element, read with the config reader. */
+#include <string.h>
+
+#include "amqp_internal.h"
+
+const char *const sl_amqp_conf_keys[] = {"url", "prefetch", "timeout", "breaker", "tls", NULL};
+const char *const sl_amqp_input_keys[] = {"queue", "declare", "bind", "prefetch", NULL};
+const char *const sl_amqp_output_keys[] = {"exchange", "routing_key", "persistent", "mandatory",
+                                           NULL};
+
+static bool has_prefix(const char *s, const char *prefix)
+{
+    return !strncmp(s, prefix, strlen(prefix));
+}
+
+void sl_amqp_parse_conf(sl_conf_reader *r, sl_connector_conf *cc, const sl_node *n,
+                        const char *path)
+{
+    sl_amqp_conf *ac = sl_pool_alloc(sl_conf_pool(r), sizeof *ac);
+    if (!ac)
+        return;
+    ac->prefetch = 256;
+    ac->timeout_ms = 5000;
+    cc->priv = ac;
+    if (sl_conf_need_str(r, n, "url", path, &ac->url) && !has_prefix(ac->url, "amqp://") &&
+        !has_prefix(ac->url, "amqps://")) {
+        char p[SL_CONF_PATH_LEN];
+        sl_conf_path_key(p, path, "url");
+        sl_conf_type_error(r, sl_conf_value(n, "url"), p, "an amqp:// or amqps:// URL");
+    }
+    sl_conf_int(r, n, "prefetch", path, 1, 65535, &ac->prefetch);
+    sl_conf_duration(r, n, "timeout", path, &ac->timeout_ms);
+}
+
+void sl_amqp_parse_input(sl_conf_reader *r, const sl_route_conf *route, const sl_connector_conf *cc,
+                         sl_input_conf *in, const sl_node *n, const char *path)
+{
+    sl_amqp_from *af = sl_pool_alloc(sl_conf_pool(r), sizeof *af);
+    if (!af)
+        return;
+    in->priv = af;
+    sl_conf_need_str(r, n, "queue", path, &af->queue);
+    char p[SL_CONF_PATH_LEN];
+    const sl_node *d = sl_conf_value(n, "declare");
+    sl_conf_path_key(p, path, "declare");
+    if (d)
+        sl_conf_want_map(r, d, p);
+    const sl_node *b = sl_conf_value(n, "bind");
+    sl_conf_path_key(p, path, "bind");
+    if (b && b->kind != SL_NODE_SEQ)
+        sl_conf_type_error(r, b, p, "a list");
+    sl_conf_int(r, n, "prefetch", path, 1, 65535, &af->prefetch);
+}
+
+void sl_amqp_parse_output(sl_conf_reader *r, const sl_connector_conf *cc, sl_output_conf *out,
+                          const sl_node *n, const char *path)
+{
+    sl_amqp_output *ao = sl_pool_alloc(sl_conf_pool(r), sizeof *ao);
+    if (!ao)
+        return;
+    ao->persistent = true;
+    ao->mandatory = true;
+    out->priv = ao;
+    sl_conf_need_str(r, n, "exchange", path, &ao->exchange);
+    sl_conf_str(r, n, "routing_key", path, &ao->routing_key);
+    sl_conf_bool(r, n, "persistent", path, &ao->persistent);
+    sl_conf_bool(r, n, "mandatory", path, &ao->mandatory);
+}

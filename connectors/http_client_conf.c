@@ -1,0 +1,55 @@
+/* The http_client connector's config: `base_url`, `timeout`,
+ * `max_in_flight`, `headers` on the connector and `method`, `path`,
+ * `headers` on a `to:` element, read with the config reader. */
+#include <limits.h>
+#include <string.h>
+
+#include "http_client.h"
+
+static const char *const METHODS[] = {"GET", "POST", "PUT", "PATCH", "DELETE", NULL};
+
+const char *const sl_http_client_conf_keys[] = {"base_url", "timeout", "max_in_flight",
+                                                "headers",  "breaker", NULL};
+const char *const sl_http_client_output_keys[] = {"method", "path", "headers", NULL};
+
+static bool has_prefix(const char *s, const char *prefix)
+{
+    return !strncmp(s, prefix, strlen(prefix));
+}
+
+void sl_http_client_parse_conf(sl_conf_reader *r, sl_connector_conf *cc, const sl_node *n,
+                               const char *path)
+{
+    sl_http_client_conf *hc = sl_pool_alloc(sl_conf_pool(r), sizeof *hc);
+    if (!hc)
+        return;
+    hc->timeout_ms = 5000;
+    hc->max_in_flight = 64;
+    cc->priv = hc;
+    if (sl_conf_need_str(r, n, "base_url", path, &hc->base_url) &&
+        !has_prefix(hc->base_url, "http://") && !has_prefix(hc->base_url, "https://")) {
+        char p[SL_CONF_PATH_LEN];
+        sl_conf_path_key(p, path, "base_url");
+        sl_conf_type_error(r, sl_conf_value(n, "base_url"), p, "an http:// or https:// URL");
+    }
+    sl_conf_int(r, n, "max_in_flight", path, 1, INT_MAX, &hc->max_in_flight);
+    sl_conf_kv(r, n, "headers", path, &hc->headers, &hc->n_headers);
+    sl_conf_duration(r, n, "timeout", path, &hc->timeout_ms);
+}
+
+void sl_http_client_parse_output(sl_conf_reader *r, const sl_connector_conf *cc,
+                                 sl_output_conf *out, const sl_node *n, const char *path)
+{
+    sl_pool *pool = sl_conf_pool(r);
+    sl_http_client_output *ho = sl_pool_alloc(pool, sizeof *ho);
+    if (!ho)
+        return;
+    out->priv = ho;
+    ho->method = sl_pool_strdup(pool, "POST");
+    ho->path = sl_pool_strdup(pool, "");
+    int i;
+    if (sl_conf_enum(r, n, "method", path, METHODS, &i))
+        ho->method = sl_pool_strdup(pool, METHODS[i]);
+    sl_conf_str(r, n, "path", path, &ho->path);
+    sl_conf_kv(r, n, "headers", path, &ho->headers, &ho->n_headers);
+}

@@ -1,0 +1,73 @@
+/* The http_server connector's config: `listen`, `max_body` on the connector
+ * and `path`, `methods`, `content_type`, `reply`, `sync_timeout`,
+ * `reply_from` on a route's `from:`, read with the config reader. */
+#include <string.h>
+
+#include "http_server.h"
+
+static const char *const METHODS[] = {"GET", "POST", "PUT", "PATCH", "DELETE", NULL};
+static const char *const CONTENT_TYPES[] = {"json", "xml", "text", "any", NULL};
+static const char *const REPLY_MODES[] = {"async", "sync", NULL};
+
+const char *const sl_http_server_conf_keys[] = {"listen", "max_body", NULL};
+const char *const sl_http_server_input_keys[] = {
+    "path", "methods", "content_type", "reply", "sync_timeout", "reply_from", NULL};
+
+void sl_http_server_parse_conf(sl_conf_reader *r, sl_connector_conf *cc, const sl_node *n,
+                               const char *path)
+{
+    sl_http_server_conf *hc = sl_pool_alloc(sl_conf_pool(r), sizeof *hc);
+    if (!hc)
+        return;
+    hc->max_body = 1ULL << 20;
+    cc->priv = hc;
+    if (sl_conf_need_str(r, n, "listen", path, &hc->listen))
+        sl_conf_check_listen(r, n, path, "listen", hc->listen);
+    sl_conf_size(r, n, "max_body", path, &hc->max_body);
+}
+
+/* Reports a reply_from that names no output of the route. */
+static void check_reply_from(sl_conf_reader *r, const sl_route_conf *route, const sl_node *n,
+                             const char *path, const char *reply_from)
+{
+    for (size_t i = 0; i < route->n_to; i++) {
+        if (route->to[i].name && !strcmp(route->to[i].name, reply_from))
+            return;
+    }
+    sl_conf_error_at(r, sl_conf_value(n, "reply_from")->pos,
+                     "%s.reply_from: no output named '%s' in this route", path, reply_from);
+}
+
+void sl_http_server_parse_input(sl_conf_reader *r, const sl_route_conf *route,
+                                const sl_connector_conf *cc, sl_input_conf *in, const sl_node *n,
+                                const char *path)
+{
+    sl_pool *pool = sl_conf_pool(r);
+    sl_http_server_input *hi = sl_pool_alloc(pool, sizeof *hi);
+    if (!hi)
+        return;
+    in->priv = hi;
+    hi->content_type = SL_CT_ANY;
+    hi->sync_timeout_ms = 5000;
+    hi->methods = sl_pool_alloc(pool, sizeof *hi->methods);
+    if (hi->methods) {
+        hi->methods[0] = sl_pool_strdup(pool, "POST");
+        hi->n_methods = 1;
+    }
+    if (sl_conf_need_str(r, n, "path", path, &hi->path) && hi->path[0] != '/') {
+        char p[SL_CONF_PATH_LEN];
+        sl_conf_path_key(p, path, "path");
+        sl_conf_type_error(r, sl_conf_value(n, "path"), p, "a path starting with '/'");
+    }
+    sl_conf_list(r, n, "methods", path, METHODS, &hi->methods, &hi->n_methods);
+    int i;
+    if (sl_conf_enum(r, n, "content_type", path, CONTENT_TYPES, &i)) {
+        static const sl_content_type cts[] = {SL_CT_JSON, SL_CT_XML, SL_CT_TEXT, SL_CT_ANY};
+        hi->content_type = cts[i];
+    }
+    if (sl_conf_enum(r, n, "reply", path, REPLY_MODES, &i))
+        hi->reply_sync = i == 1;
+    sl_conf_duration(r, n, "sync_timeout", path, &hi->sync_timeout_ms);
+    if (sl_conf_str(r, n, "reply_from", path, &hi->reply_from))
+        check_reply_from(r, route, n, path, hi->reply_from);
+}
