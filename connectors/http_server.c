@@ -22,6 +22,8 @@
 #include "gateway.h"
 #include "http_server_idem.h"
 #include "http_server_util.h"
+#include "http_util.h"
+#include "json_escape.h"
 #include "log.h"
 #include "logging.h"
 #include "message.h"
@@ -209,7 +211,8 @@ static void answer_error(hs_answer *a, int status, const char *error, const char
     a->status = status;
     a->ctype = "application/json";
     p = (size_t)snprintf(a->buf, sizeof a->buf, "{\"error\":\"%s\",\"detail\":\"", error);
-    sl_httpd_json_escape(detail, strlen(detail), a->buf, sizeof a->buf - 64, &p);
+    sl_json_escape_cstr(detail, strlen(detail), SL_JSON_ESC_RAW | SL_JSON_ESC_TERMINAL, a->buf,
+                        sizeof a->buf - 64, &p);
     if (id != NULL && id[0] != '\0')
         p += (size_t)snprintf(a->buf + p, sizeof a->buf - p, "\",\"id\":\"%s\"}", id);
     else
@@ -619,7 +622,8 @@ static void build_final(hs_req *r, hs_answer *a)
             a->ctype = "application/json";
             size_t p =
                 (size_t)snprintf(a->buf, sizeof a->buf, "{\"id\":\"%s\",\"route\":\"", r->id);
-            sl_httpd_json_escape(rt->name, strlen(rt->name), a->buf, sizeof a->buf - 64, &p);
+            sl_json_escape_cstr(rt->name, strlen(rt->name), SL_JSON_ESC_RAW | SL_JSON_ESC_TERMINAL,
+                                a->buf, sizeof a->buf - 64, &p);
             p += (size_t)snprintf(a->buf + p, sizeof a->buf - p,
                                   "\",\"partition\":%d,\"offset\":%" PRId64 "}", r->partition,
                                   r->offset);

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fnv.h"
+
 typedef enum { KIND_COUNTER, KIND_GAUGE, KIND_HISTOGRAM } metric_kind;
 
 struct sl_counter {
@@ -87,13 +89,10 @@ static double bits_double(uint64_t u)
 /* FNV-1a over name, a separator and labels. */
 static uint64_t series_hash(const char *name, const char *labels)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (const char *p = name; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    h = (h ^ 0xffu) * 1099511628211ULL;
-    for (const char *p = labels; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    return h;
+    static const unsigned char separator = 0xff; /* never inside a name */
+    uint64_t h = sl_fnv1a64_str(name);
+    h = sl_fnv1a64_add(h, &separator, 1);
+    return sl_fnv1a64_add(h, labels, strlen(labels));
 }
 
 sl_metrics *sl_metrics_new(void)

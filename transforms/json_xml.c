@@ -22,6 +22,8 @@
 #include <libxml/xpath.h>
 #include <libxml/xpathInternals.h>
 
+#include "utf8.h"
+
 /* ---- shared helpers --------------------------------------------------------- */
 
 static pthread_once_t xml_once = PTHREAD_ONCE_INIT;
@@ -111,46 +113,6 @@ static inline void buf_putc(jx_buf *b, char c)
     b->p[b->len++] = c;
 }
 
-/* Decodes one UTF-8 sequence of s[0..n). Returns its length (1-4) with the
- * code point in *cp, or 0 when the bytes are not valid UTF-8 (overlong
- * forms and surrogates included). */
-static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
-{
-    unsigned char c = s[0];
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    size_t len;
-    uint32_t v, min;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-        v = c & 0x1F;
-        min = 0x80;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        v = c & 0x0F;
-        min = 0x800;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        v = c & 0x07;
-        min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        v = (v << 6) | (s[i] & 0x3F);
-    }
-    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
-        return 0;
-    *cp = v;
-    return len;
-}
-
 /* XML 1.0 fifth edition NameStartChar (without ':', handled apart). */
 static bool is_name_start(uint32_t c)
 {
@@ -210,7 +172,7 @@ static long read_hex(const char *s, size_t n, size_t ndig)
 static bool encodes(const char *s, size_t j, size_t n)
 {
     uint32_t cp;
-    size_t l = utf8_decode((const unsigned char *)s + j, n - j, &cp);
+    size_t l = sl_utf8_decode((const unsigned char *)s + j, n - j, &cp);
     return l == 0 || cp == ':' || !is_name_char(cp);
 }
 
@@ -255,7 +217,7 @@ static int put_ncname(jx_buf *b, const char *s, size_t n)
     size_t i = 0;
     while (i < n) {
         uint32_t cp;
-        size_t l = utf8_decode((const unsigned char *)s + i, n - i, &cp);
+        size_t l = sl_utf8_decode((const unsigned char *)s + i, n - i, &cp);
         if (l == 0)
             return -1;
         uint32_t esc;
@@ -332,26 +294,7 @@ static const char *decode_name(const char *s, size_t n, jx_buf *scratch, size_t 
             continue;
         }
         char u8[4];
-        size_t k;
-        if (cp < 0x80) {
-            u8[0] = (char)cp;
-            k = 1;
-        } else if (cp < 0x800) {
-            u8[0] = (char)(0xC0 | (cp >> 6));
-            u8[1] = (char)(0x80 | (cp & 0x3F));
-            k = 2;
-        } else if (cp < 0x10000) {
-            u8[0] = (char)(0xE0 | (cp >> 12));
-            u8[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-            u8[2] = (char)(0x80 | (cp & 0x3F));
-            k = 3;
-        } else {
-            u8[0] = (char)(0xF0 | (cp >> 18));
-            u8[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-            u8[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-            u8[3] = (char)(0x80 | (cp & 0x3F));
-            k = 4;
-        }
+        size_t k = sl_utf8_encode(cp, u8);
         buf_put(scratch, u8, k);
         i += l;
     }
@@ -455,7 +398,7 @@ static int put_escaped(enc *e, const char *str, size_t n, const unsigned char *c
         }
         if (k == CH_UTF8) {
             uint32_t cp;
-            size_t l = utf8_decode(s + i, n - i, &cp);
+            size_t l = sl_utf8_decode(s + i, n - i, &cp);
             if (l == 0)
                 return enc_fail(e, SL_EINVAL, "a string in <%.*s> is not valid UTF-8",
                                 (int)e->key_len, e->key);

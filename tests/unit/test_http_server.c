@@ -1,7 +1,8 @@
 /* Unit tests of the pure parts of the http_server connector and the admin
- * listener: the Idempotency-Key table (http_server_idem.c) and the helpers
- * of http_server_util.c (JSON validation, content types, RFC 3339, listen
- * addresses, escaping, constant-time comparison). */
+ * listener: the Idempotency-Key table (http_server_idem.c), the helpers of
+ * http_server_util.c (JSON validation, content types) and of core/http_util.c
+ * (RFC 3339, listen addresses, constant-time comparison). Escaping is tested
+ * with lib/json_escape.c (test_lib_json_escape.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +20,7 @@
 
 #include "http_server_idem.h"
 #include "http_server_util.h"
+#include "http_util.h"
 
 /* ---- JSON validator --------------------------------------------------------- */
 
@@ -288,24 +290,7 @@ static void test_listen_socket_bind_error(void **state)
     close(fd);
 }
 
-/* ---- escaping and comparison ---------------------------------------------- */
-
-static void test_json_escape(void **state)
-{
-    (void)state;
-    char out[64];
-    size_t pos = 0;
-    assert_true(sl_httpd_json_escape("a\"b\\c\n\x01", 7, out, sizeof out, &pos));
-    assert_string_equal(out, "a\\\"b\\\\c\\n\\u0001");
-    assert_int_equal(pos, strlen(out));
-    char tiny[5];
-    pos = 0;
-    assert_false(sl_httpd_json_escape("abcdef", 6, tiny, sizeof tiny, &pos));
-    assert_string_equal(tiny, "abcd");
-    pos = 0;
-    assert_false(sl_httpd_json_escape("ab\"", 3, tiny, 4, &pos));
-    assert_string_equal(tiny, "ab"); /* an escape is never cut in half */
-}
+/* ---- comparison ------------------------------------------------------------- */
 
 static void test_secret_equal(void **state)
 {
@@ -415,7 +400,6 @@ int main(void)
         cmocka_unit_test(test_rfc3339),
         cmocka_unit_test(test_listen_parse),
         cmocka_unit_test(test_listen_socket_bind_error),
-        cmocka_unit_test(test_json_escape),
         cmocka_unit_test(test_secret_equal),
         cmocka_unit_test(test_idem_flow),
         cmocka_unit_test(test_idem_errors_are_forgotten),
