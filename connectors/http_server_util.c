@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "hex.h"
 #include "utf8.h"
 
 /* ---- content types ------------------------------------------------------- */
@@ -123,20 +124,7 @@ static void jv_ws(jv *v)
 
 static int jv_hex4(const unsigned char *p)
 {
-    int x = 0;
-    for (int i = 0; i < 4; i++) {
-        int c = p[i], d;
-        if (c >= '0' && c <= '9')
-            d = c - '0';
-        else if (c >= 'a' && c <= 'f')
-            d = c - 'a' + 10;
-        else if (c >= 'A' && c <= 'F')
-            d = c - 'A' + 10;
-        else
-            return -1;
-        x = x * 16 + d;
-    }
-    return x;
+    return (int)sl_hex_value((const char *)p, 4);
 }
 
 /* At the opening quote: checks the string and moves past the closing quote. */

@@ -22,6 +22,7 @@
 #include <libxml/xpath.h>
 #include <libxml/xpathInternals.h>
 
+#include "hex.h"
 #include "utf8.h"
 
 /* ---- shared helpers --------------------------------------------------------- */
@@ -135,17 +136,6 @@ static bool is_name_char(uint32_t c)
            (c >= 0x300 && c <= 0x36F) || (c >= 0x203F && c <= 0x2040);
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static bool valid_scalar(uint32_t v)
 {
     return v != 0 && v <= 0x10FFFF && !(v >= 0xD800 && v <= 0xDFFF);
@@ -155,16 +145,7 @@ static bool valid_scalar(uint32_t v)
  * are not all hex digits. */
 static long read_hex(const char *s, size_t n, size_t ndig)
 {
-    if (n < ndig)
-        return -1;
-    long v = 0;
-    for (size_t i = 0; i < ndig; i++) {
-        int h = hexval(s[i]);
-        if (h < 0)
-            return -1;
-        v = v * 16 + h;
-    }
-    return v;
+    return n < ndig ? -1 : (long)sl_hex_value(s, ndig);
 }
 
 /* Whether the character at s[j] (j < n) would be written as an escape by

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hex.h"
 #include "json_escape.h"
 #include "utf8.h"
 
@@ -37,20 +38,10 @@ static void skip_ws(jdec *d)
 
 static int hex4(const char *p, unsigned *out)
 {
-    unsigned v = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = p[i];
-        v <<= 4;
-        if (c >= '0' && c <= '9')
-            v |= (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            v |= (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F')
-            v |= (unsigned)(c - 'A' + 10);
-        else
-            return -1;
-    }
-    *out = v;
+    int64_t v = sl_hex_value(p, 4);
+    if (v < 0)
+        return -1;
+    *out = (unsigned)v;
     return 0;
 }
 
