@@ -24,6 +24,7 @@
 
 #include "buf.h"
 #include "hex.h"
+#include "real.h"
 #include "utf8.h"
 
 /* ---- shared helpers --------------------------------------------------------- */
@@ -394,25 +395,14 @@ static size_t format_real_fixed(double d, char *buf)
 }
 
 /* Writes a real so that it reads back as the same double, and as a real:
- * fixed notation when that is exact (format_real_fixed), else the
- * shortest of %.15g..%.17g that round-trips, with ".0" added when it
- * would otherwise read as an integer ("-0" -> "-0.0"). */
+ * fixed notation when that is exact (format_real_fixed), else as every
+ * real is written (sl_format_real). The fast path (JSON_XML.md, Numbers)
+ * may pick another last digit than %.16g for a real of 16 significant
+ * digits (both read back as d), so it stays this module's own. */
 static size_t format_real(double d, char *buf, size_t cap)
 {
     size_t fixed = format_real_fixed(d, buf);
-    if (fixed)
-        return fixed;
-    int k = 0;
-    for (int prec = 15; prec <= 17; prec++) {
-        k = snprintf(buf, cap, "%.*g", prec, d);
-        if (strtod(buf, NULL) == d)
-            break;
-    }
-    if (!strpbrk(buf, ".eE") && (size_t)k + 3 <= cap) {
-        memcpy(buf + k, ".0", 3);
-        k += 2;
-    }
-    return (size_t)k;
+    return fixed ? fixed : sl_format_real(d, buf, cap);
 }
 
 static size_t format_int(json_int_t v, char *buf)
