@@ -3,6 +3,7 @@
  * its output piece, and written only when the whole piece fits. */
 #include "json_escape.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 #include "utf8.h"
@@ -53,55 +54,67 @@ static size_t escape_special(unsigned char c, unsigned flags, char e[6])
     return 2;
 }
 
-/* The output piece for the non-ASCII byte at s[0] (n bytes left): points
- * *piece at it and returns its length; *used gets the input bytes it covers. */
-static size_t high_piece(const unsigned char *s, size_t n, unsigned flags, char e[6],
-                         const char **piece, size_t *used)
+/* Writes the escape of a byte that is not part of valid UTF-8 into e
+ * (\ufffd with SL_JSON_ESC_REPLACE, else \u00XX) and returns 6. */
+static size_t escape_bad_byte(unsigned char c, unsigned flags, char e[6])
 {
-    size_t k = (flags & SL_JSON_ESC_RAW) ? 1 : sl_utf8_seq_len(s, n);
-    *used = k ? k : 1;
-    if (k) {
-        *piece = (const char *)s;
-        return k;
-    }
-    *piece = e;
     if (flags & SL_JSON_ESC_REPLACE) {
         memcpy(e, "\\ufffd", 6);
         return 6;
     }
-    return escape_hex(s[0], e);
+    return escape_hex(c, e);
+}
+
+/* The loop of sl_json_escape. Inlined twice: with bounded false (the
+ * caller has room for the worst case) the compiler drops the room checks
+ * from the per-byte path. */
+static inline __attribute__((always_inline)) size_t escape_loop(const unsigned char *p, size_t len,
+                                                                unsigned flags, char *out,
+                                                                size_t cap, size_t *written,
+                                                                bool bounded)
+{
+    unsigned char del_plain = (flags & SL_JSON_ESC_TERMINAL) ? 0 : 0x7f;
+    size_t i = 0, o = 0;
+    while (i < len) {
+        unsigned char c = p[i];
+        if ((c >= 0x20 && c < 0x7f && c != '"' && c != '\\') || (c == 0x7f && del_plain)) {
+            if (bounded && o == cap)
+                break;
+            out[o++] = (char)c;
+            i++;
+            continue;
+        }
+        if (c >= 0x80) {
+            size_t k = (flags & SL_JSON_ESC_RAW) ? 1 : sl_utf8_seq_len(p + i, len - i);
+            if (k) { /* copied as it is */
+                if (bounded && k > cap - o)
+                    break;
+                for (size_t j = 0; j < k; j++)
+                    out[o + j] = (char)p[i + j];
+                o += k;
+                i += k;
+                continue;
+            }
+        }
+        char e[6];
+        size_t n = c >= 0x80 ? escape_bad_byte(c, flags, e) : escape_special(c, flags, e);
+        if (bounded && n > cap - o)
+            break;
+        memcpy(out + o, e, n);
+        o += n;
+        i++;
+    }
+    *written = o;
+    return i;
 }
 
 size_t sl_json_escape(const char *s, size_t len, unsigned flags, char *out, size_t cap,
                       size_t *written)
 {
     const unsigned char *p = (const unsigned char *)s;
-    unsigned char del_plain = (flags & SL_JSON_ESC_TERMINAL) ? 0 : 0x7f;
-    size_t i = 0, o = 0;
-    while (i < len) {
-        unsigned char c = p[i];
-        if ((c >= 0x20 && c < 0x7f && c != '"' && c != '\\') || (c == 0x7f && del_plain)) {
-            if (o == cap)
-                break;
-            out[o++] = (char)c;
-            i++;
-            continue;
-        }
-        char e[6];
-        const char *piece = e;
-        size_t used = 1, n;
-        if (c >= 0x80)
-            n = high_piece(p + i, len - i, flags, e, &piece, &used);
-        else
-            n = escape_special(c, flags, e);
-        if (n > cap - o)
-            break;
-        memcpy(out + o, piece, n);
-        o += n;
-        i += used;
-    }
-    *written = o;
-    return i;
+    if (len <= cap / SL_JSON_ESC_MAX_GROWTH)
+        return escape_loop(p, len, flags, out, cap, written, false);
+    return escape_loop(p, len, flags, out, cap, written, true);
 }
 
 bool sl_json_escape_cstr(const char *s, size_t len, unsigned flags, char *out, size_t cap,

@@ -40,12 +40,6 @@ size_t sl_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
     return len;
 }
 
-size_t sl_utf8_seq_len(const unsigned char *s, size_t n)
-{
-    uint32_t cp;
-    return s[0] < 0x80 ? 1 : sl_utf8_decode(s, n, &cp);
-}
-
 size_t sl_utf8_encode(uint32_t cp, char out[4])
 {
     if (cp < 0x80) {

@@ -12,8 +12,33 @@
  * bytes available), or 0 when s does not start one: a stray continuation
  * byte, an overlong form, a surrogate (U+D800..U+DFFF), a code point past
  * U+10FFFF, or a sequence cut short by the end. Reads at most min(n, 4)
- * bytes. Thread-safe. */
-size_t sl_utf8_seq_len(const unsigned char *s, size_t n);
+ * bytes. Thread-safe. Inline: the escaper and validators call it per
+ * character. */
+static inline size_t sl_utf8_seq_len(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    if (c < 0x80)
+        return 1;
+    if (c < 0xC2) /* a continuation byte or an overlong 2-byte lead */
+        return 0;
+    if (c < 0xE0)
+        return n >= 2 && (s[1] & 0xC0) == 0x80 ? 2 : 0;
+    if (c < 0xF0) {
+        if (n < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80)
+            return 0;
+        if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] >= 0xA0))
+            return 0; /* overlong, or a surrogate */
+        return 3;
+    }
+    if (c < 0xF5) {
+        if (n < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80)
+            return 0;
+        if ((c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] >= 0x90))
+            return 0; /* overlong, or past U+10FFFF */
+        return 4;
+    }
+    return 0;
+}
 
 /* As sl_utf8_seq_len, and stores the code point in *cp when the sequence
  * is well formed (*cp is untouched otherwise). Thread-safe. */
