@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "log.h"
+#include "log_internal.h" /* n_waiting: to know a reader is waiting */
 #include "record.h"
 
 /* ---- helpers ------------------------------------------------------------- */
@@ -857,6 +858,21 @@ static void *wait_thread(void *arg)
     return NULL;
 }
 
+/* Starts w's reader and returns once it is inside sl_partition_wait_readable
+ * (a fixed sleep let close free the partition before the reader got there). */
+static void start_waiter(pthread_t *t, waiter *w)
+{
+    assert_int_equal(pthread_create(t, NULL, wait_thread, w), 0);
+    for (;;) {
+        pthread_mutex_lock(&w->p->mu);
+        int n = w->p->n_waiting;
+        pthread_mutex_unlock(&w->p->mu);
+        if (n > 0)
+            return;
+        usleep(200);
+    }
+}
+
 static void test_wait_readable(void **state)
 {
     const char *dir = *state;
@@ -870,8 +886,7 @@ static void test_wait_readable(void **state)
 
     /* an append (made durable by the flusher) wakes the reader */
     waiter w = {p, 0, 10000, -7};
-    assert_int_equal(pthread_create(&t, NULL, wait_thread, &w), 0);
-    usleep(20000);
+    start_waiter(&t, &w);
     append_i(p, 0, 0);
     pthread_join(t, NULL);
     assert_int_equal(w.result, 1);
@@ -879,16 +894,14 @@ static void test_wait_readable(void **state)
 
     /* sl_partition_wake releases it with 0, long before its timeout */
     w = (waiter){p, 1, 60000, -7};
-    assert_int_equal(pthread_create(&t, NULL, wait_thread, &w), 0);
-    usleep(20000);
+    start_waiter(&t, &w);
     sl_partition_wake(p);
     pthread_join(t, NULL);
     assert_int_equal(w.result, 0);
 
     /* close releases it with -1 */
     w = (waiter){p, 1, -1, -7};
-    assert_int_equal(pthread_create(&t, NULL, wait_thread, &w), 0);
-    usleep(20000);
+    start_waiter(&t, &w);
     sl_log_close(log);
     pthread_join(t, NULL);
     assert_int_equal(w.result, -1);
