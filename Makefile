@@ -41,13 +41,13 @@ bench: build-rel
 	@bash tests/bench/run.sh build-rel
 
 format:
-	clang-format -i core/*.[ch] connectors/*.[ch] transforms/*.[ch] tests/unit/*.c \
+	clang-format -i lib/*.[ch] core/*.[ch] connectors/*.[ch] transforms/*.[ch] tests/unit/*.c \
 	  tests/crash/*.c tests/bench/*.c tests/peers/*.c 2>/dev/null || true
 
 lint:
 	cppcheck --quiet --enable=warning,style,performance --inline-suppr --error-exitcode=1 \
-	  -D_GNU_SOURCE -Icore -Iconnectors -Itransforms --suppress=missingIncludeSystem \
-	  core connectors transforms
+	  -D_GNU_SOURCE -Ilib -Icore -Iconnectors -Itransforms --suppress=missingIncludeSystem \
+	  lib core connectors transforms
 
 clean:
 	rm -rf build build-asan build-rel

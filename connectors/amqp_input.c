@@ -20,6 +20,9 @@
 #include "amqp_internal.h"
 #include "logging.h"
 #include "route.h"
+#include "uuid.h"
+
+_Static_assert(SL_ID_LEN == SL_UUID_TEXT_LEN, "a message id is a UUID in text form");
 
 #define IDLE_WAIT_MS 200 /* longest frame wait: how soon a stop is noticed */
 #define STOP_DURABLE_WAIT_MS 5000
@@ -474,22 +477,6 @@ static int append_new(sl_amqp_input *in)
 
 /* ---- deliveries into messages ---- */
 
-static bool is_uuid(const char *s, size_t len)
-{
-    if (len != SL_ID_LEN)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (s[i] != '-')
-                return false;
-        } else if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
-                     (s[i] >= 'A' && s[i] <= 'F'))) {
-            return false;
-        }
-    }
-    return true;
-}
-
 /* Sets header name to a header table value written as text. Arrays and
  * nested tables (x-death, for one) are left out. Returns -1 when out of
  * memory. */
@@ -591,7 +578,7 @@ static sl_msg *delivery_to_msg(const amqp_message_t *m, const char *exchange,
         rc = set_bytes(msg, SL_HDR_CONTENT_TYPE, p->content_type);
     if (rc == 0 && (p->_flags & AMQP_BASIC_MESSAGE_ID_FLAG)) {
         rc = set_bytes(msg, "message_id", p->message_id);
-        if (is_uuid(p->message_id.bytes, p->message_id.len)) {
+        if (sl_is_uuid(p->message_id.bytes, p->message_id.len)) {
             for (size_t i = 0; i < SL_ID_LEN; i++) {
                 char ch = ((const char *)p->message_id.bytes)[i];
                 msg->id[i] = (char)(ch >= 'A' && ch <= 'F' ? ch - 'A' + 'a' : ch);

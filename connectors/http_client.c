@@ -16,6 +16,7 @@
 #include <curl/curl.h>
 
 #include "connector.h"
+#include "fnv.h"
 #include "gateway.h"
 #include "http_call.h"
 #include "http_client.h"
@@ -816,16 +817,6 @@ static void merge_headers(hc_batch *b, const sl_kv *kv, size_t n)
     }
 }
 
-static uint64_t hash_key(const char *k, size_t len)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)k[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
 /* Links every message to the next one with the same non-empty key
  * (next_in_key) and queues the first of each key and every message without
  * a key onto the local list head/tail. Returns 0 or -1 when out of memory. */
@@ -845,7 +836,7 @@ static int plan_batch(hc_req *reqs, size_t n, sl_msg *const *msgs, hc_req **head
         r->idx = i;
         bool queue_it = true;
         if (m->key && m->key_len > 0) {
-            size_t slot = (size_t)hash_key(m->key, m->key_len) & (cap - 1);
+            size_t slot = (size_t)sl_fnv1a64(m->key, m->key_len) & (cap - 1);
             while (last[slot]) {
                 const sl_msg *o = msgs[last[slot]->idx];
                 if (o->key_len == m->key_len && memcmp(o->key, m->key, m->key_len) == 0)

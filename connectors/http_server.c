@@ -23,6 +23,8 @@
 #include "http_server.h"
 #include "http_server_idem.h"
 #include "http_server_util.h"
+#include "http_util.h"
+#include "json_escape.h"
 #include "log.h"
 #include "logging.h"
 #include "message.h"
@@ -211,7 +213,8 @@ static void answer_error(hs_answer *a, int status, const char *error, const char
     a->status = status;
     a->ctype = "application/json";
     p = (size_t)snprintf(a->buf, sizeof a->buf, "{\"error\":\"%s\",\"detail\":\"", error);
-    sl_httpd_json_escape(detail, strlen(detail), a->buf, sizeof a->buf - 64, &p);
+    sl_json_escape_cstr(detail, strlen(detail), SL_JSON_ESC_RAW | SL_JSON_ESC_TERMINAL, a->buf,
+                        sizeof a->buf - 64, &p);
     if (id != NULL && id[0] != '\0')
         p += (size_t)snprintf(a->buf + p, sizeof a->buf - p, "\",\"id\":\"%s\"}", id);
     else
@@ -621,7 +624,8 @@ static void build_final(hs_req *r, hs_answer *a)
             a->ctype = "application/json";
             size_t p =
                 (size_t)snprintf(a->buf, sizeof a->buf, "{\"id\":\"%s\",\"route\":\"", r->id);
-            sl_httpd_json_escape(rt->name, strlen(rt->name), a->buf, sizeof a->buf - 64, &p);
+            sl_json_escape_cstr(rt->name, strlen(rt->name), SL_JSON_ESC_RAW | SL_JSON_ESC_TERMINAL,
+                                a->buf, sizeof a->buf - 64, &p);
             p += (size_t)snprintf(a->buf + p, sizeof a->buf - p,
                                   "\",\"partition\":%d,\"offset\":%" PRId64 "}", r->partition,
                                   r->offset);
@@ -884,59 +888,74 @@ static enum MHD_Result append_error(hs_req *r, struct MHD_Connection *conn, cons
     return send_answer(r, conn, &a);
 }
 
-/* The whole body is in: check it, append it, wait for durability. */
-static enum MHD_Result final_call(hs_server *srv, hs_req *r, struct MHD_Connection *conn)
+/* Refuses a request whose body was too large (or could not be kept) and
+ * any request while the gateway shuts down. Returns true when it answered
+ * (*ret set). */
+static bool refuse_early(hs_server *srv, hs_req *r, struct MHD_Connection *conn,
+                         enum MHD_Result *ret)
 {
-    hs_route *rt = r->rt;
-    enum MHD_Result ret = MHD_YES;
-    sl_error err;
-    json_t *tree = NULL;
-
     if (r->too_large) {
         if (r->err[0] != '\0')
-            return send_error(r, conn, 500, "internal", "%s", r->err);
-        return send_error(r, conn, 413, "payload_too_large",
-                          "the body exceeds max_body (%" PRIu64 " bytes)", srv->max_body);
+            *ret = send_error(r, conn, 500, "internal", "%s", r->err);
+        else
+            *ret = send_error(r, conn, 413, "payload_too_large",
+                              "the body exceeds max_body (%" PRIu64 " bytes)", srv->max_body);
+        return true;
     }
     if (!atomic_load(&srv->accepting)) {
         hs_answer a;
         answer_error(&a, 503, "shutting_down", "the gateway is shutting down", NULL);
         a.retry_after = true;
-        return send_answer(r, conn, &a);
+        *ret = send_answer(r, conn, &a);
+        return true;
     }
-    const char *body = r->body != NULL ? r->body : "";
-    if (rt->in->content_type == SL_CT_JSON) {
-        if (rt->json_tree) {
-            json_error_t jerr;
-            tree = json_loadb(body, r->body_len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
-            if (tree == NULL)
-                return send_error(r, conn, 400, "invalid_json",
-                                  "%s at line %d, column %d (byte %d)", jerr.text, jerr.line,
-                                  jerr.column, jerr.position);
-        } else {
-            char msg_err[300];
-            if (!sl_httpd_json_valid(body, r->body_len, msg_err, sizeof msg_err))
-                return send_error(r, conn, 400, "invalid_json", "%s", msg_err);
-        }
-    }
-    if (idem_begin(r, conn, &ret) != 0) {
-        json_decref(tree);
-        return ret;
-    }
+    return false;
+}
 
+/* Checks a JSON route's body: parsed into *tree when the route's key needs
+ * the tree, else validated without allocating. Returns false when it
+ * answered 400 (*ret set); *tree stays NULL for other content types. */
+static bool check_json(hs_req *r, struct MHD_Connection *conn, json_t **tree, enum MHD_Result *ret)
+{
+    const char *body = r->body != NULL ? r->body : "";
+    if (r->rt->in->content_type != SL_CT_JSON)
+        return true;
+    if (r->rt->json_tree) {
+        json_error_t jerr;
+        *tree = json_loadb(body, r->body_len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+        if (*tree == NULL) {
+            *ret = send_error(r, conn, 400, "invalid_json", "%s at line %d, column %d (byte %d)",
+                              jerr.text, jerr.line, jerr.column, jerr.position);
+            return false;
+        }
+        return true;
+    }
+    char msg_err[300];
+    if (!sl_httpd_json_valid(body, r->body_len, msg_err, sizeof msg_err)) {
+        *ret = send_error(r, conn, 400, "invalid_json", "%s", msg_err);
+        return false;
+    }
+    return true;
+}
+
+/* Builds the message: the body (moved out of r), the parsed tree (owned by
+ * the message from here, freed here on failure), Content-Type and the kept
+ * headers; copies its id into r. Returns NULL when out of memory. */
+static sl_msg *build_msg(hs_server *srv, hs_req *r, struct MHD_Connection *conn, json_t *tree)
+{
     sl_msg *msg = sl_msg_new();
-    if (msg == NULL || sl_msg_set_body(msg, body, r->body_len) != 0) {
+    if (msg == NULL || sl_msg_set_body(msg, r->body != NULL ? r->body : "", r->body_len) != 0) {
         sl_msg_free(msg);
         json_decref(tree);
         sl_err(HS_COMPONENT, "%s: out of memory building a message", srv->name);
-        return send_error(r, conn, 500, "internal", "out of memory");
+        return NULL;
     }
     msg->json = tree; /* the cached tree, owned by msg from here */
     free(r->body);    /* copied into msg */
     r->body = NULL;
     const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
     if (ct == NULL)
-        ct = sl_httpd_content_type_name(rt->in->content_type);
+        ct = sl_httpd_content_type_name(r->rt->in->content_type);
     hdr_ctx hc = {msg, false};
     if (ct != NULL && sl_msg_set_header(msg, SL_HDR_CONTENT_TYPE, ct, strlen(ct)) != 0)
         hc.oom = true;
@@ -944,61 +963,95 @@ static enum MHD_Result final_call(hs_server *srv, hs_req *r, struct MHD_Connecti
         MHD_get_connection_values(conn, MHD_HEADER_KIND, keep_header, &hc);
     if (hc.oom) {
         sl_msg_free(msg);
-        return send_error(r, conn, 500, "internal", "out of memory");
+        return NULL;
     }
     memcpy(r->id, msg->id, sizeof r->id);
+    return msg;
+}
 
-    if (rt->in->reply_sync) {
-        r->refs++; /* the watch's; no other thread knows r yet */
-        r->watching = true;
-        if (sl_route_watch(rt->route, r->id, on_reply, r) != 0) {
-            r->refs--;
-            r->watching = false;
-            sl_msg_free(msg);
-            return send_error(r, conn, 500, "internal", "out of memory");
-        }
+/* `reply: sync`: watches the route for r's outcome before the append, so
+ * that no outcome is missed; the watch holds a reference. Called before any
+ * other thread knows r. Returns -1 when out of memory (nothing held). */
+static int watch_reply(hs_req *r)
+{
+    r->refs++; /* the watch's; no other thread knows r yet */
+    r->watching = true;
+    if (sl_route_watch(r->rt->route, r->id, on_reply, r) != 0) {
+        r->refs--;
+        r->watching = false;
+        return -1;
     }
-    if (sl_route_append(rt->route, msg, &err) != 0) {
+    return 0;
+}
+
+/* Appends msg (freed here either way) to the route. Returns 0 with r's
+ * partition and offset set and the request counted in flight, or -1 with
+ * err, the reply watch (if any) dropped. */
+static int append_msg(hs_req *r, sl_msg *msg, sl_error *err)
+{
+    hs_route *rt = r->rt;
+    if (sl_route_append(rt->route, msg, err) != 0) {
         sl_msg_free(msg);
         if (r->watching) {
             r->watching = false;
             if (sl_route_unwatch(rt->route, r->id) == 0)
                 req_unref(r);
         }
-        return append_error(r, conn, &err);
+        return -1;
     }
     r->partition = msg->partition;
     r->offset = msg->offset;
     sl_msg_free(msg);
-    atomic_fetch_add(&srv->inflight, 1);
+    atomic_fetch_add(&r->srv->inflight, 1);
+    return 0;
+}
 
-    /* From here other threads may touch r: take the lock for what they see. */
+/* Marks r appended and takes the references of the holders it is about to
+ * be handed to: the timer heap (`reply: sync`, with its deadline) and the
+ * durability callback. From here other threads may touch r. */
+static void take_holder_refs(hs_req *r)
+{
+    const sl_http_server_input *in = r->rt->in;
     pthread_mutex_lock(&r->mu);
     r->appended = true;
-    if (rt->in->reply_sync) {
-        uint64_t to =
-            rt->in->sync_timeout_ms ? rt->in->sync_timeout_ms : HS_DEFAULT_SYNC_TIMEOUT_MS;
+    if (in->reply_sync) {
+        uint64_t to = in->sync_timeout_ms ? in->sync_timeout_ms : HS_DEFAULT_SYNC_TIMEOUT_MS;
         r->deadline_ms = mono_ms() + to;
         r->refs++; /* the heap's */
     }
     r->refs++; /* the durability callback's */
     pthread_mutex_unlock(&r->mu);
-    if (rt->in->reply_sync && timer_add(&srv->timer, r) != 0) {
-        /* No deadline: answer 504 as soon as it is durable. */
-        pthread_mutex_lock(&r->mu);
-        r->timed_out = true;
-        pthread_mutex_unlock(&r->mu);
-        req_unref(r);
-    }
-    sl_partition *p = sl_route_partition(rt->route, r->partition);
+}
+
+/* Puts r's deadline in the timer heap; without room for it r answers 504
+ * as soon as it is durable (the heap's reference is dropped). */
+static void arm_deadline(hs_server *srv, hs_req *r)
+{
+    if (timer_add(&srv->timer, r) == 0)
+        return;
+    pthread_mutex_lock(&r->mu);
+    r->timed_out = true;
+    pthread_mutex_unlock(&r->mu);
+    req_unref(r);
+}
+
+/* Asks the partition to call on_durable once r's record is durable; when
+ * that cannot be arranged, settles r as 500 now (dropping the reference). */
+static void await_durable(hs_req *r)
+{
+    sl_error err;
+    sl_partition *p = sl_route_partition(r->rt->route, r->partition);
     if (p == NULL || sl_partition_on_durable(p, r->offset, on_durable, r, &err) != 0) {
         if (p == NULL)
             sl_error_set(&err, SL_EINVAL, "no partition %d", r->partition);
         on_durable(r, r->offset, &err); /* settles as 500 and drops its reference */
     }
+}
 
-    /* The callbacks may have answered already (inline durability); else
-     * suspend until one of them resumes us. */
+/* The callbacks may have answered already (inline durability): then answer
+ * now; else suspend the connection until one of them resumes it. */
+static enum MHD_Result suspend_or_answer(hs_req *r, struct MHD_Connection *conn)
+{
     pthread_mutex_lock(&r->mu);
     if (!r->answered) {
         r->suspended = true;
@@ -1012,6 +1065,34 @@ static enum MHD_Result final_call(hs_server *srv, hs_req *r, struct MHD_Connecti
     hs_answer a;
     build_final(r, &a);
     return send_answer(r, conn, &a);
+}
+
+/* The whole body is in: check it, append it, wait for durability. */
+static enum MHD_Result final_call(hs_server *srv, hs_req *r, struct MHD_Connection *conn)
+{
+    enum MHD_Result ret = MHD_YES;
+    json_t *tree = NULL;
+    if (refuse_early(srv, r, conn, &ret) || !check_json(r, conn, &tree, &ret))
+        return ret;
+    if (idem_begin(r, conn, &ret) != 0) {
+        json_decref(tree);
+        return ret;
+    }
+    sl_msg *msg = build_msg(srv, r, conn, tree);
+    if (msg == NULL)
+        return send_error(r, conn, 500, "internal", "out of memory");
+    if (r->rt->in->reply_sync && watch_reply(r) != 0) {
+        sl_msg_free(msg);
+        return send_error(r, conn, 500, "internal", "out of memory");
+    }
+    sl_error err;
+    if (append_msg(r, msg, &err) != 0)
+        return append_error(r, conn, &err);
+    take_holder_refs(r);
+    if (r->rt->in->reply_sync)
+        arm_deadline(srv, r);
+    await_durable(r);
+    return suspend_or_answer(r, conn);
 }
 
 static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,

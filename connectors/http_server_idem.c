@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fnv.h"
+
 enum { ENT_IN_FLIGHT = 0, ENT_DONE };
 
 typedef struct ent {
@@ -33,13 +35,10 @@ struct sl_idem {
     uint64_t next_token;
 };
 
+/* FNV-1a with its high bits folded down: buckets are picked by the low bits. */
 static uint64_t hash_key(const char *k, size_t n)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)k[i];
-        h *= 1099511628211ULL;
-    }
+    uint64_t h = sl_fnv1a64(k, n);
     return h ^ (h >> 29);
 }
 

@@ -12,6 +12,9 @@
 
 #include <jansson.h>
 
+#include "json_escape.h"
+#include "utf8.h"
+
 void sl_jsonl_buf_init(sl_jsonl_buf *b)
 {
     b->data = NULL;
@@ -60,101 +63,18 @@ static int buf_puts(sl_jsonl_buf *b, const char *s)
     return buf_put(b, s, strlen(s));
 }
 
-size_t sl_utf8_seq_len(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    if (c < 0x80)
-        return 1;
-    if (c < 0xC2) /* continuation byte or overlong 2-byte lead */
-        return 0;
-    if (c < 0xE0) {
-        if (n < 2 || (s[1] & 0xC0) != 0x80)
-            return 0;
-        return 2;
-    }
-    if (c < 0xF0) {
-        if (n < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80)
-            return 0;
-        if (c == 0xE0 && s[1] < 0xA0) /* overlong */
-            return 0;
-        if (c == 0xED && s[1] >= 0xA0) /* UTF-16 surrogates */
-            return 0;
-        return 3;
-    }
-    if (c < 0xF5) {
-        if (n < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80)
-            return 0;
-        if (c == 0xF0 && s[1] < 0x90) /* overlong */
-            return 0;
-        if (c == 0xF4 && s[1] >= 0x90) /* past U+10FFFF */
-            return 0;
-        return 4;
-    }
-    return 0;
-}
-
 int sl_jsonl_append_string(sl_jsonl_buf *b, const char *s, size_t len)
 {
-    static const char hex[] = "0123456789abcdef";
-    const unsigned char *p = (const unsigned char *)s;
-    /* Worst case 6 output bytes per input byte, plus the quotes. */
-    if (len > (SIZE_MAX - 2) / 6 || buf_reserve(b, len * 6 + 2) < 0)
+    /* Worst case SL_JSON_ESC_MAX_GROWTH output bytes per input byte, plus the quotes. */
+    if (len > (SIZE_MAX - 2) / SL_JSON_ESC_MAX_GROWTH ||
+        buf_reserve(b, len * SL_JSON_ESC_MAX_GROWTH + 2) < 0)
         return -1;
     char *o = b->data + b->len;
+    size_t w;
     *o++ = '"';
-    size_t i = 0;
-    while (i < len) {
-        unsigned char c = p[i];
-        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-            *o++ = (char)c;
-            i++;
-            continue;
-        }
-        if (c >= 0x80) {
-            size_t sl = sl_utf8_seq_len(p + i, len - i);
-            if (sl > 0) {
-                memcpy(o, p + i, sl);
-                o += sl;
-                i += sl;
-                continue;
-            }
-        }
-        /* An escape: '"', '\\', a control character or a stray byte. */
-        *o++ = '\\';
-        switch (c) {
-            case '"':
-                *o++ = '"';
-                break;
-            case '\\':
-                *o++ = '\\';
-                break;
-            case '\n':
-                *o++ = 'n';
-                break;
-            case '\r':
-                *o++ = 'r';
-                break;
-            case '\t':
-                *o++ = 't';
-                break;
-            case '\b':
-                *o++ = 'b';
-                break;
-            case '\f':
-                *o++ = 'f';
-                break;
-            default:
-                *o++ = 'u';
-                *o++ = '0';
-                *o++ = '0';
-                *o++ = hex[c >> 4];
-                *o++ = hex[c & 0xF];
-                break;
-        }
-        i++;
-    }
-    *o++ = '"';
-    b->len = (size_t)(o - b->data);
+    sl_json_escape(s, len, SL_JSON_ESC_LATIN1, o, len * SL_JSON_ESC_MAX_GROWTH, &w);
+    o[w] = '"';
+    b->len += w + 2;
     return 0;
 }
 

@@ -1,6 +1,7 @@
 /* JSON-line formatting shared by the file and stdout outputs: one message
  * becomes one line {"id":..,"key":..,"timestamp":..,"headers":{..},"body":..}.
- * Also the JSON string escaper and a helper that makes peer text safe to log. */
+ * Also a quoted JSON string appender (lib/json_escape.h does the escaping)
+ * and a helper that makes peer text safe to log. */
 #ifndef SLUICE_JSONL_H
 #define SLUICE_JSONL_H
 
@@ -45,9 +46,5 @@ int sl_jsonl_append_string(sl_jsonl_buf *b, const char *s, size_t len);
  * become spaces, bytes outside valid UTF-8 become '?', and a UTF-8 sequence
  * is never cut in the middle. Returns the length written. */
 size_t sl_jsonl_safe_text(const char *in, size_t len, size_t max_in, char *out, size_t cap);
-
-/* Returns the length (1..4) of the valid UTF-8 sequence at s (n bytes
- * available), or 0 when s does not start one. n must be > 0. */
-size_t sl_utf8_seq_len(const unsigned char *s, size_t n);
 
 #endif

@@ -13,6 +13,9 @@
 
 #include "kafka_internal.h"
 #include "logging.h"
+#include "uuid.h"
+
+_Static_assert(SL_ID_LEN == SL_UUID_TEXT_LEN, "a message id is a UUID in text form");
 
 #define BATCH_MAX_MESSAGES 500 /* commit at least every this many messages */
 #define BATCH_MAX_MS 10        /* ... or this often */
@@ -443,22 +446,6 @@ static void input_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 /* ---- messages ---- */
 
-/* Whether s (len bytes) is a UUID in its 8-4-4-4-12 text form. */
-static bool is_uuid(const char *s, size_t len)
-{
-    if (len != SL_ID_LEN)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (s[i] != '-')
-                return false;
-        } else if (!isxdigit((unsigned char)s[i])) {
-            return false;
-        }
-    }
-    return true;
-}
-
 /* Builds the message for Kafka message m: body = value, key = key, the
  * Kafka headers, and kafka-topic/-partition/-offset/-timestamp. A valid
  * `message-id` header becomes the id. Returns NULL when out of memory. */
@@ -478,7 +465,7 @@ static sl_msg *msg_from_kafka(const rd_kafka_message_t *m)
         size_t size;
         for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == 0; i++) {
             if (strcasecmp(name, SL_HDR_ID) == 0) {
-                if (val && is_uuid(val, size)) {
+                if (val && sl_is_uuid(val, size)) {
                     memcpy(msg->id, val, SL_ID_LEN);
                     msg->id[SL_ID_LEN] = '\0';
                 }

@@ -16,7 +16,8 @@
 
 #include "admin.h"
 #include "gateway.h"
-#include "http_server_util.h"
+#include "http_util.h"
+#include "json_escape.h"
 #include "logging.h"
 #include "metrics.h"
 #include "route.h"
@@ -85,7 +86,8 @@ static enum MHD_Result reply_error(struct MHD_Connection *conn, int status, cons
     vsnprintf(detail, sizeof detail, fmt, ap);
     va_end(ap);
     size_t p = (size_t)snprintf(body, sizeof body, "{\"error\":\"%s\",\"detail\":\"", error);
-    sl_httpd_json_escape(detail, strlen(detail), body, sizeof body - 4, &p);
+    sl_json_escape_cstr(detail, strlen(detail), SL_JSON_ESC_RAW | SL_JSON_ESC_TERMINAL, body,
+                        sizeof body - 4, &p);
     memcpy(body + p, "\"}", 3);
     return reply(conn, status, body, p + 2, "application/json", allow, false);
 }

@@ -15,6 +15,7 @@
 
 #include "admin.h"
 #include "clock.h"
+#include "fs.h"
 #include "logging.h"
 
 #define STATUS_CAPACITY (1u << 17)
@@ -39,29 +40,9 @@ static void observe_fsync(void *arg, double seconds)
     sl_histogram_observe(arg, seconds);
 }
 
-static int mkdir_p(const char *path)
-{
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    for (char *p = buf + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    }
-    if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-        return -1;
-    return 0;
-}
-
 int sl_data_dir_prepare(const char *data_dir, sl_error *err)
 {
-    if (mkdir_p(data_dir) < 0)
+    if (sl_mkdir_p(data_dir, 0755, NULL) < 0)
         return sl_error_set(err, SL_EIO, "cannot create data_dir %s: %s", data_dir,
                             strerror(errno));
     return 0;

@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fs.h"
+
 #define SL_FLUSH_CHUNK 256
 #define SL_MAX_PARTITIONS 4096
 #define SL_RETENTION_PERIOD_MS 1000
@@ -45,26 +47,13 @@ void sl_log_options_default(sl_log_options *opt)
     opt->index_interval_bytes = 4096;
 }
 
+/* Creates path and its parents; fills err naming the directory that failed. */
 static int mkdir_p(const char *path, sl_error *err)
 {
-    char *tmp = strdup(path);
-    if (!tmp)
-        return sl_error_set(err, SL_ENOMEM, "creating %s", path);
-    for (char *s = tmp + 1;; s++) {
-        if (*s == '/' || *s == '\0') {
-            char c = *s;
-            *s = '\0';
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
-                sl_error_set(err, SL_EIO, "creating directory %s: %s", tmp, strerror(errno));
-                free(tmp);
-                return -1;
-            }
-            *s = c;
-            if (c == '\0')
-                break;
-        }
-    }
-    free(tmp);
+    size_t failed = 0;
+    if (sl_mkdir_p(path, 0755, &failed) != 0)
+        return sl_error_set(err, SL_EIO, "creating directory %.*s: %s", (int)failed, path,
+                            strerror(errno));
     return 0;
 }
 

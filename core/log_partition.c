@@ -487,6 +487,131 @@ static int sync_fd(sl_log *log, int fd, const char *path, sl_error *err)
     return 0;
 }
 
+/* What one flush syncs: the dirty segments at the snapshot, each holding a
+ * reference until snap_release. */
+typedef struct flush_snap {
+    flush_item stack_items[8];
+    flush_item *items; /* stack_items, or malloc'd when more are dirty */
+    size_t n;
+    int64_t end;   /* p->end at the snapshot */
+    int dir_dirty; /* a segment file was created since the last flush */
+} flush_snap;
+
+/* Waits (p->mu held), at most until the gather deadline, for as many
+ * appends past the durable offset as the previous flush released. */
+static void gather_appends(sl_partition *p)
+{
+    if (!p->gather_target)
+        return;
+    struct timespec dl = {(time_t)(p->gather_deadline_us / 1000000),
+                          (long)(p->gather_deadline_us % 1000000) * 1000};
+    while (p->gather_target && p->end - p->durable < p->gather_target && !p->closing &&
+           pthread_cond_timedwait(&p->gather_cv, &p->mu, &dl) == 0)
+        ;
+}
+
+/* Snapshots (p->mu held) the end offset and the segments from the oldest
+ * one with unsynced data or an unsynced sealed index, referencing each, and
+ * takes the directory's dirty flag. Returns 0, or -1 with err (SL_ENOMEM)
+ * with nothing held. */
+static int snapshot_dirty(sl_partition *p, flush_snap *snap, sl_error *err)
+{
+    size_t first = p->nseg;
+    for (size_t i = p->nseg; i-- > 0;) {
+        const sl_segment *s = p->segs[i];
+        if (s->synced_pos < s->write_pos || (s->sealed && !s->idx_synced))
+            first = i;
+        else if (s->sealed)
+            break;
+    }
+    snap->items = snap->stack_items;
+    snap->n = 0;
+    if (p->nseg - first > 8) {
+        snap->items = malloc((p->nseg - first) * sizeof *snap->items);
+        if (!snap->items)
+            return sl_error_set(err, SL_ENOMEM, "flushing %s", p->dir);
+    }
+    for (size_t i = first; i < p->nseg; i++) {
+        sl_segment *s = p->segs[i];
+        sl_segment_ref(s);
+        snap->items[snap->n++] =
+            (flush_item){s, s->write_pos, s->synced_pos, s->sealed && !s->idx_synced};
+    }
+    snap->end = p->end;
+    snap->dir_dirty = p->dir_dirty;
+    p->dir_dirty = 0;
+    return 0;
+}
+
+/* fdatasyncs, without p->mu, the snapshot's segments and sealed indexes,
+ * then the directory when a segment was created. Stores how long that took
+ * in *seconds. Returns 0, or -1 with ferr at the first failure. */
+static int sync_snapshot(sl_partition *p, const flush_snap *snap, double *seconds, sl_error *ferr)
+{
+    int rc = 0;
+    double t0 = sl_mono_seconds();
+    for (size_t i = 0; i < snap->n && rc == 0; i++) {
+        const flush_item *it = &snap->items[i];
+        if (it->pos > it->synced)
+            rc = sync_fd(p->log, it->s->fd, it->s->path, ferr);
+        if (rc == 0 && it->sync_idx)
+            rc = sync_fd(p->log, it->s->idx_fd, it->s->idx_path, ferr);
+    }
+    if (rc == 0 && snap->dir_dirty)
+        rc = sl_fsync_dir_fd(p->dir_fd, p->dir, ferr);
+    *seconds = sl_mono_seconds() - t0;
+    return rc;
+}
+
+/* Publishes the outcome under p->mu: on success the synced and readable
+ * positions and the durable offset advance to the snapshot; on failure the
+ * partition is marked failed with ferr. Wakes the threads waiting on p->cv. */
+static void publish_flush(sl_partition *p, const flush_snap *snap, int rc, const sl_error *ferr)
+{
+    pthread_mutex_lock(&p->mu);
+    if (rc != 0) {
+        p->io_err = *ferr;
+        atomic_store(&p->failed, 1);
+    } else {
+        for (size_t i = 0; i < snap->n; i++) {
+            sl_segment *s = snap->items[i].s;
+            if (s->synced_pos < snap->items[i].pos)
+                s->synced_pos = snap->items[i].pos;
+            if (s->readable_pos < snap->items[i].pos)
+                s->readable_pos = snap->items[i].pos;
+            if (snap->items[i].sync_idx)
+                s->idx_synced = 1;
+        }
+        if (snap->end > p->durable)
+            p->durable = snap->end;
+    }
+    if (p->n_waiting)
+        pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Sets up the next flush's gather: wait for `released` appends, at most as
+ * long as this fdatasync took (capped at SL_GATHER_MAX_US). */
+static void arm_gather(sl_partition *p, int64_t released, double synced_seconds)
+{
+    int64_t linger_us = (int64_t)(synced_seconds * 1e6);
+    if (linger_us > SL_GATHER_MAX_US)
+        linger_us = SL_GATHER_MAX_US;
+    pthread_mutex_lock(&p->mu);
+    p->gather_target = released;
+    p->gather_deadline_us = sl_mono_us() + linger_us;
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Drops the snapshot's segment references and its item array. */
+static void snap_release(flush_snap *snap)
+{
+    for (size_t i = 0; i < snap->n; i++)
+        sl_segment_unref(snap->items[i].s);
+    if (snap->items != snap->stack_items)
+        free(snap->items);
+}
+
 /* Makes everything appended to p so far durable: snapshots the end offset
  * and the dirty segments, fdatasyncs them (and the directory when a segment
  * was created) without holding the mutex, then advances the durable offset,
@@ -499,20 +624,13 @@ static int sync_fd(sl_log *log, int fd, const char *path, sl_error *err)
  * Called by the flusher, sl_log_sync and close. */
 int sl_partition_flush(sl_partition *p, int gather, sl_error *err)
 {
-    flush_item stack_items[8], *items = stack_items;
-    size_t n = 0;
+    flush_snap snap;
     sl_error ferr;
-    int rc = 0;
-
     double synced_seconds = 0;
+
     pthread_mutex_lock(&p->mu);
-    if (gather && p->gather_target) {
-        struct timespec dl = {(time_t)(p->gather_deadline_us / 1000000),
-                              (long)(p->gather_deadline_us % 1000000) * 1000};
-        while (p->gather_target && p->end - p->durable < p->gather_target && !p->closing &&
-               pthread_cond_timedwait(&p->gather_cv, &p->mu, &dl) == 0)
-            ;
-    }
+    if (gather)
+        gather_appends(p);
     p->gather_target = 0;
     p->queued = 0;
     if (p->failed) {
@@ -521,79 +639,20 @@ int sl_partition_flush(sl_partition *p, int gather, sl_error *err)
         pthread_mutex_unlock(&p->mu);
         return -1;
     }
-    size_t first = p->nseg;
-    for (size_t i = p->nseg; i-- > 0;) {
-        const sl_segment *s = p->segs[i];
-        if (s->synced_pos < s->write_pos || (s->sealed && !s->idx_synced))
-            first = i;
-        else if (s->sealed)
-            break;
+    if (snapshot_dirty(p, &snap, err) != 0) {
+        pthread_mutex_unlock(&p->mu);
+        return -1;
     }
-    if (p->nseg - first > 8) {
-        items = malloc((p->nseg - first) * sizeof *items);
-        if (!items) {
-            pthread_mutex_unlock(&p->mu);
-            return sl_error_set(err, SL_ENOMEM, "flushing %s", p->dir);
-        }
-    }
-    for (size_t i = first; i < p->nseg; i++) {
-        sl_segment *s = p->segs[i];
-        sl_segment_ref(s);
-        items[n++] = (flush_item){s, s->write_pos, s->synced_pos, s->sealed && !s->idx_synced};
-    }
-    int64_t snap_end = p->end;
-    int dir_dirty = p->dir_dirty;
-    p->dir_dirty = 0;
     pthread_mutex_unlock(&p->mu);
 
-    double t0 = sl_mono_seconds();
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        if (items[i].pos > items[i].synced)
-            rc = sync_fd(p->log, items[i].s->fd, items[i].s->path, &ferr);
-        if (rc == 0 && items[i].sync_idx)
-            rc = sync_fd(p->log, items[i].s->idx_fd, items[i].s->idx_path, &ferr);
-    }
-    if (rc == 0 && dir_dirty)
-        rc = sl_fsync_dir_fd(p->dir_fd, p->dir, &ferr);
-    synced_seconds = sl_mono_seconds() - t0;
-
-    pthread_mutex_lock(&p->mu);
-    if (rc != 0) {
-        p->io_err = ferr;
-        atomic_store(&p->failed, 1);
-    } else {
-        for (size_t i = 0; i < n; i++) {
-            sl_segment *s = items[i].s;
-            if (s->synced_pos < items[i].pos)
-                s->synced_pos = items[i].pos;
-            if (s->readable_pos < items[i].pos)
-                s->readable_pos = items[i].pos;
-            if (items[i].sync_idx)
-                s->idx_synced = 1;
-        }
-        if (snap_end > p->durable)
-            p->durable = snap_end;
-    }
-    if (p->n_waiting)
-        pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
+    int rc = sync_snapshot(p, &snap, &synced_seconds, &ferr);
+    publish_flush(p, &snap, rc, &ferr);
     int64_t released = atomic_load(&p->n_durable_waiting);
     durable_notify(p);
-
     released += (int64_t)cb_run_ready(p, rc ? &ferr : NULL);
-    if (gather && rc == 0 && n) {
-        int64_t linger_us = (int64_t)(synced_seconds * 1e6);
-        if (linger_us > SL_GATHER_MAX_US)
-            linger_us = SL_GATHER_MAX_US;
-        pthread_mutex_lock(&p->mu);
-        p->gather_target = released;
-        p->gather_deadline_us = sl_mono_us() + linger_us;
-        pthread_mutex_unlock(&p->mu);
-    }
-    for (size_t i = 0; i < n; i++)
-        sl_segment_unref(items[i].s);
-    if (items != stack_items)
-        free(items);
+    if (gather && rc == 0 && snap.n)
+        arm_gather(p, released, synced_seconds);
+    snap_release(&snap);
     if (rc != 0 && err)
         *err = ferr;
     return rc;

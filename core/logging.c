@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "json_escape.h"
+
 /* A line is at most PIPE_BUF bytes: one write of that size to a pipe (how
  * containers and systemd collect stderr) is atomic. */
 #define LINE_MAX_BYTES PIPE_BUF
@@ -112,77 +114,19 @@ static void put_some(line *l, const char *s, size_t n)
     l->truncated = true;
 }
 
-/* Length of the well-formed UTF-8 sequence at s (at most n bytes), or 0. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    size_t len;
-    unsigned char lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf) {
-        len = 2;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        if (c == 0xe0)
-            lo = 0xa0; /* no overlong forms */
-        else if (c == 0xed)
-            hi = 0x9f; /* no surrogates */
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        if (c == 0xf0)
-            lo = 0x90;
-        else if (c == 0xf4)
-            hi = 0x8f; /* nothing above U+10FFFF */
-    } else {
-        return 0;
-    }
-    if (n < len || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++) {
-        if (s[i] < 0x80 || s[i] > 0xbf)
-            return 0;
-    }
-    return len;
-}
-
 /* Appends s as the inside of a JSON string: quotes, backslashes and control
- * characters escaped, bytes that are not UTF-8 replaced by U+FFFD. */
+ * characters escaped, bytes that are not UTF-8 replaced by U+FFFD. What does
+ * not fit whole marks the line truncated. */
 static void put_json_escaped(line *l, const char *s)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    size_t n = strlen(s);
-    while (n > 0 && !l->truncated) {
-        unsigned char c = *p;
-        char esc[8];
-        if (c == '"' || c == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char)c;
-            put(l, esc, 2);
-        } else if (c == '\n') {
-            put(l, "\\n", 2);
-        } else if (c == '\r') {
-            put(l, "\\r", 2);
-        } else if (c == '\t') {
-            put(l, "\\t", 2);
-        } else if (c < 0x20 || c == 0x7f) {
-            snprintf(esc, sizeof esc, "\\u%04x", c);
-            put(l, esc, 6);
-        } else {
-            size_t k = utf8_len(p, n);
-            if (k == 0) {
-                put(l, "\\ufffd", 6);
-                k = 1;
-            } else {
-                put(l, (const char *)p, k);
-            }
-            p += k;
-            n -= k;
-            continue;
-        }
-        p++;
-        n--;
-    }
+    if (l->truncated)
+        return;
+    size_t n = strlen(s), w;
+    size_t used = sl_json_escape(s, n, SL_JSON_ESC_REPLACE | SL_JSON_ESC_TERMINAL, l->buf + l->len,
+                                 l->end - l->len, &w);
+    l->len += w;
+    if (used < n)
+        l->truncated = true;
 }
 
 /* Appends s for a text line: control characters (but tab) become \n, \r or

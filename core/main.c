@@ -20,6 +20,7 @@
 
 #include "config.h"
 #include "gateway.h"
+#include "json_escape.h"
 #include "log.h"
 #include "logging.h"
 #include "route_test.h"
@@ -230,28 +231,19 @@ static int cmd_run(const char *path)
 
 /* ---- log ---- */
 
+/* Prints s as a quoted JSON string, escaped as the file output writes it
+ * (bytes outside valid UTF-8 as \u00XX). */
 static void print_json_string(FILE *out, const char *s, size_t len)
 {
-    json_t *j = json_stringn(s, len);
-    if (!j) {
-        /* not UTF-8: show it as a JSON string of Latin-1 code points */
-        fputc('"', out);
-        for (size_t i = 0; i < len; i++) {
-            unsigned char c = (unsigned char)s[i];
-            if (c == '"' || c == '\\')
-                fprintf(out, "\\%c", c);
-            else if (c < 0x20 || c >= 0x7f)
-                fprintf(out, "\\u%04x", c);
-            else
-                fputc(c, out);
-        }
-        fputc('"', out);
-        return;
+    char chunk[512];
+    size_t i = 0;
+    fputc('"', out);
+    while (i < len) {
+        size_t w;
+        i += sl_json_escape(s + i, len - i, SL_JSON_ESC_LATIN1, chunk, sizeof chunk, &w);
+        fwrite(chunk, 1, w, out);
     }
-    char *t = json_dumps(j, JSON_ENCODE_ANY);
-    fputs(t ? t : "null", out);
-    free(t);
-    json_decref(j);
+    fputc('"', out);
 }
 
 static void print_record(FILE *out, const char *topic, int part, const sl_record *r)

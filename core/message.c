@@ -2,6 +2,7 @@
  * expressions. Inputs build sl_msg values, sl_msg_to_record/from_record move
  * them in and out of the log, and routes evaluate keys on every ingest. */
 #include "message.h"
+#include "real.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -534,22 +535,6 @@ static int path_eval(const char *expr, const json_t *root, json_t **res, sl_erro
     return 0;
 }
 
-/* Writes d as the shortest text that reads back as d, with ".0" when it
- * would otherwise look like an integer (as jansson does). */
-static void format_real(double d, char *buf, size_t cap)
-{
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(buf, cap, "%.*g", prec, d);
-        if (strtod(buf, NULL) == d)
-            break;
-    }
-    if (!strpbrk(buf, ".eEni")) {
-        size_t n = strlen(buf);
-        if (n + 3 <= cap)
-            memcpy(buf + n, ".0", 3);
-    }
-}
-
 /* Turns a JSON value into key text in *out (malloc'd) and *len; null and
  * missing give NULL. Returns 0, or -1 with err when out of memory. */
 static int json_to_key(const json_t *v, char **out, size_t *len, sl_error *err)
@@ -574,7 +559,7 @@ static int json_to_key(const json_t *v, char **out, size_t *len, sl_error *err)
             n = strlen(num);
             break;
         case JSON_REAL:
-            format_real(json_real_value(v), num, sizeof num);
+            sl_format_real(json_real_value(v), num, sizeof num);
             text = num;
             n = strlen(num);
             break;

@@ -13,6 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
+#include "fnv.h"
+
 typedef enum { KIND_COUNTER, KIND_GAUGE, KIND_HISTOGRAM } metric_kind;
 
 struct sl_counter {
@@ -87,13 +90,10 @@ static double bits_double(uint64_t u)
 /* FNV-1a over name, a separator and labels. */
 static uint64_t series_hash(const char *name, const char *labels)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (const char *p = name; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    h = (h ^ 0xffu) * 1099511628211ULL;
-    for (const char *p = labels; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    return h;
+    static const unsigned char separator = 0xff; /* never inside a name */
+    uint64_t h = sl_fnv1a64_str(name);
+    h = sl_fnv1a64_add(h, &separator, 1);
+    return sl_fnv1a64_add(h, labels, strlen(labels));
 }
 
 sl_metrics *sl_metrics_new(void)
@@ -341,42 +341,9 @@ void sl_histogram_observe(sl_histogram *h, double v)
 
 /* ---- rendering ------------------------------------------------------------- */
 
-typedef struct buf {
-    char *data;
-    size_t len;
-    size_t cap;
-    bool oom;
-} buf;
+static void buf_printf(sl_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-static void buf_add(buf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (b->len + n + 1 > cap)
-            cap *= 2;
-        char *d = realloc(b->data, cap);
-        if (!d) {
-            b->oom = true;
-            return;
-        }
-        b->data = d;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-}
-
-static void buf_str(buf *b, const char *s)
-{
-    buf_add(b, s, strlen(s));
-}
-
-static void buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void buf_printf(buf *b, const char *fmt, ...)
+static void buf_printf(sl_buf *b, const char *fmt, ...)
 {
     char tmp[128];
     va_list ap;
@@ -385,7 +352,7 @@ static void buf_printf(buf *b, const char *fmt, ...)
     va_end(ap);
     if (n < 0)
         return;
-    buf_add(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+    sl_buf_put(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
 }
 
 /* Writes d the way Prometheus reads it: NaN, +Inf, -Inf, or the shortest
@@ -407,47 +374,47 @@ static void format_double(double d, char *out, size_t cap)
     }
 }
 
-static void put_double(buf *b, double d)
+static void put_double(sl_buf *b, double d)
 {
     char tmp[64];
     format_double(d, tmp, sizeof tmp);
-    buf_str(b, tmp);
+    sl_buf_puts(b, tmp);
 }
 
 /* HELP text escapes only backslash and newline. */
-static void put_help(buf *b, const char *s)
+static void put_help(sl_buf *b, const char *s)
 {
     for (; *s; s++) {
         if (*s == '\\')
-            buf_add(b, "\\\\", 2);
+            sl_buf_put(b, "\\\\", 2);
         else if (*s == '\n')
-            buf_add(b, "\\n", 2);
+            sl_buf_put(b, "\\n", 2);
         else
-            buf_add(b, s, 1);
+            sl_buf_put(b, s, 1);
     }
 }
 
 /* name<suffix>{labels[,le="..."]} */
-static void put_sample_name(buf *b, const family *f, const char *suffix, const series *s,
+static void put_sample_name(sl_buf *b, const family *f, const char *suffix, const series *s,
                             const char *le)
 {
-    buf_str(b, f->name);
-    buf_str(b, suffix);
+    sl_buf_puts(b, f->name);
+    sl_buf_puts(b, suffix);
     if (!s->labels[0] && !le)
         return;
-    buf_add(b, "{", 1);
-    buf_str(b, s->labels);
+    sl_buf_put(b, "{", 1);
+    sl_buf_puts(b, s->labels);
     if (le) {
         if (s->labels[0])
-            buf_add(b, ",", 1);
-        buf_str(b, "le=\"");
-        buf_str(b, le);
-        buf_add(b, "\"", 1);
+            sl_buf_put(b, ",", 1);
+        sl_buf_puts(b, "le=\"");
+        sl_buf_puts(b, le);
+        sl_buf_put(b, "\"", 1);
     }
-    buf_add(b, "}", 1);
+    sl_buf_put(b, "}", 1);
 }
 
-static void render_histogram(buf *b, const family *f, const series *s)
+static void render_histogram(sl_buf *b, const family *f, const series *s)
 {
     const sl_histogram *h = &s->u.histogram;
     uint64_t cumulative = 0;
@@ -462,9 +429,9 @@ static void render_histogram(buf *b, const family *f, const series *s)
         buf_printf(b, " %" PRIu64 "\n", cumulative);
     }
     put_sample_name(b, f, "_sum", s, NULL);
-    buf_add(b, " ", 1);
+    sl_buf_put(b, " ", 1);
     put_double(b, bits_double(atomic_load_explicit(&h->sum_bits, memory_order_relaxed)));
-    buf_add(b, "\n", 1);
+    sl_buf_put(b, "\n", 1);
     /* The count is the +Inf bucket, so the two always agree in one scrape. */
     put_sample_name(b, f, "_count", s, NULL);
     buf_printf(b, " %" PRIu64 "\n", cumulative);
@@ -485,21 +452,21 @@ static const char *kind_name(metric_kind k)
 
 char *sl_metrics_render(sl_metrics *m, size_t *len)
 {
-    buf b = {0};
-    buf_add(&b, "", 0); /* an empty registry still renders "" */
+    sl_buf b = {0};
+    sl_buf_reserve(&b, 4095); /* the first 4 KiB at once */
     pthread_mutex_lock(&m->lock);
     for (const family *f = m->first; f; f = f->next) {
         if (!f->first)
             continue; /* every gauge of the name was removed */
-        buf_str(&b, "# HELP ");
-        buf_str(&b, f->name);
-        buf_add(&b, " ", 1);
+        sl_buf_puts(&b, "# HELP ");
+        sl_buf_puts(&b, f->name);
+        sl_buf_put(&b, " ", 1);
         put_help(&b, f->help);
-        buf_str(&b, "\n# TYPE ");
-        buf_str(&b, f->name);
-        buf_add(&b, " ", 1);
-        buf_str(&b, kind_name(f->kind));
-        buf_add(&b, "\n", 1);
+        sl_buf_puts(&b, "\n# TYPE ");
+        sl_buf_puts(&b, f->name);
+        sl_buf_put(&b, " ", 1);
+        sl_buf_puts(&b, kind_name(f->kind));
+        sl_buf_put(&b, "\n", 1);
         for (const series *s = f->first; s; s = s->next) {
             switch (f->kind) {
                 case KIND_COUNTER:
@@ -512,9 +479,9 @@ char *sl_metrics_render(sl_metrics *m, size_t *len)
                         g->fn ? g->fn(g->arg)
                               : bits_double(atomic_load_explicit(&g->bits, memory_order_relaxed));
                     put_sample_name(&b, f, "", s, NULL);
-                    buf_add(&b, " ", 1);
+                    sl_buf_put(&b, " ", 1);
                     put_double(&b, v);
-                    buf_add(&b, "\n", 1);
+                    sl_buf_put(&b, "\n", 1);
                     break;
                 }
                 case KIND_HISTOGRAM:
@@ -524,13 +491,14 @@ char *sl_metrics_render(sl_metrics *m, size_t *len)
         }
     }
     pthread_mutex_unlock(&m->lock);
-    if (b.oom) {
-        free(b.data);
+    char *text = sl_buf_cstr(&b); /* an empty registry still renders "" */
+    if (!text) {
+        sl_buf_free(&b);
         return NULL;
     }
     if (len)
         *len = b.len;
-    return b.data;
+    return text;
 }
 
 char *sl_metrics_escape(const char *s, char *out, size_t cap)

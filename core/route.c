@@ -19,6 +19,7 @@
 #include "clock.h"
 #include "connector.h"
 #include "expr.h"
+#include "fnv.h"
 #include "logging.h"
 #include "step.h"
 
@@ -110,12 +111,7 @@ struct sl_route {
  * enough for an embedded log and cheap. */
 static uint64_t hash_key(const char *key, size_t len)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)key[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
+    return sl_fnv1a64(key, len);
 }
 
 static unsigned watch_bucket(const char *id)

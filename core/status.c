@@ -3,6 +3,7 @@
  * API reads it for GET /v1/messages/ID. Entries live in a ring (oldest first
  * out) indexed by an open-addressing hash of the id; one short lock. */
 #include "clock.h"
+#include "fnv.h"
 #include "status.h"
 
 #include <pthread.h>
@@ -29,10 +30,7 @@ struct sl_status {
 
 static uint64_t id_hash(const char *id)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (; *id; id++)
-        h = (h ^ (unsigned char)*id) * 1099511628211ULL;
-    return h;
+    return sl_fnv1a64_str(id);
 }
 
 sl_status *sl_status_new(size_t capacity)

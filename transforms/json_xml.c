@@ -23,7 +23,11 @@
 #include <libxml/xpath.h>
 #include <libxml/xpathInternals.h>
 
+#include "buf.h"
 #include "expr.h"
+#include "hex.h"
+#include "real.h"
+#include "utf8.h"
 
 /* ---- shared helpers --------------------------------------------------------- */
 
@@ -85,101 +89,7 @@ static size_t opt_size(const sl_xml_opts *o)
     return max > INT_MAX ? INT_MAX : max; /* libxml2 takes an int size */
 }
 
-/* A growing byte buffer; after a failed allocation every write is a no-op
- * and oom stays set, so writers check once at the end. */
-typedef struct jx_buf {
-    char *p;
-    size_t len;
-    size_t cap;
-    bool oom;
-} jx_buf;
-
-static bool buf_grow(jx_buf *b, size_t need)
-{
-    if (b->oom)
-        return false;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap - b->len < need) {
-        if (cap > SIZE_MAX / 2) {
-            b->oom = true;
-            return false;
-        }
-        cap *= 2;
-    }
-    char *p = realloc(b->p, cap);
-    if (!p) {
-        b->oom = true;
-        return false;
-    }
-    b->p = p;
-    b->cap = cap;
-    return true;
-}
-
-/* Makes room for n more bytes plus a NUL. */
-static inline bool buf_reserve(jx_buf *b, size_t n)
-{
-    if (b->cap - b->len > n)
-        return true;
-    return buf_grow(b, n + 1);
-}
-
-static inline void buf_put(jx_buf *b, const char *s, size_t n)
-{
-    if (!buf_reserve(b, n))
-        return;
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-}
-
-#define BUF_LIT(b, lit) buf_put((b), (lit), sizeof(lit) - 1)
-
-static inline void buf_putc(jx_buf *b, char c)
-{
-    if (!buf_reserve(b, 1))
-        return;
-    b->p[b->len++] = c;
-}
-
-/* Decodes one UTF-8 sequence of s[0..n). Returns its length (1-4) with the
- * code point in *cp, or 0 when the bytes are not valid UTF-8 (overlong
- * forms and surrogates included). */
-static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
-{
-    unsigned char c = s[0];
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    size_t len;
-    uint32_t v, min;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-        v = c & 0x1F;
-        min = 0x80;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        v = c & 0x0F;
-        min = 0x800;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        v = c & 0x07;
-        min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        v = (v << 6) | (s[i] & 0x3F);
-    }
-    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
-        return 0;
-    *cp = v;
-    return len;
-}
+#define BUF_LIT(b, lit) sl_buf_put((b), (lit), sizeof(lit) - 1)
 
 /* XML 1.0 fifth edition NameStartChar (without ':', handled apart). */
 static bool is_name_start(uint32_t c)
@@ -203,17 +113,6 @@ static bool is_name_char(uint32_t c)
            (c >= 0x300 && c <= 0x36F) || (c >= 0x203F && c <= 0x2040);
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static bool valid_scalar(uint32_t v)
 {
     return v != 0 && v <= 0x10FFFF && !(v >= 0xD800 && v <= 0xDFFF);
@@ -223,16 +122,7 @@ static bool valid_scalar(uint32_t v)
  * are not all hex digits. */
 static long read_hex(const char *s, size_t n, size_t ndig)
 {
-    if (n < ndig)
-        return -1;
-    long v = 0;
-    for (size_t i = 0; i < ndig; i++) {
-        int h = hexval(s[i]);
-        if (h < 0)
-            return -1;
-        v = v * 16 + h;
-    }
-    return v;
+    return n < ndig ? -1 : (long)sl_hex_value(s, ndig);
 }
 
 /* Whether the character at s[j] (j < n) would be written as an escape by
@@ -240,7 +130,7 @@ static long read_hex(const char *s, size_t n, size_t ndig)
 static bool encodes(const char *s, size_t j, size_t n)
 {
     uint32_t cp;
-    size_t l = utf8_decode((const unsigned char *)s + j, n - j, &cp);
+    size_t l = sl_utf8_decode((const unsigned char *)s + j, n - j, &cp);
     return l == 0 || cp == ':' || !is_name_char(cp);
 }
 
@@ -270,29 +160,29 @@ static size_t escape_at(const char *s, size_t i, size_t n, bool encoding, uint32
     return 0;
 }
 
-static void put_escape_cp(jx_buf *b, uint32_t cp)
+static void put_escape_cp(sl_buf *b, uint32_t cp)
 {
     char tmp[16];
     int k = snprintf(tmp, sizeof tmp, cp > 0xFFFF ? "_x%08X_" : "_x%04X_", (unsigned)cp);
-    buf_put(b, tmp, (size_t)k);
+    sl_buf_put(b, tmp, (size_t)k);
 }
 
 /* Writes s[0..n) as an NCName: characters that cannot appear are written
  * as _xHHHH_, and a '_' that would read as such an escape as _x005F_.
  * Returns -1 on invalid UTF-8. */
-static int put_ncname(jx_buf *b, const char *s, size_t n)
+static int put_ncname(sl_buf *b, const char *s, size_t n)
 {
     size_t i = 0;
     while (i < n) {
         uint32_t cp;
-        size_t l = utf8_decode((const unsigned char *)s + i, n - i, &cp);
+        size_t l = sl_utf8_decode((const unsigned char *)s + i, n - i, &cp);
         if (l == 0)
             return -1;
         uint32_t esc;
         if (cp == '_' && escape_at(s, i, n, true, &esc))
             put_escape_cp(b, '_');
         else if (cp != ':' && (i == 0 ? is_name_start(cp) : is_name_char(cp)))
-            buf_put(b, s + i, l);
+            sl_buf_put(b, s + i, l);
         else
             put_escape_cp(b, cp);
         i += l;
@@ -316,7 +206,7 @@ static const unsigned char NAME_PLAIN[256] = {
  * that is neither first nor last separates a prefix from a local name and
  * is kept; every other character that XML does not allow is escaped.
  * Returns -1 on an empty key or invalid UTF-8. */
-static int put_name(jx_buf *b, const char *s, size_t n)
+static int put_name(sl_buf *b, const char *s, size_t n)
 {
     if (n == 0)
         return -1;
@@ -324,7 +214,7 @@ static int put_name(jx_buf *b, const char *s, size_t n)
     for (size_t i = 1; plain && i < n; i++)
         plain = NAME_PLAIN[(unsigned char)s[i]] != 0;
     if (plain && !memchr(s, '_', n)) {
-        buf_put(b, s, n);
+        sl_buf_put(b, s, n);
         return 0;
     }
     const char *colon = memchr(s, ':', n);
@@ -333,7 +223,7 @@ static int put_name(jx_buf *b, const char *s, size_t n)
         size_t pn = (size_t)(colon - s);
         if (put_ncname(b, s, pn) < 0)
             return -1;
-        buf_putc(b, ':');
+        sl_buf_putc(b, ':');
         return put_ncname(b, colon + 1, n - pn - 1);
     }
     return put_ncname(b, s, n);
@@ -342,7 +232,7 @@ static int put_name(jx_buf *b, const char *s, size_t n)
 /* Decodes the _xHHHH_ escapes of an XML name. Returns s itself when there
  * are none, else the decoded name in scratch (from offset 0); *out_n is
  * the length. Returns NULL when out of memory. */
-static const char *decode_name(const char *s, size_t n, jx_buf *scratch, size_t *out_n)
+static const char *decode_name(const char *s, size_t n, sl_buf *scratch, size_t *out_n)
 {
     const char *u = memchr(s, '_', n);
     uint32_t cp;
@@ -357,32 +247,13 @@ static const char *decode_name(const char *s, size_t n, jx_buf *scratch, size_t 
     while (i < n) {
         size_t l = s[i] == '_' ? escape_at(s, i, n, false, &cp) : 0;
         if (l == 0) {
-            buf_putc(scratch, s[i]);
+            sl_buf_putc(scratch, s[i]);
             i++;
             continue;
         }
         char u8[4];
-        size_t k;
-        if (cp < 0x80) {
-            u8[0] = (char)cp;
-            k = 1;
-        } else if (cp < 0x800) {
-            u8[0] = (char)(0xC0 | (cp >> 6));
-            u8[1] = (char)(0x80 | (cp & 0x3F));
-            k = 2;
-        } else if (cp < 0x10000) {
-            u8[0] = (char)(0xE0 | (cp >> 12));
-            u8[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-            u8[2] = (char)(0x80 | (cp & 0x3F));
-            k = 3;
-        } else {
-            u8[0] = (char)(0xF0 | (cp >> 18));
-            u8[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-            u8[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-            u8[3] = (char)(0x80 | (cp & 0x3F));
-            k = 4;
-        }
-        buf_put(scratch, u8, k);
+        size_t k = sl_utf8_encode(cp, u8);
+        sl_buf_put(scratch, u8, k);
         i += l;
     }
     if (scratch->oom)
@@ -394,7 +265,7 @@ static const char *decode_name(const char *s, size_t n, jx_buf *scratch, size_t 
 /* ---- JSON -> XML -------------------------------------------------------------- */
 
 typedef struct enc {
-    jx_buf b;
+    sl_buf b;
     int max_depth;
     const char *key; /* the element being written, for error messages */
     size_t key_len;
@@ -475,7 +346,7 @@ static int put_escaped(enc *e, const char *str, size_t n, const unsigned char *c
 {
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0, start = 0;
-    if (!buf_reserve(&e->b, n))
+    if (!sl_buf_reserve(&e->b, n))
         return -1;
     while (i < n) {
         unsigned char k = cls[s[i]];
@@ -485,7 +356,7 @@ static int put_escaped(enc *e, const char *str, size_t n, const unsigned char *c
         }
         if (k == CH_UTF8) {
             uint32_t cp;
-            size_t l = utf8_decode(s + i, n - i, &cp);
+            size_t l = sl_utf8_decode(s + i, n - i, &cp);
             if (l == 0)
                 return enc_fail(e, SL_EINVAL, "a string in <%.*s> is not valid UTF-8",
                                 (int)e->key_len, e->key);
@@ -500,14 +371,14 @@ static int put_escaped(enc *e, const char *str, size_t n, const unsigned char *c
             return enc_fail(e, SL_EINVAL,
                             "a string in <%.*s> contains U+%04X, which XML 1.0 cannot carry",
                             (int)e->key_len, e->key, (unsigned)s[i]);
-        buf_put(&e->b, str + start, i - start);
+        sl_buf_put(&e->b, str + start, i - start);
         size_t en;
         const char *ent = entity_of(s[i], &en);
-        buf_put(&e->b, ent, en);
+        sl_buf_put(&e->b, ent, en);
         i++;
         start = i;
     }
-    buf_put(&e->b, str + start, n - start);
+    sl_buf_put(&e->b, str + start, n - start);
     return 0;
 }
 
@@ -553,25 +424,14 @@ static size_t format_real_fixed(double d, char *buf)
 }
 
 /* Writes a real so that it reads back as the same double, and as a real:
- * fixed notation when that is exact (format_real_fixed), else the
- * shortest of %.15g..%.17g that round-trips, with ".0" added when it
- * would otherwise read as an integer ("-0" -> "-0.0"). */
+ * fixed notation when that is exact (format_real_fixed), else as every
+ * real is written (sl_format_real). The fast path (JSON_XML.md, Numbers)
+ * may pick another last digit than %.16g for a real of 16 significant
+ * digits (both read back as d), so it stays this module's own. */
 static size_t format_real(double d, char *buf, size_t cap)
 {
     size_t fixed = format_real_fixed(d, buf);
-    if (fixed)
-        return fixed;
-    int k = 0;
-    for (int prec = 15; prec <= 17; prec++) {
-        k = snprintf(buf, cap, "%.*g", prec, d);
-        if (strtod(buf, NULL) == d)
-            break;
-    }
-    if (!strpbrk(buf, ".eE") && (size_t)k + 3 <= cap) {
-        memcpy(buf + k, ".0", 3);
-        k += 2;
-    }
-    return (size_t)k;
+    return fixed ? fixed : sl_format_real(d, buf, cap);
 }
 
 static size_t format_int(json_int_t v, char *buf)
@@ -601,11 +461,11 @@ static int put_scalar(enc *e, const json_t *v, const unsigned char *cls)
             return put_escaped(e, json_string_value(v), json_string_length(v), cls);
         case JSON_INTEGER:
             n = format_int(json_integer_value(v), num);
-            buf_put(&e->b, num, n);
+            sl_buf_put(&e->b, num, n);
             return 0;
         case JSON_REAL:
             n = format_real(json_real_value(v), num, sizeof num);
-            buf_put(&e->b, num, n);
+            sl_buf_put(&e->b, num, n);
             return 0;
         case JSON_TRUE:
             BUF_LIT(&e->b, "true");
@@ -620,7 +480,7 @@ static int put_scalar(enc *e, const json_t *v, const unsigned char *cls)
 
 static void put_indent(enc *e, int depth)
 {
-    if (!buf_reserve(&e->b, (size_t)depth * 2 + 1))
+    if (!sl_buf_reserve(&e->b, (size_t)depth * 2 + 1))
         return;
     e->b.p[e->b.len++] = '\n';
     memset(e->b.p + e->b.len, ' ', (size_t)(depth - 1) * 2);
@@ -654,13 +514,13 @@ static int write_attrs(enc *e, const json_t *v)
             return enc_fail(e, SL_EINVAL,
                             "attribute '%.*s' of <%.*s> must be a string, number or boolean",
                             (int)kl, k, (int)e->key_len, e->key);
-        buf_putc(&e->b, ' ');
+        sl_buf_putc(&e->b, ' ');
         if (put_elem_name(e, k + 1, kl - 1) < 0)
             return -1;
         BUF_LIT(&e->b, "=\"");
         if (put_scalar(e, a, ATTR_CLASS) < 0)
             return -1;
-        buf_putc(&e->b, '"');
+        sl_buf_putc(&e->b, '"');
     }
     return 0;
 }
@@ -683,7 +543,7 @@ static int write_content(enc *e, const json_t *v, int depth, bool pretty, bool *
         if (kl && k[0] == '@')
             continue;
         if (!*any) {
-            buf_putc(&e->b, '>');
+            sl_buf_putc(&e->b, '>');
             *any = true;
         }
         if (kl == 5 && memcmp(k, "#text", 5) == 0) {
@@ -715,7 +575,7 @@ static int write_elem(enc *e, const char *key, size_t klen, const json_t *v, int
         put_indent(e, depth);
     e->key = key;
     e->key_len = klen;
-    buf_putc(&e->b, '<');
+    sl_buf_putc(&e->b, '<');
     size_t name_off = e->b.len;
     if (put_elem_name(e, key, klen) < 0)
         return -1;
@@ -735,7 +595,7 @@ static int write_elem(enc *e, const char *key, size_t klen, const json_t *v, int
             json_array_foreach(v, i, item)
             {
                 if (!any) {
-                    buf_putc(&e->b, '>');
+                    sl_buf_putc(&e->b, '>');
                     any = true;
                 }
                 if (write_elem(e, "item", 4, item, depth + 1, pretty) < 0)
@@ -748,7 +608,7 @@ static int write_elem(enc *e, const char *key, size_t klen, const json_t *v, int
         default:
             if (json_is_string(v) && json_string_length(v) == 0)
                 break;
-            buf_putc(&e->b, '>');
+            sl_buf_putc(&e->b, '>');
             any = true;
             if (put_scalar(e, v, TEXT_CLASS) < 0)
                 return -1;
@@ -758,7 +618,7 @@ static int write_elem(enc *e, const char *key, size_t klen, const json_t *v, int
         BUF_LIT(&e->b, "/>");
         return 0;
     }
-    if (!buf_reserve(&e->b, name_len + 3))
+    if (!sl_buf_reserve(&e->b, name_len + 3))
         return -1;
     e->b.p[e->b.len++] = '<';
     e->b.p[e->b.len++] = '/';
@@ -805,7 +665,7 @@ static int transcode(enc *e, const char *encoding)
     }
     size_t n = (size_t)xmlBufferLength(out);
     e->b.len = 0;
-    buf_put(&e->b, (const char *)xmlBufferContent(out), n);
+    sl_buf_put(&e->b, (const char *)xmlBufferContent(out), n);
     xmlBufferFree(out);
     return e->b.oom ? enc_fail(e, SL_ENOMEM, "out of memory") : 0;
 }
@@ -831,7 +691,7 @@ char *sl_json_to_xml(const json_t *doc, const sl_xml_opts *o, size_t *len, sl_er
     const char *encoding = o->encoding ? o->encoding : "UTF-8";
     if (o->declaration) {
         BUF_LIT(&e.b, "<?xml version=\"1.0\" encoding=\"");
-        buf_put(&e.b, encoding, strlen(encoding));
+        sl_buf_put(&e.b, encoding, strlen(encoding));
         BUF_LIT(&e.b, "\"?>\n");
     }
     int rc;
@@ -848,12 +708,12 @@ char *sl_json_to_xml(const json_t *doc, const sl_xml_opts *o, size_t *len, sl_er
         rc = write_elem(&e, root, strlen(root), doc, 1, o->pretty);
     }
     if (rc == 0 && o->pretty)
-        buf_putc(&e.b, '\n');
+        sl_buf_putc(&e.b, '\n');
     if (rc == 0 && !e.b.oom && !is_utf8_name(o->encoding))
         rc = transcode(&e, o->encoding);
     if (rc == 0 && e.b.oom)
         rc = enc_fail(&e, SL_ENOMEM, "out of memory");
-    if (rc < 0 || !buf_reserve(&e.b, 0)) {
+    if (rc < 0 || !sl_buf_reserve(&e.b, 0)) {
         if (!e.failed)
             enc_fail(&e, SL_ENOMEM, "out of memory");
         free(e.b.p);
@@ -896,20 +756,20 @@ static void keep_error(xml_errs *c, const xmlError *x)
 typedef struct member {
     char *key;
     size_t klen;
-    jx_buf val;
+    sl_buf val;
     bool array;
 } member;
 
 typedef struct frame {
     const char *key; /* the JSON key: in the parser's dictionary or in kbuf */
     size_t klen;
-    jx_buf kbuf;
+    sl_buf kbuf;
     json_t *obj; /* attributes and children; NULL until one shows up */
     /* text mode (sl_xml_to_json_text): the same as members of JSON text */
     member *mem;
     size_t n_mem, cap_mem;
     bool has_obj;
-    jx_buf text;
+    sl_buf text;
     size_t path_len; /* length of dec.path before this element */
     bool has_child;
     bool nonws; /* text has a character other than XML white space */
@@ -932,10 +792,10 @@ typedef struct dec {
     frame *frames; /* frames[0] is the document: its obj holds the result */
     int depth;
     int n_frames;    /* frames initialised so far */
-    jx_buf scratch;  /* attribute keys */
-    jx_buf scratch2; /* decoded names */
-    jx_buf vbuf;     /* attribute values with '&' decoded */
-    jx_buf path;     /* "/a/b/c" of the open elements, when absolute paths are forced */
+    sl_buf scratch;  /* attribute keys */
+    sl_buf scratch2; /* decoded names */
+    sl_buf vbuf;     /* attribute values with '&' decoded */
+    sl_buf path;     /* "/a/b/c" of the open elements, when absolute paths are forced */
     force_entry *fa;
     size_t n_fa;
     bool any_absolute;
@@ -1041,16 +901,16 @@ static bool is_ws(char c)
 
 /* Builds "prefix:local" (or local) with escapes decoded, after `lead`
  * ("@" for attributes, "" for elements), into b. */
-static const char *qname_key(jx_buf *b, const char *lead, const xmlChar *prefix,
-                             const xmlChar *local, jx_buf *scratch, size_t *n)
+static const char *qname_key(sl_buf *b, const char *lead, const xmlChar *prefix,
+                             const xmlChar *local, sl_buf *scratch, size_t *n)
 {
     b->len = 0;
-    buf_put(b, lead, strlen(lead));
+    sl_buf_put(b, lead, strlen(lead));
     if (prefix) {
-        buf_put(b, (const char *)prefix, strlen((const char *)prefix));
-        buf_putc(b, ':');
+        sl_buf_put(b, (const char *)prefix, strlen((const char *)prefix));
+        sl_buf_putc(b, ':');
     }
-    buf_put(b, (const char *)local, strlen((const char *)local));
+    sl_buf_put(b, (const char *)local, strlen((const char *)local));
     if (b->oom)
         return NULL;
     size_t lead_len = strlen(lead);
@@ -1060,7 +920,7 @@ static const char *qname_key(jx_buf *b, const char *lead, const xmlChar *prefix,
         return NULL;
     if (dec_name != b->p + lead_len) {
         b->len = lead_len;
-        buf_put(b, dec_name, dn);
+        sl_buf_put(b, dec_name, dn);
         if (b->oom)
             return NULL;
     }
@@ -1083,15 +943,15 @@ static const char *attr_value(dec *d, const xmlChar *v, const xmlChar *end, size
     }
     d->vbuf.len = 0;
     while (amp) {
-        buf_put(&d->vbuf, s, (size_t)(amp - s));
+        sl_buf_put(&d->vbuf, s, (size_t)(amp - s));
         size_t rest = len - (size_t)(amp - s);
         bool esc = rest >= 5 && memcmp(amp, "&#38;", 5) == 0;
-        buf_putc(&d->vbuf, '&');
+        sl_buf_putc(&d->vbuf, '&');
         len = rest - (esc ? 5 : 1);
         s = amp + (esc ? 5 : 1);
         amp = memchr(s, '&', len);
     }
-    buf_put(&d->vbuf, s, len);
+    sl_buf_put(&d->vbuf, s, len);
     if (d->vbuf.oom)
         return NULL;
     *n = d->vbuf.len;
@@ -1176,7 +1036,7 @@ static void mem_release(frame *f)
 /* Appends v as compact JSON text (the same as it would be inside a
  * json_dumps(JSON_COMPACT) of the tree) and releases v. Returns -1 when out
  * of memory. */
-static int put_json(jx_buf *b, json_t *v)
+static int put_json(sl_buf *b, json_t *v)
 {
     if (!v)
         return -1;
@@ -1184,7 +1044,7 @@ static int put_json(jx_buf *b, json_t *v)
     json_decref(v);
     if (!t)
         return -1;
-    buf_put(b, t, strlen(t));
+    sl_buf_put(b, t, strlen(t));
     free(t);
     return b->oom ? -1 : 0;
 }
@@ -1205,24 +1065,24 @@ static int mem_set(frame *f, const char *key, size_t kn, json_t *v)
 }
 
 /* Writes f's members as a JSON object into out. */
-static int mem_object(frame *f, jx_buf *out)
+static int mem_object(frame *f, sl_buf *out)
 {
-    buf_putc(out, '{');
+    sl_buf_putc(out, '{');
     for (size_t i = 0; i < f->n_mem; i++) {
         member *m = &f->mem[i];
         if (i)
-            buf_putc(out, ',');
+            sl_buf_putc(out, ',');
         if (put_json(out, json_stringn(m->key, m->klen)) < 0)
             return -1;
-        buf_putc(out, ':');
+        sl_buf_putc(out, ':');
         if (m->array)
-            buf_putc(out, '[');
+            sl_buf_putc(out, '[');
         if (m->val.len) /* an empty array has no text yet */
-            buf_put(out, m->val.p, m->val.len);
+            sl_buf_put(out, m->val.p, m->val.len);
         if (m->array)
-            buf_putc(out, ']');
+            sl_buf_putc(out, ']');
     }
-    buf_putc(out, '}');
+    sl_buf_putc(out, '}');
     return out->oom ? -1 : 0;
 }
 
@@ -1272,8 +1132,8 @@ static void dec_start(void *ctx, const xmlChar *local, const xmlChar *prefix, co
     }
     if (d->any_absolute) {
         f->path_len = d->path.len;
-        buf_putc(&d->path, '/');
-        buf_put(&d->path, f->key, f->klen);
+        sl_buf_putc(&d->path, '/');
+        sl_buf_put(&d->path, f->key, f->klen);
     }
     int n_real = nb_attrs - nb_defaulted; /* DTD defaults are not the document's */
     for (int i = 0; i < n_real; i++) {
@@ -1327,7 +1187,7 @@ static void dec_chars(void *ctx, const xmlChar *ch, int len)
             }
         }
     }
-    buf_put(&f->text, s, (size_t)len);
+    sl_buf_put(&f->text, s, (size_t)len);
     if (f->text.oom)
         dec_oom(d);
 }
@@ -1426,10 +1286,10 @@ static int insert_child(dec *d, frame *parent, frame *f, json_t *v)
 }
 
 /* Text mode's frame_value: the closing element's value as JSON text. */
-static int frame_value_text(dec *d, frame *f, jx_buf *out)
+static int frame_value_text(dec *d, frame *f, sl_buf *out)
 {
     if (f->nil) {
-        buf_put(out, "null", 4);
+        sl_buf_put(out, "null", 4);
         return out->oom ? -1 : 0;
     }
     bool has_text = f->text.len > 0 && (f->nonws || !f->has_child);
@@ -1470,12 +1330,12 @@ static int insert_child_text(dec *d, frame *parent, frame *f, const char *v, siz
         m->array = forced;
     } else if (m->array) {
         if (m->val.len)
-            buf_putc(&m->val, ',');
+            sl_buf_putc(&m->val, ',');
     } else {
         m->array = true; /* [old, v] on the first repetition */
-        buf_putc(&m->val, ',');
+        sl_buf_putc(&m->val, ',');
     }
-    buf_put(&m->val, v, n);
+    sl_buf_put(&m->val, v, n);
     return m->val.oom ? -1 : 0;
 }
 
@@ -1490,7 +1350,7 @@ static void dec_end(void *ctx, const xmlChar *local, const xmlChar *prefix, cons
     frame *f = &d->frames[d->depth];
     if (d->text) {
         if (!f->skip) {
-            jx_buf vt = {0};
+            sl_buf vt = {0};
             int rc = frame_value_text(d, f, &vt);
             if (rc == 0)
                 rc = insert_child_text(d, &d->frames[d->depth - 1], f, vt.p, vt.len);
@@ -1680,7 +1540,7 @@ static int xml_decode(const char *xml, size_t len, const sl_xml_opts *o, bool te
         d.failed = true;
     }
     if (!d.failed && text_mode) {
-        jx_buf out = {0};
+        sl_buf out = {0};
         if (mem_object(&d.frames[0], &out) < 0) {
             free(out.p);
             sl_error_set(err, SL_ENOMEM, "out of memory");

@@ -10,6 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hex.h"
+#include "json_escape.h"
+#include "utf8.h"
+
 #define MAX_DEPTH 200
 
 /* ---- decoding -------------------------------------------------------------- */
@@ -32,80 +36,19 @@ static void skip_ws(jdec *d)
         d->p++;
 }
 
-/* Length of the valid UTF-8 sequence at p (first byte >= 0x80), or 0. */
-static size_t utf8_len(const unsigned char *p, const unsigned char *end)
-{
-    unsigned c = p[0];
-    size_t n;
-    unsigned min;
-    if (c >= 0xc2 && c <= 0xdf) {
-        n = 2;
-        min = 0x80;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        n = 3;
-        min = 0x800;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4;
-        min = 0x10000;
-    } else {
-        return 0;
-    }
-    if ((size_t)(end - p) < n)
-        return 0;
-    unsigned cp = c & (0x3f >> (n - 1));
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n;
-}
-
 static int hex4(const char *p, unsigned *out)
 {
-    unsigned v = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = p[i];
-        v <<= 4;
-        if (c >= '0' && c <= '9')
-            v |= (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            v |= (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F')
-            v |= (unsigned)(c - 'A' + 10);
-        else
-            return -1;
-    }
-    *out = v;
+    int64_t v = sl_hex_value(p, 4);
+    if (v < 0)
+        return -1;
+    *out = (unsigned)v;
     return 0;
 }
 
 static void add_utf8(luaL_Buffer *b, unsigned cp)
 {
     char s[4];
-    size_t n;
-    if (cp < 0x80) {
-        s[0] = (char)cp;
-        n = 1;
-    } else if (cp < 0x800) {
-        s[0] = (char)(0xc0 | (cp >> 6));
-        s[1] = (char)(0x80 | (cp & 0x3f));
-        n = 2;
-    } else if (cp < 0x10000) {
-        s[0] = (char)(0xe0 | (cp >> 12));
-        s[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        s[2] = (char)(0x80 | (cp & 0x3f));
-        n = 3;
-    } else {
-        s[0] = (char)(0xf0 | (cp >> 18));
-        s[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-        s[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        s[3] = (char)(0x80 | (cp & 0x3f));
-        n = 4;
-    }
-    luaL_addlstring(b, s, n);
+    luaL_addlstring(b, s, sl_utf8_encode(cp, s));
 }
 
 /* Scans plain string bytes from d->p: stops at '"', '\\' or the end.
@@ -122,7 +65,7 @@ static void scan_plain(jdec *d)
             dec_error(d, "control character in a string");
         }
         if (c >= 0x80) {
-            size_t n = utf8_len(p, end);
+            size_t n = sl_utf8_seq_len(p, (size_t)(end - p));
             if (!n) {
                 d->p = (const char *)p;
                 dec_error(d, "invalid UTF-8 in a string");
@@ -448,55 +391,23 @@ static void put(jenc *e, const char *s, size_t n)
     e->h->buf_len += n;
 }
 
+/* Writes s (n bytes, any bytes: Lua strings are not checked for UTF-8) as
+ * a quoted JSON string. Grows the buffer by what is left plus room for one
+ * escape each time an escape does not fit. */
 static void put_string(jenc *e, const char *s, size_t n)
 {
-    static const char hex[] = "0123456789abcdef";
-    char *o = reserve(e, n + 2);
-    size_t w = 0;
-    o[w++] = '"';
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            o[w++] = (char)c;
-            continue;
-        }
-        /* an escape: up to 6 bytes for this one, plus the rest and the quote */
-        e->h->buf_len += w;
-        o = reserve(e, 6 + (n - i) + 1);
-        w = 0;
-        o[w++] = '\\';
-        switch (c) {
-            case '"':
-                o[w++] = '"';
-                break;
-            case '\\':
-                o[w++] = '\\';
-                break;
-            case '\n':
-                o[w++] = 'n';
-                break;
-            case '\r':
-                o[w++] = 'r';
-                break;
-            case '\t':
-                o[w++] = 't';
-                break;
-            case '\b':
-                o[w++] = 'b';
-                break;
-            case '\f':
-                o[w++] = 'f';
-                break;
-            default:
-                o[w++] = 'u';
-                o[w++] = '0';
-                o[w++] = '0';
-                o[w++] = hex[c >> 4];
-                o[w++] = hex[c & 15];
-        }
+    size_t i = 0;
+    put(e, "\"", 1);
+    while (i < n) {
+        /* at least the rest, one escape (6 bytes) and the closing quote */
+        reserve(e, (n - i) + SL_JSON_ESC_MAX_GROWTH + 1);
+        sl_lua_host *h = e->h;
+        size_t w;
+        i += sl_json_escape(s + i, n - i, SL_JSON_ESC_RAW, h->buf + h->buf_len,
+                            h->buf_cap - h->buf_len - 1, &w);
+        h->buf_len += w;
     }
-    o[w++] = '"';
-    e->h->buf_len += w;
+    put(e, "\"", 1);
 }
 
 /* Writes a finite double so that it reads back equal, and always as a

@@ -400,3 +400,53 @@ def test_check_reports_file_line_col_and_exits_2():
         assert f"{gw.config}:3:3: unknown key 'lgo'" in r.stdout + r.stderr, r.stdout + r.stderr
     finally:
         gw.cleanup()
+
+
+def test_log_dump_writes_strings_as_the_file_output_does():
+    """`sluice log dump` and the file output escape through the same code
+    (lib/json_escape.c): valid UTF-8 stays as it is, only the stray bytes
+    become \\u00XX (read as Latin-1), and both print the same string."""
+    in_port, admin_port = free_port(), free_port()
+    gw = Gateway(
+        base_config(admin_port=admin_port)
+        + f"""
+connectors:
+  in:  {{ type: http_server, listen: "127.0.0.1:{in_port}" }}
+  out: {{ type: file, path: ./out/raw.jsonl }}
+routes:
+  raw:
+    from: {{ connector: in, path: /raw, methods: [POST], content_type: any }}
+    partitions: 1
+    key: "header:x-key"
+    to:
+      - {{ connector: out }}
+"""
+    )
+    try:
+        gw.start(admin_port)
+        body = b"caf\xc3\xa9 \xff\x01\x7f\n end"
+        # http.client sends a str header as Latin-1: the key is b"k\xe9", not UTF-8.
+        st, reply, _ = request(
+            "POST", f"127.0.0.1:{in_port}", "/raw", body, {"content-type": "text/plain", "x-key": "k\xe9"}
+        )
+        assert st == 202, (st, reply)
+        out = os.path.join(gw.dir, "out", "raw.jsonl")
+
+        def lines():
+            try:
+                with open(out, encoding="utf-8") as f:
+                    return [json.loads(l) for l in f if l.strip()]
+            except FileNotFoundError:
+                return []
+
+        wait_until(lines, 60, "the message in out/raw.jsonl")
+        gw.stop()
+        recs = gw.dump("raw")
+        assert len(recs) == 1, recs
+        assert recs[0]["key"] == "k\u00e9", recs[0]
+        assert recs[0]["value"] == "caf\u00e9 \u00ff\x01\x7f\n end", recs[0]
+        assert lines()[0]["key"] == recs[0]["key"] and lines()[0]["body"] == recs[0]["value"], lines()
+    finally:
+        if gw.proc is not None:
+            gw.stop()
+        gw.cleanup()

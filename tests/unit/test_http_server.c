@@ -1,7 +1,8 @@
-/* Unit tests of the pure parts of the http_server connector and the admin
- * listener: the Idempotency-Key table (http_server_idem.c) and the helpers
- * of http_server_util.c (JSON validation, content types, RFC 3339, listen
- * addresses, escaping, constant-time comparison). */
+/* Unit tests of the pure parts of the http_server connector: the
+ * Idempotency-Key table (http_server_idem.c) and the helpers of
+ * http_server_util.c (JSON validation, content types). The listener helpers
+ * of core/http_util.c are tested in test_http_util.c, escaping in
+ * test_lib_json_escape.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,9 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -200,124 +198,6 @@ static void test_content_type(void **state)
     assert_null(sl_httpd_content_type_name(SL_CT_ANY));
 }
 
-/* ---- RFC 3339 --------------------------------------------------------------- */
-
-static void test_rfc3339(void **state)
-{
-    (void)state;
-    int64_t ms = 0;
-    assert_int_equal(sl_httpd_parse_rfc3339("1970-01-01T00:00:00Z", &ms), 0);
-    assert_int_equal(ms, 0);
-    assert_int_equal(sl_httpd_parse_rfc3339("2024-05-01T12:00:00Z", &ms), 0);
-    assert_int_equal(ms, 1714564800000LL);
-    assert_int_equal(sl_httpd_parse_rfc3339("2024-05-01T14:00:00.250+02:00", &ms), 0);
-    assert_int_equal(ms, 1714564800250LL);
-    assert_int_equal(sl_httpd_parse_rfc3339("2024-05-01t07:30:00.1234567-04:30", &ms), 0);
-    assert_int_equal(ms, 1714564800123LL);
-    assert_int_equal(sl_httpd_parse_rfc3339("2024-02-29 00:00:00z", &ms), 0);
-    assert_int_equal(ms, 1709164800000LL);
-    assert_int_equal(sl_httpd_parse_rfc3339("1969-12-31T23:59:59.5Z", &ms), 0);
-    assert_int_equal(ms, -500);
-    assert_int_equal(sl_httpd_parse_rfc3339("2000-03-01T00:00:00Z", &ms), 0);
-    assert_int_equal(ms, 951868800000LL);
-    const char *bad[] = {NULL,
-                         "",
-                         "2024-05-01",
-                         "2024-05-01T12:00:00",
-                         "2024-05-01T12:00Z",
-                         "2024-13-01T00:00:00Z",
-                         "2023-02-29T00:00:00Z",
-                         "1900-02-29T00:00:00Z",
-                         "2024-04-31T00:00:00Z",
-                         "2024-05-01T24:00:00Z",
-                         "2024-05-01T12:60:00Z",
-                         "2024-05-01T12:00:61Z",
-                         "2024-05-01T12:00:00.Z",
-                         "2024-05-01T12:00:00+0200",
-                         "2024-05-01T12:00:00+24:00",
-                         "2024-05-01T12:00:00Zjunk",
-                         "2024/05/01T12:00:00Z",
-                         "yesterday"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        if (sl_httpd_parse_rfc3339(bad[i], &ms) == 0)
-            fail_msg("accepted [%s]", bad[i] ? bad[i] : "(null)");
-}
-
-/* ---- listen addresses ------------------------------------------------------- */
-
-static void test_listen_parse(void **state)
-{
-    (void)state;
-    struct sockaddr_storage ss;
-    socklen_t len;
-    sl_error err;
-    assert_int_equal(sl_httpd_parse_listen("127.0.0.1:8080", &ss, &len, &err), 0);
-    assert_int_equal(ss.ss_family, AF_INET);
-    assert_int_equal(ntohs(((struct sockaddr_in *)&ss)->sin_port), 8080);
-    assert_int_equal(sl_httpd_parse_listen("0.0.0.0:80", &ss, &len, &err), 0);
-    assert_int_equal(((struct sockaddr_in *)&ss)->sin_addr.s_addr, htonl(INADDR_ANY));
-    assert_int_equal(sl_httpd_parse_listen(":9000", &ss, &len, &err), 0);
-    assert_int_equal(ss.ss_family, AF_INET);
-    assert_int_equal(sl_httpd_parse_listen("[::1]:8443", &ss, &len, &err), 0);
-    assert_int_equal(ss.ss_family, AF_INET6);
-    assert_int_equal(ntohs(((struct sockaddr_in6 *)&ss)->sin6_port), 8443);
-    const char *bad[] = {
-        "",         "8080",      "127.0.0.1", "127.0.0.1:", "127.0.0.1:http", "127.0.0.1:70000",
-        "::1:8080", "[::1]8080", "[]:80",     "1.2.3.4:-1"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        if (sl_httpd_parse_listen(bad[i], &ss, &len, &err) == 0)
-            fail_msg("accepted [%s]", bad[i]);
-        assert_int_equal(err.code, SL_EINVAL);
-    }
-}
-
-static void test_listen_socket_bind_error(void **state)
-{
-    (void)state;
-    sl_error err;
-    char where[96], again[120];
-    int fd = sl_httpd_listen_socket("127.0.0.1:0", 16, &err);
-    assert_true(fd >= 0);
-    sl_httpd_sockname(fd, where, sizeof where);
-    assert_non_null(strstr(where, "127.0.0.1:"));
-    snprintf(again, sizeof again, "%s", where);
-    assert_int_equal(sl_httpd_listen_socket(again, 16, &err), -1);
-    assert_non_null(strstr(err.msg, "cannot bind"));
-    assert_non_null(strstr(err.msg, again));
-    assert_non_null(strstr(err.msg, "Address already in use"));
-    close(fd);
-}
-
-/* ---- escaping and comparison ---------------------------------------------- */
-
-static void test_json_escape(void **state)
-{
-    (void)state;
-    char out[64];
-    size_t pos = 0;
-    assert_true(sl_httpd_json_escape("a\"b\\c\n\x01", 7, out, sizeof out, &pos));
-    assert_string_equal(out, "a\\\"b\\\\c\\n\\u0001");
-    assert_int_equal(pos, strlen(out));
-    char tiny[5];
-    pos = 0;
-    assert_false(sl_httpd_json_escape("abcdef", 6, tiny, sizeof tiny, &pos));
-    assert_string_equal(tiny, "abcd");
-    pos = 0;
-    assert_false(sl_httpd_json_escape("ab\"", 3, tiny, 4, &pos));
-    assert_string_equal(tiny, "ab"); /* an escape is never cut in half */
-}
-
-static void test_secret_equal(void **state)
-{
-    (void)state;
-    assert_true(sl_httpd_secret_equal("s3cret", 6, "s3cret", 6));
-    assert_false(sl_httpd_secret_equal("s3cre", 5, "s3cret", 6));
-    assert_false(sl_httpd_secret_equal("s3crett", 7, "s3cret", 6));
-    assert_false(sl_httpd_secret_equal("s3creT", 6, "s3cret", 6));
-    assert_false(sl_httpd_secret_equal("", 0, "s3cret", 6));
-    assert_true(sl_httpd_secret_equal("", 0, "", 0));
-}
-
 /* ---- Idempotency-Key table ------------------------------------------------- */
 
 static void test_idem_flow(void **state)
@@ -412,11 +292,6 @@ int main(void)
         cmocka_unit_test(test_json_valid_depth),
         cmocka_unit_test(test_json_valid_agrees_with_jansson),
         cmocka_unit_test(test_content_type),
-        cmocka_unit_test(test_rfc3339),
-        cmocka_unit_test(test_listen_parse),
-        cmocka_unit_test(test_listen_socket_bind_error),
-        cmocka_unit_test(test_json_escape),
-        cmocka_unit_test(test_secret_equal),
         cmocka_unit_test(test_idem_flow),
         cmocka_unit_test(test_idem_errors_are_forgotten),
         cmocka_unit_test(test_idem_bounded),
