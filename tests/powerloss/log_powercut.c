@@ -1,0 +1,248 @@
+/* Power-cut test of the event log's custody: like tests/crash/log_crash.c
+ * (whose child and checks it reuses), but the log lives on a lazyfs mount
+ * (lazyfs.c), which keeps every byte not fsynced in memory only. At a
+ * random moment the parent SIGKILLs the appending child, then SIGKILLs
+ * lazyfs (the power cut: what was not fsynced is gone), unmounts, mounts
+ * the backing directory again (the reboot), reopens the log and checks that
+ * every acknowledged record is there byte for byte and that the log
+ * recovered cleanly. A missing fdatasync fails it; a SIGKILL alone would not.
+ * Usage: log_powercut [cycles] [seed]  (also SL_POWERCUT_CYCLES,
+ * SL_CRASH_SEED; SL_LAZYFS names the lazyfs binary) */
+#include <sys/prctl.h>
+#include <sys/vfs.h>
+
+/* the child, the acknowledgement pipe and the checks of log_crash */
+int log_crash_main(int argc, char **argv);
+#define main log_crash_main
+#include "../crash/log_crash.c"
+#undef main
+
+#ifndef SL_LAZYFS_PATH
+#define SL_LAZYFS_PATH "lazyfs"
+#endif
+#define FUSE_SUPER_MAGIC 0x65735546
+
+typedef struct power {
+    char base[64];    /* the test's temporary directory */
+    char backing[96]; /* the "disk" */
+    char mnt[96];     /* where lazyfs shows it */
+    char pidfile[96];
+    char logdir[128]; /* the log's data_dir, on the mount */
+    const char *lazyfs;
+    pid_t fs_pid; /* 0 when not mounted */
+} power;
+
+/* Runs argv to completion; returns its exit status, -1 if it did not run. */
+static int run(char *const argv[])
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    int status;
+    if (waitpid(pid, &status, 0) != pid)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* 1 when path is a FUSE mount, a dead one (its daemon gone) included. */
+static int is_fuse_mount(const char *path)
+{
+    struct statfs sf;
+    if (statfs(path, &sf) != 0)
+        return errno == ENOTCONN;
+    return sf.f_type == FUSE_SUPER_MAGIC;
+}
+
+/* 1 while pid runs (a zombie does not count: lazyfs is not our child). */
+static int pid_alive(pid_t pid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *close_paren = strrchr(buf, ')');
+    return close_paren && close_paren[1] == ' ' && close_paren[2] != 'Z' && close_paren[2] != 'X';
+}
+
+/* Mounts the backing directory with lazyfs (boot). Returns 0 or -1. */
+static int power_on(power *pw)
+{
+    char *argv[] = {(char *)pw->lazyfs, "--pidfile", pw->pidfile, pw->backing, pw->mnt, NULL};
+    unlink(pw->pidfile);
+    if (run(argv) != 0) {
+        printf("log_powercut: %s could not mount %s\n", pw->lazyfs, pw->mnt);
+        return -1;
+    }
+    FILE *f = fopen(pw->pidfile, "r");
+    long pid = 0;
+    if (!f || fscanf(f, "%ld", &pid) != 1 || pid <= 0) {
+        if (f)
+            fclose(f);
+        printf("log_powercut: no pid in %s\n", pw->pidfile);
+        return -1;
+    }
+    fclose(f);
+    pw->fs_pid = (pid_t)pid;
+    if (!is_fuse_mount(pw->mnt)) {
+        printf("log_powercut: %s is not a FUSE mount after lazyfs started\n", pw->mnt);
+        return -1;
+    }
+    return 0;
+}
+
+/* Cuts the power: lazyfs dies with everything not fsynced, and its mount
+ * goes. Only processes this test started are killed, by pid. */
+static int power_cut(power *pw)
+{
+    int rc = 0;
+    if (pw->fs_pid > 0) {
+        kill(pw->fs_pid, SIGKILL);
+        /* lazyfs is not our child (it went to the background): wait until
+         * the pid is gone */
+        for (int64_t dl = now_us() + 10000000; pid_alive(pw->fs_pid);) {
+            if (now_us() > dl) {
+                printf("log_powercut: lazyfs %d survived SIGKILL\n", (int)pw->fs_pid);
+                rc = -1;
+                break;
+            }
+            usleep(1000);
+        }
+        pw->fs_pid = 0;
+    }
+    if (is_fuse_mount(pw->mnt)) {
+        char *um[] = {"fusermount3", "-u", "-q", pw->mnt, NULL};
+        char *lazy[] = {"fusermount3", "-u", "-z", "-q", pw->mnt, NULL};
+        if (run(um) != 0 && run(lazy) != 0) {
+            printf("log_powercut: could not unmount %s\n", pw->mnt);
+            rc = -1;
+        }
+    }
+    return rc;
+}
+
+static int power_setup(power *pw)
+{
+    snprintf(pw->base, sizeof pw->base, "/tmp/sluice_powercut_XXXXXX");
+    if (!mkdtemp(pw->base)) {
+        perror("log_powercut: mkdtemp");
+        return -1;
+    }
+    snprintf(pw->backing, sizeof pw->backing, "%s/disk", pw->base);
+    snprintf(pw->mnt, sizeof pw->mnt, "%s/mnt", pw->base);
+    snprintf(pw->pidfile, sizeof pw->pidfile, "%s/lazyfs.pid", pw->base);
+    snprintf(pw->logdir, sizeof pw->logdir, "%s/log", pw->mnt);
+    const char *env = getenv("SL_LAZYFS");
+    pw->lazyfs = env && *env ? env : SL_LAZYFS_PATH;
+    if (mkdir(pw->backing, 0755) != 0 || mkdir(pw->mnt, 0755) != 0) {
+        perror("log_powercut: mkdir");
+        return -1;
+    }
+    if (power_on(pw) != 0)
+        return -1;
+    if (mkdir(pw->logdir, 0755) != 0) { /* metadata: durable at once */
+        perror("log_powercut: mkdir on the mount");
+        return -1;
+    }
+    return 0;
+}
+
+/* One cycle: a child appends until the cut, then reboot and check. Returns
+ * the number of problems. */
+static int cycle(power *pw, int iter, part_state *ps, uint64_t seed, unsigned *rng, int64_t *acks,
+                 int64_t *records)
+{
+    int fds[2];
+    if (pipe(fds) != 0) {
+        perror("log_powercut: pipe");
+        return 1;
+    }
+    /* mostly 20-220 ms of appends; sometimes a cut during open and recovery */
+    int r = rand_r(rng);
+    int64_t delay_us = r % 8 == 0 ? rand_r(rng) % 5000 : 20000 + rand_r(rng) % 200000;
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("log_powercut: fork");
+        return 1;
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        child_main(pw->logdir, fds[1], iter, seed);
+    }
+    close(fds[1]);
+    int bad = read_acks(fds[0], ps, now_us() + delay_us, acks) != 0;
+    /* the process dies first (its fsyncs in flight still complete or
+     * fail), then the storage loses what was never synced */
+    kill(pid, SIGKILL);
+    int status;
+    waitpid(pid, &status, 0);
+    bad += power_cut(pw) != 0;
+    bad += read_acks(fds[0], ps, 0, acks) != 0; /* acks still in the pipe */
+    close(fds[0]);
+    if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL) {
+        printf("  child exited by itself (status %d) before the cut\n", status);
+        bad++;
+    }
+    if (power_on(pw) != 0)
+        return bad + 1;
+    bad += verify(pw->logdir, ps, seed, records);
+    if (bad)
+        printf("log_powercut: cycle %d FAILED (cut after %" PRId64 " us)\n", iter, delay_us);
+    return bad;
+}
+
+int main(int argc, char **argv)
+{
+    const char *env_cycles = getenv("SL_POWERCUT_CYCLES");
+    int cycles = argc > 1 ? atoi(argv[1]) : env_cycles ? atoi(env_cycles) : 50;
+    const char *env = getenv("SL_CRASH_SEED");
+    uint64_t seed = argc > 2 ? strtoull(argv[2], NULL, 0)
+                    : env    ? strtoull(env, NULL, 0)
+                             : 20240601u;
+    part_state ps[PARTITIONS] = {{0}};
+    power pw = {0};
+    int passed = 0, failed = 0;
+    unsigned rng = (unsigned)seed;
+    int64_t total_acks = 0, records = 0;
+
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (int i = 0; i < PARTITIONS; i++)
+        ps[i].max_acked = -1;
+    if (power_setup(&pw) != 0) {
+        power_cut(&pw);
+        return 1;
+    }
+    printf("log_powercut: seed %" PRIu64 ", %d power cuts, disk %s, mount %s\n", seed, cycles,
+           pw.backing, pw.mnt);
+    double t0 = now_us() / 1e6;
+    for (int iter = 0; iter < cycles; iter++) {
+        int64_t acks = 0;
+        if (cycle(&pw, iter, ps, seed, &rng, &acks, &records) == 0)
+            passed++;
+        else
+            failed++;
+        total_acks += acks;
+        if (pw.fs_pid == 0)
+            break; /* could not boot again */
+    }
+    int unmount_bad = power_cut(&pw) != 0;
+    printf("log_powercut: %" PRId64 " acknowledged records checked, %" PRId64
+           " records in the log at the end, %.1f s\n",
+           total_acks, records, now_us() / 1e6 - t0);
+    printf("log_powercut: %d passed, %d failed (seed %" PRIu64 ")\n", passed, failed, seed);
+    for (int i = 0; i < PARTITIONS; i++)
+        free(ps[i].e);
+    if (failed == 0 && !unmount_bad)
+        nftw(pw.base, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    else
+        printf("log_powercut: data left in %s\n", pw.backing);
+    return failed || unmount_bad || passed != cycles ? 1 : 0;
+}
