@@ -23,9 +23,13 @@
  * Locks (flock, fcntl) are not implemented here, so the kernel keeps them
  * locally, which is right for processes on one machine.
  *
- * Usage: lazyfs [-f] [--pidfile FILE] BACKING_DIR MOUNTPOINT
- * Without -f it returns once mounted, running in the background. Single-
- * threaded. Unmount with fusermount3 -u MOUNTPOINT. */
+ * Usage: lazyfs [-f] [--pidfile FILE] [--ready-fd N] BACKING_DIR MOUNTPOINT
+ * Without -f it returns once mounted, running in the background; with
+ * --ready-fd it stays in the foreground and writes one byte on fd N once
+ * mounted (for a test that wants lazyfs as its own child). Single-threaded.
+ * SIGTERM or SIGINT: unmounts (lazily) and exits, dropping what was not
+ * synced. SIGKILL: the same, but the dead mount stays until
+ * fusermount3 -u MOUNTPOINT. */
 #define FUSE_USE_VERSION 31
 #include <dirent.h>
 #include <errno.h>
@@ -584,7 +588,7 @@ static const struct fuse_operations lz_ops = {
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: lazyfs [-f] [--pidfile FILE] BACKING_DIR MOUNTPOINT\n");
+    fprintf(stderr, "usage: lazyfs [-f] [--pidfile FILE] [--ready-fd N] BACKING_DIR MOUNTPOINT\n");
     return 2;
 }
 
@@ -661,6 +665,8 @@ int main(int argc, char **argv)
             foreground = 1;
         else if (!strcmp(argv[i], "--pidfile") && i + 1 < argc)
             pidfile = argv[++i];
+        else if (!strcmp(argv[i], "--ready-fd") && i + 1 < argc)
+            ready_fd = atoi(argv[++i]);
         else if (argv[i][0] != '-' && ndirs < 2)
             dirs[ndirs++] = argv[i];
         else
@@ -673,7 +679,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "lazyfs: %s: %s\n", dirs[0], strerror(errno));
         return 1;
     }
-    if (!foreground && background(&ready_fd) != 0) {
+    if (!foreground && ready_fd < 0 && background(&ready_fd) != 0) {
         perror("lazyfs: fork");
         return 1;
     }

@@ -8,6 +8,8 @@
  * recovered cleanly. A missing fdatasync fails it; a SIGKILL alone would not.
  * Usage: log_powercut [cycles] [seed]  (also SL_POWERCUT_CYCLES,
  * SL_CRASH_SEED; SL_LAZYFS names the lazyfs binary) */
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/vfs.h>
 
@@ -26,7 +28,6 @@ typedef struct power {
     char base[64];    /* the test's temporary directory */
     char backing[96]; /* the "disk" */
     char mnt[96];     /* where lazyfs shows it */
-    char pidfile[96];
     char logdir[128]; /* the log's data_dir, on the mount */
     const char *lazyfs;
     pid_t fs_pid; /* 0 when not mounted */
@@ -57,75 +58,61 @@ static int is_fuse_mount(const char *path)
     return sf.f_type == FUSE_SUPER_MAGIC;
 }
 
-/* 1 while pid runs (a zombie does not count: lazyfs is not our child). */
-static int pid_alive(pid_t pid)
-{
-    char path[64], buf[256];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    const char *close_paren = strrchr(buf, ')');
-    return close_paren && close_paren[1] == ' ' && close_paren[2] != 'Z' && close_paren[2] != 'X';
-}
+static int power_cut(power *pw);
 
-/* Mounts the backing directory with lazyfs (boot). Returns 0 or -1. */
+/* Mounts the backing directory with lazyfs (boot), as a child of this
+ * process that unmounts and exits when this process dies. Returns 0 or -1. */
 static int power_on(power *pw)
 {
-    char *argv[] = {(char *)pw->lazyfs, "--pidfile", pw->pidfile, pw->backing, pw->mnt, NULL};
-    unlink(pw->pidfile);
-    if (run(argv) != 0) {
+    int p[2];
+    char fdarg[16];
+    if (pipe(p) != 0)
+        return -1;
+    snprintf(fdarg, sizeof fdarg, "%d", p[1]);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        close(p[0]);
+        /* if this test dies, lazyfs exits and unmounts (lazily: the log
+         * child may still hold files there) */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        execl(pw->lazyfs, pw->lazyfs, "-f", "--ready-fd", fdarg, pw->backing, pw->mnt,
+              (char *)NULL);
+        _exit(127);
+    }
+    close(p[1]);
+    pw->fs_pid = pid;
+    char c;
+    struct pollfd pfd = {p[0], POLLIN, 0};
+    int ready = poll(&pfd, 1, 10000) == 1 && read(p[0], &c, 1) == 1;
+    close(p[0]);
+    if (!ready || !is_fuse_mount(pw->mnt)) {
         printf("log_powercut: %s could not mount %s\n", pw->lazyfs, pw->mnt);
-        return -1;
-    }
-    FILE *f = fopen(pw->pidfile, "r");
-    long pid = 0;
-    if (!f || fscanf(f, "%ld", &pid) != 1 || pid <= 0) {
-        if (f)
-            fclose(f);
-        printf("log_powercut: no pid in %s\n", pw->pidfile);
-        return -1;
-    }
-    fclose(f);
-    pw->fs_pid = (pid_t)pid;
-    if (!is_fuse_mount(pw->mnt)) {
-        printf("log_powercut: %s is not a FUSE mount after lazyfs started\n", pw->mnt);
+        power_cut(pw);
         return -1;
     }
     return 0;
 }
 
 /* Cuts the power: lazyfs dies with everything not fsynced, and its mount
- * goes. Only processes this test started are killed, by pid. */
+ * is taken away. Only processes this test started are killed, by pid.
+ * Returns 0, or -1 if the mount stayed. */
 static int power_cut(power *pw)
 {
-    int rc = 0;
     if (pw->fs_pid > 0) {
         kill(pw->fs_pid, SIGKILL);
-        /* lazyfs is not our child (it went to the background): wait until
-         * the pid is gone */
-        for (int64_t dl = now_us() + 10000000; pid_alive(pw->fs_pid);) {
-            if (now_us() > dl) {
-                printf("log_powercut: lazyfs %d survived SIGKILL\n", (int)pw->fs_pid);
-                rc = -1;
-                break;
-            }
-            usleep(1000);
-        }
+        waitpid(pw->fs_pid, NULL, 0);
         pw->fs_pid = 0;
     }
     if (is_fuse_mount(pw->mnt)) {
-        char *um[] = {"fusermount3", "-u", "-q", pw->mnt, NULL};
-        char *lazy[] = {"fusermount3", "-u", "-z", "-q", pw->mnt, NULL};
-        if (run(um) != 0 && run(lazy) != 0) {
+        char *um[] = {"fusermount3", "-u", "-z", "-q", pw->mnt, NULL};
+        if (run(um) != 0 || is_fuse_mount(pw->mnt)) {
             printf("log_powercut: could not unmount %s\n", pw->mnt);
-            rc = -1;
+            return -1;
         }
     }
-    return rc;
+    return 0;
 }
 
 static int power_setup(power *pw)
@@ -137,7 +124,6 @@ static int power_setup(power *pw)
     }
     snprintf(pw->backing, sizeof pw->backing, "%s/disk", pw->base);
     snprintf(pw->mnt, sizeof pw->mnt, "%s/mnt", pw->base);
-    snprintf(pw->pidfile, sizeof pw->pidfile, "%s/lazyfs.pid", pw->base);
     snprintf(pw->logdir, sizeof pw->logdir, "%s/log", pw->mnt);
     const char *env = getenv("SL_LAZYFS");
     pw->lazyfs = env && *env ? env : SL_LAZYFS_PATH;
@@ -151,6 +137,77 @@ static int power_setup(power *pw)
         perror("log_powercut: mkdir on the mount");
         return -1;
     }
+    return 0;
+}
+
+/* Writes, in dir on the mount, what a power cut must partly undo: synced
+ * bytes followed by unsynced ones (write), a store through a MAP_SHARED
+ * mapping never msynced, an ftruncate never fsynced. Returns 0 or -1. */
+static int model_write(const char *dir)
+{
+    char path[160];
+    int ok = mkdir(dir, 0755) == 0;
+    snprintf(path, sizeof path, "%s/w", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    ok = ok && fd >= 0 && pwrite(fd, "synced", 6, 0) == 6 && fsync(fd) == 0 &&
+         pwrite(fd, "lost", 4, 6) == 4 && close(fd) == 0;
+    snprintf(path, sizeof path, "%s/m", dir);
+    fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    ok = ok && fd >= 0 && ftruncate(fd, 8192) == 0 && fdatasync(fd) == 0;
+    char *m = ok ? mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) : MAP_FAILED;
+    ok = ok && m != MAP_FAILED;
+    if (ok) {
+        memcpy(m + 5000, "lost", 4);
+        munmap(m, 8192);
+    }
+    ok = ok && close(fd) == 0;
+    snprintf(path, sizeof path, "%s/t", dir);
+    fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    ok = ok && fd >= 0 && pwrite(fd, path, 100, 0) == 100 && fsync(fd) == 0 &&
+         ftruncate(fd, 10) == 0 && close(fd) == 0;
+    return ok ? 0 : -1;
+}
+
+/* Checks, after the cut, that exactly the synced state came back. */
+static int model_check(const char *dir)
+{
+    char path[160], buf[16];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/w", dir);
+    int fd = open(path, O_RDONLY);
+    int ok = fd >= 0 && fstat(fd, &st) == 0 && st.st_size == 6 && pread(fd, buf, 6, 0) == 6 &&
+             memcmp(buf, "synced", 6) == 0;
+    if (fd >= 0)
+        close(fd);
+    snprintf(path, sizeof path, "%s/m", dir);
+    fd = open(path, O_RDONLY);
+    ok = ok && fd >= 0 && fstat(fd, &st) == 0 && st.st_size == 8192 &&
+         pread(fd, buf, 4, 5000) == 4 && memcmp(buf, "\0\0\0\0", 4) == 0;
+    if (fd >= 0)
+        close(fd);
+    snprintf(path, sizeof path, "%s/t", dir);
+    ok = ok && stat(path, &st) == 0 && st.st_size == 100;
+    return ok ? 0 : -1;
+}
+
+/* Proves the test bed before using it: a power cut must lose what was not
+ * synced and keep what was (else every cycle would pass for nothing). */
+static int model_selftest(power *pw)
+{
+    char dir[160];
+    snprintf(dir, sizeof dir, "%s/model", pw->mnt);
+    if (model_write(dir) != 0) {
+        printf("log_powercut: writing the model files in %s: %s\n", dir, strerror(errno));
+        return -1;
+    }
+    if (power_cut(pw) != 0 || power_on(pw) != 0)
+        return -1;
+    if (model_check(dir) != 0) {
+        printf("log_powercut: lazyfs kept unsynced data or lost synced data (%s)\n", dir);
+        return -1;
+    }
+    printf("log_powercut: lazyfs checked: a cut loses an unsynced write, an mmap store "
+           "never msynced and an ftruncate never fsynced, and keeps synced data\n");
     return 0;
 }
 
@@ -214,9 +271,10 @@ int main(int argc, char **argv)
     int64_t total_acks = 0, records = 0;
 
     setvbuf(stdout, NULL, _IOLBF, 0);
+    signal(SIGPIPE, SIG_IGN); /* output into a closed pipe must not skip the unmount */
     for (int i = 0; i < PARTITIONS; i++)
         ps[i].max_acked = -1;
-    if (power_setup(&pw) != 0) {
+    if (power_setup(&pw) != 0 || model_selftest(&pw) != 0) {
         power_cut(&pw);
         return 1;
     }
