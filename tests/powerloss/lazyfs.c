@@ -297,6 +297,16 @@ static void *lz_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
     return NULL;
 }
 
+/* Unmount: what was not synced is dropped, as at a power cut. */
+static void lz_destroy(void *data)
+{
+    while (all_pending) {
+        pending *f = all_pending;
+        all_pending = f->next;
+        pending_free(f);
+    }
+}
+
 static int lz_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
 {
     int rc = fi ? fstat((int)fi->fh, st) : fstatat(root_fd, rel(path), st, AT_SYMLINK_NOFOLLOW);
@@ -558,6 +568,7 @@ static int lz_fsyncdir(const char *path, int datasync, struct fuse_file_info *fi
 
 static const struct fuse_operations lz_ops = {
     .init = lz_init,
+    .destroy = lz_destroy,
     .getattr = lz_getattr,
     .access = lz_access,
     .readlink = lz_readlink,
@@ -631,6 +642,7 @@ static int serve(const char *mountpoint, const char *pidfile, int ready_fd)
     char *fargv[] = {"lazyfs", "-o", "fsname=lazyfs,subtype=lazyfs", NULL};
     struct fuse_args args = FUSE_ARGS_INIT(3, fargv);
     struct fuse *fuse = fuse_new(&args, &lz_ops, sizeof lz_ops, NULL);
+    fuse_opt_free_args(&args);
     if (!fuse)
         return 1;
     if (fuse_mount(fuse, mountpoint) != 0) {
@@ -644,7 +656,7 @@ static int serve(const char *mountpoint, const char *pidfile, int ready_fd)
             (void)!write(ready_fd, "", 1);
             close(ready_fd);
         }
-        rc = fuse_loop(fuse) == 0 ? 0 : 1;
+        rc = fuse_loop(fuse) < 0 ? 1 : 0; /* > 0: ended by a signal */
         fuse_remove_signal_handlers(fuse_get_session(fuse));
     }
     fuse_unmount(fuse);
