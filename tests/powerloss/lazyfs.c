@@ -13,7 +13,12 @@
  *    close, flush and munmap make nothing durable;
  *  - namespace and metadata (create, mkdir, rename, unlink, link, symlink,
  *    chmod, utimens): durable at once, as LazyFS treats them; a directory
- *    fsync is passed to the backing directory;
+ *    fsync is passed to the backing directory. With --lazy-dirs STATE_DIR
+ *    (lazyfs_dirs.c), stricter: create, mkdir, rename, unlink, rmdir, link
+ *    and symlink are durable only once their directory (the new name's, for
+ *    a rename) is fsynced; the next mount undoes the others. An fsync of a
+ *    file does not make its name durable then. Renaming a directory that
+ *    holds pending entries is not modelled;
  *  - reads see the pending state (what the process wrote), as a page cache
  *    would.
  * The kernel's own page cache for this mount is used (no direct_io, so
@@ -23,7 +28,8 @@
  * Locks (flock, fcntl) are not implemented here, so the kernel keeps them
  * locally, which is right for processes on one machine.
  *
- * Usage: lazyfs [-f] [--pidfile FILE] [--ready-fd N] BACKING_DIR MOUNTPOINT
+ * Usage: lazyfs [-f] [--pidfile FILE] [--ready-fd N] [--lazy-dirs STATE_DIR]
+ *               BACKING_DIR MOUNTPOINT
  * Without -f it returns once mounted, running in the background; with
  * --ready-fd it stays in the foreground and writes one byte on fd N once
  * mounted (for a test that wants lazyfs as its own child). Single-threaded.
@@ -45,6 +51,8 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "lazyfs_dirs.h"
+
 #define PAGE 4096u
 
 typedef struct page {
@@ -65,6 +73,7 @@ typedef struct pending {
 } pending;
 
 static int root_fd = -1;
+static char root_path[PATH_MAX]; /* the backing directory, resolved */
 static pending *all_pending;
 
 /* ---- page table ---------------------------------------------------------- */
@@ -336,23 +345,47 @@ static int lz_readlink(const char *path, char *buf, size_t size)
 
 static int lz_mkdir(const char *path, mode_t mode)
 {
-    return mkdirat(root_fd, rel(path), mode) == 0 ? 0 : -errno;
+    if (mkdirat(root_fd, rel(path), mode) != 0)
+        return -errno;
+    ld_created(rel(path));
+    return 0;
+}
+
+/* Drops a stash that the operation it was made for did not need. */
+static void stash_drop(char *stash)
+{
+    if (stash)
+        unlink(stash);
+    free(stash);
 }
 
 static int lz_unlink(const char *path)
 {
     forget_if_last_link(path);
-    return unlinkat(root_fd, rel(path), 0) == 0 ? 0 : -errno;
+    char *stash = ld_stash(rel(path));
+    if (unlinkat(root_fd, rel(path), 0) != 0) {
+        int e = errno;
+        stash_drop(stash);
+        return -e;
+    }
+    ld_unlinked(rel(path), stash);
+    return 0;
 }
 
 static int lz_rmdir(const char *path)
 {
-    return unlinkat(root_fd, rel(path), AT_REMOVEDIR) == 0 ? 0 : -errno;
+    if (unlinkat(root_fd, rel(path), AT_REMOVEDIR) != 0)
+        return -errno;
+    ld_rmdired(rel(path));
+    return 0;
 }
 
 static int lz_symlink(const char *target, const char *path)
 {
-    return symlinkat(target, root_fd, rel(path)) == 0 ? 0 : -errno;
+    if (symlinkat(target, root_fd, rel(path)) != 0)
+        return -errno;
+    ld_created(rel(path));
+    return 0;
 }
 
 static int lz_rename(const char *from, const char *to, unsigned int flags)
@@ -362,12 +395,24 @@ static int lz_rename(const char *from, const char *to, unsigned int flags)
         fstatat(root_fd, rel(to), &b, AT_SYMLINK_NOFOLLOW) == 0 && a.st_ino != b.st_ino &&
         !(flags & RENAME_EXCHANGE))
         forget_if_last_link(to);
-    return renameat2(root_fd, rel(from), root_fd, rel(to), flags) == 0 ? 0 : -errno;
+    if (flags & RENAME_EXCHANGE) /* not undone at a cut: durable at once */
+        return renameat2(root_fd, rel(from), root_fd, rel(to), flags) == 0 ? 0 : -errno;
+    char *stash = ld_stash(rel(to));
+    if (renameat2(root_fd, rel(from), root_fd, rel(to), flags) != 0) {
+        int e = errno;
+        stash_drop(stash);
+        return -e;
+    }
+    ld_renamed(rel(from), rel(to), stash);
+    return 0;
 }
 
 static int lz_link(const char *from, const char *to)
 {
-    return linkat(root_fd, rel(from), root_fd, rel(to), 0) == 0 ? 0 : -errno;
+    if (linkat(root_fd, rel(from), root_fd, rel(to), 0) != 0)
+        return -errno;
+    ld_created(rel(to));
+    return 0;
 }
 
 static int lz_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
@@ -408,6 +453,8 @@ static int lz_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 static int open_backing(const char *path, int flags, mode_t mode, struct fuse_file_info *fi)
 {
     int bflags = (flags & ~(O_TRUNC | O_APPEND | O_ACCMODE | O_DIRECT)) | O_RDWR | O_CLOEXEC;
+    struct stat st;
+    int existed = fstatat(root_fd, rel(path), &st, AT_SYMLINK_NOFOLLOW) == 0;
     int fd = openat(root_fd, rel(path), bflags, mode);
     if (fd < 0 && errno == EACCES && (flags & O_ACCMODE) == O_RDONLY)
         fd = openat(root_fd, rel(path), (bflags & ~O_RDWR) | O_RDONLY, mode);
@@ -421,6 +468,8 @@ static int open_backing(const char *path, int flags, mode_t mode, struct fuse_fi
             return rc;
         }
     }
+    if (!existed)
+        ld_created(rel(path));
     fi->fh = (uint64_t)fd;
     fi->direct_io = 0;
     fi->keep_cache = 0;
@@ -561,9 +610,32 @@ static int lz_releasedir(const char *path, struct fuse_file_info *fi)
     return 0;
 }
 
+/* The path of the open directory fd relative to the backing root ("."),
+ * or NULL (lazyfs runs with nullpath_ok: fsyncdir gets no path). */
+static const char *dir_rel(int fd, char *buf, size_t cap)
+{
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(proc, buf, cap - 1);
+    size_t rl = strlen(root_path);
+    if (n < 0 || (size_t)n < rl || memcmp(buf, root_path, rl) != 0)
+        return NULL;
+    buf[n] = 0;
+    if ((size_t)n == rl)
+        return ".";
+    return buf[rl] == '/' ? buf + rl + 1 : NULL;
+}
+
 static int lz_fsyncdir(const char *path, int datasync, struct fuse_file_info *fi)
 {
-    return fsync(dirfd((DIR *)(uintptr_t)fi->fh)) == 0 ? 0 : -errno;
+    char buf[PATH_MAX];
+    int fd = dirfd((DIR *)(uintptr_t)fi->fh);
+    if (fsync(fd) != 0)
+        return -errno;
+    const char *dir = dir_rel(fd, buf, sizeof buf);
+    if (dir)
+        ld_dir_synced(dir);
+    return 0;
 }
 
 static const struct fuse_operations lz_ops = {
@@ -599,7 +671,8 @@ static const struct fuse_operations lz_ops = {
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: lazyfs [-f] [--pidfile FILE] [--ready-fd N] BACKING_DIR MOUNTPOINT\n");
+    fprintf(stderr, "usage: lazyfs [-f] [--pidfile FILE] [--ready-fd N] [--lazy-dirs STATE_DIR] "
+                    "BACKING_DIR MOUNTPOINT\n");
     return 2;
 }
 
@@ -670,7 +743,7 @@ static int serve(const char *mountpoint, const char *pidfile, int ready_fd)
 int main(int argc, char **argv)
 {
     int foreground = 0, ready_fd = -1;
-    const char *pidfile = NULL, *dirs[2];
+    const char *pidfile = NULL, *lazy_dirs = NULL, *dirs[2];
     int ndirs = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-f"))
@@ -679,6 +752,8 @@ int main(int argc, char **argv)
             pidfile = argv[++i];
         else if (!strcmp(argv[i], "--ready-fd") && i + 1 < argc)
             ready_fd = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--lazy-dirs") && i + 1 < argc)
+            lazy_dirs = argv[++i];
         else if (argv[i][0] != '-' && ndirs < 2)
             dirs[ndirs++] = argv[i];
         else
@@ -687,10 +762,12 @@ int main(int argc, char **argv)
     if (ndirs != 2)
         return usage();
     root_fd = open(dirs[0], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (root_fd < 0) {
+    if (root_fd < 0 || !realpath(dirs[0], root_path)) {
         fprintf(stderr, "lazyfs: %s: %s\n", dirs[0], strerror(errno));
         return 1;
     }
+    if (lazy_dirs && ld_open(lazy_dirs, root_fd) != 0)
+        return 1;
     if (!foreground && ready_fd < 0 && background(&ready_fd) != 0) {
         perror("lazyfs: fork");
         return 1;

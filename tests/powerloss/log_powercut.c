@@ -6,8 +6,10 @@
  * the backing directory again (the reboot), reopens the log and checks that
  * every acknowledged record is there byte for byte and that the log
  * recovered cleanly. A missing fdatasync fails it; a SIGKILL alone would not.
- * Usage: log_powercut [cycles] [seed]  (also SL_POWERCUT_CYCLES,
- * SL_CRASH_SEED; SL_LAZYFS names the lazyfs binary) */
+ * Usage: log_powercut [cycles] [seed] [strict]  (also SL_POWERCUT_CYCLES,
+ * SL_CRASH_SEED, SL_POWERCUT_STRICT_DIRS=1; SL_LAZYFS names the lazyfs
+ * binary). strict: lazyfs --lazy-dirs, names are durable only once their
+ * directory is fsynced. */
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -29,6 +31,8 @@ typedef struct power {
     char backing[96]; /* the "disk" */
     char mnt[96];     /* where lazyfs shows it */
     char logdir[128]; /* the log's data_dir, on the mount */
+    char state[96];   /* lazyfs --lazy-dirs journal, when strict */
+    int strict;
     const char *lazyfs;
     pid_t fs_pid; /* 0 when not mounted */
 } power;
@@ -77,8 +81,12 @@ static int power_on(power *pw)
         /* if this test dies, lazyfs exits and unmounts (lazily: the log
          * child may still hold files there) */
         prctl(PR_SET_PDEATHSIG, SIGTERM);
-        execl(pw->lazyfs, pw->lazyfs, "-f", "--ready-fd", fdarg, pw->backing, pw->mnt,
-              (char *)NULL);
+        if (pw->strict)
+            execl(pw->lazyfs, pw->lazyfs, "-f", "--ready-fd", fdarg, "--lazy-dirs", pw->state,
+                  pw->backing, pw->mnt, (char *)NULL);
+        else
+            execl(pw->lazyfs, pw->lazyfs, "-f", "--ready-fd", fdarg, pw->backing, pw->mnt,
+                  (char *)NULL);
         _exit(127);
     }
     close(p[1]);
@@ -115,6 +123,15 @@ static int power_cut(power *pw)
     return 0;
 }
 
+static int fsync_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY);
+    int rc = fd >= 0 && fsync(fd) == 0 ? 0 : -1;
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
 static int power_setup(power *pw)
 {
     snprintf(pw->base, sizeof pw->base, "/tmp/sluice_powercut_XXXXXX");
@@ -125,6 +142,7 @@ static int power_setup(power *pw)
     snprintf(pw->backing, sizeof pw->backing, "%s/disk", pw->base);
     snprintf(pw->mnt, sizeof pw->mnt, "%s/mnt", pw->base);
     snprintf(pw->logdir, sizeof pw->logdir, "%s/log", pw->mnt);
+    snprintf(pw->state, sizeof pw->state, "%s/lazy-dirs", pw->base);
     const char *env = getenv("SL_LAZYFS");
     pw->lazyfs = env && *env ? env : SL_LAZYFS_PATH;
     if (mkdir(pw->backing, 0755) != 0 || mkdir(pw->mnt, 0755) != 0) {
@@ -133,7 +151,7 @@ static int power_setup(power *pw)
     }
     if (power_on(pw) != 0)
         return -1;
-    if (mkdir(pw->logdir, 0755) != 0) { /* metadata: durable at once */
+    if (mkdir(pw->logdir, 0755) != 0 || fsync_dir(pw->mnt) != 0) {
         perror("log_powercut: mkdir on the mount");
         return -1;
     }
@@ -142,11 +160,12 @@ static int power_setup(power *pw)
 
 /* Writes, in dir on the mount, what a power cut must partly undo: synced
  * bytes followed by unsynced ones (write), a store through a MAP_SHARED
- * mapping never msynced, an ftruncate never fsynced. Returns 0 or -1. */
-static int model_write(const char *dir)
+ * mapping never msynced, an ftruncate never fsynced, and a file fsynced
+ * whose directory is not. Returns 0 or -1. */
+static int model_write(const char *mnt, const char *dir)
 {
     char path[160];
-    int ok = mkdir(dir, 0755) == 0;
+    int ok = mkdir(dir, 0755) == 0 && fsync_dir(mnt) == 0;
     snprintf(path, sizeof path, "%s/w", dir);
     int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
     ok = ok && fd >= 0 && pwrite(fd, "synced", 6, 0) == 6 && fsync(fd) == 0 &&
@@ -165,11 +184,16 @@ static int model_write(const char *dir)
     fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
     ok = ok && fd >= 0 && pwrite(fd, path, 100, 0) == 100 && fsync(fd) == 0 &&
          ftruncate(fd, 10) == 0 && close(fd) == 0;
+    ok = ok && fsync_dir(dir) == 0;
+    snprintf(path, sizeof path, "%s/n", dir);
+    fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    ok = ok && fd >= 0 && pwrite(fd, "n", 1, 0) == 1 && fsync(fd) == 0 && close(fd) == 0;
     return ok ? 0 : -1;
 }
 
-/* Checks, after the cut, that exactly the synced state came back. */
-static int model_check(const char *dir)
+/* Checks, after the cut, that exactly the synced state came back (the
+ * name of n only when names are durable at once). */
+static int model_check(const char *dir, int strict)
 {
     char path[160], buf[16];
     struct stat st;
@@ -187,6 +211,8 @@ static int model_check(const char *dir)
         close(fd);
     snprintf(path, sizeof path, "%s/t", dir);
     ok = ok && stat(path, &st) == 0 && st.st_size == 100;
+    snprintf(path, sizeof path, "%s/n", dir);
+    ok = ok && (stat(path, &st) == 0) == !strict;
     return ok ? 0 : -1;
 }
 
@@ -196,18 +222,19 @@ static int model_selftest(power *pw)
 {
     char dir[160];
     snprintf(dir, sizeof dir, "%s/model", pw->mnt);
-    if (model_write(dir) != 0) {
+    if (model_write(pw->mnt, dir) != 0) {
         printf("log_powercut: writing the model files in %s: %s\n", dir, strerror(errno));
         return -1;
     }
     if (power_cut(pw) != 0 || power_on(pw) != 0)
         return -1;
-    if (model_check(dir) != 0) {
+    if (model_check(dir, pw->strict) != 0) {
         printf("log_powercut: lazyfs kept unsynced data or lost synced data (%s)\n", dir);
         return -1;
     }
     printf("log_powercut: lazyfs checked: a cut loses an unsynced write, an mmap store "
-           "never msynced and an ftruncate never fsynced, and keeps synced data\n");
+           "never msynced and an ftruncate never fsynced, and keeps synced data%s\n",
+           pw->strict ? "; a name whose directory was not fsynced is lost" : "");
     return 0;
 }
 
@@ -274,12 +301,15 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN); /* output into a closed pipe must not skip the unmount */
     for (int i = 0; i < PARTITIONS; i++)
         ps[i].max_acked = -1;
+    const char *env_strict = getenv("SL_POWERCUT_STRICT_DIRS");
+    pw.strict = argc > 3 ? !strcmp(argv[3], "strict") : env_strict && !strcmp(env_strict, "1");
     if (power_setup(&pw) != 0 || model_selftest(&pw) != 0) {
         power_cut(&pw);
         return 1;
     }
-    printf("log_powercut: seed %" PRIu64 ", %d power cuts, disk %s, mount %s\n", seed, cycles,
-           pw.backing, pw.mnt);
+    printf("log_powercut: seed %" PRIu64 ", %d power cuts, disk %s, mount %s, names %s\n", seed,
+           cycles, pw.backing, pw.mnt,
+           pw.strict ? "durable at directory fsync" : "durable at once");
     double t0 = now_us() / 1e6;
     for (int iter = 0; iter < cycles; iter++) {
         int64_t acks = 0;
