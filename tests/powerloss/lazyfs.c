@@ -577,36 +577,40 @@ static int lz_fsync(const char *path, int datasync, struct fuse_file_info *fi)
     return fdatasync(fd) == 0 ? 0 : -errno;
 }
 
+/* A directory's handle is its fd, as a file's is: the kernel may pass it to
+ * chmod, chown or utimens. */
 static int lz_opendir(const char *path, struct fuse_file_info *fi)
 {
     int fd = openat(root_fd, rel(path), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
-    DIR *d = fdopendir(fd);
-    if (!d) {
-        int e = errno;
-        close(fd);
-        return -e;
-    }
-    fi->fh = (uint64_t)(uintptr_t)d;
+    fi->fh = (uint64_t)fd;
     return 0;
 }
 
 static int lz_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t off,
                       struct fuse_file_info *fi, enum fuse_readdir_flags flags)
 {
-    DIR *d = (DIR *)(uintptr_t)fi->fh;
+    int fd = dup((int)fi->fh);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        return -e;
+    }
     rewinddir(d);
     for (struct dirent *de; (de = readdir(d)) != NULL;) {
         if (fill(buf, de->d_name, NULL, 0, 0))
             break;
     }
+    closedir(d);
     return 0;
 }
 
 static int lz_releasedir(const char *path, struct fuse_file_info *fi)
 {
-    closedir((DIR *)(uintptr_t)fi->fh);
+    close((int)fi->fh);
     return 0;
 }
 
@@ -629,7 +633,7 @@ static const char *dir_rel(int fd, char *buf, size_t cap)
 static int lz_fsyncdir(const char *path, int datasync, struct fuse_file_info *fi)
 {
     char buf[PATH_MAX];
-    int fd = dirfd((DIR *)(uintptr_t)fi->fh);
+    int fd = (int)fi->fh;
     if (fsync(fd) != 0)
         return -errno;
     const char *dir = dir_rel(fd, buf, sizeof buf);
