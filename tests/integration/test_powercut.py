@@ -5,7 +5,7 @@ mount again, restart). Route r delivers to a sink and to an internal topic
 that route audit (100 partitions) delivers too. After the last restart every
 request answered 202 must reach the sink through both routes.
 SL_POWERCUT_STRICT_DIRS=1 runs lazyfs --lazy-dirs (names durable only once
-their directory is fsynced); SL_POWERCUT_GATEWAY_CUTS sets the cuts (5)."""
+their directory is fsynced); SL_POWERCUT_GATEWAY_CUTS sets the cuts (10)."""
 
 import ctypes
 import http.client
@@ -21,7 +21,7 @@ import time
 
 from harness import SLUICE, Gateway, Sink, free_port, wait_until
 
-CUTS = int(os.environ.get("SL_POWERCUT_GATEWAY_CUTS", "5"))
+CUTS = int(os.environ.get("SL_POWERCUT_GATEWAY_CUTS", "10"))
 STRICT = os.environ.get("SL_POWERCUT_STRICT_DIRS") == "1"
 
 
