@@ -3,6 +3,7 @@
  * reused across calls), the response collected with a size cap, and the
  * outcome mapped to SL_OK / SL_RETRY / SL_FAIL like the http_client output. */
 #include "http_call.h"
+#include "http_common.h"
 
 #include <ctype.h>
 #include <pthread.h>
@@ -232,54 +233,70 @@ static bool set_method(CURL *h, const char *method, const sl_http_call_req *req)
     return true;
 }
 
-int sl_http_call(const sl_connector_conf *cconf, const sl_http_call_req *req,
-                 sl_http_call_resp *resp)
+/* Builds the request's URL and header list on h's behalf: base_url joined
+ * with req->path, conn->headers then req->headers, no "Expect". Returns
+ * SL_OK, or fills resp (a bad path or header is permanent, out of memory
+ * transient) and returns its result; *url and *hdrs are the caller's to
+ * free either way. */
+static int prepare_request(const sl_connector_conf *cconf, const sl_http_call_req *req,
+                           sl_http_call_resp *resp, char **url, struct curl_slist **hdrs)
 {
-    memset(resp, 0, sizeof *resp);
-    const char *method = req->method ? req->method : "GET";
-    const char *path = req->path ? req->path : "";
-    const char *name = cconf->name ? cconf->name : "?";
     const sl_http_client_conf *conn = cconf->priv;
-    if (!conn || !conn->base_url)
-        return fail(resp, SL_FAIL, "connector %s has no base_url%s", name, "");
+    const char *name = cconf->name ? cconf->name : "?";
+    const char *path = req->path ? req->path : "";
     if (!clean_path(path))
         return fail(resp, SL_FAIL, "bad path '%.100s' for %s (must start with / or ?, no spaces)",
                     path, name);
-    CURL *h = thread_handle();
-    if (!h)
-        return fail(resp, SL_RETRY, "out of memory (curl)%s%s", "", "");
-    size_t blen = strlen(conn->base_url);
-    if (blen && conn->base_url[blen - 1] == '/' && path[0] == '/')
-        blen--;
-    size_t ulen = blen + strlen(path) + 1;
-    char *url = malloc(ulen);
-    struct curl_slist *hdrs = NULL;
-    int rc;
-    if (!url) {
-        rc = fail(resp, SL_RETRY, "out of memory%s%s", "", "");
-        goto done;
-    }
-    snprintf(url, ulen, "%.*s%s", (int)blen, conn->base_url, path);
+    *url = sl_http_join_url(conn->base_url, path);
+    if (!*url)
+        return fail(resp, SL_RETRY, "out of memory%s%s", "", "");
     for (size_t i = 0; i < conn->n_headers + req->n_headers; i++) {
         const sl_kv *kv =
             i < conn->n_headers ? &conn->headers[i] : &req->headers[i - conn->n_headers];
-        if (!*kv->key || !clean_text(kv->key) || !clean_text(kv->value) || strchr(kv->key, ':')) {
-            rc = fail(resp, SL_FAIL, "bad header '%.60s' for %s", kv->key, name);
-            goto done;
-        }
-        if (add_header(&hdrs, kv->key, kv->value) < 0) {
-            rc = fail(resp, SL_RETRY, "out of memory%s%s", "", "");
-            goto done;
-        }
+        if (!*kv->key || !clean_text(kv->key) || !clean_text(kv->value) || strchr(kv->key, ':'))
+            return fail(resp, SL_FAIL, "bad header '%.60s' for %s", kv->key, name);
+        if (add_header(hdrs, kv->key, kv->value) < 0)
+            return fail(resp, SL_RETRY, "out of memory%s%s", "", "");
     }
-    if (add_header(&hdrs, "Expect", "") < 0) {
-        rc = fail(resp, SL_RETRY, "out of memory%s%s", "", "");
-        goto done;
+    if (add_header(hdrs, "Expect", "") < 0)
+        return fail(resp, SL_RETRY, "out of memory%s%s", "", "");
+    return SL_OK;
+}
+
+/* Maps what curl_easy_perform gave to resp's result and error text. what
+ * names the call ("GET crm"); timeout_ms is the limit it ran under. */
+static int classify(sl_http_call_resp *resp, const call_ctx *cc, CURLcode code, long status,
+                    const char *what, long timeout_ms)
+{
+    char n[32];
+    resp->status = (int)status;
+    if (cc->oom)
+        return fail(resp, SL_RETRY, "%s: out of memory reading the response%s", what, "");
+    if (cc->too_big) {
+        snprintf(n, sizeof n, "%zu", SL_HTTP_CALL_MAX_BODY);
+        return fail(resp, SL_FAIL, "%s: response body larger than %s bytes", what, n);
     }
-    if (!set_method(h, method, req)) {
-        rc = fail(resp, SL_FAIL, "unknown method '%.20s' for %s", method, name);
-        goto done;
+    if (code != CURLE_OK) {
+        resp->status = 0;
+        if (code != CURLE_OPERATION_TIMEDOUT)
+            return fail(resp, SL_RETRY, "%s: %s", what, curl_easy_strerror(code));
+        snprintf(n, sizeof n, "%ld ms", timeout_ms);
+        return fail(resp, SL_RETRY, "%s: timeout after %s", what, n);
     }
+    sl_result res = sl_http_status_result(status);
+    if (res == SL_OK) {
+        resp->result = SL_OK;
+        return SL_OK;
+    }
+    snprintf(n, sizeof n, "%ld", status);
+    return fail(resp, res, "%s: HTTP %s", what, n);
+}
+
+/* Runs the prepared request on h and classifies the outcome. */
+static int perform(CURL *h, const sl_connector_conf *cconf, const char *method, const char *url,
+                   struct curl_slist *hdrs, sl_http_call_resp *resp)
+{
+    const sl_http_client_conf *conn = cconf->priv;
     call_ctx cc = {.resp = resp};
     long timeout = conn->timeout_ms ? (long)conn->timeout_ms : DEFAULT_TIMEOUT_MS;
     curl_easy_setopt(h, CURLOPT_URL, url);
@@ -294,33 +311,30 @@ int sl_http_call(const sl_connector_conf *cconf, const sl_http_call_req *req,
     CURLcode code = curl_easy_perform(h);
     long status = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    resp->status = (int)status;
     char what[64];
-    snprintf(what, sizeof what, "%.10s %.40s", method, name);
-    if (cc.oom) {
-        rc = fail(resp, SL_RETRY, "%s: out of memory reading the response%s", what, "");
-    } else if (cc.too_big) {
-        char lim[32];
-        snprintf(lim, sizeof lim, "%zu", SL_HTTP_CALL_MAX_BODY);
-        rc = fail(resp, SL_FAIL, "%s: response body larger than %s bytes", what, lim);
-    } else if (code == CURLE_OPERATION_TIMEDOUT) {
-        char t[32];
-        snprintf(t, sizeof t, "%ld ms", timeout);
-        resp->status = 0;
-        rc = fail(resp, SL_RETRY, "%s: timeout after %s", what, t);
-    } else if (code != CURLE_OK) {
-        resp->status = 0;
-        rc = fail(resp, SL_RETRY, "%s: %s", what, curl_easy_strerror(code));
-    } else if (status >= 200 && status < 300) {
-        resp->result = SL_OK;
-        rc = SL_OK;
-    } else {
-        char st[16];
-        snprintf(st, sizeof st, "%ld", status);
-        bool transient = status >= 500 || status == 408 || status == 429;
-        rc = fail(resp, transient ? SL_RETRY : SL_FAIL, "%s: HTTP %s", what, st);
-    }
-done:
+    snprintf(what, sizeof what, "%.10s %.40s", method, cconf->name ? cconf->name : "?");
+    return classify(resp, &cc, code, status, what, timeout);
+}
+
+int sl_http_call(const sl_connector_conf *cconf, const sl_http_call_req *req,
+                 sl_http_call_resp *resp)
+{
+    memset(resp, 0, sizeof *resp);
+    const char *method = req->method ? req->method : "GET";
+    const char *name = cconf->name ? cconf->name : "?";
+    const sl_http_client_conf *conn = cconf->priv;
+    if (!conn || !conn->base_url)
+        return fail(resp, SL_FAIL, "connector %s has no base_url%s", name, "");
+    CURL *h = thread_handle();
+    if (!h)
+        return fail(resp, SL_RETRY, "out of memory (curl)%s%s", "", "");
+    char *url = NULL;
+    struct curl_slist *hdrs = NULL;
+    int rc = prepare_request(cconf, req, resp, &url, &hdrs);
+    if (rc == SL_OK && !set_method(h, method, req))
+        rc = fail(resp, SL_FAIL, "unknown method '%.20s' for %s", method, name);
+    if (rc == SL_OK)
+        rc = perform(h, cconf, method, url, hdrs, resp);
     curl_slist_free_all(hdrs);
     free(url);
     return rc;

@@ -20,6 +20,7 @@
 #include "gateway.h"
 #include "http_call.h"
 #include "http_client.h"
+#include "http_common.h"
 #include "jsonl.h"
 #include "metrics.h"
 
@@ -408,11 +409,11 @@ static void map_result(hc_state *s, hc_slot *slot, CURLcode cc, sl_send_result *
         result_set(r, SL_RETRY, 0, text);
         return;
     }
-    if (status >= 200 && status < 300) {
+    sl_result res = sl_http_status_result(status);
+    if (res == SL_OK) {
         sl_send_result_set(r, SL_OK, (int)status, NULL);
         return;
     }
-    sl_result res = (status >= 500 || status == 408 || status == 429) ? SL_RETRY : SL_FAIL;
     char body[HC_ERR_BODY * 4 + 1];
     sl_jsonl_safe_text(slot->resp ? slot->resp : "", slot->resp_len, HC_ERR_BODY, body,
                        sizeof body);
@@ -748,27 +749,6 @@ static void hc_destroy(sl_connector *c)
     c->state = NULL;
 }
 
-/* base_url + "/" + path with exactly one '/' between them; base_url as is
- * when path is empty. Returns a malloc'd string or NULL. */
-static char *join_url(const char *base, const char *path)
-{
-    size_t bl = strlen(base);
-    if (!path || !path[0])
-        return strdup(base);
-    while (bl > 0 && base[bl - 1] == '/')
-        bl--;
-    while (*path == '/')
-        path++;
-    size_t pl = strlen(path);
-    char *u = malloc(bl + pl + 2);
-    if (!u)
-        return NULL;
-    memcpy(u, base, bl);
-    u[bl] = '/';
-    memcpy(u + bl + 1, path, pl + 1);
-    return u;
-}
-
 /* url without "user:password@", for error messages. */
 static char *shown_url(const char *url)
 {
@@ -885,63 +865,34 @@ static void fail_all(sl_send_result *results, size_t n, const char *text)
 /* Queues one request per message (same-key messages chained) and waits
  * until each has a result; with capture (n == 1), the response body is
  * handed over to it too. */
-static void run_batch(sl_connector *c, const sl_output_conf *out, sl_msg *const *msgs, size_t n,
-                      sl_send_result *results, sl_http_response *capture)
+/* Merges the connector's and the output's headers into b and notes which
+ * of the headers Sluice sets itself the configuration already sets. */
+static void batch_headers(hc_batch *b, const sl_http_client_conf *conf,
+                          const sl_http_client_output *ho)
 {
-    hc_state *s = c->state;
-    if (n == 0)
-        return;
-    sl_error err;
-    if (ensure_started(s, &err) < 0) {
-        fail_all(results, n, err.msg);
-        return;
-    }
-    const sl_http_client_conf *conf = c->conf->priv;
-    const sl_http_client_output *ho = out ? out->priv : NULL;
-    hc_batch b;
-    memset(&b, 0, sizeof b);
-    b.msgs = msgs;
-    b.results = results;
-    b.capture = capture;
-    if (set_method(&b, ho && ho->method && ho->method[0] ? ho->method : "POST") < 0) {
-        for (size_t i = 0; i < n; i++)
-            sl_send_result_set(&results[i], SL_FAIL, 0, "http_client: invalid method \"%.20s\"",
-                               ho->method);
-        return;
-    }
-    b.body = strcmp(b.method, "GET") != 0 && strcmp(b.method, "HEAD") != 0;
-    b.url = join_url(conf->base_url, ho ? ho->path : NULL);
-    b.shown = b.url ? shown_url(b.url) : NULL;
-    b.hdrs = calloc(conf->n_headers + (ho ? ho->n_headers : 0) + 1, sizeof *b.hdrs);
-    hc_req *reqs = calloc(n, sizeof *reqs);
-    hc_req *head = NULL;
-    bool cond_ok = pthread_cond_init(&b.done, NULL) == 0;
-    if (!b.url || !b.shown || !b.hdrs || !reqs || !cond_ok || plan_batch(reqs, n, msgs, &head)) {
-        fail_all(results, n, "http_client: out of memory preparing a batch");
-        goto cleanup;
-    }
-    merge_headers(&b, conf->headers, conf->n_headers);
+    merge_headers(b, conf->headers, conf->n_headers);
     if (ho)
-        merge_headers(&b, ho->headers, ho->n_headers);
-    b.set_content_type = b.set_idem = b.set_msgid = true;
-    for (size_t i = 0; i < b.n_hdrs; i++) {
-        if (name_is(&b.hdrs[i], "Content-Type"))
-            b.set_content_type = false;
-        else if (name_is(&b.hdrs[i], "Idempotency-Key"))
-            b.set_idem = false;
-        else if (name_is(&b.hdrs[i], "X-Message-Id"))
-            b.set_msgid = false;
+        merge_headers(b, ho->headers, ho->n_headers);
+    b->set_content_type = b->set_idem = b->set_msgid = true;
+    for (size_t i = 0; i < b->n_hdrs; i++) {
+        if (name_is(&b->hdrs[i], "Content-Type"))
+            b->set_content_type = false;
+        else if (name_is(&b->hdrs[i], "Idempotency-Key"))
+            b->set_idem = false;
+        else if (name_is(&b->hdrs[i], "X-Message-Id"))
+            b->set_msgid = false;
     }
-    for (size_t i = 0; i < n; i++) {
-        reqs[i].batch = &b;
-        sl_send_result_set(&results[i], SL_RETRY, 0, "not sent");
-    }
+}
+
+/* Hands the n requests (a chain from head) to the curl thread and waits
+ * until every one has its result. */
+static void queue_and_wait(hc_state *s, hc_batch *b, hc_req *head, size_t n)
+{
     hc_req *tail = head;
     while (tail->queue_next)
         tail = tail->queue_next;
-
     pthread_mutex_lock(&s->mu);
-    b.pending = n;
+    b->pending = n;
     if (s->queue_tail)
         s->queue_tail->queue_next = head;
     else
@@ -949,13 +900,49 @@ static void run_batch(sl_connector *c, const sl_output_conf *out, sl_msg *const 
     s->queue_tail = tail;
     pthread_mutex_unlock(&s->mu);
     curl_multi_wakeup(s->multi);
-
     pthread_mutex_lock(&s->mu);
-    while (b.pending > 0)
-        pthread_cond_wait(&b.done, &s->mu);
+    while (b->pending > 0)
+        pthread_cond_wait(&b->done, &s->mu);
     pthread_mutex_unlock(&s->mu);
+}
 
-cleanup:
+static void run_batch(sl_connector *c, const sl_output_conf *out, sl_msg *const *msgs, size_t n,
+                      sl_send_result *results, sl_http_response *capture)
+{
+    hc_state *s = c->state;
+    sl_error err;
+    if (n == 0)
+        return;
+    if (ensure_started(s, &err) < 0) {
+        fail_all(results, n, err.msg);
+        return;
+    }
+    const sl_http_client_conf *conf = c->conf->priv;
+    const sl_http_client_output *ho = out ? out->priv : NULL;
+    hc_batch b = {.msgs = msgs, .results = results, .capture = capture};
+    if (set_method(&b, ho && ho->method && ho->method[0] ? ho->method : "POST") < 0) {
+        for (size_t i = 0; i < n; i++)
+            sl_send_result_set(&results[i], SL_FAIL, 0, "http_client: invalid method \"%.20s\"",
+                               ho->method);
+        return;
+    }
+    b.body = strcmp(b.method, "GET") != 0 && strcmp(b.method, "HEAD") != 0;
+    b.url = sl_http_join_url(conf->base_url, ho ? ho->path : NULL);
+    b.shown = b.url ? shown_url(b.url) : NULL;
+    b.hdrs = calloc(conf->n_headers + (ho ? ho->n_headers : 0) + 1, sizeof *b.hdrs);
+    hc_req *reqs = calloc(n, sizeof *reqs);
+    hc_req *head = NULL;
+    bool cond_ok = pthread_cond_init(&b.done, NULL) == 0;
+    if (!b.url || !b.shown || !b.hdrs || !reqs || !cond_ok || plan_batch(reqs, n, msgs, &head)) {
+        fail_all(results, n, "http_client: out of memory preparing a batch");
+    } else {
+        batch_headers(&b, conf, ho);
+        for (size_t i = 0; i < n; i++) {
+            reqs[i].batch = &b;
+            sl_send_result_set(&results[i], SL_RETRY, 0, "not sent");
+        }
+        queue_and_wait(s, &b, head, n);
+    }
     if (cond_ok)
         pthread_cond_destroy(&b.done);
     free(reqs);

@@ -115,6 +115,12 @@ void sl_lua_env_setup(lua_State *L)
     make_env(L);
 }
 
+void sl_lua_env_protect(lua_State *L)
+{
+    push_proxy(L, -1);
+    lua_remove(L, -2);
+}
+
 void sl_lua_env_push(lua_State *L)
 {
     lua_getfield(L, LUA_REGISTRYINDEX, ENV_KEY);

@@ -353,10 +353,10 @@ static void wrap_global(lua_State *L, const char *name, lua_CFunction fn)
     lua_setglobal(L, name);
 }
 
-/* Builds the sandbox; runs in protected mode (lua_pcall of this function). */
-static int setup_state(lua_State *L)
+/* Opens the safe standard libraries; os keeps time, clock and date only
+ * (the full library is not kept anywhere). */
+static void open_safe_libs(lua_State *L)
 {
-    sl_lua_host *h = sl_lua_host_of(L);
     static const luaL_Reg libs[] = {
         {LUA_GNAME, luaopen_base},
         {LUA_STRLIBNAME, luaopen_string},
@@ -370,7 +370,6 @@ static int setup_state(lua_State *L)
         luaL_requiref(L, l->name, l->func, 1);
         lua_pop(L, 1);
     }
-    /* os: time, clock and date only; the full library is not kept anywhere */
     luaL_requiref(L, LUA_OSLIBNAME, luaopen_os, 0);
     static const char *const os_keep[] = {"time", "clock", "date", NULL};
     copy_fields(L, lua_gettop(L), os_keep);
@@ -380,7 +379,12 @@ static int setup_state(lua_State *L)
     lua_pushnil(L);
     lua_setfield(L, -2, LUA_OSLIBNAME);
     lua_pop(L, 1);
+}
 
+/* Removes what reaches files or bytecode, bounds the pattern functions and
+ * locks strings' shared metatable (readable, not replaceable). */
+static void trim_base(lua_State *L)
+{
     static const char *const removed[] = {"dofile", "loadfile", "require", "warn", NULL};
     for (size_t i = 0; removed[i]; i++) {
         lua_pushnil(L);
@@ -391,13 +395,18 @@ static int setup_state(lua_State *L)
     lua_setfield(L, -2, "dump");
     sl_lua_open_patterns(L);
     lua_pop(L, 1);
-    /* strings' shared metatable: readable, not replaceable */
     lua_pushliteral(L, "");
     lua_getmetatable(L, -1);
     lua_pushliteral(L, "string");
     lua_setfield(L, -2, "__metatable");
     lua_pop(L, 2);
+}
 
+/* Replaces the base functions a script could use to escape its limits
+ * (pcall, xpcall, collectgarbage, load, setmetatable, coroutine.resume,
+ * require) with the sandbox's versions. */
+static void install_wrappers(lua_State *L)
+{
     lua_pushcfunction(L, sb_pcall);
     lua_setglobal(L, "pcall");
     lua_pushcfunction(L, sb_xpcall);
@@ -411,12 +420,19 @@ static int setup_state(lua_State *L)
     lua_pushcclosure(L, sb_resume, 1);
     lua_setfield(L, -2, "resume");
     lua_pop(L, 1);
-
     lua_newtable(L);
     lua_setfield(L, LUA_REGISTRYINDEX, "sluice.loaded");
     lua_pushcfunction(L, sb_require);
     lua_setglobal(L, "require");
+}
 
+/* Builds the sandbox; runs in protected mode (lua_pcall of this function). */
+static int setup_state(lua_State *L)
+{
+    sl_lua_host *h = sl_lua_host_of(L);
+    open_safe_libs(L);
+    trim_base(L);
+    install_wrappers(L);
     sl_lua_open_json(L);
     sl_lua_open_xml(L);
     sl_lua_open_msg(L);
@@ -425,9 +441,10 @@ static int setup_state(lua_State *L)
     lua_getfield(L, -1, "info");
     lua_setglobal(L, "print");
     lua_pop(L, 1);
-    sl_lua_push_ctx(L);
-    h->ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     sl_lua_env_setup(L);
+    sl_lua_push_ctx(L);
+    sl_lua_env_protect(L); /* ctx's fields are shared by every call: read-only */
+    h->ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     /* generational: per-message garbage (decoded tables) dies young */
     lua_gc(L, LUA_GCGEN, 0, 0);
     return 0;

@@ -174,6 +174,9 @@ void sl_lua_check_deadline(lua_State *L);
  * defined into the real globals (read-only from then on). reset: after every
  * call, clears whatever the call assigned to globals. */
 void sl_lua_env_setup(lua_State *L);
+/* Replaces the table at the top of the stack by a read-only proxy of it
+ * (after sl_lua_env_setup). */
+void sl_lua_env_protect(lua_State *L);
 void sl_lua_env_push(lua_State *L);
 void sl_lua_env_bind(lua_State *L, int fn_idx);
 void sl_lua_env_freeze(lua_State *L);

@@ -284,7 +284,8 @@ static void test_globals_and_libraries_do_not_leak(void **state)
 {
     sl_lua_host *h = host_with(
         "helper = function() return 'helper' end -- defined at load: stays\n"
-        "function step(msg)\n" PONG "  local b = msg.body\n"
+        "function step(msg, ctx)\n" PONG
+        "  if msg.body == 'ctx' then ctx.http = function() return 'evil' end end\n" "  local b = msg.body\n"
         "  if b == 'lib' then string.rep = function() return 'evil' end end\n"
         "  if b == 'rawlib' then rawset(string, 'rep', nil) end\n"
         "  if b == 'mt' then setmetatable(_G, { __index = function() return 1 end }) end\n"
@@ -299,6 +300,7 @@ static void test_globals_and_libraries_do_not_leak(void **state)
     assert_fails_with(h, "lib", "read-only");
     assert_fails_with(h, "rawlib", "read-only");
     assert_fails_with(h, "mt", "protected metatable");
+    assert_fails_with(h, "ctx", "read-only");
     sl_error err;
     assert_int_equal(run_body(h, "globals", 7, &err), SL_STEP_OK);
     sl_msg *m = sl_msg_new();
