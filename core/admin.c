@@ -1,7 +1,8 @@
-/* The admin listener (SPEC.md section 5): health, readiness, Prometheus
- * metrics, route inspection and steering (rewind, pause, resume) and message
- * status, over one libmicrohttpd daemon with its own epoll thread. Every
- * endpoint but /health takes `Authorization: Bearer TOKEN` when a token is set. */
+/* The admin listener: health, readiness, Prometheus metrics, route
+ * inspection and steering (rewind, pause, resume) and message status, over
+ * one libmicrohttpd daemon with its own epoll thread. Every endpoint but
+ * /health and /ready (open for probes) takes `Authorization: Bearer TOKEN`
+ * when a token is set. */
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -471,12 +472,7 @@ static enum MHD_Result dispatch(sl_admin *a, struct MHD_Connection *conn, const 
             return method_not_allowed(conn, "GET", method, url);
         return reply(conn, 200, "{\"status\":\"ok\"}", 15, "application/json", NULL, false);
     }
-    int auth = check_auth(a, conn);
-    if (auth == 401)
-        return reply_error(conn, 401, NULL, "unauthorized",
-                           "send Authorization: Bearer TOKEN (sluice.admin.token)");
-    if (auth == 403)
-        return reply_error(conn, 403, NULL, "forbidden", "wrong admin token");
+    /* /health and /ready stay open for probes (Kubernetes, Docker) */
     if (strcmp(url, "/ready") == 0) {
         if (!is_get(method))
             return method_not_allowed(conn, "GET", method, url);
@@ -484,6 +480,12 @@ static enum MHD_Result dispatch(sl_admin *a, struct MHD_Connection *conn, const 
             return reply(conn, 200, "{\"status\":\"ready\"}", 18, "application/json", NULL, false);
         return reply(conn, 503, "{\"status\":\"not_ready\"}", 22, "application/json", NULL, false);
     }
+    int auth = check_auth(a, conn);
+    if (auth == 401)
+        return reply_error(conn, 401, NULL, "unauthorized",
+                           "send Authorization: Bearer TOKEN (sluice.admin.token)");
+    if (auth == 403)
+        return reply_error(conn, 403, NULL, "forbidden", "wrong admin token");
     if (strcmp(url, "/metrics") == 0) {
         if (!is_get(method))
             return method_not_allowed(conn, "GET", method, url);

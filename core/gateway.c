@@ -2,6 +2,7 @@
  * from a loaded config, starts them in dependency order (routes, then inputs,
  * then the admin listener) and drains them in reverse on shutdown. */
 #include "gateway.h"
+#include "process_metrics.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -63,6 +64,7 @@ sl_runtime *sl_runtime_open(const sl_config *conf, sl_error *err)
         sl_error_set(err, SL_ENOMEM, "out of memory");
         goto fail;
     }
+    sl_process_metrics_register(rt->metrics);
     if (sl_data_dir_prepare(conf->gw.data_dir, err) < 0)
         goto fail;
     rt->log_options = conf->gw.log;
