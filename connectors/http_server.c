@@ -611,6 +611,24 @@ static enum MHD_Result send_error(hs_req *r, struct MHD_Connection *conn, int st
     return send_answer(r, conn, &a);
 }
 
+/* Builds the 202 answer for message id appended to rt at partition/offset:
+ * {"id","route","partition","offset"} and its Location. */
+static void build_accepted(hs_answer *a, const hs_route *rt, const char *id, int partition,
+                           int64_t offset)
+{
+    memset(a, 0, offsetof(hs_answer, buf));
+    a->status = 202;
+    a->ctype = "application/json";
+    size_t p = (size_t)snprintf(a->buf, sizeof a->buf, "{\"id\":\"%s\",\"route\":\"", id);
+    sl_json_escape_cstr(rt->name, strlen(rt->name), SL_JSON_ESC_RAW | SL_JSON_ESC_TERMINAL, a->buf,
+                        sizeof a->buf - 64, &p);
+    p += (size_t)snprintf(a->buf + p, sizeof a->buf - p,
+                          "\",\"partition\":%d,\"offset\":%" PRId64 "}", partition, offset);
+    a->body = a->buf;
+    a->len = p;
+    snprintf(a->location, sizeof a->location, "/v1/messages/%s", id);
+}
+
 /* Builds the answer chosen by settle() (r->answered, r->mu not needed: no
  * other thread writes the fields read here once answered is set). */
 static void build_final(hs_req *r, hs_answer *a)
@@ -618,22 +636,9 @@ static void build_final(hs_req *r, hs_answer *a)
     const hs_route *rt = r->rt;
     char detail[600];
     switch (r->status) {
-        case 202: {
-            memset(a, 0, offsetof(hs_answer, buf));
-            a->status = 202;
-            a->ctype = "application/json";
-            size_t p =
-                (size_t)snprintf(a->buf, sizeof a->buf, "{\"id\":\"%s\",\"route\":\"", r->id);
-            sl_json_escape_cstr(rt->name, strlen(rt->name), SL_JSON_ESC_RAW | SL_JSON_ESC_TERMINAL,
-                                a->buf, sizeof a->buf - 64, &p);
-            p += (size_t)snprintf(a->buf + p, sizeof a->buf - p,
-                                  "\",\"partition\":%d,\"offset\":%" PRId64 "}", r->partition,
-                                  r->offset);
-            a->body = a->buf;
-            a->len = p;
-            snprintf(a->location, sizeof a->location, "/v1/messages/%s", r->id);
+        case 202:
+            build_accepted(a, rt, r->id, r->partition, r->offset);
             return;
-        }
         case 200:
             memset(a, 0, offsetof(hs_answer, buf));
             a->status = 200;
@@ -1288,8 +1293,99 @@ static void make_metrics(hs_server *srv)
                                         labels, NULL, 0);
 }
 
+/* ---- Idempotency-Keys survive restarts --------------------------------- */
+
+/* The value of header name of rec (NUL-terminated in the batch), or NULL. */
+static const char *rec_header(const sl_record *rec, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < rec->n_headers; i++) {
+        const sl_header *h = &rec->headers[i];
+        if (h->name_len == n && memcmp(h->name, name, n) == 0)
+            return h->value;
+    }
+    return NULL;
+}
+
+/* Puts the key of one record (when it has one) back into rt's table, with
+ * the 202 answer its request got. Returns 1 when a key was put, else 0. */
+static int rebuild_record(hs_route *rt, int partition, const sl_record *rec, uint64_t now)
+{
+    const char *key = rec_header(rec, "idempotency-key");
+    const char *id = rec_header(rec, SL_HDR_ID);
+    if (key == NULL || id == NULL || strlen(id) != SL_ID_LEN || key[0] == '\0' ||
+        strlen(key) > HS_IDEM_KEY_MAX || rec->timestamp_ms <= 0)
+        return 0;
+    hs_answer a;
+    build_accepted(&a, rt, id, partition, rec->offset);
+    sl_idem_answer ans = {.status = 202,
+                          .body = a.body,
+                          .body_len = a.len,
+                          .content_type = (char *)a.ctype,
+                          .location = a.location};
+    if (sl_idem_put(rt->idem, key, strlen(key), &ans, (uint64_t)rec->timestamp_ms, now) != 0)
+        return 0;
+    return 1;
+}
+
+/* Scans partition i of rt's topic from the first record inside the dedupe
+ * window (the time index) to its end. Adds the records read to *scanned
+ * and returns the keys put. */
+static size_t rebuild_partition(hs_server *srv, hs_route *rt, int i, uint64_t now, sl_batch *b,
+                                size_t *scanned)
+{
+    sl_partition *p = sl_route_partition(rt->route, i);
+    int64_t since = now > srv->dedupe_ms ? (int64_t)(now - srv->dedupe_ms) : 0;
+    int64_t from = sl_partition_offset_for_time(p, since);
+    int64_t end = sl_partition_durable_offset(p);
+    size_t keys = 0;
+    sl_error err;
+    while (from < end) {
+        int n = sl_partition_read(p, from, 4096, (size_t)8 << 20, b, &err);
+        if (n < 0) {
+            sl_err(HS_COMPONENT,
+                   "%s: route %s partition %d: Idempotency-Keys after offset %" PRId64
+                   " not recovered: %s",
+                   srv->name, rt->name, i, from, err.msg);
+            break;
+        }
+        if (n == 0)
+            break;
+        for (size_t k = 0; k < b->count; k++)
+            keys += (size_t)rebuild_record(rt, i, &b->records[k], now);
+        *scanned += b->count;
+        from = b->next_offset;
+    }
+    return keys;
+}
+
+/* Rebuilds every route's Idempotency-Key table from the log before the
+ * listener opens: the key of each request travels in its message's record,
+ * so every key whose request got a 202 (durable) is found again. */
+static void rebuild_idem(hs_server *srv)
+{
+    sl_batch b;
+    sl_batch_init(&b);
+    for (size_t r = 0; r < srv->n_routes; r++) {
+        hs_route *rt = &srv->routes[r];
+        if (rt->idem == NULL)
+            continue;
+        uint64_t t0 = mono_ms(), now = wall_ms();
+        size_t keys = 0, scanned = 0;
+        for (int i = 0; i < sl_route_partition_count(rt->route); i++)
+            keys += rebuild_partition(srv, rt, i, now, &b, &scanned);
+        if (scanned > 0)
+            sl_info(HS_COMPONENT,
+                    "%s: route %s: %zu Idempotency-Key(s) recovered from %zu record(s) of the "
+                    "dedupe window in %" PRIu64 " ms (%zu held)",
+                    srv->name, rt->name, keys, scanned, mono_ms() - t0, sl_idem_count(rt->idem));
+    }
+    sl_batch_free(&b);
+}
+
 static int hs_start(sl_connector *c, sl_error *err)
 {
+    rebuild_idem(c->state);
     hs_server *srv = c->state;
     const char *where = srv->listen;
     bool any_sync = false;
