@@ -22,6 +22,7 @@
 #include "gateway.h"
 #include "http_server.h"
 #include "http_server_idem.h"
+#include "http_server_idem_log.h"
 #include "http_server_util.h"
 #include "http_util.h"
 #include "json_escape.h"
@@ -1295,68 +1296,23 @@ static void make_metrics(hs_server *srv)
 
 /* ---- Idempotency-Keys survive restarts --------------------------------- */
 
-/* The value of header name of rec (NUL-terminated in the batch), or NULL. */
-static const char *rec_header(const sl_record *rec, const char *name)
-{
-    size_t n = strlen(name);
-    for (size_t i = 0; i < rec->n_headers; i++) {
-        const sl_header *h = &rec->headers[i];
-        if (h->name_len == n && memcmp(h->name, name, n) == 0)
-            return h->value;
-    }
-    return NULL;
-}
-
-/* Puts the key of one record (when it has one) back into rt's table, with
- * the 202 answer its request got. Returns 1 when a key was put, else 0. */
-static int rebuild_record(hs_route *rt, int partition, const sl_record *rec, uint64_t now)
-{
-    const char *key = rec_header(rec, "idempotency-key");
-    const char *id = rec_header(rec, SL_HDR_ID);
-    if (key == NULL || id == NULL || strlen(id) != SL_ID_LEN || key[0] == '\0' ||
-        strlen(key) > HS_IDEM_KEY_MAX || rec->timestamp_ms <= 0)
-        return 0;
+/* The route whose answers are rebuilt, and room for one answer. */
+typedef struct rebuild_ctx {
+    const hs_route *rt;
     hs_answer a;
-    build_accepted(&a, rt, id, partition, rec->offset);
-    sl_idem_answer ans = {.status = 202,
-                          .body = a.body,
-                          .body_len = a.len,
-                          .content_type = (char *)a.ctype,
-                          .location = a.location};
-    if (sl_idem_put(rt->idem, key, strlen(key), &ans, (uint64_t)rec->timestamp_ms, now) != 0)
-        return 0;
-    return 1;
-}
+} rebuild_ctx;
 
-/* Scans partition i of rt's topic from the first record inside the dedupe
- * window (the time index) to its end. Adds the records read to *scanned
- * and returns the keys put. */
-static size_t rebuild_partition(hs_server *srv, hs_route *rt, int i, uint64_t now, sl_batch *b,
-                                size_t *scanned)
+/* sl_idem_answer_fn: the 202 a request appended to the route got. */
+static void accepted_answer(void *arg, const char *id, int partition, int64_t offset,
+                            sl_idem_answer *out)
 {
-    sl_partition *p = sl_route_partition(rt->route, i);
-    int64_t since = now > srv->dedupe_ms ? (int64_t)(now - srv->dedupe_ms) : 0;
-    int64_t from = sl_partition_offset_for_time(p, since);
-    int64_t end = sl_partition_durable_offset(p);
-    size_t keys = 0;
-    sl_error err;
-    while (from < end) {
-        int n = sl_partition_read(p, from, 4096, (size_t)8 << 20, b, &err);
-        if (n < 0) {
-            sl_err(HS_COMPONENT,
-                   "%s: route %s partition %d: Idempotency-Keys after offset %" PRId64
-                   " not recovered: %s",
-                   srv->name, rt->name, i, from, err.msg);
-            break;
-        }
-        if (n == 0)
-            break;
-        for (size_t k = 0; k < b->count; k++)
-            keys += (size_t)rebuild_record(rt, i, &b->records[k], now);
-        *scanned += b->count;
-        from = b->next_offset;
-    }
-    return keys;
+    rebuild_ctx *ctx = arg;
+    build_accepted(&ctx->a, ctx->rt, id, partition, offset);
+    *out = (sl_idem_answer){.status = 202,
+                           .body = ctx->a.body,
+                           .body_len = ctx->a.len,
+                           .content_type = (char *)ctx->a.ctype,
+                           .location = ctx->a.location};
 }
 
 /* Rebuilds every route's Idempotency-Key table from the log before the
@@ -1364,23 +1320,36 @@ static size_t rebuild_partition(hs_server *srv, hs_route *rt, int i, uint64_t no
  * so every key whose request got a 202 (durable) is found again. */
 static void rebuild_idem(hs_server *srv)
 {
-    sl_batch b;
-    sl_batch_init(&b);
     for (size_t r = 0; r < srv->n_routes; r++) {
         hs_route *rt = &srv->routes[r];
-        if (rt->idem == NULL)
+        int n = sl_route_partition_count(rt->route);
+        if (rt->idem == NULL || n <= 0)
             continue;
-        uint64_t t0 = mono_ms(), now = wall_ms();
-        size_t keys = 0, scanned = 0;
-        for (int i = 0; i < sl_route_partition_count(rt->route); i++)
-            keys += rebuild_partition(srv, rt, i, now, &b, &scanned);
-        if (scanned > 0)
+        sl_partition **parts = calloc((size_t)n, sizeof *parts);
+        if (parts == NULL) {
+            sl_err(HS_COMPONENT, "%s: route %s: out of memory: Idempotency-Keys not recovered",
+                   srv->name, rt->name);
+            continue;
+        }
+        for (int i = 0; i < n; i++)
+            parts[i] = sl_route_partition(rt->route, i);
+        uint64_t t0 = mono_ms();
+        sl_idem_rebuild_stats st;
+        rebuild_ctx ctx = {.rt = rt};
+        sl_idem_rebuild(rt->name, rt->idem, parts, n, srv->dedupe_ms, wall_ms(), HS_IDEM_KEY_MAX,
+                        accepted_answer, &ctx, &st);
+        free(parts);
+        if (st.scanned > 0)
             sl_info(HS_COMPONENT,
                     "%s: route %s: %zu Idempotency-Key(s) recovered from %zu record(s) of the "
-                    "dedupe window in %" PRIu64 " ms (%zu held)",
-                    srv->name, rt->name, keys, scanned, mono_ms() - t0, sl_idem_count(rt->idem));
+                    "dedupe window in %" PRIu64 " ms",
+                    srv->name, rt->name, st.held, st.scanned, mono_ms() - t0);
+        if (st.overflow)
+            sl_warn(HS_COMPONENT,
+                    "%s: route %s: the dedupe window holds %zu keys, more than the %d kept: "
+                    "the oldest are forgotten early",
+                    srv->name, rt->name, st.keyed, HS_IDEM_CAPACITY);
     }
-    sl_batch_free(&b);
 }
 
 static int hs_start(sl_connector *c, sl_error *err)

@@ -276,6 +276,19 @@ int sl_idem_put(sl_idem *t, const char *key, size_t key_len, const sl_idem_answe
     return 0;
 }
 
+size_t sl_idem_capacity(const sl_idem *t)
+{
+    return t->capacity;
+}
+
+void sl_idem_clear(sl_idem *t)
+{
+    pthread_mutex_lock(&t->mu);
+    while (t->head != NULL)
+        ent_unlink(t, t->head);
+    pthread_mutex_unlock(&t->mu);
+}
+
 size_t sl_idem_count(sl_idem *t)
 {
     pthread_mutex_lock(&t->mu);

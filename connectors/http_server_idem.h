@@ -60,6 +60,12 @@ int sl_idem_finish(sl_idem *t, const char *key, size_t key_len, uint64_t token,
 int sl_idem_put(sl_idem *t, const char *key, size_t key_len, const sl_idem_answer *ans,
                 uint64_t answered_ms, uint64_t now_ms);
 
+/* The most keys t holds. */
+size_t sl_idem_capacity(const sl_idem *t);
+
+/* Forgets every key. */
+void sl_idem_clear(sl_idem *t);
+
 /* The number of keys held (in flight and answered). */
 size_t sl_idem_count(sl_idem *t);
 
