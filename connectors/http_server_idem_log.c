@@ -151,14 +151,14 @@ static bool scan_range(rebuild *rb, int i, int64_t from, int64_t to, sl_batch *b
 }
 
 /* First pass, newest first: time slices going back from the end of every
- * partition (1 min, then twice as long each time) down to `since`, each
+ * partition (1 s, then twice as long each time) down to `since`, each
  * slice the offsets between the time index's answers for its two ends, so
  * that no record is read twice or missed. It stops early once the heap
  * holds as many keys as the table and none older can get in: returns true
  * then (the window may hold more keys than the table). */
 static bool collect_newest(rebuild *rb, int n, int64_t since, int64_t *upto, sl_batch *b)
 {
-    int64_t lo = (int64_t)rb->now_ms, span = 60000;
+    int64_t lo = (int64_t)rb->now_ms, span = 1000;
     for (int i = 0; i < n; i++)
         upto[i] = sl_partition_durable_offset(rb->parts[i]);
     for (;;) {

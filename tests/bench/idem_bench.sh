@@ -49,7 +49,7 @@ echo "== restart after kill -9: rebuild of the key table"
 t0=$(date +%s%N)
 start
 t1=$(date +%s%N)
-grep -E "Idempotency-Key|dedupe window" "$WORK/sluice.log" | tail -2
+grep -E "Idempotency-Key|dedupe window" "$WORK/sluice.log" | tail -2 || true
 echo "start to /ready: $(( (t1 - t0) / 1000000 )) ms; log $(du -sh "$WORK/data" | cut -f1)"
 echo "RSS after the rebuild: $(awk '/VmRSS/ {print $2, $3}' /proc/$GW/status)"
 kill $GW; wait $GW 2>/dev/null || true

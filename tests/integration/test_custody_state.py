@@ -31,14 +31,16 @@ routes:
 
 def sink_behaviour(req):
     body = json.loads(req["body"])
+    if body.get("busy"):
+        return (503, "busy")
     return (400, "rejected") if body.get("reject") else (200, "ok")
 
 
 class Env:
-    def __init__(self, data_dir="./data", workdir=None):
+    def __init__(self, data_dir="./data", workdir=None, max_attempts=1):
         self.sink = Sink(sink_behaviour)
         self.in_port, self.admin_port = free_port(), free_port()
-        text = config(self.sink.url, self.in_port, self.admin_port, data_dir, max_attempts=1)
+        text = config(self.sink.url, self.in_port, self.admin_port, data_dir, max_attempts)
         self.gw = Gateway(text, workdir=workdir)
         self.ingest = f"127.0.0.1:{self.in_port}"
 
@@ -118,6 +120,30 @@ def test_message_status_after_kill9_delivered_and_dead_lettered():
         assert "400" in (m["last_error"] or ""), m
         st, m = env.message("0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b")
         assert st == 404, (st, m)
+    finally:
+        env.close()
+
+
+def test_message_status_after_kill9_retrying_with_attempts_and_error():
+    env = Env(max_attempts=1000000)
+    try:
+        env.gw.start(env.admin_port)
+        st, b, _ = env.post({"key": "a", "uid": "busy", "busy": True}, "k-busy")
+        assert st == 202
+        busy = json.loads(b)
+        wait_until(lambda: len(env.delivered("busy")) >= 2, 30, "two attempts before the crash")
+        env.gw.kill()
+        env.gw.start(env.admin_port)
+
+        def retrying():
+            st, m = env.message(busy["id"])
+            assert st == 200, (st, m)
+            return m if m["state"] == "retrying" else None
+
+        m = wait_until(retrying, 30, "the message retrying again after the restart")
+        assert m["attempts"] >= 1, m
+        assert "503" in m["last_error"], m
+        assert (m["partition"], m["offset"]) == (busy["partition"], busy["offset"]), m
     finally:
         env.close()
 
