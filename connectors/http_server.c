@@ -1309,10 +1309,10 @@ static void accepted_answer(void *arg, const char *id, int partition, int64_t of
     rebuild_ctx *ctx = arg;
     build_accepted(&ctx->a, ctx->rt, id, partition, offset);
     *out = (sl_idem_answer){.status = 202,
-                           .body = ctx->a.body,
-                           .body_len = ctx->a.len,
-                           .content_type = (char *)ctx->a.ctype,
-                           .location = ctx->a.location};
+                            .body = ctx->a.body,
+                            .body_len = ctx->a.len,
+                            .content_type = (char *)ctx->a.ctype,
+                            .location = ctx->a.location};
 }
 
 /* Rebuilds every route's Idempotency-Key table from the log before the
