@@ -22,6 +22,7 @@
 #include "gateway.h"
 #include "http_server.h"
 #include "http_server_idem.h"
+#include "http_server_idem_log.h"
 #include "http_server_util.h"
 #include "http_util.h"
 #include "json_escape.h"
@@ -611,6 +612,24 @@ static enum MHD_Result send_error(hs_req *r, struct MHD_Connection *conn, int st
     return send_answer(r, conn, &a);
 }
 
+/* Builds the 202 answer for message id appended to rt at partition/offset:
+ * {"id","route","partition","offset"} and its Location. */
+static void build_accepted(hs_answer *a, const hs_route *rt, const char *id, int partition,
+                           int64_t offset)
+{
+    memset(a, 0, offsetof(hs_answer, buf));
+    a->status = 202;
+    a->ctype = "application/json";
+    size_t p = (size_t)snprintf(a->buf, sizeof a->buf, "{\"id\":\"%s\",\"route\":\"", id);
+    sl_json_escape_cstr(rt->name, strlen(rt->name), SL_JSON_ESC_RAW | SL_JSON_ESC_TERMINAL, a->buf,
+                        sizeof a->buf - 64, &p);
+    p += (size_t)snprintf(a->buf + p, sizeof a->buf - p,
+                          "\",\"partition\":%d,\"offset\":%" PRId64 "}", partition, offset);
+    a->body = a->buf;
+    a->len = p;
+    snprintf(a->location, sizeof a->location, "/v1/messages/%s", id);
+}
+
 /* Builds the answer chosen by settle() (r->answered, r->mu not needed: no
  * other thread writes the fields read here once answered is set). */
 static void build_final(hs_req *r, hs_answer *a)
@@ -618,22 +637,9 @@ static void build_final(hs_req *r, hs_answer *a)
     const hs_route *rt = r->rt;
     char detail[600];
     switch (r->status) {
-        case 202: {
-            memset(a, 0, offsetof(hs_answer, buf));
-            a->status = 202;
-            a->ctype = "application/json";
-            size_t p =
-                (size_t)snprintf(a->buf, sizeof a->buf, "{\"id\":\"%s\",\"route\":\"", r->id);
-            sl_json_escape_cstr(rt->name, strlen(rt->name), SL_JSON_ESC_RAW | SL_JSON_ESC_TERMINAL,
-                                a->buf, sizeof a->buf - 64, &p);
-            p += (size_t)snprintf(a->buf + p, sizeof a->buf - p,
-                                  "\",\"partition\":%d,\"offset\":%" PRId64 "}", r->partition,
-                                  r->offset);
-            a->body = a->buf;
-            a->len = p;
-            snprintf(a->location, sizeof a->location, "/v1/messages/%s", r->id);
+        case 202:
+            build_accepted(a, rt, r->id, r->partition, r->offset);
             return;
-        }
         case 200:
             memset(a, 0, offsetof(hs_answer, buf));
             a->status = 200;
@@ -1288,8 +1294,67 @@ static void make_metrics(hs_server *srv)
                                         labels, NULL, 0);
 }
 
+/* ---- Idempotency-Keys survive restarts --------------------------------- */
+
+/* The route whose answers are rebuilt, and room for one answer. */
+typedef struct rebuild_ctx {
+    const hs_route *rt;
+    hs_answer a;
+} rebuild_ctx;
+
+/* sl_idem_answer_fn: the 202 a request appended to the route got. */
+static void accepted_answer(void *arg, const char *id, int partition, int64_t offset,
+                            sl_idem_answer *out)
+{
+    rebuild_ctx *ctx = arg;
+    build_accepted(&ctx->a, ctx->rt, id, partition, offset);
+    *out = (sl_idem_answer){.status = 202,
+                            .body = ctx->a.body,
+                            .body_len = ctx->a.len,
+                            .content_type = (char *)ctx->a.ctype,
+                            .location = ctx->a.location};
+}
+
+/* Rebuilds every route's Idempotency-Key table from the log before the
+ * listener opens: the key of each request travels in its message's record,
+ * so every key whose request got a 202 (durable) is found again. */
+static void rebuild_idem(hs_server *srv)
+{
+    for (size_t r = 0; r < srv->n_routes; r++) {
+        hs_route *rt = &srv->routes[r];
+        int n = sl_route_partition_count(rt->route);
+        if (rt->idem == NULL || n <= 0)
+            continue;
+        sl_partition **parts = calloc((size_t)n, sizeof *parts);
+        if (parts == NULL) {
+            sl_err(HS_COMPONENT, "%s: route %s: out of memory: Idempotency-Keys not recovered",
+                   srv->name, rt->name);
+            continue;
+        }
+        for (int i = 0; i < n; i++)
+            parts[i] = sl_route_partition(rt->route, i);
+        uint64_t t0 = mono_ms();
+        sl_idem_rebuild_stats st;
+        rebuild_ctx ctx = {.rt = rt};
+        sl_idem_rebuild(rt->name, rt->idem, parts, n, srv->dedupe_ms, wall_ms(), HS_IDEM_KEY_MAX,
+                        accepted_answer, &ctx, &st);
+        free(parts);
+        if (st.scanned > 0)
+            sl_info(HS_COMPONENT,
+                    "%s: route %s: %zu Idempotency-Key(s) recovered from %zu record(s) of the "
+                    "dedupe window in %" PRIu64 " ms",
+                    srv->name, rt->name, st.held, st.scanned, mono_ms() - t0);
+        if (st.overflow)
+            sl_warn(HS_COMPONENT,
+                    "%s: route %s: the dedupe window holds %zu keys, more than the %d kept: "
+                    "the oldest are forgotten early",
+                    srv->name, rt->name, st.keyed, HS_IDEM_CAPACITY);
+    }
+}
+
 static int hs_start(sl_connector *c, sl_error *err)
 {
+    rebuild_idem(c->state);
     hs_server *srv = c->state;
     const char *where = srv->listen;
     bool any_sync = false;

@@ -228,6 +228,67 @@ int sl_idem_finish(sl_idem *t, const char *key, size_t key_len, uint64_t token,
     return rc;
 }
 
+static bool same_location(const sl_idem_answer *a, const sl_idem_answer *b)
+{
+    return a->location != NULL && b->location != NULL && strcmp(a->location, b->location) == 0;
+}
+
+int sl_idem_put(sl_idem *t, const char *key, size_t key_len, const sl_idem_answer *ans,
+                uint64_t answered_ms, uint64_t now_ms)
+{
+    if (t->window_ms == 0 || answered_ms + t->window_ms <= now_ms)
+        return 0;
+    uint64_t h = hash_key(key, key_len);
+    ent *e = calloc(1, sizeof *e + key_len);
+    if (e == NULL || copy_answer(&e->ans, ans) != 0) {
+        free(e);
+        return -1;
+    }
+    e->hash = h;
+    e->key_len = key_len;
+    memcpy(e->key, key, key_len);
+    e->state = ENT_DONE;
+    e->expires_ms = answered_ms + t->window_ms;
+    pthread_mutex_lock(&t->mu);
+    ent *old = find(t, key, key_len, h);
+    if (old != NULL && same_location(&old->ans, ans)) {
+        /* the same message again (a redrive): its first answer stays */
+        pthread_mutex_unlock(&t->mu);
+        sl_idem_answer_free(&e->ans);
+        free(e);
+        return 0;
+    }
+    if (old != NULL)
+        ent_unlink(t, old); /* a later message: its answer is the one a client saw last */
+    while (t->count >= t->capacity && t->head != NULL)
+        ent_unlink(t, t->head);
+    e->token = t->next_token++;
+    e->hnext = t->buckets[h & t->mask];
+    t->buckets[h & t->mask] = e;
+    e->prev = t->tail;
+    if (t->tail != NULL)
+        t->tail->next = e;
+    else
+        t->head = e;
+    t->tail = e;
+    t->count++;
+    pthread_mutex_unlock(&t->mu);
+    return 0;
+}
+
+size_t sl_idem_capacity(const sl_idem *t)
+{
+    return t->capacity;
+}
+
+void sl_idem_clear(sl_idem *t)
+{
+    pthread_mutex_lock(&t->mu);
+    while (t->head != NULL)
+        ent_unlink(t, t->head);
+    pthread_mutex_unlock(&t->mu);
+}
+
 size_t sl_idem_count(sl_idem *t)
 {
     pthread_mutex_lock(&t->mu);

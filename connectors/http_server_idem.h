@@ -51,6 +51,21 @@ sl_idem_state sl_idem_begin(sl_idem *t, const char *key, size_t key_len, uint64_
 int sl_idem_finish(sl_idem *t, const char *key, size_t key_len, uint64_t token,
                    const sl_idem_answer *ans, uint64_t now_ms);
 
+/* Records that key was answered ans at answered_ms (a rebuild from the log
+ * on start): kept until answered_ms + window, replacing an entry with the
+ * same key (unless that one has the same location: the same message,
+ * appended again by a redrive, keeps its first answer); nothing is kept when that time is already
+ * past now_ms. Entries should be put oldest first (the oldest are evicted first when the table is
+ * full). Returns 0, or -1 when out of memory (the key is not kept). */
+int sl_idem_put(sl_idem *t, const char *key, size_t key_len, const sl_idem_answer *ans,
+                uint64_t answered_ms, uint64_t now_ms);
+
+/* The most keys t holds. */
+size_t sl_idem_capacity(const sl_idem *t);
+
+/* Forgets every key. */
+void sl_idem_clear(sl_idem *t);
+
 /* The number of keys held (in flight and answered). */
 size_t sl_idem_count(sl_idem *t);
 

@@ -23,6 +23,7 @@
 #include "metrics.h"
 #include "route.h"
 #include "status.h"
+#include "status_log.h"
 
 #define ADM_COMPONENT "admin"
 #define ADM_MAX_BODY (64 * 1024)
@@ -249,9 +250,11 @@ static enum MHD_Result ep_pause(struct MHD_Connection *conn, sl_route *r, bool p
 static enum MHD_Result ep_message(sl_admin *a, struct MHD_Connection *conn, const char *id)
 {
     sl_msg_status st;
-    if (a->gw->status == NULL || sl_status_get(a->gw->status, id, &st) != 0)
+    /* Not in memory (accepted before a restart, or forgotten): the log. */
+    if ((a->gw->status == NULL || sl_status_get(a->gw->status, id, &st) != 0) &&
+        sl_status_from_log(a->gw->log, a->gw->routes, a->gw->n_routes, id, &st) != 0)
         return reply_error(conn, 404, NULL, "not_found",
-                           "no message %s (never seen, or forgotten by the status table)", id);
+                           "no message %s in the status table or in the log of any route", id);
     json_t *o =
         json_pack("{s:s,s:s,s:i,s:I,s:s,s:i,s:o}", "id", st.id, "route", st.route, "partition",
                   st.partition, "offset", (json_int_t)st.offset, "state",

@@ -1,5 +1,6 @@
 /* Unit tests of the pure parts of the http_server connector: the
- * Idempotency-Key table (http_server_idem.c) and the helpers of
+ * Idempotency-Key table (http_server_idem.c), its rebuild from a real log
+ * (http_server_idem_log.c) and the helpers of
  * http_server_util.c (JSON validation, content types). The listener helpers
  * of core/http_util.c are tested in test_http_util.c, escaping in
  * test_lib_json_escape.c. */
@@ -10,12 +11,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ftw.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
 
 #include "http_server_idem.h"
+#include "http_server_idem_log.h"
 #include "http_server_util.h"
 
 /* ---- JSON validator --------------------------------------------------------- */
@@ -283,6 +286,171 @@ static void test_idem_binary_keys(void **state)
     sl_idem_free(t); /* frees claims still in flight */
 }
 
+/* ---- rebuilding the table from the log ------------------------------------- */
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+/* Appends a record stamped ts with message-id id and, when key is not NULL,
+ * an idempotency-key header. */
+static void append_keyed(sl_partition *p, int64_t ts, const char *id, const char *key)
+{
+    sl_header h[2] = {{"message-id", 10, id, strlen(id)}, {"idempotency-key", 15, key, 0}};
+    if (key != NULL)
+        h[1].value_len = strlen(key);
+    sl_record rec = {
+        .timestamp_ms = ts, .headers = h, .n_headers = key ? 2 : 1, .value = "{}", .value_len = 2};
+    sl_error err;
+    assert_true(sl_partition_append(p, &rec, &err) >= 0);
+}
+
+/* sl_idem_answer_fn: "ID@PARTITION:OFFSET" in the body. */
+static void answer_at(void *arg, const char *id, int partition, int64_t offset, sl_idem_answer *out)
+{
+    char *buf = arg;
+    snprintf(buf, 128, "%s@%d:%lld", id, partition, (long long)offset);
+    snprintf(buf + 128, 128, "/v1/messages/%s", id);
+    *out = (sl_idem_answer){202, buf, strlen(buf), "application/json", buf + 128};
+}
+
+/* Looks key up at now: the body it replays, or "" when it is new. */
+static char *replayed(sl_idem *t, const char *key, uint64_t now, char *out)
+{
+    uint64_t tok;
+    sl_idem_answer prev;
+    out[0] = '\0';
+    if (sl_idem_begin(t, key, strlen(key), now, &tok, &prev) == SL_IDEM_REPLAY)
+        snprintf(out, 128, "%.*s", (int)prev.body_len, prev.body);
+    else
+        sl_idem_finish(t, key, strlen(key), tok, NULL, now);
+    sl_idem_answer_free(&prev);
+    return out;
+}
+
+static const char ID_OLD[] = "00000000-0000-7000-8000-000000000000";
+static const char ID_A1[] = "00000000-0000-7000-8000-0000000000a1";
+static const char ID_A2[] = "00000000-0000-7000-8000-0000000000a2";
+static const char ID_B[] = "00000000-0000-7000-8000-00000000000b";
+static const char ID_C[] = "00000000-0000-7000-8000-00000000000c";
+static const char ID_D[] = "00000000-0000-7000-8000-00000000000d";
+static const char ID_N[] = "00000000-0000-7000-8000-00000000000e";
+
+/* Two partitions: a key older than the window, keys a, b, c, d, a record
+ * without a key, key a again for a new message (a client retry after a 500)
+ * and b's message appended again (a redrive). Window 5000 at now 9000. */
+static sl_log *keyed_log(const char *dir, sl_partition *parts[2])
+{
+    sl_log_options o;
+    sl_log_options_default(&o);
+    o.fsync = SL_FSYNC_NEVER;
+    sl_error err;
+    sl_log *log = sl_log_open(dir, &o, &err);
+    assert_non_null(log);
+    sl_topic *t = sl_log_topic(log, "r", 2, &err);
+    assert_non_null(t);
+    parts[0] = sl_topic_partition(t, 0);
+    parts[1] = sl_topic_partition(t, 1);
+    append_keyed(parts[0], 1000, ID_OLD, "old");
+    append_keyed(parts[0], 5000, ID_A1, "a");
+    append_keyed(parts[0], 6000, ID_N, NULL);
+    append_keyed(parts[0], 7000, ID_B, "b");
+    append_keyed(parts[1], 5500, ID_C, "c");
+    append_keyed(parts[1], 8000, ID_D, "d");
+    append_keyed(parts[1], 8500, ID_A2, "a");
+    append_keyed(parts[1], 8600, ID_B, "b");
+    return log;
+}
+
+static void test_idem_rebuild_from_log(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/sluice_test_idem_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    sl_partition *parts[2];
+    sl_log *log = keyed_log(dir, parts);
+    char buf[256], got[128];
+    sl_idem_rebuild_stats st;
+
+    sl_idem *t = sl_idem_new(16, 5000);
+    sl_idem_rebuild("r", t, parts, 2, 5000, 9000, 255, answer_at, buf, &st);
+    assert_int_equal(st.scanned, 7); /* all but the record before the window */
+    assert_int_equal(st.keyed, 6);
+    assert_int_equal(st.held, 4);
+    assert_false(st.overflow);
+    assert_false(st.failed);
+    assert_string_equal(replayed(t, "old", 9000, got), "");
+    assert_string_equal(replayed(t, "a", 9000, got), "00000000-0000-7000-8000-0000000000a2@1:2");
+    assert_string_equal(replayed(t, "b", 9000, got), "00000000-0000-7000-8000-00000000000b@0:3");
+    assert_string_equal(replayed(t, "c", 9000, got), "00000000-0000-7000-8000-00000000000c@1:0");
+    /* the window runs from each record's time: c (5500) is gone at 10500 */
+    assert_string_equal(replayed(t, "c", 10500, got), "");
+    assert_string_equal(replayed(t, "d", 10500, got), "00000000-0000-7000-8000-00000000000d@1:1");
+    sl_idem_free(t);
+
+    /* a table smaller than the window's keys keeps the newest, wherever they are */
+    t = sl_idem_new(2, 5000);
+    sl_idem_rebuild("r", t, parts, 2, 5000, 9000, 255, answer_at, buf, &st);
+    assert_true(st.overflow);
+    assert_int_equal(st.held, 2);
+    /* only the newest records are read again: b's is its redriven copy (same id) */
+    assert_string_equal(replayed(t, "b", 9000, got), "00000000-0000-7000-8000-00000000000b@1:3");
+    assert_string_equal(replayed(t, "a", 9000, got), "00000000-0000-7000-8000-0000000000a2@1:2");
+    assert_string_equal(replayed(t, "d", 9000, got), "");
+    sl_idem_free(t);
+
+    sl_log_close(log);
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* A day's window, a table of 2: the last minute holds the 2 newest keys, so
+ * nothing older is read (the scan goes back from the end in time slices). */
+static void test_idem_rebuild_reads_only_what_it_keeps(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/sluice_test_idem_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    sl_log_options o;
+    sl_log_options_default(&o);
+    o.fsync = SL_FSYNC_NEVER;
+    sl_error err;
+    sl_log *log = sl_log_open(dir, &o, &err);
+    sl_topic *topic = sl_log_topic(log, "r", 2, &err);
+    sl_partition *parts[2] = {sl_topic_partition(topic, 0), sl_topic_partition(topic, 1)};
+    const int64_t now = 100000000;
+    append_keyed(parts[0], now - 600000, ID_A1, "k1");
+    append_keyed(parts[0], now - 300000, ID_B, "k2");
+    append_keyed(parts[0], now - 30000, ID_C, "k3");
+    append_keyed(parts[1], now - 200000, ID_D, "k5");
+    append_keyed(parts[1], now - 20000, ID_A2, "k4");
+    char buf[256], got[128];
+    sl_idem_rebuild_stats st;
+    sl_idem *t = sl_idem_new(2, 86400000);
+    sl_idem_rebuild("r", t, parts, 2, 86400000, (uint64_t)now, 255, answer_at, buf, &st);
+    assert_int_equal(st.scanned, 2);
+    assert_true(st.overflow);
+    assert_int_equal(st.held, 2);
+    assert_string_equal(replayed(t, "k3", now, got), "00000000-0000-7000-8000-00000000000c@0:2");
+    assert_string_equal(replayed(t, "k4", now, got), "00000000-0000-7000-8000-0000000000a2@1:1");
+    assert_string_equal(replayed(t, "k2", now, got), "");
+    sl_idem_free(t);
+
+    /* room for all: every slice back to the window's start is read */
+    t = sl_idem_new(16, 86400000);
+    sl_idem_rebuild("r", t, parts, 2, 86400000, (uint64_t)now, 255, answer_at, buf, &st);
+    assert_int_equal(st.scanned, 5);
+    assert_false(st.overflow);
+    assert_int_equal(st.held, 5);
+    assert_string_equal(replayed(t, "k1", now, got), "00000000-0000-7000-8000-0000000000a1@0:0");
+    sl_idem_free(t);
+    sl_log_close(log);
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -296,6 +464,8 @@ int main(void)
         cmocka_unit_test(test_idem_errors_are_forgotten),
         cmocka_unit_test(test_idem_bounded),
         cmocka_unit_test(test_idem_binary_keys),
+        cmocka_unit_test(test_idem_rebuild_from_log),
+        cmocka_unit_test(test_idem_rebuild_reads_only_what_it_keeps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
