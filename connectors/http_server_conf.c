@@ -13,6 +13,25 @@ const char *const sl_http_server_conf_keys[] = {"listen", "max_body", NULL};
 const char *const sl_http_server_input_keys[] = {
     "path", "methods", "content_type", "reply", "sync_timeout", "reply_from", NULL};
 
+const sl_conf_doc sl_http_server_conf_doc[] = {
+    SL_DOC_REQ("listen", "listen",
+               "HOST:PORT the ingest listener binds (empty host: every interface)"),
+    SL_DOC("max_body", "size", "1MiB", "largest request body accepted; a larger one gets 413"),
+    SL_DOC_END};
+const sl_conf_doc sl_http_server_input_doc[] = {
+    SL_DOC_REQ("path", "string", "URL path this route answers, starting with '/'"),
+    SL_DOC("methods", "list", "[POST]",
+           "HTTP methods accepted (GET, POST, PUT, PATCH, DELETE); others get 405"),
+    SL_DOC("content_type", "enum:json|xml|text|any", "any",
+           "body required: json and xml are parsed (400 when malformed), others get 415"),
+    SL_DOC("reply", "enum:async|sync", "async",
+           "async: 202 once durable; sync: wait for the outputs and answer with the result"),
+    SL_DOC("sync_timeout", "duration", "5s",
+           "reply: sync: answer 504 after this (the message stays in custody)"),
+    SL_DOC("reply_from", "string", NULL,
+           "reply: sync: the output (by name) whose response body is the reply"),
+    SL_DOC_END};
+
 void sl_http_server_parse_conf(sl_conf_reader *r, sl_connector_conf *cc, const sl_node *n,
                                const char *path)
 {
