@@ -118,8 +118,9 @@ typedef struct sl_route_conf {
     char *name;
     sl_conf_pos pos;
     sl_input_conf from;
-    int partitions; /* default 1 */
-    char *key;      /* "$.a.b[0]", "/a/b" or "header:NAME"; NULL = round robin */
+    int partitions;      /* default 1 */
+    char *key;           /* "$.a.b[0]", "/a/b" or "header:NAME"; NULL = round robin */
+    sl_conf_pos key_pos; /* where `key:` is written */
     sl_step_conf *steps;
     size_t n_steps;
     sl_output_conf *to;
@@ -149,6 +150,10 @@ typedef struct sl_config {
     sl_route_conf *routes;
     size_t n_routes;
     void *priv; /* the node trees and file names */
+    /* What is suspicious but not wrong, "FILE:LINE:COL: warning: ...":
+     * e.g. an include pattern matching no file. `sluice check` prints them. */
+    char **warnings;
+    size_t n_warnings;
 } sl_config;
 
 /* The errors found while loading: each line "FILE:LINE:COL: message",
@@ -221,10 +226,12 @@ struct sl_conf_doc {
 
 /* Table rows: a key with a default (NULL: none), a required key, a key whose
  * value is a map documented by sub, and the end of a table. */
+/* clang-format off */
 #define SL_DOC(key, type, def, meaning) {key, type, def, meaning, false, NULL}
 #define SL_DOC_REQ(key, type, meaning) {key, type, NULL, meaning, true, NULL}
 #define SL_DOC_SUB(key, meaning, sub) {key, "object", NULL, meaning, false, sub}
 #define SL_DOC_END {NULL, NULL, NULL, NULL, false, NULL}
+/* clang-format on */
 
 /* One of core's own sections: its name and the keys the loader allows
  * there; its documentation is sl_conf_core_doc(name). */

@@ -885,7 +885,9 @@ static void parse_route(vctx *v, sl_route_conf *r, const entry *e)
         sl_conf_missing(v, n, path, "from");
     }
     sl_conf_int(v, n, "partitions", path, 1, 1024, &r->partitions);
-    sl_conf_str(v, n, "key", path, &r->key);
+    if (sl_conf_str(v, n, "key", path, &r->key)) {
+        r->key_pos = sl_conf_value(n, "key")->pos;
+    }
     char *description = NULL;
     sl_conf_str(v, n, "description", path, &description);
     const sl_node *steps = sl_conf_value(n, "steps");

@@ -123,6 +123,8 @@ static int cmd_check(const char *path)
         return 2;
     }
     sl_config_errors_free(&errs);
+    for (size_t i = 0; i < conf->n_warnings; i++)
+        fprintf(stderr, "%s\n", conf->warnings[i]);
     size_t errors = check_routes(conf);
     sl_config_free(conf);
     if (errors)

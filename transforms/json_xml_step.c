@@ -246,17 +246,17 @@ static int x2j_process(sl_step *s, sl_msg *msg, sl_error *err)
 static const char *const J2X_KEYS[] = {"root", "declaration", "encoding", "pretty", NULL};
 static const char *const X2J_KEYS[] = {"force_array", "coerce", NULL};
 static const sl_conf_doc J2X_DOC[] = {
-    {"root", "string", NULL,
-     "element wrapping the whole document (default: a one-member object's key, else <root>)"},
-    {"declaration", "boolean", "true", "write the <?xml ...?> declaration"},
-    {"encoding", "string", "UTF-8",
-     "output encoding (libxml2 names); characters it lacks become &#N;"},
-    {"pretty", "boolean", "false", "indent by two spaces"},
-    {NULL}};
+    SL_DOC("root", "string", NULL,
+           "element wrapping the whole document (default: a one-member object's key, else <root>)"),
+    SL_DOC("declaration", "boolean", "true", "write the <?xml ...?> declaration"),
+    SL_DOC("encoding", "string", "UTF-8",
+           "output encoding (libxml2 names); characters it lacks become &#N;"),
+    SL_DOC("pretty", "boolean", "false", "indent by two spaces"), SL_DOC_END};
 static const sl_conf_doc X2J_DOC[] = {
-    {"force_array", "list", NULL, "element paths (/a/b or names) always read as JSON arrays"},
-    {"coerce", "boolean", "false", "read numbers and true/false text as JSON numbers and booleans"},
-    {NULL}};
+    SL_DOC("force_array", "list", NULL, "element paths (/a/b or names) always read as JSON arrays"),
+    SL_DOC("coerce", "boolean", "false",
+           "read numbers and true/false text as JSON numbers and booleans"),
+    SL_DOC_END};
 
 /* Checks `json_to_xml: { root?, declaration?, encoding?, pretty? }` (or
  * nothing) at load; j2x_init reads the settings from the node. */
