@@ -30,7 +30,8 @@ const sl_conf_doc sl_http_server_input_doc[] = {
     SL_DOC("sync_timeout", "duration", "5s",
            "reply: sync: answer 504 after this (the message stays in custody)"),
     SL_DOC("reply_from", "string", NULL,
-           "reply: sync: the output (by name) whose response body is the reply"),
+           "reply: sync: an output by name; checked, not used yet (the reply is the message after "
+           "the steps)"),
     SL_DOC_END};
 
 void sl_http_server_parse_conf(sl_conf_reader *r, sl_connector_conf *cc, const sl_node *n,

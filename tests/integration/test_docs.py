@@ -180,3 +180,15 @@ def test_conf_include_hint_works_when_uncommented():
         os.unlink(path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "warning" not in r.stderr, r.stderr
+
+
+def test_license_changelog_and_make_run_config_are_documented():
+    def read(name):
+        with open(os.path.join(ROOT, name), encoding="utf-8") as f:
+            return f.read()
+    readme = read("README.md")
+    assert "make run CONFIG=" in readme
+    assert read("LICENSE").lstrip().startswith("Apache License")
+    assert "## License" in readme and "Apache" in readme
+    version = re.search(r'SLUICE_VERSION "([0-9.]+)"', read("CMakeLists.txt")).group(1)
+    assert f"## [{version}]" in read("CHANGELOG.md"), version
