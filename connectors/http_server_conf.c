@@ -24,7 +24,8 @@ const sl_conf_doc sl_http_server_input_doc[] = {
     SL_DOC("methods", "list", "[POST]",
            "HTTP methods accepted (GET, POST, PUT, PATCH, DELETE); others get 405"),
     SL_DOC("content_type", "enum:json|xml|text|any", "any",
-           "body required: json and xml are parsed (400 when malformed), others get 415"),
+           "Content-Type required (json: application/json or +json, xml: application/xml, "
+           "text/xml or +xml, text: text/*), else 415; a json body must parse, else 400"),
     SL_DOC("reply", "enum:async|sync", "async",
            "async: 202 once durable; sync: wait for the outputs and answer with the result"),
     SL_DOC("sync_timeout", "duration", "5s",

@@ -184,6 +184,8 @@ static int cmd_run(const char *path)
     }
     sl_config_errors_free(&errs);
     sl_logging_setup(conf->gw.log_format == SL_LOG_JSON, sl_level_parse(conf->gw.log_level));
+    for (size_t i = 0; i < conf->n_warnings; i++)
+        sl_warn("config", "%s", conf->warnings[i]);
 
     /* Signals go to this thread only, through sigwait; every other thread
      * inherits the blocked mask. */
