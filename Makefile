@@ -3,12 +3,13 @@
 #   make test   install what is missing, build with ASan+UBSan, run unit, crash and
 #               integration tests (real sockets, real peers)
 #   make bench  build without sanitizers and run the benchmarks
+#   make reference  regenerate docs/config-reference.md from the code (CI checks it)
 #   make format / make lint
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CONFIG ?= conf/sluice.yaml
 
-.PHONY: run test deps build build-asan build-rel unit integration bench format lint clean
+.PHONY: reference run test deps build build-asan build-rel unit integration bench format lint clean
 
 deps:
 	@bash docker/install-deps.sh
@@ -36,6 +37,9 @@ integration: build-asan
 
 test: build-asan
 	@bash tests/run-all.sh build-asan
+
+reference: build
+	./build/sluice config reference > docs/config-reference.md
 
 bench: build-rel
 	@bash tests/bench/run.sh build-rel

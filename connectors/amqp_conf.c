@@ -11,6 +11,40 @@ const char *const sl_amqp_input_keys[] = {"queue", "declare", "bind", "prefetch"
 const char *const sl_amqp_output_keys[] = {"exchange", "routing_key", "persistent", "mandatory",
                                            NULL};
 
+static const sl_conf_doc tls_doc[] = {
+    SL_DOC("ca_file", "string", NULL, "PEM file of the CAs trusted (default: the system's)"),
+    SL_DOC("verify", "boolean", "true", "verify the broker's certificate and host name"),
+    SL_DOC_END};
+const sl_conf_doc sl_amqp_conf_doc[] = {
+    SL_DOC_REQ("url", "url",
+               "amqp:// or amqps:// URL of the broker (user and password may come from "
+               "AMQP_USER/AMQP_PASSWORD)"),
+    SL_DOC("prefetch", "integer", "256",
+           "unacknowledged deliveries a consumer may hold (basic.qos), 1 to 65535"),
+    SL_DOC("timeout", "duration", "5s",
+           "time allowed for connecting and for a publisher confirm; then a retry"),
+    SL_DOC("breaker", "breaker", NULL,
+           "circuit breaker settings (see Breaker); defaults apply when absent"),
+    SL_DOC_SUB("tls", "TLS settings for amqps://", tls_doc),
+    SL_DOC_END};
+const sl_conf_doc sl_amqp_input_doc[] = {
+    SL_DOC_REQ("queue", "string", "queue consumed; a delivery is acknowledged once durable"),
+    SL_DOC("declare", "any", NULL,
+           "queue.declare settings (durable, exclusive, auto_delete, arguments); absent: not "
+           "declared"),
+    SL_DOC("bind", "any", NULL, "list of {exchange, routing_key} the queue is bound to"),
+    SL_DOC("prefetch", "integer", NULL, "this consumer's prefetch, overriding the connector's"),
+    SL_DOC_END};
+const sl_conf_doc sl_amqp_output_doc[] = {
+    SL_DOC_REQ("exchange", "string", "exchange published to (\"\" is the default exchange)"),
+    SL_DOC("routing_key", "string", NULL,
+           "routing key; ${header:NAME} and ${$.json.path} are expanded per message"),
+    SL_DOC("persistent", "boolean", "true",
+           "publish with delivery_mode 2 (survives a broker restart)"),
+    SL_DOC("mandatory", "boolean", "true",
+           "an unroutable message is returned and counts as a failure"),
+    SL_DOC_END};
+
 static bool has_prefix(const char *s, const char *prefix)
 {
     return !strncmp(s, prefix, strlen(prefix));

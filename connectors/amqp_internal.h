@@ -60,6 +60,9 @@ typedef struct sl_amqp_output {
 extern const char *const sl_amqp_conf_keys[];
 extern const char *const sl_amqp_input_keys[];
 extern const char *const sl_amqp_output_keys[];
+extern const sl_conf_doc sl_amqp_conf_doc[];
+extern const sl_conf_doc sl_amqp_input_doc[];
+extern const sl_conf_doc sl_amqp_output_doc[];
 void sl_amqp_parse_conf(sl_conf_reader *r, sl_connector_conf *cc, const sl_node *n,
                         const char *path);
 void sl_amqp_parse_input(sl_conf_reader *r, const sl_route_conf *route, const sl_connector_conf *cc,

@@ -254,6 +254,17 @@ static int file_start(sl_connector *c, sl_error *err)
 
 static const char *const conf_keys[] = {"path", NULL};
 static const char *const target_keys[] = {"path", NULL};
+static const sl_conf_doc conf_doc[] = {
+    SL_DOC("path", "string", NULL, "file used by routes that give no path of their own"),
+    SL_DOC_END};
+static const sl_conf_doc input_doc[] = {
+    SL_DOC(
+        "path", "string", NULL,
+        "file tailed (each line is one message; survives rotation); default: the connector's path"),
+    SL_DOC_END};
+static const sl_conf_doc output_doc[] = {
+    SL_DOC("path", "string", NULL, "JSON Lines file appended to; default: the connector's path"),
+    SL_DOC_END};
 
 static void file_parse_conf(sl_conf_reader *r, sl_connector_conf *cc, const sl_node *n,
                             const char *path)
@@ -307,6 +318,10 @@ const sl_connector_type sl_file_connector = {
     .conf_keys = conf_keys,
     .input_keys = target_keys,
     .output_keys = target_keys,
+    .summary = "files: tail one (a message per line) or append one JSON line per message",
+    .conf_doc = conf_doc,
+    .input_doc = input_doc,
+    .output_doc = output_doc,
     .parse_conf = file_parse_conf,
     .parse_input = file_parse_input,
     .parse_output = file_parse_output,

@@ -34,6 +34,8 @@ typedef struct sl_http_client_output {
 /* The table's config callbacks (core/connector.h), in http_client_conf.c. */
 extern const char *const sl_http_client_conf_keys[];
 extern const char *const sl_http_client_output_keys[];
+extern const sl_conf_doc sl_http_client_conf_doc[];
+extern const sl_conf_doc sl_http_client_output_doc[];
 void sl_http_client_parse_conf(sl_conf_reader *r, sl_connector_conf *cc, const sl_node *n,
                                const char *path);
 void sl_http_client_parse_output(sl_conf_reader *r, const sl_connector_conf *cc,

@@ -12,6 +12,22 @@ const char *const sl_http_client_conf_keys[] = {"base_url", "timeout", "max_in_f
                                                 "headers",  "breaker", NULL};
 const char *const sl_http_client_output_keys[] = {"method", "path", "headers", NULL};
 
+const sl_conf_doc sl_http_client_conf_doc[] = {
+    SL_DOC_REQ("base_url", "url", "http:// or https:// URL that output paths are joined to"),
+    SL_DOC("timeout", "duration", "5s",
+           "time allowed for one request (connect to last byte); then a retry"),
+    SL_DOC("max_in_flight", "integer", "64",
+           "requests in flight at once across the routes using it"),
+    SL_DOC("headers", "map", NULL, "headers sent with every request (NAME: VALUE)"),
+    SL_DOC("breaker", "breaker", NULL,
+           "circuit breaker settings (see Breaker); defaults apply when absent"),
+    SL_DOC_END};
+const sl_conf_doc sl_http_client_output_doc[] = {
+    SL_DOC("method", "enum:GET|POST|PUT|PATCH|DELETE", "POST", "HTTP method of the request"),
+    SL_DOC("path", "string", "\"\"", "path joined to base_url"),
+    SL_DOC("headers", "map", NULL, "headers for this output, added to the connector's"),
+    SL_DOC_END};
+
 static bool has_prefix(const char *s, const char *prefix)
 {
     return !strncmp(s, prefix, strlen(prefix));

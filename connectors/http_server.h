@@ -33,6 +33,8 @@ typedef struct sl_http_server_input {
 /* The table's config callbacks (core/connector.h), in http_server_conf.c. */
 extern const char *const sl_http_server_conf_keys[];
 extern const char *const sl_http_server_input_keys[];
+extern const sl_conf_doc sl_http_server_conf_doc[];
+extern const sl_conf_doc sl_http_server_input_doc[];
 void sl_http_server_parse_conf(sl_conf_reader *r, sl_connector_conf *cc, const sl_node *n,
                                const char *path);
 void sl_http_server_parse_input(sl_conf_reader *r, const sl_route_conf *route,

@@ -2,6 +2,7 @@
  * and `path`, `methods`, `content_type`, `reply`, `sync_timeout`,
  * `reply_from` on a route's `from:`, read with the config reader. */
 #include <string.h>
+#include <strings.h>
 
 #include "http_server.h"
 
@@ -12,6 +13,27 @@ static const char *const REPLY_MODES[] = {"async", "sync", NULL};
 const char *const sl_http_server_conf_keys[] = {"listen", "max_body", NULL};
 const char *const sl_http_server_input_keys[] = {
     "path", "methods", "content_type", "reply", "sync_timeout", "reply_from", NULL};
+
+const sl_conf_doc sl_http_server_conf_doc[] = {
+    SL_DOC_REQ("listen", "listen",
+               "HOST:PORT the ingest listener binds (empty host: every interface)"),
+    SL_DOC("max_body", "size", "1MiB", "largest request body accepted; a larger one gets 413"),
+    SL_DOC_END};
+const sl_conf_doc sl_http_server_input_doc[] = {
+    SL_DOC_REQ("path", "string", "URL path this route answers, starting with '/'"),
+    SL_DOC("methods", "list", "[POST]",
+           "HTTP methods accepted (GET, POST, PUT, PATCH, DELETE); others get 405"),
+    SL_DOC("content_type", "enum:json|xml|text|any", "any",
+           "Content-Type required (json: application/json or +json, xml: application/xml, "
+           "text/xml or +xml, text: text/*), else 415; a json body must parse, else 400"),
+    SL_DOC("reply", "enum:async|sync", "async",
+           "async: 202 once durable; sync: wait for the outputs and answer with the result"),
+    SL_DOC("sync_timeout", "duration", "5s",
+           "reply: sync: answer 504 after this (the message stays in custody)"),
+    SL_DOC("reply_from", "string", NULL,
+           "reply: sync: an output by name; checked, not used yet (the reply is the message after "
+           "the steps)"),
+    SL_DOC_END};
 
 void sl_http_server_parse_conf(sl_conf_reader *r, sl_connector_conf *cc, const sl_node *n,
                                const char *path)
@@ -38,6 +60,41 @@ static void check_reply_from(sl_conf_reader *r, const sl_route_conf *route, cons
                      "%s.reply_from: no output named '%s' in this route", path, reply_from);
 }
 
+/* The method of hi that o (an earlier input of the same connector) also
+ * takes on the same path, or NULL. */
+static const char *shared_method(const sl_http_server_input *o, const sl_http_server_input *hi)
+{
+    if (!o->path || !hi->path || strcmp(o->path, hi->path) != 0)
+        return NULL;
+    for (size_t m = 0; m < hi->n_methods; m++)
+        for (size_t k = 0; k < o->n_methods; k++)
+            if (strcasecmp(hi->methods[m], o->methods[k]) == 0)
+                return hi->methods[m];
+    return NULL;
+}
+
+/* Refuses a method and path that an earlier route on the same connector
+ * already takes (the gateway could not tell them apart). */
+static void check_unique(sl_conf_reader *r, const sl_route_conf *route, const sl_connector_conf *cc,
+                         const sl_http_server_input *hi, const sl_node *n, const char *path)
+{
+    const sl_config *cfg = sl_conf_config(r);
+    for (size_t i = 0; i < cfg->n_routes && &cfg->routes[i] != route; i++) {
+        const sl_route_conf *o = &cfg->routes[i];
+        if (!o->from.connector || strcmp(o->from.connector, cc->name) != 0 || !o->from.priv)
+            continue;
+        const char *m = shared_method(o->from.priv, hi);
+        if (m) {
+            sl_conf_error_at(r, sl_conf_value(n, "path")->pos,
+                             "%s.path: %s %s on connector '%s' is already taken by route '%s' "
+                             "(%s:%d:%d)",
+                             path, m, hi->path, cc->name, o->name, o->from.pos.file,
+                             o->from.pos.line, o->from.pos.col);
+            return;
+        }
+    }
+}
+
 void sl_http_server_parse_input(sl_conf_reader *r, const sl_route_conf *route,
                                 const sl_connector_conf *cc, sl_input_conf *in, const sl_node *n,
                                 const char *path)
@@ -59,7 +116,8 @@ void sl_http_server_parse_input(sl_conf_reader *r, const sl_route_conf *route,
         sl_conf_path_key(p, path, "path");
         sl_conf_type_error(r, sl_conf_value(n, "path"), p, "a path starting with '/'");
     }
-    sl_conf_list(r, n, "methods", path, METHODS, &hi->methods, &hi->n_methods);
+    bool methods_ok = !sl_conf_value(n, "methods") ||
+                      sl_conf_list(r, n, "methods", path, METHODS, &hi->methods, &hi->n_methods);
     int i;
     if (sl_conf_enum(r, n, "content_type", path, CONTENT_TYPES, &i)) {
         static const sl_content_type cts[] = {SL_CT_JSON, SL_CT_XML, SL_CT_TEXT, SL_CT_ANY};
@@ -70,4 +128,6 @@ void sl_http_server_parse_input(sl_conf_reader *r, const sl_route_conf *route,
     sl_conf_duration(r, n, "sync_timeout", path, &hi->sync_timeout_ms);
     if (sl_conf_str(r, n, "reply_from", path, &hi->reply_from))
         check_reply_from(r, route, n, path, hi->reply_from);
+    if (methods_ok && hi->path && hi->path[0] == '/')
+        check_unique(r, route, cc, hi, n, path);
 }

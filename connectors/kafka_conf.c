@@ -9,6 +9,28 @@ const char *const sl_kafka_conf_keys[] = {"brokers", "options", "timeout", "brea
 const char *const sl_kafka_input_keys[] = {"topics", "group", "start", NULL};
 const char *const sl_kafka_output_keys[] = {"topic", "key", NULL};
 
+const sl_conf_doc sl_kafka_conf_doc[] = {
+    SL_DOC_REQ("brokers", "string", "bootstrap brokers, comma-separated HOST:PORT"),
+    SL_DOC("options", "map", NULL,
+           "librdkafka properties passed as written (e.g. compression.type: lz4)"),
+    SL_DOC("timeout", "duration", "5s",
+           "time allowed for a produce to be acknowledged; then a retry"),
+    SL_DOC("breaker", "breaker", NULL,
+           "circuit breaker settings (see Breaker); defaults apply when absent"),
+    SL_DOC_END};
+const sl_conf_doc sl_kafka_input_doc[] = {
+    SL_DOC_REQ("topics", "list", "Kafka topics consumed (at least one)"),
+    SL_DOC_REQ("group", "string",
+               "consumer group; offsets are committed once messages are durable"),
+    SL_DOC("start", "enum:earliest|latest", "earliest",
+           "where a group without committed offsets starts"),
+    SL_DOC_END};
+const sl_conf_doc sl_kafka_output_doc[] = {
+    SL_DOC_REQ("topic", "string", "Kafka topic produced to"),
+    SL_DOC("key", "string", NULL,
+           "record key: a key expression ($.json.path, header:NAME, XPath); none: the message key"),
+    SL_DOC_END};
+
 void sl_kafka_parse_conf(sl_conf_reader *r, sl_connector_conf *cc, const sl_node *n,
                          const char *path)
 {

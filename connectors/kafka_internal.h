@@ -44,6 +44,9 @@ typedef struct sl_kafka_output {
 extern const char *const sl_kafka_conf_keys[];
 extern const char *const sl_kafka_input_keys[];
 extern const char *const sl_kafka_output_keys[];
+extern const sl_conf_doc sl_kafka_conf_doc[];
+extern const sl_conf_doc sl_kafka_input_doc[];
+extern const sl_conf_doc sl_kafka_output_doc[];
 void sl_kafka_parse_conf(sl_conf_reader *r, sl_connector_conf *cc, const sl_node *n,
                          const char *path);
 void sl_kafka_parse_input(sl_conf_reader *r, const sl_route_conf *route,

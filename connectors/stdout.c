@@ -74,6 +74,7 @@ const sl_connector_type sl_stdout_connector = {
     .can_input = false,
     .can_output = true,
     .has_breaker = false,
+    .summary = "writes each message to standard output as one JSON line",
     .init = stdout_init,
     .attach_input = NULL,
     .start = NULL,

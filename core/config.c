@@ -280,6 +280,13 @@ static void include_pattern(sl_conf_ctx *c, file_set *fs, const char *dir, const
                     break;
                 }
             }
+        } else if (rc == GLOB_NOMATCH && c->n_warn < sizeof c->warn / sizeof c->warn[0]) {
+            c->warn[c->n_warn] =
+                sl_pool_printf(c->pool,
+                               "%s:%d:%d: warning: %s: '%s' matches no file (patterns are relative "
+                               "to the directory of the main config file)",
+                               item->pos.file, item->pos.line, item->pos.col, path, full);
+            c->n_warn += c->warn[c->n_warn] != NULL;
         } else if (rc != GLOB_NOMATCH) {
             sl_conf_error(c, item->pos, "%s: cannot expand '%s'%s", path, full,
                           rc == GLOB_NOSPACE ? ": out of memory" : ": read error");
@@ -377,6 +384,10 @@ sl_config *sl_config_load_env(const char *path, sl_config_unset_fn unset_fn, voi
     if (pool->oom) {
         sl_conf_pos pos = {c.n_files ? c.files[0] : path, 0, 0};
         sl_conf_error(&c, pos, "out of memory");
+    }
+    cfg->warnings = c.n_warn ? sl_pool_alloc(pool, c.n_warn * sizeof *cfg->warnings) : NULL;
+    for (size_t i = 0; cfg->warnings && i < c.n_warn; i++) {
+        cfg->warnings[cfg->n_warnings++] = c.warn[i];
     }
     bool failed = c.n_errs > 0 || c.errs_oom;
     hand_over_errors(&c, errs);

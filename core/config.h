@@ -118,8 +118,9 @@ typedef struct sl_route_conf {
     char *name;
     sl_conf_pos pos;
     sl_input_conf from;
-    int partitions; /* default 1 */
-    char *key;      /* "$.a.b[0]", "/a/b" or "header:NAME"; NULL = round robin */
+    int partitions;      /* default 1 */
+    char *key;           /* "$.a.b[0]", "/a/b" or "header:NAME"; NULL = round robin */
+    sl_conf_pos key_pos; /* where `key:` is written */
     sl_step_conf *steps;
     size_t n_steps;
     sl_output_conf *to;
@@ -149,6 +150,10 @@ typedef struct sl_config {
     sl_route_conf *routes;
     size_t n_routes;
     void *priv; /* the node trees and file names */
+    /* What is suspicious but not wrong, "FILE:LINE:COL: warning: ...":
+     * e.g. an include pattern matching no file. `sluice check` prints them. */
+    char **warnings;
+    size_t n_warnings;
 } sl_config;
 
 /* The errors found while loading: each line "FILE:LINE:COL: message",
@@ -198,6 +203,55 @@ int sl_parse_size(const char *s, uint64_t *out);
 /* `sluice check -c FILE`: loads path and prints "ok" to out and returns 0,
  * or prints every error line (one per line) to out and returns 2. */
 int sl_config_check_main(const char *path, FILE *out);
+
+/* ---- the reference: one line of documentation per key ----
+ * Every key list (core's own sections in core/config_schema.c, a connector
+ * type's conf_keys/input_keys/output_keys, a step type's conf_keys) has a
+ * table beside it documenting the same keys; `sluice config reference`
+ * (docs/config-reference.md) and `sluice config schema` (JSON Schema) are
+ * built from the tables, and test_config_doc checks that each table lists
+ * exactly the keys its list allows. */
+
+typedef struct sl_conf_doc sl_conf_doc;
+struct sl_conf_doc {
+    const char *key;     /* NULL ends a table */
+    const char *type;    /* string, integer, number, boolean, duration, size, rate,
+                          * listen, url, list, map, any, breaker, object (sub documents
+                          * it), or enum:A|B|C */
+    const char *def;     /* the default as written in YAML; NULL when there is none */
+    const char *meaning; /* one line */
+    bool required;
+    const sl_conf_doc *sub; /* type object: its keys; else NULL */
+};
+
+/* Table rows: a key with a default (NULL: none), a required key, a key whose
+ * value is a map documented by sub, and the end of a table. */
+/* clang-format off */
+#define SL_DOC(key, type, def, meaning) {key, type, def, meaning, false, NULL}
+#define SL_DOC_REQ(key, type, meaning) {key, type, NULL, meaning, true, NULL}
+#define SL_DOC_SUB(key, meaning, sub) {key, "object", NULL, meaning, false, sub}
+#define SL_DOC_END {NULL, NULL, NULL, NULL, false, NULL}
+/* clang-format on */
+
+/* One of core's own sections: its name and the keys the loader allows
+ * there; its documentation is sl_conf_core_doc(name). */
+typedef struct sl_conf_section {
+    const char *name;        /* "sluice.log", "on_error.retry", ... */
+    const char *const *keys; /* the list sl_conf_check_keys uses */
+} sl_conf_section;
+
+/* core's own sections, ended by {NULL}: defined in core/config_schema.c
+ * beside the key lists. */
+extern const sl_conf_section sl_conf_core_sections[];
+
+/* Returns the documentation table of core's section name (core/config_doc.c),
+ * or NULL. */
+const sl_conf_doc *sl_conf_core_doc(const char *name);
+
+/* `sluice config reference|schema`: writes the Markdown reference or the
+ * JSON Schema (draft 2020-12) of the config to out. Returns 0, or 2 with a
+ * usage line on stderr for another subcommand. */
+int sl_config_doc_main(int argc, char **argv, FILE *out);
 
 /* ---- the config reader: what connector and step types parse with ----
  *

@@ -31,6 +31,10 @@ typedef struct sl_conf_ctx {
     /* May accept an unset ${VAR} (sl_config_load_env); NULL: an error. */
     sl_config_unset_fn unset_fn;
     void *unset_arg;
+    /* Warnings ("FILE:LINE:COL: warning: ..."), pool strings; they do not
+     * fail the load and go to sl_config.warnings. */
+    char *warn[16];
+    size_t n_warn;
 } sl_conf_ctx;
 
 /* Records the error "FILE:LINE:COL: message" at pos ("FILE: message" when

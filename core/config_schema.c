@@ -885,7 +885,9 @@ static void parse_route(vctx *v, sl_route_conf *r, const entry *e)
         sl_conf_missing(v, n, path, "from");
     }
     sl_conf_int(v, n, "partitions", path, 1, 1024, &r->partitions);
-    sl_conf_str(v, n, "key", path, &r->key);
+    if (sl_conf_str(v, n, "key", path, &r->key)) {
+        r->key_pos = sl_conf_value(n, "key")->pos;
+    }
     char *description = NULL;
     sl_conf_str(v, n, "description", path, &description);
     const sl_node *steps = sl_conf_value(n, "steps");
@@ -1074,3 +1076,24 @@ void sl_conf_validate(sl_conf_ctx *c, sl_config *cfg, sl_node *const *roots, siz
     free(conns);
     free(routes);
 }
+
+/* ---- core's own sections, for the reference (core/config_doc.c) ---- */
+
+const sl_conf_section sl_conf_core_sections[] = {
+    {"top", TOP_KEYS},
+    {"include", INC_KEYS},
+    {"sluice", GW_KEYS},
+    {"sluice.admin", ADMIN_KEYS},
+    {"sluice.log", LOG_KEYS},
+    {"connector", CONN_GENERIC_KEYS},
+    {"breaker", BREAKER_KEYS},
+    {"route", ROUTE_KEYS},
+    {"from.connector", IN_GENERIC_KEYS},
+    {"from.topic", IN_TOPIC_KEYS},
+    {"to.connector", OUT_GENERIC_KEYS},
+    {"to.topic", OUT_TOPIC_KEYS},
+    {"on_error", ON_ERROR_KEYS},
+    {"on_error.retry", RETRY_KEYS},
+    {"on_error.dead_letter", DLQ_KEYS},
+    {NULL, NULL},
+};

@@ -158,6 +158,36 @@ static sl_conf_pos mark_pos(const yparse *p, yaml_mark_t m)
     return pos;
 }
 
+/* What libyaml says about the common indentation mistakes, and what to look
+ * at; "" when the problem is not one of them. */
+static const char *indent_hint(const char *problem)
+{
+    static const struct {
+        const char *problem, *hint;
+    } hints[] = {
+        {"mapping values are not allowed",
+         "; check the indentation of this line: a key must line up with its siblings (also: "
+         "does the line above lack a ':'? a value holding ': ' needs quotes)"},
+        {"did not find expected key",
+         "; check the indentation of this line: a key must line up with its siblings"},
+        {"did not find expected '-' indicator",
+         "; check the indentation of this line: the '-' of a list's items must line up"},
+        {"block sequence entries are not allowed",
+         "; check the indentation: a list under a key starts on the next line, indented"},
+        {"could not find expected ':'",
+         "; a key needs ': ' after it, and a value continued on the next line must be "
+         "indented more than its key"},
+        {"found character that cannot start any token",
+         "; YAML indents with spaces only (is there a tab?)"},
+    };
+    for (size_t i = 0; problem && i < sizeof hints / sizeof hints[0]; i++) {
+        if (!strncmp(problem, hints[i].problem, strlen(hints[i].problem))) {
+            return hints[i].hint;
+        }
+    }
+    return "";
+}
+
 static void parser_error(yparse *p)
 {
     const yaml_parser_t *ps = &p->parser;
@@ -171,9 +201,11 @@ static void parser_error(yparse *p)
         sl_conf_error(p->c, pos, "%s at byte %zu", ps->problem ? ps->problem : "read error",
                       ps->problem_offset);
     } else if (ps->context) {
-        sl_conf_error(p->c, pos, "%s %s", ps->problem ? ps->problem : "syntax error", ps->context);
+        sl_conf_error(p->c, pos, "%s %s%s", ps->problem ? ps->problem : "syntax error", ps->context,
+                      indent_hint(ps->problem));
     } else {
-        sl_conf_error(p->c, pos, "%s", ps->problem ? ps->problem : "syntax error");
+        sl_conf_error(p->c, pos, "%s%s", ps->problem ? ps->problem : "syntax error",
+                      indent_hint(ps->problem));
     }
     p->failed = true;
 }

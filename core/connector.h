@@ -38,6 +38,13 @@ typedef struct sl_connector_type {
     const char *const *conf_keys;
     const char *const *input_keys;
     const char *const *output_keys;
+    /* Documentation of the same keys, one table per list (core/config.h;
+     * NULL when the list is NULL), and one line saying what the type is:
+     * the reference and the JSON Schema are built from them. */
+    const char *summary;
+    const sl_conf_doc *conf_doc;
+    const sl_conf_doc *input_doc;
+    const sl_conf_doc *output_doc;
     /* Parses the connector's own keys of n (a map; keys already checked) into
      * cc->priv. Records errors in r (core/config.h); path is
      * "connectors.NAME". Optional. */

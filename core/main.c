@@ -43,6 +43,9 @@ static void usage(FILE *out)
             "       sluice log tail [-d DATA_DIR] TOPIC [-p N] [-n COUNT]\n"
             "                                   records as JSON lines (offline: the gateway must\n"
             "                                   not be running on DATA_DIR)\n"
+            "       sluice config reference     every config key as Markdown "
+            "(docs/config-reference.md)\n"
+            "       sluice config schema        the config as JSON Schema (for editors)\n"
             "       sluice version              versions of sluice and its libraries\n",
             DEFAULT_CONFIG);
 }
@@ -120,6 +123,8 @@ static int cmd_check(const char *path)
         return 2;
     }
     sl_config_errors_free(&errs);
+    for (size_t i = 0; i < conf->n_warnings; i++)
+        fprintf(stderr, "%s\n", conf->warnings[i]);
     size_t errors = check_routes(conf);
     sl_config_free(conf);
     if (errors)
@@ -179,6 +184,8 @@ static int cmd_run(const char *path)
     }
     sl_config_errors_free(&errs);
     sl_logging_setup(conf->gw.log_format == SL_LOG_JSON, sl_level_parse(conf->gw.log_level));
+    for (size_t i = 0; i < conf->n_warnings; i++)
+        sl_warn("config", "%s", conf->warnings[i]);
 
     /* Signals go to this thread only, through sigwait; every other thread
      * inherits the blocked mask. */
@@ -415,6 +422,8 @@ int main(int argc, char **argv)
         return cmd_log(argc - 1, argv + 1);
     if (strcmp(cmd, "test") == 0)
         return sl_route_test_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "config") == 0)
+        return sl_config_doc_main(argc - 1, argv + 1, stdout);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0)
         return cmd_version();
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {

@@ -276,11 +276,12 @@ static int compile_key(const sl_route_conf *conf, sl_expr **out, sl_error *err)
     if (!conf->key)
         return 0;
     sl_error e;
-    *out = sl_expr_compile_key(conf->key, &conf->pos, &e);
+    const sl_conf_pos *pos = conf->key_pos.file ? &conf->key_pos : &conf->pos;
+    *out = sl_expr_compile_key(conf->key, pos, &e);
     if (!*out)
         return sl_error_set(err, e.code == SL_ENOMEM ? SL_ENOMEM : SL_ECONFIG,
-                            "%s:%d:%d: routes.%s.key: %s", conf->pos.file, conf->pos.line,
-                            conf->pos.col, conf->name, e.msg);
+                            "%s:%d:%d: routes.%s.key: %s", pos->file, pos->line, pos->col,
+                            conf->name, e.msg);
     return 0;
 }
 
@@ -290,7 +291,8 @@ static int compile_when(const sl_output_conf *oc, sl_expr **out, sl_error *err)
     *out = NULL;
     if (!oc->when)
         return 0;
-    *out = sl_expr_compile_cond(oc->when, &oc->pos, err);
+    const sl_node *w = oc->node ? sl_node_get(oc->node, "when") : NULL;
+    *out = sl_expr_compile_cond(oc->when, w ? &w->pos : &oc->pos, err);
     return *out ? 0 : -1;
 }
 

@@ -45,6 +45,14 @@ struct sl_step_services {
 
 typedef struct sl_step_type {
     const char *name; /* the key in `steps:` */
+    /* For the reference (core/config.h): one line saying what the step does;
+     * the keys its settings map allows (NULL-terminated) and their
+     * documentation; or, for a step whose setting is one scalar, value
+     * documents it (key NULL) and conf_keys is NULL. */
+    const char *summary;
+    const char *const *conf_keys;
+    const sl_conf_doc *conf_doc;
+    const sl_conf_doc *value;
     /* Checks the step's settings n (the value under the type key, any kind)
      * and parses them into st->priv. Records errors in r (core/config.h);
      * path is "routes.R.steps[I].TYPE". Optional: without it the settings are

@@ -47,8 +47,13 @@ static void filter_destroy(sl_step *s)
     s->state = NULL;
 }
 
+static const sl_conf_doc FILTER_VALUE = {
+    NULL, "string", NULL, "Lua expression over msg; false or nil drops the message", true, NULL};
+
 const sl_step_type sl_filter_step = {
     .name = "filter",
+    .summary = "drops the messages for which a Lua expression is false or nil",
+    .value = &FILTER_VALUE,
     .parse_conf = filter_parse_conf,
     .init = filter_init,
     .process = filter_process,

@@ -245,6 +245,18 @@ static int x2j_process(sl_step *s, sl_msg *msg, sl_error *err)
 
 static const char *const J2X_KEYS[] = {"root", "declaration", "encoding", "pretty", NULL};
 static const char *const X2J_KEYS[] = {"force_array", "coerce", NULL};
+static const sl_conf_doc J2X_DOC[] = {
+    SL_DOC("root", "string", NULL,
+           "element wrapping the whole document (default: a one-member object's key, else <root>)"),
+    SL_DOC("declaration", "boolean", "true", "write the <?xml ...?> declaration"),
+    SL_DOC("encoding", "string", "UTF-8",
+           "output encoding (libxml2 names); characters it lacks become &#N;"),
+    SL_DOC("pretty", "boolean", "false", "indent by two spaces"), SL_DOC_END};
+static const sl_conf_doc X2J_DOC[] = {
+    SL_DOC("force_array", "list", NULL, "element paths (/a/b or names) always read as JSON arrays"),
+    SL_DOC("coerce", "boolean", "false",
+           "read numbers and true/false text as JSON numbers and booleans"),
+    SL_DOC_END};
 
 /* Checks `json_to_xml: { root?, declaration?, encoding?, pretty? }` (or
  * nothing) at load; j2x_init reads the settings from the node. */
@@ -276,6 +288,9 @@ static void x2j_parse_conf(sl_conf_reader *r, sl_step_conf *st, const sl_node *n
 
 const sl_step_type sl_json_to_xml_step = {
     .name = "json_to_xml",
+    .summary = "turns a JSON body into XML (transforms/JSON_XML.md); settings optional",
+    .conf_keys = J2X_KEYS,
+    .conf_doc = J2X_DOC,
     .parse_conf = j2x_parse_conf,
     .init = j2x_init,
     .process = j2x_process,
@@ -284,6 +299,9 @@ const sl_step_type sl_json_to_xml_step = {
 
 const sl_step_type sl_xml_to_json_step = {
     .name = "xml_to_json",
+    .summary = "turns an XML body into JSON (transforms/JSON_XML.md); settings optional",
+    .conf_keys = X2J_KEYS,
+    .conf_doc = X2J_DOC,
     .parse_conf = x2j_parse_conf,
     .init = x2j_init,
     .process = x2j_process,

@@ -84,6 +84,14 @@ static void lua_destroy(sl_step *s)
 }
 
 static const char *const LUA_KEYS[] = {"file", "function", "timeout", "memory", NULL};
+static const sl_conf_doc LUA_DOC[] = {
+    SL_DOC_REQ("file", "string",
+               "Lua script, relative to the directory of the YAML file that names it"),
+    SL_DOC_REQ("function", "string",
+               "global function called as function(msg, ctx) for each message"),
+    SL_DOC("timeout", "duration", "100ms",
+           "instruction budget per call, as time; past it the message fails"),
+    SL_DOC("memory", "size", "16MiB", "memory the script may hold (at least 256KiB)"), SL_DOC_END};
 
 /* Checks `lua: { file, function, timeout?, memory? }` at load; lua_init
  * reads the settings from the node. */
@@ -102,6 +110,9 @@ static void lua_parse_conf(sl_conf_reader *r, sl_step_conf *st, const sl_node *n
 
 const sl_step_type sl_lua_step = {
     .name = "lua",
+    .summary = "runs a sandboxed Lua function on each message (transforms/LUA.md)",
+    .conf_keys = LUA_KEYS,
+    .conf_doc = LUA_DOC,
     .parse_conf = lua_parse_conf,
     .init = lua_init,
     .process = lua_process,

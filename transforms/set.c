@@ -64,6 +64,9 @@ static int split_path(const char *path, set_field *f)
 }
 
 static const char *const SET_KEYS[] = {"headers", "fields", NULL};
+static const sl_conf_doc SET_DOC[] = {
+    SL_DOC("headers", "map", NULL, "headers set on the message (NAME: VALUE)"),
+    SL_DOC("fields", "map", NULL, "JSON fields set in the body (\"$.a.b\": VALUE)"), SL_DOC_END};
 
 /* `set: { headers: {NAME: VALUE}, fields: {"$.a.b": VALUE} }`: at least one. */
 static void set_parse_conf(sl_conf_reader *r, sl_step_conf *st, const sl_node *n, const char *path)
@@ -171,6 +174,9 @@ static int set_process(sl_step *s, sl_msg *msg, sl_error *err)
 
 const sl_step_type sl_set_step = {
     .name = "set",
+    .summary = "sets headers and JSON fields (at least one of the two)",
+    .conf_keys = SET_KEYS,
+    .conf_doc = SET_DOC,
     .parse_conf = set_parse_conf,
     .init = set_init,
     .process = set_process,

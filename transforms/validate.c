@@ -256,6 +256,10 @@ static int validate_process(sl_step *s, sl_msg *msg, sl_error *err)
 }
 
 static const char *const VALIDATE_KEYS[] = {"xml_schema", "json", NULL};
+static const sl_conf_doc VALIDATE_DOC[] = {
+    SL_DOC("xml_schema", "string", NULL,
+           "XML Schema (XSD) file the body must satisfy (local includes only)"),
+    SL_DOC("json", "boolean", NULL, "true: the body must be well-formed JSON"), SL_DOC_END};
 
 /* Checks `validate: { xml_schema: FILE }` or `validate: { json: true }` at
  * load; validate_init reads the settings from the node. */
@@ -278,6 +282,9 @@ static void validate_parse_conf(sl_conf_reader *r, sl_step_conf *st, const sl_no
 
 const sl_step_type sl_validate_step = {
     .name = "validate",
+    .summary = "fails (dead-letters) a message whose body is invalid; exactly one of its keys",
+    .conf_keys = VALIDATE_KEYS,
+    .conf_doc = VALIDATE_DOC,
     .parse_conf = validate_parse_conf,
     .init = validate_init,
     .process = validate_process,

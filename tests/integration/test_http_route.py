@@ -384,6 +384,12 @@ def test_default_config_writes_the_posted_message_to_the_file():
         rec = lines(out)[0]
         assert rec["id"] == reply["id"] and rec["body"]["customer"]["id"] == "c1", rec
         assert lines(audit)[0]["id"] == reply["id"]
+        # Location is the message's status on the admin listener (README: APIs),
+        # not on the ingest port
+        st, body, _ = request("GET", "127.0.0.1:9400", hdrs["location"])
+        assert st == 200 and json.loads(body)["id"] == reply["id"], (st, body)
+        st, _, _ = request("GET", "127.0.0.1:8080", hdrs["location"])
+        assert st == 404, st
         r = gw.run_cli("check", "-c", gw.config)
         assert r.returncode == 0 and r.stdout.strip() == "ok", (r.returncode, r.stdout, r.stderr)
     finally:

@@ -170,11 +170,40 @@ static const bad_case BAD[] = {
     {"yaml syntax: mapping value in a plain scalar",
      "a: b: c\n",
      {{0}},
-     {"{F}:1:5: mapping values are not allowed in this context"}},
+     {"{F}:1:5: mapping values are not allowed in this context; check the indentation of this "
+      "line: a key must line up with its siblings (also: does the line above lack a ':'? a value "
+      "holding ': ' needs quotes)"}},
     {"yaml syntax: tab indentation",
      "sluice:\n\tdata_dir: x\n",
      {{0}},
-     {"{F}:2:1: found character that cannot start any token while scanning for the next token"}},
+     {"{F}:2:1: found character that cannot start any token while scanning for the next token; "
+      "YAML indents with spaces only (is there a tab?)"}},
+    {"yaml syntax: a key indented less than its siblings",
+     "sluice:\n  data_dir: x\n admin: {}\n",
+     {{0}},
+     {"{F}:3:2: did not find expected key while parsing a block mapping; check the indentation "
+      "of this line: a key must line up with its siblings"}},
+    {"yaml syntax: a key indented more than its siblings",
+     "sluice:\n  data_dir: x\n    log: {}\n",
+     {{0}},
+     {"{F}:3:8: mapping values are not allowed in this context; check the indentation of this "
+      "line: a key must line up with its siblings (also: does the line above lack a ':'? a value "
+      "holding ': ' needs quotes)"}},
+    {"yaml syntax: list items out of line",
+     "sluice:\n  include:\n    - a\n   - b\n",
+     {{0}},
+     {"{F}:4:4: did not find expected key while parsing a block mapping; check the indentation "
+      "of this line: a key must line up with its siblings"}},
+    {"two routes on the same method and path of one http_server",
+     "connectors:\n  web: { type: http_server, listen: \"127.0.0.1:1\" }\n"
+     "  out: { type: stdout }\n"
+     "routes:\n"
+     "  a: { from: { connector: web, path: /o, methods: [POST, PUT] }, to: [{connector: out}] }\n"
+     "  b: { from: { connector: web, path: /o, methods: [GET, PUT] }, to: [{connector: out}] }\n"
+     "  c: { from: { connector: web, path: /p }, to: [{connector: out}] }\n",
+     {{0}},
+     {"{F}:6:38: routes.b.from.path: PUT /o on connector 'web' is already taken by route 'a' "
+      "({F}:5:14)"}},
     {"duplicate key",
      "sluice:\n  data_dir: x\n  data_dir: y\n",
      {{0}},
