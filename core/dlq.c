@@ -24,6 +24,7 @@ typedef struct dlq_mark {
 
 struct sl_dlq {
     sl_partition *p;
+    char *route;
     sl_metrics *metrics;
     sl_gauge *gauge;
     pthread_mutex_t mu;
@@ -108,6 +109,14 @@ static void apply_marker(sl_dlq *q, const sl_record *rec, const char *what)
     remember_mark(q, target, at ? strtoll(at, NULL, 10) : 0, by, by ? by_len : 0);
 }
 
+/* Whether entry rec names another route than q's. */
+static bool is_foreign(const sl_dlq *q, const sl_record *rec)
+{
+    size_t len = 0;
+    const char *route = sl_dlq_header(rec, SL_DLQ_ROUTE, &len);
+    return route && (len != strlen(q->route) || memcmp(route, q->route, len) != 0);
+}
+
 int sl_dlq_note(sl_dlq *q, const sl_record *rec)
 {
     pthread_mutex_lock(&q->mu);
@@ -118,6 +127,8 @@ int sl_dlq_note(sl_dlq *q, const sl_record *rec)
         if (what) {
             *s = SL_DLQ_IS_MARKER;
             apply_marker(q, rec, what);
+        } else if (is_foreign(q, rec)) {
+            *s = SL_DLQ_FOREIGN;
         } else {
             *s = SL_DLQ_PENDING;
             q->depth++;
@@ -179,8 +190,14 @@ sl_dlq *sl_dlq_open(sl_partition *p, sl_metrics *m, const char *route, sl_error 
     }
     q->p = p;
     q->metrics = m;
+    q->route = strdup(route);
     q->base = sl_partition_start_offset(p);
     pthread_mutex_init(&q->mu, NULL);
+    if (!q->route) {
+        sl_error_set(err, SL_ENOMEM, "out of memory");
+        sl_dlq_free(q);
+        return NULL;
+    }
     if (scan(q, err) < 0) {
         sl_dlq_free(q);
         return NULL;
@@ -203,6 +220,7 @@ void sl_dlq_free(sl_dlq *q)
     pthread_mutex_destroy(&q->mu);
     free(q->st);
     free(q->marks);
+    free(q->route);
     free(q);
 }
 

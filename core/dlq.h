@@ -18,6 +18,7 @@ typedef struct sl_metrics sl_metrics;
 #define SL_DLQ_ERROR "x-sluice-error"
 #define SL_DLQ_ATTEMPTS "x-sluice-attempts"
 #define SL_DLQ_STATUS "x-sluice-status"
+#define SL_DLQ_ROUTE "x-sluice-route"
 #define SL_DLQ_FAILED_OUTPUTS "x-sluice-failed-outputs" /* "a,b": outputs still owed it */
 #define SL_DLQ_FAILED_STEP "x-sluice-failed-step"       /* "2 (lua)" when a step failed */
 #define SL_DLQ_ORIG_PREFIX "x-sluice-original-"
@@ -37,6 +38,7 @@ typedef enum {
     SL_DLQ_REDRIVEN,
     SL_DLQ_PURGED,
     SL_DLQ_IS_MARKER, /* a marker record, not an entry */
+    SL_DLQ_FOREIGN,   /* an entry of another route sharing the topic */
 } sl_dlq_state;
 
 typedef struct sl_dlq sl_dlq;
@@ -53,7 +55,8 @@ sl_dlq *sl_dlq_open(sl_partition *p, sl_metrics *m, const char *route, sl_error 
 void sl_dlq_free(sl_dlq *q);
 
 /* Notes record rec of the partition (read or just appended): a new entry is
- * pending, a marker applies to its target. Idempotent. Returns -1 when out
+ * pending (foreign when its x-sluice-route names another route: routes may
+ * share a dead letter topic), a marker applies to its target. Idempotent. Returns -1 when out
  * of memory (the state is then unchanged). Thread-safe. */
 int sl_dlq_note(sl_dlq *q, const sl_record *rec);
 
@@ -63,7 +66,7 @@ void sl_dlq_note_entry(sl_dlq *q, int64_t off);
 /* The state of the record at off (SL_DLQ_UNKNOWN when not seen). */
 sl_dlq_state sl_dlq_state_at(sl_dlq *q, int64_t off);
 
-/* "pending", "redriven", "purged", "marker" or "unknown". */
+/* "pending", "redriven", "purged", "marker", "foreign" or "unknown". */
 const char *sl_dlq_state_name(sl_dlq_state s);
 
 /* Who marked entry off and when (*at_ms 0 and by "" when unmarked or marked

@@ -852,7 +852,7 @@ static int dlq_append(sl_route *r, sl_msg *m, const char *error, int attempts, i
     rc |= sl_msg_set_header(m, "x-sluice-attempts", buf, strlen(buf));
     snprintf(buf, sizeof buf, "%d", status);
     rc |= sl_msg_set_header(m, "x-sluice-status", buf, strlen(buf));
-    rc |= sl_msg_set_header(m, "x-sluice-route", r->conf->name, strlen(r->conf->name));
+    rc |= sl_msg_set_header(m, SL_DLQ_ROUTE, r->conf->name, strlen(r->conf->name));
     if (partition >= 0) {
         snprintf(buf, sizeof buf, "%d", partition);
         rc |= sl_msg_set_header(m, "x-sluice-partition", buf, strlen(buf));
@@ -1645,8 +1645,9 @@ static int list_batch(sl_route *r, const sl_batch *b, sl_dlq_entry *entries, siz
         const sl_record *rec = &b->records[i];
         if (sl_dlq_note(r->dlq_state, rec) < 0)
             return sl_error_set(err, SL_ENOMEM, "out of memory");
-        if (sl_dlq_state_at(r->dlq_state, rec->offset) == SL_DLQ_IS_MARKER)
-            continue;
+        sl_dlq_state st = sl_dlq_state_at(r->dlq_state, rec->offset);
+        if (st == SL_DLQ_IS_MARKER || st == SL_DLQ_FOREIGN)
+            continue; /* not an entry of this route */
         if (dlq_entry_from(r, rec, &entries[*k]) < 0) {
             (*k)++; /* freed with the others */
             return sl_error_set(err, SL_ENOMEM, "out of memory");
