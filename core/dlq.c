@@ -28,7 +28,8 @@ struct sl_dlq {
     sl_metrics *metrics;
     sl_gauge *gauge;
     pthread_mutex_t mu;
-    uint8_t *st; /* st[off - base]: an sl_dlq_state */
+    uint8_t *st;      /* st[off - base]: an sl_dlq_state */
+    uint32_t *mark_i; /* mark_i[off - base]: 1 + its index in marks, 0 when none */
     int64_t base;
     size_t cap;
     int64_t depth;
@@ -53,10 +54,14 @@ static uint8_t *slot(sl_dlq *q, int64_t off)
         while (cap <= i)
             cap *= 2;
         uint8_t *st = realloc(q->st, cap);
-        if (!st)
-            return NULL;
+        if (st)
+            q->st = st;
+        uint32_t *mi = st ? realloc(q->mark_i, cap * sizeof *mi) : NULL;
+        if (!mi)
+            return NULL; /* st may be bigger than cap: harmless */
         memset(st + q->cap, SL_DLQ_UNKNOWN, cap - q->cap);
-        q->st = st;
+        memset(mi + q->cap, 0, (cap - q->cap) * sizeof *mi);
+        q->mark_i = mi;
         q->cap = cap;
     }
     return &q->st[i];
@@ -87,6 +92,8 @@ static void remember_mark(sl_dlq *q, int64_t target, int64_t at_ms, const char *
         q->marks = m;
         q->cap_marks = cap;
     }
+    if (target >= q->base && (size_t)(target - q->base) < q->cap && q->n_marks < UINT32_MAX)
+        q->mark_i[target - q->base] = (uint32_t)q->n_marks + 1;
     dlq_mark *m = &q->marks[q->n_marks++];
     m->target = target;
     m->at_ms = at_ms;
@@ -219,6 +226,7 @@ void sl_dlq_free(sl_dlq *q)
         sl_metrics_remove_gauge(q->metrics, q->gauge);
     pthread_mutex_destroy(&q->mu);
     free(q->st);
+    free(q->mark_i);
     free(q->marks);
     free(q->route);
     free(q);
@@ -255,12 +263,10 @@ void sl_dlq_marked_by(sl_dlq *q, int64_t off, int64_t *at_ms, char *by, size_t c
     *at_ms = 0;
     snprintf(by, cap, "%s", "");
     pthread_mutex_lock(&q->mu);
-    for (size_t i = 0; i < q->n_marks; i++) {
-        if (q->marks[i].target == off) {
-            *at_ms = q->marks[i].at_ms;
-            snprintf(by, cap, "%s", q->marks[i].by);
-            break;
-        }
+    uint32_t i = off >= q->base && (size_t)(off - q->base) < q->cap ? q->mark_i[off - q->base] : 0;
+    if (i > 0) {
+        *at_ms = q->marks[i - 1].at_ms;
+        snprintf(by, cap, "%s", q->marks[i - 1].by);
     }
     pthread_mutex_unlock(&q->mu);
 }

@@ -1740,6 +1740,8 @@ typedef struct dlq_pass {
     const char *by;
     size_t left; /* entries still allowed by sel->limit (SIZE_MAX: no limit) */
     size_t done;
+    int64_t end; /* the end of the topic when the pass began: a message redriven
+                  * and dead-lettered again during the pass is not taken again */
 } dlq_pass;
 
 /* Redrives (appends back into the route, made durable) or purges the
@@ -1753,6 +1755,8 @@ static int dlq_pass_batch(sl_route *r, const sl_batch *b, dlq_pass *ps, sl_error
     size_t k = 0;
     for (size_t i = 0; rc == 0 && i < b->count && ps->left > 0; i++) {
         const sl_record *rec = &b->records[i];
+        if (rec->offset >= ps->end)
+            break; /* dead-lettered since the pass began */
         if (!dlq_selected(r, rec, ps->sel))
             continue;
         if (!ps->purge) {
@@ -1790,8 +1794,9 @@ static int dlq_pass_run(sl_route *r, dlq_pass *ps, size_t *count, sl_error *err)
     sl_batch b;
     sl_batch_init(&b);
     int64_t off = sl_partition_start_offset(p);
+    ps->end = sl_partition_end_offset(p);
     int rc = 0;
-    while (ps->left > 0) {
+    while (ps->left > 0 && off < ps->end) {
         int got = sl_partition_read(p, off, 256, 8u << 20, &b, err);
         if (got <= 0) {
             rc = got;
@@ -1813,13 +1818,13 @@ static int dlq_pass_run(sl_route *r, dlq_pass *ps, size_t *count, sl_error *err)
 int sl_route_dlq_redrive(sl_route *r, const sl_dlq_select *sel, const char *by, size_t *count,
                          sl_error *err)
 {
-    dlq_pass ps = {sel, false, by, sel->limit ? sel->limit : SIZE_MAX, 0};
+    dlq_pass ps = {sel, false, by, sel->limit ? sel->limit : SIZE_MAX, 0, 0};
     return dlq_pass_run(r, &ps, count, err);
 }
 
 int sl_route_dlq_purge(sl_route *r, const sl_dlq_select *sel, const char *by, size_t *count,
                        sl_error *err)
 {
-    dlq_pass ps = {sel, true, by, sel->limit ? sel->limit : SIZE_MAX, 0};
+    dlq_pass ps = {sel, true, by, sel->limit ? sel->limit : SIZE_MAX, 0, 0};
     return dlq_pass_run(r, &ps, count, err);
 }
