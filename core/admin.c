@@ -510,11 +510,11 @@ static enum MHD_Result ep_dlq_action(struct MHD_Connection *conn, sl_route *r, b
         dlq_req_free(&d);
         return reply_error(conn, 400, NULL, "bad_request", "%s", bad);
     }
-    size_t count = 0;
+    size_t count = 0, refused = 0;
     sl_error err;
     const char *by = "admin"; /* one admin token, no names yet */
     int rc = purge ? sl_route_dlq_purge(r, &d.sel, by, &count, &err)
-                   : sl_route_dlq_redrive(r, &d.sel, by, &count, &err);
+                   : sl_route_dlq_redrive(r, &d.sel, by, &count, &refused, &err);
     if (rc < 0) {
         dlq_req_free(&d);
         return reply_error(conn, err.code == SL_EFULL ? 503 : 500, NULL,
@@ -528,6 +528,8 @@ static enum MHD_Result ep_dlq_action(struct MHD_Connection *conn, sl_route *r, b
     json_t *root =
         json_pack("{s:s,s:I,s:o}", "route", sl_route_name(r), purge ? "purged" : "redriven",
                   (json_int_t)count, "not_pending", not_pending);
+    if (root && !purge)
+        json_object_set_new(root, "refused", json_integer((json_int_t)refused));
     dlq_req_free(&d);
     return reply_json(conn, 200, root);
 }

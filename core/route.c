@@ -1740,9 +1740,32 @@ typedef struct dlq_pass {
     const char *by;
     size_t left; /* entries still allowed by sel->limit (SIZE_MAX: no limit) */
     size_t done;
-    int64_t end; /* the end of the topic when the pass began: a message redriven
-                  * and dead-lettered again during the pass is not taken again */
+    int64_t end;    /* the end of the topic when the pass began: a message redriven
+                     * and dead-lettered again during the pass is not taken again */
+    size_t refused; /* entries the route refused (their key cannot be read) */
 } dlq_pass;
+
+/* Appends the redrive message of dead letter rec to the route (last[p]: the
+ * last offset appended to partition p). Returns 0, 1 when the route refuses
+ * it for good (SL_EINVAL: its key cannot be read; it stays pending and the
+ * pass goes on), or -1 with err. */
+static int redrive_one(sl_route *r, const sl_record *rec, dlq_pass *ps, int64_t *last,
+                       sl_error *err)
+{
+    sl_msg *m = redrive_message(rec, ps->sel->rerun, err);
+    int rc = m ? append_to_route(r, m, err) : -1;
+    if (rc == 0)
+        last[m->partition] = m->offset;
+    else if (m && err->code == SL_EINVAL) {
+        sl_warn("route",
+                "route %s: dead letter at offset %" PRId64 " (message %s) not redriven: %s",
+                r->conf->name, rec->offset, m->id, err->msg);
+        ps->refused++;
+        rc = 1;
+    }
+    sl_msg_free(m);
+    return rc;
+}
 
 /* Redrives (appends back into the route, made durable) or purges the
  * selected entries of batch b, then marks them. Returns 0, or -1 with err
@@ -1759,15 +1782,13 @@ static int dlq_pass_batch(sl_route *r, const sl_batch *b, dlq_pass *ps, sl_error
             break; /* dead-lettered since the pass began */
         if (!dlq_selected(r, rec, ps->sel))
             continue;
-        if (!ps->purge) {
-            sl_msg *m = redrive_message(rec, ps->sel->rerun, err);
-            rc = m ? append_to_route(r, m, err) : -1;
-            if (rc == 0)
-                last[m->partition] = m->offset;
-            sl_msg_free(m);
-            if (rc < 0)
-                break;
+        int got = ps->purge ? 0 : redrive_one(r, rec, ps, last, err);
+        if (got < 0) {
+            rc = -1;
+            break;
         }
+        if (got > 0)
+            continue; /* refused: stays pending */
         targets[k++] = rec->offset;
         ps->left--;
     }
@@ -1816,15 +1837,17 @@ static int dlq_pass_run(sl_route *r, dlq_pass *ps, size_t *count, sl_error *err)
 }
 
 int sl_route_dlq_redrive(sl_route *r, const sl_dlq_select *sel, const char *by, size_t *count,
-                         sl_error *err)
+                         size_t *refused, sl_error *err)
 {
-    dlq_pass ps = {sel, false, by, sel->limit ? sel->limit : SIZE_MAX, 0, 0};
-    return dlq_pass_run(r, &ps, count, err);
+    dlq_pass ps = {sel, false, by, sel->limit ? sel->limit : SIZE_MAX, 0, 0, 0};
+    int rc = dlq_pass_run(r, &ps, count, err);
+    *refused = ps.refused;
+    return rc;
 }
 
 int sl_route_dlq_purge(sl_route *r, const sl_dlq_select *sel, const char *by, size_t *count,
                        sl_error *err)
 {
-    dlq_pass ps = {sel, true, by, sel->limit ? sel->limit : SIZE_MAX, 0, 0};
+    dlq_pass ps = {sel, true, by, sel->limit ? sel->limit : SIZE_MAX, 0, 0, 0};
     return dlq_pass_run(r, &ps, count, err);
 }

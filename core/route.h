@@ -179,11 +179,13 @@ typedef struct sl_dlq_select {
  * to the route's topic (same id; its status goes back to accepted and
  * follows the delivery, through the outputs' breakers and retry policy),
  * made durable, and only then marked redriven by `by` in a marker record
- * (nothing is deleted). Sets *count to the number redriven. Returns -1 with
- * err when an append fails (those redriven before stay marked). Serialized
- * per route (with purge). */
+ * (nothing is deleted). Sets *count to the number redriven, and *refused to
+ * the number the route refused for good (the key cannot be read on the
+ * message: they stay pending, the others go on). Only entries on disk when
+ * the call began are taken. Returns -1 with err when an append fails (those
+ * redriven before stay marked). Serialized per route (with purge). */
 int sl_route_dlq_redrive(sl_route *r, const sl_dlq_select *sel, const char *by, size_t *count,
-                         sl_error *err);
+                         size_t *refused, sl_error *err);
 
 /* Marks the dead letters sel picks as purged by `by` (marker records, made
  * durable; nothing is deleted, the list shows them as purged). Sets *count.
