@@ -7,6 +7,7 @@ sluice_dlq_depth gauge, also after a restart."""
 import json
 import os
 import threading
+import time
 
 from harness import Gateway, Sink, base_config, free_port, metric, post_json, request, wait_until
 
@@ -15,6 +16,7 @@ from harness import Gateway, Sink, base_config, free_port, metric, post_json, re
 MAP_LUA = """
 function map(msg, ctx)
   local t = msg:json()
+  if t.fail_until and ctx.now() < t.fail_until then error("not yet") end
   if t.raw == nil then return nil end
   msg:set_json({ value = t.raw .. "-mapped", n = t.n })
   return msg
@@ -204,6 +206,31 @@ def test_limit_purge_dead_letter_again_and_the_depth_gauge_across_a_restart():
         assert st == 200 and res["redriven"] == 0, res
         assert len(dlq(gw)["entries"]) == 6  # nothing deleted
         assert [m["n"] for m in b.delivered()] == [1, 2], b.delivered()
+        gw.stop()
+    finally:
+        a.close()
+        b.sink.close()
+        gw.cleanup()
+
+
+def test_a_step_failure_is_redriven_from_the_original_through_the_whole_route():
+    a, b, gw, ingest = setup()
+    try:
+        b.fixed.set()
+        until = int(time.time() * 1000) + 4000  # the step fails until then
+        mid = post(ingest, {"raw": "s", "n": 7, "fail_until": until})
+        wait_until(lambda: state(gw, mid) == "dead_lettered", 60, "the step failure dead-lettered")
+        e = dlq(gw)["entries"][0]
+        assert e["failed_step"] == "1 (lua)" and "failed_outputs" not in e, e
+        assert "not yet" in e["error"], e
+        assert json.loads(e["original_body"])["raw"] == "s", e
+        assert bodies(a) == [] and b.delivered() == []
+        wait_until(lambda: time.time() * 1000 > until + 50, 10, "the step to be fixed")
+        st, res = admin_post(gw, "/v1/dlq/r/redrive", {"ids": [mid]})
+        assert st == 200 and res["redriven"] == 1, res
+        wait_until(lambda: state(gw, mid) == "delivered", 60, "the redriven message delivered")
+        want = {"value": "s-mapped", "n": 7}
+        assert bodies(a) == [want] and b.delivered() == [want], (bodies(a), b.delivered())
         gw.stop()
     finally:
         a.close()
