@@ -367,6 +367,35 @@ static enum MHD_Result dispatch_breaker(sl_admin *a, struct MHD_Connection *conn
     return reply_json(conn, 200, breaker_json(b));
 }
 
+/* text as a JSON string, or null when it is not UTF-8 (or absent). */
+static json_t *text_or_null(const char *text, size_t len)
+{
+    json_t *s = text ? json_stringn(text, len) : NULL;
+    return s ? s : json_null();
+}
+
+/* One dead letter as the list shows it. */
+static json_t *dlq_entry_json(const sl_dlq_entry *e)
+{
+    const char *state = e->purged ? "purged" : e->redriven ? "redriven" : "pending";
+    json_t *o =
+        json_pack("{s:I,s:s,s:I,s:s,s:s,s:i,s:i,s:b,s:b,s:o,s:o}", "offset", (json_int_t)e->offset,
+                  "id", e->id, "timestamp", (json_int_t)e->timestamp_ms, "state", state, "error",
+                  e->error, "status", e->status, "attempts", e->attempts, "redriven", e->redriven,
+                  "purged", e->purged, "body", text_or_null(e->body, e->body_len), "original_body",
+                  text_or_null(e->original_body, e->original_len));
+    if (o && e->failed_outputs[0])
+        json_object_set_new(o, "failed_outputs", json_string(e->failed_outputs));
+    if (o && e->failed_step[0])
+        json_object_set_new(o, "failed_step", json_string(e->failed_step));
+    if (o && (e->redriven || e->purged)) {
+        json_object_set_new(o, e->purged ? "purged_by" : "redriven_by", json_string(e->marked_by));
+        json_object_set_new(o, e->purged ? "purged_at" : "redriven_at",
+                            json_integer((json_int_t)e->marked_at_ms));
+    }
+    return o;
+}
+
 static enum MHD_Result ep_dlq(struct MHD_Connection *conn, sl_route *r)
 {
     const char *lim = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
@@ -389,12 +418,7 @@ static enum MHD_Result ep_dlq(struct MHD_Connection *conn, sl_route *r)
                              sl_route_get_conf(r)->dead_letter_topic, "pending",
                              (json_int_t)pending, "entries", list);
     for (size_t i = 0; root && i < n; i++) {
-        const sl_dlq_entry *e = &entries[i];
-        json_t *body = json_stringn(e->body, e->body_len);
-        json_t *o = json_pack("{s:I,s:s,s:I,s:s,s:i,s:i,s:b,s:o}", "offset", (json_int_t)e->offset,
-                              "id", e->id, "timestamp", (json_int_t)e->timestamp_ms, "error",
-                              e->error, "status", e->status, "attempts", e->attempts, "redriven",
-                              e->redriven, "body", body ? body : json_null());
+        json_t *o = dlq_entry_json(&entries[i]);
         if (!o || json_array_append_new(list, o) != 0) {
             json_decref(root);
             root = NULL;
@@ -406,9 +430,117 @@ static enum MHD_Result ep_dlq(struct MHD_Connection *conn, sl_route *r)
     return reply_json(conn, 200, root);
 }
 
-/* /v1/dlq/ROUTE[/redrive] */
+/* A parsed redrive or purge request. */
+typedef struct dlq_req {
+    json_t *body; /* owns the id strings */
+    const char **ids;
+    bool *matched;
+    sl_dlq_select sel;
+    bool all;
+} dlq_req;
+
+static void dlq_req_free(dlq_req *d)
+{
+    json_decref(d->body);
+    free(d->ids);
+    free(d->matched);
+}
+
+/* Reads "ids" (a non-empty array of strings) into d. Returns NULL, or what
+ * is wrong. */
+static const char *dlq_req_ids(dlq_req *d, json_t *ids)
+{
+    size_t n = json_array_size(ids);
+    if (!json_is_array(ids) || n == 0 || n > 10000)
+        return "\"ids\" must be an array of 1..10000 message ids";
+    d->ids = calloc(n, sizeof *d->ids);
+    d->matched = calloc(n, sizeof *d->matched);
+    if (!d->ids || !d->matched)
+        return "out of memory";
+    for (size_t i = 0; i < n; i++) {
+        d->ids[i] = json_string_value(json_array_get(ids, i));
+        if (!d->ids[i])
+            return "\"ids\" must be an array of 1..10000 message ids";
+    }
+    d->sel.ids = d->ids;
+    d->sel.n_ids = n;
+    d->sel.matched = d->matched;
+    return NULL;
+}
+
+/* Parses a redrive ({"ids":[...], "limit":N, "rerun":bool}, every key
+ * optional) or purge ({"ids":[...]} or {"all":true}, with "limit") body.
+ * Returns NULL, or what is wrong. */
+static const char *dlq_req_parse(const adm_req *q, bool purge, dlq_req *d)
+{
+    memset(d, 0, sizeof *d);
+    d->body = q->len ? json_loadb(q->body, q->len, 0, NULL) : json_object();
+    if (!json_is_object(d->body))
+        return "the body must be a JSON object";
+    const char *key;
+    json_t *v;
+    json_object_foreach(d->body, key, v)
+    {
+        const char *bad = NULL;
+        if (strcmp(key, "ids") == 0)
+            bad = dlq_req_ids(d, v);
+        else if (strcmp(key, "limit") == 0 && json_is_integer(v) && json_integer_value(v) > 0)
+            d->sel.limit = (size_t)json_integer_value(v);
+        else if (strcmp(key, "rerun") == 0 && !purge && json_is_boolean(v))
+            d->sel.rerun = json_is_true(v);
+        else if (strcmp(key, "all") == 0 && purge && json_is_boolean(v))
+            d->all = json_is_true(v);
+        else
+            bad = purge ? "expected {\"ids\":[...]} or {\"all\":true}, and optionally \"limit\":N"
+                        : "expected {\"ids\":[...], \"limit\":N, \"rerun\":bool} (all optional)";
+        if (bad)
+            return bad;
+    }
+    if (purge && (d->sel.n_ids > 0) == d->all)
+        return "a purge takes exactly one of \"ids\":[...] or \"all\":true";
+    return NULL;
+}
+
+/* POST /v1/dlq/ROUTE/redrive and /purge. */
+static enum MHD_Result ep_dlq_action(struct MHD_Connection *conn, sl_route *r, bool purge,
+                                     const adm_req *q)
+{
+    if (q->too_large)
+        return reply_error(conn, 413, NULL, "payload_too_large", "the body exceeds %d bytes",
+                           ADM_MAX_BODY);
+    dlq_req d;
+    const char *bad = dlq_req_parse(q, purge, &d);
+    if (bad) {
+        dlq_req_free(&d);
+        return reply_error(conn, 400, NULL, "bad_request", "%s", bad);
+    }
+    size_t count = 0, refused = 0;
+    sl_error err;
+    const char *by = "admin"; /* one admin token, no names yet */
+    int rc = purge ? sl_route_dlq_purge(r, &d.sel, by, &count, &err)
+                   : sl_route_dlq_redrive(r, &d.sel, by, &count, &refused, &err);
+    if (rc < 0) {
+        dlq_req_free(&d);
+        return reply_error(conn, err.code == SL_EFULL ? 503 : 500, NULL,
+                           purge ? "purge_failed" : "redrive_failed", "%zu done, then: %s", count,
+                           err.msg);
+    }
+    json_t *not_pending = json_array();
+    for (size_t i = 0; i < d.sel.n_ids; i++)
+        if (!d.matched[i])
+            json_array_append_new(not_pending, json_string(d.ids[i]));
+    json_t *root =
+        json_pack("{s:s,s:I,s:o}", "route", sl_route_name(r), purge ? "purged" : "redriven",
+                  (json_int_t)count, "not_pending", not_pending);
+    if (root && !purge)
+        json_object_set_new(root, "refused", json_integer((json_int_t)refused));
+    dlq_req_free(&d);
+    return reply_json(conn, 200, root);
+}
+
+/* /v1/dlq/ROUTE[/redrive|/purge] */
 static enum MHD_Result dispatch_dlq(sl_admin *a, struct MHD_Connection *conn, const char *url,
-                                    const char *method, const char *rest)
+                                    const char *method, const char *rest, const adm_req *q)
 {
     char name[256];
     const char *slash;
@@ -422,19 +554,12 @@ static enum MHD_Result dispatch_dlq(sl_admin *a, struct MHD_Connection *conn, co
             return method_not_allowed(conn, "GET", method, url);
         return ep_dlq(conn, r);
     }
-    if (strcmp(slash, "/redrive") != 0)
+    bool purge = strcmp(slash, "/purge") == 0;
+    if (!purge && strcmp(slash, "/redrive") != 0)
         return reply_error(conn, 404, NULL, "not_found", "no such endpoint: %s", url);
     if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
         return method_not_allowed(conn, "POST", method, url);
-    size_t count = 0;
-    sl_error err;
-    if (sl_route_dlq_redrive(r, &count, &err) < 0) {
-        int st = err.code == SL_EFULL ? 503 : 500;
-        return reply_error(conn, st, NULL, "redrive_failed", "%zu redriven, then: %s", count,
-                           err.msg);
-    }
-    return reply_json(conn, 200,
-                      json_pack("{s:s,s:I}", "route", name, "redriven", (json_int_t)count));
+    return ep_dlq_action(conn, r, purge, q);
 }
 
 static enum MHD_Result dispatch_route(sl_admin *a, struct MHD_Connection *conn, const char *url,
@@ -509,7 +634,7 @@ static enum MHD_Result dispatch(sl_admin *a, struct MHD_Connection *conn, const 
     if (strncmp(url, "/v1/breakers/", 13) == 0)
         return dispatch_breaker(a, conn, url, method, url + 13);
     if (strncmp(url, "/v1/dlq/", 8) == 0)
-        return dispatch_dlq(a, conn, url, method, url + 8);
+        return dispatch_dlq(a, conn, url, method, url + 8, q);
     if (strncmp(url, "/v1/messages/", 13) == 0 && url[13] != '\0' &&
         strchr(url + 13, '/') == NULL) {
         if (!is_get(method))

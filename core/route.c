@@ -18,6 +18,7 @@
 #include "breaker.h"
 #include "clock.h"
 #include "connector.h"
+#include "dlq.h"
 #include "expr.h"
 #include "fnv.h"
 #include "logging.h"
@@ -54,6 +55,8 @@ typedef struct sl_item {
     bool dead;      /* dead-lettered */
     bool attempted; /* some output really tried it in this round */
     size_t rec;     /* the record (index in the batch) it came from */
+    int step;       /* dead at step `step` (1-based); -1 before the outputs; 0 at an output */
+    uint32_t only;  /* a redriven copy: the outputs it still owes (0: all, by `when:`) */
     char error[256];
     int status;
 } sl_item;
@@ -91,6 +94,7 @@ struct sl_route {
     sl_expr *key; /* the compiled `key:`, or NULL */
     sl_topic *topic;
     sl_topic *dlq;
+    sl_dlq *dlq_state; /* entries' states, depth gauge */
     int n_parts;
     sl_worker *workers;
     sl_output_rt *outs;
@@ -232,7 +236,10 @@ static int open_topics(sl_route *r, sl_error *err)
         sl_warn("route", "route %s: topic %s has %d partitions on disk, config says %d; using %d",
                 conf->name, topic, r->n_parts, conf->partitions, r->n_parts);
     r->dlq = sl_log_topic(r->env.log, conf->dead_letter_topic, 1, err);
-    return r->dlq ? 0 : -1;
+    if (!r->dlq)
+        return -1;
+    r->dlq_state = sl_dlq_open(sl_topic_partition(r->dlq, 0), r->env.metrics, conf->name, err);
+    return r->dlq_state ? 0 : -1;
 }
 
 /* The route's own counters: in, dead-lettered, dropped. */
@@ -491,7 +498,8 @@ static int pick_partition(sl_route *r, const sl_msg *msg)
     return (int)(atomic_fetch_add(&r->rr, 1) % (unsigned)r->n_parts);
 }
 
-int sl_route_append(sl_route *r, sl_msg *msg, sl_error *err)
+/* Appends msg to r's topic (sl_route_append without its check). */
+static int append_to_route(sl_route *r, sl_msg *msg, sl_error *err)
 {
     if (r->key && !msg->key) {
         char *key = NULL;
@@ -510,6 +518,15 @@ int sl_route_append(sl_route *r, sl_msg *msg, sl_error *err)
     sl_status_accepted(r->env.status, msg->id, r->conf->name, part, off);
     sl_counter_add(r->in_total, 1);
     return 0;
+}
+
+int sl_route_append(sl_route *r, sl_msg *msg, sl_error *err)
+{
+    /* only redrive may tell a message to skip the steps */
+    if (sl_msg_get_header(msg, SL_DLQ_REDRIVE_OUTPUTS, NULL))
+        return sl_error_set(err, SL_EINVAL, "header %s is reserved for redrive",
+                            SL_DLQ_REDRIVE_OUTPUTS);
+    return append_to_route(r, msg, err);
 }
 
 /* ---- accessors ---- */
@@ -837,7 +854,7 @@ static int dlq_append(sl_route *r, sl_msg *m, const char *error, int attempts, i
     rc |= sl_msg_set_header(m, "x-sluice-attempts", buf, strlen(buf));
     snprintf(buf, sizeof buf, "%d", status);
     rc |= sl_msg_set_header(m, "x-sluice-status", buf, strlen(buf));
-    rc |= sl_msg_set_header(m, "x-sluice-route", r->conf->name, strlen(r->conf->name));
+    rc |= sl_msg_set_header(m, SL_DLQ_ROUTE, r->conf->name, strlen(r->conf->name));
     if (partition >= 0) {
         snprintf(buf, sizeof buf, "%d", partition);
         rc |= sl_msg_set_header(m, "x-sluice-partition", buf, strlen(buf));
@@ -850,8 +867,44 @@ static int dlq_append(sl_route *r, sl_msg *m, const char *error, int attempts, i
     sl_partition *p = sl_topic_partition(r->dlq, 0);
     if (append_msg(p, m, e, &off) < 0 || sl_partition_wait_durable(p, off, -1, e) < 0)
         return -1;
+    sl_dlq_note_entry(r->dlq_state, off);
     sl_counter_add(r->dlq_total, 1);
     return 0;
+}
+
+/* Writes into buf (cap bytes) the names of the outputs in mask, comma
+ * separated. */
+static void output_names(const sl_route *r, uint32_t mask, char *buf, size_t cap)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (size_t oi = 0; oi < r->n_outs && oi < 32; oi++) {
+        if (!(mask & (1u << oi)))
+            continue;
+        int n = snprintf(buf + len, cap - len, "%s%s", len ? "," : "", r->outs[oi].conf->name);
+        if (n < 0 || (size_t)n >= cap - len)
+            break;
+        len += (size_t)n;
+    }
+}
+
+/* Adds to a dead item's message what redrive needs: the original message
+ * (the record it came from), and which outputs still owe it (an output
+ * failure) or which step failed. Returns 0, or -1 when out of memory. */
+static int dlq_custody(sl_worker *w, const sl_item *it)
+{
+    sl_route *r = w->route;
+    int rc = sl_dlq_add_original(it->msg, &w->batch.records[it->rec]);
+    char buf[1024];
+    if (it->step > 0) {
+        snprintf(buf, sizeof buf, "%d (%s)", it->step,
+                 sl_step_type_name(w->steps[(size_t)it->step - 1]));
+        rc |= sl_msg_set_header(it->msg, SL_DLQ_FAILED_STEP, buf, strlen(buf));
+    } else if (it->step == 0) {
+        output_names(r, it->pending, buf, sizeof buf);
+        rc |= sl_msg_set_header(it->msg, SL_DLQ_FAILED_OUTPUTS, buf, strlen(buf));
+    }
+    return rc ? -1 : 0;
 }
 
 /* Appends a failed message to the route's dead letter topic with its error,
@@ -862,6 +915,11 @@ static int dead_letter(sl_worker *w, sl_item *it)
     sl_route *r = w->route;
     sl_msg *m = it->msg;
     sl_error e;
+    if (dlq_custody(w, it) < 0) {
+        sl_err("route", "route %s: cannot dead-letter message %s: out of memory", r->conf->name,
+               m->id);
+        return -1;
+    }
     if (dlq_append(r, m, it->error, it->attempts, it->status, w->index, &e) < 0) {
         sl_err("route", "route %s: cannot dead-letter message %s: %s", r->conf->name, m->id, e.msg);
         return -1;
@@ -1112,6 +1170,7 @@ static int run_step_on(sl_worker *w, size_t s, sl_item it, item_vec *next)
     }
     if (rc == SL_STEP_FAIL) {
         out->dead = true;
+        out->step = (int)s + 1;
         snprintf(out->error, sizeof out->error, "step %zu (%s): %s", s + 1,
                  sl_step_type_name(w->steps[s]), e.msg);
     }
@@ -1207,6 +1266,7 @@ static void select_outputs(sl_worker *w, sl_item *it)
         sl_error e;
         if (sl_expr_eval_bool(w->when[oi], it->msg, &yes, &e) < 0) {
             it->dead = true;
+            it->step = -1; /* before the outputs: redrive runs it again */
             it->pending = 1;
             snprintf(it->error, sizeof it->error, "output %s: when: %s",
                      w->route->outs[oi].conf->name, e.msg);
@@ -1236,10 +1296,54 @@ static bool step_retry_exhausted(sl_worker *w, const sl_record *rec, size_t i, c
         return false; /* out of memory: it is tried again */
     }
     it->dead = true;
+    it->step = -1;               /* a step kept asking for retries: redrive runs it again */
     it->attempts = attempts - 1; /* the dead-lettering round counts as the last */
     snprintf(it->error, sizeof it->error, "%.200s (gave up after %d attempts)", w->retry_error,
              attempts);
     return true;
+}
+
+/* The outputs of r named in list ("a,b"), as a bit mask. */
+static uint32_t outputs_named(const sl_route *r, const char *list)
+{
+    uint32_t mask = 0;
+    for (size_t oi = 0; oi < r->n_outs && oi < 32; oi++) {
+        const char *name = r->outs[oi].conf->name;
+        size_t len = strlen(name);
+        for (const char *p = list; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
+            if (strncmp(p, name, len) == 0 && (p[len] == ',' || p[len] == '\0'))
+                mask |= 1u << oi;
+        }
+    }
+    return mask;
+}
+
+/* Record rec (index i, message m, taken) is a redriven copy of a dead
+ * letter: it skips the steps (it went through them before it failed) and
+ * owes only the outputs its SL_DLQ_REDRIVE_OUTPUTS header names. Returns 0,
+ * or -1 when out of memory. */
+static int push_redriven(sl_worker *w, sl_msg *m, size_t i, item_vec *iv)
+{
+    const sl_record *rec = &w->batch.records[i];
+    sl_msg_free(m);
+    sl_error e;
+    m = sl_dlq_message(rec, false, false, &e);
+    sl_item *it = m ? push_item(iv, m, i) : NULL;
+    if (!it) {
+        sl_msg_free(m);
+        return -1;
+    }
+    m->partition = w->index;
+    m->offset = rec->offset;
+    const char *names = sl_dlq_header(rec, SL_DLQ_REDRIVE_OUTPUTS, NULL);
+    it->only = outputs_named(w->route, names);
+    if (it->only == 0) {
+        it->dead = true;
+        it->step = -1;
+        snprintf(it->error, sizeof it->error, "redrive: route %s has no output %.150s",
+                 w->route->conf->name, names);
+    }
+    return 0;
 }
 
 /* Runs the steps over the batch's records into iv. Returns how many
@@ -1259,7 +1363,8 @@ static size_t run_batch_steps(sl_worker *w, item_vec *iv, int *retry_attempts)
             return i; /* out of memory: stop here; the rest is read again */
         char id[SL_ID_LEN + 1];
         memcpy(id, m->id, sizeof id);
-        int rc = run_steps(w, m, i, iv);
+        int rc = sl_dlq_header(rec, SL_DLQ_REDRIVE_OUTPUTS, NULL) ? push_redriven(w, m, i, iv)
+                                                                  : run_steps(w, m, i, iv);
         if (rc < 0)
             return i;
         if (rc > 0) {
@@ -1342,8 +1447,8 @@ static void process_batch(sl_worker *w, unsigned *seed, int64_t *next)
     size_t nrec = run_batch_steps(w, &iv, &retry_attempts);
     for (size_t i = 0; i < iv.n; i++) {
         sl_item *it = &iv.v[i];
-        it->pending = it->dead ? 1 : all;
-        if (!it->dead)
+        it->pending = it->dead ? 1 : it->only ? it->only : all;
+        if (!it->dead && !it->only)
             select_outputs(w, it);
     }
     size_t done = iv.n ? deliver_batch(w, iv.v, iv.n, seed) : 0;
@@ -1468,61 +1573,89 @@ void sl_route_free(sl_route *r)
     }
     pthread_mutex_destroy(&r->watch_mu);
     pthread_mutex_destroy(&r->redrive_mu);
+    sl_dlq_free(r->dlq_state);
     sl_expr_free(r->key);
     free(r->step_retried_total);
     free(r->outs);
     free(r);
 }
 
-/* ---- dead letters: list and redrive ---- */
+/* ---- dead letters: list, redrive, purge ---- */
 
-#define REDRIVE_CONSUMER "redrive"
-
-static const char *record_header(const sl_record *rec, const char *name)
+static void copy_header(const sl_record *rec, const char *name, char *out, size_t cap)
 {
-    for (size_t i = 0; i < rec->n_headers; i++) {
-        if (strcmp(rec->headers[i].name, name) == 0)
-            return rec->headers[i].value;
-    }
-    return NULL;
+    size_t len = 0;
+    const char *v = sl_dlq_header(rec, name, &len);
+    snprintf(out, cap, "%.*s", v ? (int)(len < cap ? len : cap - 1) : 0, v ? v : "");
 }
 
 void sl_dlq_entries_free(sl_dlq_entry *entries, size_t n)
 {
     if (!entries)
         return;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         free(entries[i].body);
+        free(entries[i].original_body);
+    }
     free(entries);
 }
 
-static int64_t redrive_cursor(sl_partition *p)
+/* A malloc'd NUL-terminated copy of len bytes, or NULL. */
+static char *dup_text(const char *s, size_t len)
 {
-    int64_t c = sl_partition_committed(p, REDRIVE_CONSUMER);
-    return c < 0 ? sl_partition_start_offset(p) : c;
+    char *d = malloc(len + 1);
+    if (d) {
+        memcpy(d, s, len);
+        d[len] = '\0';
+    }
+    return d;
 }
 
-/* Fills e from dead letter rec (cursor: the redrive cursor). Returns -1
- * when out of memory (e->body is then NULL). */
-static int dlq_entry_from(const sl_record *rec, int64_t cursor, sl_dlq_entry *e)
+/* Fills e from dead letter rec. Returns -1 when out of memory. */
+static int dlq_entry_from(sl_route *r, const sl_record *rec, sl_dlq_entry *e)
 {
     e->offset = rec->offset;
     e->timestamp_ms = rec->timestamp_ms;
-    const char *v = record_header(rec, SL_HDR_ID);
-    snprintf(e->id, sizeof e->id, "%s", v ? v : "");
-    v = record_header(rec, "x-sluice-error");
-    snprintf(e->error, sizeof e->error, "%s", v ? v : "");
-    v = record_header(rec, "x-sluice-status");
+    copy_header(rec, SL_HDR_ID, e->id, sizeof e->id);
+    copy_header(rec, SL_DLQ_ERROR, e->error, sizeof e->error);
+    copy_header(rec, SL_DLQ_FAILED_OUTPUTS, e->failed_outputs, sizeof e->failed_outputs);
+    copy_header(rec, SL_DLQ_FAILED_STEP, e->failed_step, sizeof e->failed_step);
+    const char *v = sl_dlq_header(rec, SL_DLQ_STATUS, NULL);
     e->status = v ? atoi(v) : 0;
-    v = record_header(rec, "x-sluice-attempts");
+    v = sl_dlq_header(rec, SL_DLQ_ATTEMPTS, NULL);
     e->attempts = v ? atoi(v) : 0;
-    e->redriven = rec->offset < cursor;
-    e->body = malloc(rec->value_len + 1);
-    if (!e->body)
-        return -1;
-    memcpy(e->body, rec->value, rec->value_len);
-    e->body[rec->value_len] = '\0';
+    sl_dlq_state st = sl_dlq_state_at(r->dlq_state, rec->offset);
+    e->redriven = st == SL_DLQ_REDRIVEN;
+    e->purged = st == SL_DLQ_PURGED;
+    sl_dlq_marked_by(r->dlq_state, rec->offset, &e->marked_at_ms, e->marked_by,
+                     sizeof e->marked_by);
+    e->body = dup_text(rec->value ? rec->value : "", rec->value_len);
     e->body_len = rec->value_len;
+    size_t olen = 0;
+    v = sl_dlq_header(rec, SL_DLQ_ORIG_BODY, &olen);
+    e->original_body = v ? dup_text(v, olen) : NULL;
+    e->original_len = olen;
+    return e->body && (!v || e->original_body) ? 0 : -1;
+}
+
+/* Reads the dead letters of batch b into entries (up to limit in all, *k
+ * so far), skipping markers. Returns -1 with err when out of memory. */
+static int list_batch(sl_route *r, const sl_batch *b, sl_dlq_entry *entries, size_t limit,
+                      size_t *k, sl_error *err)
+{
+    for (size_t i = 0; i < b->count && *k < limit; i++) {
+        const sl_record *rec = &b->records[i];
+        if (sl_dlq_note(r->dlq_state, rec) < 0)
+            return sl_error_set(err, SL_ENOMEM, "out of memory");
+        sl_dlq_state st = sl_dlq_state_at(r->dlq_state, rec->offset);
+        if (st == SL_DLQ_IS_MARKER || st == SL_DLQ_FOREIGN)
+            continue; /* not an entry of this route */
+        if (dlq_entry_from(r, rec, &entries[*k]) < 0) {
+            (*k)++; /* freed with the others */
+            return sl_error_set(err, SL_ENOMEM, "out of memory");
+        }
+        (*k)++;
+    }
     return 0;
 }
 
@@ -1532,9 +1665,7 @@ int sl_route_dlq_list(sl_route *r, int64_t from, size_t limit, sl_dlq_entry **ou
     *out = NULL;
     *n = 0;
     sl_partition *p = sl_topic_partition(r->dlq, 0);
-    int64_t cursor = redrive_cursor(p);
-    int64_t end = sl_partition_end_offset(p);
-    *pending = end > cursor ? end - cursor : 0;
+    *pending = sl_dlq_depth(r->dlq_state);
     if (limit == 0)
         return 0;
     sl_dlq_entry *entries = calloc(limit, sizeof *entries);
@@ -1544,54 +1675,59 @@ int sl_route_dlq_list(sl_route *r, int64_t from, size_t limit, sl_dlq_entry **ou
     sl_batch_init(&b);
     size_t k = 0;
     int64_t off = from;
-    while (k < limit) {
+    int rc = 0;
+    while (k < limit && rc == 0) {
         int got = sl_partition_read(p, off, limit - k, 8u << 20, &b, err);
-        if (got < 0) {
-            sl_batch_free(&b);
-            sl_dlq_entries_free(entries, k);
-            return -1;
-        }
-        if (got == 0)
+        if (got <= 0) {
+            rc = got;
             break;
-        for (int i = 0; i < got && k < limit; i++) {
-            if (dlq_entry_from(&b.records[i], cursor, &entries[k]) < 0) {
-                sl_batch_free(&b);
-                sl_dlq_entries_free(entries, k);
-                return sl_error_set(err, SL_ENOMEM, "out of memory");
-            }
-            k++;
         }
+        rc = list_batch(r, &b, entries, limit, &k, err);
         off = b.next_offset;
     }
     sl_batch_free(&b);
+    if (rc < 0) {
+        sl_dlq_entries_free(entries, k);
+        return -1;
+    }
     *out = entries;
     *n = k;
     return 0;
 }
 
-/* A copy of a dead letter as it was before it failed: same id and key,
- * without the x-sluice-* headers the dead-lettering added. */
-static sl_msg *undead(const sl_record *rec, sl_error *err)
+/* Whether dead letter rec is a pending entry that sel picks (marking the id
+ * it matched in sel->matched). */
+static bool dlq_selected(sl_route *r, const sl_record *rec, const sl_dlq_select *sel)
 {
-    sl_msg *dead = sl_msg_from_record(rec, 0, err);
-    if (!dead)
-        return NULL;
-    sl_msg *m = sl_msg_new();
-    int rc = m ? 0 : -1;
-    if (m) {
-        memcpy(m->id, dead->id, sizeof m->id);
-        m->timestamp_ms = dead->timestamp_ms;
-        rc |= sl_msg_set_body(m, dead->body, dead->body_len);
-        if (dead->key)
-            rc |= sl_msg_set_key(m, dead->key, dead->key_len);
-        for (size_t i = 0; i < dead->n_headers; i++) {
-            const sl_msg_header *h = &dead->headers[i];
-            if (strncmp(h->name, "x-sluice-", 9) != 0)
-                rc |= sl_msg_set_header(m, h->name, h->value, h->value_len);
+    if (sl_dlq_note(r->dlq_state, rec) < 0 ||
+        sl_dlq_state_at(r->dlq_state, rec->offset) != SL_DLQ_PENDING)
+        return false;
+    if (sel->n_ids == 0)
+        return true;
+    size_t len = 0;
+    const char *id = sl_dlq_header(rec, SL_HDR_ID, &len);
+    for (size_t i = 0; id && i < sel->n_ids; i++) {
+        if (strlen(sel->ids[i]) == len && memcmp(sel->ids[i], id, len) == 0) {
+            if (sel->matched)
+                sel->matched[i] = true;
+            return true;
         }
     }
-    sl_msg_free(dead);
-    if (rc != 0) {
+    return false;
+}
+
+/* The message a redrive of dead letter rec appends to the route: for an
+ * output failure (without rerun), the message the failed outputs should
+ * have received, told to go to those outputs only and carrying the
+ * original along; else the original message, to run the whole route. */
+static sl_msg *redrive_message(const sl_record *rec, bool rerun, sl_error *err)
+{
+    size_t len = 0;
+    const char *outs = sl_dlq_header(rec, SL_DLQ_FAILED_OUTPUTS, &len);
+    if (rerun || !outs || len == 0)
+        return sl_dlq_message(rec, true, false, err);
+    sl_msg *m = sl_dlq_message(rec, false, true, err);
+    if (m && sl_msg_set_header(m, SL_DLQ_REDRIVE_OUTPUTS, outs, len) < 0) {
         sl_msg_free(m);
         sl_error_set(err, SL_ENOMEM, "out of memory");
         return NULL;
@@ -1599,66 +1735,121 @@ static sl_msg *undead(const sl_record *rec, sl_error *err)
     return m;
 }
 
-/* Appends the dead letters of batch b back into the route, then waits until
- * each partition's last append is durable. Returns how many leading records
- * are safely back (all unless an append or a wait failed: then -1 in *rc
- * with err). */
-static int redrive_batch(sl_route *r, const sl_batch *b, int *rc, sl_error *err)
+/* What one pass of redrive or purge over the dead letters does. */
+typedef struct dlq_pass {
+    const sl_dlq_select *sel;
+    bool purge;
+    const char *by;
+    size_t left; /* entries still allowed by sel->limit (SIZE_MAX: no limit) */
+    size_t done;
+    int64_t end;    /* the end of the topic when the pass began: a message redriven
+                     * and dead-lettered again during the pass is not taken again */
+    size_t refused; /* entries the route refused (their key cannot be read) */
+} dlq_pass;
+
+/* Appends the redrive message of dead letter rec to the route (last[p]: the
+ * last offset appended to partition p). Returns 0, 1 when the route refuses
+ * it for good (SL_EINVAL: its key cannot be read; it stays pending and the
+ * pass goes on), or -1 with err. */
+static int redrive_one(sl_route *r, const sl_record *rec, dlq_pass *ps, int64_t *last,
+                       sl_error *err)
 {
-    int64_t *last = new_last_offsets(r->n_parts);
-    if (!last) {
-        *rc = sl_error_set(err, SL_ENOMEM, "out of memory");
-        return 0;
-    }
-    int i;
-    for (i = 0; i < (int)b->count; i++) {
-        sl_msg *m = undead(&b->records[i], err);
-        if (!m || sl_route_append(r, m, err) < 0) {
-            sl_msg_free(m);
-            *rc = -1;
-            break;
-        }
+    sl_msg *m = redrive_message(rec, ps->sel->rerun, err);
+    int rc = m ? append_to_route(r, m, err) : -1;
+    if (rc == 0)
         last[m->partition] = m->offset;
-        sl_msg_free(m);
+    else if (m && err->code == SL_EINVAL) {
+        sl_warn("route",
+                "route %s: dead letter at offset %" PRId64 " (message %s) not redriven: %s",
+                r->conf->name, rec->offset, m->id, err->msg);
+        ps->refused++;
+        rc = 1;
     }
-    /* what was appended is made durable before the cursor moves past it */
-    if (wait_last_durable(r->topic, last, r->n_parts, err) < 0) {
-        *rc = -1;
-        i = 0;
-    }
-    free(last);
-    return i;
+    sl_msg_free(m);
+    return rc;
 }
 
-int sl_route_dlq_redrive(sl_route *r, size_t *count, sl_error *err)
+/* Redrives (appends back into the route, made durable) or purges the
+ * selected entries of batch b, then marks them. Returns 0, or -1 with err
+ * (those appended before are marked unless the marking itself failed). */
+static int dlq_pass_batch(sl_route *r, const sl_batch *b, dlq_pass *ps, sl_error *err)
 {
-    *count = 0;
-    pthread_mutex_lock(&r->redrive_mu);
+    int64_t *targets = malloc((b->count ? b->count : 1) * sizeof *targets);
+    int64_t *last = new_last_offsets(r->n_parts);
+    int rc = targets && last ? 0 : sl_error_set(err, SL_ENOMEM, "out of memory");
+    size_t k = 0;
+    for (size_t i = 0; rc == 0 && i < b->count && ps->left > 0; i++) {
+        const sl_record *rec = &b->records[i];
+        if (rec->offset >= ps->end)
+            break; /* dead-lettered since the pass began */
+        if (!dlq_selected(r, rec, ps->sel))
+            continue;
+        int got = ps->purge ? 0 : redrive_one(r, rec, ps, last, err);
+        if (got < 0) {
+            rc = -1;
+            break;
+        }
+        if (got > 0)
+            continue; /* refused: stays pending */
+        targets[k++] = rec->offset;
+        ps->left--;
+    }
+    /* what was appended is made durable before it is marked redriven */
+    if (last && k > 0 && wait_last_durable(r->topic, last, r->n_parts, err) < 0) {
+        rc = -1;
+        k = 0; /* not marked: a later redrive may send them again (at least once) */
+    }
+    if (k > 0 && sl_dlq_mark(r->dlq_state, targets, k, ps->purge ? SL_DLQ_PURGED : SL_DLQ_REDRIVEN,
+                             ps->by, err) < 0)
+        rc = -1;
+    else
+        ps->done += k;
+    free(targets);
+    free(last);
+    return rc;
+}
+
+/* Runs pass ps over every dead letter on disk, oldest first. */
+static int dlq_pass_run(sl_route *r, dlq_pass *ps, size_t *count, sl_error *err)
+{
     sl_partition *p = sl_topic_partition(r->dlq, 0);
-    int64_t cursor = redrive_cursor(p);
+    pthread_mutex_lock(&r->redrive_mu);
     sl_batch b;
     sl_batch_init(&b);
+    int64_t off = sl_partition_start_offset(p);
+    ps->end = sl_partition_end_offset(p);
     int rc = 0;
-    for (;;) {
-        int got = sl_partition_read(p, cursor, 256, 8u << 20, &b, err);
+    while (ps->left > 0 && off < ps->end) {
+        int got = sl_partition_read(p, off, 256, 8u << 20, &b, err);
         if (got <= 0) {
             rc = got;
             break;
         }
-        int i = redrive_batch(r, &b, &rc, err);
-        int64_t to = i == got ? b.next_offset : b.records[i].offset;
-        if (i > 0 && sl_partition_commit(p, REDRIVE_CONSUMER, to, err) < 0)
-            rc = -1;
-        else if (i > 0) {
-            *count += (size_t)i;
-            cursor = to;
-        }
-        if (rc < 0)
+        if ((rc = dlq_pass_batch(r, &b, ps, err)) < 0)
             break;
+        off = b.next_offset;
     }
     sl_batch_free(&b);
     pthread_mutex_unlock(&r->redrive_mu);
-    if (*count)
-        sl_info("route", "route %s: %zu dead letter(s) redriven", r->conf->name, *count);
+    *count = ps->done;
+    if (ps->done)
+        sl_info("route", "route %s: %zu dead letter(s) %s by %s", r->conf->name, ps->done,
+                ps->purge ? "purged" : "redriven", ps->by);
     return rc < 0 ? -1 : 0;
+}
+
+int sl_route_dlq_redrive(sl_route *r, const sl_dlq_select *sel, const char *by, size_t *count,
+                         size_t *refused, sl_error *err)
+{
+    dlq_pass ps = {sel, false, by, sel->limit ? sel->limit : SIZE_MAX, 0, 0, 0};
+    int rc = dlq_pass_run(r, &ps, count, err);
+    *refused = ps.refused;
+    return rc;
+}
+
+int sl_route_dlq_purge(sl_route *r, const sl_dlq_select *sel, const char *by, size_t *count,
+                       sl_error *err)
+{
+    dlq_pass ps = {sel, true, by, sel->limit ? sel->limit : SIZE_MAX, 0, 0, 0};
+    return dlq_pass_run(r, &ps, count, err);
 }

@@ -135,27 +135,62 @@ typedef struct sl_dlq_entry {
     int64_t timestamp_ms;
     char id[SL_ID_LEN + 1];
     char error[512];
-    int status; /* the output's protocol status (HTTP), 0 when none */
+    char failed_outputs[256]; /* "a,b": the outputs still owed it (an output failure), or "" */
+    char failed_step[64];     /* "2 (lua)" when a step failed, or "" */
+    int status;               /* the output's protocol status (HTTP), 0 when none */
     int attempts;
-    bool redriven; /* sent back into the route by sl_route_dlq_redrive */
-    char *body;    /* malloc'd, NUL-terminated */
+    bool redriven;        /* sent back into the route (a marker record says so) */
+    bool purged;          /* purged by an operator (a marker record says so) */
+    int64_t marked_at_ms; /* when it was redriven or purged, 0 when unknown */
+    char marked_by[64];   /* by whom ("admin" or a token's name) */
+    char *body;           /* malloc'd, NUL-terminated: the message as the failed outputs
+                           * should have received it (after the steps) */
     size_t body_len;
+    char *original_body; /* malloc'd, NUL-terminated: as it entered the route; NULL when
+                          * the dead letter predates originals (or came from an input) */
+    size_t original_len;
 } sl_dlq_entry;
 
 /* Lists up to limit dead letters of the route from offset `from` of its
- * dead letter topic (oldest first) into a malloc'd array (*out, *n; free with
- * sl_dlq_entries_free). *pending is set to the number not yet redriven.
- * Returns -1 with err on a read error. Thread-safe. */
+ * dead letter topic (oldest first; marker records are skipped) into a
+ * malloc'd array (*out, *n; free with sl_dlq_entries_free). *pending is set
+ * to the depth: entries neither redriven nor purged. Returns -1 with err on
+ * a read error. Thread-safe. */
 int sl_route_dlq_list(sl_route *r, int64_t from, size_t limit, sl_dlq_entry **out, size_t *n,
                       int64_t *pending, sl_error *err);
 void sl_dlq_entries_free(sl_dlq_entry *entries, size_t n);
 
-/* Sends every dead letter not yet redriven back into the route: each is
- * appended again to the route's input topic (same id, same key, without the
- * x-sluice-* error headers), made durable, and only then marked redriven (a
- * cursor in the dead letter topic moves past it; nothing is deleted). Sets
- * *count to the number redriven. Returns -1 with err when an append fails
- * (those redriven before stay marked). Serialized per route. */
-int sl_route_dlq_redrive(sl_route *r, size_t *count, sl_error *err);
+/* Which dead letters a redrive or purge takes: pending entries only (never
+ * one already redriven or purged), oldest first. */
+typedef struct sl_dlq_select {
+    const char *const *ids; /* only entries of these message ids; n_ids 0: every one */
+    size_t n_ids;
+    bool *matched; /* when not NULL (n_ids of them): set for each id that took an entry */
+    size_t limit;  /* at most this many entries; 0: no limit */
+    bool rerun;    /* redrive: run the whole route again from the original message */
+} sl_dlq_select;
+
+/* Redrives the dead letters sel picks. An entry of an output failure goes
+ * back (without rerun) as the message the failed outputs should have
+ * received, to those outputs only: the steps do not run again, the other
+ * outputs get nothing. Any other entry (a step failed, `when:` failed, an
+ * input dead-lettered it), and every entry with sel->rerun, goes back as
+ * its original message and runs the whole route. Either way it is appended
+ * to the route's topic (same id; its status goes back to accepted and
+ * follows the delivery, through the outputs' breakers and retry policy),
+ * made durable, and only then marked redriven by `by` in a marker record
+ * (nothing is deleted). Sets *count to the number redriven, and *refused to
+ * the number the route refused for good (the key cannot be read on the
+ * message: they stay pending, the others go on). Only entries on disk when
+ * the call began are taken. Returns -1 with err when an append fails (those
+ * redriven before stay marked). Serialized per route (with purge). */
+int sl_route_dlq_redrive(sl_route *r, const sl_dlq_select *sel, const char *by, size_t *count,
+                         size_t *refused, sl_error *err);
+
+/* Marks the dead letters sel picks as purged by `by` (marker records, made
+ * durable; nothing is deleted, the list shows them as purged). Sets *count.
+ * Returns -1 with err when a marker cannot be written. */
+int sl_route_dlq_purge(sl_route *r, const sl_dlq_select *sel, const char *by, size_t *count,
+                       sl_error *err);
 
 #endif

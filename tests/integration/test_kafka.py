@@ -9,7 +9,7 @@ import threading
 import time
 import uuid
 
-from harness import SLUICE, Gateway, Sink, base_config, free_port, metric, post_json, wait_until
+from harness import SLUICE, Gateway, Sink, base_config, free_port, metric, post_json, request, wait_until
 from kafka_peer import KafkaBroker, parse_headers
 
 # Short group timeouts so that a dead member is noticed in seconds.
@@ -359,6 +359,12 @@ routes:
         wait_until(lambda: sink.count() >= 2, 120, "the two good messages at the sink")
         wait_until(lambda: metric(gw.metrics(), "sluice_dead_letter_total", route="keyed") == 1,
                    60, "the unreadable one in the dead letter topic")
+        # redrive cannot put it back (its key still cannot be read): it is
+        # refused, stays pending, and does not stop a redrive of the others
+        st, body, _ = request("POST", gw.admin, "/v1/dlq/keyed/redrive")
+        res = json.loads(body)
+        assert st == 200 and res["redriven"] == 0 and res["refused"] == 1, res
+        assert metric(gw.metrics(), "sluice_dlq_depth", route="keyed") == 1
         gw.stop()
         dlq = gw.dump("keyed.dlq")
         assert len(dlq) == 1 and dlq[0]["value"] == "not json at all", dlq
