@@ -166,9 +166,30 @@ int64_t sl_partition_durable_offset(sl_partition *p);
  * out held. A `from` below the start offset reads from the start offset.
  * Returns the number of records (0 when none is readable yet) and sets
  * out->next_offset. Never returns a record whose CRC fails: returns -1 with
- * SL_ECORRUPT instead. Thread-safe; may run concurrently with appends. */
+ * SL_ECORRUPT when the record at `from` is damaged (see sl_partition_damage);
+ * damaged bytes before `from` are stepped over. Thread-safe; may run concurrently with appends. */
 int sl_partition_read(sl_partition *p, int64_t from, size_t max_records, size_t max_bytes,
                       sl_batch *out, sl_error *err);
+
+/* A damaged range of a partition: records that fail their checks, as found
+ * by sl_partition_damage. */
+typedef struct sl_damage {
+    int64_t first_offset; /* the first offset that cannot be read */
+    int64_t next_offset;  /* the first readable offset after the damage */
+    size_t from_byte;     /* the unreadable bytes of the segment: [from_byte, to_byte) */
+    size_t to_byte;
+    char segment[512];       /* the segment file's path */
+    char reason[32];         /* "bad crc", "bad length", "torn", "offset gap" */
+    unsigned char *bytes;    /* a malloc'd copy of the unreadable bytes (at most 1 MiB); */
+    size_t n_bytes;          /* free with free() */
+} sl_damage;
+
+/* Looks at the record at offset: returns 0 when it reads (or is not
+ * readable yet), 1 when it lies in a damaged range and fills d (the range
+ * ends at the next record whose checksum holds, or at the end of the
+ * segment's data), or -1 with err when memory runs out. Thread-safe; used
+ * after sl_partition_read failed with SL_ECORRUPT. */
+int sl_partition_damage(sl_partition *p, int64_t offset, sl_damage *d, sl_error *err);
 
 /* Blocks until a record at `offset` is readable (durable offset > offset),
  * timeout_ms passes (timeout_ms < 0 waits forever), or sl_partition_wake is

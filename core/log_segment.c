@@ -2,6 +2,7 @@
  * MAP_SHARED (appends are a memcpy into it) and its sparse .index file, plus
  * the recovery scan that finds where the valid records of a segment end. */
 #include "log_internal.h"
+#include "logging.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -211,12 +212,63 @@ static long index_read(sl_segment *s, size_t data_size, sl_error *err)
     return (long)n;
 }
 
+/* Past a record that does not decode at pos: finds the next good record
+ * of the segment (offset past the expected one, at most one record per
+ * SL_RECORD_MIN_BYTES skipped). A good record after the damage means the
+ * damage is corruption, not a torn tail: it is reported and the scan goes on
+ * from there (the index gets an entry at that record, so readers of later
+ * offsets never meet the damage). Returns the position to go on from, or
+ * SIZE_MAX when nothing good follows (a torn tail, cut by activation). */
+static size_t skip_damage(sl_segment *s, size_t pos, sl_rec_status st, sl_record_view *v)
+{
+    if (st == SL_REC_END)
+        return SIZE_MAX;
+    int64_t below = s->next_offset + 1 + (int64_t)((s->map_size - pos) / SL_RECORD_MIN_BYTES);
+    size_t at = sl_record_resync(s->map, s->map_size, pos + 1, s->next_offset - 1, below, v);
+    if (at == SIZE_MAX) {
+        sl_warn("log", "segment %s: %s at byte %zu (offset %" PRId64
+                       "): nothing readable follows in the segment (a torn tail is cut)",
+                s->path, sl_rec_status_name(st), pos, s->next_offset);
+        return SIZE_MAX;
+    }
+    sl_warn("log", "segment %s: corrupt records at offsets %" PRId64 "..%" PRId64
+                   " (bytes %zu..%zu): %s; they are skipped when read",
+            s->path, s->next_offset, v->offset - 1, pos, at, sl_rec_status_name(st));
+    s->next_offset = v->offset;
+    sl_segment_add_index(s, v->offset, at);
+    return at;
+}
+
+/* Checks records one by one from pos (the record at pos has offset
+ * s->next_offset), adding index entries every interval bytes, past
+ * corrupt ranges, up to the end of the good records. Returns that end. */
+static size_t scan_records(sl_segment *s, size_t pos, uint32_t interval)
+{
+    for (;;) {
+        sl_record_view v;
+        sl_rec_status st = sl_record_decode(s->map + pos, s->map_size - pos, &v);
+        if (st != SL_REC_OK || v.offset != s->next_offset) {
+            size_t at = skip_damage(s, pos, st == SL_REC_OK ? SL_REC_BADLEN : st, &v);
+            if (at == SIZE_MAX)
+                return pos;
+            pos = at;
+        } else if (s->idx_n == 0 || pos - s->last_idx_pos >= interval) {
+            sl_segment_add_index(s, v.offset, pos);
+        }
+        if (v.timestamp_ms > s->max_ts)
+            s->max_ts = v.timestamp_ms;
+        pos += v.size;
+        s->next_offset++;
+    }
+}
+
 /* Opens the existing segment at base in dir and finds its valid end: the
  * index is validated (entries that do not point at a good record with the
  * right offset are dropped), then records are checked one by one from the
- * last good index entry, re-adding index entries, until one is missing,
- * torn, corrupt or out of sequence. The data past that point is left as it
- * is (sl_segment_activate cuts it). The segment comes back sealed, mapped
+ * last good index entry, re-adding index entries, until one is missing or
+ * torn with nothing good after it. A damaged range followed by good records
+ * is corruption, not a torn write: it is logged and kept (readers skip
+ * it). The data past the end is left as it is (sl_segment_activate cuts it). The segment comes back sealed, mapped
  * read-write over its current file size. Returns NULL with err on an I/O or
  * memory error. */
 sl_segment *sl_segment_load(const char *dir, int64_t base, uint32_t interval, sl_error *err)
@@ -271,18 +323,7 @@ sl_segment *sl_segment_load(const char *dir, int64_t base, uint32_t interval, sl
         s->max_ts = s->idx[n - 1].max_ts_before;
         s->last_idx_pos = pos;
     }
-    for (;;) {
-        sl_record_view v;
-        if (sl_record_decode(s->map + pos, s->map_size - pos, &v) != SL_REC_OK ||
-            v.offset != s->next_offset)
-            break;
-        if (s->idx_n == 0 || pos - s->last_idx_pos >= interval)
-            sl_segment_add_index(s, v.offset, pos);
-        if (v.timestamp_ms > s->max_ts)
-            s->max_ts = v.timestamp_ms;
-        pos += v.size;
-        s->next_offset++;
-    }
+    pos = scan_records(s, pos, interval);
     s->write_pos = s->readable_pos = s->synced_pos = pos;
     s->sealed = 1;
     s->idx_synced = 1;
