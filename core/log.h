@@ -178,10 +178,10 @@ typedef struct sl_damage {
     int64_t next_offset;  /* the first readable offset after the damage */
     size_t from_byte;     /* the unreadable bytes of the segment: [from_byte, to_byte) */
     size_t to_byte;
-    char segment[512];       /* the segment file's path */
-    char reason[32];         /* "bad crc", "bad length", "torn", "offset gap" */
-    unsigned char *bytes;    /* a malloc'd copy of the unreadable bytes (at most 1 MiB); */
-    size_t n_bytes;          /* free with free() */
+    char segment[512];    /* the segment file's path */
+    char reason[32];      /* "bad crc", "bad length", "torn", "offset gap" */
+    unsigned char *bytes; /* a malloc'd copy of the unreadable bytes (at most 1 MiB); */
+    size_t n_bytes;       /* free with free() */
 } sl_damage;
 
 /* Looks at the record at offset: returns 0 when it reads (or is not

@@ -932,10 +932,9 @@ int sl_partition_read(sl_partition *p, int64_t from, size_t max_records, size_t 
                 /* damage before cur (quarantined already) is stepped over */
                 size_t at = sl_record_resync(map, limit, pos + 1, seen, cur + 1, &v);
                 if (at == SIZE_MAX) {
-                    rc = sl_error_set(err, SL_ECORRUPT,
-                                      "%s at byte %zu of %s while reading offset %" PRId64,
-                                      st != SL_REC_OK ? sl_rec_status_name(st) : "offset gap", pos,
-                                      s->path, cur);
+                    rc = sl_error_set(
+                        err, SL_ECORRUPT, "%s at byte %zu of %s while reading offset %" PRId64,
+                        st != SL_REC_OK ? sl_rec_status_name(st) : "offset gap", pos, s->path, cur);
                     break;
                 }
                 pos = at;
@@ -969,8 +968,8 @@ int sl_partition_read(sl_partition *p, int64_t from, size_t max_records, size_t 
 typedef struct damage_view {
     sl_segment *s;
     size_t pos, limit;
-    int64_t end; /* the first offset after this segment's readable records */
-    int sealed;  /* a later segment follows */
+    int64_t end;     /* the first offset after this segment's readable records */
+    int sealed;      /* a later segment follows */
     size_t file_end; /* bytes of a sealed segment's file (its damaged tail ends there) */
 } damage_view;
 

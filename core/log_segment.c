@@ -226,13 +226,15 @@ static size_t skip_damage(sl_segment *s, size_t pos, sl_rec_status st, sl_record
     int64_t below = s->next_offset + 1 + (int64_t)((s->map_size - pos) / SL_RECORD_MIN_BYTES);
     size_t at = sl_record_resync(s->map, s->map_size, pos + 1, s->next_offset - 1, below, v);
     if (at == SIZE_MAX) {
-        sl_warn("log", "segment %s: %s at byte %zu (offset %" PRId64
-                       "): nothing readable follows in the segment (a torn tail is cut)",
+        sl_warn("log",
+                "segment %s: %s at byte %zu (offset %" PRId64
+                "): nothing readable follows in the segment (a torn tail is cut)",
                 s->path, sl_rec_status_name(st), pos, s->next_offset);
         return SIZE_MAX;
     }
-    sl_warn("log", "segment %s: corrupt records at offsets %" PRId64 "..%" PRId64
-                   " (bytes %zu..%zu): %s; they are skipped when read",
+    sl_warn("log",
+            "segment %s: corrupt records at offsets %" PRId64 "..%" PRId64
+            " (bytes %zu..%zu): %s; they are skipped when read",
             s->path, s->next_offset, v->offset - 1, pos, at, sl_rec_status_name(st));
     s->next_offset = v->offset;
     sl_segment_add_index(s, v->offset, at);
@@ -268,9 +270,9 @@ static size_t scan_records(sl_segment *s, size_t pos, uint32_t interval)
  * last good index entry, re-adding index entries, until one is missing or
  * torn with nothing good after it. A damaged range followed by good records
  * is corruption, not a torn write: it is logged and kept (readers skip
- * it). The data past the end is left as it is (sl_segment_activate cuts it). The segment comes back sealed, mapped
- * read-write over its current file size. Returns NULL with err on an I/O or
- * memory error. */
+ * it). The data past the end is left as it is (sl_segment_activate cuts it). The segment comes back
+ * sealed, mapped read-write over its current file size. Returns NULL with err on an I/O or memory
+ * error. */
 sl_segment *sl_segment_load(const char *dir, int64_t base, uint32_t interval, sl_error *err)
 {
     struct stat st;

@@ -669,8 +669,8 @@ static void test_corrupt_records(void **state)
         int seg;
         int64_t k;
         size_t into;
-    } cases[] = {{0, 5, 20}, {2, 0, 1}, {2, 0, 5}, {1, -1, 30}, {0, -1, 2}, {-1, 0, 12},
-                 {-1, 1, 40}};
+    } cases[] = {{0, 5, 20}, {2, 0, 1},   {2, 0, 5},  {1, -1, 30},
+                 {0, -1, 2}, {-1, 0, 12}, {-1, 1, 40}};
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         snprintf(sub, sizeof sub, "%s/c%zu", dir, i);
         assert_int_equal(mkdir(sub, 0700), 0);
