@@ -481,3 +481,11 @@ bool sl_gateway_ready(sl_gateway *gw)
     }
     return true;
 }
+
+bool sl_gateway_degraded(sl_gateway *gw, char *why, size_t n)
+{
+    for (size_t i = 0; i < gw->n_routes; i++)
+        if (sl_route_corrupt_held(gw->routes[i], why, n))
+            return true;
+    return false;
+}

@@ -107,4 +107,9 @@ sl_breaker *sl_gateway_breaker(sl_gateway *gw, const char *name);
  * with inputs says they are connected (AMQP consumers, for instance). */
 bool sl_gateway_ready(sl_gateway *gw);
 
+/* True when the gateway runs but cannot deliver everything it accepts: a
+ * route partition is held at a corrupt record. Writes the reason into why
+ * (size n). /ready answers 503 with it. Thread-safe. */
+bool sl_gateway_degraded(sl_gateway *gw, char *why, size_t n);
+
 #endif

@@ -279,6 +279,11 @@ uint64_t sl_log_disk_bytes(sl_log *log)
     return atomic_load(&log->disk_bytes);
 }
 
+sl_corruption_policy sl_log_corruption_policy(const sl_log *log)
+{
+    return log->opt.on_corruption;
+}
+
 const char *sl_log_dir(const sl_log *log)
 {
     return log->dir;

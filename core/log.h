@@ -17,6 +17,22 @@ typedef enum {
     SL_FSYNC_NEVER,      /* the OS decides; durable at append */
 } sl_fsync_mode;
 
+/* What a route worker does when the record it reads next is damaged (see
+ * sl_partition_damage). Either way it reports the range (log line, metric,
+ * /ready, admin API). */
+typedef enum {
+    SL_CORRUPT_SKIP = 0, /* quarantine the range to the dead letter topic, go on after it */
+    SL_CORRUPT_STOP,     /* hold the partition until an operator rewinds past it */
+} sl_corruption_policy;
+
+/* Who may read the data_dir: its directories are created 0700 and its files
+ * 0600 (PRIVATE), or 0750 and 0640 (GROUP); the umask still applies. */
+typedef enum { SL_DATA_PRIVATE = 0, SL_DATA_GROUP } sl_data_mode;
+
+/* The modes for data_dir directories and files under mode m. */
+#define SL_DATA_DIR_MODE(m) ((m) == SL_DATA_GROUP ? 0750 : 0700)
+#define SL_DATA_FILE_MODE(m) ((m) == SL_DATA_GROUP ? 0640 : 0600)
+
 typedef struct sl_log_options {
     sl_fsync_mode fsync;
     uint64_t fsync_interval_ms;    /* INTERVAL mode period; default 10 */
@@ -29,6 +45,8 @@ typedef struct sl_log_options {
      * sluice_log_fsync_seconds histogram. May be NULL. */
     void (*on_fsync)(void *arg, double seconds);
     void *on_fsync_arg;
+    sl_corruption_policy on_corruption; /* read by route workers; default SKIP */
+    sl_data_mode data_mode;             /* modes of what the log creates; default PRIVATE */
 } sl_log_options;
 
 /* One header of a record. Names and values are byte strings, not
@@ -102,6 +120,9 @@ int sl_log_sync(sl_log *log, sl_error *err);
  * taken on disk can be up to one segment_bytes per partition more; this is
  * the figure max_disk_bytes is checked against. Thread-safe. */
 uint64_t sl_log_disk_bytes(sl_log *log);
+
+/* The on_corruption policy the log was opened with. */
+sl_corruption_policy sl_log_corruption_policy(const sl_log *log);
 
 /* The directory the log was opened on. */
 const char *sl_log_dir(const sl_log *log);
