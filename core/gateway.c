@@ -40,9 +40,9 @@ static void observe_fsync(void *arg, double seconds)
     sl_histogram_observe(arg, seconds);
 }
 
-int sl_data_dir_prepare(const char *data_dir, sl_error *err)
+int sl_data_dir_prepare(const char *data_dir, sl_data_mode mode, sl_error *err)
 {
-    if (sl_mkdir_p(data_dir, 0755, NULL) < 0)
+    if (sl_mkdir_p_durable(data_dir, SL_DATA_DIR_MODE(mode), NULL) < 0)
         return sl_error_set(err, SL_EIO, "cannot create data_dir %s: %s", data_dir,
                             strerror(errno));
     return 0;
@@ -63,7 +63,7 @@ sl_runtime *sl_runtime_open(const sl_config *conf, sl_error *err)
         sl_error_set(err, SL_ENOMEM, "out of memory");
         goto fail;
     }
-    if (sl_data_dir_prepare(conf->gw.data_dir, err) < 0)
+    if (sl_data_dir_prepare(conf->gw.data_dir, conf->gw.log.data_mode, err) < 0)
         goto fail;
     rt->log_options = conf->gw.log;
     sl_log_options lo = conf->gw.log;

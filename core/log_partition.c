@@ -5,6 +5,7 @@
 #include "clock.h"
 #include "log_internal.h"
 #include "logging.h"
+#include "fs.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -271,7 +272,8 @@ static int recover(sl_partition *p, sl_error *err)
             sl_warn("log", "%s: offsets %" PRId64 "..%" PRId64 " are unreadable (the end of %s)",
                     p->dir, p->segs[p->nseg - 1]->next_offset, bases[i] - 1,
                     p->segs[p->nseg - 1]->path);
-        sl_segment *s = sl_segment_load(p->dir, bases[i], o->index_interval_bytes, err);
+        sl_segment *s = sl_segment_load(p->dir, bases[i], o->index_interval_bytes,
+                                        SL_DATA_FILE_MODE(o->data_mode), err);
         if (!s) {
             free(bases);
             return -1;
@@ -280,7 +282,8 @@ static int recover(sl_partition *p, sl_error *err)
     }
     free(bases);
     if (p->nseg == 0) {
-        sl_segment *s = sl_segment_create(p->dir, 0, (size_t)o->segment_bytes, err);
+        sl_segment *s = sl_segment_create(p->dir, 0, (size_t)o->segment_bytes,
+                                          SL_DATA_FILE_MODE(o->data_mode), err);
         if (!s)
             return -1;
         p->segs[p->nseg++] = s;
@@ -334,7 +337,7 @@ sl_partition *sl_partition_open(sl_log *log, sl_topic *t, int index, sl_error *e
         sl_error_set(err, SL_ENOMEM, "allocating partition %d of %s", index, t->name);
         goto fail;
     }
-    if (mkdir(p->dir, 0755) != 0 && errno != EEXIST) {
+    if (sl_mkdir_p_durable(p->dir, SL_DATA_DIR_MODE(log->opt.data_mode), NULL) != 0) {
         sl_error_set(err, SL_EIO, "creating directory %s: %s", p->dir, strerror(errno));
         goto fail;
     }
@@ -395,7 +398,8 @@ static int roll(sl_partition *p, size_t need, sl_error *err)
         p->segs = n;
         p->seg_cap = cap;
     }
-    sl_segment *s = sl_segment_create(p->dir, p->end, size, err);
+    sl_segment *s =
+        sl_segment_create(p->dir, p->end, size, SL_DATA_FILE_MODE(p->log->opt.data_mode), err);
     if (!s)
         return -1;
     sl_segment_seal(old);
@@ -1107,7 +1111,8 @@ static int write_offset_file(sl_partition *p, const char *consumer, int64_t next
     snprintf(tmp, sizeof tmp, "%s.offset.tmp", consumer);
     snprintf(final, sizeof final, "%s.offset", consumer);
     int len = snprintf(text, sizeof text, "%" PRId64 "\n", next_offset);
-    int fd = openat(p->dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = openat(p->dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                    SL_DATA_FILE_MODE(p->log->opt.data_mode));
     if (fd < 0)
         return sl_error_set(err, SL_EIO, "creating %s/%s: %s", p->dir, tmp, strerror(errno));
     if (write(fd, text, (size_t)len) != len || fsync(fd) != 0) {

@@ -121,17 +121,18 @@ static int segment_map(sl_segment *s, size_t size, sl_error *err)
 /* Creates an empty segment starting at base in dir, preallocated and mapped
  * to size bytes, with an empty index. Returns NULL with err on failure
  * (SL_EFULL when the disk is full), leaving no file behind. */
-sl_segment *sl_segment_create(const char *dir, int64_t base, size_t size, sl_error *err)
+sl_segment *sl_segment_create(const char *dir, int64_t base, size_t size, int file_mode,
+                              sl_error *err)
 {
     sl_segment *s = segment_new(dir, base, err);
     if (!s)
         return NULL;
-    s->fd = open(s->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    s->fd = open(s->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, (mode_t)file_mode);
     if (s->fd < 0) {
         sl_error_set(err, SL_EIO, "creating segment %s: %s", s->path, strerror(errno));
         goto fail;
     }
-    s->idx_fd = open(s->idx_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    s->idx_fd = open(s->idx_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, (mode_t)file_mode);
     if (s->idx_fd < 0) {
         sl_error_set(err, SL_EIO, "creating index %s: %s", s->idx_path, strerror(errno));
         goto fail;
@@ -273,7 +274,8 @@ static size_t scan_records(sl_segment *s, size_t pos, uint32_t interval)
  * it). The data past the end is left as it is (sl_segment_activate cuts it). The segment comes back
  * sealed, mapped read-write over its current file size. Returns NULL with err on an I/O or memory
  * error. */
-sl_segment *sl_segment_load(const char *dir, int64_t base, uint32_t interval, sl_error *err)
+sl_segment *sl_segment_load(const char *dir, int64_t base, uint32_t interval, int file_mode,
+                            sl_error *err)
 {
     struct stat st;
     sl_segment *s = segment_new(dir, base, err);
@@ -284,7 +286,7 @@ sl_segment *sl_segment_load(const char *dir, int64_t base, uint32_t interval, sl
         sl_error_set(err, SL_EIO, "opening segment %s: %s", s->path, strerror(errno));
         goto fail;
     }
-    s->idx_fd = open(s->idx_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    s->idx_fd = open(s->idx_path, O_RDWR | O_CREAT | O_CLOEXEC, (mode_t)file_mode);
     if (s->idx_fd < 0) {
         sl_error_set(err, SL_EIO, "opening index %s: %s", s->idx_path, strerror(errno));
         goto fail;
