@@ -20,6 +20,10 @@ typedef struct verify_state {
     int64_t expect;    /* the next offset the partition should hold */
     size_t bad;
     uint64_t records;
+    /* a segment's unreadable tail, reported with the next segment's base */
+    char tail_seg[32];
+    size_t tail_from, tail_to;
+    const char *tail_why;
 } verify_state;
 
 static void report(verify_state *vs, const char *seg, int64_t first, int64_t next, size_t from,
@@ -28,6 +32,24 @@ static void report(verify_state *vs, const char *seg, int64_t first, int64_t nex
     fprintf(vs->out, "%s %s: offsets %" PRId64 "..%" PRId64 " unreadable, bytes %zu..%zu: %s\n",
             vs->where, seg, first, next - 1, from, to, why);
     vs->bad++;
+}
+
+/* Reports the unreadable tail left by the previous segment: up to base
+ * when a segment follows (base >= 0), else as the partition's torn tail. */
+static void flush_tail(verify_state *vs, int64_t base)
+{
+    if (base >= 0 && vs->expect < base)
+        report(vs, vs->tail_seg[0] ? vs->tail_seg : "(between segments)", vs->expect, base,
+               vs->tail_from, vs->tail_to, vs->tail_why ? vs->tail_why : "missing");
+    else if (base < 0 && vs->tail_seg[0]) {
+        fprintf(vs->out,
+                "%s %s: bytes %zu..%zu from offset %" PRId64 " unreadable: %s; nothing readable "
+                "follows (a torn tail: cut when the log opens)\n",
+                vs->where, vs->tail_seg, vs->tail_from, vs->tail_to, vs->expect, vs->tail_why);
+        vs->bad++;
+    }
+    vs->tail_seg[0] = '\0';
+    vs->tail_why = NULL;
 }
 
 /* Past a zero length at pos: the end of the data when only zeros follow. */
@@ -44,8 +66,7 @@ static void verify_segment(verify_state *vs, const char *name, int64_t base, con
                            size_t size)
 {
     size_t pos = 0;
-    if (vs->expect < base)
-        report(vs, name, vs->expect, base, 0, 0, "missing (the previous segment ends early)");
+    flush_tail(vs, base);
     vs->expect = base;
     while (pos < size) {
         sl_record_view v;
@@ -61,12 +82,10 @@ static void verify_segment(verify_state *vs, const char *name, int64_t base, con
         size_t at = sl_record_resync(b, size, pos + 1, vs->expect - 1, INT64_MAX, &v);
         const char *why = st == SL_REC_OK ? "offset out of sequence" : sl_rec_status_name(st);
         if (at == SIZE_MAX) {
-            fprintf(vs->out,
-                    "%s %s: bytes %zu..%zu from offset %" PRId64 " unreadable: %s; "
-                    "nothing readable follows (a torn tail, cut when the log opens, "
-                    "if this is the last segment)\n",
-                    vs->where, name, pos, size, vs->expect, why);
-            vs->bad++;
+            snprintf(vs->tail_seg, sizeof vs->tail_seg, "%s", name);
+            vs->tail_from = pos;
+            vs->tail_to = size;
+            vs->tail_why = why;
             return;
         }
         report(vs, name, vs->expect, v.offset, pos, at, why);
@@ -147,6 +166,7 @@ static void verify_partition(verify_state *vs, const char *dir)
         verify_file(vs, dir, names[i]);
         free(names[i]);
     }
+    flush_tail(vs, -1);
     free(names);
 }
 
@@ -154,7 +174,7 @@ int sl_log_verify(const char *data_dir, FILE *out, size_t *bad, uint64_t *record
 {
     char topics[4096], where[512], pdir[4096];
     snprintf(topics, sizeof topics, "%s/topics", data_dir);
-    verify_state vs = {.out = out};
+    verify_state vs = {.out = out, .tail_seg = ""};
     char **tnames = NULL;
     size_t nt = 0, cap = 0;
     DIR *d = opendir(topics);
