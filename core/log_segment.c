@@ -213,9 +213,27 @@ static long index_read(sl_segment *s, size_t data_size, sl_error *err)
     return (long)n;
 }
 
+/* Returns the start of the first 4 KiB block after pos that holds only
+ * zeros (the preallocated, never written part of a segment), or size. A
+ * resynchronisation never looks past it, so a torn tail costs a scan of the
+ * written bytes, not of the whole preallocated file. */
+static size_t written_end(const unsigned char *m, size_t pos, size_t size)
+{
+    for (size_t blk = (pos / 4096 + 1) * 4096; blk + 4096 <= size; blk += 4096) {
+        size_t i = 0;
+        while (i < 4096 && m[blk + i] == 0)
+            i++;
+        if (i == 4096)
+            return blk;
+    }
+    return size;
+}
+
 /* Past a record that does not decode at pos: finds the next good record
  * of the segment (offset past the expected one, at most one record per
- * SL_RECORD_MIN_BYTES skipped). A good record after the damage means the
+ * SL_RECORD_MIN_BYTES skipped, before the written end: a record whose
+ * payload holds a whole zeroed 4 KiB block can hide the records after it,
+ * which are then cut as a torn tail). A good record after the damage means the
  * damage is corruption, not a torn tail: it is reported and the scan goes on
  * from there (the index gets an entry at that record, so readers of later
  * offsets never meet the damage). Returns the position to go on from, or
@@ -224,8 +242,9 @@ static size_t skip_damage(sl_segment *s, size_t pos, sl_rec_status st, sl_record
 {
     if (st == SL_REC_END)
         return SIZE_MAX;
-    int64_t below = s->next_offset + 1 + (int64_t)((s->map_size - pos) / SL_RECORD_MIN_BYTES);
-    size_t at = sl_record_resync(s->map, s->map_size, pos + 1, s->next_offset - 1, below, v);
+    size_t end = written_end(s->map, pos, s->map_size);
+    int64_t below = s->next_offset + 1 + (int64_t)((end - pos) / SL_RECORD_MIN_BYTES);
+    size_t at = sl_record_resync(s->map, end, pos + 1, s->next_offset - 1, below, v);
     if (at == SIZE_MAX) {
         sl_warn("log",
                 "segment %s: %s at byte %zu (offset %" PRId64
