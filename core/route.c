@@ -1432,17 +1432,16 @@ static void on_damage(sl_worker *w, int64_t *next)
     }
     bool stop = sl_log_corruption_policy(r->env.log) == SL_CORRUPT_STOP;
     report_damage(w, &d, stop);
-    atomic_store(&w->corrupt_next, d.next_offset);
-    atomic_store(&w->corrupt_at, d.first_offset);
     if (stop || quarantine(w, &d) != 0 ||
         sl_partition_commit(w->part, r->conf->name, d.next_offset, &e) < 0) {
         free(d.bytes);
+        atomic_store(&w->corrupt_next, d.next_offset);
+        atomic_store(&w->corrupt_at, d.first_offset); /* held: /ready says so */
         sleep_interruptible(w, 1000);
         return;
     }
     free(d.bytes);
     atomic_store(&w->committed, d.next_offset);
-    atomic_store(&w->corrupt_at, -1);
     set_last_error(w, NULL);
     *next = d.next_offset;
 }
