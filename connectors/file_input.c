@@ -96,7 +96,7 @@ static int state_write(const char *path, ino_t ino, int64_t pos, sl_error *err)
     char tmp[4096], text[64];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     int n = snprintf(text, sizeof text, "1 %llu %" PRId64 "\n", (unsigned long long)ino, pos);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return sl_error_set(err, SL_EIO, "open %s: %s", tmp, strerror(errno));
     bool ok = write(fd, text, (size_t)n) == n && fsync(fd) == 0;
@@ -434,10 +434,10 @@ static void input_free(file_input *in)
 /* Builds DATA_DIR/file_input/ROUTE.pos (creating the directory). */
 static char *state_path_for(sl_connector *c, const char *route, sl_error *err)
 {
-    const char *data_dir = c->gw && c->gw->conf ? c->gw->conf->gw.data_dir : "./data";
+    const sl_gateway_conf *gw = c->gw && c->gw->conf ? &c->gw->conf->gw : NULL;
     char dir[4096];
-    snprintf(dir, sizeof dir, "%s/file_input", data_dir);
-    if (sl_data_dir_prepare(dir, err) < 0)
+    snprintf(dir, sizeof dir, "%s/file_input", gw ? gw->data_dir : "./data");
+    if (sl_data_dir_prepare(dir, gw ? gw->log.data_mode : SL_DATA_PRIVATE, err) < 0)
         return NULL;
     char *p = NULL;
     if (asprintf(&p, "%s/%s.pos", dir, route) < 0) {

@@ -169,12 +169,16 @@ static enum MHD_Result ep_route(sl_admin *a, struct MHD_Connection *conn, sl_rou
         if (sl_route_get_partition_info(r, i, &info) != 0)
             continue;
         json_t *o = json_pack(
-            "{s:i,s:I,s:I,s:I,s:I,s:b,s:i,s:o}", "partition", info.partition, "start_offset",
-            (json_int_t)info.start_offset, "end_offset", (json_int_t)info.end_offset, "committed",
-            (json_int_t)info.committed, "lag", (json_int_t)info.lag, "paused", info.paused,
-            "attempts", info.attempts, "last_error",
+            "{s:i,s:I,s:I,s:I,s:I,s:b,s:i,s:o,s:o,s:o}", "partition", info.partition,
+            "start_offset", (json_int_t)info.start_offset, "end_offset",
+            (json_int_t)info.end_offset, "committed", (json_int_t)info.committed, "lag",
+            (json_int_t)info.lag, "paused", info.paused, "attempts", info.attempts, "last_error",
             info.last_error[0] ? json_stringn_nocheck(info.last_error, strlen(info.last_error))
-                               : json_null());
+                               : json_null(),
+            "corrupt_offset",
+            info.corrupt_offset >= 0 ? json_integer(info.corrupt_offset) : json_null(),
+            "corrupt_next_offset",
+            info.corrupt_offset >= 0 ? json_integer(info.corrupt_next) : json_null());
         if (o == NULL || json_array_append_new(parts, o) != 0) {
             json_decref(root);
             return reply_error(conn, 500, NULL, "internal", "out of memory");
@@ -604,9 +608,14 @@ static enum MHD_Result dispatch(sl_admin *a, struct MHD_Connection *conn, const 
     if (strcmp(url, "/ready") == 0) {
         if (!is_get(method))
             return method_not_allowed(conn, "GET", method, url);
-        if (sl_gateway_ready(a->gw))
-            return reply(conn, 200, "{\"status\":\"ready\"}", 18, "application/json", NULL, false);
-        return reply(conn, 503, "{\"status\":\"not_ready\"}", 22, "application/json", NULL, false);
+        char why[300];
+        if (!sl_gateway_ready(a->gw))
+            return reply(conn, 503, "{\"status\":\"not_ready\"}", 22, "application/json", NULL,
+                         false);
+        if (sl_gateway_degraded(a->gw, why, sizeof why))
+            return reply_json(conn, 503,
+                              json_pack("{s:s,s:s}", "status", "degraded", "reason", why));
+        return reply(conn, 200, "{\"status\":\"ready\"}", 18, "application/json", NULL, false);
     }
     int auth = check_auth(a, conn);
     if (auth == 401)

@@ -25,6 +25,8 @@ static const sl_conf_doc INC_DOC[] = {
 
 static const sl_conf_doc GW_DOC[] = {
     SL_DOC("data_dir", "string", "./data", "directory of the event log, offsets and state"),
+    SL_DOC("data_dir_mode", "enum:private|group", "private",
+           "permissions of what Sluice creates in data_dir: private 0700/0600, group 0750/0640"),
     SL_DOC("admin", "object", NULL, "admin API listener (see sluice.admin)"),
     SL_DOC("log", "object", NULL, "event log settings (see sluice.log)"),
     SL_DOC("log_format", "enum:text|json", "text",
@@ -59,6 +61,9 @@ static const sl_conf_doc LOG_DOC[] = {
     SL_DOC("retention_bytes", "size", "0",
            "delete the oldest segments of a partition larger than this, never past a consumer (0: "
            "none)"),
+    SL_DOC("on_corruption", "enum:skip|stop", "skip",
+           "a record failing its checksum: skip copies its bytes to the route's dead letter topic "
+           "and goes on; stop holds the partition (/ready 503) until a rewind past it"),
     SL_DOC_END};
 
 static const sl_conf_doc CONN_DOC[] = {

@@ -33,13 +33,15 @@ typedef struct entry {
 
 static const char *const TOP_KEYS[] = {"sluice", "connectors", "routes", NULL};
 static const char *const INC_KEYS[] = {"connectors", "routes", NULL};
-static const char *const GW_KEYS[] = {"data_dir",      "admin",     "log",
-                                      "log_format",    "log_level", "shutdown_timeout",
-                                      "dedupe_window", "include",   NULL};
+static const char *const GW_KEYS[] = {
+    "data_dir",  "data_dir_mode",    "admin",         "log",     "log_format",
+    "log_level", "shutdown_timeout", "dedupe_window", "include", NULL};
 static const char *const ADMIN_KEYS[] = {"listen", "token", NULL};
 static const char *const LOG_KEYS[] = {
-    "fsync", "fsync_interval", "segment_bytes", "max_disk_bytes", "retention", "retention_bytes",
-    NULL};
+    "fsync",     "fsync_interval",  "segment_bytes", "max_disk_bytes",
+    "retention", "retention_bytes", "on_corruption", NULL};
+static const char *const CORRUPTION_POLICIES[] = {"skip", "stop", NULL};
+static const char *const DATA_DIR_MODES[] = {"private", "group", NULL};
 static const char *const FSYNC_MODES[] = {"always", "interval", "never", NULL};
 static const char *const LOG_FORMATS[] = {"text", "json", NULL};
 static const char *const LOG_LEVELS[] = {"debug", "info", "warn", "error", NULL};
@@ -528,6 +530,9 @@ static void parse_log(vctx *v, const sl_node *n, sl_log_options *log)
     sl_conf_size(v, n, "max_disk_bytes", path, &log->max_disk_bytes);
     sl_conf_duration(v, n, "retention", path, &log->retention_ms);
     sl_conf_size(v, n, "retention_bytes", path, &log->retention_bytes);
+    if (sl_conf_enum(v, n, "on_corruption", path, CORRUPTION_POLICIES, &mode)) {
+        log->on_corruption = mode == 1 ? SL_CORRUPT_STOP : SL_CORRUPT_SKIP;
+    }
 }
 
 static void parse_gateway(vctx *v, const sl_node *n, sl_gateway_conf *gw)
@@ -538,6 +543,10 @@ static void parse_gateway(vctx *v, const sl_node *n, sl_gateway_conf *gw)
     }
     sl_conf_check_keys(v, n, path, GW_KEYS);
     sl_conf_str(v, n, "data_dir", path, &gw->data_dir);
+    int dm;
+    if (sl_conf_enum(v, n, "data_dir_mode", path, DATA_DIR_MODES, &dm)) {
+        gw->log.data_mode = dm == 1 ? SL_DATA_GROUP : SL_DATA_PRIVATE;
+    }
     const sl_node *admin = sl_conf_value(n, "admin");
     if (admin && sl_conf_want_map(v, admin, "sluice.admin")) {
         sl_conf_check_keys(v, admin, "sluice.admin", ADMIN_KEYS);

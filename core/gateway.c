@@ -41,9 +41,9 @@ static void observe_fsync(void *arg, double seconds)
     sl_histogram_observe(arg, seconds);
 }
 
-int sl_data_dir_prepare(const char *data_dir, sl_error *err)
+int sl_data_dir_prepare(const char *data_dir, sl_data_mode mode, sl_error *err)
 {
-    if (sl_mkdir_p(data_dir, 0755, NULL) < 0)
+    if (sl_mkdir_p_durable(data_dir, SL_DATA_DIR_MODE(mode), NULL) < 0)
         return sl_error_set(err, SL_EIO, "cannot create data_dir %s: %s", data_dir,
                             strerror(errno));
     return 0;
@@ -65,7 +65,7 @@ sl_runtime *sl_runtime_open(const sl_config *conf, sl_error *err)
         goto fail;
     }
     sl_process_metrics_register(rt->metrics);
-    if (sl_data_dir_prepare(conf->gw.data_dir, err) < 0)
+    if (sl_data_dir_prepare(conf->gw.data_dir, conf->gw.log.data_mode, err) < 0)
         goto fail;
     rt->log_options = conf->gw.log;
     sl_log_options lo = conf->gw.log;
@@ -482,4 +482,12 @@ bool sl_gateway_ready(sl_gateway *gw)
             return false;
     }
     return true;
+}
+
+bool sl_gateway_degraded(sl_gateway *gw, char *why, size_t n)
+{
+    for (size_t i = 0; i < gw->n_routes; i++)
+        if (sl_route_corrupt_held(gw->routes[i], why, n))
+            return true;
+    return false;
 }

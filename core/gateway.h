@@ -40,10 +40,11 @@ struct sl_gateway {
     sl_step_services services; /* what the routes' steps call connectors through */
 };
 
-/* Creates data_dir and its parents if needed. (The log itself takes an
- * exclusive lock in it, so two processes never open one log.) Returns -1
- * with err when it cannot. */
-int sl_data_dir_prepare(const char *data_dir, sl_error *err);
+/* Creates data_dir and its parents if needed, with SL_DATA_DIR_MODE(mode),
+ * fsyncing each directory that gets a new name (a power cut cannot take the
+ * directory back). (The log itself takes an exclusive lock in it, so two
+ * processes never open one log.) Returns -1 with err when it cannot. */
+int sl_data_dir_prepare(const char *data_dir, sl_data_mode mode, sl_error *err);
 
 /* Opens what outlives reloads for conf: creates data_dir, opens the log with
  * conf's log options, makes the metrics registry and the status table.
@@ -106,5 +107,10 @@ sl_breaker *sl_gateway_breaker(sl_gateway *gw, const char *name);
 /* True when the gateway has started, is not draining, and every connector
  * with inputs says they are connected (AMQP consumers, for instance). */
 bool sl_gateway_ready(sl_gateway *gw);
+
+/* True when the gateway runs but cannot deliver everything it accepts: a
+ * route partition is held at a corrupt record. Writes the reason into why
+ * (size n). /ready answers 503 with it. Thread-safe. */
+bool sl_gateway_degraded(sl_gateway *gw, char *why, size_t n);
 
 #endif

@@ -47,11 +47,12 @@ void sl_log_options_default(sl_log_options *opt)
     opt->index_interval_bytes = 4096;
 }
 
-/* Creates path and its parents; fills err naming the directory that failed. */
-static int mkdir_p(const char *path, sl_error *err)
+/* Creates path and its parents with mode, fsyncing the directory that holds
+ * each new name; fills err naming the directory that failed. */
+static int mkdir_p(const char *path, int mode, sl_error *err)
 {
     size_t failed = 0;
-    if (sl_mkdir_p(path, 0755, &failed) != 0)
+    if (sl_mkdir_p_durable(path, (mode_t)mode, &failed) != 0)
         return sl_error_set(err, SL_EIO, "creating directory %.*s: %s", (int)failed, path,
                             strerror(errno));
     return 0;
@@ -181,11 +182,12 @@ sl_log *sl_log_open(const char *dir, const sl_log_options *opt, sl_error *err)
         sl_error_set(err, SL_ENOMEM, "allocating the log for %s", dir);
         goto fail;
     }
-    if (mkdir_p(log->topics_dir, err) != 0) {
+    if (mkdir_p(log->topics_dir, SL_DATA_DIR_MODE(log->opt.data_mode), err) != 0) {
         free(lock_path);
         goto fail;
     }
-    log->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    log->lock_fd =
+        open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, SL_DATA_FILE_MODE(log->opt.data_mode));
     if (log->lock_fd < 0 || flock(log->lock_fd, LOCK_EX | LOCK_NB) != 0) {
         sl_error_set(err, SL_EIO, "locking %s: %s%s", lock_path, strerror(errno),
                      errno == EWOULDBLOCK ? " (another process has this log open)" : "");
@@ -279,6 +281,11 @@ uint64_t sl_log_disk_bytes(sl_log *log)
     return atomic_load(&log->disk_bytes);
 }
 
+sl_corruption_policy sl_log_corruption_policy(const sl_log *log)
+{
+    return log->opt.on_corruption;
+}
+
 const char *sl_log_dir(const sl_log *log)
 {
     return log->dir;
@@ -329,7 +336,7 @@ static int meta_read(const char *dir, sl_error *err)
     return (int)v;
 }
 
-static int meta_write(const char *dir, int count, sl_error *err)
+static int meta_write(const char *dir, int count, int file_mode, sl_error *err)
 {
     char *tmp = sl_path_join(dir, "partitions.tmp");
     char *path = sl_path_join(dir, "partitions");
@@ -340,7 +347,7 @@ static int meta_write(const char *dir, int count, sl_error *err)
         goto out;
     }
     int len = snprintf(text, sizeof text, "%d\n", count);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, (mode_t)file_mode);
     if (fd < 0) {
         sl_error_set(err, SL_EIO, "creating %s: %s", tmp, strerror(errno));
         goto out;
@@ -405,10 +412,8 @@ static sl_topic *topic_open(sl_log *log, const char *name, int partitions, sl_er
                          partitions, SL_MAX_PARTITIONS);
             goto fail;
         }
-        if (mkdir(t->dir, 0755) != 0 && errno != EEXIST) {
-            sl_error_set(err, SL_EIO, "creating directory %s: %s", t->dir, strerror(errno));
+        if (mkdir_p(t->dir, SL_DATA_DIR_MODE(log->opt.data_mode), err) != 0)
             goto fail;
-        }
         stored = partitions;
         created = 1;
     }
@@ -426,8 +431,8 @@ static sl_topic *topic_open(sl_log *log, const char *name, int partitions, sl_er
         t->nparts = i + 1;
     }
     /* The count is written last: a topic without it was never created. */
-    if (created &&
-        (meta_write(t->dir, stored, err) != 0 || fsync_dir_path(log->topics_dir, err) != 0))
+    if (created && (meta_write(t->dir, stored, SL_DATA_FILE_MODE(log->opt.data_mode), err) != 0 ||
+                    fsync_dir_path(log->topics_dir, err) != 0))
         goto fail;
     return t;
 fail:

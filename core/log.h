@@ -17,6 +17,22 @@ typedef enum {
     SL_FSYNC_NEVER,      /* the OS decides; durable at append */
 } sl_fsync_mode;
 
+/* What a route worker does when the record it reads next is damaged (see
+ * sl_partition_damage). Either way it reports the range (log line, metric,
+ * /ready, admin API). */
+typedef enum {
+    SL_CORRUPT_SKIP = 0, /* quarantine the range to the dead letter topic, go on after it */
+    SL_CORRUPT_STOP,     /* hold the partition until an operator rewinds past it */
+} sl_corruption_policy;
+
+/* Who may read the data_dir: its directories are created 0700 and its files
+ * 0600 (PRIVATE), or 0750 and 0640 (GROUP); the umask still applies. */
+typedef enum { SL_DATA_PRIVATE = 0, SL_DATA_GROUP } sl_data_mode;
+
+/* The modes for data_dir directories and files under mode m. */
+#define SL_DATA_DIR_MODE(m) ((m) == SL_DATA_GROUP ? 0750 : 0700)
+#define SL_DATA_FILE_MODE(m) ((m) == SL_DATA_GROUP ? 0640 : 0600)
+
 typedef struct sl_log_options {
     sl_fsync_mode fsync;
     uint64_t fsync_interval_ms;    /* INTERVAL mode period; default 10 */
@@ -29,6 +45,8 @@ typedef struct sl_log_options {
      * sluice_log_fsync_seconds histogram. May be NULL. */
     void (*on_fsync)(void *arg, double seconds);
     void *on_fsync_arg;
+    sl_corruption_policy on_corruption; /* read by route workers; default SKIP */
+    sl_data_mode data_mode;             /* modes of what the log creates; default PRIVATE */
 } sl_log_options;
 
 /* One header of a record. Names and values are byte strings, not
@@ -103,6 +121,9 @@ int sl_log_sync(sl_log *log, sl_error *err);
  * the figure max_disk_bytes is checked against. Thread-safe. */
 uint64_t sl_log_disk_bytes(sl_log *log);
 
+/* The on_corruption policy the log was opened with. */
+sl_corruption_policy sl_log_corruption_policy(const sl_log *log);
+
 /* The directory the log was opened on. */
 const char *sl_log_dir(const sl_log *log);
 
@@ -166,9 +187,30 @@ int64_t sl_partition_durable_offset(sl_partition *p);
  * out held. A `from` below the start offset reads from the start offset.
  * Returns the number of records (0 when none is readable yet) and sets
  * out->next_offset. Never returns a record whose CRC fails: returns -1 with
- * SL_ECORRUPT instead. Thread-safe; may run concurrently with appends. */
+ * SL_ECORRUPT when the record at `from` is damaged (see sl_partition_damage);
+ * damaged bytes before `from` are stepped over. Thread-safe; may run concurrently with appends. */
 int sl_partition_read(sl_partition *p, int64_t from, size_t max_records, size_t max_bytes,
                       sl_batch *out, sl_error *err);
+
+/* A damaged range of a partition: records that fail their checks, as found
+ * by sl_partition_damage. */
+typedef struct sl_damage {
+    int64_t first_offset; /* the first offset that cannot be read */
+    int64_t next_offset;  /* the first readable offset after the damage */
+    size_t from_byte;     /* the unreadable bytes of the segment: [from_byte, to_byte) */
+    size_t to_byte;
+    char segment[512];    /* the segment file's path */
+    char reason[32];      /* "bad crc", "bad length", "torn", "offset gap" */
+    unsigned char *bytes; /* a malloc'd copy of the unreadable bytes (at most 1 MiB); */
+    size_t n_bytes;       /* free with free() */
+} sl_damage;
+
+/* Looks at the record at offset: returns 0 when it reads (or is not
+ * readable yet), 1 when it lies in a damaged range and fills d (the range
+ * ends at the next record whose checksum holds, or at the end of the
+ * segment's data), or -1 with err when memory runs out. Thread-safe; used
+ * after sl_partition_read failed with SL_ECORRUPT. */
+int sl_partition_damage(sl_partition *p, int64_t offset, sl_damage *d, sl_error *err);
 
 /* Blocks until a record at `offset` is readable (durable offset > offset),
  * timeout_ms passes (timeout_ms < 0 waits forever), or sl_partition_wake is

@@ -136,8 +136,11 @@ struct sl_log {
 };
 
 /* log_segment.c */
-sl_segment *sl_segment_create(const char *dir, int64_t base, size_t size, sl_error *err);
-sl_segment *sl_segment_load(const char *dir, int64_t base, uint32_t interval, sl_error *err);
+/* file_mode: the mode new files get (SL_DATA_FILE_MODE). */
+sl_segment *sl_segment_create(const char *dir, int64_t base, size_t size, int file_mode,
+                              sl_error *err);
+sl_segment *sl_segment_load(const char *dir, int64_t base, uint32_t interval, int file_mode,
+                            sl_error *err);
 int sl_segment_activate(sl_segment *s, size_t size, sl_error *err);
 int sl_segment_add_index(sl_segment *s, int64_t offset, size_t pos);
 int sl_segment_grow(sl_segment *s, size_t size, sl_error *err);

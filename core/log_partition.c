@@ -4,6 +4,8 @@
  * retention of whole segments. */
 #include "clock.h"
 #include "log_internal.h"
+#include "logging.h"
+#include "fs.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -238,9 +240,11 @@ static void unlink_segment_files(const sl_partition *p, int64_t base)
     unlinkat(p->dir_fd, name, 0);
 }
 
-/* Loads every segment; cuts the log at the first segment that does not
- * continue the previous one (its predecessor's valid records end early),
- * and makes the last one active. */
+/* Loads every segment and makes the last one active. A segment whose
+ * predecessor's readable records end early is kept (the gap is a damaged
+ * range, which readers report: the flusher syncs a sealed segment before any
+ * later record is durable, so the records after a gap may have been
+ * acknowledged); one that overlaps its predecessor is cut with all after it. */
 static int recover(sl_partition *p, sl_error *err)
 {
     int64_t *bases;
@@ -258,13 +262,18 @@ static int recover(sl_partition *p, sl_error *err)
         return sl_error_set(err, SL_ENOMEM, "opening partition %s", p->dir);
     }
     for (size_t i = 0; i < nbases; i++) {
-        if (p->nseg && p->segs[p->nseg - 1]->next_offset != bases[i]) {
+        if (p->nseg && p->segs[p->nseg - 1]->next_offset > bases[i]) {
             for (size_t j = i; j < nbases; j++)
                 unlink_segment_files(p, bases[j]);
             changed = 1;
             break;
         }
-        sl_segment *s = sl_segment_load(p->dir, bases[i], o->index_interval_bytes, err);
+        if (p->nseg && p->segs[p->nseg - 1]->next_offset < bases[i])
+            sl_warn("log", "%s: offsets %" PRId64 "..%" PRId64 " are unreadable (the end of %s)",
+                    p->dir, p->segs[p->nseg - 1]->next_offset, bases[i] - 1,
+                    p->segs[p->nseg - 1]->path);
+        sl_segment *s = sl_segment_load(p->dir, bases[i], o->index_interval_bytes,
+                                        SL_DATA_FILE_MODE(o->data_mode), err);
         if (!s) {
             free(bases);
             return -1;
@@ -273,7 +282,8 @@ static int recover(sl_partition *p, sl_error *err)
     }
     free(bases);
     if (p->nseg == 0) {
-        sl_segment *s = sl_segment_create(p->dir, 0, (size_t)o->segment_bytes, err);
+        sl_segment *s = sl_segment_create(p->dir, 0, (size_t)o->segment_bytes,
+                                          SL_DATA_FILE_MODE(o->data_mode), err);
         if (!s)
             return -1;
         p->segs[p->nseg++] = s;
@@ -327,7 +337,7 @@ sl_partition *sl_partition_open(sl_log *log, sl_topic *t, int index, sl_error *e
         sl_error_set(err, SL_ENOMEM, "allocating partition %d of %s", index, t->name);
         goto fail;
     }
-    if (mkdir(p->dir, 0755) != 0 && errno != EEXIST) {
+    if (sl_mkdir_p_durable(p->dir, SL_DATA_DIR_MODE(log->opt.data_mode), NULL) != 0) {
         sl_error_set(err, SL_EIO, "creating directory %s: %s", p->dir, strerror(errno));
         goto fail;
     }
@@ -388,7 +398,8 @@ static int roll(sl_partition *p, size_t need, sl_error *err)
         p->segs = n;
         p->seg_cap = cap;
     }
-    sl_segment *s = sl_segment_create(p->dir, p->end, size, err);
+    sl_segment *s =
+        sl_segment_create(p->dir, p->end, size, SL_DATA_FILE_MODE(p->log->opt.data_mode), err);
     if (!s)
         return -1;
     sl_segment_seal(old);
@@ -917,16 +928,22 @@ int sl_partition_read(sl_partition *p, int64_t from, size_t max_records, size_t 
         sl_segment_ref(s);
         pthread_mutex_unlock(&p->mu);
 
-        int64_t before = cur;
+        int64_t before = cur, seen = s->base - 1;
         while (pos < limit && out->count < max_records && (out->count == 0 || bytes < max_bytes)) {
             sl_record_view v;
             sl_rec_status st = sl_record_decode(map + pos, limit - pos, &v);
             if (st != SL_REC_OK || v.offset > cur) {
-                rc = sl_error_set(
-                    err, SL_ECORRUPT, "%s at byte %zu of %s while reading offset %" PRId64,
-                    st != SL_REC_OK ? sl_rec_status_name(st) : "offset gap", pos, s->path, cur);
-                break;
+                /* damage before cur (quarantined already) is stepped over */
+                size_t at = sl_record_resync(map, limit, pos + 1, seen, cur + 1, &v);
+                if (at == SIZE_MAX) {
+                    rc = sl_error_set(
+                        err, SL_ECORRUPT, "%s at byte %zu of %s while reading offset %" PRId64,
+                        st != SL_REC_OK ? sl_rec_status_name(st) : "offset gap", pos, s->path, cur);
+                    break;
+                }
+                pos = at;
             }
+            seen = v.offset;
             pos += v.size;
             if (v.offset < cur)
                 continue;
@@ -949,6 +966,88 @@ int sl_partition_read(sl_partition *p, int64_t from, size_t max_records, size_t 
     if (rc != 0 && out->count == 0)
         return -1;
     return (int)out->count;
+}
+
+/* What the damage scan needs of one segment, taken under the mutex. */
+typedef struct damage_view {
+    sl_segment *s;
+    size_t pos, limit;
+    int64_t end;     /* the first offset after this segment's readable records */
+    int sealed;      /* a later segment follows */
+    size_t file_end; /* bytes of a sealed segment's file (its damaged tail ends there) */
+} damage_view;
+
+static void damage_fill(sl_damage *d, const damage_view *dv, size_t pos, size_t to,
+                        sl_rec_status st, int64_t first, int64_t next)
+{
+    d->first_offset = first;
+    d->next_offset = next;
+    d->from_byte = pos;
+    d->to_byte = to;
+    snprintf(d->segment, sizeof d->segment, "%s", dv->s->path);
+    snprintf(d->reason, sizeof d->reason, "%s",
+             st == SL_REC_OK ? "offset gap" : sl_rec_status_name(st));
+    d->n_bytes = to - pos < ((size_t)1 << 20) ? to - pos : (size_t)1 << 20;
+    d->bytes = d->n_bytes ? malloc(d->n_bytes) : NULL;
+    if (d->bytes)
+        memcpy(d->bytes, dv->s->map + pos, d->n_bytes);
+    else
+        d->n_bytes = 0;
+}
+
+/* Scans dv's segment from dv->pos for offset: 0 when it reads, 1 (d filled)
+ * when it lies in a damaged range. */
+static int damage_scan(const damage_view *dv, int64_t offset, sl_damage *d)
+{
+    const unsigned char *map = dv->s->map;
+    size_t pos = dv->pos;
+    int64_t seen = dv->s->base - 1;
+    while (pos < dv->limit) {
+        sl_record_view v;
+        sl_rec_status st = sl_record_decode(map + pos, dv->limit - pos, &v);
+        if (st == SL_REC_OK && v.offset == offset)
+            return 0;
+        if (st != SL_REC_OK || v.offset > offset) {
+            size_t at = sl_record_resync(map, dv->limit, pos + 1, seen, dv->end, &v);
+            if (at == SIZE_MAX || v.offset > offset) {
+                damage_fill(d, dv, pos, at == SIZE_MAX ? dv->limit : at, st, seen + 1,
+                            at == SIZE_MAX ? dv->end : v.offset);
+                return 1;
+            }
+            pos = at;
+        }
+        seen = v.offset;
+        pos += v.size;
+    }
+    if (offset < dv->end && dv->sealed) { /* the segment ends before offset */
+        damage_fill(d, dv, dv->limit, dv->file_end, SL_REC_TORN, seen + 1, dv->end);
+        return 1;
+    }
+    return 0;
+}
+
+int sl_partition_damage(sl_partition *p, int64_t offset, sl_damage *d, sl_error *err)
+{
+    memset(d, 0, sizeof *d);
+    pthread_mutex_lock(&p->mu);
+    if (offset < p->segs[0]->base || offset >= p->durable) {
+        pthread_mutex_unlock(&p->mu);
+        return 0;
+    }
+    size_t i = seg_lookup(p, offset);
+    damage_view dv = {.s = p->segs[i]};
+    dv.pos = sl_segment_find_pos(dv.s, offset);
+    dv.limit = dv.s->readable_pos;
+    dv.end = i + 1 < p->nseg ? p->segs[i + 1]->base : p->durable;
+    dv.sealed = i + 1 < p->nseg;
+    dv.file_end = dv.sealed ? dv.s->map_size : dv.limit;
+    sl_segment_ref(dv.s);
+    pthread_mutex_unlock(&p->mu);
+    int rc = damage_scan(&dv, offset, d);
+    sl_segment_unref(dv.s);
+    if (rc == 1 && d->n_bytes == 0 && d->to_byte > d->from_byte)
+        return sl_error_set(err, SL_ENOMEM, "copying damaged bytes of %s", d->segment);
+    return rc;
 }
 
 int64_t sl_partition_offset_for_time(sl_partition *p, int64_t timestamp_ms)
@@ -1012,7 +1111,8 @@ static int write_offset_file(sl_partition *p, const char *consumer, int64_t next
     snprintf(tmp, sizeof tmp, "%s.offset.tmp", consumer);
     snprintf(final, sizeof final, "%s.offset", consumer);
     int len = snprintf(text, sizeof text, "%" PRId64 "\n", next_offset);
-    int fd = openat(p->dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = openat(p->dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                    SL_DATA_FILE_MODE(p->log->opt.data_mode));
     if (fd < 0)
         return sl_error_set(err, SL_EIO, "creating %s/%s: %s", p->dir, tmp, strerror(errno));
     if (write(fd, text, (size_t)len) != len || fsync(fd) != 0) {

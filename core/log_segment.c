@@ -2,6 +2,7 @@
  * MAP_SHARED (appends are a memcpy into it) and its sparse .index file, plus
  * the recovery scan that finds where the valid records of a segment end. */
 #include "log_internal.h"
+#include "logging.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -120,17 +121,18 @@ static int segment_map(sl_segment *s, size_t size, sl_error *err)
 /* Creates an empty segment starting at base in dir, preallocated and mapped
  * to size bytes, with an empty index. Returns NULL with err on failure
  * (SL_EFULL when the disk is full), leaving no file behind. */
-sl_segment *sl_segment_create(const char *dir, int64_t base, size_t size, sl_error *err)
+sl_segment *sl_segment_create(const char *dir, int64_t base, size_t size, int file_mode,
+                              sl_error *err)
 {
     sl_segment *s = segment_new(dir, base, err);
     if (!s)
         return NULL;
-    s->fd = open(s->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    s->fd = open(s->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, (mode_t)file_mode);
     if (s->fd < 0) {
         sl_error_set(err, SL_EIO, "creating segment %s: %s", s->path, strerror(errno));
         goto fail;
     }
-    s->idx_fd = open(s->idx_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    s->idx_fd = open(s->idx_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, (mode_t)file_mode);
     if (s->idx_fd < 0) {
         sl_error_set(err, SL_EIO, "creating index %s: %s", s->idx_path, strerror(errno));
         goto fail;
@@ -211,15 +213,88 @@ static long index_read(sl_segment *s, size_t data_size, sl_error *err)
     return (long)n;
 }
 
+/* Returns the start of the first 4 KiB block after pos that holds only
+ * zeros (the preallocated, never written part of a segment), or size. A
+ * resynchronisation never looks past it, so a torn tail costs a scan of the
+ * written bytes, not of the whole preallocated file. */
+static size_t written_end(const unsigned char *m, size_t pos, size_t size)
+{
+    for (size_t blk = (pos / 4096 + 1) * 4096; blk + 4096 <= size; blk += 4096) {
+        size_t i = 0;
+        while (i < 4096 && m[blk + i] == 0)
+            i++;
+        if (i == 4096)
+            return blk;
+    }
+    return size;
+}
+
+/* Past a record that does not decode at pos: finds the next good record
+ * of the segment (offset past the expected one, at most one record per
+ * SL_RECORD_MIN_BYTES skipped, before the written end: a record whose
+ * payload holds a whole zeroed 4 KiB block can hide the records after it,
+ * which are then cut as a torn tail). A good record after the damage means the
+ * damage is corruption, not a torn tail: it is reported and the scan goes on
+ * from there (the index gets an entry at that record, so readers of later
+ * offsets never meet the damage). Returns the position to go on from, or
+ * SIZE_MAX when nothing good follows (a torn tail, cut by activation). */
+static size_t skip_damage(sl_segment *s, size_t pos, sl_rec_status st, sl_record_view *v)
+{
+    if (st == SL_REC_END)
+        return SIZE_MAX;
+    size_t end = written_end(s->map, pos, s->map_size);
+    int64_t below = s->next_offset + 1 + (int64_t)((end - pos) / SL_RECORD_MIN_BYTES);
+    size_t at = sl_record_resync(s->map, end, pos + 1, s->next_offset - 1, below, v);
+    if (at == SIZE_MAX) {
+        sl_warn("log",
+                "segment %s: %s at byte %zu (offset %" PRId64
+                "): nothing readable follows in the segment (a torn tail is cut)",
+                s->path, sl_rec_status_name(st), pos, s->next_offset);
+        return SIZE_MAX;
+    }
+    sl_warn("log",
+            "segment %s: corrupt records at offsets %" PRId64 "..%" PRId64
+            " (bytes %zu..%zu): %s; they are skipped when read",
+            s->path, s->next_offset, v->offset - 1, pos, at, sl_rec_status_name(st));
+    s->next_offset = v->offset;
+    sl_segment_add_index(s, v->offset, at);
+    return at;
+}
+
+/* Checks records one by one from pos (the record at pos has offset
+ * s->next_offset), adding index entries every interval bytes, past
+ * corrupt ranges, up to the end of the good records. Returns that end. */
+static size_t scan_records(sl_segment *s, size_t pos, uint32_t interval)
+{
+    for (;;) {
+        sl_record_view v;
+        sl_rec_status st = sl_record_decode(s->map + pos, s->map_size - pos, &v);
+        if (st != SL_REC_OK || v.offset != s->next_offset) {
+            size_t at = skip_damage(s, pos, st == SL_REC_OK ? SL_REC_BADLEN : st, &v);
+            if (at == SIZE_MAX)
+                return pos;
+            pos = at;
+        } else if (s->idx_n == 0 || pos - s->last_idx_pos >= interval) {
+            sl_segment_add_index(s, v.offset, pos);
+        }
+        if (v.timestamp_ms > s->max_ts)
+            s->max_ts = v.timestamp_ms;
+        pos += v.size;
+        s->next_offset++;
+    }
+}
+
 /* Opens the existing segment at base in dir and finds its valid end: the
  * index is validated (entries that do not point at a good record with the
  * right offset are dropped), then records are checked one by one from the
- * last good index entry, re-adding index entries, until one is missing,
- * torn, corrupt or out of sequence. The data past that point is left as it
- * is (sl_segment_activate cuts it). The segment comes back sealed, mapped
- * read-write over its current file size. Returns NULL with err on an I/O or
- * memory error. */
-sl_segment *sl_segment_load(const char *dir, int64_t base, uint32_t interval, sl_error *err)
+ * last good index entry, re-adding index entries, until one is missing or
+ * torn with nothing good after it. A damaged range followed by good records
+ * is corruption, not a torn write: it is logged and kept (readers skip
+ * it). The data past the end is left as it is (sl_segment_activate cuts it). The segment comes back
+ * sealed, mapped read-write over its current file size. Returns NULL with err on an I/O or memory
+ * error. */
+sl_segment *sl_segment_load(const char *dir, int64_t base, uint32_t interval, int file_mode,
+                            sl_error *err)
 {
     struct stat st;
     sl_segment *s = segment_new(dir, base, err);
@@ -230,7 +305,7 @@ sl_segment *sl_segment_load(const char *dir, int64_t base, uint32_t interval, sl
         sl_error_set(err, SL_EIO, "opening segment %s: %s", s->path, strerror(errno));
         goto fail;
     }
-    s->idx_fd = open(s->idx_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    s->idx_fd = open(s->idx_path, O_RDWR | O_CREAT | O_CLOEXEC, (mode_t)file_mode);
     if (s->idx_fd < 0) {
         sl_error_set(err, SL_EIO, "opening index %s: %s", s->idx_path, strerror(errno));
         goto fail;
@@ -271,18 +346,7 @@ sl_segment *sl_segment_load(const char *dir, int64_t base, uint32_t interval, sl
         s->max_ts = s->idx[n - 1].max_ts_before;
         s->last_idx_pos = pos;
     }
-    for (;;) {
-        sl_record_view v;
-        if (sl_record_decode(s->map + pos, s->map_size - pos, &v) != SL_REC_OK ||
-            v.offset != s->next_offset)
-            break;
-        if (s->idx_n == 0 || pos - s->last_idx_pos >= interval)
-            sl_segment_add_index(s, v.offset, pos);
-        if (v.timestamp_ms > s->max_ts)
-            s->max_ts = v.timestamp_ms;
-        pos += v.size;
-        s->next_offset++;
-    }
+    pos = scan_records(s, pos, interval);
     s->write_pos = s->readable_pos = s->synced_pos = pos;
     s->sealed = 1;
     s->idx_synced = 1;

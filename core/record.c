@@ -170,3 +170,18 @@ const char *sl_rec_status_name(sl_rec_status s)
     }
     return "unknown";
 }
+
+size_t sl_record_resync(const void *buf, size_t avail, size_t from, int64_t after, int64_t below,
+                        sl_record_view *out)
+{
+    const unsigned char *b = buf;
+    for (size_t pos = from; pos + SL_RECORD_MIN_BYTES <= avail; pos++) {
+        uint32_t len = get_u32(b + pos);
+        if (len < SL_RECORD_MIN_BYTES - 4 || len > avail - pos - 4)
+            continue; /* cheap rejection before the checksum */
+        if (sl_record_decode(b + pos, avail - pos, out) == SL_REC_OK && out->offset > after &&
+            out->offset < below)
+            return pos;
+    }
+    return SIZE_MAX;
+}

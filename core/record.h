@@ -70,6 +70,15 @@ sl_rec_status sl_record_decode(const void *buf, size_t avail, sl_record_view *ou
  * the record and are not NUL-terminated. */
 const unsigned char *sl_record_next_header(const unsigned char *p, sl_header *h);
 
+/* Resynchronises after damaged bytes: returns the first position at or
+ * after from where a whole record with a good checksum and an offset in
+ * (after, below) starts, and fills out with it; SIZE_MAX when there is none
+ * before avail. Every byte position is tried (the length field is checked
+ * before the checksum), so the cost is linear in the bytes skipped. Reads
+ * nothing outside [buf, buf + avail). */
+size_t sl_record_resync(const void *buf, size_t avail, size_t from, int64_t after, int64_t below,
+                        sl_record_view *out);
+
 /* A short stable name for a status ("ok", "end", "torn", "bad crc", "bad length"). */
 const char *sl_rec_status_name(sl_rec_status s);
 

@@ -86,6 +86,9 @@ typedef struct sl_worker {
     char retry_error[256]; /* why a step asked to retry it */
     sl_gauge *lag;
     sl_batch batch;
+    atomic_int_fast64_t corrupt_at; /* the damaged offset the worker is held at, or -1 */
+    atomic_int_fast64_t corrupt_next;
+    int64_t reported_at; /* the last damaged offset reported (worker thread only) */
 } sl_worker;
 
 struct sl_route {
@@ -103,6 +106,7 @@ struct sl_route {
     bool count_in_on_read; /* topic-fed routes count messages_in when read */
     sl_counter *in_total;
     sl_counter *dlq_total;
+    sl_counter *corrupt_total; /* sluice_log_corrupt_records_total{topic} */
     sl_counter *dropped_total;
     sl_counter **step_retried_total; /* [step]: transient step failures, retried */
     pthread_mutex_t redrive_mu;
@@ -254,6 +258,11 @@ static void route_counters(sl_route *r)
                                       "Messages sent to a route's dead letter topic.", labels);
     r->dropped_total = sl_metrics_counter(r->env.metrics, "sluice_messages_dropped_total",
                                           "Messages dropped by a route's steps.", labels);
+    sl_metrics_escape(sl_topic_name(r->topic), rname, sizeof rname);
+    snprintf(labels, sizeof labels, "topic=\"%s\"", rname);
+    r->corrupt_total = sl_metrics_counter(
+        r->env.metrics, "sluice_log_corrupt_records_total",
+        "Offsets of a topic found unreadable (failed their checks) by a route worker.", labels);
 }
 
 /* sluice_messages_retried_total{route,step="N-TYPE"} for each step of the
@@ -351,6 +360,9 @@ static int init_worker(sl_route *r, int i, sl_error *err)
     w->index = i;
     w->part = sl_topic_partition(r->topic, i);
     w->retry_offset = -1;
+    w->reported_at = -1;
+    atomic_store(&w->corrupt_at, -1);
+    atomic_store(&w->corrupt_next, -1);
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cond, NULL);
     sl_batch_init(&w->batch);
@@ -565,6 +577,8 @@ int sl_route_get_partition_info(sl_route *r, int i, sl_route_partition_info *inf
     info->committed = atomic_load(&w->committed);
     info->lag = info->end_offset > info->committed ? info->end_offset - info->committed : 0;
     info->attempts = atomic_load(&w->head_attempts);
+    info->corrupt_offset = atomic_load(&w->corrupt_at);
+    info->corrupt_next = atomic_load(&w->corrupt_next);
     pthread_mutex_lock(&w->mu);
     info->paused = w->paused;
     snprintf(info->last_error, sizeof info->last_error, "%s", w->last_error);
@@ -1461,6 +1475,97 @@ static void process_batch(sl_worker *w, unsigned *seed, int64_t *next)
     free_items(&iv);
 }
 
+/* Says loudly, once per range, that worker w met damaged records d. */
+static void report_damage(sl_worker *w, const sl_damage *d, bool stop)
+{
+    sl_route *r = w->route;
+    char msg[256];
+    snprintf(msg, sizeof msg,
+             "corrupt records at offsets %" PRId64 "..%" PRId64 " of %s (bytes %zu..%zu: %s)",
+             d->first_offset, d->next_offset - 1, d->segment, d->from_byte, d->to_byte, d->reason);
+    set_last_error(w, msg);
+    if (w->reported_at == d->first_offset)
+        return;
+    w->reported_at = d->first_offset;
+    sl_counter_add(r->corrupt_total, (uint64_t)(d->next_offset - d->first_offset));
+    sl_err("route", "route %s: topic %s partition %d offset %" PRId64 ": %s; %s", r->conf->name,
+           sl_topic_name(r->topic), w->index, d->first_offset, msg,
+           stop ? "the partition is held (sluice.log.on_corruption: stop)"
+                : "quarantining them to the dead letter topic and going on");
+}
+
+/* Appends the unreadable bytes of d to the dead letter topic with an error
+ * naming the offsets. Returns 0, or -1 (logged) when it cannot. */
+static int quarantine(sl_worker *w, const sl_damage *d)
+{
+    sl_route *r = w->route;
+    sl_error e;
+    char why[700];
+    snprintf(why, sizeof why,
+             "corrupt records at offsets %" PRId64 "..%" PRId64 " of topic %s partition %d: %s "
+             "bytes %zu..%zu (%s)%s",
+             d->first_offset, d->next_offset - 1, sl_topic_name(r->topic), w->index, d->segment,
+             d->from_byte, d->to_byte, d->reason,
+             d->n_bytes < d->to_byte - d->from_byte ? "; the body holds the first 1 MiB" : "");
+    sl_msg *m = sl_msg_new();
+    int rc = m && sl_msg_set_body(m, (const char *)d->bytes, d->n_bytes) == 0 ? 0 : -1;
+    if (rc == 0) {
+        m->offset = d->first_offset;
+        rc = dlq_append(r, m, why, 0, 0, w->index, &e);
+    } else {
+        sl_error_set(&e, SL_ENOMEM, "out of memory");
+    }
+    if (rc != 0)
+        sl_err("route", "route %s partition %d: cannot quarantine offset %" PRId64 ": %s",
+               r->conf->name, w->index, d->first_offset, e.msg);
+    sl_msg_free(m);
+    return rc;
+}
+
+/* The record at *next is damaged: reports it, and by the log's policy
+ * holds the partition (retrying in a second) or quarantines the range and
+ * commits past it. */
+static void on_damage(sl_worker *w, int64_t *next)
+{
+    sl_route *r = w->route;
+    sl_damage d;
+    sl_error e;
+    int rc = sl_partition_damage(w->part, *next, &d, &e);
+    if (rc <= 0) { /* gone (rewound past, or memory): read again */
+        if (rc < 0)
+            set_last_error(w, e.msg);
+        sleep_interruptible(w, 1000);
+        return;
+    }
+    bool stop = sl_log_corruption_policy(r->env.log) == SL_CORRUPT_STOP;
+    report_damage(w, &d, stop);
+    if (stop || quarantine(w, &d) != 0 ||
+        sl_partition_commit(w->part, r->conf->name, d.next_offset, &e) < 0) {
+        free(d.bytes);
+        atomic_store(&w->corrupt_next, d.next_offset);
+        atomic_store(&w->corrupt_at, d.first_offset); /* held: /ready says so */
+        sleep_interruptible(w, 1000);
+        return;
+    }
+    free(d.bytes);
+    atomic_store(&w->committed, d.next_offset);
+    set_last_error(w, NULL);
+    *next = d.next_offset;
+}
+
+bool sl_route_corrupt_held(sl_route *r, char *why, size_t n)
+{
+    for (int i = 0; r->workers && i < r->n_parts; i++) {
+        int64_t at = atomic_load(&r->workers[i].corrupt_at);
+        if (at >= 0) {
+            snprintf(why, n, "route %s partition %d held at corrupt offset %" PRId64, r->conf->name,
+                     i, at);
+            return true;
+        }
+    }
+    return false;
+}
+
 static void *worker_main(void *arg)
 {
     sl_worker *w = arg;
@@ -1490,6 +1595,11 @@ static void *worker_main(void *arg)
 
         sl_error e;
         int n = sl_partition_read(w->part, next, BATCH_MAX_RECORDS, BATCH_MAX_BYTES, &w->batch, &e);
+        if (n < 0 && e.code == SL_ECORRUPT) {
+            on_damage(w, &next);
+            continue;
+        }
+        atomic_store(&w->corrupt_at, -1); /* rewound past it, or repaired */
         if (n < 0) {
             sl_err("route", "route %s partition %d: read at offset %" PRId64 " failed: %s",
                    r->conf->name, w->index, next, e.msg);

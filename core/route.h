@@ -114,10 +114,18 @@ typedef struct sl_route_partition_info {
     bool paused;
     int attempts; /* of the message at the head, when it is being retried */
     char last_error[256];
+    int64_t corrupt_offset; /* the damaged offset the partition is held at, or -1 */
+    int64_t corrupt_next;   /* the first readable offset after that damage */
 } sl_route_partition_info;
 
 /* Fills info about partition i. Returns 0, or -1 when i is out of range. */
 int sl_route_get_partition_info(sl_route *r, int i, sl_route_partition_info *info);
+
+/* Tells whether a partition of r is held at a damaged record (policy
+ * `stop`, or `skip` while the quarantine fails): writes "route R partition
+ * P held at corrupt offset O" into why (size n) for the first one and
+ * returns true. Thread-safe. */
+bool sl_route_corrupt_held(sl_route *r, char *why, size_t n);
 
 /* Replays the route from an offset (the same offset in every partition,
  * clamped to what is on disk) or, when offset < 0, from the first record at

@@ -1,20 +1,49 @@
 /* mkdir -p for the event log (topic directories) and the gateway
- * (data_dir): see fs.h. The path is copied onto the stack, so creating a
- * directory allocates nothing. */
+ * (data_dir), with or without fsyncs of the directories that get new names:
+ * see fs.h. The path is copied onto the stack, so creating a directory
+ * allocates nothing. */
 #include "fs.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
-/* mkdir(dir) that counts an existing entry as success. */
-static int make_one(const char *dir, mode_t mode)
+/* fsyncs the directory that holds the last name of path (buf is writable:
+ * the name is cut off and put back). */
+static int sync_parent(char *path)
 {
-    return mkdir(dir, mode) != 0 && errno != EEXIST ? -1 : 0;
+    char *slash = strrchr(path, '/');
+    const char *parent = ".";
+    if (slash == path)
+        parent = "/";
+    else if (slash) {
+        *slash = '\0';
+        parent = path;
+    }
+    int fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = fd >= 0 && fsync(fd) == 0 ? 0 : -1;
+    int e = errno;
+    if (fd >= 0)
+        close(fd);
+    if (slash && slash != path)
+        *slash = '/';
+    errno = e;
+    return rc;
 }
 
-int sl_mkdir_p(const char *path, mode_t mode, size_t *failed_len)
+/* mkdir(dir) that counts an existing entry as success; after a real
+ * creation, fsyncs its parent when durable is set. */
+static int make_one(char *dir, mode_t mode, int durable)
+{
+    if (mkdir(dir, mode) != 0)
+        return errno == EEXIST ? 0 : -1;
+    return durable ? sync_parent(dir) : 0;
+}
+
+static int mkdir_p(const char *path, mode_t mode, size_t *failed_len, int durable)
 {
     char buf[PATH_MAX];
     size_t n = strlen(path);
@@ -30,7 +59,7 @@ int sl_mkdir_p(const char *path, mode_t mode, size_t *failed_len)
             continue;
         char c = buf[i];
         buf[i] = '\0';
-        int rc = make_one(buf, mode);
+        int rc = make_one(buf, mode, durable);
         buf[i] = c;
         if (rc != 0) {
             if (failed_len)
@@ -39,4 +68,14 @@ int sl_mkdir_p(const char *path, mode_t mode, size_t *failed_len)
         }
     }
     return 0;
+}
+
+int sl_mkdir_p(const char *path, mode_t mode, size_t *failed_len)
+{
+    return mkdir_p(path, mode, failed_len, 0);
+}
+
+int sl_mkdir_p_durable(const char *path, mode_t mode, size_t *failed_len)
+{
+    return mkdir_p(path, mode, failed_len, 1);
 }

@@ -15,4 +15,11 @@
  * are left in place. Thread-safe. */
 int sl_mkdir_p(const char *path, mode_t mode, size_t *failed_len);
 
+/* sl_mkdir_p that also makes each new name durable: after creating a
+ * directory it fsyncs the directory that holds it (so a power cut cannot
+ * take back a directory, and with it what is later written inside). Only
+ * directories it created cost an fsync. Errors as sl_mkdir_p, plus fsync's
+ * errno (*failed_len then covers the directory just created). */
+int sl_mkdir_p_durable(const char *path, mode_t mode, size_t *failed_len);
+
 #endif

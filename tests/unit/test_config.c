@@ -229,13 +229,18 @@ static const bad_case BAD[] = {
     {"unknown key in sluice",
      "sluice:\n  datadir: ./data\n",
      {{0}},
-     {"{F}:2:3: unknown key 'datadir' in sluice (expected one of: data_dir, admin, log, "
-      "log_format, log_level, shutdown_timeout, dedupe_window, include)"}},
+     {"{F}:2:3: unknown key 'datadir' in sluice (expected one of: data_dir, data_dir_mode, "
+      "admin, log, log_format, log_level, shutdown_timeout, dedupe_window, include)"}},
     {"unknown key in sluice.log",
      "sluice:\n  log:\n    fsynk: always\n",
      {{0}},
      {"{F}:3:5: unknown key 'fsynk' in sluice.log (expected one of: fsync, fsync_interval, "
-      "segment_bytes, max_disk_bytes, retention, retention_bytes)"}},
+      "segment_bytes, max_disk_bytes, retention, retention_bytes, on_corruption)"}},
+    {"bad data_dir_mode and on_corruption",
+     "sluice:\n  data_dir_mode: world\n  log: { on_corruption: ignore }\n",
+     {{0}},
+     {"{F}:2:18: sluice.data_dir_mode: expected one of private, group, got 'world'",
+      "{F}:3:25: sluice.log.on_corruption: expected one of skip, stop, got 'ignore'"}},
     {"unknown key in sluice.admin",
      "sluice:\n  admin: { listen: \"127.0.0.1:9400\", tokn: x }\n",
      {{0}},
@@ -561,6 +566,8 @@ static void test_defaults(void **state)
     assert_int_equal(gw->log.retention_ms, 0);
     assert_int_equal(gw->log.retention_bytes, 0);
     assert_int_equal(gw->log.index_interval_bytes, 4096);
+    assert_int_equal(gw->log.on_corruption, SL_CORRUPT_SKIP);
+    assert_int_equal(gw->log.data_mode, SL_DATA_PRIVATE);
     assert_int_equal(gw->log_format, SL_LOG_TEXT);
     assert_string_equal(gw->log_level, "info");
     assert_int_equal(gw->shutdown_timeout_ms, 30000);
@@ -642,6 +649,8 @@ static void test_spec_example(void **state)
         "    max_disk_bytes: 10GiB\n"
         "    retention: 7d\n"
         "    retention_bytes: 1GB\n"
+        "    on_corruption: stop\n"
+        "  data_dir_mode: group\n"
         "  log_format: json\n"
         "  log_level: debug\n"
         "  shutdown_timeout: 1m\n"
@@ -701,6 +710,8 @@ static void test_spec_example(void **state)
     assert_int_equal(gw->log.max_disk_bytes, 10ULL << 30);
     assert_int_equal(gw->log.retention_ms, 7ULL * 86400000);
     assert_int_equal(gw->log.retention_bytes, 1000000000ULL);
+    assert_int_equal(gw->log.on_corruption, SL_CORRUPT_STOP);
+    assert_int_equal(gw->log.data_mode, SL_DATA_GROUP);
     assert_int_equal(gw->log_format, SL_LOG_JSON);
     assert_string_equal(gw->log_level, "debug");
     assert_int_equal(gw->shutdown_timeout_ms, 60000);
@@ -733,9 +744,9 @@ static void test_spec_example(void **state)
     const sl_node *opts = sl_node_get(kafka->node, "options");
     assert_non_null(opts);
     assert_int_equal(opts->kind, SL_NODE_MAP);
-    assert_int_equal(opts->pos.line, 24);
+    assert_int_equal(opts->pos.line, 26);
     assert_int_equal(opts->pos.col, 23);
-    assert_int_equal(kafka->pos.line, 23);
+    assert_int_equal(kafka->pos.line, 25);
     assert_int_equal(kafka->pos.col, 3);
 
     const sl_route_conf *r = &cfg->routes[0];
@@ -1086,8 +1097,9 @@ static void test_check_main_errors(void **state)
     assert_true(fread(buf, 1, sizeof buf - 1, out) > 0);
     char *want = subst("{F}:2:14: sluice.log_level: expected one of debug, info, warn, error, got "
                        "'loud'\n"
-                       "{F}:3:3: unknown key 'bogus' in sluice (expected one of: data_dir, admin, "
-                       "log, log_format, log_level, shutdown_timeout, dedupe_window, include)\n",
+                       "{F}:3:3: unknown key 'bogus' in sluice (expected one of: data_dir, "
+                       "data_dir_mode, admin, log, log_format, log_level, shutdown_timeout, "
+                       "dedupe_window, include)\n",
                        dir);
     assert_string_equal(buf, want);
     free(want);

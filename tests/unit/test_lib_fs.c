@@ -52,6 +52,25 @@ static void test_creates_parents(void **state)
     assert_true(is_dir(path));
 }
 
+/* The durable variant creates the same directories, each with the mode
+ * asked for (under a zero umask), and takes existing ones. */
+static void test_durable_modes(void **state)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    mode_t old = umask(0);
+    snprintf(path, sizeof path, "%s/p/q/r", base);
+    assert_int_equal(sl_mkdir_p_durable(path, 0750, NULL), 0);
+    assert_int_equal(sl_mkdir_p_durable(path, 0750, NULL), 0);
+    umask(old);
+    assert_true(is_dir(path));
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0750);
+    snprintf(path, sizeof path, "%s/p", base);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0750);
+}
+
 static void test_names_the_failed_prefix(void **state)
 {
     char file[PATH_MAX], path[PATH_MAX];
@@ -88,6 +107,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_creates_parents),
         cmocka_unit_test(test_names_the_failed_prefix),
+        cmocka_unit_test(test_durable_modes),
         cmocka_unit_test(test_refuses_empty_and_long),
     };
     return cmocka_run_group_tests(tests, make_base, remove_base);

@@ -511,13 +511,16 @@ static void test_recover_index_ahead(void **state)
     free(pdir);
 }
 
+static int64_t read_skipping(sl_partition *p, int64_t *first, int64_t *next);
+
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* A sealed segment that lost its tail (a power cut before it reached the
- * disk) no longer meets the next one: the log is cut there. */
+/* A sealed segment whose last record is torn no longer meets the next one:
+ * the later segments are kept (their records may have been acknowledged)
+ * and the torn record is a damaged range readers are told about. */
 static void test_recover_gap_between_segments(void **state)
 {
     const char *dir = *state;
@@ -539,12 +542,140 @@ static void test_recover_gap_between_segments(void **state)
     assert_true(asprintf(&seg, "%s/%s", pdir, names[2]) > 0);
     assert_int_equal(truncate(seg, file_size(seg) - 5), 0);
     int64_t next_base = strtoll(names[3], NULL, 10);
-    expect_records(dir, "t", &o, next_base - 1);
-    assert_int_equal(count_files(pdir, ".log"), 3);
+    sl_log *log = open_log(dir, &o);
+    sl_partition *p = part(log, "t", 0, 0);
+    assert_int_equal(sl_partition_end_offset(p), 400);
+    int64_t first, next;
+    assert_int_equal(read_skipping(p, &first, &next), 399);
+    assert_int_equal(first, next_base - 1);
+    assert_int_equal(next, next_base);
+    sl_log_close(log);
+    assert_int_equal(count_files(pdir, ".log"), n);
     for (size_t i = 0; i < n; i++)
         free(names[i]);
     free(seg);
     free(pdir);
+}
+
+/* Flips one byte, `into` bytes into the record with offset k of segment
+ * file seg (found by walking its records). */
+static void flip_in_record(const char *seg, int64_t k, size_t into)
+{
+    int fd = open(seg, O_RDWR);
+    assert_true(fd >= 0);
+    off_t size = file_size(seg);
+    unsigned char *buf = malloc((size_t)size);
+    assert_int_equal(pread(fd, buf, (size_t)size, 0), size);
+    size_t pos = 0;
+    sl_record_view v;
+    while (sl_record_decode(buf + pos, (size_t)size - pos, &v) == SL_REC_OK && v.offset != k)
+        pos += v.size;
+    assert_int_equal(v.offset, k);
+    unsigned char c = buf[pos + into] ^ 0x5A;
+    assert_int_equal(pwrite(fd, &c, 1, (off_t)(pos + into)), 1);
+    free(buf);
+    close(fd);
+}
+
+/* Reads the whole partition as a worker with `skip` would: on SL_ECORRUPT
+ * asks for the damage and goes on after it. Returns the records read;
+ * first and next get the one damaged range met (-1 when none). */
+static int64_t read_skipping(sl_partition *p, int64_t *first, int64_t *next)
+{
+    sl_batch b;
+    sl_error err;
+    int64_t off = 0, n = 0;
+    *first = *next = -1;
+    sl_batch_init(&b);
+    for (;;) {
+        int got = sl_partition_read(p, off, 64, 1 << 20, &b, &err);
+        if (got < 0) {
+            sl_damage d;
+            assert_int_equal(err.code, SL_ECORRUPT);
+            assert_int_equal(sl_partition_damage(p, off, &d, &err), 1);
+            assert_int_equal(*first, -1); /* one range only */
+            assert_true(d.n_bytes > 0 && d.to_byte > d.from_byte);
+            assert_non_null(strstr(d.segment, ".log"));
+            free(d.bytes);
+            *first = d.first_offset;
+            *next = off = d.next_offset;
+            continue;
+        }
+        if (got == 0)
+            break;
+        for (int i = 0; i < got; i++)
+            check_record(&b.records[i], off + i);
+        off = b.next_offset;
+        n += got;
+    }
+    sl_batch_free(&b);
+    return n;
+}
+
+/* One damaged record (byte `into` of the k-th record of segment number
+ * segno flipped; k = -1: its last record; segno = -1: the last segment):
+ * recovery keeps everything after it, a read of k fails with SL_ECORRUPT,
+ * sl_partition_damage names exactly [k, k+1), every other record reads,
+ * and appends go on at 300. */
+static void corrupt_one(const char *dir, int segno, int64_t k, size_t into)
+{
+    sl_log_options o = opts(SL_FSYNC_ALWAYS, 4096);
+    o.index_interval_bytes = 512;
+    fill(dir, "t", &o, 300);
+    char *pdir = part_dir(dir, "t", 0);
+    char *names[64];
+    size_t n = 0;
+    DIR *dd = opendir(pdir);
+    struct dirent *de;
+    assert_non_null(dd);
+    while ((de = readdir(dd)) != NULL && n < 64)
+        if (strlen(de->d_name) == 24 && strcmp(de->d_name + 20, ".log") == 0)
+            names[n++] = strdup(de->d_name);
+    closedir(dd);
+    qsort(names, n, sizeof *names, cmp_str);
+    int idx = segno < 0 ? (int)n - 1 : segno;
+    char *seg;
+    assert_true(asprintf(&seg, "%s/%s", pdir, names[idx]) > 0);
+    int64_t base = strtoll(names[idx], NULL, 10);
+    if (k < 0) /* its last record */
+        k = (idx + 1 < (int)n ? strtoll(names[idx + 1], NULL, 10) : 300) - 1;
+    else
+        k += base;
+    flip_in_record(seg, k, into);
+
+    sl_log *log = open_log(dir, &o);
+    sl_partition *p = part(log, "t", 0, 0);
+    assert_int_equal(sl_partition_end_offset(p), 300);
+    int64_t first, next;
+    assert_int_equal(read_skipping(p, &first, &next), 299);
+    assert_int_equal(first, k);
+    assert_int_equal(next, k + 1);
+    assert_int_equal(append_i(p, 300, 0), 300);
+    sl_log_close(log);
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(seg);
+    free(pdir);
+}
+
+static void test_corrupt_records(void **state)
+{
+    const char *dir = *state;
+    char sub[512];
+    /* (segment, record, byte): middle, start and end of sealed segments,
+     * the start and middle of the last one; length, checksum and payload
+     * bytes */
+    static const struct {
+        int seg;
+        int64_t k;
+        size_t into;
+    } cases[] = {{0, 5, 20}, {2, 0, 1},   {2, 0, 5},  {1, -1, 30},
+                 {0, -1, 2}, {-1, 0, 12}, {-1, 1, 40}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        snprintf(sub, sizeof sub, "%s/c%zu", dir, i);
+        assert_int_equal(mkdir(sub, 0700), 0);
+        corrupt_one(sub, cases[i].seg, cases[i].k, cases[i].into);
+    }
 }
 
 static void test_committed_offsets(void **state)
@@ -1015,6 +1146,7 @@ int main(void)
                                         teardown_dir),
         cmocka_unit_test_setup_teardown(test_recover_index_ahead, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_recover_gap_between_segments, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_corrupt_records, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_committed_offsets, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_retention, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_retention_age, setup_dir, teardown_dir),

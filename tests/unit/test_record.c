@@ -151,6 +151,29 @@ static void test_too_large(void **state)
     assert_int_equal(sl_record_size(&r2), 0);
 }
 
+/* Three records 10, 11, 12 back to back, the middle one damaged: the
+ * resynchronisation from inside it finds 12 at its exact position, and
+ * nothing when 12 is outside (after, below) or past avail. */
+static void test_resync(void **state)
+{
+    (void)state;
+    size_t n = sl_record_size(&sample);
+    unsigned char *buf = calloc(1, 3 * n);
+    sl_record_view v;
+    assert_non_null(buf);
+    for (int i = 0; i < 3; i++)
+        sl_record_encode(buf + (size_t)i * n, &sample, 10 + i, 5);
+    buf[n + n / 2] ^= 0x20;
+    assert_int_equal(sl_record_decode(buf + n, 2 * n, &v), SL_REC_BADCRC);
+    assert_int_equal(sl_record_resync(buf, 3 * n, n + 1, 10, 100, &v), 2 * n);
+    assert_int_equal(v.offset, 12);
+    assert_int_equal(sl_record_resync(buf, 3 * n, 0, 9, 100, &v), 0); /* 10 is good */
+    assert_int_equal(sl_record_resync(buf, 3 * n, n + 1, 12, 100, &v), SIZE_MAX);
+    assert_int_equal(sl_record_resync(buf, 3 * n, n + 1, 10, 12, &v), SIZE_MAX);
+    assert_int_equal(sl_record_resync(buf, 3 * n - 1, n + 1, 10, 100, &v), SIZE_MAX);
+    free(buf);
+}
+
 static void test_status_names(void **state)
 {
     (void)state;
@@ -166,6 +189,7 @@ int main(void)
         cmocka_unit_test(test_torn),        cmocka_unit_test(test_bad_crc),
         cmocka_unit_test(test_zero_is_end), cmocka_unit_test(test_bad_lengths),
         cmocka_unit_test(test_too_large),   cmocka_unit_test(test_status_names),
+        cmocka_unit_test(test_resync),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
