@@ -21,6 +21,8 @@ typedef struct sl_metrics sl_metrics;
 #define SL_DLQ_ROUTE "x-sluice-route"
 #define SL_DLQ_FAILED_OUTPUTS "x-sluice-failed-outputs" /* "a,b": outputs still owed it */
 #define SL_DLQ_FAILED_STEP "x-sluice-failed-step"       /* "2 (lua)" when a step failed */
+#define SL_DLQ_QUARANTINE                                                                          \
+    "x-sluice-quarantine" /* "corrupt": unreadable log bytes, never redriven */
 #define SL_DLQ_ORIG_PREFIX "x-sluice-original-"
 #define SL_DLQ_ORIG_BODY "x-sluice-original-body"
 #define SL_DLQ_ORIG_KEY "x-sluice-original-key"

@@ -1508,7 +1508,10 @@ static int quarantine(sl_worker *w, const sl_damage *d)
              d->from_byte, d->to_byte, d->reason,
              d->n_bytes < d->to_byte - d->from_byte ? "; the body holds the first 1 MiB" : "");
     sl_msg *m = sl_msg_new();
-    int rc = m && sl_msg_set_body(m, (const char *)d->bytes, d->n_bytes) == 0 ? 0 : -1;
+    int rc = m && sl_msg_set_body(m, (const char *)d->bytes, d->n_bytes) == 0 &&
+                     sl_msg_set_header(m, SL_DLQ_QUARANTINE, "corrupt", 7) == 0
+                 ? 0
+                 : -1;
     if (rc == 0) {
         m->offset = d->first_offset;
         rc = dlq_append(r, m, why, 0, 0, w->index, &e);
@@ -1864,6 +1867,16 @@ typedef struct dlq_pass {
 static int redrive_one(sl_route *r, const sl_record *rec, dlq_pass *ps, int64_t *last,
                        sl_error *err)
 {
+    size_t qlen = 0;
+    if (sl_dlq_header(rec, SL_DLQ_QUARANTINE, &qlen)) {
+        /* unreadable bytes of the log: appending them would deliver garbage */
+        sl_warn("route",
+                "route %s: dead letter at offset %" PRId64 " holds quarantined corrupt "
+                "log bytes: not redriven (purge it once inspected)",
+                r->conf->name, rec->offset);
+        ps->refused++;
+        return 1;
+    }
     sl_msg *m = redrive_message(rec, ps->sel->rerun, err);
     int rc = m ? append_to_route(r, m, err) : -1;
     if (rc == 0)

@@ -144,6 +144,12 @@ def run_skip(where):
         wait_until(lambda: sorted(env.seqs()) == want + list(range(N, N + 5)), 60, "new messages")
         assert request("GET", env.gw.admin, "/ready")[0] == 200
         assert env.seqs().count(bad) == 0
+        # the quarantined bytes are kept for a person, never redriven into the route
+        st, body, _ = request("POST", env.gw.admin, "/v1/dlq/r/redrive")
+        ans = json.loads(body)
+        assert st == 200 and ans["redriven"] == 0 and ans["refused"] == 1, (st, body)
+        ends = sum(p["end_offset"] for p in env.gw.route("r")["partitions"])
+        assert ends == N + 5, ends
         env.gw.stop()
         with open(env.gw.stderr_path) as f:
             log = f.read()
