@@ -1,14 +1,10 @@
 /* The sluice command line: run the gateway, check a config, inspect a
  * data_dir's log, print versions. Exit codes: 0 success, 1 runtime failure,
  * 2 usage or config error. */
-#include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
-#include <librdkafka/rdkafka.h>
-#include <amqp.h>
-#include <microhttpd.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -66,10 +62,8 @@ static const char *config_arg(int argc, char **argv)
 static int cmd_version(void)
 {
     printf("sluice %s\n", SLUICE_VERSION);
-    printf("  libcurl       %s\n", curl_version());
-    printf("  libmicrohttpd %s\n", MHD_get_version());
-    printf("  librdkafka    %s\n", rd_kafka_version_str());
-    printf("  rabbitmq-c    %s\n", amqp_version());
+    for (const sl_lib_version *v = sl_connectors_lib_versions(); v->name; v++)
+        printf("  %-13s %s\n", v->name, v->version);
     printf("  jansson       %s\n", JANSSON_VERSION);
     for (const sl_lib_version *v = sl_transforms_lib_versions; v->name; v++)
         printf("  %-13s %s\n", v->name, v->version);
