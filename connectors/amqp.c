@@ -11,7 +11,8 @@
 
 #include "clock.h"
 #include "amqp_internal.h"
-#include "gateway.h"
+#include "connector.h"
+#include "metrics.h"
 #include "logging.h"
 
 #define SYSTEM_CA_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
@@ -316,7 +317,7 @@ static int amqp_init(sl_connector *c, sl_error *err)
     char esc[200], labels[240];
     sl_metrics_escape(a->name, esc, sizeof esc);
     snprintf(labels, sizeof labels, "connector=\"%s\"", esc);
-    sl_metrics *m = c->gw ? c->gw->metrics : NULL;
+    sl_metrics *m = sl_connector_metrics(c);
     if (m) {
         a->published =
             sl_metrics_counter(m, "sluice_amqp_published_total",

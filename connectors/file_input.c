@@ -434,7 +434,8 @@ static void input_free(file_input *in)
 /* Builds DATA_DIR/file_input/ROUTE.pos (creating the directory). */
 static char *state_path_for(sl_connector *c, const char *route, sl_error *err)
 {
-    const char *data_dir = c->gw && c->gw->conf ? c->gw->conf->gw.data_dir : "./data";
+    const sl_gateway_conf *settings = sl_connector_settings(c);
+    const char *data_dir = settings ? settings->data_dir : "./data";
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/file_input", data_dir);
     if (sl_data_dir_prepare(dir, err) < 0)

@@ -11,9 +11,15 @@
 #include <strings.h>
 #include <time.h>
 
-#include "gateway.h"
+#include "connector.h"
 #include "kafka_internal.h"
 #include "logging.h"
+#include "metrics.h"
+
+/* Kafka connectors alive in the process, across gateway generations: the
+ * last one destroyed waits for librdkafka's threads, which are process-wide
+ * too (rd_kafka_wait_destroyed counts every handle of the process). */
+static atomic_int live_kafka_connectors;
 
 /* The producer and the thread that serves its delivery reports. */
 struct sl_kafka_producer {
@@ -475,7 +481,7 @@ static int kafka_init(sl_connector *c, sl_error *err)
     char esc[256], labels[300];
     snprintf(labels, sizeof labels, "connector=\"%s\"",
              sl_metrics_escape(k->name, esc, sizeof esc));
-    sl_metrics *m = c->gw ? c->gw->metrics : NULL;
+    sl_metrics *m = sl_connector_metrics(c);
     if (m) {
         k->produced = sl_metrics_counter(m, "sluice_kafka_produced_total",
                                          "Messages acknowledged by Kafka (acks=all)", labels);
@@ -489,6 +495,7 @@ static int kafka_init(sl_connector *c, sl_error *err)
                                         "Successful consumer offset commits", labels);
     }
     c->state = k;
+    atomic_fetch_add(&live_kafka_connectors, 1);
     return 0;
 }
 
@@ -504,7 +511,7 @@ static int kafka_attach_input(sl_connector *c, sl_route *route, sl_error *err)
 static int kafka_warm_up(sl_connector *c, sl_error *err)
 {
     sl_kafka *k = c->state;
-    const sl_config *conf = c->gw ? c->gw->conf : NULL;
+    const sl_config *conf = c->env ? c->env->conf : NULL;
     sl_kafka_producer *p = NULL;
     for (size_t i = 0; conf && i < conf->n_routes; i++) {
         for (size_t j = 0; j < conf->routes[i].n_to; j++) {
@@ -547,19 +554,6 @@ static void kafka_stop(sl_connector *c)
         sl_kafka_inputs_stop(c->state);
 }
 
-/* Whether another kafka connector of the gateway still has its handles. */
-static bool kafka_others_alive(const sl_connector *c)
-{
-    if (!c->gw)
-        return false;
-    for (size_t i = 0; i < c->gw->n_connectors; i++) {
-        const sl_connector *o = &c->gw->connectors[i];
-        if (o != c && o->type == c->type && o->state)
-            return true;
-    }
-    return false;
-}
-
 static void kafka_destroy(sl_connector *c)
 {
     sl_kafka *k = c->state;
@@ -572,7 +566,7 @@ static void kafka_destroy(sl_connector *c)
     c->state = NULL;
     /* librdkafka finishes its own threads in the background; the last
      * kafka connector waits for them, so that nothing outlives the gateway. */
-    if (!kafka_others_alive(c) && rd_kafka_wait_destroyed(5000) != 0)
+    if (atomic_fetch_sub(&live_kafka_connectors, 1) == 1 && rd_kafka_wait_destroyed(5000) != 0)
         sl_warn(SL_KAFKA_COMPONENT, "librdkafka threads still running after 5 s");
 }
 

@@ -9,7 +9,7 @@
 typedef struct sl_gateway sl_gateway;
 typedef struct sl_admin sl_admin;
 
-/* Starts listening on gw->conf->gw.admin_listen. Returns NULL with err when
+/* Starts listening on the config's sluice.admin.listen. Returns NULL with err when
  * the address cannot be bound. */
 sl_admin *sl_admin_start(sl_gateway *gw, sl_error *err);
 

@@ -84,16 +84,13 @@ static void print_error(void *arg, const char *msg)
  * check. Prints each error; returns how many there were. */
 static size_t check_routes(sl_config *conf)
 {
-    sl_gateway gw;
-    memset(&gw, 0, sizeof gw);
-    gw.conf = conf;
     size_t errors = 0;
     for (size_t i = 0; i < conf->n_routes; i++) {
         const sl_route_conf *rc = &conf->routes[i];
         sl_step **steps = NULL;
         size_t n = 0;
         sl_error err;
-        if (sl_steps_build(&gw, rc, &steps, &n, &err) < 0) {
+        if (sl_steps_build(NULL, NULL, rc, &steps, &n, &err) < 0) {
             printf("%s\n", err.msg);
             errors++;
         }

@@ -319,9 +319,8 @@ size_t sl_route_check_exprs(const sl_route_conf *conf, void (*report)(void *arg,
 static int build_chain(sl_worker *w, sl_error *err)
 {
     sl_route *r = w->route;
-    if (sl_steps_build(r->env.steps_gw, r->conf, &w->steps, &w->n_steps, err) < 0)
+    if (sl_steps_build(r->env.services, r->env.metrics, r->conf, &w->steps, &w->n_steps, err) < 0)
         return -1;
-    sl_steps_set_services(w->steps, w->n_steps, r->env.services);
     if (!r->step_retried_total && step_counters(r, w->steps, w->n_steps, err) < 0)
         return -1;
     w->when = calloc(r->n_outs ? r->n_outs : 1, sizeof *w->when);

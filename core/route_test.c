@@ -893,7 +893,7 @@ static int case_start(case_run *run, const tfile *tf, size_t idx, char *err)
     run->rconf = sl_route_get_conf(run->route);
     run->cap = calloc(run->rconf->n_to ? run->rconf->n_to : 1, sizeof *run->cap);
     run->n_cap = run->cap ? run->rconf->n_to : 0;
-    sl_topic *dlq = sl_log_topic(run->gw->log, run->rconf->dead_letter_topic, 1, &e);
+    sl_topic *dlq = sl_log_topic(sl_gateway_log(run->gw), run->rconf->dead_letter_topic, 1, &e);
     run->dlq = dlq ? sl_topic_partition(dlq, 0) : NULL;
     if (!run->cap || !run->dlq || sl_route_start(run->route, &e) < 0) {
         snprintf(err, ERR_CAP, "route %s: %s", tf->route_name, run->cap ? e.msg : "out of memory");
@@ -1023,7 +1023,7 @@ static int capture_record(capture *cap, const sl_record *rec, int partition, sl_
 static int collect_topic_output(case_run *run, size_t o, char *err)
 {
     sl_error e;
-    sl_topic *t = sl_log_topic(run->gw->log, run->rconf->to[o].topic, 0, &e);
+    sl_topic *t = sl_log_topic(sl_gateway_log(run->gw), run->rconf->to[o].topic, 0, &e);
     sl_batch b;
     sl_batch_init(&b);
     int rc = t ? 0 : -1;
