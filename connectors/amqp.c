@@ -310,7 +310,8 @@ static int amqp_init(sl_connector *c, sl_error *err)
     a->name = c->conf->name;
     const sl_amqp_conf *ac = c->conf->priv;
     a->timeout_ms = ac && ac->timeout_ms > 0 ? (int)ac->timeout_ms : 5000;
-    if (parse_target(a, err) < 0) {
+    if (parse_target(a, err) < 0 ||
+        sl_amqp_compile_keys(a, c->env ? c->env->conf : NULL, err) < 0) {
         amqp_destroy(c);
         return -1;
     }
@@ -381,6 +382,7 @@ static void amqp_destroy(sl_connector *c)
     sl_amqp_pool_free(a);
     pthread_mutex_destroy(&a->pool_mu);
     target_free(&a->target);
+    sl_expr_set_free(a->keys);
     free(a);
     c->state = NULL;
 }

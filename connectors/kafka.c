@@ -352,7 +352,7 @@ static int kafka_produce_one(sl_kafka_producer *p, const sl_output_conf *out, sl
     const sl_kafka_output *ko = out->priv;
     if (ko && ko->key) {
         sl_error e;
-        if (sl_msg_eval_key(msg, ko->key, &key, &key_len, &e) < 0) {
+        if (sl_expr_set_eval(p->cl.k->keys, ko->key, msg, &key, &key_len, &e) < 0) {
             sl_send_result_set(slot->res, SL_FAIL, 0, "kafka key %s: %s", ko->key, e.msg);
             return -1;
         }
@@ -454,6 +454,29 @@ static void kafka_send(sl_connector *c, const sl_output_conf *out, sl_msg *const
 
 /* ---- the table ---- */
 
+/* Compiles the `key:` of every route output that delivers to c, once, so
+ * that sending a message only evaluates it. Returns -1 with err when out of
+ * memory (a key that does not compile fails each of its messages, as
+ * before). */
+static int kafka_compile_keys(sl_kafka *k, const sl_connector *c, sl_error *err)
+{
+    const sl_config *conf = c->env ? c->env->conf : NULL;
+    if (!conf)
+        return 0; /* built alone: keys compile per message */
+    if (!(k->keys = sl_expr_set_new()))
+        return sl_error_set(err, SL_ENOMEM, "connector %s: out of memory", c->conf->name);
+    for (size_t i = 0; i < conf->n_routes; i++) {
+        for (size_t j = 0; j < conf->routes[i].n_to; j++) {
+            const sl_output_conf *out = &conf->routes[i].to[j];
+            const sl_kafka_output *ko = out->priv;
+            if (out->connector && strcmp(out->connector, c->conf->name) == 0 && ko && ko->key &&
+                sl_expr_set_add(k->keys, ko->key, err) < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
 /* Builds the connector's state and its metrics. No librdkafka handle yet. */
 static int kafka_init(sl_connector *c, sl_error *err)
 {
@@ -472,7 +495,10 @@ static int kafka_init(sl_connector *c, sl_error *err)
     /* Bad options fail the start, not the first delivery. */
     sl_kafka_client probe = {.k = k};
     rd_kafka_conf_t *conf = kafka_producer_conf(k, &probe, err);
-    if (!conf) {
+    if (!conf || kafka_compile_keys(k, c, err) < 0) {
+        if (conf)
+            rd_kafka_conf_destroy(conf);
+        sl_expr_set_free(k->keys);
         pthread_rwlock_destroy(&k->plock);
         free(k);
         return -1;
@@ -561,6 +587,7 @@ static void kafka_destroy(sl_connector *c)
         return;
     sl_kafka_inputs_free(k);
     kafka_producer_free(k->prod);
+    sl_expr_set_free(k->keys);
     pthread_rwlock_destroy(&k->plock);
     free(k);
     c->state = NULL;
