@@ -77,6 +77,16 @@ extern const sl_step_type *const sl_step_registry[];
 /* Returns the table for a step type name, or NULL. */
 const sl_step_type *sl_step_type_find(const char *name);
 
+/* Parses one step's settings as a config's `steps:` entry `TYPE: node`
+ * would be (t's parse_conf), outside a config file: for tests and tools
+ * that build a step by hand. Sets st->type and st->node; st->pos is the
+ * caller's. st->priv is allocated from pool (free with sl_pool_free after
+ * the step). node NULL: the type's defaults (priv stays NULL). Returns 0, or
+ * -1 with err holding the first error as sl_config_load reports it
+ * ("FILE:LINE:COL: ..."). */
+int sl_step_conf_parse(const sl_step_type *t, sl_step_conf *st, const sl_node *node,
+                       sl_pool *pool, sl_error *err);
+
 /* Builds the chain of route conf's steps into a malloc'd array (*steps,
  * *n). Each step gets svc (its way to call connectors; may be NULL: calls
  * then fail; must outlive the chain) before its init runs, and, when metrics
