@@ -640,6 +640,11 @@ sl_admin *sl_admin_start(sl_gateway *gw, sl_error *err)
     return a;
 }
 
+const char *sl_admin_address(const sl_admin *a)
+{
+    return a->bound;
+}
+
 void sl_admin_stop(sl_admin *a)
 {
     if (a == NULL)

@@ -561,3 +561,8 @@ void sl_gateway_release_listener(sl_gateway *gw, const char *listen, int fd)
     else
         close(fd);
 }
+
+struct sl_admin *sl_gateway_admin(const sl_gateway *gw)
+{
+    return gw->admin;
+}

@@ -109,6 +109,9 @@ sl_breaker *sl_gateway_breaker_at(const sl_gateway *gw, size_t i);
 int sl_gateway_take_listener(sl_gateway *gw, const char *listen);
 void sl_gateway_release_listener(sl_gateway *gw, const char *listen, int fd);
 
+/* The admin listener, once sl_gateway_start has started it (NULL before). */
+struct sl_admin *sl_gateway_admin(const sl_gateway *gw);
+
 /* True when the gateway has started, is not draining, and every connector
  * with inputs says they are connected (AMQP consumers, for instance). */
 bool sl_gateway_ready(sl_gateway *gw);
