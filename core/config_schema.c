@@ -773,8 +773,8 @@ static void parse_step(vctx *v, sl_step_conf *st, const sl_node *n, const char *
     }
 }
 
-int sl_step_conf_parse(const sl_step_type *t, sl_step_conf *st, const sl_node *node,
-                       sl_pool *pool, sl_error *err)
+int sl_step_conf_parse(const sl_step_type *t, sl_step_conf *st, const sl_node *node, sl_pool *pool,
+                       sl_error *err)
 {
     sl_conf_ctx c = {.pool = pool};
     vctx v = {.c = &c, .pool = pool};

@@ -84,8 +84,8 @@ const sl_step_type *sl_step_type_find(const char *name);
  * the step). node NULL: the type's defaults (priv stays NULL). Returns 0, or
  * -1 with err holding the first error as sl_config_load reports it
  * ("FILE:LINE:COL: ..."). */
-int sl_step_conf_parse(const sl_step_type *t, sl_step_conf *st, const sl_node *node,
-                       sl_pool *pool, sl_error *err);
+int sl_step_conf_parse(const sl_step_type *t, sl_step_conf *st, const sl_node *node, sl_pool *pool,
+                       sl_error *err);
 
 /* Builds the chain of route conf's steps into a malloc'd array (*steps,
  * *n). Each step gets svc (its way to call connectors; may be NULL: calls

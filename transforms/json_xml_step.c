@@ -167,7 +167,7 @@ static void jx_str(sl_conf_reader *r, const sl_node *n, const char *key, const c
 }
 
 /* Checks that libxml2 can write encoding; sets the content type's charset. */
-static void j2x_encoding(sl_conf_reader *r, const sl_node *n, const char *path, jx_conf *jc)
+static void j2x_encoding(sl_conf_reader *r, const sl_node *n, jx_conf *jc)
 {
     const char *enc = jc->o.encoding;
     if (!enc || !*enc || strcasecmp(enc, "UTF-8") == 0)
@@ -195,7 +195,7 @@ static void j2x_parse_conf(sl_conf_reader *r, sl_step_conf *st, const sl_node *n
     sl_conf_bool(r, n, "declaration", path, &jc->o.declaration);
     jx_str(r, n, "encoding", path, &jc->o.encoding);
     sl_conf_bool(r, n, "pretty", path, &jc->o.pretty);
-    j2x_encoding(r, n, path, jc);
+    j2x_encoding(r, n, jc);
 }
 
 /* Parses `xml_to_json: { force_array?, coerce? }` (or nothing) at load into
