@@ -500,11 +500,16 @@ int sl_route_append(sl_route *r, sl_msg *msg, sl_error *err)
     }
     int part = pick_partition(r, msg);
     int64_t off;
-    if (append_msg(sl_topic_partition(r->topic, part), msg, err, &off) < 0)
+    /* accepted before the record is visible: a worker may deliver it (and
+     * mark it so) before append_msg returns here */
+    sl_status_accepted(r->env.status, msg->id, r->conf->name, part, -1);
+    if (append_msg(sl_topic_partition(r->topic, part), msg, err, &off) < 0) {
+        sl_status_forget(r->env.status, msg->id);
         return -1;
+    }
     msg->partition = part;
     msg->offset = off;
-    sl_status_accepted(r->env.status, msg->id, r->conf->name, part, off);
+    sl_status_set_offset(r->env.status, msg->id, off);
     sl_counter_add(r->in_total, 1);
     return 0;
 }
