@@ -11,7 +11,8 @@
 
 #include "clock.h"
 #include "amqp_internal.h"
-#include "gateway.h"
+#include "connector.h"
+#include "metrics.h"
 #include "logging.h"
 
 #define SYSTEM_CA_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
@@ -309,14 +310,15 @@ static int amqp_init(sl_connector *c, sl_error *err)
     a->name = c->conf->name;
     const sl_amqp_conf *ac = c->conf->priv;
     a->timeout_ms = ac && ac->timeout_ms > 0 ? (int)ac->timeout_ms : 5000;
-    if (parse_target(a, err) < 0) {
+    if (parse_target(a, err) < 0 ||
+        sl_amqp_compile_keys(a, c->env ? c->env->conf : NULL, err) < 0) {
         amqp_destroy(c);
         return -1;
     }
     char esc[200], labels[240];
     sl_metrics_escape(a->name, esc, sizeof esc);
     snprintf(labels, sizeof labels, "connector=\"%s\"", esc);
-    sl_metrics *m = c->gw ? c->gw->metrics : NULL;
+    sl_metrics *m = sl_connector_metrics(c);
     if (m) {
         a->published =
             sl_metrics_counter(m, "sluice_amqp_published_total",
@@ -380,6 +382,7 @@ static void amqp_destroy(sl_connector *c)
     sl_amqp_pool_free(a);
     pthread_mutex_destroy(&a->pool_mu);
     target_free(&a->target);
+    sl_expr_set_free(a->keys);
     free(a);
     c->state = NULL;
 }

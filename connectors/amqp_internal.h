@@ -22,6 +22,7 @@
 #endif
 
 #include "connector.h"
+#include "expr.h"
 #include "metrics.h"
 
 #define SL_AMQP_HEARTBEAT_S 10   /* proposed to the broker; it may lower it */
@@ -99,6 +100,7 @@ typedef struct sl_amqp {
     sl_amqp_pub *idle;       /* publisher connections not in use by a send */
     atomic_int pub_lost;     /* publisher connections lost and not yet replaced */
     atomic_bool pub_down;    /* the last publisher connect failed (logged once) */
+    sl_expr_set *keys;       /* the ${...} of the outputs' routing keys, compiled at init */
 } sl_amqp;
 
 /* Opens a connection to a's broker (TCP or TLS), logs in with heartbeat_s
@@ -161,6 +163,12 @@ void sl_amqp_input_free(sl_amqp_input *in);
  * connection taken from a's pool, and fills results. Thread-safe. */
 void sl_amqp_send(sl_connector *c, const sl_output_conf *out, sl_msg *const *msgs, size_t n,
                   sl_send_result *results);
+
+/* Compiles the ${...} expressions of the routing key of every route output
+ * in conf that delivers to a (conf may be NULL: nothing to compile; keys
+ * then compile per message). Returns -1 with err when out of memory. Called
+ * by init; the set is freed with a. */
+int sl_amqp_compile_keys(sl_amqp *a, const sl_config *conf, sl_error *err);
 
 /* Closes and frees every idle publisher connection. Call once no send runs. */
 void sl_amqp_pool_free(sl_amqp *a);

@@ -208,8 +208,8 @@ static int put(char *out, size_t cap, size_t *n, const char *s, size_t len)
  * ${$.path} substitutions) against msg into out (at most 255 bytes, the
  * AMQP limit). Returns 0, or -1 with why: the message cannot be routed as
  * configured, a permanent failure. */
-static int expand_routing_key(const char *tmpl, sl_msg *msg, char out[256], char *why,
-                              size_t why_cap)
+static int expand_routing_key(const sl_expr_set *keys, const char *tmpl, sl_msg *msg, char out[256],
+                              char *why, size_t why_cap)
 {
     size_t n = 0;
     out[0] = '\0';
@@ -237,7 +237,7 @@ static int expand_routing_key(const char *tmpl, sl_msg *msg, char out[256], char
         char *val = NULL;
         size_t vlen = 0;
         sl_error err;
-        if (sl_msg_eval_key(msg, expr, &val, &vlen, &err) < 0) {
+        if (sl_expr_set_eval(keys, expr, msg, &val, &vlen, &err) < 0) {
             snprintf(why, why_cap, "routing key '%s': %s", tmpl, err.msg);
             return -1;
         }
@@ -458,6 +458,46 @@ static int wait_confirms(batch *b, sl_amqp_pub *p, char *why, size_t why_cap)
     return 0;
 }
 
+/* Adds each ${...} of routing key template tmpl to keys (what
+ * expand_routing_key would evaluate; a malformed template is left to it).
+ * Returns -1 with err when out of memory. */
+static int compile_template(sl_expr_set *keys, const char *tmpl, sl_error *err)
+{
+    for (const char *s = tmpl; (s = strstr(s, "${")) != NULL;) {
+        const char *close = strchr(s + 2, '}');
+        if (!close)
+            return 0;
+        char expr[256];
+        size_t elen = (size_t)(close - s - 2);
+        if (elen < sizeof expr) {
+            memcpy(expr, s + 2, elen);
+            expr[elen] = '\0';
+            if (sl_expr_set_add(keys, expr, err) < 0)
+                return -1;
+        }
+        s = close + 1;
+    }
+    return 0;
+}
+
+int sl_amqp_compile_keys(sl_amqp *a, const sl_config *conf, sl_error *err)
+{
+    if (!conf)
+        return 0;
+    if (!(a->keys = sl_expr_set_new()))
+        return sl_error_set(err, SL_ENOMEM, "amqp connector %s: out of memory", a->name);
+    for (size_t i = 0; i < conf->n_routes; i++) {
+        for (size_t j = 0; j < conf->routes[i].n_to; j++) {
+            const sl_output_conf *out = &conf->routes[i].to[j];
+            const sl_amqp_output *ao = out->priv;
+            if (out->connector && strcmp(out->connector, a->name) == 0 && ao && ao->routing_key &&
+                compile_template(a->keys, ao->routing_key, err) < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
 /* Expands every message's routing key; a message whose key cannot be
  * expanded fails permanently (SL_FAIL), whatever the broker's state. */
 static void expand_keys(batch *b)
@@ -465,7 +505,8 @@ static void expand_keys(batch *b)
     for (size_t i = 0; i < b->n; i++) {
         slot *s = &b->slots[i];
         char err[400];
-        if (expand_routing_key(b->out->routing_key, b->msgs[i], s->rk, err, sizeof err) < 0) {
+        if (expand_routing_key(b->a->keys, b->out->routing_key, b->msgs[i], s->rk, err,
+                               sizeof err) < 0) {
             s->settled = true;
             b->unsettled--;
             sl_send_result_set(&b->res[i], SL_FAIL, 0, "%s", err);

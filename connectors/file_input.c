@@ -434,7 +434,7 @@ static void input_free(file_input *in)
 /* Builds DATA_DIR/file_input/ROUTE.pos (creating the directory). */
 static char *state_path_for(sl_connector *c, const char *route, sl_error *err)
 {
-    const sl_gateway_conf *gw = c->gw && c->gw->conf ? &c->gw->conf->gw : NULL;
+    const sl_gateway_conf *gw = sl_connector_settings(c);
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/file_input", gw ? gw->data_dir : "./data");
     if (sl_data_dir_prepare(dir, gw ? gw->log.data_mode : SL_DATA_PRIVATE, err) < 0)

@@ -17,7 +17,8 @@
 
 #include "connector.h"
 #include "fnv.h"
-#include "gateway.h"
+#include "connector.h"
+#include "metrics.h"
 #include "http_call.h"
 #include "http_client.h"
 #include "http_common.h"
@@ -686,9 +687,9 @@ static int hc_init(sl_connector *c, sl_error *err)
     curl_multi_setopt(s->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)s->max_in_flight);
     curl_multi_setopt(s->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)s->max_in_flight);
     curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS, (long)s->max_in_flight);
-    if (c->gw && c->gw->metrics) {
+    if (sl_connector_metrics(c)) {
         char esc[200];
-        s->metrics = c->gw->metrics;
+        s->metrics = sl_connector_metrics(c);
         snprintf(s->labels, sizeof s->labels, "connector=\"%s\"",
                  sl_metrics_escape(name, esc, sizeof esc));
         s->seconds = sl_metrics_histogram(s->metrics, "sluice_http_client_request_seconds",

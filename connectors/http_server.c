@@ -19,7 +19,8 @@
 
 #include "clock.h"
 #include "connector.h"
-#include "gateway.h"
+#include "connector.h"
+#include "metrics.h"
 #include "http_server.h"
 #include "http_server_idem.h"
 #include "http_server_idem_log.h"
@@ -1203,8 +1204,8 @@ static int hs_init(sl_connector *c, sl_error *err)
     srv->listen_fd = -1;
     srv->listen = hc->listen;
     srv->max_body = hc->max_body ? hc->max_body : (uint64_t)1 << 20;
-    srv->dedupe_ms = c->gw != NULL && c->gw->conf != NULL ? c->gw->conf->gw.dedupe_window_ms
-                                                          : 24ull * 3600 * 1000;
+    const sl_gateway_conf *settings = sl_connector_settings(c);
+    srv->dedupe_ms = settings ? settings->dedupe_window_ms : 24ull * 3600 * 1000;
     atomic_init(&srv->accepting, false);
     atomic_init(&srv->inflight, 0);
     atomic_init(&srv->live, 0);
@@ -1274,7 +1275,7 @@ static int hs_attach(sl_connector *c, sl_route *route, sl_error *err)
 
 static void make_metrics(hs_server *srv)
 {
-    sl_metrics *m = srv->c->gw != NULL ? srv->c->gw->metrics : NULL;
+    sl_metrics *m = sl_connector_metrics(srv->c);
     char esc[200], labels[300];
     if (m == NULL)
         return;
@@ -1365,7 +1366,7 @@ static int hs_start(sl_connector *c, sl_error *err)
                 srv->name);
     make_metrics(srv);
     /* across a reload, the previous generation's socket: no refused client */
-    srv->listen_fd = c->gw ? sl_runtime_take_listener(c->gw->rt, where) : -1;
+    srv->listen_fd = sl_connector_take_listener(c, where);
     if (srv->listen_fd < 0)
         srv->listen_fd = sl_httpd_listen_socket(where, 1024, err);
     if (srv->listen_fd < 0) {
@@ -1434,12 +1435,8 @@ static void hs_stop(sl_connector *c)
     srv->stopped = true;
     atomic_store(&srv->accepting, false);
     MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
-    if (fd != MHD_INVALID_SOCKET) {
-        if (c->gw && atomic_load(&c->gw->reloading))
-            sl_runtime_put_listener(c->gw->rt, srv->listen, fd); /* for the next generation */
-        else
-            close(fd);
-    }
+    if (fd != MHD_INVALID_SOCKET)
+        sl_connector_release_listener(c, srv->listen, fd); /* kept across a reload */
     srv->quiesced = true;
     /* `reply: sync` requests waiting for their route are answered 504 (the
      * message is in custody) instead of holding the shutdown. */
@@ -1450,8 +1447,9 @@ static void hs_stop(sl_connector *c)
         pthread_mutex_unlock(&srv->timer.mu);
     }
     uint64_t to = 10000;
-    if (c->gw != NULL && c->gw->conf != NULL && c->gw->conf->gw.shutdown_timeout_ms > 0)
-        to = c->gw->conf->gw.shutdown_timeout_ms;
+    const sl_gateway_conf *settings = sl_connector_settings(c);
+    if (settings != NULL && settings->shutdown_timeout_ms > 0)
+        to = settings->shutdown_timeout_ms;
     wait_drained(srv, &srv->inflight, to);
     long left = atomic_load(&srv->inflight);
     if (left > 0)

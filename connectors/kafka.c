@@ -11,9 +11,15 @@
 #include <strings.h>
 #include <time.h>
 
-#include "gateway.h"
+#include "connector.h"
 #include "kafka_internal.h"
 #include "logging.h"
+#include "metrics.h"
+
+/* Kafka connectors alive in the process, across gateway generations: the
+ * last one destroyed waits for librdkafka's threads, which are process-wide
+ * too (rd_kafka_wait_destroyed counts every handle of the process). */
+static atomic_int live_kafka_connectors;
 
 /* The producer and the thread that serves its delivery reports. */
 struct sl_kafka_producer {
@@ -346,7 +352,7 @@ static int kafka_produce_one(sl_kafka_producer *p, const sl_output_conf *out, sl
     const sl_kafka_output *ko = out->priv;
     if (ko && ko->key) {
         sl_error e;
-        if (sl_msg_eval_key(msg, ko->key, &key, &key_len, &e) < 0) {
+        if (sl_expr_set_eval(p->cl.k->keys, ko->key, msg, &key, &key_len, &e) < 0) {
             sl_send_result_set(slot->res, SL_FAIL, 0, "kafka key %s: %s", ko->key, e.msg);
             return -1;
         }
@@ -448,6 +454,29 @@ static void kafka_send(sl_connector *c, const sl_output_conf *out, sl_msg *const
 
 /* ---- the table ---- */
 
+/* Compiles the `key:` of every route output that delivers to c, once, so
+ * that sending a message only evaluates it. Returns -1 with err when out of
+ * memory (a key that does not compile fails each of its messages, as
+ * before). */
+static int kafka_compile_keys(sl_kafka *k, const sl_connector *c, sl_error *err)
+{
+    const sl_config *conf = c->env ? c->env->conf : NULL;
+    if (!conf)
+        return 0; /* built alone: keys compile per message */
+    if (!(k->keys = sl_expr_set_new()))
+        return sl_error_set(err, SL_ENOMEM, "connector %s: out of memory", c->conf->name);
+    for (size_t i = 0; i < conf->n_routes; i++) {
+        for (size_t j = 0; j < conf->routes[i].n_to; j++) {
+            const sl_output_conf *out = &conf->routes[i].to[j];
+            const sl_kafka_output *ko = out->priv;
+            if (out->connector && strcmp(out->connector, c->conf->name) == 0 && ko && ko->key &&
+                sl_expr_set_add(k->keys, ko->key, err) < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
 /* Builds the connector's state and its metrics. No librdkafka handle yet. */
 static int kafka_init(sl_connector *c, sl_error *err)
 {
@@ -466,7 +495,10 @@ static int kafka_init(sl_connector *c, sl_error *err)
     /* Bad options fail the start, not the first delivery. */
     sl_kafka_client probe = {.k = k};
     rd_kafka_conf_t *conf = kafka_producer_conf(k, &probe, err);
-    if (!conf) {
+    if (!conf || kafka_compile_keys(k, c, err) < 0) {
+        if (conf)
+            rd_kafka_conf_destroy(conf);
+        sl_expr_set_free(k->keys);
         pthread_rwlock_destroy(&k->plock);
         free(k);
         return -1;
@@ -475,7 +507,7 @@ static int kafka_init(sl_connector *c, sl_error *err)
     char esc[256], labels[300];
     snprintf(labels, sizeof labels, "connector=\"%s\"",
              sl_metrics_escape(k->name, esc, sizeof esc));
-    sl_metrics *m = c->gw ? c->gw->metrics : NULL;
+    sl_metrics *m = sl_connector_metrics(c);
     if (m) {
         k->produced = sl_metrics_counter(m, "sluice_kafka_produced_total",
                                          "Messages acknowledged by Kafka (acks=all)", labels);
@@ -489,6 +521,7 @@ static int kafka_init(sl_connector *c, sl_error *err)
                                         "Successful consumer offset commits", labels);
     }
     c->state = k;
+    atomic_fetch_add(&live_kafka_connectors, 1);
     return 0;
 }
 
@@ -504,7 +537,7 @@ static int kafka_attach_input(sl_connector *c, sl_route *route, sl_error *err)
 static int kafka_warm_up(sl_connector *c, sl_error *err)
 {
     sl_kafka *k = c->state;
-    const sl_config *conf = c->gw ? c->gw->conf : NULL;
+    const sl_config *conf = c->env ? c->env->conf : NULL;
     sl_kafka_producer *p = NULL;
     for (size_t i = 0; conf && i < conf->n_routes; i++) {
         for (size_t j = 0; j < conf->routes[i].n_to; j++) {
@@ -547,19 +580,6 @@ static void kafka_stop(sl_connector *c)
         sl_kafka_inputs_stop(c->state);
 }
 
-/* Whether another kafka connector of the gateway still has its handles. */
-static bool kafka_others_alive(const sl_connector *c)
-{
-    if (!c->gw)
-        return false;
-    for (size_t i = 0; i < c->gw->n_connectors; i++) {
-        const sl_connector *o = &c->gw->connectors[i];
-        if (o != c && o->type == c->type && o->state)
-            return true;
-    }
-    return false;
-}
-
 static void kafka_destroy(sl_connector *c)
 {
     sl_kafka *k = c->state;
@@ -567,12 +587,13 @@ static void kafka_destroy(sl_connector *c)
         return;
     sl_kafka_inputs_free(k);
     kafka_producer_free(k->prod);
+    sl_expr_set_free(k->keys);
     pthread_rwlock_destroy(&k->plock);
     free(k);
     c->state = NULL;
     /* librdkafka finishes its own threads in the background; the last
      * kafka connector waits for them, so that nothing outlives the gateway. */
-    if (!kafka_others_alive(c) && rd_kafka_wait_destroyed(5000) != 0)
+    if (atomic_fetch_sub(&live_kafka_connectors, 1) == 1 && rd_kafka_wait_destroyed(5000) != 0)
         sl_warn(SL_KAFKA_COMPONENT, "librdkafka threads still running after 5 s");
 }
 

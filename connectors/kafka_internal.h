@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "expr.h"
 #include "connector.h"
 #include "metrics.h"
 #include "route.h"
@@ -84,6 +85,7 @@ typedef struct sl_kafka {
     sl_counter *delivery_errors; /* sluice_kafka_delivery_errors_total */
     sl_counter *consumed;        /* sluice_kafka_consumed_total */
     sl_counter *commits;         /* sluice_kafka_commits_total */
+    sl_expr_set *keys;           /* the outputs' `key:` expressions, compiled at init */
 } sl_kafka;
 
 /* Returns a new librdkafka configuration for client cl of k: bootstrap

@@ -109,7 +109,8 @@ static enum MHD_Result reply_json(struct MHD_Connection *conn, int status, json_
 static enum MHD_Result ep_metrics(sl_admin *a, struct MHD_Connection *conn)
 {
     size_t len = 0;
-    char *text = a->gw->metrics != NULL ? sl_metrics_render(a->gw->metrics, &len) : NULL;
+    sl_metrics *m = sl_gateway_metrics(a->gw);
+    char *text = m != NULL ? sl_metrics_render(m, &len) : NULL;
     if (text == NULL)
         return reply_error(conn, 500, NULL, "internal", "cannot render the metrics");
     return reply(conn, 200, text, len, "text/plain; version=0.0.4; charset=utf-8", NULL, true);
@@ -136,8 +137,8 @@ static enum MHD_Result ep_routes(sl_admin *a, struct MHD_Connection *conn)
     json_t *root = json_pack("{s:o}", "routes", list);
     if (root == NULL)
         return reply_error(conn, 500, NULL, "internal", "out of memory");
-    for (size_t i = 0; i < a->gw->n_routes; i++) {
-        sl_route *r = a->gw->routes[i];
+    for (size_t i = 0; i < sl_gateway_n_routes(a->gw); i++) {
+        sl_route *r = sl_gateway_route_at(a->gw, i);
         int64_t lag;
         bool paused;
         route_totals(r, &lag, &paused);
@@ -255,8 +256,11 @@ static enum MHD_Result ep_message(sl_admin *a, struct MHD_Connection *conn, cons
 {
     sl_msg_status st;
     /* Not in memory (accepted before a restart, or forgotten): the log. */
-    if ((a->gw->status == NULL || sl_status_get(a->gw->status, id, &st) != 0) &&
-        sl_status_from_log(a->gw->log, a->gw->routes, a->gw->n_routes, id, &st) != 0)
+    sl_status *status = sl_gateway_status(a->gw);
+    size_t n_routes = 0;
+    sl_route *const *routes = sl_gateway_routes(a->gw, &n_routes);
+    if ((status == NULL || sl_status_get(status, id, &st) != 0) &&
+        sl_status_from_log(sl_gateway_log(a->gw), routes, n_routes, id, &st) != 0)
         return reply_error(conn, 404, NULL, "not_found",
                            "no message %s in the status table or in the log of any route", id);
     json_t *o =
@@ -322,8 +326,8 @@ static enum MHD_Result ep_breakers(sl_admin *a, struct MHD_Connection *conn)
     json_t *root = json_pack("{s:o}", "breakers", list);
     if (!root)
         return reply_error(conn, 500, NULL, "internal", "out of memory");
-    for (size_t i = 0; i < a->gw->n_connectors; i++) {
-        sl_breaker *b = a->gw->breakers ? a->gw->breakers[i] : NULL;
+    for (size_t i = 0; i < sl_gateway_n_connectors(a->gw); i++) {
+        sl_breaker *b = sl_gateway_breaker_at(a->gw, i);
         if (b && json_array_append_new(list, breaker_json(b)) != 0) {
             json_decref(root);
             return reply_error(conn, 500, NULL, "internal", "out of memory");
@@ -729,20 +733,21 @@ static double log_bytes(void *arg)
 
 sl_admin *sl_admin_start(sl_gateway *gw, sl_error *err)
 {
-    const char *where = gw->conf->gw.admin_listen;
+    const sl_gateway_conf *settings = &sl_gateway_config(gw)->gw;
+    const char *where = settings->admin_listen;
     sl_admin *a = calloc(1, sizeof *a);
     if (a == NULL) {
         sl_error_set(err, SL_ENOMEM, "admin: out of memory");
         return NULL;
     }
     a->gw = gw;
-    if (gw->conf->gw.admin_token != NULL && gw->conf->gw.admin_token[0] != '\0') {
-        a->token = gw->conf->gw.admin_token;
+    if (settings->admin_token != NULL && settings->admin_token[0] != '\0') {
+        a->token = settings->admin_token;
         a->token_len = strlen(a->token);
     }
     if (where == NULL || where[0] == '\0')
         return a; /* disabled */
-    int fd = sl_runtime_take_listener(gw->rt, where);
+    int fd = sl_gateway_take_listener(gw, where);
     if (fd < 0)
         fd = sl_httpd_listen_socket(where, 64, err);
     if (fd < 0) {
@@ -766,13 +771,19 @@ sl_admin *sl_admin_start(sl_gateway *gw, sl_error *err)
         free(a);
         return NULL;
     }
-    if (gw->metrics != NULL && gw->log != NULL)
-        a->log_bytes = sl_metrics_gauge(gw->metrics, "sluice_log_bytes",
-                                        "Bytes of log segment and index files on disk", "",
-                                        log_bytes, gw->log);
+    sl_metrics *m = sl_gateway_metrics(gw);
+    if (m != NULL && sl_gateway_log(gw) != NULL)
+        a->log_bytes =
+            sl_metrics_gauge(m, "sluice_log_bytes", "Bytes of log segment and index files on disk",
+                             "", log_bytes, sl_gateway_log(gw));
     sl_info(ADM_COMPONENT, "admin listening on %s%s", a->bound,
             a->token != NULL ? " (bearer token required)" : "");
     return a;
+}
+
+const char *sl_admin_address(const sl_admin *a)
+{
+    return a->bound;
 }
 
 void sl_admin_stop(sl_admin *a)
@@ -780,14 +791,13 @@ void sl_admin_stop(sl_admin *a)
     if (a == NULL)
         return;
     if (a->daemon != NULL) {
-        if (atomic_load(&a->gw->reloading)) {
-            MHD_socket fd = MHD_quiesce_daemon(a->daemon);
-            if (fd != MHD_INVALID_SOCKET)
-                sl_runtime_put_listener(a->gw->rt, a->gw->conf->gw.admin_listen, fd);
-        }
+        /* kept for the next generation during a reload, closed otherwise */
+        MHD_socket fd = MHD_quiesce_daemon(a->daemon);
+        if (fd != MHD_INVALID_SOCKET)
+            sl_gateway_release_listener(a->gw, sl_gateway_config(a->gw)->gw.admin_listen, fd);
         MHD_stop_daemon(a->daemon);
     }
-    if (a->log_bytes != NULL && a->gw->metrics != NULL)
-        sl_metrics_remove_gauge(a->gw->metrics, a->log_bytes);
+    if (a->log_bytes != NULL && sl_gateway_metrics(a->gw) != NULL)
+        sl_metrics_remove_gauge(sl_gateway_metrics(a->gw), a->log_bytes);
     free(a);
 }

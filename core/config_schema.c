@@ -782,6 +782,28 @@ static void parse_step(vctx *v, sl_step_conf *st, const sl_node *n, const char *
     }
 }
 
+int sl_step_conf_parse(const sl_step_type *t, sl_step_conf *st, const sl_node *node, sl_pool *pool,
+                       sl_error *err)
+{
+    sl_conf_ctx c = {.pool = pool};
+    vctx v = {.c = &c, .pool = pool};
+    st->type = sl_pool_strdup(pool, t->name);
+    st->node = node;
+    if (!st->type)
+        return sl_error_set(err, SL_ENOMEM, "out of memory");
+    if (node && t->parse_conf)
+        t->parse_conf(&v, st, node, t->name);
+    int rc = 0;
+    if (c.n_errs > 0 || c.errs_oom) {
+        rc = sl_error_set(err, c.n_errs ? SL_ECONFIG : SL_ENOMEM, "%s",
+                          c.n_errs ? c.errs[0].text : "out of memory");
+    }
+    for (size_t i = 0; i < c.n_errs; i++)
+        free(c.errs[i].text);
+    free(c.errs);
+    return rc;
+}
+
 /* ---- routes: to ---- */
 
 static void parse_output(vctx *v, sl_output_conf *out, const sl_node *n, const char *path)

@@ -1,11 +1,14 @@
 /* Connector lookup: maps a config `type:` to the connector's table of
- * functions through sl_connector_registry (connectors/registry.c), and
- * fills send results. */
+ * functions through sl_connector_registry (connectors/registry.c), fills
+ * send results, and reads a connector's env (what it may use of the gateway). */
 #include "connector.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "gateway.h"
 
 const sl_connector_type *sl_connector_type_find(const char *name)
 {
@@ -51,4 +54,27 @@ void sl_send_result_set(sl_send_result *r, sl_result res, int status, const char
     } else {
         r->error[0] = '\0';
     }
+}
+
+sl_metrics *sl_connector_metrics(const sl_connector *c)
+{
+    return c->env ? c->env->metrics : NULL;
+}
+
+const sl_gateway_conf *sl_connector_settings(const sl_connector *c)
+{
+    return c->env && c->env->conf ? &c->env->conf->gw : NULL;
+}
+
+int sl_connector_take_listener(const sl_connector *c, const char *listen)
+{
+    return c->env && c->env->rt ? sl_runtime_take_listener(c->env->rt, listen) : -1;
+}
+
+void sl_connector_release_listener(const sl_connector *c, const char *listen, int fd)
+{
+    if (c->env && c->env->rt && c->env->reloading && atomic_load(c->env->reloading))
+        sl_runtime_put_listener(c->env->rt, listen, fd); /* for the next generation */
+    else
+        close(fd);
 }

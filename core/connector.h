@@ -4,6 +4,7 @@
 #ifndef SLUICE_CONNECTOR_H
 #define SLUICE_CONNECTOR_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -12,9 +13,22 @@
 #include "error.h"
 #include "message.h"
 
-typedef struct sl_gateway sl_gateway;
 typedef struct sl_route sl_route;
 typedef struct sl_connector sl_connector;
+typedef struct sl_metrics sl_metrics;
+typedef struct sl_runtime sl_runtime;
+
+/* What a connector may use of the gateway that runs it, filled by the
+ * gateway (core/gateway.c) and valid for the connector's whole life. A
+ * connector never sees the gateway itself. Every field may be NULL (a
+ * connector built alone, in a unit test): the connector then uses its
+ * defaults, has no metrics and hands no socket over. */
+typedef struct sl_connector_env {
+    const sl_config *conf;        /* the gateway's config: `sluice:` settings, routes */
+    sl_metrics *metrics;          /* where its counters go */
+    sl_runtime *rt;               /* listening sockets handed across reloads */
+    const atomic_bool *reloading; /* true while this generation stops for a reload */
+} sl_connector_env;
 
 /* What one output said about one message. */
 typedef struct sl_send_result {
@@ -93,7 +107,7 @@ typedef struct sl_connector_type {
 struct sl_connector {
     const sl_connector_type *type;
     const sl_connector_conf *conf;
-    sl_gateway *gw;
+    const sl_connector_env *env; /* never NULL once built by a gateway; see above */
     void *state;
 };
 
@@ -108,6 +122,23 @@ const sl_connector_type *sl_connector_type_find(const char *name);
 /* Writes the registered type names, sorted and comma-separated ("amqp,
  * file, ..."), into buf (truncated to size). Returns buf. */
 const char *sl_connector_type_list(char *buf, size_t size);
+
+/* The gateway's metrics registry, or NULL (no env, or none). */
+sl_metrics *sl_connector_metrics(const sl_connector *c);
+
+/* The gateway's `sluice:` settings, or NULL when c runs without a gateway
+ * config (the caller then uses its defaults). */
+const sl_gateway_conf *sl_connector_settings(const sl_connector *c);
+
+/* Returns a listening socket bound to `listen` that the previous gateway
+ * generation handed over (the caller owns it now), or -1 when there is none
+ * (the caller then binds its own). */
+int sl_connector_take_listener(const sl_connector *c, const char *listen);
+
+/* Gives up a listening socket the connector is done with: during a reload it
+ * is kept for the next generation (the runtime owns it then), otherwise it is
+ * closed. */
+void sl_connector_release_listener(const sl_connector *c, const char *listen, int fd);
 
 /* Fills a result: r->result = res, r->status = status, error formatted,
  * held_back cleared. */

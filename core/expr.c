@@ -104,3 +104,79 @@ void sl_expr_free(sl_expr *e)
     e->lang->free(e->h);
     free(e);
 }
+
+/* ---- a connector's compiled keys ---- */
+
+typedef struct expr_set_entry {
+    char *text;
+    sl_expr *e;    /* NULL when text does not compile: */
+    sl_error fail; /* then why */
+} expr_set_entry;
+
+struct sl_expr_set {
+    expr_set_entry *v;
+    size_t n;
+};
+
+sl_expr_set *sl_expr_set_new(void)
+{
+    return calloc(1, sizeof(sl_expr_set));
+}
+
+static const expr_set_entry *expr_set_find(const sl_expr_set *s, const char *text)
+{
+    for (size_t i = 0; s && i < s->n; i++) {
+        if (strcmp(s->v[i].text, text) == 0)
+            return &s->v[i];
+    }
+    return NULL;
+}
+
+int sl_expr_set_add(sl_expr_set *s, const char *text, sl_error *err)
+{
+    if (expr_set_find(s, text))
+        return 0;
+    expr_set_entry *v = realloc(s->v, (s->n + 1) * sizeof *v);
+    if (!v)
+        return sl_error_set(err, SL_ENOMEM, "out of memory");
+    s->v = v;
+    expr_set_entry *en = &v[s->n];
+    memset(en, 0, sizeof *en);
+    if (!(en->text = strdup(text)))
+        return sl_error_set(err, SL_ENOMEM, "out of memory");
+    en->e = sl_expr_compile_key(text, NULL, &en->fail);
+    if (!en->e && en->fail.code == SL_ENOMEM) {
+        free(en->text);
+        return sl_error_set(err, SL_ENOMEM, "out of memory");
+    }
+    s->n++;
+    return 0;
+}
+
+int sl_expr_set_eval(const sl_expr_set *s, const char *text, sl_msg *msg, char **out, size_t *len,
+                     sl_error *err)
+{
+    const expr_set_entry *en = expr_set_find(s, text);
+    if (!en)
+        return sl_msg_eval_key(msg, text, out, len, err);
+    if (!en->e) {
+        *out = NULL;
+        if (len)
+            *len = 0;
+        *err = en->fail;
+        return -1;
+    }
+    return sl_expr_eval_key(en->e, msg, out, len, err);
+}
+
+void sl_expr_set_free(sl_expr_set *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->n; i++) {
+        free(s->v[i].text);
+        sl_expr_free(s->v[i].e);
+    }
+    free(s->v);
+    free(s);
+}

@@ -70,4 +70,29 @@ int sl_expr_eval_bool(sl_expr *e, sl_msg *msg, bool *out, sl_error *err);
 /* Frees e. e may be NULL. */
 void sl_expr_free(sl_expr *e);
 
+/* A connector's key expressions (a Kafka output's `key`, the ${...} of an
+ * AMQP routing key), compiled once when the connector starts and looked up
+ * by their text per message. Built by one thread (init), then read by many
+ * (senders) without a lock. */
+typedef struct sl_expr_set sl_expr_set;
+
+/* Returns an empty set, or NULL when out of memory. */
+sl_expr_set *sl_expr_set_new(void);
+
+/* Compiles key text into s (once: a text already there is skipped). A text
+ * that does not compile is kept with its error, which every evaluation of it
+ * then returns, as evaluating it uncompiled would. Returns 0, or -1 with err
+ * when out of memory. */
+int sl_expr_set_add(sl_expr_set *s, const char *text, sl_error *err);
+
+/* Evaluates key text against msg as sl_msg_eval_key does, with the compiled
+ * expression when s holds it (s may be NULL: a connector built without a
+ * gateway config, in a unit test; text is then compiled for this call).
+ * Thread-safe once s is built. */
+int sl_expr_set_eval(const sl_expr_set *s, const char *text, sl_msg *msg, char **out, size_t *len,
+                     sl_error *err);
+
+/* Frees s and its expressions. s may be NULL. */
+void sl_expr_set_free(sl_expr_set *s);
+
 #endif

@@ -22,6 +22,27 @@
 #define STATUS_CAPACITY (1u << 17)
 #define MAX_LISTENERS 64
 
+struct sl_gateway {
+    sl_runtime *rt;
+    bool owns_rt;
+    atomic_bool reloading; /* stopping to hand over to a new generation */
+    sl_config *conf;
+    sl_log *log;
+    sl_metrics *metrics;
+    sl_status *status;
+    sl_connector *connectors;
+    size_t n_connectors;
+    sl_breaker **breakers; /* breakers[i] for connectors[i]; NULL for inputs-only types */
+    sl_route **routes;
+    size_t n_routes;
+    struct sl_admin *admin;
+    atomic_bool started;  /* every input and the admin listener are up */
+    atomic_bool stopping; /* a drain has begun */
+    int64_t started_ms;
+    sl_step_services services; /* what the routes' steps call connectors through */
+    sl_connector_env conn_env; /* what its connectors see of it */
+};
+
 struct sl_runtime {
     char *data_dir;
     sl_log_options log_options;
@@ -199,7 +220,6 @@ static sl_route *new_route(sl_gateway *gw, const sl_route_conf *rc, sl_error *er
                         .metrics = gw->metrics,
                         .status = gw->status,
                         .services = &gw->services,
-                        .steps_gw = gw,
                         .outs = outs};
     sl_route *r = sl_route_new(&env, rc, err);
     free(outs);
@@ -231,6 +251,8 @@ static sl_gateway *gateway_build(sl_config *conf, sl_runtime *rt, const sl_conne
     gw->log = rt->log;
     gw->metrics = rt->metrics;
     gw->status = rt->status;
+    gw->conn_env = (sl_connector_env){
+        .conf = conf, .metrics = gw->metrics, .rt = rt, .reloading = &gw->reloading};
 
     if (conf->n_connectors) {
         gw->connectors = calloc(conf->n_connectors, sizeof *gw->connectors);
@@ -254,7 +276,7 @@ static sl_gateway *gateway_build(sl_config *conf, sl_runtime *rt, const sl_conne
         sl_connector *c = &gw->connectors[i];
         c->type = t;
         c->conf = cc;
-        c->gw = gw;
+        c->env = &gw->conn_env;
         c->state = as_arg; /* NULL unless replaced by `as` */
         if (t->init(c, err) < 0) {
             c->type = NULL; /* nothing to destroy */
@@ -490,4 +512,73 @@ bool sl_gateway_degraded(sl_gateway *gw, char *why, size_t n)
         if (sl_route_corrupt_held(gw->routes[i], why, n))
             return true;
     return false;
+}
+
+const sl_config *sl_gateway_config(const sl_gateway *gw)
+{
+    return gw->conf;
+}
+
+sl_log *sl_gateway_log(const sl_gateway *gw)
+{
+    return gw->log;
+}
+
+sl_metrics *sl_gateway_metrics(const sl_gateway *gw)
+{
+    return gw->metrics;
+}
+
+sl_status *sl_gateway_status(const sl_gateway *gw)
+{
+    return gw->status;
+}
+
+size_t sl_gateway_n_routes(const sl_gateway *gw)
+{
+    return gw->n_routes;
+}
+
+sl_route *const *sl_gateway_routes(const sl_gateway *gw, size_t *n)
+{
+    *n = gw->n_routes;
+    return gw->routes;
+}
+
+sl_route *sl_gateway_route_at(const sl_gateway *gw, size_t i)
+{
+    return i < gw->n_routes ? gw->routes[i] : NULL;
+}
+
+size_t sl_gateway_n_connectors(const sl_gateway *gw)
+{
+    return gw->n_connectors;
+}
+
+sl_connector *sl_gateway_connector_at(const sl_gateway *gw, size_t i)
+{
+    return i < gw->n_connectors ? &gw->connectors[i] : NULL;
+}
+
+sl_breaker *sl_gateway_breaker_at(const sl_gateway *gw, size_t i)
+{
+    return i < gw->n_connectors && gw->breakers ? gw->breakers[i] : NULL;
+}
+
+int sl_gateway_take_listener(sl_gateway *gw, const char *listen)
+{
+    return sl_runtime_take_listener(gw->rt, listen);
+}
+
+void sl_gateway_release_listener(sl_gateway *gw, const char *listen, int fd)
+{
+    if (atomic_load(&gw->reloading))
+        sl_runtime_put_listener(gw->rt, listen, fd); /* for the next generation */
+    else
+        close(fd);
+}
+
+struct sl_admin *sl_gateway_admin(const sl_gateway *gw)
+{
+    return gw->admin;
 }

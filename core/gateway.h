@@ -1,6 +1,8 @@
 /* The gateway context: the one object that holds the config, the event log,
- * metrics, message status, connectors and routes. Every module gets it
- * passed; there is no other mutable global state (besides logging). */
+ * metrics, message status, connectors and routes. Its struct is private
+ * (core/gateway.c): routes get handles (sl_route_env), connectors an env
+ * (sl_connector_env), steps their services; admin and the CLI use the
+ * accessors below. There is no other mutable global state (besides logging). */
 #ifndef SLUICE_GATEWAY_H
 #define SLUICE_GATEWAY_H
 
@@ -19,26 +21,7 @@
 /* What outlives a config reload: the log, metrics, message status, and the
  * listening sockets handed from one gateway generation to the next. */
 typedef struct sl_runtime sl_runtime;
-
-struct sl_gateway {
-    sl_runtime *rt;
-    bool owns_rt;
-    atomic_bool reloading; /* stopping to hand over to a new generation */
-    sl_config *conf;
-    sl_log *log;
-    sl_metrics *metrics;
-    sl_status *status;
-    sl_connector *connectors;
-    size_t n_connectors;
-    sl_breaker **breakers; /* breakers[i] for connectors[i]; NULL for inputs-only types */
-    sl_route **routes;
-    size_t n_routes;
-    struct sl_admin *admin;
-    atomic_bool started;  /* every input and the admin listener are up */
-    atomic_bool stopping; /* a drain has begun */
-    int64_t started_ms;
-    sl_step_services services; /* what the routes' steps call connectors through */
-};
+typedef struct sl_gateway sl_gateway;
 
 /* Creates data_dir and its parents if needed, with SL_DATA_DIR_MODE(mode),
  * fsyncing each directory that gets a new name (a power cut cannot take the
@@ -103,6 +86,36 @@ sl_connector *sl_gateway_connector(sl_gateway *gw, const char *name);
 /* Returns the circuit breaker of the outbound connector named name, or NULL
  * when it has none (inputs, file, stdout). */
 sl_breaker *sl_gateway_breaker(sl_gateway *gw, const char *name);
+
+/* The gateway's config, event log, metrics registry and message status
+ * table (owned by the gateway; valid until sl_gateway_free). */
+const sl_config *sl_gateway_config(const sl_gateway *gw);
+sl_log *sl_gateway_log(const sl_gateway *gw);
+sl_metrics *sl_gateway_metrics(const sl_gateway *gw);
+sl_status *sl_gateway_status(const sl_gateway *gw);
+
+/* The gateway's routes as an array of *n (valid until the gateway is
+ * freed or reloaded). */
+sl_route *const *sl_gateway_routes(const sl_gateway *gw, size_t *n);
+
+/* The routes in config order: how many, and route i (i < that count). */
+size_t sl_gateway_n_routes(const sl_gateway *gw);
+sl_route *sl_gateway_route_at(const sl_gateway *gw, size_t i);
+
+/* The connectors in config order: how many, connector i, and its breaker
+ * (NULL when its type has none). */
+size_t sl_gateway_n_connectors(const sl_gateway *gw);
+sl_connector *sl_gateway_connector_at(const sl_gateway *gw, size_t i);
+sl_breaker *sl_gateway_breaker_at(const sl_gateway *gw, size_t i);
+
+/* The admin listener's socket across reloads, as connectors do theirs:
+ * take returns one the previous generation handed over (or -1); release
+ * keeps fd for the next generation while reloading, otherwise closes it. */
+int sl_gateway_take_listener(sl_gateway *gw, const char *listen);
+void sl_gateway_release_listener(sl_gateway *gw, const char *listen, int fd);
+
+/* The admin listener, once sl_gateway_start has started it (NULL before). */
+struct sl_admin *sl_gateway_admin(const sl_gateway *gw);
 
 /* True when the gateway has started, is not draining, and every connector
  * with inputs says they are connected (AMQP consumers, for instance). */

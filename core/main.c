@@ -1,14 +1,10 @@
 /* The sluice command line: run the gateway, check a config, inspect a
  * data_dir's log, print versions. Exit codes: 0 success, 1 runtime failure,
  * 2 usage or config error. */
-#include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
-#include <librdkafka/rdkafka.h>
-#include <amqp.h>
-#include <microhttpd.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -72,10 +68,8 @@ static const char *config_arg(int argc, char **argv)
 static int cmd_version(void)
 {
     printf("sluice %s\n", SLUICE_VERSION);
-    printf("  libcurl       %s\n", curl_version());
-    printf("  libmicrohttpd %s\n", MHD_get_version());
-    printf("  librdkafka    %s\n", rd_kafka_version_str());
-    printf("  rabbitmq-c    %s\n", amqp_version());
+    for (const sl_lib_version *v = sl_connectors_lib_versions(); v->name; v++)
+        printf("  %-13s %s\n", v->name, v->version);
     printf("  jansson       %s\n", JANSSON_VERSION);
     for (const sl_lib_version *v = sl_transforms_lib_versions; v->name; v++)
         printf("  %-13s %s\n", v->name, v->version);
@@ -96,16 +90,13 @@ static void print_error(void *arg, const char *msg)
  * check. Prints each error; returns how many there were. */
 static size_t check_routes(sl_config *conf)
 {
-    sl_gateway gw;
-    memset(&gw, 0, sizeof gw);
-    gw.conf = conf;
     size_t errors = 0;
     for (size_t i = 0; i < conf->n_routes; i++) {
         const sl_route_conf *rc = &conf->routes[i];
         sl_step **steps = NULL;
         size_t n = 0;
         sl_error err;
-        if (sl_steps_build(&gw, rc, &steps, &n, &err) < 0) {
+        if (sl_steps_build(NULL, NULL, rc, &steps, &n, &err) < 0) {
             printf("%s\n", err.msg);
             errors++;
         }

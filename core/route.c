@@ -337,9 +337,8 @@ size_t sl_route_check_exprs(const sl_route_conf *conf, void (*report)(void *arg,
 static int build_chain(sl_worker *w, sl_error *err)
 {
     sl_route *r = w->route;
-    if (sl_steps_build(r->env.steps_gw, r->conf, &w->steps, &w->n_steps, err) < 0)
+    if (sl_steps_build(r->env.services, r->env.metrics, r->conf, &w->steps, &w->n_steps, err) < 0)
         return -1;
-    sl_steps_set_services(w->steps, w->n_steps, r->env.services);
     if (!r->step_retried_total && step_counters(r, w->steps, w->n_steps, err) < 0)
         return -1;
     w->when = calloc(r->n_outs ? r->n_outs : 1, sizeof *w->when);
@@ -523,11 +522,16 @@ static int append_to_route(sl_route *r, sl_msg *msg, sl_error *err)
     }
     int part = pick_partition(r, msg);
     int64_t off;
-    if (append_msg(sl_topic_partition(r->topic, part), msg, err, &off) < 0)
+    /* accepted before the record is visible: a worker may deliver it (and
+     * mark it so) before append_msg returns here */
+    sl_status_accepted(r->env.status, msg->id, r->conf->name, part, -1);
+    if (append_msg(sl_topic_partition(r->topic, part), msg, err, &off) < 0) {
+        sl_status_forget(r->env.status, msg->id);
         return -1;
+    }
     msg->partition = part;
     msg->offset = off;
-    sl_status_accepted(r->env.status, msg->id, r->conf->name, part, off);
+    sl_status_set_offset(r->env.status, msg->id, off);
     sl_counter_add(r->in_total, 1);
     return 0;
 }

@@ -15,7 +15,6 @@
 #include "message.h"
 #include "status.h"
 
-typedef struct sl_gateway sl_gateway;
 typedef struct sl_route sl_route;
 typedef struct sl_connector sl_connector;
 typedef struct sl_breaker sl_breaker;
@@ -35,7 +34,6 @@ typedef struct sl_route_env {
     sl_metrics *metrics;              /* its counters and gauges */
     sl_status *status;                /* message states (GET /v1/messages/ID) */
     const sl_step_services *services; /* handed to every step; may be NULL */
-    sl_gateway *steps_gw;             /* passed on to sl_steps_build; may be NULL */
     const sl_route_output_env *outs;  /* outs[i] for conf->to[i]; read only by sl_route_new */
 } sl_route_env;
 

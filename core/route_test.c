@@ -28,8 +28,7 @@
 #include "connector.h"
 #include "gateway.h"
 #include "call.h" /* the ctx.http request and response the fixtures answer */
-#include "json_xml.h"  /* xml_subset */
-#include "lua_expr.h"  /* expect_lua */
+#include "expr.h" /* expect_lua: a `when:` condition */
 #include "route.h"
 
 #define ERR_CAP 512
@@ -603,8 +602,8 @@ static bool check_xml_subset(const sl_node *e, const sl_msg *m, const char *labe
         return true;
     bool ok = false;
     sl_error err;
-    json_t *exp = sl_xml_to_json(xs, strlen(xs), NULL, &err);
-    json_t *got = exp ? sl_xml_to_json(m->body, m->body_len, NULL, &err) : NULL;
+    json_t *exp = sl_test_xml_to_json(xs, strlen(xs), &err);
+    json_t *got = exp ? sl_test_xml_to_json(m->body, m->body_len, &err) : NULL;
     char what[200];
     snprintf(what, sizeof what, "%s: xml_subset", label);
     if (!exp || !got) {
@@ -662,16 +661,16 @@ static bool check_lua(const sl_node *e, sl_msg *m, const char *label, dstr *why)
     if (!pred)
         return true;
     sl_error err;
-    sl_lua_expr *x = sl_lua_expr_compile(pred, NULL, &err);
+    sl_expr *x = sl_expr_compile_cond(pred, NULL, &err);
     bool res = false, ok = false;
-    if (!x || sl_lua_expr_eval(x, m, &res, &err) < 0)
+    if (!x || sl_expr_eval_bool(x, m, &res, &err) < 0)
         ds_printf(why, "    %s: expect_lua \"%s\" raised: %s\n", label, pred, err.msg);
     else if (!res)
         ds_printf(why, "    %s: expect_lua \"%s\" is false; the body was: %.300s\n", label, pred,
                   m->body);
     else
         ok = true;
-    sl_lua_expr_free(x);
+    sl_expr_free(x);
     return ok;
 }
 
@@ -894,7 +893,7 @@ static int case_start(case_run *run, const tfile *tf, size_t idx, char *err)
     run->rconf = sl_route_get_conf(run->route);
     run->cap = calloc(run->rconf->n_to ? run->rconf->n_to : 1, sizeof *run->cap);
     run->n_cap = run->cap ? run->rconf->n_to : 0;
-    sl_topic *dlq = sl_log_topic(run->gw->log, run->rconf->dead_letter_topic, 1, &e);
+    sl_topic *dlq = sl_log_topic(sl_gateway_log(run->gw), run->rconf->dead_letter_topic, 1, &e);
     run->dlq = dlq ? sl_topic_partition(dlq, 0) : NULL;
     if (!run->cap || !run->dlq || sl_route_start(run->route, &e) < 0) {
         snprintf(err, ERR_CAP, "route %s: %s", tf->route_name, run->cap ? e.msg : "out of memory");
@@ -1024,7 +1023,7 @@ static int capture_record(capture *cap, const sl_record *rec, int partition, sl_
 static int collect_topic_output(case_run *run, size_t o, char *err)
 {
     sl_error e;
-    sl_topic *t = sl_log_topic(run->gw->log, run->rconf->to[o].topic, 0, &e);
+    sl_topic *t = sl_log_topic(sl_gateway_log(run->gw), run->rconf->to[o].topic, 0, &e);
     sl_batch b;
     sl_batch_init(&b);
     int rc = t ? 0 : -1;

@@ -7,8 +7,11 @@
 #ifndef SLUICE_ROUTE_TEST_H
 #define SLUICE_ROUTE_TEST_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdio.h>
+
+#include "error.h"
 
 /* Runs the test files and writes one line per case ("PASS FILE: NAME" or
  * "FAIL FILE: NAME" followed by indented details and a diff), then
@@ -26,5 +29,12 @@ int sl_route_test_run(char *const *files, size_t n, FILE *out);
  * Prints to stdout; returns the exit code (2 with a usage line when no
  * file is given). */
 int sl_route_test_main(int argc, char **argv);
+
+/* Reads an XML text as JSON (the mapping of the xml_to_json step with its
+ * default options) for the `xml_subset` expectation, which checks that the
+ * expected XML is a subset of the captured body. Defined outside core, by the
+ * layer that owns XML (transforms/expr_registry.c). Thread-safe. Returns a new
+ * reference, or NULL with err saying why the text is not XML. */
+json_t *sl_test_xml_to_json(const char *xml, size_t len, sl_error *err);
 
 #endif

@@ -170,6 +170,30 @@ void sl_status_update(sl_status *s, const char *id, sl_msg_state state, int atte
     pthread_mutex_unlock(&s->lock);
 }
 
+void sl_status_set_offset(sl_status *s, const char *id, int64_t offset)
+{
+    if (!s || s->capacity == 0)
+        return;
+    uint64_t h = id_hash(id);
+    pthread_mutex_lock(&s->lock);
+    size_t v = s->index[index_find(s, id, h)];
+    if (v != 0)
+        s->ring[v - 1].st.offset = offset;
+    pthread_mutex_unlock(&s->lock);
+}
+
+void sl_status_forget(sl_status *s, const char *id)
+{
+    if (!s || s->capacity == 0)
+        return;
+    uint64_t h = id_hash(id);
+    pthread_mutex_lock(&s->lock);
+    size_t v = s->index[index_find(s, id, h)];
+    if (v != 0)
+        forget(s, v - 1);
+    pthread_mutex_unlock(&s->lock);
+}
+
 int sl_status_get(sl_status *s, const char *id, sl_msg_status *out)
 {
     if (!s || s->capacity == 0)

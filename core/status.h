@@ -45,6 +45,15 @@ void sl_status_free(sl_status *s);
 void sl_status_accepted(sl_status *s, const char *id, const char *route, int partition,
                         int64_t offset);
 
+/* Fills in the offset of id once its append returned (the state, which a
+ * worker may have moved on already, is kept); an id not in the table is
+ * ignored. Thread-safe. */
+void sl_status_set_offset(sl_status *s, const char *id, int64_t offset);
+
+/* Forgets id (an append that failed after sl_status_accepted); an id not in
+ * the table is ignored. Thread-safe. */
+void sl_status_forget(sl_status *s, const char *id);
+
 /* Updates the state, attempts and last error (NULL keeps the old one) of id;
  * an id not in the table is ignored. Thread-safe. */
 void sl_status_update(sl_status *s, const char *id, sl_msg_state state, int attempts,

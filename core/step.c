@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway.h"
+#include "metrics.h"
 
 const sl_step_type *sl_step_type_find(const char *name)
 {
@@ -30,8 +30,8 @@ void sl_steps_free(sl_step **steps, size_t n)
     free(steps);
 }
 
-int sl_steps_build(sl_gateway *gw, const sl_route_conf *conf, sl_step ***steps, size_t *n,
-                   sl_error *err)
+int sl_steps_build(const sl_step_services *svc, sl_metrics *metrics, const sl_route_conf *conf,
+                   sl_step ***steps, size_t *n, sl_error *err)
 {
     *steps = NULL;
     *n = 0;
@@ -60,13 +60,13 @@ int sl_steps_build(sl_gateway *gw, const sl_route_conf *conf, sl_step ***steps, 
         chain[i] = s;
         s->type = t;
         s->conf = sc;
-        s->gw = gw;
+        s->services = svc;
         s->route = conf->name;
-        if (gw && gw->metrics) {
+        if (metrics) {
             char labels[400];
             snprintf(labels, sizeof labels, "route=\"%s\",step=\"%zu-%s\"", rname, i + 1, t->name);
             s->seconds =
-                sl_metrics_histogram(gw->metrics, "sluice_step_seconds",
+                sl_metrics_histogram(metrics, "sluice_step_seconds",
                                      "Time spent in a route step per message.", labels, NULL, 0);
         }
         if (t->init(s, err) < 0) {

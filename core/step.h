@@ -13,7 +13,6 @@
 #include "message.h"
 #include "metrics.h"
 
-typedef struct sl_gateway sl_gateway;
 typedef struct sl_step sl_step;
 
 /* What a step did with a message. */
@@ -73,7 +72,6 @@ typedef struct sl_step_type {
 struct sl_step {
     const sl_step_type *type;
     const sl_step_conf *conf;
-    sl_gateway *gw;
     const char *route;
     void *state;
     sl_histogram *seconds;            /* sluice_step_seconds{route,step} */
@@ -87,11 +85,24 @@ extern const sl_step_type *const sl_step_registry[];
 /* Returns the table for a step type name, or NULL. */
 const sl_step_type *sl_step_type_find(const char *name);
 
+/* Parses one step's settings as a config's `steps:` entry `TYPE: node`
+ * would be (t's parse_conf), outside a config file: for tests and tools
+ * that build a step by hand. Sets st->type and st->node; st->pos is the
+ * caller's. st->priv is allocated from pool (free with sl_pool_free after
+ * the step). node NULL: the type's defaults (priv stays NULL). Returns 0, or
+ * -1 with err holding the first error as sl_config_load reports it
+ * ("FILE:LINE:COL: ..."). */
+int sl_step_conf_parse(const sl_step_type *t, sl_step_conf *st, const sl_node *node, sl_pool *pool,
+                       sl_error *err);
+
 /* Builds the chain of route conf's steps into a malloc'd array (*steps,
- * *n). Returns -1 with err (naming the step's file:line:col) when a step
- * type is unknown or a step's init fails; nothing is left allocated then. */
-int sl_steps_build(sl_gateway *gw, const sl_route_conf *conf, sl_step ***steps, size_t *n,
-                   sl_error *err);
+ * *n). Each step gets svc (its way to call connectors; may be NULL: calls
+ * then fail; must outlive the chain) before its init runs, and, when metrics
+ * is not NULL, its sluice_step_seconds histogram. Returns -1 with err (naming the step's
+ * file:line:col) when a step type is unknown or a step's init fails; nothing is left allocated
+ * then. */
+int sl_steps_build(const sl_step_services *svc, sl_metrics *metrics, const sl_route_conf *conf,
+                   sl_step ***steps, size_t *n, sl_error *err);
 
 /* Frees a chain from sl_steps_build. steps may be NULL. */
 void sl_steps_free(sl_step **steps, size_t n);

@@ -11,9 +11,15 @@
 #include "json_xml.h"
 #include "step.h"
 
+/* The settings, parsed at load (sl_step_conf.priv, from the config's pool). */
+typedef struct jx_conf {
+    sl_xml_opts o; /* its strings live in the config's pool */
+    char content_type[160];
+} jx_conf;
+
+/* One worker's step: the settings copied (their strings stay the config's). */
 typedef struct jx_step {
     sl_xml_opts o;
-    const char **force; /* borrowed from the config nodes */
     char content_type[160];
 } jx_step;
 
@@ -22,7 +28,6 @@ static void jx_destroy(sl_step *s)
     jx_step *st = s->state;
     if (!st)
         return;
-    free(st->force);
     free(st);
     s->state = NULL;
 }
@@ -38,99 +43,28 @@ static int step_fail(sl_error *err, const char *step)
     return SL_STEP_FAIL;
 }
 
-static int conf_error(sl_error *err, const sl_step *s, const sl_node *at, const char *fmt,
-                      const char *key)
+/* Makes the worker's state from the settings parse_conf left in priv (NULL:
+ * the defaults). */
+static int jx_init(sl_step *s, const char *content_type, sl_error *err)
 {
-    const sl_conf_pos *p = at ? &at->pos : &s->conf->pos;
-    char what[256];
-    snprintf(what, sizeof what, fmt, key);
-    return sl_error_set(err, SL_ECONFIG, "%s:%d:%d: %s: %s", p->file ? p->file : "?", p->line,
-                        p->col, s->conf->type, what);
-}
-
-/* Reads an optional string setting. Returns -1 with err when it is not a
- * scalar. */
-static int opt_str(const sl_step *s, const char *key, const char **out, sl_error *err)
-{
-    const sl_node *n = sl_node_get(s->conf->node, key);
-    if (!n)
-        return 0;
-    if (n->kind != SL_NODE_SCALAR || !n->scalar || !*n->scalar)
-        return conf_error(err, s, n, "'%s' must be a non-empty string", key);
-    *out = n->scalar;
-    return 0;
-}
-
-static int opt_bool(const sl_step *s, const char *key, bool *out, sl_error *err)
-{
-    const sl_node *n = sl_node_get(s->conf->node, key);
-    if (!n)
-        return 0;
-    if (n->kind == SL_NODE_SCALAR && n->scalar) {
-        if (!strcasecmp(n->scalar, "true") || !strcasecmp(n->scalar, "yes")) {
-            *out = true;
-            return 0;
-        }
-        if (!strcasecmp(n->scalar, "false") || !strcasecmp(n->scalar, "no")) {
-            *out = false;
-            return 0;
-        }
+    jx_step *st = calloc(1, sizeof *st);
+    if (!st)
+        return sl_error_set(err, SL_ENOMEM, "out of memory");
+    const jx_conf *jc = s->conf->priv;
+    if (jc) {
+        st->o = jc->o;
+        snprintf(st->content_type, sizeof st->content_type, "%s", jc->content_type);
+    } else {
+        sl_xml_opts_init(&st->o);
+        snprintf(st->content_type, sizeof st->content_type, "%s", content_type);
     }
-    return conf_error(err, s, n, "'%s' must be true or false", key);
-}
-
-/* Checks that the step's node is absent, null or a map with known keys. */
-static int check_keys(const sl_step *s, const char *const *known, sl_error *err)
-{
-    const sl_node *n = s->conf->node;
-    if (!n || n->kind == SL_NODE_NULL)
-        return 0;
-    if (n->kind != SL_NODE_MAP)
-        return conf_error(err, s, n, "expected a map of settings%s", "");
-    for (size_t i = 0; i < n->n_pairs; i++) {
-        bool ok = false;
-        for (const char *const *k = known; *k && !ok; k++)
-            ok = strcmp(*k, n->pairs[i].key) == 0;
-        if (!ok) {
-            sl_conf_pos p = n->pairs[i].key_pos;
-            return sl_error_set(err, SL_ECONFIG, "%s:%d:%d: %s: unknown key '%s'",
-                                p.file ? p.file : "?", p.line, p.col, s->conf->type,
-                                n->pairs[i].key);
-        }
-    }
+    s->state = st;
     return 0;
 }
 
 static int j2x_init(sl_step *s, sl_error *err)
 {
-    static const char *const known[] = {"root", "declaration", "encoding", "pretty", NULL};
-    jx_step *st = calloc(1, sizeof *st);
-    if (!st)
-        return sl_error_set(err, SL_ENOMEM, "out of memory");
-    s->state = st;
-    sl_xml_opts_init(&st->o);
-    if (check_keys(s, known, err) < 0 || opt_str(s, "root", &st->o.root, err) < 0 ||
-        opt_bool(s, "declaration", &st->o.declaration, err) < 0 ||
-        opt_str(s, "encoding", &st->o.encoding, err) < 0 ||
-        opt_bool(s, "pretty", &st->o.pretty, err) < 0)
-        goto fail;
-    snprintf(st->content_type, sizeof st->content_type, "application/xml");
-    if (st->o.encoding && strcasecmp(st->o.encoding, "UTF-8") != 0) {
-        sl_xml_init();
-        xmlCharEncodingHandlerPtr h = xmlFindCharEncodingHandler(st->o.encoding);
-        if (!h) {
-            conf_error(err, s, sl_node_get(s->conf->node, "encoding"), "unknown encoding '%s'",
-                       st->o.encoding);
-            goto fail;
-        }
-        xmlCharEncCloseFunc(h);
-        snprintf(st->content_type, sizeof st->content_type, "application/xml; charset=%s",
-                 st->o.encoding);
-    }
-    return 0;
-fail:
-    jx_destroy(s);
-    return -1;
+    return jx_init(s, "application/xml", err);
 }
 
 static int j2x_process(sl_step *s, sl_msg *msg, sl_error *err)
@@ -155,48 +89,7 @@ static int j2x_process(sl_step *s, sl_msg *msg, sl_error *err)
 
 static int x2j_init(sl_step *s, sl_error *err)
 {
-    static const char *const known[] = {"force_array", "coerce", NULL};
-    jx_step *st = calloc(1, sizeof *st);
-    if (!st)
-        return sl_error_set(err, SL_ENOMEM, "out of memory");
-    s->state = st;
-    sl_xml_opts_init(&st->o);
-    if (check_keys(s, known, err) < 0 || opt_bool(s, "coerce", &st->o.coerce, err) < 0)
-        goto fail;
-    const sl_node *fa = sl_node_get(s->conf->node, "force_array");
-    if (fa && fa->kind == SL_NODE_SCALAR) { /* one path written without brackets */
-        st->force = malloc(sizeof *st->force);
-        if (!st->force) {
-            sl_error_set(err, SL_ENOMEM, "out of memory");
-            goto fail;
-        }
-        st->force[0] = fa->scalar;
-        st->o.n_force_array = 1;
-    } else if (fa && fa->kind == SL_NODE_SEQ) {
-        st->force = calloc(fa->n_items ? fa->n_items : 1, sizeof *st->force);
-        if (!st->force) {
-            sl_error_set(err, SL_ENOMEM, "out of memory");
-            goto fail;
-        }
-        for (size_t i = 0; i < fa->n_items; i++) {
-            const sl_node *it = fa->items[i];
-            if (it->kind != SL_NODE_SCALAR || !it->scalar || !*it->scalar) {
-                conf_error(err, s, it, "'%s' must list element names or /paths", "force_array");
-                goto fail;
-            }
-            st->force[i] = it->scalar;
-        }
-        st->o.n_force_array = fa->n_items;
-    } else if (fa && fa->kind != SL_NODE_NULL) {
-        conf_error(err, s, fa, "'%s' must be a list of element names or /paths", "force_array");
-        goto fail;
-    }
-    st->o.force_array = st->force;
-    snprintf(st->content_type, sizeof st->content_type, "application/json");
-    return 0;
-fail:
-    jx_destroy(s);
-    return -1;
+    return jx_init(s, "application/json", err);
 }
 
 /* Bodies above this go straight to JSON text without a jansson tree: the
@@ -258,32 +151,93 @@ static const sl_conf_doc X2J_DOC[] = {
            "read numbers and true/false text as JSON numbers and booleans"),
     SL_DOC_END};
 
-/* Checks `json_to_xml: { root?, declaration?, encoding?, pretty? }` (or
- * nothing) at load; j2x_init reads the settings from the node. */
-static void j2x_parse_conf(sl_conf_reader *r, sl_step_conf *st, const sl_node *n, const char *path)
+/* Allocates the step's settings from the config's pool, with the defaults
+ * and content type; NULL when out of memory. */
+static jx_conf *jx_conf_new(sl_conf_reader *r, sl_step_conf *st, const char *content_type)
 {
-    char *str = NULL;
-    bool b;
-    if (n->kind == SL_NODE_NULL || !sl_conf_want_map(r, n, path))
-        return;
-    sl_conf_check_keys(r, n, path, J2X_KEYS);
-    sl_conf_str(r, n, "root", path, &str);
-    sl_conf_bool(r, n, "declaration", path, &b);
-    sl_conf_str(r, n, "encoding", path, &str);
-    sl_conf_bool(r, n, "pretty", path, &b);
+    jx_conf *jc = sl_pool_alloc(sl_conf_pool(r), sizeof *jc);
+    if (!jc)
+        return NULL;
+    memset(jc, 0, sizeof *jc);
+    sl_xml_opts_init(&jc->o);
+    snprintf(jc->content_type, sizeof jc->content_type, "%s", content_type);
+    st->priv = jc;
+    return jc;
 }
 
-/* Checks `xml_to_json: { force_array?, coerce? }` (or nothing) at load. */
+/* An optional non-empty string setting of json_to_xml. */
+static void jx_str(sl_conf_reader *r, const sl_node *n, const char *key, const char *path,
+                   const char **out)
+{
+    char *str = NULL;
+    if (!sl_conf_str(r, n, key, path, &str))
+        return;
+    if (!*str)
+        sl_conf_error_at(r, sl_conf_value(n, key)->pos,
+                         "json_to_xml: '%s' must be a non-empty string", key);
+    *out = str;
+}
+
+/* Checks that libxml2 can write encoding; sets the content type's charset. */
+static void j2x_encoding(sl_conf_reader *r, const sl_node *n, jx_conf *jc)
+{
+    const char *enc = jc->o.encoding;
+    if (!enc || !*enc || strcasecmp(enc, "UTF-8") == 0)
+        return;
+    sl_xml_init();
+    xmlCharEncodingHandlerPtr h = xmlFindCharEncodingHandler(enc);
+    if (!h) {
+        sl_conf_error_at(r, sl_conf_value(n, "encoding")->pos, "json_to_xml: unknown encoding '%s'",
+                         enc);
+        return;
+    }
+    xmlCharEncCloseFunc(h);
+    snprintf(jc->content_type, sizeof jc->content_type, "application/xml; charset=%s", enc);
+}
+
+/* Parses `json_to_xml: { root?, declaration?, encoding?, pretty? }` (or
+ * nothing) at load into the step's priv. */
+static void j2x_parse_conf(sl_conf_reader *r, sl_step_conf *st, const sl_node *n, const char *path)
+{
+    jx_conf *jc = jx_conf_new(r, st, "application/xml");
+    if (!jc || n->kind == SL_NODE_NULL || !sl_conf_want_map(r, n, path))
+        return;
+    sl_conf_check_keys(r, n, path, J2X_KEYS);
+    jx_str(r, n, "root", path, &jc->o.root);
+    sl_conf_bool(r, n, "declaration", path, &jc->o.declaration);
+    jx_str(r, n, "encoding", path, &jc->o.encoding);
+    sl_conf_bool(r, n, "pretty", path, &jc->o.pretty);
+    j2x_encoding(r, n, jc);
+}
+
+/* Parses `xml_to_json: { force_array?, coerce? }` (or nothing) at load into
+ * the step's priv. */
 static void x2j_parse_conf(sl_conf_reader *r, sl_step_conf *st, const sl_node *n, const char *path)
 {
     char **list = NULL;
     size_t n_list = 0;
-    bool b;
-    if (n->kind == SL_NODE_NULL || !sl_conf_want_map(r, n, path))
+    jx_conf *jc = jx_conf_new(r, st, "application/json");
+    if (!jc || n->kind == SL_NODE_NULL || !sl_conf_want_map(r, n, path))
         return;
     sl_conf_check_keys(r, n, path, X2J_KEYS);
-    sl_conf_list(r, n, "force_array", path, NULL, &list, &n_list);
-    sl_conf_bool(r, n, "coerce", path, &b);
+    const sl_node *one = sl_conf_value(n, "force_array");
+    if (one && one->kind == SL_NODE_SCALAR) { /* one path written without brackets */
+        list = sl_pool_alloc(sl_conf_pool(r), sizeof *list);
+        if (!list || !(list[0] = sl_pool_strdup(sl_conf_pool(r), one->scalar)))
+            return;
+        jc->o.force_array = (const char *const *)list;
+        jc->o.n_force_array = 1;
+    } else if (sl_conf_list(r, n, "force_array", path, NULL, &list, &n_list)) {
+        const sl_node *fa = sl_conf_value(n, "force_array");
+        for (size_t i = 0; i < n_list; i++) {
+            if (!list[i] || !*list[i])
+                sl_conf_error_at(r, fa->items[i]->pos,
+                                 "xml_to_json: 'force_array' must list element names or /paths");
+        }
+        jc->o.force_array = (const char *const *)list;
+        jc->o.n_force_array = n_list;
+    }
+    sl_conf_bool(r, n, "coerce", path, &jc->o.coerce);
 }
 
 const sl_step_type sl_json_to_xml_step = {

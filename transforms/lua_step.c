@@ -9,6 +9,8 @@
 
 #include "lua_host.h"
 
+static const char *const LUA_KEYS[] = {"file", "function", "timeout", "memory", NULL};
+
 /* Writes into out the directory of file ("." when it has none). */
 static void dir_of(const char *file, char *out, size_t cap)
 {
@@ -21,45 +23,35 @@ static void dir_of(const char *file, char *out, size_t cap)
         snprintf(out, cap, "%.*s", (int)(slash - file), file);
 }
 
+/* `lua:` parsed at load (sl_step_conf.priv, from the config's pool). */
+typedef struct lua_conf {
+    char *name;          /* `file:` as written (for errors and ctx) */
+    sl_conf_pos at;      /* where `file:` is written */
+    char *path;          /* the script: `file:` against the config file's directory */
+    char *lib_dir;       /* the script's directory, where require() looks */
+    char *function;      /* `function:` */
+    uint64_t timeout_ms; /* 0: SL_LUA_DEFAULT_TIMEOUT_MS */
+    uint64_t memory;     /* 0: SL_LUA_DEFAULT_MEMORY */
+} lua_conf;
+
+/* Loads the script in a sandboxed state of this worker's own. */
 static int lua_init(sl_step *s, sl_error *err)
 {
     const sl_step_conf *c = s->conf;
-    const sl_node *n = c->node;
-    const sl_node *file = sl_node_get(n, "file");
-    const sl_node *fn = sl_node_get(n, "function");
-    const sl_node *timeout = sl_node_get(n, "timeout");
-    const sl_node *memory = sl_node_get(n, "memory");
-    if (!file || file->kind != SL_NODE_SCALAR || !fn || fn->kind != SL_NODE_SCALAR)
+    const lua_conf *lc = c->priv;
+    if (!lc)
         return sl_error_set(err, SL_ECONFIG, "%s:%d:%d: lua: 'file' and 'function' are required",
                             c->pos.file, c->pos.line, c->pos.col);
-    sl_lua_opts o = {.route = s->route};
-    if (timeout && (timeout->kind != SL_NODE_SCALAR ||
-                    sl_parse_duration_ms(timeout->scalar, &o.timeout_ms) < 0 || !o.timeout_ms))
-        return sl_error_set(err, SL_ECONFIG, "%s:%d:%d: lua: timeout must be a duration above 0",
-                            timeout->pos.file, timeout->pos.line, timeout->pos.col);
-    if (memory && (memory->kind != SL_NODE_SCALAR || sl_parse_size(memory->scalar, &o.memory) < 0 ||
-                   o.memory < SL_LUA_MIN_MEMORY))
-        return sl_error_set(err, SL_ECONFIG,
-                            "%s:%d:%d: lua: memory must be a size of 256KiB or more",
-                            memory->pos.file, memory->pos.line, memory->pos.col);
-    char path[PATH_MAX], libdir[PATH_MAX];
-    if (file->scalar[0] == '/') {
-        snprintf(path, sizeof path, "%s", file->scalar);
-    } else {
-        char dir[PATH_MAX];
-        dir_of(c->pos.file, dir, sizeof dir);
-        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, file->scalar) >= sizeof path)
-            return sl_error_set(err, SL_ECONFIG, "%s:%d:%d: lua: path too long", c->pos.file,
-                                c->pos.line, c->pos.col);
-    }
-    dir_of(path, libdir, sizeof libdir);
-    o.lib_dir = libdir;
+    sl_lua_opts o = {.route = s->route,
+                     .timeout_ms = lc->timeout_ms,
+                     .memory = lc->memory,
+                     .lib_dir = lc->lib_dir};
     sl_error e;
     sl_lua_host *h = sl_lua_host_new(&o, &e);
-    if (!h || sl_lua_host_load_script(h, path, file->scalar, fn->scalar, &e) < 0) {
+    if (!h || sl_lua_host_load_script(h, lc->path, lc->name, lc->function, &e) < 0) {
         sl_lua_host_free(h);
         return sl_error_set(err, e.code == SL_ENOMEM ? SL_ENOMEM : SL_ECONFIG, "%s:%d:%d: %s",
-                            file->pos.file, file->pos.line, file->pos.col, e.msg);
+                            lc->at.file, lc->at.line, lc->at.col, e.msg);
     }
     s->state = h;
     return 0;
@@ -83,7 +75,6 @@ static void lua_destroy(sl_step *s)
     s->state = NULL;
 }
 
-static const char *const LUA_KEYS[] = {"file", "function", "timeout", "memory", NULL};
 static const sl_conf_doc LUA_DOC[] = {
     SL_DOC_REQ("file", "string",
                "Lua script, relative to the directory of the YAML file that names it"),
@@ -93,19 +84,56 @@ static const sl_conf_doc LUA_DOC[] = {
            "instruction budget per call, as time; past it the message fails"),
     SL_DOC("memory", "size", "16MiB", "memory the script may hold (at least 256KiB)"), SL_DOC_END};
 
-/* Checks `lua: { file, function, timeout?, memory? }` at load; lua_init
- * reads the settings from the node. */
+/* Resolves `file:` against the directory of the config file that names it
+ * (st->pos.file) into lc->path and lc->lib_dir. Records an error when the
+ * path is too long. */
+static void lua_resolve(sl_conf_reader *r, const sl_step_conf *st, lua_conf *lc)
+{
+    sl_pool *pool = sl_conf_pool(r);
+    char path[PATH_MAX], dir[PATH_MAX];
+    if (lc->name[0] == '/') {
+        snprintf(path, sizeof path, "%s", lc->name);
+    } else {
+        dir_of(st->pos.file, dir, sizeof dir);
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, lc->name) >= sizeof path) {
+            sl_conf_error_at(r, st->pos, "lua: path too long");
+            return;
+        }
+    }
+    dir_of(path, dir, sizeof dir);
+    lc->path = sl_pool_strdup(pool, path);
+    lc->lib_dir = sl_pool_strdup(pool, dir);
+}
+
+/* Parses `lua: { file, function, timeout?, memory? }` at load into the
+ * step's priv (lua_init only loads the script). */
 static void lua_parse_conf(sl_conf_reader *r, sl_step_conf *st, const sl_node *n, const char *path)
 {
-    char *str = NULL;
-    uint64_t u;
     if (!sl_conf_want_map(r, n, path))
         return;
     sl_conf_check_keys(r, n, path, LUA_KEYS);
-    sl_conf_need_str(r, n, "file", path, &str);
-    sl_conf_need_str(r, n, "function", path, &str);
-    sl_conf_duration(r, n, "timeout", path, &u);
-    sl_conf_size(r, n, "memory", path, &u);
+    lua_conf *lc = sl_pool_alloc(sl_conf_pool(r), sizeof *lc);
+    if (!lc)
+        return;
+    memset(lc, 0, sizeof *lc);
+    bool ok = sl_conf_need_str(r, n, "file", path, &lc->name);
+    ok &= sl_conf_need_str(r, n, "function", path, &lc->function);
+    const sl_node *timeout = sl_conf_value(n, "timeout");
+    if (sl_conf_duration(r, n, "timeout", path, &lc->timeout_ms) && lc->timeout_ms == 0) {
+        sl_conf_error_at(r, timeout->pos, "lua: timeout must be a duration above 0");
+        ok = false;
+    }
+    const sl_node *memory = sl_conf_value(n, "memory");
+    if (sl_conf_size(r, n, "memory", path, &lc->memory) && lc->memory < SL_LUA_MIN_MEMORY) {
+        sl_conf_error_at(r, memory->pos, "lua: memory must be a size of 256KiB or more");
+        ok = false;
+    }
+    if (!ok)
+        return;
+    lc->at = sl_conf_value(n, "file")->pos;
+    lua_resolve(r, st, lc);
+    if (lc->path && lc->lib_dir)
+        st->priv = lc;
 }
 
 const sl_step_type sl_lua_step = {

@@ -26,6 +26,13 @@ typedef struct validate_err {
     char msg[400];
 } validate_err;
 
+/* `validate:` parsed at load (sl_step_conf.priv, from the config's pool). */
+typedef struct validate_conf {
+    bool json;      /* `json: true` */
+    char *xsd;      /* `xml_schema:` resolved against the config file's directory */
+    sl_conf_pos at; /* where `xml_schema:` is written */
+} validate_conf;
+
 typedef struct validate_state {
     bool json;
     xmlSchemaPtr schema;
@@ -59,10 +66,10 @@ static void validate_destroy(sl_step *s)
     s->state = NULL;
 }
 
-static int conf_fail(sl_step *s, sl_error *err, const sl_node *at, const char *fmt, const char *a,
-                     const char *b)
+static int conf_fail(sl_step *s, sl_error *err, const sl_conf_pos *at, const char *fmt,
+                     const char *a, const char *b)
 {
-    const sl_conf_pos *p = at ? &at->pos : &s->conf->pos;
+    const sl_conf_pos *p = at ? at : &s->conf->pos;
     char what[1100];
     snprintf(what, sizeof what, fmt, a, b);
     sl_error_set(err, SL_ECONFIG, "%s:%d:%d: validate: %s", p->file ? p->file : "?", p->line,
@@ -160,18 +167,12 @@ static xmlSchemaPtr parse_schema_local(const char *path, validate_err *perr)
     return schema;
 }
 
-static int load_schema(sl_step *s, validate_state *st, const sl_node *xsd, sl_error *err)
+/* Compiles the schema at vc->xsd for this worker. */
+static int load_schema(sl_step *s, validate_state *st, const validate_conf *vc, sl_error *err)
 {
-    char *path = resolve_path(s->conf->pos.file, xsd->scalar);
-    if (!path) {
-        validate_destroy(s);
-        return sl_error_set(err, SL_ENOMEM, "out of memory");
-    }
-    if (access(path, R_OK) != 0) {
-        conf_fail(s, err, xsd, "cannot read XML schema '%s'%s", path, "");
-        free(path);
-        return -1;
-    }
+    const char *path = vc->xsd;
+    if (access(path, R_OK) != 0)
+        return conf_fail(s, err, &vc->at, "cannot read XML schema '%s'%s", path, "");
     sl_xml_init();
     validate_err perr = {0};
     st->schema = parse_schema_local(path, &perr);
@@ -180,11 +181,8 @@ static int load_schema(sl_step *s, validate_state *st, const sl_node *xsd, sl_er
         snprintf(detail, sizeof detail, ": line %d: %s%s%s", perr.line,
                  perr.set ? perr.msg : "cannot parse (out of memory?)", tl_refused[0] ? "; " : "",
                  tl_refused);
-        conf_fail(s, err, xsd, "XML schema '%s' is invalid%s", path, detail);
-        free(path);
-        return -1;
+        return conf_fail(s, err, &vc->at, "XML schema '%s' is invalid%s", path, detail);
     }
-    free(path);
     st->vctxt = xmlSchemaNewValidCtxt(st->schema);
     if (!st->vctxt) {
         validate_destroy(s);
@@ -194,34 +192,21 @@ static int load_schema(sl_step *s, validate_state *st, const sl_node *xsd, sl_er
     return 0;
 }
 
+/* Makes the worker's state from the settings parse_conf left in priv. */
 static int validate_init(sl_step *s, sl_error *err)
 {
     validate_state *st = calloc(1, sizeof *st);
     if (!st)
         return sl_error_set(err, SL_ENOMEM, "out of memory");
     s->state = st;
-    const sl_node *n = s->conf->node;
-    if (!n || n->kind != SL_NODE_MAP)
-        return conf_fail(s, err, n, "expected 'xml_schema: FILE' or 'json: true'%s%s", "", "");
-    for (size_t i = 0; i < n->n_pairs; i++) {
-        const char *k = n->pairs[i].key;
-        if (strcmp(k, "xml_schema") != 0 && strcmp(k, "json") != 0)
-            return conf_fail(s, err, n, "unknown key '%s'%s", k, "");
-    }
-    const sl_node *xsd = sl_node_get(n, "xml_schema");
-    const sl_node *json = sl_node_get(n, "json");
-    bool json_on = json && json->kind == SL_NODE_SCALAR && json->scalar &&
-                   (!strcasecmp(json->scalar, "true") || !strcasecmp(json->scalar, "yes"));
-    if (!xsd == !json || (json && !json_on))
-        return conf_fail(s, err, n,
-                         "expected exactly one of 'xml_schema: FILE' or 'json: true'%s%s", "", "");
-    if (json_on) {
+    const validate_conf *vc = s->conf->priv;
+    if (!vc)
+        return conf_fail(s, err, NULL, "expected 'xml_schema: FILE' or 'json: true'%s%s", "", "");
+    if (vc->json) {
         st->json = true;
         return 0;
     }
-    if (xsd->kind != SL_NODE_SCALAR || !xsd->scalar || !*xsd->scalar)
-        return conf_fail(s, err, xsd, "'xml_schema' must be a file path%s%s", "", "");
-    return load_schema(s, st, xsd, err);
+    return load_schema(s, st, vc, err);
 }
 
 static int validate_process(sl_step *s, sl_msg *msg, sl_error *err)
@@ -261,8 +246,8 @@ static const sl_conf_doc VALIDATE_DOC[] = {
            "XML Schema (XSD) file the body must satisfy (local includes only)"),
     SL_DOC("json", "boolean", NULL, "true: the body must be well-formed JSON"), SL_DOC_END};
 
-/* Checks `validate: { xml_schema: FILE }` or `validate: { json: true }` at
- * load; validate_init reads the settings from the node. */
+/* Parses `validate: { xml_schema: FILE }` or `validate: { json: true }` at
+ * load into the step's priv (validate_init compiles the schema). */
 static void validate_parse_conf(sl_conf_reader *r, sl_step_conf *st, const sl_node *n,
                                 const char *path)
 {
@@ -272,12 +257,32 @@ static void validate_parse_conf(sl_conf_reader *r, sl_step_conf *st, const sl_no
     bool has_xsd = sl_conf_value(n, "xml_schema") != NULL;
     bool has_json = sl_conf_value(n, "json") != NULL;
     bool json = false;
-    char *str = NULL;
-    sl_conf_str(r, n, "xml_schema", path, &str);
+    char *xsd = NULL;
+    bool xsd_ok = sl_conf_str(r, n, "xml_schema", path, &xsd);
     bool json_ok = sl_conf_bool(r, n, "json", path, &json);
-    if (has_xsd == has_json || (json_ok && !json))
+    if (has_xsd == has_json || (json_ok && !json)) {
         sl_conf_error_at(r, n->pos,
                          "%s: expected exactly one of 'xml_schema: FILE' or 'json: true'", path);
+        return;
+    }
+    validate_conf *vc = sl_pool_alloc(sl_conf_pool(r), sizeof *vc);
+    if (!vc || (has_json && !json_ok) || (has_xsd && !xsd_ok))
+        return;
+    memset(vc, 0, sizeof *vc);
+    vc->json = json;
+    if (has_xsd) {
+        vc->at = sl_conf_value(n, "xml_schema")->pos;
+        if (!*xsd) {
+            sl_conf_error_at(r, vc->at, "validate: 'xml_schema' must be a file path");
+            return;
+        }
+        char *full = resolve_path(st->pos.file, xsd);
+        vc->xsd = full ? sl_pool_strdup(sl_conf_pool(r), full) : NULL;
+        free(full);
+        if (!vc->xsd)
+            return;
+    }
+    st->priv = vc;
 }
 
 const sl_step_type sl_validate_step = {

@@ -85,6 +85,37 @@ static void test_key_errors(void **state)
     assert_non_null(strstr(err.msg, "expected \"header:NAME\""));
 }
 
+/* A connector's keys compiled once: the compiled one and the uncompiled
+ * path (no set) give the same values and the same error texts. */
+static void test_expr_set(void **state)
+{
+    sl_error err;
+    sl_expr_set *set = sl_expr_set_new();
+    assert_non_null(set);
+    assert_int_equal(sl_expr_set_add(set, "$.customer.id", &err), 0);
+    assert_int_equal(sl_expr_set_add(set, "$.customer.id", &err), 0); /* once */
+    assert_int_equal(sl_expr_set_add(set, "a.b", &err), 0);           /* kept with its error */
+    const sl_expr_set *sets[] = {set, NULL};
+    for (size_t i = 0; i < 2; i++) {
+        sl_msg *m = msg_with("{\"customer\":{\"id\":\"c7\"}}");
+        char *out = NULL;
+        size_t len = 0;
+        assert_int_equal(sl_expr_set_eval(sets[i], "$.customer.id", m, &out, &len, &err), 0);
+        assert_string_equal(out, "c7");
+        assert_int_equal(len, 2);
+        free(out);
+        assert_int_equal(sl_expr_set_eval(sets[i], "a.b", m, &out, &len, &err), -1);
+        assert_null(out);
+        assert_non_null(strstr(err.msg, "malformed key expression \"a.b\": expected"));
+        /* a text the set does not hold compiles for the call */
+        assert_int_equal(sl_expr_set_eval(sets[i], "header:x-tier", m, &out, &len, &err), 0);
+        assert_string_equal(out, "gold");
+        free(out);
+        sl_msg_free(m);
+    }
+    sl_expr_set_free(set);
+}
+
 typedef struct xpath_run {
     sl_expr *e;
     int ok;
@@ -150,6 +181,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_key_languages),
         cmocka_unit_test(test_key_errors),
+        cmocka_unit_test(test_expr_set),
         cmocka_unit_test(test_shared_xpath_key_across_threads),
         cmocka_unit_test(test_conditions),
     };

@@ -128,7 +128,7 @@ static void test_filter_step(void **state)
     sl_step **steps;
     size_t n;
     sl_error err;
-    assert_int_equal(sl_steps_build(NULL, &cfg->routes[0], &steps, &n, &err), 0);
+    assert_int_equal(sl_steps_build(NULL, NULL, &cfg->routes[0], &steps, &n, &err), 0);
     sl_msg *keep = msg_with("{\"n\":2}", "gold"), *drop1 = msg_with("{\"n\":2}", "silver"),
            *drop2 = msg_with("{\"n\":1}", "gold"), *fail = msg_with("not json", "gold");
     assert_int_equal(sl_step_process(steps[0], keep, &err), SL_STEP_OK);
@@ -139,7 +139,7 @@ static void test_filter_step(void **state)
     assert_int_equal(sl_step_process(steps[0], keep, &err), SL_STEP_OK);
     sl_steps_free(steps, n);
     /* a syntax error fails the build, naming the step's place */
-    assert_int_equal(sl_steps_build(NULL, &cfg->routes[1], &steps, &n, &err), -1);
+    assert_int_equal(sl_steps_build(NULL, NULL, &cfg->routes[1], &steps, &n, &err), -1);
     assert_non_null(strstr(err.msg, "sluice.yaml:13:"));
     sl_msg_free(keep);
     sl_msg_free(drop1);

@@ -364,7 +364,7 @@ static void fx_open(fixture *f, int max_in_flight, uint64_t timeout_ms)
     f->conf.priv = &f->hconf;
     f->out.priv = &f->hout;
     f->c.conf = &f->conf;
-    f->c.gw = NULL;
+    f->c.env = NULL;
     sl_error err;
     assert_int_equal(f->c.type->init(&f->c, &err), 0);
     assert_int_equal(f->c.type->start(&f->c, &err), 0);
@@ -691,10 +691,8 @@ static void test_metrics_counted(void **state)
     memset(&f, 0, sizeof f);
     f.s = srv_start();
     snprintf(f.base, sizeof f.base, "http://127.0.0.1:%d", f.s->port);
-    sl_gateway gw;
-    memset(&gw, 0, sizeof gw);
-    gw.metrics = sl_metrics_new();
-    assert_non_null(gw.metrics);
+    sl_connector_env env = {.metrics = sl_metrics_new()};
+    assert_non_null(env.metrics);
     f.conf.name = "crm";
     f.hconf.base_url = f.base;
     f.hconf.timeout_ms = 2000;
@@ -703,7 +701,7 @@ static void test_metrics_counted(void **state)
     f.conf.priv = &f.hconf;
     f.out.priv = &f.hout;
     f.c.conf = &f.conf;
-    f.c.gw = &gw;
+    f.c.env = &env;
     sl_error err;
     assert_int_equal(f.c.type->init(&f.c, &err), 0);
     f.hout.method = "POST";
@@ -711,7 +709,7 @@ static void test_metrics_counted(void **state)
     assert_int_equal(send_one(&f, "/status/200").result, SL_OK);
     assert_int_equal(send_one(&f, "/status/503").result, SL_RETRY);
     size_t len = 0;
-    char *text = sl_metrics_render(gw.metrics, &len);
+    char *text = sl_metrics_render(env.metrics, &len);
     assert_non_null(text);
     assert_non_null(
         strstr(text, "sluice_http_client_requests_total{connector=\"crm\",code=\"200\"} 2"));
@@ -720,7 +718,7 @@ static void test_metrics_counted(void **state)
     assert_non_null(strstr(text, "sluice_http_client_request_seconds_count{connector=\"crm\"} 3"));
     free(text);
     fx_close(&f);
-    sl_metrics_free(gw.metrics);
+    sl_metrics_free(env.metrics);
 }
 
 static void test_call_returns_response(void **state)

@@ -1225,19 +1225,23 @@ typedef struct step_fixture {
     sl_step_conf conf;
     sl_step step;
     sl_node *node;
+    sl_pool pool; /* the parsed settings (conf.priv) */
 } step_fixture;
 
 static int step_init(step_fixture *f, const sl_step_type *t, sl_node *node, sl_error *err)
 {
     memset(f, 0, sizeof *f);
     f->node = node;
-    f->conf.type = (char *)t->name;
     f->conf.pos = (sl_conf_pos){"route.yaml", 3, 5};
-    f->conf.node = node;
     f->step.type = t;
     f->step.conf = &f->conf;
     f->step.route = "test";
-    return t->init(&f->step, err);
+    /* as a config load does: the type parses its settings, then init */
+    if (sl_step_conf_parse(t, &f->conf, node, &f->pool, err) < 0 || t->init(&f->step, err) < 0) {
+        sl_pool_free(&f->pool); /* the caller frees only the node on failure */
+        return -1;
+    }
+    return 0;
 }
 
 static void step_done(step_fixture *f)
@@ -1245,6 +1249,7 @@ static void step_done(step_fixture *f)
     if (f->step.type->destroy)
         f->step.type->destroy(&f->step);
     free_node(f->node);
+    sl_pool_free(&f->pool);
 }
 
 static sl_msg *msg_with(const char *body)
@@ -1304,14 +1309,16 @@ static void test_step_json_to_xml(void **state)
     sl_msg_free(m);
     step_done(&f);
 
-    /* bad settings fail init with the position */
+    /* bad settings fail as a config load reports them, with the position */
     assert_int_equal(step_init(&f, &sl_json_to_xml_step, mk_map(1, "rooot", mk_scalar("x")), &err),
                      -1);
-    assert_string_equal(err.msg, "route.yaml:4:9: json_to_xml: unknown key 'rooot'");
+    assert_string_equal(err.msg, "route.yaml:4:9: unknown key 'rooot' in json_to_xml (expected "
+                                 "one of: root, declaration, encoding, pretty)");
     free_node(f.node);
     assert_int_equal(
         step_init(&f, &sl_json_to_xml_step, mk_map(1, "pretty", mk_scalar("maybe")), &err), -1);
-    assert_string_equal(err.msg, "route.yaml:3:7: json_to_xml: 'pretty' must be true or false");
+    assert_string_equal(err.msg,
+                        "route.yaml:3:7: json_to_xml.pretty: expected true or false, got 'maybe'");
     free_node(f.node);
     assert_int_equal(
         step_init(&f, &sl_json_to_xml_step, mk_map(1, "encoding", mk_scalar("KLINGON")), &err), -1);
@@ -1365,7 +1372,7 @@ static void test_step_xml_to_json(void **state)
     step_done(&f);
     assert_int_equal(step_init(&f, &sl_xml_to_json_step, mk_map(1, "force_array", mk_map(0)), &err),
                      -1);
-    assert_non_null(strstr(err.msg, "xml_to_json: 'force_array' must be a list"));
+    assert_non_null(strstr(err.msg, "xml_to_json.force_array: expected a list, got a map"));
     free_node(f.node);
 }
 

@@ -719,7 +719,7 @@ static void test_step_from_config(void **state)
     sl_step **steps;
     size_t n;
     sl_error err;
-    if (sl_steps_build(NULL, &cfg->routes[0], &steps, &n, &err) < 0)
+    if (sl_steps_build(NULL, NULL, &cfg->routes[0], &steps, &n, &err) < 0)
         fail_msg("build: %s", err.msg);
     assert_int_equal(n, 2);
     assert_string_equal(sl_step_type_name(steps[0]), "lua");
@@ -747,7 +747,7 @@ static void test_step_from_config(void **state)
                      "    to: [ { connector: out } ]\n");
     cfg = sl_config_load(conf, &errs);
     assert_non_null(cfg);
-    assert_int_equal(sl_steps_build(NULL, &cfg->routes[0], &steps, &n, &err), -1);
+    assert_int_equal(sl_steps_build(NULL, NULL, &cfg->routes[0], &steps, &n, &err), -1);
     assert_non_null(strstr(err.msg, "sluice.yaml:8:"));
     assert_non_null(strstr(err.msg, "no global function 'nope'"));
     sl_config_free(cfg);

@@ -190,6 +190,31 @@ static void test_concurrent(void **state)
     sl_status_free(s);
 }
 
+/* The route records a message as accepted before its append is visible to
+ * workers, so a delivery that comes first is not overwritten: the offset
+ * is filled in afterwards and the state kept; a failed append forgets it. */
+static void test_offset_after_append_keeps_state(void **state)
+{
+    (void)state;
+    sl_status *s = sl_status_new(4);
+    assert_non_null(s);
+    const char *id = "01890000-0000-7000-8000-000000000001";
+    sl_status_accepted(s, id, "r", 2, -1);
+    sl_status_update(s, id, SL_MSG_DELIVERED, 1, NULL); /* a worker was quicker */
+    sl_status_set_offset(s, id, 41);
+    sl_msg_status st;
+    assert_int_equal(sl_status_get(s, id, &st), 0);
+    assert_int_equal(st.state, SL_MSG_DELIVERED);
+    assert_int_equal(st.partition, 2);
+    assert_int_equal(st.offset, 41);
+    sl_status_forget(s, id);
+    assert_int_equal(sl_status_get(s, id, &st), -1);
+    sl_status_set_offset(s, id, 1); /* unknown: ignored */
+    sl_status_forget(s, id);
+    assert_int_equal(sl_status_get(s, id, &st), -1);
+    sl_status_free(s);
+}
+
 static void test_state_names(void **state)
 {
     assert_string_equal(sl_msg_state_name(SL_MSG_ACCEPTED), "accepted");
@@ -207,6 +232,7 @@ int main(void)
         cmocka_unit_test(test_unknown_id),
         cmocka_unit_test(test_eviction_of_oldest),
         cmocka_unit_test(test_reaccepted_id_becomes_newest),
+        cmocka_unit_test(test_offset_after_append_keeps_state),
         cmocka_unit_test(test_concurrent),
         cmocka_unit_test(test_state_names),
     };

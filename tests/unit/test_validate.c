@@ -96,19 +96,21 @@ typedef struct fixture {
     sl_step_conf conf;
     sl_step step;
     sl_node *node;
+    sl_pool pool; /* the parsed settings (conf.priv) */
 } fixture;
 
 static int init_step(fixture *f, const sl_step_type *t, sl_node *node, sl_error *err)
 {
     memset(f, 0, sizeof *f);
     f->node = node;
-    f->conf.type = (char *)t->name;
     f->conf.pos = (sl_conf_pos){route_file, 12, 7};
-    f->conf.node = node;
     f->step.type = t;
     f->step.conf = &f->conf;
     f->step.route = "test";
-    int rc = t->init(&f->step, err);
+    /* as a config load does: the type parses its settings, then init */
+    int rc = sl_step_conf_parse(t, &f->conf, node, &f->pool, err);
+    if (rc == 0)
+        rc = t->init(&f->step, err);
     if (rc < 0)
         assert_null(f->step.state); /* a failed init leaves nothing behind */
     return rc;
@@ -119,6 +121,7 @@ static void done_step(fixture *f)
     if (f->step.state)
         f->step.type->destroy(&f->step);
     free_node(f->node);
+    sl_pool_free(&f->pool);
 }
 
 static sl_msg *msg_with(const char *body)
@@ -248,41 +251,42 @@ static void test_config_errors(void **state)
              route_file, fixture_dir);
     assert_string_equal(err.msg, want);
     assert_int_equal(err.code, SL_ECONFIG);
-    free_node(f.node);
+    done_step(&f);
 
     assert_int_equal(
         init_step(&f, &sl_validate_step, mk_map(1, "xml_schema", mk_scalar("broken.xsd")), &err),
         -1);
     assert_non_null(strstr(err.msg, "broken.xsd' is invalid: line 3:"));
     assert_non_null(strstr(err.msg, "noSuchType"));
-    free_node(f.node);
+    done_step(&f);
 
     /* a document is not a schema */
     assert_int_equal(init_step(&f, &sl_validate_step,
                                mk_map(1, "xml_schema", mk_scalar("order-valid.xml")), &err),
                      -1);
     assert_non_null(strstr(err.msg, "order-valid.xml' is invalid"));
-    free_node(f.node);
+    done_step(&f);
 
     assert_int_equal(
         init_step(&f, &sl_validate_step,
                   mk_map(2, "xml_schema", mk_scalar("order.xsd"), "json", mk_scalar("true")), &err),
         -1);
     assert_non_null(strstr(err.msg, "expected exactly one of 'xml_schema: FILE' or 'json: true'"));
-    free_node(f.node);
+    done_step(&f);
 
     assert_int_equal(init_step(&f, &sl_validate_step, mk_map(1, "json", mk_scalar("false")), &err),
                      -1);
     assert_non_null(strstr(err.msg, "expected exactly one of"));
-    free_node(f.node);
+    done_step(&f);
 
     assert_int_equal(init_step(&f, &sl_validate_step, mk_map(1, "schema", mk_scalar("x")), &err),
                      -1);
     assert_non_null(strstr(err.msg, "unknown key 'schema'"));
-    free_node(f.node);
+    done_step(&f);
 
     assert_int_equal(init_step(&f, &sl_validate_step, NULL, &err), -1);
     assert_non_null(strstr(err.msg, "validate: expected 'xml_schema: FILE' or 'json: true'"));
+    done_step(&f);
 }
 
 int main(void)
