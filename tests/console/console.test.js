@@ -1,0 +1,169 @@
+/* Drives the Sluice console in headless Chromium (puppeteer-core) against a
+ * running gateway set up by tests/integration/test_console.py, and checks
+ * what each page shows against the admin API. Environment: SLUICE_ADMIN
+ * (http://host:port), SLUICE_TOKEN, ERP_URL and CRM_URL (the test partners:
+ * POST /_fix makes one answer 200, GET /_received lists delivered ids),
+ * BAD_ID (a dead-lettered message of route orders), SHOTS_DIR, CHROMIUM.
+ * Exits non-zero with the failed check on the first failure. */
+'use strict';
+
+const path = require('path');
+const puppeteer = require('puppeteer-core');
+
+const ADMIN = process.env.SLUICE_ADMIN;
+const TOKEN = process.env.SLUICE_TOKEN;
+const BAD_ID = process.env.BAD_ID;
+const SHOTS = process.env.SHOTS_DIR;
+const WAIT = { timeout: 30000 };
+
+function check(cond, what) {
+  if (!cond) throw new Error('check failed: ' + what);
+  console.log('  ok: ' + what);
+}
+
+async function apiGet(p) {
+  const r = await fetch(ADMIN + p, { headers: { Authorization: 'Bearer ' + TOKEN } });
+  if (!r.ok) throw new Error(`GET ${p}: ${r.status}`);
+  return r.json();
+}
+
+async function until(fn, what, ms = 30000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error('timed out waiting for ' + what);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: path.join(SHOTS, name + '.png'), fullPage: true });
+}
+
+/* Goes to a hash route and waits until that page has rendered. */
+async function open(page, hash, name) {
+  await page.evaluate((h) => { location.hash = h; }, hash);
+  await page.waitForSelector(`#page[data-loaded="${name}"]`, WAIT);
+}
+
+const text = (page, sel) => page.$eval(sel, (e) => e.textContent.trim());
+
+async function login(page) {
+  await page.goto(ADMIN + '/', { waitUntil: 'load' });
+  await page.waitForSelector('#login:not(.hidden)', WAIT);
+  check(page.url() === ADMIN + '/console/', '/ redirects to /console/');
+  await page.type('#token', 'wrong-token');
+  await page.click('#login-submit');
+  await page.waitForFunction(() => document.getElementById('login-error').textContent.includes('wrong'), WAIT);
+  check(true, 'a wrong token is refused on the login form');
+  await shot(page, '0-login');
+  await page.type('#token', TOKEN);
+  await page.click('#login-submit');
+  await page.waitForSelector('#page[data-loaded="routes"]', WAIT);
+  check(await page.evaluate(() => sessionStorage.getItem('sluice.token')) === TOKEN, 'the token is kept in sessionStorage');
+}
+
+async function routesPage(page) {
+  await page.reload({ waitUntil: 'load' }); /* the token survives a reload: no second prompt */
+  await page.waitForSelector('#page[data-loaded="routes"]', WAIT);
+  for (const name of ['orders', 'audit']) {
+    const api = await apiGet('/v1/routes/' + name);
+    for (const p of api.partitions) {
+      const shown = await text(page, `[data-route="${name}"] tr[data-partition="${p.partition}"] [data-field="lag"]`);
+      check(shown === String(p.lag), `route ${name} partition ${p.partition}: page lag ${shown} = API lag ${p.lag}`);
+    }
+  }
+  check(await text(page, '[data-route="audit"] [data-field="total-lag"]') === '1', 'route audit shows its stuck message as lag 1');
+  check(await text(page, '[data-route="orders"] [data-field="state"]') === 'running', 'route orders is running');
+  /* two samples of /metrics (2 s apart) give a rate and a chart */
+  await page.waitForFunction(() => /\/s$/.test(document.querySelector('[data-route="orders"] [data-field="rate-in"]').textContent), WAIT);
+  check(true, 'rates shown from sampled counters');
+  await shot(page, '1-routes');
+  await page.click('[data-route="orders"] [data-action="pause"]');
+  await until(async () => (await apiGet('/v1/routes')).routes.find((r) => r.name === 'orders').paused, 'orders paused (API)');
+  await page.waitForFunction(() => document.querySelector('[data-route="orders"] [data-field="state"]').textContent === 'paused', WAIT);
+  check(true, 'pause: the API and the page say paused');
+  await shot(page, '1-routes-paused');
+  await page.click('[data-route="orders"] [data-action="resume"]');
+  await until(async () => !(await apiGet('/v1/routes')).routes.find((r) => r.name === 'orders').paused, 'orders resumed (API)');
+  check(true, 'resume: the API says running');
+}
+
+async function breakersPage(page) {
+  await open(page, '#/breakers', 'breakers');
+  const api = await apiGet('/v1/breakers/crm');
+  check(api.state === 'open', 'the API says crm is open');
+  check(await text(page, '[data-breaker="crm"] [data-field="state"]') === 'open', 'the page says crm is open');
+  check(await text(page, '[data-breaker="crm"] [data-field="failures"]') === String(api.failures), `failures shown = API (${api.failures})`);
+  await shot(page, '2-breakers-open');
+  await fetch(process.env.CRM_URL + '/_fix', { method: 'POST' });
+  await page.click('[data-breaker="crm"] [data-action="reset"]');
+  await page.waitForFunction(() => document.querySelector('[data-breaker="crm"] [data-field="state"]').textContent === 'closed', WAIT);
+  check((await apiGet('/v1/breakers/crm')).state === 'closed', 'after reset the API says crm is closed');
+  await until(async () => (await apiGet('/v1/routes/audit')).partitions[0].lag === 0, 'audit drained after the reset');
+  check(true, 'route audit delivered its message after the reset');
+  await shot(page, '2-breakers-reset');
+}
+
+async function dlqPage(page) {
+  await open(page, '#/dlq/orders', 'dlq');
+  const api = await apiGet('/v1/dlq/orders');
+  check(await text(page, '[data-field="pending"]') === String(api.pending) && api.pending === 3, 'page pending = API pending = 3');
+  const row = `tr[data-dlq-id="${BAD_ID}"]`;
+  check(await page.$(row) !== null, 'the dead letter is listed');
+  await page.click(row);
+  await page.waitForSelector('[data-field="dlq-error"]', WAIT);
+  check((await text(page, '[data-field="dlq-error"]')).includes('422'), 'inspect: the error names the 422');
+  check((await text(page, '[data-field="dlq-body"]')).includes('"sku": "A-1"'), 'inspect: the body, pretty-printed');
+  await shot(page, '3-dlq');
+  await fetch(process.env.ERP_URL + '/_fix', { method: 'POST' });
+  await page.click('[data-action="redrive-all"]');
+  await page.waitForFunction(() => document.querySelector('[data-field="pending"]').textContent === '0', WAIT);
+  check((await apiGet('/v1/dlq/orders')).pending === 0, 'after redrive the API says 0 pending');
+  await until(async () => (await (await fetch(process.env.ERP_URL + '/_received')).json()).includes(BAD_ID),
+    'the partner to receive the redriven message');
+  check(true, 'the partner received the redriven message ' + BAD_ID);
+  await page.waitForSelector(`${row} [data-field="redriven"]`, WAIT);
+  check(await text(page, `${row} [data-field="redriven"]`) === 'redriven', 'the page marks it redriven');
+  await shot(page, '3-dlq-redriven');
+}
+
+async function messagePage(page) {
+  await open(page, '#/message', 'message');
+  await page.type('[data-field="message-id"]', BAD_ID);
+  await page.click('[data-action="lookup"]');
+  await page.waitForSelector('[data-field="message-state"]', WAIT);
+  const api = await apiGet('/v1/messages/' + BAD_ID);
+  check(await text(page, '[data-field="message-state"]') === api.state, `message state on the page = API (${api.state})`);
+  check(await text(page, 'tr[data-key="route"] td:last-child') === 'orders', 'message route shown');
+  await shot(page, '4-message');
+  await open(page, '#/message/no-such-id', 'message');
+  await page.waitForSelector('[data-field="message-error"]', WAIT);
+  check((await text(page, '[data-field="message-error"]')).includes('404'), 'an unknown id says 404');
+}
+
+(async () => {
+  const browser = await puppeteer.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--headless=new', '--disable-gpu', '--window-size=1000,800'],
+    defaultViewport: { width: 1000, height: 800 },
+  });
+  const errors = [];
+  try {
+    const page = await browser.newPage();
+    page.on('pageerror', (e) => errors.push(e.message));
+    await login(page);
+    await routesPage(page);
+    await breakersPage(page);
+    await dlqPage(page);
+    await messagePage(page);
+    check(errors.length === 0, 'no script errors on any page: ' + errors.join('; '));
+  } finally {
+    await browser.close();
+  }
+})().catch((e) => {
+  console.error(e.stack || String(e));
+  process.exit(1);
+});
