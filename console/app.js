@@ -208,7 +208,8 @@ async function routesPage(root) {
   const cards = details.map((d, i) => routeCard(list.routes[i], d));
   fill(root, el('h1', {}, 'Routes'), cards.length ? cards : el('p', {}, 'No routes.'));
   return {
-    onSample() {
+    async onSample() {
+      await refreshRoutes(root);
       for (const r of list.routes) {
         const c = root.querySelector(`[data-route="${CSS.escape(r.name)}"]`);
         if (!c) continue;
@@ -219,6 +220,38 @@ async function routesPage(root) {
       }
     },
   };
+}
+
+/* Updates the routes page's state, lag and partition cells in place (the
+ * rewind field keeps what is typed in it). */
+async function refreshRoutes(root) {
+  let list;
+  try {
+    list = await api('/v1/routes');
+  } catch (e) {
+    return;
+  }
+  for (const r of list.routes || []) {
+    const c = root.querySelector(`[data-route="${CSS.escape(r.name)}"]`);
+    if (!c) continue;
+    const badge = c.querySelector('[data-field="state"]');
+    badge.textContent = r.paused ? 'paused' : 'running';
+    badge.className = 'badge ' + (r.paused ? 'warn' : 'ok');
+    c.querySelector('[data-field="total-lag"]').textContent = r.lag;
+    let d;
+    try {
+      d = await api('/v1/routes/' + encodeURIComponent(r.name));
+    } catch (e) {
+      continue;
+    }
+    for (const p of d.partitions || []) {
+      const row = c.querySelector(`tr[data-partition="${p.partition}"]`);
+      if (!row) continue;
+      const cells = row.children;
+      [p.partition, p.lag, p.committed, p.end_offset, p.paused ? 'paused' : 'running', p.attempts, p.last_error || '']
+        .forEach((v, i) => { if (cells[i]) cells[i].textContent = v; });
+    }
+  }
 }
 
 function routeCard(summary, d) {

@@ -1,7 +1,8 @@
 /* Drives the Sluice console in headless Chromium (puppeteer-core) against a
  * running gateway set up by tests/integration/test_console.py, and checks
  * what each page shows against the admin API. Environment: SLUICE_ADMIN
- * (http://host:port), SLUICE_TOKEN, ERP_URL and CRM_URL (the test partners:
+ * (http://host:port), SLUICE_TOKEN, IN_URL (the gateway's http_server input;
+ * route feed is /feed, to stdout), ERP_URL and CRM_URL (the test partners:
  * POST /_fix makes one answer 200, GET /_received lists delivered ids),
  * BAD_ID (a dead-lettered message of route orders), SHOTS_DIR, CHROMIUM.
  * Exits non-zero with the failed check on the first failure. */
@@ -64,6 +65,27 @@ async function login(page) {
   check(await page.evaluate(() => sessionStorage.getItem('sluice.token')) === TOKEN, 'the token is kept in sessionStorage');
 }
 
+/* Posts to route feed every 50 ms for ms milliseconds. */
+async function feed(ms) {
+  const end = Date.now() + ms;
+  for (let i = 0; Date.now() < end; i++) {
+    const r = await fetch(process.env.IN_URL + '/feed', { method: 'POST', body: JSON.stringify({ i }), headers: { 'Content-Type': 'application/json' } });
+    if (r.status !== 202) throw new Error('feed: ' + r.status);
+    await new Promise((res) => setTimeout(res, 50));
+  }
+}
+
+/* Counts the pixels of route's chart drawn in the rate lines' colours above
+ * its zero line (a rate of 0 draws only on the bottom rows). */
+function chartInk(page, route) {
+  return page.$eval(`[data-route="${route}"] canvas`, (c) => {
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height - 10).data;
+    let n = 0;
+    for (let i = 0; i < d.length; i += 4) if (d[i + 2] > d[i] + 60 || d[i + 1] > d[i] + 60) n++;
+    return n;
+  });
+}
+
 async function routesPage(page) {
   await page.reload({ waitUntil: 'load' }); /* the token survives a reload: no second prompt */
   await page.waitForSelector('#page[data-loaded="routes"]', WAIT);
@@ -76,9 +98,14 @@ async function routesPage(page) {
   }
   check(await text(page, '[data-route="audit"] [data-field="total-lag"]') === '1', 'route audit shows its stuck message as lag 1');
   check(await text(page, '[data-route="orders"] [data-field="state"]') === 'running', 'route orders is running');
-  /* two samples of /metrics (2 s apart) give a rate and a chart */
-  await page.waitForFunction(() => /\/s$/.test(document.querySelector('[data-route="orders"] [data-field="rate-in"]').textContent), WAIT);
-  check(true, 'rates shown from sampled counters');
+  /* traffic on route feed while the page samples /metrics every 2 s */
+  const feeding = feed(8000);
+  await page.waitForFunction(() => parseFloat(document.querySelector('[data-route="feed"] [data-field="rate-in"]').textContent) > 0 &&
+    parseFloat(document.querySelector('[data-route="feed"] [data-field="rate-out"]').textContent) > 0, WAIT);
+  check(true, 'route feed shows a rate in and out > 0 from the sampled counters: ' +
+    await text(page, '[data-route="feed"] [data-field="rate-in"]'));
+  await feeding;
+  check(await chartInk(page, 'feed') > 0, 'route feed\'s chart has its rate lines drawn');
   await shot(page, '1-routes');
   await page.click('[data-route="orders"] [data-action="pause"]');
   await until(async () => (await apiGet('/v1/routes')).routes.find((r) => r.name === 'orders').paused, 'orders paused (API)');

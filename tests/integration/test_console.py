@@ -50,12 +50,17 @@ def console_config(admin_port, in_port, erp, crm):
 connectors:
   in:  {{ type: http_server, listen: "127.0.0.1:{in_port}" }}
   erp: {{ type: http_client, base_url: "{erp.sink.url}", timeout: 2s }}
+  out: {{ type: stdout }}
   crm:
     type: http_client
     base_url: "{crm.sink.url}"
     timeout: 2s
     breaker: {{ failure_rate: 50%, min_calls: 2, window: 4, open_for: 300s, max_open_for: 300s, half_open_calls: 1 }}
 routes:
+  feed:
+    from: {{ connector: in, path: /feed, content_type: json }}
+    partitions: 1
+    to: [ {{ connector: out }} ]
   orders:
     from: {{ connector: in, path: /orders, content_type: json }}
     partitions: 2
@@ -106,7 +111,7 @@ def test_console_pages_in_headless_chromium():
         wait_until(lambda: json.loads(request("GET", gw.admin, "/v1/breakers/crm", headers=auth)[1])["state"] == "open",
                    60, "crm's breaker open")
         env = dict(os.environ, SLUICE_ADMIN=f"http://{gw.admin}", SLUICE_TOKEN=TOKEN,
-                   ERP_URL=erp.sink.url, CRM_URL=crm.sink.url, BAD_ID=bad_id, SHOTS_DIR=shots,
+                   IN_URL=f"http://127.0.0.1:{in_port}", ERP_URL=erp.sink.url, CRM_URL=crm.sink.url, BAD_ID=bad_id, SHOTS_DIR=shots,
                    CHROMIUM=CHROMIUM)
         r = subprocess.run(["node", os.path.join(CONSOLE_TESTS, "console.test.js")], env=env,
                            capture_output=True, text=True, timeout=300)
