@@ -13,6 +13,7 @@ const state = {
   timer: null,
   page: null,
   dlqSelected: null,
+  gen: 0, /* renders started: a slower, older one must not replace a newer page */
 };
 
 /* ---- helpers ---------------------------------------------------------- */
@@ -352,12 +353,21 @@ async function dlqPage(root, route) {
   if (sel) showDead(detail, sel);
 }
 
+/* Headers as [name, value] pairs, from an object, a list of pairs or a list
+ * of {name, value}; none for anything else. */
+function headerPairs(h) {
+  if (Array.isArray(h)) {
+    return h.map((x) => (Array.isArray(x) ? [x[0], x[1]] : [x && x.name, x && x.value]));
+  }
+  return h && typeof h === 'object' ? Object.entries(h) : [];
+}
+
 /* Fills box with one dead letter: its fields, headers (when the API gives
  * them), error and body. */
 function showDead(box, e) {
   const known = new Set(['body', 'headers', 'error']);
   const fields = Object.entries(e).filter(([k, v]) => !known.has(k) && typeof v !== 'object');
-  const headers = e.headers && typeof e.headers === 'object' ? Object.entries(e.headers) : [];
+  const headers = headerPairs(e.headers);
   fill(box, el('h2', {}, 'Dead letter ', el('code', {}, e.id)),
     table(['field', 'value'], fields.map(([k, v]) => el('tr', {}, el('td', {}, k), el('td', {}, String(v))))),
     el('h3', {}, 'Error'), el('pre', { class: 'error', 'data-field': 'dlq-error' }, e.error || ''),
@@ -399,9 +409,14 @@ async function render() {
   const arg = parts[1] ? decodeURIComponent(parts.slice(1).join('/')) : undefined;
   for (const a of document.querySelectorAll('nav a')) a.classList.toggle('active', a.dataset.nav === name);
   const root = document.getElementById('page');
+  const gen = ++state.gen;
+  const box = el('div', {}); /* shown only if no newer render started meanwhile */
   try {
-    state.page = (await PAGES[name](root, arg)) || null;
-    if (state.page && state.page.onSample) state.page.onSample();
+    const page = (await PAGES[name](box, arg)) || null;
+    if (gen !== state.gen) return;
+    root.replaceChildren(box);
+    state.page = page;
+    if (page && page.onSample) page.onSample();
     root.dataset.loaded = name;
     document.getElementById('logout').classList.toggle('hidden', !sessionStorage.getItem(TOKEN_KEY));
   } catch (e) {

@@ -38,6 +38,15 @@ async function until(fn, what, ms = 30000) {
   }
 }
 
+/* page.waitForFunction, failing with what was awaited. */
+async function waitShown(page, what, fn) {
+  try {
+    await page.waitForFunction(fn, WAIT);
+  } catch (e) {
+    throw new Error(`the page never showed ${what} (${e.message})`);
+  }
+}
+
 async function shot(page, name) {
   await page.screenshot({ path: path.join(SHOTS, name + '.png'), fullPage: true });
 }
@@ -56,7 +65,7 @@ async function login(page) {
   check(page.url() === ADMIN + '/console/', '/ redirects to /console/');
   await page.type('#token', 'wrong-token');
   await page.click('#login-submit');
-  await page.waitForFunction(() => document.getElementById('login-error').textContent.includes('wrong'), WAIT);
+  await waitShown(page, 'the wrong-token error', () => document.getElementById('login-error').textContent.includes('wrong'));
   check(true, 'a wrong token is refused on the login form');
   await shot(page, '0-login');
   await page.type('#token', TOKEN);
@@ -100,8 +109,8 @@ async function routesPage(page) {
   check(await text(page, '[data-route="orders"] [data-field="state"]') === 'running', 'route orders is running');
   /* traffic on route feed while the page samples /metrics every 2 s */
   const feeding = feed(8000);
-  await page.waitForFunction(() => parseFloat(document.querySelector('[data-route="feed"] [data-field="rate-in"]').textContent) > 0 &&
-    parseFloat(document.querySelector('[data-route="feed"] [data-field="rate-out"]').textContent) > 0, WAIT);
+  await waitShown(page, 'a rate > 0 for route feed', () => parseFloat(document.querySelector('[data-route="feed"] [data-field="rate-in"]').textContent) > 0 &&
+    parseFloat(document.querySelector('[data-route="feed"] [data-field="rate-out"]').textContent) > 0);
   check(true, 'route feed shows a rate in and out > 0 from the sampled counters: ' +
     await text(page, '[data-route="feed"] [data-field="rate-in"]'));
   await feeding;
@@ -109,7 +118,7 @@ async function routesPage(page) {
   await shot(page, '1-routes');
   await page.click('[data-route="orders"] [data-action="pause"]');
   await until(async () => (await apiGet('/v1/routes')).routes.find((r) => r.name === 'orders').paused, 'orders paused (API)');
-  await page.waitForFunction(() => document.querySelector('[data-route="orders"] [data-field="state"]').textContent === 'paused', WAIT);
+  await waitShown(page, 'orders paused', () => document.querySelector('[data-route="orders"] [data-field="state"]').textContent === 'paused');
   check(true, 'pause: the API and the page say paused');
   await shot(page, '1-routes-paused');
   await page.click('[data-route="orders"] [data-action="resume"]');
@@ -126,7 +135,7 @@ async function breakersPage(page) {
   await shot(page, '2-breakers-open');
   await fetch(process.env.CRM_URL + '/_fix', { method: 'POST' });
   await page.click('[data-breaker="crm"] [data-action="reset"]');
-  await page.waitForFunction(() => document.querySelector('[data-breaker="crm"] [data-field="state"]').textContent === 'closed', WAIT);
+  await waitShown(page, 'crm closed after Reset', () => document.querySelector('[data-breaker="crm"] [data-field="state"]').textContent === 'closed');
   check((await apiGet('/v1/breakers/crm')).state === 'closed', 'after reset the API says crm is closed');
   await until(async () => (await apiGet('/v1/routes/audit')).partitions[0].lag === 0, 'audit drained after the reset');
   check(true, 'route audit delivered its message after the reset');
@@ -146,7 +155,7 @@ async function dlqPage(page) {
   await shot(page, '3-dlq');
   await fetch(process.env.ERP_URL + '/_fix', { method: 'POST' });
   await page.click('[data-action="redrive-all"]');
-  await page.waitForFunction(() => document.querySelector('[data-field="pending"]').textContent === '0', WAIT);
+  await waitShown(page, '0 pending after Redrive', () => document.querySelector('[data-field="pending"]').textContent === '0');
   check((await apiGet('/v1/dlq/orders')).pending === 0, 'after redrive the API says 0 pending');
   await until(async () => (await (await fetch(process.env.ERP_URL + '/_received')).json()).includes(BAD_ID),
     'the partner to receive the redriven message');

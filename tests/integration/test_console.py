@@ -96,6 +96,16 @@ def test_console_pages_in_headless_chromium():
     os.makedirs(shots)
     try:
         gw.start(admin_port)
+        # the assets need no token, the API does
+        st, _, hdrs = request("GET", gw.admin, "/")
+        assert st == 302 and hdrs["location"] == "/console/", (st, hdrs)
+        for path, ctype in (("/console/", "text/html"), ("/console/app.js", "text/javascript"),
+                            ("/console/app.css", "text/css")):
+            st, body, hdrs = request("GET", gw.admin, path)
+            assert st == 200 and hdrs["content-type"].startswith(ctype) and len(body) > 500, (path, st)
+        assert request("GET", gw.admin, "/console/nope.js")[0] == 404
+        assert request("POST", gw.admin, "/console/app.js")[0] == 405
+        assert request("GET", gw.admin, "/v1/routes")[0] == 401
         for i in range(3):
             st, body, _ = post_json(f"127.0.0.1:{in_port}", "/orders", {"order": i, "sku": "A-1"})
             assert st == 202, (st, body)
