@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "console.h"
 #include "gateway.h"
 #include "http_util.h"
 #include "json_escape.h"
@@ -621,6 +622,9 @@ static enum MHD_Result dispatch(sl_admin *a, struct MHD_Connection *conn, const 
                               json_pack("{s:s,s:s}", "status", "degraded", "reason", why));
         return reply(conn, 200, "{\"status\":\"ready\"}", 18, "application/json", NULL, false);
     }
+    /* the console's static files are open; the API calls they make are not */
+    if (strcmp(url, "/") == 0 || strncmp(url, "/console", 8) == 0)
+        return (enum MHD_Result)sl_console_serve(conn, url, method);
     int auth = check_auth(a, conn);
     if (auth == 401)
         return reply_error(conn, 401, NULL, "unauthorized",

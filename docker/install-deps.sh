@@ -14,6 +14,7 @@ PACKAGES=(
     # tests and tools
     libcmocka-dev curl kcat wrk python3 procps
     fuse3 libfuse3-dev        # lazyfs, the power-cut tests' file system
+    chromium nodejs npm       # the console test: headless Chromium driven by puppeteer-core
     # peers
     rabbitmq-server
 )

@@ -1,0 +1,221 @@
+/* Drives the Sluice console in headless Chromium (puppeteer-core) against a
+ * running gateway set up by tests/integration/test_console.py, and checks
+ * what each page shows against the admin API. Environment: SLUICE_ADMIN
+ * (http://host:port), SLUICE_TOKEN, IN_URL (the gateway's http_server input;
+ * route feed is /feed, to stdout), ERP_URL and CRM_URL (the test partners:
+ * POST /_fix makes one answer 200, GET /_received lists delivered ids),
+ * BAD_ID (a dead-lettered message of route orders), SHOTS_DIR, CHROMIUM.
+ * Exits non-zero with the failed check on the first failure. */
+'use strict';
+
+const path = require('path');
+const puppeteer = require('puppeteer-core');
+
+const ADMIN = process.env.SLUICE_ADMIN;
+const TOKEN = process.env.SLUICE_TOKEN;
+const BAD_ID = process.env.BAD_ID;
+const SHOTS = process.env.SHOTS_DIR;
+const WAIT = { timeout: 30000 };
+
+function check(cond, what) {
+  if (!cond) throw new Error('check failed: ' + what);
+  console.log('  ok: ' + what);
+}
+
+async function apiGet(p) {
+  const r = await fetch(ADMIN + p, { headers: { Authorization: 'Bearer ' + TOKEN } });
+  if (!r.ok) throw new Error(`GET ${p}: ${r.status}`);
+  return r.json();
+}
+
+async function until(fn, what, ms = 30000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error('timed out waiting for ' + what);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/* page.waitForFunction, failing with what was awaited. */
+async function waitShown(page, what, fn) {
+  try {
+    await page.waitForFunction(fn, WAIT);
+  } catch (e) {
+    throw new Error(`the page never showed ${what} (${e.message})`);
+  }
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: path.join(SHOTS, name + '.png'), fullPage: true });
+}
+
+/* Goes to a hash route and waits until that page has rendered. */
+async function open(page, hash, name) {
+  await page.evaluate((h) => { location.hash = h; }, hash);
+  await page.waitForSelector(`#page[data-loaded="${name}"]`, WAIT);
+}
+
+const text = (page, sel) => page.$eval(sel, (e) => e.textContent.trim());
+
+async function login(page) {
+  await page.goto(ADMIN + '/', { waitUntil: 'load' });
+  await page.waitForSelector('#login:not(.hidden)', WAIT);
+  check(page.url() === ADMIN + '/console/', '/ redirects to /console/');
+  await page.type('#token', 'wrong-token');
+  await page.click('#login-submit');
+  await waitShown(page, 'the wrong-token error', () => document.getElementById('login-error').textContent.includes('wrong'));
+  check(true, 'a wrong token is refused on the login form');
+  await shot(page, '0-login');
+  await page.type('#token', TOKEN);
+  await page.click('#login-submit');
+  await page.waitForSelector('#page[data-loaded="routes"]', WAIT);
+  check(await page.evaluate(() => sessionStorage.getItem('sluice.token')) === TOKEN, 'the token is kept in sessionStorage');
+}
+
+/* Posts to route feed every 50 ms for ms milliseconds. */
+async function feed(ms) {
+  const end = Date.now() + ms;
+  for (let i = 0; Date.now() < end; i++) {
+    const r = await fetch(process.env.IN_URL + '/feed', { method: 'POST', body: JSON.stringify({ i }), headers: { 'Content-Type': 'application/json' } });
+    if (r.status !== 202) throw new Error('feed: ' + r.status);
+    await new Promise((res) => setTimeout(res, 50));
+  }
+}
+
+/* Counts the pixels of route's chart drawn in the rate lines' colours above
+ * its zero line (a rate of 0 draws only on the bottom rows). */
+function chartInk(page, route) {
+  return page.$eval(`[data-route="${route}"] canvas`, (c) => {
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height - 10).data;
+    let n = 0;
+    for (let i = 0; i < d.length; i += 4) if (d[i + 2] > d[i] + 60 || d[i + 1] > d[i] + 60) n++;
+    return n;
+  });
+}
+
+async function routesPage(page) {
+  await page.reload({ waitUntil: 'load' }); /* the token survives a reload: no second prompt */
+  await page.waitForSelector('#page[data-loaded="routes"]', WAIT);
+  for (const name of ['orders', 'audit']) {
+    const api = await apiGet('/v1/routes/' + name);
+    for (const p of api.partitions) {
+      const shown = await text(page, `[data-route="${name}"] tr[data-partition="${p.partition}"] [data-field="lag"]`);
+      check(shown === String(p.lag), `route ${name} partition ${p.partition}: page lag ${shown} = API lag ${p.lag}`);
+    }
+  }
+  check(await text(page, '[data-route="audit"] [data-field="total-lag"]') === '1', 'route audit shows its stuck message as lag 1');
+  check(await text(page, '[data-route="orders"] [data-field="state"]') === 'running', 'route orders is running');
+  /* traffic on route feed while the page samples /metrics every 2 s */
+  const feeding = feed(8000);
+  await waitShown(page, 'a rate > 0 for route feed', () => parseFloat(document.querySelector('[data-route="feed"] [data-field="rate-in"]').textContent) > 0 &&
+    parseFloat(document.querySelector('[data-route="feed"] [data-field="rate-out"]').textContent) > 0);
+  check(true, 'route feed shows a rate in and out > 0 from the sampled counters: ' +
+    await text(page, '[data-route="feed"] [data-field="rate-in"]'));
+  await feeding;
+  check(await chartInk(page, 'feed') > 0, 'route feed\'s chart has its rate lines drawn');
+  await shot(page, '1-routes');
+  await page.click('[data-route="orders"] [data-action="pause"]');
+  await until(async () => (await apiGet('/v1/routes')).routes.find((r) => r.name === 'orders').paused, 'orders paused (API)');
+  await waitShown(page, 'orders paused', () => document.querySelector('[data-route="orders"] [data-field="state"]').textContent === 'paused');
+  check(true, 'pause: the API and the page say paused');
+  await shot(page, '1-routes-paused');
+  await page.click('[data-route="orders"] [data-action="resume"]');
+  await until(async () => !(await apiGet('/v1/routes')).routes.find((r) => r.name === 'orders').paused, 'orders resumed (API)');
+  check(true, 'resume: the API says running');
+}
+
+async function breakersPage(page) {
+  await open(page, '#/breakers', 'breakers');
+  const api = await apiGet('/v1/breakers/crm');
+  check(api.state === 'open', 'the API says crm is open');
+  check(await text(page, '[data-breaker="crm"] [data-field="state"]') === 'open', 'the page says crm is open');
+  check(await text(page, '[data-breaker="crm"] [data-field="failures"]') === String(api.failures), `failures shown = API (${api.failures})`);
+  await shot(page, '2-breakers-open');
+  await fetch(process.env.CRM_URL + '/_fix', { method: 'POST' });
+  await page.click('[data-breaker="crm"] [data-action="reset"]');
+  await waitShown(page, 'crm closed after Reset', () => document.querySelector('[data-breaker="crm"] [data-field="state"]').textContent === 'closed');
+  check((await apiGet('/v1/breakers/crm')).state === 'closed', 'after reset the API says crm is closed');
+  await until(async () => (await apiGet('/v1/routes/audit')).partitions[0].lag === 0, 'audit drained after the reset');
+  check(true, 'route audit delivered its message after the reset');
+  await shot(page, '2-breakers-reset');
+}
+
+async function dlqPage(page) {
+  await open(page, '#/dlq/orders', 'dlq');
+  const api = await apiGet('/v1/dlq/orders');
+  check(await text(page, '[data-field="pending"]') === String(api.pending) && api.pending === 3, 'page pending = API pending = 3');
+  const row = `tr[data-dlq-id="${BAD_ID}"]`;
+  check(await page.$(row) !== null, 'the dead letter is listed');
+  await page.click(row);
+  await page.waitForSelector('[data-field="dlq-error"]', WAIT);
+  check((await text(page, '[data-field="dlq-error"]')).includes('422'), 'inspect: the error names the 422');
+  check((await text(page, '[data-field="dlq-body"]')).includes('"sku": "A-1"'), 'inspect: the body, pretty-printed');
+  await shot(page, '3-dlq');
+  await fetch(process.env.ERP_URL + '/_fix', { method: 'POST' });
+  await page.click('[data-action="redrive-all"]');
+  await waitShown(page, '0 pending after Redrive', () => document.querySelector('[data-field="pending"]').textContent === '0');
+  check((await apiGet('/v1/dlq/orders')).pending === 0, 'after redrive the API says 0 pending');
+  await until(async () => (await (await fetch(process.env.ERP_URL + '/_received')).json()).includes(BAD_ID),
+    'the partner to receive the redriven message');
+  check(true, 'the partner received the redriven message ' + BAD_ID);
+  await page.waitForSelector(`${row} [data-field="redriven"]`, WAIT);
+  check(await text(page, `${row} [data-field="redriven"]`) === 'redriven', 'the page marks it redriven');
+  await shot(page, '3-dlq-redriven');
+}
+
+async function messagePage(page) {
+  await open(page, '#/message', 'message');
+  await page.type('[data-field="message-id"]', BAD_ID);
+  await page.click('[data-action="lookup"]');
+  await page.waitForSelector('[data-field="message-state"]', WAIT);
+  const api = await apiGet('/v1/messages/' + BAD_ID);
+  check(await text(page, '[data-field="message-state"]') === api.state, `message state on the page = API (${api.state})`);
+  check(await text(page, 'tr[data-key="route"] td:last-child') === 'orders', 'message route shown');
+  await shot(page, '4-message');
+  await open(page, '#/message/no-such-id', 'message');
+  await page.waitForSelector('[data-field="message-error"]', WAIT);
+  check((await text(page, '[data-field="message-error"]')).includes('404'), 'an unknown id says 404');
+}
+
+/* Rewinds route audit to offset 0 from its card: crm (fixed by now) gets
+ * the message a second time. */
+async function rewind(page) {
+  await open(page, '#/routes', 'routes');
+  const received = async () => (await (await fetch(process.env.CRM_URL + '/_received')).json()).length;
+  const before = await received();
+  check(before === 1, 'crm has its one message before the rewind');
+  const field = '[data-route="audit"] [data-field="rewind-offset"]';
+  await page.$eval(field, (e) => { e.value = ''; });
+  await page.type(field, '0');
+  await page.click('[data-route="audit"] [data-action="rewind"]');
+  await until(async () => (await received()) === 2, 'crm to get the message again after the rewind');
+  check(true, 'Rewind to offset 0 redelivered audit\'s message to crm');
+}
+
+(async () => {
+  const browser = await puppeteer.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--headless=new', '--disable-gpu', '--window-size=1000,800'],
+    defaultViewport: { width: 1000, height: 800 },
+  });
+  const errors = [];
+  try {
+    const page = await browser.newPage();
+    page.on('pageerror', (e) => errors.push(e.message));
+    await login(page);
+    await routesPage(page);
+    await breakersPage(page);
+    await dlqPage(page);
+    await messagePage(page);
+    await rewind(page);
+    check(errors.length === 0, 'no script errors on any page: ' + errors.join('; '));
+  } finally {
+    await browser.close();
+  }
+})().catch((e) => {
+  console.error(e.stack || String(e));
+  process.exit(1);
+});
