@@ -13,6 +13,7 @@
 
 #include "error.h"
 #include "log.h"
+#include "name_index.h"
 
 /* Where something was written: file (as given or as globbed), 1-based line
  * and column. */
@@ -148,7 +149,8 @@ typedef struct sl_config {
     size_t n_connectors;
     sl_route_conf *routes;
     size_t n_routes;
-    void *priv; /* the node trees and file names */
+    void *priv;               /* the node trees and file names */
+    sl_name_index conn_index; /* connectors by name (a loaded config); empty: scanned */
 } sl_config;
 
 /* The errors found while loading: each line "FILE:LINE:COL: message",
