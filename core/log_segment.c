@@ -273,7 +273,8 @@ sl_segment *sl_segment_load(const char *dir, int64_t base, uint32_t interval, sl
     }
     for (;;) {
         sl_record_view v;
-        if (sl_record_decode(s->map + pos, s->map_size - pos, &v) != SL_REC_OK ||
+        if (!s->map || /* an empty file is not mapped: no record */
+            sl_record_decode(s->map + pos, s->map_size - pos, &v) != SL_REC_OK ||
             v.offset != s->next_offset)
             break;
         if (s->idx_n == 0 || pos - s->last_idx_pos >= interval)
