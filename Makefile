@@ -4,12 +4,13 @@
 #               integration tests (real sockets, real peers)
 #   make bench  build without sanitizers and run the benchmarks
 #   make reference  regenerate docs/config-reference.md from the code (CI checks it)
+#   make fuzz   run each libFuzzer target for FUZZ_SECONDS (default 300)
 #   make format / make lint
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CONFIG ?= conf/sluice.yaml
 
-.PHONY: reference run test deps build build-asan build-rel unit integration bench format lint clean
+.PHONY: reference run test deps build build-asan build-rel unit integration bench fuzz format lint clean
 
 deps:
 	@bash docker/install-deps.sh
@@ -43,6 +44,11 @@ reference: build
 
 bench: build-rel
 	@bash tests/bench/run.sh build-rel
+
+# every libFuzzer target of tests/fuzz for FUZZ_SECONDS each (CI runs 60)
+FUZZ_SECONDS ?= 300
+fuzz: deps
+	@bash tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 format:
 	clang-format -i lib/*.[ch] core/*.[ch] connectors/*.[ch] transforms/*.[ch] tests/unit/*.c \

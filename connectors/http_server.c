@@ -702,6 +702,41 @@ static hs_route *find_route(hs_server *srv, const char *url, const char *method,
     return NULL;
 }
 
+typedef struct framing_ctx {
+    unsigned n_length; /* Content-Length headers */
+    bool chunked;      /* a Transfer-Encoding header */
+} framing_ctx;
+
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    framing_ctx *f = cls;
+    (void)kind;
+    (void)value;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+        f->n_length++;
+    else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
+        f->chunked = true;
+    return MHD_YES;
+}
+
+/* Why a request's framing or path is refused (400), or NULL: more than one
+ * Content-Length, Content-Length with Transfer-Encoding (request smuggling
+ * behind a proxy that reads the other one), a NUL in the path (unescape_url
+ * empties such a path). */
+static const char *bad_framing(struct MHD_Connection *conn, const char *url)
+{
+    framing_ctx f = {0, false};
+    if (url[0] == '\0')
+        return "the path contains a NUL byte (%00)";
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_framing, &f);
+    if (f.n_length > 1)
+        return "more than one Content-Length header";
+    if (f.n_length == 1 && f.chunked)
+        return "both Content-Length and Transfer-Encoding";
+    return NULL;
+}
+
 static enum MHD_Result first_call(hs_server *srv, hs_req *r, struct MHD_Connection *conn,
                                   const char *url, const char *method)
 {
@@ -712,6 +747,9 @@ static enum MHD_Result first_call(hs_server *srv, hs_req *r, struct MHD_Connecti
         a.retry_after = true;
         return send_answer(r, conn, &a);
     }
+    const char *framing = bad_framing(conn, url);
+    if (framing != NULL)
+        return send_error(r, conn, 400, "bad_request", "%s", framing);
     hs_route *rt = find_route(srv, url, method, &path_match);
     if (rt == NULL && path_match == NULL)
         return send_error(r, conn, 404, "not_found", "no route takes %s", url);
@@ -1174,6 +1212,21 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     req_unref(r);
 }
 
+/* MHD's URL unescaper: percent-decodes s in place; a path that decodes to a
+ * NUL byte is emptied (an empty path is refused in first_call). Returns
+ * the decoded length. */
+static size_t unescape_url(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void)cls;
+    (void)conn;
+    size_t n = MHD_http_unescape(s);
+    if (strlen(s) != n) {
+        s[0] = '\0';
+        return 0;
+    }
+    return n;
+}
+
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     hs_server *srv = cls;
@@ -1390,12 +1443,13 @@ static int hs_start(sl_connector *c, sl_error *err)
     unsigned flags =
         MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_ITC;
 #endif
-    srv->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, handler, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
-        MHD_OPTION_LISTEN_SOCKET, srv->listen_fd, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned)HS_POOL_THREADS, MHD_OPTION_NOTIFY_COMPLETED, completed, srv,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HS_CONN_TIMEOUT_S,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HS_CONN_MEMORY, MHD_OPTION_END);
+    srv->daemon =
+        MHD_start_daemon(flags, 0, NULL, NULL, handler, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+                         srv, MHD_OPTION_LISTEN_SOCKET, srv->listen_fd, MHD_OPTION_THREAD_POOL_SIZE,
+                         (unsigned)HS_POOL_THREADS, MHD_OPTION_NOTIFY_COMPLETED, completed, srv,
+                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HS_CONN_TIMEOUT_S,
+                         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HS_CONN_MEMORY,
+                         MHD_OPTION_UNESCAPE_CALLBACK, unescape_url, NULL, MHD_OPTION_END);
     if (srv->daemon == NULL) {
         atomic_store(&srv->accepting, false);
         close(srv->listen_fd);

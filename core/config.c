@@ -201,6 +201,10 @@ void sl_config_errors_free(sl_config_errors *errs)
 
 /* ---- files and includes ---- */
 
+/* An include pattern matching more files than this is refused: a glob of
+ * every directory four levels down would read the whole filesystem. */
+#define SL_CONF_MAX_GLOB_FILES 256
+
 typedef struct file_set {
     sl_node **roots;   /* malloc'd, parallel to c->files */
     bool parse_failed; /* some file could not be parsed: skip the schema */
@@ -274,7 +278,10 @@ static void include_pattern(sl_conf_ctx *c, file_set *fs, const char *dir, const
     if (strpbrk(pat, "*?[")) {
         glob_t g;
         int rc = glob(full, 0, NULL, &g);
-        if (rc == 0) {
+        if (rc == 0 && g.gl_pathc > SL_CONF_MAX_GLOB_FILES) {
+            sl_conf_error(c, item->pos, "%s: '%s' matches %zu files, more than %d", path, full,
+                          (size_t)g.gl_pathc, SL_CONF_MAX_GLOB_FILES);
+        } else if (rc == 0) {
             for (size_t i = 0; i < g.gl_pathc; i++) {
                 if (add_file(c, fs, g.gl_pathv[i]) < 0) {
                     break;
@@ -415,6 +422,7 @@ void sl_config_free(sl_config *cfg)
         sl_pool_free(pool);
         free(pool);
     }
+    sl_name_index_free(&cfg->conn_index);
     free(cfg);
 }
 
@@ -433,6 +441,11 @@ const sl_node *sl_node_get(const sl_node *map, const char *key)
 
 const sl_connector_conf *sl_config_connector(const sl_config *cfg, const char *name)
 {
+    if (cfg && name && cfg->conn_index.mask) {
+        long at =
+            sl_name_index_find(&cfg->conn_index, cfg->connectors, sizeof *cfg->connectors, name);
+        return at >= 0 ? &cfg->connectors[at] : NULL;
+    }
     for (size_t i = 0; cfg && name && i < cfg->n_connectors; i++) {
         if (cfg->connectors[i].name && !strcmp(cfg->connectors[i].name, name)) {
             return &cfg->connectors[i];

@@ -13,6 +13,7 @@
 
 #include "error.h"
 #include "log.h"
+#include "name_index.h"
 
 /* Where something was written: file (as given or as globbed), 1-based line
  * and column. */
@@ -154,6 +155,7 @@ typedef struct sl_config {
      * e.g. an include pattern matching no file. `sluice check` prints them. */
     char **warnings;
     size_t n_warnings;
+    sl_name_index conn_index; /* connectors by name (a loaded config); empty: scanned */
 } sl_config;
 
 /* The errors found while loading: each line "FILE:LINE:COL: message",

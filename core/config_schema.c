@@ -5,6 +5,7 @@
  * Also the config reader (core/config.h) those callbacks use. */
 #include "config_priv.h"
 #include "connector.h"
+#include "name_index.h"
 #include "step.h"
 
 #include <errno.h>
@@ -981,6 +982,7 @@ static entry *collect(vctx *v, sl_node *const *roots, size_t n_roots, const char
 {
     entry *vec = NULL;
     size_t cnt = 0, cap = 0;
+    sl_name_index ix = {NULL, 0};
     for (size_t r = 0; r < n_roots; r++) {
         const sl_node *sec = roots[r] ? sl_conf_value(roots[r], section) : NULL;
         if (!sec) {
@@ -991,10 +993,8 @@ static entry *collect(vctx *v, sl_node *const *roots, size_t n_roots, const char
         }
         for (size_t i = 0; i < sec->n_pairs; i++) {
             const sl_node_pair *kv = &sec->pairs[i];
-            const entry *dup = NULL;
-            for (size_t j = 0; j < cnt && !dup; j++) {
-                dup = !strcmp(vec[j].name, kv->key) ? &vec[j] : NULL;
-            }
+            long at = sl_name_index_find(&ix, vec, sizeof *vec, kv->key);
+            const entry *dup = at >= 0 ? &vec[at] : NULL;
             if (dup) {
                 sl_conf_error(v->c, kv->key_pos, "%s.%s: already defined at %s:%d:%d", section,
                               kv->key, dup->pos.file, dup->pos.line, dup->pos.col);
@@ -1013,9 +1013,12 @@ static entry *collect(vctx *v, sl_node *const *roots, size_t n_roots, const char
             vec[cnt].name = kv->key;
             vec[cnt].pos = kv->key_pos;
             vec[cnt].node = kv->value;
+            if (!sl_name_index_add(&ix, vec, sizeof *vec, cnt))
+                v->pool->oom = true;
             cnt++;
         }
     }
+    sl_name_index_free(&ix);
     *n_out = cnt;
     return vec;
 }
@@ -1023,6 +1026,24 @@ static entry *collect(vctx *v, sl_node *const *roots, size_t n_roots, const char
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Indexes the connectors by name for sl_config_connector (route checks look
+ * each route's connectors up: a scan per route was quadratic). */
+static void index_connectors(vctx *v)
+{
+    sl_config *cfg = v->cfg;
+    for (size_t i = 0; i < cfg->n_connectors; i++) {
+        if (!cfg->connectors[i].name)
+            return; /* scanned instead */
+    }
+    for (size_t i = 0; i < cfg->n_connectors; i++) {
+        if (!sl_name_index_add(&cfg->conn_index, cfg->connectors, sizeof *cfg->connectors, i)) {
+            sl_name_index_free(&cfg->conn_index);
+            v->pool->oom = true;
+            return;
+        }
+    }
 }
 
 /* Fills v->defined with the sorted connector names. */
@@ -1045,16 +1066,38 @@ static void list_connectors(vctx *v)
     free(names);
 }
 
+/* True when root has at least one key of the config's top level: a file
+ * with none is not a Sluice config, and its keys are not quoted back. */
+static bool has_known_top_key(const sl_node *root, bool is_main)
+{
+    for (size_t i = 0; i < root->n_pairs; i++) {
+        if (sl_conf_find_word(is_main ? TOP_KEYS : INC_KEYS, root->pairs[i].key) >= 0 ||
+            !strcmp(root->pairs[i].key, "sluice"))
+            return true;
+    }
+    return false;
+}
+
+/* The top level of a file. A file that is not a map, or a map without one
+ * known key (a password file, say), is refused without quoting any of its
+ * content: an include may name any readable file. */
 static void check_top(vctx *v, const sl_node *root, bool is_main)
 {
     char list[128];
+    const char *expected = join(is_main ? TOP_KEYS : INC_KEYS, list, sizeof list);
     if (root->kind == SL_NODE_NULL) {
         return;
     }
     if (root->kind != SL_NODE_MAP) {
-        char buf[256];
         sl_conf_error(v->c, root->pos, "expected a map at the top level, got %s",
-                      got(root, buf, sizeof buf));
+                      root->kind == SL_NODE_SEQ ? "a list" : "a scalar (not shown)");
+        return;
+    }
+    if (!has_known_top_key(root, is_main)) {
+        sl_conf_error(
+            v->c, root->pos,
+            "not a Sluice config: none of its %zu top-level keys (not shown) is one of: %s",
+            root->n_pairs, expected);
         return;
     }
     for (size_t i = 0; i < root->n_pairs; i++) {
@@ -1065,8 +1108,7 @@ static void check_top(vctx *v, const sl_node *root, bool is_main)
                           "may hold connectors and routes)");
         } else if (sl_conf_find_word(is_main ? TOP_KEYS : INC_KEYS, kv->key) < 0) {
             sl_conf_error(v->c, kv->key_pos, "unknown key '%s' %s (expected one of: %s)", kv->key,
-                          is_main ? "at the top level" : "in an included file",
-                          join(is_main ? TOP_KEYS : INC_KEYS, list, sizeof list));
+                          is_main ? "at the top level" : "in an included file", expected);
         }
     }
 }
@@ -1096,6 +1138,7 @@ void sl_conf_validate(sl_conf_ctx *c, sl_config *cfg, sl_node *const *roots, siz
             cfg->n_connectors++;
         }
     }
+    index_connectors(&v);
     list_connectors(&v);
     if (n_routes) {
         cfg->routes = sl_pool_alloc(v.pool, n_routes * sizeof *cfg->routes);

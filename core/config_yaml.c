@@ -2,6 +2,7 @@
  * tree of sl_node that remembers file, line and column, with ${VAR} expansion.
  * Anchors, aliases, duplicate keys and multi-document files are errors. */
 #include "config_priv.h"
+#include "name_index.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -316,22 +317,13 @@ static sl_node *parse_seq(yparse *p, yaml_event_t *start)
     return n;
 }
 
-static const sl_node_pair *find_pair(const sl_node_pair *v, size_t n, const char *key)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (!strcmp(v[i].key, key)) {
-            return &v[i];
-        }
-    }
-    return NULL;
-}
-
 static sl_node *parse_map(yparse *p, yaml_event_t *start)
 {
     reject_anchor(p, start->data.mapping_start.anchor, start->start_mark);
     sl_node *n = new_node(p, SL_NODE_MAP, start->start_mark);
     sl_node_pair *v = NULL;
     size_t cnt = 0, cap = 0;
+    sl_name_index ks = {NULL, 0};
     yaml_event_t ev;
     while (next_event(p, &ev)) {
         if (ev.type == YAML_MAPPING_END_EVENT) {
@@ -344,7 +336,8 @@ static sl_node *parse_map(yparse *p, yaml_event_t *start)
         if (ev.type == YAML_SCALAR_EVENT) {
             reject_anchor(p, ev.data.scalar.anchor, ev.start_mark);
             key = sl_pool_strdup(p->c->pool, (const char *)ev.data.scalar.value);
-            const sl_node_pair *dup = key ? find_pair(v, cnt, key) : NULL;
+            long at = key ? sl_name_index_find(&ks, v, sizeof *v, key) : -1;
+            const sl_node_pair *dup = at >= 0 ? &v[at] : NULL;
             if (dup) {
                 sl_conf_error(p->c, key_pos, "duplicate key '%s' (first at line %d, column %d)",
                               key, dup->key_pos.line, dup->key_pos.col);
@@ -379,7 +372,10 @@ static sl_node *parse_map(yparse *p, yaml_event_t *start)
         v[cnt].key_pos = key_pos;
         v[cnt].value = value;
         cnt++;
+        if (!sl_name_index_add(&ks, v, sizeof *v, cnt - 1))
+            p->c->pool->oom = true;
     }
+    sl_name_index_free(&ks);
     if (n && cnt) {
         n->pairs = sl_pool_alloc(p->c->pool, cnt * sizeof *n->pairs);
         if (n->pairs) {

@@ -266,6 +266,8 @@ static size_t skip_damage(sl_segment *s, size_t pos, sl_rec_status st, sl_record
  * corrupt ranges, up to the end of the good records. Returns that end. */
 static size_t scan_records(sl_segment *s, size_t pos, uint32_t interval)
 {
+    if (!s->map) /* an empty file is not mapped: no record (found by the fuzzer) */
+        return pos;
     for (;;) {
         sl_record_view v;
         sl_rec_status st = sl_record_decode(s->map + pos, s->map_size - pos, &v);

@@ -535,14 +535,15 @@ static int path_eval(const char *expr, const json_t *root, json_t **res, sl_erro
     return 0;
 }
 
-/* Turns a JSON value into key text in *out (malloc'd) and *len; null and
- * missing give NULL. Returns 0, or -1 with err when out of memory. */
-static int json_to_key(const json_t *v, char **out, size_t *len, sl_error *err)
+/* Turns the JSON value v that expr found into key text in *out (malloc'd)
+ * and *len: a string as is, a number or boolean as its JSON text; null and
+ * missing give NULL. Returns 0, or -1 with err: SL_EINVAL for an object or
+ * an array (no key), SL_ENOMEM. */
+static int json_to_key(const char *expr, const json_t *v, char **out, size_t *len, sl_error *err)
 {
     char num[64];
     const char *text = NULL;
     size_t n = 0;
-    char *dumped = NULL;
 
     switch (v ? json_typeof(v) : JSON_NULL) {
         case JSON_NULL:
@@ -573,12 +574,8 @@ static int json_to_key(const json_t *v, char **out, size_t *len, sl_error *err)
             break;
         case JSON_OBJECT:
         case JSON_ARRAY:
-            dumped = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-            if (!dumped)
-                return sl_error_set(err, SL_ENOMEM, "out of memory encoding a key");
-            *out = dumped;
-            *len = strlen(dumped);
-            return 0;
+            return sl_error_set(err, SL_EINVAL, "%s \"%s\" is %s, not a string, number or boolean",
+                                "the key", expr, json_is_object(v) ? "an object" : "an array");
     }
     *out = dup_bytes(text, n);
     if (!*out)
@@ -616,7 +613,7 @@ static int json_path_eval(void *h, sl_msg *msg, char **out, size_t *len, sl_erro
     json_t *v;
     if (path_eval(h, root, &v, err) < 0)
         return -1;
-    return json_to_key(v, out, len, err);
+    return json_to_key(h, v, out, len, err);
 }
 
 const sl_expr_lang sl_expr_json_path = {

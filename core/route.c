@@ -517,6 +517,9 @@ static int append_to_route(sl_route *r, sl_msg *msg, sl_error *err)
         size_t len = 0;
         if (sl_expr_eval_key(r->key, msg, &key, &len, err) < 0)
             return -1;
+        if (!key)
+            return sl_error_set(err, SL_EINVAL,
+                                "the route key %s is missing or null in the message", r->conf->key);
         msg->key = key;
         msg->key_len = len;
     }

@@ -13,6 +13,7 @@ PACKAGES=(
     libjansson-dev libxml2-dev liblua5.4-dev libyaml-dev
     # tests and tools
     libcmocka-dev curl kcat wrk python3 procps
+    clang                     # the libFuzzer targets (tests/fuzz, make fuzz)
     fuse3 libfuse3-dev        # lazyfs, the power-cut tests' file system
     chromium nodejs npm       # the console test: headless Chromium driven by puppeteer-core
     # peers

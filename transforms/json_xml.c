@@ -28,6 +28,7 @@
 #include "hex.h"
 #include "real.h"
 #include "utf8.h"
+#include "xpath_stream.h"
 
 /* ---- shared helpers --------------------------------------------------------- */
 
@@ -1482,6 +1483,8 @@ static int xml_decode(const char *xml, size_t len, const sl_xml_opts *o, bool te
         sl_error_set(err, SL_EINVAL, "XML line 1: the document is empty");
         return -1;
     }
+    if (sl_xml_check_attrs(xml, len, err) < 0)
+        return -1;
     dec d = {.coerce = o && o->coerce,
              .max_depth = opt_depth(o),
              .err = err,
@@ -1578,6 +1581,80 @@ char *sl_xml_to_json_text(const char *xml, size_t len, const sl_xml_opts *o, siz
     return text;
 }
 
+/* ---- the attribute limit ----------------------------------------------------- */
+
+/* Skips from s (just after "<!" or "<?") past the end of a comment, CDATA
+ * section, processing instruction or declaration; counts newlines. */
+static const char *skip_markup(const char *s, const char *end, int *line)
+{
+    const char *close = "?>";
+    if (end - s >= 2 && memcmp(s, "--", 2) == 0)
+        close = "-->";
+    else if (end - s >= 7 && memcmp(s, "[CDATA[", 7) == 0)
+        close = "]]>";
+    else if (s[-1] == '!')
+        close = ">";
+    size_t cn = strlen(close);
+    for (; s < end; s++) {
+        if (*s == '\n')
+            (*line)++;
+        if ((size_t)(end - s) >= cn && memcmp(s, close, cn) == 0)
+            return s + cn;
+    }
+    return end;
+}
+
+/* Counts the '=' outside quotes of the tag starting at s (after '<') up to
+ * its '>': at least its attribute count. Returns the end of the tag. */
+static const char *count_attrs(const char *s, const char *end, int *line, long *n)
+{
+    char quote = 0;
+    *n = 0;
+    for (; s < end; s++) {
+        if (*s == '\n')
+            (*line)++;
+        if (quote) {
+            quote = *s == quote ? 0 : quote;
+        } else if (*s == '"' || *s == '\'') {
+            quote = *s;
+        } else if (*s == '=') {
+            (*n)++;
+        } else if (*s == '>') {
+            return s + 1;
+        }
+    }
+    return end;
+}
+
+int sl_xml_check_attrs(const char *xml, size_t len, sl_error *err)
+{
+    const char *s = xml, *end = xml + len;
+    int line = 1;
+    while (s < end) {
+        const char *lt = memchr(s, '<', (size_t)(end - s));
+        if (!lt)
+            break;
+        for (const char *q = s; q < lt; q++)
+            line += *q == '\n';
+        s = lt + 1;
+        if (s < end && (*s == '!' || *s == '?')) {
+            s = skip_markup(s + 1, end, &line);
+            continue;
+        }
+        int tag_line = line;
+        long n = 0;
+        const char *name = s;
+        s = count_attrs(s, end, &line, &n);
+        if (n > SL_XML_MAX_ATTRS) {
+            size_t nl = strcspn(name, " \t\r\n/>");
+            return sl_error_set(err, SL_EINVAL,
+                                "XML line %d: element <%.*s> has more than %d attributes", tag_line,
+                                (int)(nl > 100 ? 100 : nl), name, SL_XML_MAX_ATTRS);
+        }
+    }
+    return 0;
+}
+
 /* ---- tree parsing and XPath --------------------------------------------------- */
 
 /* What the hardened tree parser found besides libxml2's own errors. */
@@ -1647,6 +1724,8 @@ struct _xmlDoc *sl_xml_parse_tree(const char *xml, size_t len, sl_error *err)
         sl_error_set(err, SL_EINVAL, "XML line 1: the document is empty");
         return NULL;
     }
+    if (sl_xml_check_attrs(xml, len, err) < 0)
+        return NULL;
     xmlParserCtxtPtr ctxt = xmlNewParserCtxt();
     if (!ctxt) {
         sl_error_set(err, SL_ENOMEM, "out of memory");
@@ -1830,6 +1909,7 @@ int sl_xml_eval_xpath(const char *xml, size_t len, const char *xpath, char **out
 typedef struct xpath_key {
     char *text;
     xmlXPathCompExprPtr comp;
+    sl_xps *fast; /* the streaming form of a simple path, or NULL */
     pthread_mutex_t lock;
 } xpath_key;
 
@@ -1844,6 +1924,7 @@ static void xpath_key_free(void *h)
     if (!k)
         return;
     xmlXPathFreeCompExpr(k->comp);
+    sl_xps_free(k->fast);
     pthread_mutex_destroy(&k->lock);
     free(k->text);
     free(k);
@@ -1863,12 +1944,17 @@ static void *xpath_key_compile(const char *text, const sl_conf_pos *pos, sl_erro
         xpath_key_free(k);
         return NULL;
     }
+    k->fast = sl_xps_compile(text);
     return k;
 }
 
 static int xpath_key_eval(void *h, sl_msg *msg, char **out, size_t *len, sl_error *err)
 {
     xpath_key *k = h;
+    if (k->fast) {
+        size_t unused;
+        return sl_xps_eval(k->fast, msg->body, msg->body_len, out, len ? len : &unused, err);
+    }
     return xpath_eval_doc(msg->body, msg->body_len, k->text, k->comp, &k->lock, out, len, err);
 }
 

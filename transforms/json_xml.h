@@ -13,7 +13,8 @@
 
 #include "error.h"
 
-#define SL_XML_MAX_DEPTH 256                        /* default and highest nesting depth */
+#define SL_XML_MAX_DEPTH 256 /* default and highest nesting depth */
+#define SL_XML_MAX_ATTRS 256 /* attributes on one element (sl_xml_check_attrs) */
 #define SL_XML_MAX_SIZE ((size_t)256 * 1024 * 1024) /* default largest XML input, bytes */
 #define SL_XSI_NS "http://www.w3.org/2001/XMLSchema-instance"
 
@@ -92,5 +93,12 @@ struct _xmlDoc *sl_xml_parse_tree(const char *xml, size_t len, sl_error *err);
 /* Initializes libxml2 once per process; every function above calls it, so
  * calling it is only needed to do the work early. Thread-safe. */
 void sl_xml_init(void);
+
+/* Refuses, in one linear pass before libxml2 sees it (its start-tag parser
+ * is quadratic in one element's attributes), a document with an element of
+ * more than SL_XML_MAX_ATTRS attributes (counted as the '=' outside quotes
+ * of its tag: namespace declarations count too). Returns 0, or -1 with err
+ * (SL_EINVAL, "XML line N: element <x> has more than 1024 attributes"). */
+int sl_xml_check_attrs(const char *xml, size_t len, sl_error *err);
 
 #endif

@@ -216,14 +216,41 @@ static int sb_resume(lua_State *L)
 }
 
 /* load(chunk [, name [, mode [, env]]]): text only, whatever mode says. */
+/* The reader sb_load gives the parser for a text chunk: the text
+ * (upvalue 1) in 4 KiB pieces from position upvalue 2, checking the running
+ * call's deadline before each piece (the parser is C: the instruction hook
+ * does not fire while it reads a large text). */
+static int chunk_reader(lua_State *L)
+{
+    size_t len;
+    const char *text = lua_tolstring(L, lua_upvalueindex(1), &len);
+    size_t pos = (size_t)lua_tointeger(L, lua_upvalueindex(2));
+    sl_lua_check_deadline(L);
+    if (pos >= len)
+        return 0;
+    size_t n = len - pos < 4096 ? len - pos : 4096;
+    lua_pushinteger(L, (lua_Integer)(pos + n));
+    lua_replace(L, lua_upvalueindex(2));
+    lua_pushlstring(L, text + pos, n);
+    return 1;
+}
+
 static int sb_load(lua_State *L)
 {
     int n = lua_gettop(L);
     luaL_checkany(L, 1);
     lua_pushvalue(L, lua_upvalueindex(1));
-    lua_pushvalue(L, 1);
-    if (n >= 2)
+    if (lua_type(L, 1) == LUA_TSTRING) {
+        lua_pushvalue(L, 1);
+        lua_pushinteger(L, 0);
+        lua_pushcclosure(L, chunk_reader, 2);
+    } else {
+        lua_pushvalue(L, 1);
+    }
+    if (n >= 2 && !lua_isnil(L, 2))
         lua_pushvalue(L, 2);
+    else if (lua_type(L, 1) == LUA_TSTRING)
+        lua_pushvalue(L, 1); /* load's default name for a text chunk: the text */
     else
         lua_pushnil(L);
     lua_pushliteral(L, "t");
@@ -353,6 +380,65 @@ static void wrap_global(lua_State *L, const char *name, lua_CFunction fn)
     lua_setglobal(L, name);
 }
 
+/* A library C function (its pointer in the userdata of upvalue 1) called
+ * after a check of the running call's deadline: one call of string.upper,
+ * table.concat or utf8.len runs in C over up to the memory cap's bytes,
+ * and a loop of them between two instruction hooks (HOOK_EVERY) could run
+ * for seconds. The function runs in this frame, so its errors name it. */
+static int budget_call(lua_State *L)
+{
+    lua_CFunction f;
+    memcpy(&f, lua_touserdata(L, lua_upvalueindex(1)), sizeof f);
+    sl_lua_check_deadline(L);
+    return f(L);
+}
+
+/* Wraps every C function of the library table at the top in budget_call. */
+static void budget_lib(lua_State *L)
+{
+    lua_pushnil(L);
+    while (lua_next(L, -2) != 0) {
+        lua_CFunction f = lua_tocfunction(L, -1);
+        if (f && lua_type(L, -2) == LUA_TSTRING) {
+            memcpy(lua_newuserdatauv(L, sizeof f, 0), &f, sizeof f);
+            lua_pushcclosure(L, budget_call, 1);
+            lua_pushvalue(L, -3);
+            lua_insert(L, -2);
+            lua_rawset(L, -5); /* replacing an existing key's value during lua_next is allowed */
+        }
+        lua_pop(L, 1);
+    }
+}
+
+/* table.move as Lua 5.4's, but checking the running call's deadline every
+ * 4096 elements: `table.move({}, 1, 1e12, 1, {})` is one C loop that the
+ * instruction hook never interrupts and that allocates nothing. Tables
+ * only (no __index/__newindex-only proxies). */
+static int budgeted_move(lua_State *L)
+{
+    lua_Integer f = luaL_checkinteger(L, 2);
+    lua_Integer e = luaL_checkinteger(L, 3);
+    lua_Integer t = luaL_checkinteger(L, 4);
+    int tt = !lua_isnoneornil(L, 5) ? 5 : 1; /* destination table */
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checktype(L, tt, LUA_TTABLE);
+    if (e >= f) {
+        luaL_argcheck(L, f > 0 || e < LUA_MAXINTEGER + f, 3, "too many elements to move");
+        lua_Integer n = e - f + 1;
+        luaL_argcheck(L, t <= LUA_MAXINTEGER - n + 1, 4, "destination wrap around");
+        bool forward = t > e || t <= f || (tt != 1 && !lua_compare(L, 1, tt, LUA_OPEQ));
+        for (lua_Integer k = 0; k < n; k++) {
+            lua_Integer i = forward ? k : n - 1 - k;
+            if ((k & 4095) == 4095)
+                sl_lua_check_deadline(L);
+            lua_geti(L, 1, f + i);
+            lua_seti(L, tt, t + i);
+        }
+    }
+    lua_pushvalue(L, tt); /* the destination table */
+    return 1;
+}
+
 /* Opens the safe standard libraries; os keeps time, clock and date only
  * (the full library is not kept anywhere). */
 static void open_safe_libs(lua_State *L)
@@ -395,6 +481,17 @@ static void trim_base(lua_State *L)
     lua_setfield(L, -2, "dump");
     sl_lua_open_patterns(L);
     lua_pop(L, 1);
+    lua_getglobal(L, LUA_TABLIBNAME);
+    lua_pushcfunction(L, budgeted_move);
+    lua_setfield(L, -2, "move");
+    lua_pop(L, 1);
+    static const char *const budgeted[] = {LUA_STRLIBNAME, LUA_TABLIBNAME, LUA_UTF8LIBNAME, NULL};
+    for (size_t i = 0; budgeted[i]; i++) {
+        lua_getglobal(L, budgeted[i]);
+        budget_lib(L);
+        lua_pop(L, 1);
+    }
+    /* strings' shared metatable: readable, not replaceable */
     lua_pushliteral(L, "");
     lua_getmetatable(L, -1);
     lua_pushliteral(L, "string");

@@ -379,7 +379,8 @@ routes:
 """)
     try:
         # a body the route's key cannot be read from is rejected, not retried forever
-        b.publish("", q_in, ["not json"])
+        b.publish("", q_in, ["not json", '{"n":1}', '{"key":null}', '{"key":[1]}',
+                             '{"key":{"a":1}}'])
         n = 2000
         b.publish("", q_in, [json.dumps({"key": "k", "n": i, "pad": "p" * 400}) for i in range(n)])
         gw.start(admin)
@@ -396,7 +397,10 @@ routes:
         ready, unacked = queue_state(b, q_in)
         assert ready + unacked == n - c2, (ready, unacked, c2)
         assert 0 < unacked <= 50, unacked
-        assert "rejecting delivery" in open(gw.stderr_path).read()
+        log = open(gw.stderr_path).read()
+        assert log.count("rejecting delivery") == 5, log[-3000:]
+        assert log.count("the route key $.key is missing or null") == 2, log[-3000:]
+        assert 'the key "$.key" is an array' in log and 'the key "$.key" is an object' in log
         gw.stop()
         wait_queue(b, q_in, n - int(c2), 0)
         print(f"  log full after {int(c2)} appends: {n - int(c2)} left with the broker")

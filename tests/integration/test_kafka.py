@@ -354,22 +354,29 @@ routes:
     try:
         broker.create("orders", 1)
         gw.start(admin)
-        broker.produce_lines("orders", ['{"customer":"a","n":1}', "not json at all",
-                                        '{"customer":"b","n":2}'], key_delim=None)
-        wait_until(lambda: sink.count() >= 2, 120, "the two good messages at the sink")
-        wait_until(lambda: metric(gw.metrics(), "sluice_dead_letter_total", route="keyed") == 1,
-                   60, "the unreadable one in the dead letter topic")
-        # redrive cannot put it back (its key still cannot be read): it is
-        # refused, stays pending, and does not stop a redrive of the others
+        bad = ["not json at all", '{"n":3}', '{"customer":null}', '{"customer":[1]}',
+               '{"customer":{"id":1}}']
+        broker.produce_lines("orders", ['{"customer":"a","n":1}', *bad,
+                                        '{"customer":"b","n":2}', '{"customer":7}'],
+                             key_delim=None)
+        wait_until(lambda: sink.count() >= 3, 120, "the three good messages at the sink")
+        wait_until(lambda: metric(gw.metrics(), "sluice_dead_letter_total", route="keyed") == 5,
+                   60, "the five unreadable ones in the dead letter topic")
+        # redrive cannot put them back (their keys still cannot be read): they
+        # are refused, stay pending, and do not stop a redrive of the others
         st, body, _ = request("POST", gw.admin, "/v1/dlq/keyed/redrive")
         res = json.loads(body)
-        assert st == 200 and res["redriven"] == 0 and res["refused"] == 1, res
-        assert metric(gw.metrics(), "sluice_dlq_depth", route="keyed") == 1
+        assert st == 200 and res["redriven"] == 0 and res["refused"] == 5, res
+        assert metric(gw.metrics(), "sluice_dlq_depth", route="keyed") == 5
         gw.stop()
         dlq = gw.dump("keyed.dlq")
-        assert len(dlq) == 1 and dlq[0]["value"] == "not json at all", dlq
-        assert "not JSON" in dlq[0]["headers"]["x-sluice-error"] or \
-            "JSON" in dlq[0]["headers"]["x-sluice-error"], dlq[0]["headers"]
+        assert [r["value"] for r in dlq] == bad, dlq
+        errors = [r["headers"]["x-sluice-error"] for r in dlq]
+        assert "not JSON" in errors[0], errors
+        assert "the route key $.customer is missing or null" in errors[1], errors
+        assert "the route key $.customer is missing or null" in errors[2], errors
+        assert 'the key "$.customer" is an array' in errors[3], errors
+        assert 'the key "$.customer" is an object' in errors[4], errors
     finally:
         if gw.proc is not None:
             gw.stop()

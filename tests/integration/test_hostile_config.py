@@ -1,0 +1,122 @@
+"""Hostile configs through `sluice check`: 100,000 keys or anchors in one
+map (the duplicate check was quadratic), an include glob over the whole
+filesystem (bounded to 256 files per pattern), and includes of files that
+are not Sluice configs (a password file: its content is never quoted)."""
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+from harness import SLUICE
+
+MAIN = "sluice:\n  data_dir: ./data\n"
+
+
+def check(workdir, text, timeout=120):
+    """Runs `sluice check` on text; returns (exit code, output, seconds)."""
+    path = os.path.join(workdir, "sluice.yaml")
+    with open(path, "w") as f:
+        f.write(text)
+    t0 = time.monotonic()
+    r = subprocess.run([os.path.abspath(SLUICE), "check", "-c", path], cwd=workdir,
+                       capture_output=True, text=True, timeout=timeout)
+    return r.returncode, r.stdout + r.stderr, time.monotonic() - t0
+
+
+def test_100000_keys_or_anchors_in_one_map_check_in_linear_time():
+    d = tempfile.mkdtemp(prefix="sluice-cfg-")
+    try:
+        keys = "".join(f"      k{i}: 1\n" for i in range(100000))
+        code, out, secs = check(d, MAIN + "  log:\n    extra:\n" + keys)
+        assert code == 2 and "unknown key 'extra'" in out, out[:2000]
+        assert secs < 20, f"100,000 keys took {secs:.1f}s"
+        anchors = "".join(f"      k{i}: &a{i} 1\n" for i in range(100000))
+        code, out, secs = check(d, MAIN + "  log:\n    extra:\n" + anchors)
+        assert code == 2 and "anchors and aliases are not supported (anchor '&a99999')" in out
+        assert secs < 20, f"100,000 anchors took {secs:.1f}s"
+        dup = "".join(f"      k{i}: 1\n" for i in range(50000)) + "      k7: 2\n"
+        code, out, _ = check(d, MAIN + "  log:\n    extra:\n" + dup)
+        assert "duplicate key 'k7' (first at line 12, column 7)" in out, out[:2000]
+    finally:
+        shutil.rmtree(d)
+
+
+def test_include_globs_are_bounded():
+    d = tempfile.mkdtemp(prefix="sluice-cfg-")
+    try:
+        code, out, secs = check(d, MAIN + '  include: ["/*/*/*/*"]\n', timeout=300)
+        assert code == 2, out[:2000]
+        assert "sluice.include[0]: '/*/*/*/*' matches" in out and "more than 256" in out, out[:2000]
+        assert len(out.splitlines()) == 1, out[:2000]
+        assert secs < 60, f"the glob took {secs:.1f}s"
+        os.mkdir(os.path.join(d, "many"))
+        for i in range(257):
+            with open(os.path.join(d, "many", f"r{i:03}.yaml"), "w") as f:
+                f.write("routes: {}\n")
+        code, out, _ = check(d, MAIN + '  include: ["many/*.yaml"]\n')
+        assert code == 2 and "matches 257 files, more than 256" in out, out
+        os.remove(os.path.join(d, "many", "r256.yaml"))
+        os.remove(os.path.join(d, "many", "r255.yaml"))
+        os.mkfifo(os.path.join(d, "many", "r300.yaml"))
+        code, out, _ = check(d, MAIN + '  include: ["many/*.yaml"]\n')
+        assert code == 2 and "r300.yaml: cannot read: not a regular file" in out, out
+        os.remove(os.path.join(d, "many", "r300.yaml"))
+        code, out, _ = check(d, MAIN + '  include: ["many/*.yaml"]\n')
+        assert code == 0, out
+    finally:
+        shutil.rmtree(d)
+
+
+def test_an_included_file_that_is_not_a_config_is_not_quoted():
+    d = tempfile.mkdtemp(prefix="sluice-cfg-")
+    try:
+        secrets = {
+            # /etc/shadow's lines end in ':' and read as YAML map keys
+            "shadow": "root:$y$j9T$SECRETHASH1:19000:0:99999:7:::\n"
+                      "daemon:*:19000:0:99999:7:::\n",
+            # a one-line file reads as a YAML scalar
+            "token": "SECRETHASH2\n",
+            "list": "- SECRETHASH3\n",
+        }
+        for name, text in secrets.items():
+            with open(os.path.join(d, name), "w") as f:
+                f.write(text)
+        code, out, _ = check(d, MAIN + '  include: ["shadow", "token", "list"]\n')
+        assert code == 2, out
+        assert "SECRETHASH" not in out and "root" not in out, out
+        lines = sorted(out.replace(d + "/", "").splitlines())
+        assert lines == [
+            "list:1:1: expected a map at the top level, got a list",
+            "shadow:1:1: not a Sluice config: none of its 2 top-level keys (not shown) is one "
+            "of: connectors, routes",
+            "token:1:1: expected a map at the top level, got a scalar (not shown)",
+        ], out
+        # a config with a typo still gets its unknown key named
+        with open(os.path.join(d, "typo.yaml"), "w") as f:
+            f.write("routes: {}\nroutse: {}\n")
+        code, out, _ = check(d, MAIN + '  include: ["typo.yaml"]\n')
+        assert "typo.yaml:2:1: unknown key 'routse' in an included file" in out, out
+    finally:
+        shutil.rmtree(d)
+
+
+def test_20000_connectors_and_routes_check_in_linear_time():
+    d = tempfile.mkdtemp(prefix="sluice-cfg-")
+    try:
+        n = 20000
+        text = [MAIN, "connectors:\n"]
+        text += [f'  c{i}: {{ type: http_server, listen: "127.0.0.1:{10000 + i}" }}\n'
+                 for i in range(n)]
+        text.append("  out: { type: stdout }\nroutes:\n")
+        text += [f"  r{i}:\n    from: {{ connector: c{i}, path: /p }}\n"
+                 f"    to: [ {{ connector: out }} ]\n" for i in range(n)]
+        text.append("  bad:\n    from: { connector: nope, path: /p }\n    to: [ { connector: out } ]\n")
+        code, out, secs = check(d, "".join(text))
+        assert code == 2, out[:2000]
+        assert "routes.bad.from.connector: no connector named 'nope'" in out, out[:2000]
+        assert len(out.splitlines()) == 1, out[:2000]
+        assert secs < 20, f"{n} connectors and routes took {secs:.1f}s"
+    finally:
+        shutil.rmtree(d)

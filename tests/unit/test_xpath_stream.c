@@ -1,0 +1,242 @@
+/* Unit tests for transforms/xpath_stream.c: the streaming XPath key gives
+ * the tree evaluator's answer (first match in document order, descendant
+ * text, attribute values with entities, namespaces, no match, malformed
+ * XML, refused entities) on a table of documents, knows which paths it
+ * takes; an element with more than 256 attributes (80,000: libxml2's
+ * start-tag parser is quadratic in them) is refused by a linear pre-scan
+ * on every XML path (streamed key, tree, xml_to_json) well under a second. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "buf.h"
+#include "json_xml.h"
+#include "xpath_stream.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void test_subset(void **state)
+{
+    (void)state;
+    const char *in[] = {"/a", "/a/b/c", "/a/*/c", "/a/b/@id", "/*/@x", "/a-b/c.d/_e", NULL};
+    const char *out[] = {"a",        "/a/b[1]",   "//a",   "/a/@*",       "/p:a",
+                         "/a/@p:id", "/a/text()", "/a/b/", "a/b",         "/a/@id/b",
+                         "/a | /b",  "/a/..",     "/a//b", "/1a",         "",
+                         "/",        "/a/@",      "/a/*x", "/a/b/@id/@x", NULL};
+    for (size_t i = 0; in[i]; i++) {
+        sl_xps *p = sl_xps_compile(in[i]);
+        if (!p)
+            fail_msg("%s: not taken", in[i]);
+        sl_xps_free(p);
+    }
+    for (size_t i = 0; out[i]; i++) {
+        sl_xps *p = sl_xps_compile(out[i]);
+        if (p)
+            fail_msg("%s: taken", out[i]);
+    }
+}
+
+typedef struct xcase {
+    const char *doc;
+    const char *path;
+} xcase;
+
+static void test_same_answer_as_the_tree(void **state)
+{
+    (void)state;
+    const char *order = "<?xml version=\"1.0\"?>\n"
+                        "<order id=\"o&amp;1\" n=\"a&#38;b &lt; &#x41;\">"
+                        "<c id=\"c1\">x<d>y</d><![CDATA[z<]]><!-- no -->w</c>"
+                        "<c id=\"c2\">second</c><e xmlns=\"urn:x\"><c id=\"c3\"/></e>"
+                        "<p:c xmlns:p=\"urn:p\" id=\"c4\"/><f><c>deep</c></f></order>";
+    const xcase cases[] = {
+        {order, "/order/@id"},
+        {order, "/order/@n"},
+        {order, "/order/c"},
+        {order, "/order/c/@id"},
+        {order, "/order/c/d"},
+        {order, "/order/*/c"},
+        {order, "/order/*/c/@id"},
+        {order, "/order/e/c"},
+        {order, "/order/missing"},
+        {order, "/order/@missing"},
+        {order, "/other"},
+        {order, "/order"},
+        {order, "/*/*/@id"},
+        {"<a><b/><b id=''/><b id='2'/></a>", "/a/b/@id"},
+        {"<a><b/></a>", "/a/b"},
+        {"<a> <b>1</b>\n <b>2</b> </a>", "/a"},
+        {"<a><b>1</b></a><a>", "/a/b"},
+        {"<a><b>1</b>", "/a/b"},
+        {"not xml", "/a"},
+        {"<!DOCTYPE a [<!ENTITY e \"x\">]><a>&e;</a>", "/a"},
+        {"<!DOCTYPE a SYSTEM \"http://127.0.0.1:9/x.dtd\"><a>1</a>", "/a"},
+        {"<a>&undeclared;</a>", "/a"},
+        {"<a id=\"&undeclared;\"/>", "/a/@id"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const xcase *c = &cases[i];
+        size_t len = strlen(c->doc);
+        char *want = NULL, *got = NULL;
+        size_t want_len = 0, got_len = 0;
+        sl_error we, ge;
+        sl_error_clear(&we);
+        sl_error_clear(&ge);
+        int wrc = sl_xml_eval_xpath(c->doc, len, c->path, &want, &want_len, &we);
+        sl_xps *p = sl_xps_compile(c->path);
+        assert_non_null(p);
+        int grc = sl_xps_eval(p, c->doc, len, &got, &got_len, &ge);
+        sl_xps_free(p);
+        if (wrc != grc || (want == NULL) != (got == NULL) ||
+            (want && (want_len != got_len || memcmp(want, got, want_len) != 0)))
+            fail_msg("case %zu %s: tree %d '%s' (%s), stream %d '%s' (%s)", i, c->path, wrc,
+                     want ? want : "(none)", we.msg, grc, got ? got : "(none)", ge.msg);
+        if (wrc < 0)
+            assert_int_equal(ge.code, we.code);
+        free(want);
+        free(got);
+    }
+}
+
+static char *many_attrs(int n, size_t *len)
+{
+    size_t cap = (size_t)n * 16 + 64;
+    char *doc = malloc(cap);
+    assert_non_null(doc);
+    size_t o = (size_t)snprintf(doc, cap, "<order id=\"o1\"");
+    for (int i = 0; i < n; i++)
+        o += (size_t)snprintf(doc + o, cap - o, " a%x=\"1\"", (unsigned)i);
+    o += (size_t)snprintf(doc + o, cap - o, "/>");
+    *len = o;
+    return doc;
+}
+
+static void test_80000_attributes(void **state)
+{
+    (void)state;
+    size_t len;
+    char *doc = many_attrs(80000, &len);
+    sl_xps *p = sl_xps_compile("/order/@id");
+    assert_non_null(p);
+    char *out = NULL;
+    size_t n = 0;
+    sl_error err;
+    const char *want = "XML line 1: element <order> has more than 256 attributes";
+    double t0 = now_s();
+    assert_int_equal(sl_xps_eval(p, doc, len, &out, &n, &err), -1);
+    double stream_s = now_s() - t0;
+    assert_null(out);
+    assert_string_equal(err.msg, want);
+    sl_xps_free(p);
+    t0 = now_s();
+    assert_int_equal(sl_xml_eval_xpath(doc, len, "/order[1]/@id", &out, &n, &err), -1);
+    double tree_s = now_s() - t0;
+    assert_null(out);
+    assert_int_equal(err.code, SL_EINVAL);
+    assert_string_equal(err.msg, want);
+    t0 = now_s();
+    assert_null(sl_xml_to_json(doc, len, NULL, &err));
+    double json_s = now_s() - t0;
+    assert_string_equal(err.msg, want);
+    free(doc);
+    printf("  80,000 attributes (%zu bytes) refused: streamed key %.3f s, tree %.3f s, "
+           "xml_to_json %.3f s\n",
+           len, stream_s, tree_s, json_s);
+    /* generous bounds (ASan, a loaded machine); the quadratic cost was 12.8 s */
+    assert_true(stream_s < 1.0 && tree_s < 1.0 && json_s < 1.0);
+}
+
+/* The worst the limit lets through: a body of elements with 256
+ * attributes each keys on the tree in bounded time. */
+static void test_many_elements_at_the_limit(void **state)
+{
+    (void)state;
+    sl_buf b = {0};
+    sl_buf_puts(&b, "<order id=\"o1\">");
+    for (int e = 0; e < 320; e++) {
+        sl_buf_puts(&b, "<e");
+        for (int i = 0; i < SL_XML_MAX_ATTRS; i++) {
+            char a[32];
+            snprintf(a, sizeof a, " a%x=\"1\"", (unsigned)i);
+            sl_buf_puts(&b, a);
+        }
+        sl_buf_puts(&b, "/>");
+    }
+    sl_buf_puts(&b, "</order>");
+    char *out = NULL;
+    size_t n = 0;
+    sl_error err;
+    double t0 = now_s();
+    assert_int_equal(sl_xml_eval_xpath(b.p, b.len, "/order[1]/@id", &out, &n, &err), 0);
+    double tree_s = now_s() - t0;
+    assert_string_equal(out, "o1");
+    free(out);
+    printf("  320 elements of 256 attributes (%zu bytes): tree key %.3f s\n", b.len, tree_s);
+    assert_true(tree_s < 1.0);
+    sl_buf_free(&b);
+}
+
+/* Quoted '=' and '>' and markup that is not a tag do not count; the
+ * limit itself passes on both paths. */
+static void test_attribute_count(void **state)
+{
+    (void)state;
+    size_t len;
+    char *doc = many_attrs(SL_XML_MAX_ATTRS - 1, &len);
+    sl_error err;
+    assert_int_equal(sl_xml_check_attrs(doc, len, &err), 0);
+    free(doc);
+    doc = many_attrs(SL_XML_MAX_ATTRS, &len);
+    assert_int_equal(sl_xml_check_attrs(doc, len, &err), -1);
+    free(doc);
+    sl_buf b = {0};
+    sl_buf_puts(&b, "<?xml version=\"1.0\"?>\n<!-- a=b a=b -->\n<a x='=>=' y=\"'='\">");
+    for (int i = 0; i < 2000; i++)
+        sl_buf_puts(&b, "<![CDATA[=]]>=<?pi a=b?>");
+    sl_buf_puts(&b, "\n<b\n");
+    for (int i = 0; i < 257; i++)
+        sl_buf_puts(&b, " q=''");
+    sl_buf_puts(&b, "/></a>");
+    assert_int_equal(sl_xml_check_attrs(b.p, b.len, &err), -1);
+    assert_string_equal(err.msg, "XML line 4: element <b> has more than 256 attributes");
+    sl_buf_free(&b);
+}
+
+static void test_attributes_at_the_limit_pass(void **state)
+{
+    (void)state;
+    size_t len;
+    char *doc = many_attrs(SL_XML_MAX_ATTRS - 1, &len);
+    char *out = NULL;
+    size_t n = 0;
+    sl_error err;
+    assert_int_equal(sl_xml_eval_xpath(doc, len, "/order[1]/@id", &out, &n, &err), 0);
+    assert_string_equal(out, "o1");
+    free(out);
+    free(doc);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_subset),
+        cmocka_unit_test(test_same_answer_as_the_tree),
+        cmocka_unit_test(test_80000_attributes),
+        cmocka_unit_test(test_attributes_at_the_limit_pass),
+        cmocka_unit_test(test_attribute_count),
+        cmocka_unit_test(test_many_elements_at_the_limit),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
