@@ -3,12 +3,15 @@
 #   make test   install what is missing, build with ASan+UBSan, run unit, crash and
 #               integration tests (real sockets, real peers)
 #   make bench  build without sanitizers and run the benchmarks
+#   make docker-smoke  build the image with a private Docker engine and run it
+#               (docker/smoke.sh; needs root)
 #   make format / make lint
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CONFIG ?= conf/sluice.yaml
 
-.PHONY: run test deps build build-asan build-rel unit integration bench format lint clean
+.PHONY: run test deps build build-asan build-rel unit integration bench format lint clean \
+        docker-smoke
 
 deps:
 	@bash docker/install-deps.sh
@@ -39,6 +42,9 @@ test: build-asan
 
 bench: build-rel
 	@bash tests/bench/run.sh build-rel
+
+docker-smoke:
+	@bash docker/smoke.sh
 
 format:
 	clang-format -i core/*.[ch] connectors/*.[ch] transforms/*.[ch] tests/unit/*.c \

@@ -1,21 +1,51 @@
 #!/usr/bin/env bash
-# Installs every Debian 12 package that Sluice needs to build, test and run
-# its test peers. Idempotent: packages already present are not fetched again.
-# This is the only place the list lives; the Makefile, .ci/run and the
-# Dockerfile all call it.
+# Installs the Debian 12 packages Sluice needs, by purpose: `build` (compile
+# the gateway), `runtime` (run it: shared libraries and curl for health
+# checks), `test` (unit/integration tests, their tools and peers).
+# Usage: install-deps.sh [build] [runtime] [test] [smoke]; no argument
+# installs build, runtime and test (`smoke`: what `make docker-smoke` needs).
+# Idempotent: packages already present are not fetched again. This is the
+# only place the lists live; the Makefile, .ci/run and the Dockerfiles call it.
 set -euo pipefail
 
-PACKAGES=(
-    # build
-    build-essential cmake pkg-config git ca-certificates
-    # libraries
+BUILD_PACKAGES=(
+    build-essential cmake pkg-config ca-certificates
     libmicrohttpd-dev libcurl4-openssl-dev librabbitmq-dev librdkafka-dev
     libjansson-dev libxml2-dev liblua5.4-dev libyaml-dev
+)
+
+RUNTIME_PACKAGES=(
+    libmicrohttpd12 libcurl4 librabbitmq4 librdkafka1 libjansson4 libxml2
+    liblua5.4-0 libyaml-0-2 ca-certificates curl
+)
+
+TEST_PACKAGES=(
+    git
     # tests and tools
     libcmocka-dev curl kcat wrk python3 procps
     # peers
     rabbitmq-server
 )
+
+# Only for `make docker-smoke` (not part of the default set): a Docker engine
+# of its own, debootstrap for the debian:12 base image, and compose.
+SMOKE_PACKAGES=(
+    docker.io debootstrap docker-compose curl python3
+)
+
+if [ $# -eq 0 ]; then
+    set -- build runtime test
+fi
+PACKAGES=()
+for list in "$@"; do
+    case "$list" in
+        build) PACKAGES+=("${BUILD_PACKAGES[@]}") ;;
+        runtime) PACKAGES+=("${RUNTIME_PACKAGES[@]}") ;;
+        test) PACKAGES+=("${TEST_PACKAGES[@]}") ;;
+        smoke) PACKAGES+=("${SMOKE_PACKAGES[@]}") ;;
+        *) echo "install-deps: unknown list '$list' (want build, runtime, test, smoke)" >&2; exit 2 ;;
+    esac
+done
 
 missing=()
 for p in "${PACKAGES[@]}"; do
