@@ -2,8 +2,9 @@
 # Installs the Debian 12 packages Sluice needs, by purpose: `build` (compile
 # the gateway), `runtime` (run it: shared libraries and curl for health
 # checks), `test` (unit/integration tests, their tools and peers).
-# Usage: install-deps.sh [build] [runtime] [test] [smoke]; no argument
-# installs build, runtime and test (`smoke`: what `make docker-smoke` needs).
+# Usage: install-deps.sh [LIST...]; no argument installs build, runtime and
+# test. Also: `smoke` (what `make docker-smoke` needs), `rabbitmq-image` and
+# `kafka-peer-image` (the compose file's peer images).
 # Idempotent: packages already present are not fetched again. This is the
 # only place the lists live; the Makefile, .ci/run and the Dockerfiles call it.
 set -euo pipefail
@@ -33,6 +34,15 @@ SMOKE_PACKAGES=(
     docker.io debootstrap docker-compose curl python3
 )
 
+# The compose file's peer images (docker/compose.yaml): a RabbitMQ from
+# Debian's package, and the Kafka-protocol test broker with kcat and socat.
+RABBITMQ_IMAGE_PACKAGES=(
+    rabbitmq-server
+)
+KAFKA_PEER_IMAGE_PACKAGES=(
+    librdkafka1 kcat socat
+)
+
 if [ $# -eq 0 ]; then
     set -- build runtime test
 fi
@@ -43,7 +53,11 @@ for list in "$@"; do
         runtime) PACKAGES+=("${RUNTIME_PACKAGES[@]}") ;;
         test) PACKAGES+=("${TEST_PACKAGES[@]}") ;;
         smoke) PACKAGES+=("${SMOKE_PACKAGES[@]}") ;;
-        *) echo "install-deps: unknown list '$list' (want build, runtime, test, smoke)" >&2; exit 2 ;;
+        rabbitmq-image) PACKAGES+=("${RABBITMQ_IMAGE_PACKAGES[@]}") ;;
+        kafka-peer-image) PACKAGES+=("${KAFKA_PEER_IMAGE_PACKAGES[@]}") ;;
+        *) echo "install-deps: unknown list '$list'" \
+                "(want build, runtime, test, smoke, rabbitmq-image, kafka-peer-image)" >&2
+           exit 2 ;;
     esac
 done
 
