@@ -5,9 +5,11 @@
 # metadata it returns names 127.0.0.1 and that port. Not a real Kafka: no
 # persistence, for tests and demos only.
 ARG BASE=debian:12
+# The same first steps as docker/Dockerfile's build stage: its layers are reused.
 FROM ${BASE} AS build
-COPY docker/install-deps.sh /tmp/install-deps.sh
-RUN bash /tmp/install-deps.sh build && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY docker/install-deps.sh docker/install-deps.sh
+RUN bash docker/install-deps.sh build && rm -rf /var/lib/apt/lists/*
 COPY tests/peers/kafka_broker.c /src/kafka_broker.c
 RUN gcc -O2 -Wall -o /src/kafka_broker /src/kafka_broker.c $(pkg-config --cflags --libs rdkafka)
 
