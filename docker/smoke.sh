@@ -33,14 +33,14 @@ fail() {
     exit 1
 }
 
-SUDO=""
+# Root is needed for dockerd and debootstrap: rerun through sudo if need be.
 if [ "$(id -u)" -ne 0 ]; then
     sudo -n true 2>/dev/null || fail "needs root (or sudo without a password) to run its own dockerd"
-    SUDO="sudo -n"
+    exec sudo -n -E bash "$0" "$@"
 fi
 # The Debian engine's client, talking only to our socket, with a config dir
 # of its own (no credential helpers, no contexts from the user's ~/.docker).
-D() { $SUDO env DOCKER_HOST="unix://$SOCK" DOCKER_CONFIG="$TMP/docker-config" \
+D() { env DOCKER_HOST="unix://$SOCK" DOCKER_CONFIG="$TMP/docker-config" \
     DOCKER_BUILDKIT=0 /usr/bin/docker "$@" </dev/null; }
 
 cleanup() {
@@ -58,17 +58,17 @@ cleanup() {
         ids=$(D ps -aq --filter "label=$LABEL")
         [ -n "$ids" ] && D rm -f $ids >/dev/null
         say "stopping our dockerd (pid $DOCKERD_PID)"
-        $SUDO kill -TERM "$DOCKERD_PID" 2>/dev/null
+        kill -TERM "$DOCKERD_PID" 2>/dev/null
         for _ in $(seq 1 150); do
-            $SUDO kill -0 "$DOCKERD_PID" 2>/dev/null || break
+            kill -0 "$DOCKERD_PID" 2>/dev/null || break
             sleep 0.2
         done
-        if $SUDO kill -0 "$DOCKERD_PID" 2>/dev/null; then
+        if kill -0 "$DOCKERD_PID" 2>/dev/null; then
             say "dockerd $DOCKERD_PID did not stop in 30 s; killing it"
-            $SUDO kill -KILL "$DOCKERD_PID"
+            kill -KILL "$DOCKERD_PID"
         fi
     fi
-    [ -n "$TMP" ] && $SUDO rm -rf "$TMP"
+    [ -n "$TMP" ] && rm -rf "$TMP"
     if [ $rc -eq 0 ]; then
         say "PASS in $(($(date +%s) - T0)) s"
     else
@@ -96,7 +96,7 @@ free_port() {
 
 install_packages() {
     say "packages: docker.io, debootstrap, docker-compose (installed when missing)"
-    $SUDO bash "$ROOT/docker/install-deps.sh" smoke
+    bash "$ROOT/docker/install-deps.sh" smoke
 }
 
 # Stops a dockerd left by an earlier run of this script (same pidfile and
@@ -105,25 +105,25 @@ stop_stale_engine() {
     [ -f "$PIDFILE" ] || return 0
     local pid
     pid=$(cat "$PIDFILE" 2>/dev/null || true)
-    if [ -n "$pid" ] && $SUDO kill -0 "$pid" 2>/dev/null &&
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null &&
         tr '\0' ' ' </proc/"$pid"/cmdline | grep -q -- "--data-root $STATE/docker"; then
         say "an earlier smoke run left dockerd $pid; stopping it"
-        $SUDO kill -TERM "$pid"
+        kill -TERM "$pid"
         wait_for 30 bash -c "! kill -0 $pid" || fail "stale dockerd $pid does not stop"
     fi
-    $SUDO rm -f "$PIDFILE"
+    rm -f "$PIDFILE"
 }
 
 start_engine() {
     if [ -S /var/run/docker.sock ] || pgrep -x dockerd >/dev/null; then
         say "another Docker engine runs on this machine; leaving it alone (ours: $SOCK)"
     fi
-    $SUDO mkdir -p "$STATE/docker" "$RUNDIR/exec"
+    mkdir -p "$STATE/docker" "$RUNDIR/exec"
     stop_stale_engine
     printf '%s\n' '{"bridge": "none", "iptables": false, "ip-forward": false, "ip-masq": false}' |
-        $SUDO tee "$RUNDIR/daemon.json" >/dev/null
+        tee "$RUNDIR/daemon.json" >/dev/null
     say "starting our dockerd (socket $SOCK, data-root $STATE/docker)"
-    $SUDO setsid /usr/sbin/dockerd --config-file "$RUNDIR/daemon.json" \
+    setsid /usr/sbin/dockerd --config-file "$RUNDIR/daemon.json" \
         --data-root "$STATE/docker" --exec-root "$RUNDIR/exec" --pidfile "$PIDFILE" \
         --host "unix://$SOCK" >"$STATE/dockerd.log" 2>&1 </dev/null &
     DOCKERD_PID=$!
@@ -161,15 +161,15 @@ base_image() {
         mirror=$(apt_mirror)
         [ -n "$mirror" ] || fail "no Debian mirror found in /etc/apt/sources.list*"
         say "debootstrap --variant=minbase bookworm from $mirror (once per machine)"
-        $SUDO debootstrap --variant=minbase bookworm "$TMP/rootfs" "$mirror" \
-            >"$TMP/debootstrap.log" 2>&1 ||
+        debootstrap --variant=minbase bookworm "$TMP/rootfs" "$mirror" \
+            >"$TMP/debootstrap.log" 2>&1 </dev/null ||
             { tail -n 20 "$TMP/debootstrap.log" >&2; fail "debootstrap failed"; }
-        $SUDO rm -rf "$TMP"/rootfs/var/cache/apt/archives/*.deb "$TMP"/rootfs/var/lib/apt/lists/*
-        $SUDO tar -C "$TMP/rootfs" --numeric-owner -cf "$tarball.part" .
-        $SUDO mv "$tarball.part" "$tarball"
+        rm -rf "$TMP"/rootfs/var/cache/apt/archives/*.deb "$TMP"/rootfs/var/lib/apt/lists/*
+        tar -C "$TMP/rootfs" --numeric-owner -cf "$tarball.part" .
+        mv "$tarball.part" "$tarball"
     fi
     say "importing $tarball as $BASE_IMAGE"
-    $SUDO cat "$tarball" | $SUDO env DOCKER_HOST="unix://$SOCK" \
+    cat "$tarball" | env DOCKER_HOST="unix://$SOCK" \
         DOCKER_CONFIG="$TMP/docker-config" /usr/bin/docker import \
         --change 'CMD ["bash"]' - "$BASE_IMAGE" >/dev/null
 }
@@ -205,7 +205,7 @@ start_gateway() {
     TOKEN=smoke-$RANDOM$RANDOM
     # The volume is a host directory owned by the image's user (uid 10001).
     mkdir -p "$TMP/data"
-    $SUDO chown 10001:10001 "$TMP/data"
+    chown 10001:10001 "$TMP/data"
     say "starting the gateway: ingest 127.0.0.1:$HTTP_PORT, admin 127.0.0.1:$ADMIN_PORT"
     CID=$(D run -d --name "sluice-smoke-$$" --label "$LABEL" --network host \
         -e SLUICE_HTTP_LISTEN="127.0.0.1:$HTTP_PORT" \
