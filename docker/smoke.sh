@@ -279,7 +279,7 @@ main() {
     check_healthcheck
     stop_gateway
     if [ "${SLUICE_SMOKE_COMPOSE:-1}" = 1 ] && [ -x "$ROOT/docker/compose-smoke.sh" ]; then
-        SOCK=$SOCK TMP=$TMP T0=$T0 bash "$ROOT/docker/compose-smoke.sh" || fail "compose smoke failed"
+        SOCK=$SOCK TMP=$TMP T0=$T0 IMAGE=$IMAGE bash "$ROOT/docker/compose-smoke.sh" || fail "compose smoke failed"
     fi
 }
 
