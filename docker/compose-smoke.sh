@@ -41,6 +41,8 @@ DC config -q || fail "docker-compose config rejects docker/compose.yaml"
 say "building the peer images (rabbitmq, kafka)"
 DC build rabbitmq kafka >"$TMP/compose-build.log" 2>&1 ||
     { tail -n 30 "$TMP/compose-build.log" >&2; fail "build failed"; }
+cp "$TMP/compose-build.log" "${STATE:-$TMP}/last-compose-build.log" 2>/dev/null || true
+say "peer images built ($(grep -c 'Using cache' "$TMP/compose-build.log") of $(grep -c '^Step ' "$TMP/compose-build.log") steps from cache)"
 say "up: ingest :$SLUICE_HTTP_PORT, admin :$SLUICE_ADMIN_PORT, amqp :$AMQP_PORT, kafka :$KAFKA_PORT"
 DC up -d --no-build >"$TMP/compose-up.log" 2>&1 || { cat "$TMP/compose-up.log" >&2; fail "up failed"; }
 nets=$(/usr/bin/docker network ls --format '{{.Name}}' | sort | tr '\n' ' ')

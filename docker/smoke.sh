@@ -182,10 +182,11 @@ build_image() {
         tail -n 40 "$TMP/build.log" >&2
         fail "docker build failed"
     fi
+    cp "$TMP/build.log" "$STATE/last-build.log"
     D image prune -f >/dev/null
     local size
     size=$(D image inspect -f '{{.Size}}' "$IMAGE")
-    say "built $IMAGE in $(($(date +%s) - t)) s: $((size / 1000000)) MB ($size bytes)"
+    say "built $IMAGE in $(($(date +%s) - t)) s ($(grep -c 'Using cache' "$TMP/build.log") of $(grep -c '^Step ' "$TMP/build.log") steps from cache): $((size / 1000000)) MB ($size bytes)"
 }
 
 check_version() {
@@ -279,7 +280,7 @@ main() {
     check_healthcheck
     stop_gateway
     if [ "${SLUICE_SMOKE_COMPOSE:-1}" = 1 ] && [ -x "$ROOT/docker/compose-smoke.sh" ]; then
-        SOCK=$SOCK TMP=$TMP T0=$T0 IMAGE=$IMAGE bash "$ROOT/docker/compose-smoke.sh" || fail "compose smoke failed"
+        SOCK=$SOCK TMP=$TMP T0=$T0 IMAGE=$IMAGE STATE=$STATE bash "$ROOT/docker/compose-smoke.sh" || fail "compose smoke failed"
     fi
 }
 
