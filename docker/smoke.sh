@@ -177,8 +177,11 @@ base_image() {
 build_image() {
     say "building $IMAGE from docker/Dockerfile"
     local t=$(date +%s)
-    if ! (cd "$ROOT" && D build --network host -f docker/Dockerfile -t "$IMAGE" . \
-        >"$TMP/build.log" 2>&1); then
+    # The build stage is tagged too, so that `image prune` (old images) keeps
+    # its layers as the cache of the next run and of the Kafka peer image.
+    if ! (cd "$ROOT" && D build --network host -f docker/Dockerfile --target build \
+        -t sluice-build:smoke . && D build --network host -f docker/Dockerfile -t "$IMAGE" .) \
+        >"$TMP/build.log" 2>&1; then
         tail -n 40 "$TMP/build.log" >&2
         fail "docker build failed"
     fi
