@@ -48,7 +48,7 @@ for img in rabbitmq:sluice-rabbitmq:3.10.8-deb12 kafka-peer:sluice-kafka-peer:2.
         { tail -n 30 "$TMP/compose-build.log" >&2; fail "building ${img#*:} failed"; }
 done
 cp "$TMP/compose-build.log" "${STATE:-$TMP}/last-compose-build.log" 2>/dev/null || true
-say "peer images built ($(grep -c 'Using cache' "$TMP/compose-build.log") of $(grep -c '^Step ' "$TMP/compose-build.log") steps from cache)"
+say "peer images built ($(grep -c '^Step ' "$TMP/compose-build.log") steps, $(grep -c 'Using cache' "$TMP/compose-build.log") from the cache)"
 say "up: ingest :$SLUICE_HTTP_PORT, admin :$SLUICE_ADMIN_PORT, amqp :$AMQP_PORT, kafka :$KAFKA_PORT"
 DC up -d --no-build >"$TMP/compose-up.log" 2>&1 || { cat "$TMP/compose-up.log" >&2; fail "up failed"; }
 nets=$(/usr/bin/docker network ls --format '{{.Name}}' | sort | tr '\n' ' ')

@@ -189,7 +189,7 @@ build_image() {
     D image prune -f >/dev/null
     local size
     size=$(D image inspect -f '{{.Size}}' "$IMAGE")
-    say "built $IMAGE in $(($(date +%s) - t)) s ($(grep -c 'Using cache' "$TMP/build.log") of $(grep -c '^Step ' "$TMP/build.log") steps from cache): $((size / 1000000)) MB ($size bytes)"
+    say "built $IMAGE in $(($(date +%s) - t)) s ($(grep -c '^Step ' "$TMP/build.log") steps, $(grep -c 'Using cache' "$TMP/build.log") from the cache): $((size / 1000000)) MB ($size bytes)"
 }
 
 check_version() {
