@@ -215,8 +215,13 @@ start_gateway() {
         -e SLUICE_HTTP_LISTEN="127.0.0.1:$HTTP_PORT" \
         -e SLUICE_ADMIN_LISTEN="127.0.0.1:$ADMIN_PORT" -e SLUICE_ADMIN_TOKEN="$TOKEN" \
         -v "$TMP/data:/sluice/data" --stop-timeout 40 "$IMAGE")
-    wait_for 30 curl -fsS "http://127.0.0.1:$ADMIN_PORT/health" ||
-        fail "GET /health did not answer 200 within 30 s"
+    local end=$(($(date +%s) + 30))
+    until curl -fsS "http://127.0.0.1:$ADMIN_PORT/health" >/dev/null 2>&1; do
+        [ "$(D inspect -f '{{.State.Running}}' "$CID")" = true ] ||
+            fail "the gateway container exited ($(D inspect -f '{{.State.ExitCode}}' "$CID")) before /health answered"
+        [ "$(date +%s)" -lt "$end" ] || fail "GET /health did not answer 200 within 30 s"
+        sleep 0.2
+    done
     say "GET /health: $(curl -sS "http://127.0.0.1:$ADMIN_PORT/health")"
 }
 
