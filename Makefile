@@ -5,12 +5,15 @@
 #   make bench  build without sanitizers and run the benchmarks
 #   make reference  regenerate docs/config-reference.md from the code (CI checks it)
 #   make fuzz   run each libFuzzer target for FUZZ_SECONDS (default 300)
+#   make docker-smoke  build the image with a private Docker engine and run it
+#               (docker/smoke.sh; needs root)
 #   make format / make lint
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CONFIG ?= conf/sluice.yaml
 
-.PHONY: reference run test deps build build-asan build-rel unit integration bench fuzz format lint clean
+.PHONY: reference run test deps build build-asan build-rel unit integration bench fuzz format lint clean \
+        docker-smoke
 
 deps:
 	@bash docker/install-deps.sh
@@ -49,6 +52,9 @@ bench: build-rel
 FUZZ_SECONDS ?= 300
 fuzz: deps
 	@bash tests/fuzz/run.sh $(FUZZ_SECONDS)
+
+docker-smoke:
+	@bash docker/smoke.sh
 
 format:
 	clang-format -i lib/*.[ch] core/*.[ch] connectors/*.[ch] transforms/*.[ch] tests/unit/*.c \

@@ -1,16 +1,27 @@
 #!/usr/bin/env bash
-# Installs every Debian 12 package that Sluice needs to build, test and run
-# its test peers. Idempotent: packages already present are not fetched again.
-# This is the only place the list lives; the Makefile, .ci/run and the
-# Dockerfile all call it.
+# Installs the Debian 12 packages Sluice needs, by purpose: `build` (compile
+# the gateway), `runtime` (run it: shared libraries and curl for health
+# checks), `test` (unit/integration tests, their tools and peers).
+# Usage: install-deps.sh [LIST...]; no argument installs build, runtime and
+# test. Also: `smoke` (what `make docker-smoke` needs), `rabbitmq-image` and
+# `kafka-peer-image` (the compose file's peer images).
+# Idempotent: packages already present are not fetched again. This is the
+# only place the lists live; the Makefile, .ci/run and the Dockerfiles call it.
 set -euo pipefail
 
-PACKAGES=(
-    # build
-    build-essential cmake pkg-config git ca-certificates
-    # libraries
+BUILD_PACKAGES=(
+    build-essential cmake pkg-config ca-certificates
     libmicrohttpd-dev libcurl4-openssl-dev librabbitmq-dev librdkafka-dev
     libjansson-dev libxml2-dev liblua5.4-dev libyaml-dev
+)
+
+RUNTIME_PACKAGES=(
+    libmicrohttpd12 libcurl4 librabbitmq4 librdkafka1 libjansson4 libxml2
+    liblua5.4-0 libyaml-0-2 ca-certificates curl
+)
+
+TEST_PACKAGES=(
+    git
     # tests and tools
     libcmocka-dev curl kcat wrk python3 procps
     clang                     # the libFuzzer targets (tests/fuzz, make fuzz)
@@ -19,6 +30,39 @@ PACKAGES=(
     # peers
     rabbitmq-server
 )
+
+# Only for `make docker-smoke` (not part of the default set): a Docker engine
+# of its own, debootstrap for the debian:12 base image, and compose.
+SMOKE_PACKAGES=(
+    docker.io debootstrap docker-compose curl python3
+)
+
+# The compose file's peer images (docker/compose.yaml): a RabbitMQ from
+# Debian's package, and the Kafka-protocol test broker with kcat and socat.
+RABBITMQ_IMAGE_PACKAGES=(
+    rabbitmq-server
+)
+KAFKA_PEER_IMAGE_PACKAGES=(
+    librdkafka1 kcat socat
+)
+
+if [ $# -eq 0 ]; then
+    set -- build runtime test
+fi
+PACKAGES=()
+for list in "$@"; do
+    case "$list" in
+        build) PACKAGES+=("${BUILD_PACKAGES[@]}") ;;
+        runtime) PACKAGES+=("${RUNTIME_PACKAGES[@]}") ;;
+        test) PACKAGES+=("${TEST_PACKAGES[@]}") ;;
+        smoke) PACKAGES+=("${SMOKE_PACKAGES[@]}") ;;
+        rabbitmq-image) PACKAGES+=("${RABBITMQ_IMAGE_PACKAGES[@]}") ;;
+        kafka-peer-image) PACKAGES+=("${KAFKA_PEER_IMAGE_PACKAGES[@]}") ;;
+        *) echo "install-deps: unknown list '$list'" \
+                "(want build, runtime, test, smoke, rabbitmq-image, kafka-peer-image)" >&2
+           exit 2 ;;
+    esac
+done
 
 missing=()
 for p in "${PACKAGES[@]}"; do
