@@ -13,6 +13,7 @@ const state = {
   timer: null,
   page: null,
   dlqSelected: null,
+  dlqRerun: false, /* the dead letters page's "Re-run from the original" box */
   gen: 0, /* renders started: a slower, older one must not replace a newer page */
 };
 
@@ -312,6 +313,63 @@ async function breakersPage(root) {
       : el('p', {}, 'No connector has a breaker.'));
 }
 
+/* Runs a redrive or purge (kind) of route's dead letters with body, says
+ * what it did in the status line, and re-renders the page. */
+async function dlqAction(route, kind, body) {
+  try {
+    const r = await post('/v1/dlq/' + encodeURIComponent(route) + '/' + kind, body);
+    const done = kind === 'purge' ? `${r.purged} dead letter(s) of ${route} purged`
+      : `${r.redriven} dead letter(s) of ${route} redriven` + (body && body.rerun ? ' from the original' : '');
+    const notes = [];
+    if (r.refused) notes.push(`${r.refused} refused (the route cannot take them back)`);
+    if (r.not_pending && r.not_pending.length) notes.push('not pending: ' + r.not_pending.join(', '));
+    setStatus(done + (notes.length ? '; ' + notes.join('; ') : ''), notes.length > 0);
+    render();
+  } catch (e) {
+    if (!(e instanceof AuthError)) setStatus(e.message, true);
+  }
+}
+
+/* A dead letter's state: the API's, or read from its flags (older gateways). */
+function deadState(e) {
+  return e.state || (e.purged ? 'purged' : e.redriven ? 'redriven' : 'pending');
+}
+
+/* Redrive and Purge buttons for one pending dead letter (none otherwise). A
+ * redrive re-runs the original when the page's "Re-run" box is ticked; a
+ * purge asks first. */
+function deadButtons(route, e) {
+  if (deadState(e) !== 'pending') return null;
+  const stop = (fn) => (ev) => { ev.stopPropagation(); fn(); };
+  return el('span', { class: 'row-actions' },
+    el('button', {
+      type: 'button', 'data-action': 'redrive',
+      onclick: stop(() => dlqAction(route, 'redrive', Object.assign({ ids: [e.id] }, state.dlqRerun ? { rerun: true } : {}))),
+    }, 'Redrive'),
+    el('button', {
+      type: 'button', 'data-action': 'purge', class: 'danger',
+      onclick: stop(() => {
+        if (confirm(`Purge dead letter ${e.id}? It will never be redriven (the record stays in ${route}'s dead letter topic).`)) {
+          dlqAction(route, 'purge', { ids: [e.id] });
+        }
+      }),
+    }, 'Purge'));
+}
+
+function stateBadge(s) {
+  return el('span', { class: 'badge ' + (s === 'pending' ? 'warn' : s === 'redriven' ? 'ok' : 'muted'), 'data-field': 'state' }, s);
+}
+
+function deadRow(route, e, detail) {
+  return el('tr', {
+    'data-dlq-id': e.id, class: 'clickable',
+    onclick: () => { state.dlqSelected = e.id; showDead(detail, route, e); },
+  }, el('td', {}, e.offset), el('td', { class: 'mono' }, e.id), el('td', {}, fmtTime(e.timestamp)),
+  el('td', {}, e.status), el('td', { class: 'error' }, e.error), el('td', {}, e.attempts),
+  el('td', { 'data-field': 'failed' }, e.failed_outputs ? 'outputs ' + e.failed_outputs : e.failed_step ? 'step ' + e.failed_step : ''),
+  el('td', {}, stateBadge(deadState(e))), el('td', {}, deadButtons(route, e)));
+}
+
 async function dlqPage(root, route) {
   const list = await api('/v1/routes');
   const names = (list.routes || []).map((r) => r.name);
@@ -325,32 +383,24 @@ async function dlqPage(root, route) {
   const d = await api('/v1/dlq/' + encodeURIComponent(current) + '?limit=200');
   const entries = d.entries || [];
   const detail = el('div', { class: 'detail', 'data-field': 'dlq-detail' });
-  const rows = entries.map((e) => el('tr', {
-    'data-dlq-id': e.id, class: 'clickable',
-    onclick: () => { state.dlqSelected = e.id; showDead(detail, e); },
-  }, el('td', {}, e.offset), el('td', { class: 'mono' }, e.id), el('td', {}, fmtTime(e.timestamp)),
-  el('td', {}, e.status), el('td', { class: 'error' }, e.error), el('td', {}, e.attempts),
-  el('td', { 'data-field': 'redriven' }, e.redriven ? 'redriven' : 'pending')));
+  const rerun = el('input', { type: 'checkbox', 'data-field': 'rerun', checked: state.dlqRerun });
+  rerun.addEventListener('change', () => { state.dlqRerun = rerun.checked; });
   const redrive = el('button', {
     type: 'button', 'data-action': 'redrive-all',
-    onclick: async () => {
-      try {
-        const r = await post('/v1/dlq/' + encodeURIComponent(current) + '/redrive');
-        setStatus(`${r.redriven} dead letter(s) of ${current} redriven`);
-        render();
-      } catch (e) {
-        if (!(e instanceof AuthError)) setStatus(e.message, true);
-      }
-    },
+    onclick: () => dlqAction(current, 'redrive', state.dlqRerun ? { rerun: true } : undefined),
   }, 'Redrive all pending');
   fill(root, el('h1', {}, 'Dead letters'), picker,
-    el('p', { class: 'meta' }, 'topic ', el('code', {}, d.topic || ''), ' · ',
-      el('b', { 'data-field': 'pending' }, d.pending), ' pending · ', redrive),
-    entries.length ? table(['offset', 'id', 'time (UTC)', 'status', 'error', 'attempts', ''], rows, { class: 'dlq' })
+    el('p', { class: 'meta' }, 'topic ', el('code', {}, d.topic || ''), ' · depth ',
+      el('b', { 'data-field': 'pending' }, d.pending), ' pending of ', entries.length, ' listed'),
+    el('div', { class: 'actions' }, redrive,
+      el('label', { title: 'Run the message as it entered the route through all its steps and outputs again, instead of sending the stored copy to the failed outputs only' },
+        rerun, ' Re-run from the original (all steps and outputs)')),
+    entries.length ? table(['offset', 'id', 'time (UTC)', 'status', 'error', 'attempts', 'failed', 'state', ''],
+      entries.map((e) => deadRow(current, e, detail)), { class: 'dlq' })
       : el('p', {}, 'No dead letters.'),
     detail);
   const sel = entries.find((e) => e.id === state.dlqSelected);
-  if (sel) showDead(detail, sel);
+  if (sel) showDead(detail, current, sel);
 }
 
 /* Headers as [name, value] pairs, from an object, a list of pairs or a list
@@ -362,19 +412,36 @@ function headerPairs(h) {
   return h && typeof h === 'object' ? Object.entries(h) : [];
 }
 
-/* Fills box with one dead letter: its fields, headers (when the API gives
- * them), error and body. */
-function showDead(box, e) {
-  const known = new Set(['body', 'headers', 'error']);
-  const fields = Object.entries(e).filter(([k, v]) => !known.has(k) && typeof v !== 'object');
+/* Fills box with one dead letter of route: its state (who redrove or purged
+ * it, when), what failed, its other fields, headers (when the API gives
+ * them; the list gives none today), error, body and original body, and
+ * the buttons while pending. */
+function showDead(box, route, e) {
+  const s = deadState(e);
+  const shown = new Set(['body', 'original_body', 'headers', 'error', 'state', 'failed_outputs', 'failed_step',
+    'redriven', 'purged', 'redriven_by', 'redriven_at', 'purged_by', 'purged_at']);
+  const fields = Object.entries(e).filter(([k, v]) => !shown.has(k) && typeof v !== 'object')
+    .map(([k, v]) => [k, k === 'timestamp' ? fmtTime(v) + ' UTC' : String(v)]);
+  const by = e[s + '_by'], at = e[s + '_at'];
+  const top = [
+    ['state', stateBadge(s), s !== 'pending' && (by || at) ? ` by ${by || '?'} at ${fmtTime(at)} UTC` : null],
+    ['failed outputs', el('span', { 'data-field': 'dlq-failed-outputs' }, e.failed_outputs || '–')],
+    ['failed step', el('span', { 'data-field': 'dlq-failed-step' }, e.failed_step || '–')],
+  ];
   const headers = headerPairs(e.headers);
-  fill(box, el('h2', {}, 'Dead letter ', el('code', {}, e.id)),
-    table(['field', 'value'], fields.map(([k, v]) => el('tr', {}, el('td', {}, k), el('td', {}, String(v))))),
+  const text = (v) => (v === null || v === undefined ? '' : v);
+  fill(box, el('h2', {}, 'Dead letter ', el('code', {}, e.id), ' ', deadButtons(route, e)),
+    table(['field', 'value'], top.concat(fields).map(([k, ...v]) => el('tr', {}, el('th', {}, k), el('td', {}, v)))),
     el('h3', {}, 'Error'), el('pre', { class: 'error', 'data-field': 'dlq-error' }, e.error || ''),
-    el('h3', {}, 'Headers'), headers.length
-      ? table(['name', 'value'], headers.map(([k, v]) => el('tr', {}, el('td', {}, k), el('td', {}, String(v)))))
-      : el('p', { class: 'meta' }, 'none recorded'),
-    el('h3', {}, 'Body'), el('pre', { 'data-field': 'dlq-body' }, pretty(e.body === null ? '' : e.body)));
+    headers.length ? [el('h3', {}, 'Headers'),
+      table(['name', 'value'], headers.map(([k, v]) => el('tr', {}, el('td', {}, k), el('td', {}, String(v)))))] : null,
+    el('div', { class: 'bodies' },
+      el('div', {}, el('h3', {}, 'Body (as the failed outputs were to get it)'),
+        el('pre', { 'data-field': 'dlq-body' }, pretty(text(e.body)))),
+      el('div', {}, el('h3', {}, 'Original body (as it entered the route)'),
+        e.original_body === null || e.original_body === undefined
+          ? el('p', { class: 'meta', 'data-field': 'dlq-original-body' }, 'not kept (an older entry, or not UTF-8)')
+          : el('pre', { 'data-field': 'dlq-original-body' }, pretty(e.original_body)))));
 }
 
 async function messagePage(root, id) {

@@ -4,7 +4,8 @@
  * (http://host:port), SLUICE_TOKEN, IN_URL (the gateway's http_server input;
  * route feed is /feed, to stdout), ERP_URL and CRM_URL (the test partners:
  * POST /_fix makes one answer 200, GET /_received lists delivered ids),
- * BAD_ID (a dead-lettered message of route orders), SHOTS_DIR, CHROMIUM.
+ * ORDER_IDS (route orders' three dead-lettered messages, in the order posted) and
+ * BAD_ID (the last of them), SHOTS_DIR, CHROMIUM.
  * Exits non-zero with the failed check on the first failure. */
 'use strict';
 
@@ -14,6 +15,7 @@ const puppeteer = require('puppeteer-core');
 const ADMIN = process.env.SLUICE_ADMIN;
 const TOKEN = process.env.SLUICE_TOKEN;
 const BAD_ID = process.env.BAD_ID;
+const ORDER_IDS = (process.env.ORDER_IDS || '').split(',');
 const SHOTS = process.env.SHOTS_DIR;
 const WAIT = { timeout: 30000 };
 
@@ -142,27 +144,76 @@ async function breakersPage(page) {
   await shot(page, '2-breakers-reset');
 }
 
+const received = async (url) => (await fetch(url + '/_received')).json();
+
+/* Orders' three dead letters (ORDER_IDS, as posted; the last is BAD_ID):
+ * inspect BAD_ID, redrive it alone by its button (erp gets exactly it, the
+ * others stay pending), purge the oldest (the API says purged, erp never gets
+ * it), then redrive the rest with "Re-run from the original" ticked. */
 async function dlqPage(page) {
+  const [purgeId, lastId] = ORDER_IDS;
+  check(ORDER_IDS.length === 3 && ORDER_IDS[2] === BAD_ID, 'three dead letters, the last posted is BAD_ID');
+  const posts = [];
+  page.on('request', (r) => { if (r.method() === 'POST' && r.url().includes('/v1/dlq/')) posts.push([r.url().replace(ADMIN, ''), r.postData()]); });
   await open(page, '#/dlq/orders', 'dlq');
   const api = await apiGet('/v1/dlq/orders');
-  check(await text(page, '[data-field="pending"]') === String(api.pending) && api.pending === 3, 'page pending = API pending = 3');
-  const row = `tr[data-dlq-id="${BAD_ID}"]`;
-  check(await page.$(row) !== null, 'the dead letter is listed');
-  await page.click(row);
+  check(await text(page, '[data-field="pending"]') === String(api.pending) && api.pending === 3, 'page depth = API pending = 3');
+  for (const id of ORDER_IDS) {
+    check(await page.$(`tr[data-dlq-id="${id}"] [data-action="redrive"]`) !== null &&
+      await page.$(`tr[data-dlq-id="${id}"] [data-action="purge"]`) !== null, `pending ${id} has Redrive and Purge buttons`);
+  }
+  const row = (id) => `tr[data-dlq-id="${id}"]`;
+  const entry = (a, id) => a.entries.find((e) => e.id === id);
+  await page.click(row(BAD_ID));
   await page.waitForSelector('[data-field="dlq-error"]', WAIT);
   check((await text(page, '[data-field="dlq-error"]')).includes('422'), 'inspect: the error names the 422');
   check((await text(page, '[data-field="dlq-body"]')).includes('"sku": "A-1"'), 'inspect: the body, pretty-printed');
+  check((await text(page, '[data-field="dlq-original-body"]')).includes('"sku": "A-1"'), 'inspect: the original body, pretty-printed');
+  const failed = entry(api, BAD_ID).failed_outputs;
+  check(failed && await text(page, '[data-field="dlq-failed-outputs"]') === failed, `inspect: failed outputs = API (${failed})`);
+  check(await text(page, '[data-field="dlq-detail"] [data-field="state"]') === 'pending', 'inspect: state pending');
   await shot(page, '3-dlq');
+
   await fetch(process.env.ERP_URL + '/_fix', { method: 'POST' });
+  await page.click(`${row(BAD_ID)} [data-action="redrive"]`);
+  await waitShown(page, 'depth 2 after redriving one', () => document.querySelector('[data-field="pending"]').textContent === '2');
+  check(JSON.stringify(posts.pop()) === JSON.stringify(['/v1/dlq/orders/redrive', JSON.stringify({ ids: [BAD_ID] })]),
+    'Redrive on a row posts that one id');
+  await until(async () => (await received(process.env.ERP_URL)).includes(BAD_ID), 'erp to receive the redriven message');
+  let a = await apiGet('/v1/dlq/orders');
+  check(a.pending === 2 && entry(a, BAD_ID).state === 'redriven' && entry(a, purgeId).state === 'pending' &&
+    entry(a, lastId).state === 'pending', 'the API: that one redriven, the other two pending');
+  check(JSON.stringify(await received(process.env.ERP_URL)) === JSON.stringify([BAD_ID]), 'erp received exactly the redriven one');
+  check(await text(page, `${row(BAD_ID)} [data-field="state"]`) === 'redriven' && await page.$(`${row(BAD_ID)} [data-action="redrive"]`) === null,
+    'the page marks it redriven, without buttons');
+  check((await text(page, '[data-field="dlq-detail"]')).includes('redriven by admin'), 'inspect: who redrove it');
+  await shot(page, '3-dlq-redriven-one');
+
+  let asked = '';
+  page.once('dialog', (d) => { asked = d.message(); d.accept(); });
+  await page.click(`${row(purgeId)} [data-action="purge"]`);
+  await waitShown(page, 'depth 1 after the purge', () => document.querySelector('[data-field="pending"]').textContent === '1');
+  check(asked.includes(purgeId), 'Purge asks first, naming the entry');
+  a = await apiGet('/v1/dlq/orders');
+  const p = entry(a, purgeId);
+  check(a.pending === 1 && p.state === 'purged' && p.purged_by === 'admin' && typeof p.purged_at === 'number',
+    'the API: purged by admin, depth 1');
+  check(await text(page, `${row(purgeId)} [data-field="state"]`) === 'purged', 'the page marks it purged');
+  await page.click(row(purgeId));
+  await waitShown(page, 'the purged entry\'s detail', () => document.querySelector('[data-field="dlq-detail"]').textContent.includes('purged by admin'));
+  await shot(page, '3-dlq-purged');
+
+  await page.click('[data-field="rerun"]');
   await page.click('[data-action="redrive-all"]');
-  await waitShown(page, '0 pending after Redrive', () => document.querySelector('[data-field="pending"]').textContent === '0');
-  check((await apiGet('/v1/dlq/orders')).pending === 0, 'after redrive the API says 0 pending');
-  await until(async () => (await (await fetch(process.env.ERP_URL + '/_received')).json()).includes(BAD_ID),
-    'the partner to receive the redriven message');
-  check(true, 'the partner received the redriven message ' + BAD_ID);
-  await page.waitForSelector(`${row} [data-field="redriven"]`, WAIT);
-  check(await text(page, `${row} [data-field="redriven"]`) === 'redriven', 'the page marks it redriven');
-  await shot(page, '3-dlq-redriven');
+  await waitShown(page, 'depth 0 after Redrive all', () => document.querySelector('[data-field="pending"]').textContent === '0');
+  check(JSON.stringify(posts.pop()) === JSON.stringify(['/v1/dlq/orders/redrive', JSON.stringify({ rerun: true })]),
+    'Redrive all with the box ticked posts {"rerun":true}');
+  await until(async () => (await received(process.env.ERP_URL)).includes(lastId), 'erp to receive the re-run message');
+  check(JSON.stringify(await received(process.env.ERP_URL)) === JSON.stringify([BAD_ID, lastId]),
+    'erp received the two redriven messages and never the purged one');
+  a = await apiGet('/v1/dlq/orders');
+  check(a.pending === 0 && entry(a, lastId).state === 'redriven' && entry(a, purgeId).state === 'purged', 'the API: depth 0, purged stays purged');
+  await shot(page, '3-dlq-done');
 }
 
 async function messagePage(page) {

@@ -2,8 +2,9 @@
 partner (erp) that refuses one message so it is dead-lettered and another
 (crm) that fails so its breaker opens; then tests/console/console.test.js
 drives headless Chromium through every page (login, routes and lag, breaker
-reset, dead letter inspect and redrive, message lookup) and checks what the
-pages show against the admin API. Fails (never skips) without Chromium."""
+reset, dead letters: inspect, redrive one by id, purge one, redrive the rest
+re-run from the original; message lookup, rewind) and checks what the pages
+show against the admin API and what the partners received. Fails (never skips) without Chromium."""
 
 import json
 import os
@@ -106,10 +107,12 @@ def test_console_pages_in_headless_chromium():
         assert request("GET", gw.admin, "/console/nope.js")[0] == 404
         assert request("POST", gw.admin, "/console/app.js")[0] == 405
         assert request("GET", gw.admin, "/v1/routes")[0] == 401
+        order_ids = []
         for i in range(3):
             st, body, _ = post_json(f"127.0.0.1:{in_port}", "/orders", {"order": i, "sku": "A-1"})
             assert st == 202, (st, body)
-        bad_id = json.loads(body)["id"]
+            order_ids.append(json.loads(body)["id"])
+        purge_id, bad_id = order_ids[0], order_ids[2]
         st, _, _ = post_json(f"127.0.0.1:{in_port}", "/audit", {"who": "alice"})
         assert st == 202
 
@@ -121,7 +124,8 @@ def test_console_pages_in_headless_chromium():
         wait_until(lambda: json.loads(request("GET", gw.admin, "/v1/breakers/crm", headers=auth)[1])["state"] == "open",
                    60, "crm's breaker open")
         env = dict(os.environ, SLUICE_ADMIN=f"http://{gw.admin}", SLUICE_TOKEN=TOKEN,
-                   IN_URL=f"http://127.0.0.1:{in_port}", ERP_URL=erp.sink.url, CRM_URL=crm.sink.url, BAD_ID=bad_id, SHOTS_DIR=shots,
+                   IN_URL=f"http://127.0.0.1:{in_port}", ERP_URL=erp.sink.url, CRM_URL=crm.sink.url, BAD_ID=bad_id,
+                   ORDER_IDS=",".join(order_ids), SHOTS_DIR=shots,
                    CHROMIUM=CHROMIUM)
         r = subprocess.run(["node", os.path.join(CONSOLE_TESTS, "console.test.js")], env=env,
                            capture_output=True, text=True, timeout=300)
@@ -131,11 +135,14 @@ def test_console_pages_in_headless_chromium():
             shutil.copy(os.path.join(shots, f), SHOTS_COPY)
         assert r.returncode == 0, f"console.test.js failed:\n{r.stdout}\n{r.stderr}"
         # what the browser did, seen from outside it
-        assert bad_id in erp.delivered, (bad_id, erp.delivered)
+        assert erp.delivered == [bad_id, order_ids[1]], (order_ids, erp.delivered)
         st, body, _ = request("GET", gw.admin, "/v1/breakers/crm", headers=auth)
         assert json.loads(body)["state"] == "closed", body
         st, body, _ = request("GET", gw.admin, "/v1/dlq/orders", headers=auth)
-        assert json.loads(body)["pending"] == 0, body
+        dlq = json.loads(body)
+        assert dlq["pending"] == 0, body
+        states = {e["id"]: e["state"] for e in dlq["entries"]}
+        assert states == {purge_id: "purged", order_ids[1]: "redriven", bad_id: "redriven"}, states
         gw.stop()
     finally:
         erp.sink.close()
