@@ -334,8 +334,7 @@ static void fixture_headers(const fixture *f, sl_call_resp *resp)
 }
 
 /* Fills resp from fixture f, as an HTTP peer would have answered. */
-static int fixture_answer(fixture *f, const char *method, const char *connector,
-                          sl_call_resp *resp)
+static int fixture_answer(fixture *f, const char *method, const char *connector, sl_call_resp *resp)
 {
     f->calls++;
     if (f->error) {

@@ -285,7 +285,8 @@ static void test_globals_and_libraries_do_not_leak(void **state)
     sl_lua_host *h = host_with(
         "helper = function() return 'helper' end -- defined at load: stays\n"
         "function step(msg, ctx)\n" PONG
-        "  if msg.body == 'ctx' then ctx.http = function() return 'evil' end end\n" "  local b = msg.body\n"
+        "  if msg.body == 'ctx' then ctx.http = function() return 'evil' end end\n"
+        "  local b = msg.body\n"
         "  if b == 'lib' then string.rep = function() return 'evil' end end\n"
         "  if b == 'rawlib' then rawset(string, 'rep', nil) end\n"
         "  if b == 'mt' then setmetatable(_G, { __index = function() return 1 end }) end\n"
