@@ -228,6 +228,102 @@ static sl_route *new_route(sl_gateway *gw, const sl_route_conf *rc, sl_error *er
 
 /* sl_gateway_new, with every connector's table replaced by `as` when it is
  * not NULL (see sl_gateway_new_as). */
+/* Creates connector i of gw's config: its table (`as` in place of the real
+ * type when set, with as_arg as its state), init, and a breaker when the
+ * real type calls out to a partner (also when `sluice test` captures it).
+ * Returns 0, or -1 with err. */
+static int build_connector(sl_gateway *gw, size_t i, const sl_connector_type *as, void *as_arg,
+                           sl_error *err)
+{
+    const sl_connector_conf *cc = &gw->conf->connectors[i];
+    const sl_connector_type *real = sl_connector_type_find(cc->type);
+    if (!real)
+        return sl_error_set(err, SL_ECONFIG,
+                            "%s:%d:%d: connectors.%s: connector type '%s' is not available in "
+                            "this build yet",
+                            cc->pos.file, cc->pos.line, cc->pos.col, cc->name, cc->type);
+    sl_connector *c = &gw->connectors[i];
+    c->type = as ? as : real;
+    c->conf = cc;
+    c->env = &gw->conn_env;
+    c->state = as_arg; /* NULL unless replaced by `as` */
+    if (c->type->init(c, err) < 0) {
+        c->type = NULL; /* nothing to destroy */
+        return -1;
+    }
+    gw->n_connectors = i + 1;
+    if (real->has_breaker) {
+        gw->breakers[i] = sl_breaker_new(cc->name, &cc->breaker, gw->metrics);
+        if (!gw->breakers[i])
+            return sl_error_set(err, SL_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+/* Creates every connector of gw's config. Returns 0, or -1 with err. */
+static int build_connectors(sl_gateway *gw, const sl_connector_type *as, void *as_arg,
+                            sl_error *err)
+{
+    size_t n = gw->conf->n_connectors;
+    if (n == 0)
+        return 0;
+    gw->connectors = calloc(n, sizeof *gw->connectors);
+    gw->breakers = calloc(n, sizeof *gw->breakers);
+    if (!gw->connectors || !gw->breakers)
+        return sl_error_set(err, SL_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        if (build_connector(gw, i, as, as_arg, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Opens every route's input topic first, with the route's partition count
+ * (so that a topic output of another route opens it as it is), then builds
+ * the routes. Returns 0, or -1 with err. */
+static int build_routes(sl_gateway *gw, sl_error *err)
+{
+    const sl_config *conf = gw->conf;
+    for (size_t i = 0; i < conf->n_routes; i++) {
+        const sl_route_conf *rc = &conf->routes[i];
+        const char *topic = rc->from.topic ? rc->from.topic : rc->name;
+        if (!sl_log_topic(gw->log, topic, rc->partitions > 0 ? rc->partitions : 1, err))
+            return -1;
+    }
+    if (conf->n_routes == 0)
+        return 0;
+    gw->routes = calloc(conf->n_routes, sizeof *gw->routes);
+    if (!gw->routes)
+        return sl_error_set(err, SL_ENOMEM, "out of memory");
+    for (size_t i = 0; i < conf->n_routes; i++) {
+        gw->routes[i] = new_route(gw, &conf->routes[i], err);
+        if (!gw->routes[i])
+            return -1;
+        gw->n_routes = i + 1;
+    }
+    return 0;
+}
+
+/* Attaches every route with a connector input to that connector. Returns
+ * 0, or -1 with err (a connector that cannot be an input). */
+static int attach_inputs(sl_gateway *gw, sl_error *err)
+{
+    for (size_t i = 0; i < gw->n_routes; i++) {
+        const sl_route_conf *rc = &gw->conf->routes[i];
+        if (!rc->from.connector)
+            continue;
+        sl_connector *c = sl_gateway_connector(gw, rc->from.connector);
+        if (!c || !c->type->attach_input)
+            return sl_error_set(err, SL_ECONFIG,
+                                "%s:%d:%d: routes.%s.from: connector %s cannot be an input",
+                                rc->from.pos.file, rc->from.pos.line, rc->from.pos.col, rc->name,
+                                rc->from.connector);
+        if (c->type->attach_input(c, gw->routes[i], err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 static sl_gateway *gateway_build(sl_config *conf, sl_runtime *rt, const sl_connector_type *as,
                                  void *as_arg, sl_error *err)
 {
@@ -253,83 +349,9 @@ static sl_gateway *gateway_build(sl_config *conf, sl_runtime *rt, const sl_conne
     gw->status = rt->status;
     gw->conn_env = (sl_connector_env){
         .conf = conf, .metrics = gw->metrics, .rt = rt, .reloading = &gw->reloading};
-
-    if (conf->n_connectors) {
-        gw->connectors = calloc(conf->n_connectors, sizeof *gw->connectors);
-        gw->breakers = calloc(conf->n_connectors, sizeof *gw->breakers);
-        if (!gw->connectors || !gw->breakers) {
-            sl_error_set(err, SL_ENOMEM, "out of memory");
-            goto fail;
-        }
-    }
-    for (size_t i = 0; i < conf->n_connectors; i++) {
-        const sl_connector_conf *cc = &conf->connectors[i];
-        const sl_connector_type *real = sl_connector_type_find(cc->type);
-        const sl_connector_type *t = as ? as : real;
-        if (!real) {
-            sl_error_set(err, SL_ECONFIG,
-                         "%s:%d:%d: connectors.%s: connector type '%s' is not available in this "
-                         "build yet",
-                         cc->pos.file, cc->pos.line, cc->pos.col, cc->name, cc->type);
-            goto fail;
-        }
-        sl_connector *c = &gw->connectors[i];
-        c->type = t;
-        c->conf = cc;
-        c->env = &gw->conn_env;
-        c->state = as_arg; /* NULL unless replaced by `as` */
-        if (t->init(c, err) < 0) {
-            c->type = NULL; /* nothing to destroy */
-            goto fail;
-        }
-        gw->n_connectors = i + 1;
-        /* Every connector that calls out to a partner gets a breaker (its
-         * real type says so, also when `sluice test` captures it). */
-        if (real->has_breaker) {
-            gw->breakers[i] = sl_breaker_new(cc->name, &cc->breaker, gw->metrics);
-            if (!gw->breakers[i]) {
-                sl_error_set(err, SL_ENOMEM, "out of memory");
-                goto fail;
-            }
-        }
-    }
-
-    /* Every route's input topic first, with the route's partition count, so
-     * that a topic output of another route opens it as it is. */
-    for (size_t i = 0; i < conf->n_routes; i++) {
-        const sl_route_conf *rc = &conf->routes[i];
-        const char *topic = rc->from.topic ? rc->from.topic : rc->name;
-        if (!sl_log_topic(gw->log, topic, rc->partitions > 0 ? rc->partitions : 1, err))
-            goto fail;
-    }
-    if (conf->n_routes) {
-        gw->routes = calloc(conf->n_routes, sizeof *gw->routes);
-        if (!gw->routes) {
-            sl_error_set(err, SL_ENOMEM, "out of memory");
-            goto fail;
-        }
-    }
-    for (size_t i = 0; i < conf->n_routes; i++) {
-        gw->routes[i] = new_route(gw, &conf->routes[i], err);
-        if (!gw->routes[i])
-            goto fail;
-        gw->n_routes = i + 1;
-    }
-    for (size_t i = 0; i < gw->n_routes; i++) {
-        const sl_route_conf *rc = &conf->routes[i];
-        if (!rc->from.connector)
-            continue;
-        sl_connector *c = sl_gateway_connector(gw, rc->from.connector);
-        if (!c || !c->type->attach_input) {
-            sl_error_set(err, SL_ECONFIG,
-                         "%s:%d:%d: routes.%s.from: connector %s cannot be an input",
-                         rc->from.pos.file, rc->from.pos.line, rc->from.pos.col, rc->name,
-                         rc->from.connector);
-            goto fail;
-        }
-        if (c->type->attach_input(c, gw->routes[i], err) < 0)
-            goto fail;
-    }
+    if (build_connectors(gw, as, as_arg, err) < 0 || build_routes(gw, err) < 0 ||
+        attach_inputs(gw, err) < 0)
+        goto fail;
     return gw;
 fail:
     sl_gateway_free(gw);

@@ -26,7 +26,8 @@ TEST_PACKAGES=(
     libcmocka-dev curl kcat wrk python3 procps
     clang                     # the libFuzzer targets (tests/fuzz, make fuzz)
     fuse3 libfuse3-dev        # lazyfs, the power-cut tests' file system
-    chromium nodejs npm       # the console test: headless Chromium driven by puppeteer-core
+    chromium                  # the console test: headless Chromium driven by puppeteer-core
+                              # (node and npm too: see below)
     # peers
     rabbitmq-server
 )
@@ -68,6 +69,15 @@ missing=()
 for p in "${PACKAGES[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
         missing+=("$p")
+    fi
+done
+
+# The console test runs puppeteer-core with node and npm. A machine may have
+# them from elsewhere (a nodejs package that bundles npm conflicts with
+# Debian's npm): install Debian's only when no npm is on the PATH.
+for list in "$@"; do
+    if [ "$list" = test ] && ! command -v npm >/dev/null 2>&1; then
+        missing+=(nodejs npm)
     fi
 done
 
