@@ -3,6 +3,7 @@
 #   make test   install what is missing, build with ASan+UBSan, run unit, crash and
 #               integration tests (real sockets, real peers)
 #   make bench  build without sanitizers and run the benchmarks
+#   make soak   the power-cut and SIGKILL tests with many more faults than make test
 #   make reference  regenerate docs/config-reference.md from the code (CI checks it)
 #   make fuzz   run each libFuzzer target for FUZZ_SECONDS (default 300)
 #   make docker-smoke  build the image with a private Docker engine and run it
@@ -12,7 +13,7 @@
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CONFIG ?= conf/sluice.yaml
 
-.PHONY: reference run test deps build build-asan build-rel unit integration bench fuzz format lint clean \
+.PHONY: soak reference run test deps build build-asan build-rel unit integration bench fuzz format lint clean \
         docker-smoke
 
 deps:
@@ -47,6 +48,16 @@ reference: build
 
 bench: build-rel
 	@bash tests/bench/run.sh build-rel
+
+# the custody tests with more faults than make test: SOAK_LOG_CUTS power cuts
+# of the log, SOAK_GATEWAY_CUTS of the gateway under load, strict directories
+SOAK_LOG_CUTS ?= 500
+SOAK_GATEWAY_CUTS ?= 30
+soak: build-asan
+	./build-asan/log_powercut $(SOAK_LOG_CUTS) $$(date +%s) strict
+	./build-asan/log_crash 200
+	SL_POWERCUT_GATEWAY_CUTS=$(SOAK_GATEWAY_CUTS) python3 tests/integration/run.py \
+	  --sluice build-asan/sluice -k powercut -k sigkill
 
 # every libFuzzer target of tests/fuzz for FUZZ_SECONDS each (CI runs 60)
 FUZZ_SECONDS ?= 300
