@@ -59,6 +59,7 @@ typedef struct sl_item {
     uint32_t only;  /* a redriven copy: the outputs it still owes (0: all, by `when:`) */
     char error[256];
     int status;
+    const sl_output_conf *failed_out; /* the output that last refused or failed it, or NULL */
 } sl_item;
 
 typedef struct sl_worker {
@@ -795,10 +796,34 @@ static size_t breaker_grant(sl_output_rt *o, sl_item *items, const send_buf *sb,
     return granted;
 }
 
+/* Logs what happened to item it of worker w, with its route, message id,
+ * partition, offset, attempt, partner status, output, connector and error
+ * as structured fields. */
+static void log_item(const sl_worker *w, sl_level lvl, const sl_item *it, int attempt,
+                     const char *what)
+{
+    const sl_route *r = w->route;
+    const sl_output_conf *oc = it->failed_out;
+    sl_log_field f[] = {
+        SL_LF_STR("route", r->conf->name),
+        SL_LF_STR("msg_id", it->msg->id),
+        SL_LF_INT("partition", w->index),
+        SL_LF_INT("offset", w->batch.records[it->rec].offset),
+        SL_LF_INT("attempt", attempt),
+        it->status ? SL_LF_INT("status", it->status) : SL_LF_STR(NULL, ""),
+        oc ? SL_LF_STR("output", oc->name) : SL_LF_STR(NULL, ""),
+        oc && oc->connector ? SL_LF_STR("connector", oc->connector) : SL_LF_STR(NULL, ""),
+        SL_LF_STR("error", it->error),
+    };
+    sl_logf_fields(lvl, "route", f, sizeof f / sizeof f[0], "route %s: message %s: %s: %s",
+                   r->conf->name, it->msg->id, what, it->error);
+}
+
 /* Applies the result of one send of an item to output o (bit): a held-back
  * message was not an attempt; the others tell the breaker and update the
  * item and the output's counters. */
-static void record_result(sl_output_rt *o, uint32_t bit, sl_item *it, const sl_send_result *res)
+static void record_result(const sl_worker *w, sl_output_rt *o, uint32_t bit, sl_item *it,
+                          const sl_send_result *res)
 {
     if (res->result == SL_RETRY && res->held_back) {
         if (o->breaker)
@@ -816,10 +841,12 @@ static void record_result(sl_output_rt *o, uint32_t bit, sl_item *it, const sl_s
         return;
     }
     it->status = res->status;
+    it->failed_out = o->conf;
     snprintf(it->error, sizeof it->error, "output %s: %s", o->conf->name, res->error);
     if (res->result == SL_FAIL) {
         it->dead = true;
         sl_counter_add(o->failed_total, 1);
+        log_item(w, SL_LVL_INFO, it, it->attempts + 1, "delivery failed for good");
     } else {
         sl_counter_add(o->retried_total, 1);
     }
@@ -845,7 +872,7 @@ static bool deliver_output(sl_worker *w, size_t oi, sl_item *items, size_t n, se
     else
         send_to_topic(o, sb->msgs, granted, sb->res);
     for (size_t j = 0; j < granted; j++)
-        record_result(o, bit, &items[sb->idx[j]], &sb->res[j]);
+        record_result(w, o, bit, &items[sb->idx[j]], &sb->res[j]);
     return granted < k;
 }
 
@@ -945,8 +972,10 @@ static int dead_letter(sl_worker *w, sl_item *it)
         sl_err("route", "route %s: cannot dead-letter message %s: %s", r->conf->name, m->id, e.msg);
         return -1;
     }
-    sl_warn("route", "route %s: message %s dead-lettered to %s after %d attempt(s): %s",
-            r->conf->name, m->id, r->conf->dead_letter_topic, it->attempts, it->error);
+    char what[300];
+    snprintf(what, sizeof what, "dead-lettered to %s after %d attempt(s)",
+             r->conf->dead_letter_topic, it->attempts);
+    log_item(w, SL_LVL_WARN, it, it->attempts, what);
     return 0;
 }
 
@@ -956,8 +985,11 @@ int sl_route_dead_letter(sl_route *r, sl_msg *msg, const char *error, sl_error *
         return -1;
     sl_status_accepted(r->env.status, msg->id, r->conf->name, -1, -1);
     sl_status_update(r->env.status, msg->id, SL_MSG_DEAD_LETTERED, 0, error);
-    sl_warn("route", "route %s: message %s from its input dead-lettered to %s: %s", r->conf->name,
-            msg->id, r->conf->dead_letter_topic, error);
+    sl_log_field f[] = {SL_LF_STR("route", r->conf->name), SL_LF_STR("msg_id", msg->id),
+                        SL_LF_STR("connector", r->conf->from.connector), SL_LF_STR("error", error)};
+    sl_logf_fields(SL_LVL_WARN, "route", f, sizeof f / sizeof f[0],
+                   "route %s: message %s from its input dead-lettered to %s: %s", r->conf->name,
+                   msg->id, r->conf->dead_letter_topic, error);
     return 0;
 }
 
@@ -1024,6 +1056,8 @@ static void tally_round(sl_worker *w, sl_item *items, size_t n, round_state *rs)
             rs->head_error = it->error;
         }
         sl_status_update(r->env.status, it->msg->id, SL_MSG_RETRYING, it->attempts, it->error);
+        if (it->attempted)
+            log_item(w, SL_LVL_DEBUG, it, it->attempts, "delivery will be retried");
     }
 }
 
@@ -1307,6 +1341,12 @@ static bool step_retry_exhausted(sl_worker *w, const sl_record *rec, size_t i, c
     sl_route *r = w->route;
     if (attempts < r->conf->retry.max_attempts) {
         sl_status_update(r->env.status, id, SL_MSG_RETRYING, attempts, w->retry_error);
+        sl_log_field f[] = {SL_LF_STR("route", r->conf->name), SL_LF_STR("msg_id", id),
+                            SL_LF_INT("partition", w->index), SL_LF_INT("offset", rec->offset),
+                            SL_LF_INT("attempt", attempts), SL_LF_STR("error", w->retry_error)};
+        sl_logf_fields(SL_LVL_DEBUG, "route", f, sizeof f / sizeof f[0],
+                       "route %s: message %s: step will retry: %s", r->conf->name, id,
+                       w->retry_error);
         return false;
     }
     sl_error e;
