@@ -107,6 +107,7 @@ struct sl_route {
     bool count_in_on_read; /* topic-fed routes count messages_in when read */
     sl_counter *in_total;
     sl_counter *dlq_total;
+    sl_counter *failed_total; /* moves with dlq_total: every dead letter is a failed message */
     sl_counter *corrupt_total; /* sluice_log_corrupt_records_total{topic} */
     sl_counter *dropped_total;
     sl_counter **step_retried_total; /* [step]: transient step failures, retried */
@@ -178,8 +179,8 @@ static int open_outputs(sl_route *r, sl_error *err)
         o->out_total =
             output_counter(r, oc, "sluice_messages_out_total", "Messages delivered to an output.");
         o->failed_total =
-            output_counter(r, oc, "sluice_messages_failed_total",
-                           "Messages that failed permanently at an output (dead-lettered).");
+            output_counter(r, oc, "sluice_output_failed_total",
+                           "Messages that failed permanently at an output (then dead-lettered).");
         o->retried_total =
             output_counter(r, oc, "sluice_messages_retried_total",
                            "Delivery attempts that failed transiently and were retried.");
@@ -257,6 +258,11 @@ static void route_counters(sl_route *r)
                                      "Messages accepted into a route's log.", labels);
     r->dlq_total = sl_metrics_counter(r->env.metrics, "sluice_dead_letter_total",
                                       "Messages sent to a route's dead letter topic.", labels);
+    r->failed_total = sl_metrics_counter(
+        r->env.metrics, "sluice_messages_failed_total",
+        "Messages that failed (steps, outputs or input) and were dead-lettered; always equals "
+        "sluice_dead_letter_total.",
+        labels);
     r->dropped_total = sl_metrics_counter(r->env.metrics, "sluice_messages_dropped_total",
                                           "Messages dropped by a route's steps.", labels);
     sl_metrics_escape(sl_topic_name(r->topic), rname, sizeof rname);
@@ -917,6 +923,7 @@ static int dlq_append(sl_route *r, sl_msg *m, const char *error, int attempts, i
         return -1;
     sl_dlq_note_entry(r->dlq_state, off);
     sl_counter_add(r->dlq_total, 1);
+    sl_counter_add(r->failed_total, 1);
     return 0;
 }
 
