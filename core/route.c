@@ -108,6 +108,7 @@ struct sl_route {
     sl_counter *in_total;
     sl_counter *dlq_total;
     sl_counter *failed_total; /* moves with dlq_total: every dead letter is a failed message */
+    sl_histogram *latency;    /* ingest to commit of a delivered record */
     sl_counter *corrupt_total; /* sluice_log_corrupt_records_total{topic} */
     sl_counter *dropped_total;
     sl_counter **step_retried_total; /* [step]: transient step failures, retried */
@@ -263,6 +264,12 @@ static void route_counters(sl_route *r)
         "Messages that failed (steps, outputs or input) and were dead-lettered; always equals "
         "sluice_dead_letter_total.",
         labels);
+    static const double lat_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                        1,     2.5,  5,     10,   30,  60,   300};
+    r->latency = sl_metrics_histogram(
+        r->env.metrics, "sluice_delivery_latency_seconds",
+        "Time from a record's ingest to the commit after its delivery (not for dead letters).",
+        labels, lat_bounds, sizeof lat_bounds / sizeof lat_bounds[0]);
     r->dropped_total = sl_metrics_counter(r->env.metrics, "sluice_messages_dropped_total",
                                           "Messages dropped by a route's steps.", labels);
     sl_metrics_escape(sl_topic_name(r->topic), rname, sizeof rname);
@@ -1465,6 +1472,22 @@ static void report_delivered(sl_worker *w, item_vec *iv, size_t done)
     }
 }
 
+/* Observes the delivery latency of the records the first done items came
+ * from: once per record that some live (not dead-lettered) item left. */
+static void observe_latency(sl_worker *w, const item_vec *iv, size_t done)
+{
+    int64_t now = sl_wall_ms();
+    size_t last = (size_t)-1;
+    for (size_t k = 0; k < done; k++) {
+        const sl_item *it = &iv->v[k];
+        if (!it->msg || it->dead || it->rec == last)
+            continue;
+        last = it->rec;
+        int64_t age = now - w->batch.records[it->rec].timestamp_ms;
+        sl_histogram_observe(w->route->latency, age > 0 ? (double)age / 1000.0 : 0.0);
+    }
+}
+
 /* Commits the partition past the records that are finished: a record is
  * finished when every item it made (none, when its message was dropped) is;
  * nrec records went through the steps, done items are finished. Sets *next
@@ -1487,6 +1510,7 @@ static void commit_finished(sl_worker *w, const item_vec *iv, size_t done, size_
         if (sleep_interruptible(w, 1000))
             break;
     }
+    observe_latency(w, iv, done);
     atomic_store(&w->committed, to);
     *next = to;
 }

@@ -91,6 +91,9 @@ def test_retry_and_dead_letter_logs_carry_fields_and_metrics_agree():
                    "the dead letter")
         wait_until(lambda: metric(gw.metrics(), "sluice_messages_out_total", route="r") == 2, 60,
                    "two deliveries")
+        # the latency is observed at the commit, just after the deliveries
+        wait_until(lambda: metric(gw.metrics(), "sluice_delivery_latency_seconds_count", route="r") >= 2,
+                   60, "the deliveries' latency")
 
         retried = lines_for(gw, retry, "debug")
         assert len(retried) == 1, retried
@@ -109,6 +112,9 @@ def test_retry_and_dead_letter_logs_carry_fields_and_metrics_agree():
         m = gw.metrics()
         assert metric(m, "sluice_messages_failed_total", route="r") == 1, m
         assert metric(m, "sluice_output_failed_total", route="r", output="out") == 1, m
+        # the two deliveries, not the dead letter; the retried one waited >= 10 ms
+        assert metric(m, "sluice_delivery_latency_seconds_count", route="r") == 2, m
+        assert metric(m, "sluice_delivery_latency_seconds_sum", route="r") >= 0.01, m
         # the step ran once per message read from the log: 3 messages, and the
         # retried one is not run again (its steps were done before the output)
         assert metric(m, "sluice_ctx_http_total", connector="crm", code="200") == crm.count(), m
