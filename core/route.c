@@ -86,6 +86,8 @@ typedef struct sl_worker {
     int retry_attempts;    /* how many times its steps were tried */
     char retry_error[256]; /* why a step asked to retry it */
     sl_gauge *lag;
+    sl_gauge *lag_seconds;
+    atomic_int_fast64_t oldest_ms; /* ingest time of the first uncommitted record read, or 0 */
     sl_batch batch;
     atomic_int_fast64_t corrupt_at; /* the damaged offset the worker is held at, or -1 */
     atomic_int_fast64_t corrupt_next;
@@ -136,6 +138,19 @@ static double lag_gauge(void *arg)
     int64_t end = sl_partition_end_offset(w->part);
     int64_t committed = atomic_load(&w->committed);
     return end > committed ? (double)(end - committed) : 0.0;
+}
+
+/* Seconds since the ingest of the oldest record the worker has read and
+ * not committed; 0 when it has caught up (updated by the worker at each read
+ * and commit, so a record not read yet does not count until it is read). */
+static double lag_seconds_gauge(void *arg)
+{
+    sl_worker *w = arg;
+    int64_t oldest = atomic_load(&w->oldest_ms);
+    if (oldest <= 0 || lag_gauge(w) == 0.0)
+        return 0.0;
+    int64_t age = sl_wall_ms() - oldest;
+    return age > 0 ? (double)age / 1000.0 : 0.0;
 }
 
 /* The counter name{route,output} of output oc of route r. */
@@ -395,6 +410,11 @@ static int init_worker(sl_route *r, int i, sl_error *err)
     w->lag =
         sl_metrics_gauge(r->env.metrics, "sluice_route_lag",
                          "Records in a route partition not yet committed.", labels, lag_gauge, w);
+    w->lag_seconds = sl_metrics_gauge(
+        r->env.metrics, "sluice_route_lag_seconds",
+        "Age of the oldest record a route partition has read and not yet committed (0 when "
+        "caught up).",
+        labels, lag_seconds_gauge, w);
     return 0;
 }
 
@@ -1511,6 +1531,14 @@ static void commit_finished(sl_worker *w, const item_vec *iv, size_t done, size_
             break;
     }
     observe_latency(w, iv, done);
+    int64_t oldest = 0;
+    for (size_t k = 0; k < b->count; k++) {
+        if (b->records[k].offset >= to) {
+            oldest = b->records[k].timestamp_ms;
+            break;
+        }
+    }
+    atomic_store(&w->oldest_ms, oldest);
     atomic_store(&w->committed, to);
     *next = to;
 }
@@ -1688,7 +1716,10 @@ static void *worker_main(void *arg)
             sleep_interruptible(w, 1000);
             continue;
         }
+        if (n > 0)
+            atomic_store(&w->oldest_ms, w->batch.records[0].timestamp_ms);
         if (n == 0) {
+            atomic_store(&w->oldest_ms, 0);
             if (w->batch.next_offset > next)
                 next = w->batch.next_offset; /* skipped past deleted segments */
             else if (sl_partition_wait_readable(w->part, next, 1000) < 0)
@@ -1745,6 +1776,8 @@ void sl_route_free(sl_route *r)
             sl_worker *w = &r->workers[i];
             if (w->lag)
                 sl_metrics_remove_gauge(r->env.metrics, w->lag);
+            if (w->lag_seconds)
+                sl_metrics_remove_gauge(r->env.metrics, w->lag_seconds);
             sl_batch_free(&w->batch);
             sl_steps_free(w->steps, w->n_steps);
             for (size_t oi = 0; w->when && oi < r->n_outs; oi++)
