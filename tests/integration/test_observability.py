@@ -8,7 +8,7 @@ import json
 import os
 import re
 
-from harness import ROOT, Gateway, Sink, base_config, free_port, metric, post_json, wait_until
+from harness import ROOT, Gateway, Sink, base_config, free_port, metric, post_json, request, wait_until
 
 STEP_LUA = """
 function enrich(msg, ctx)
@@ -119,8 +119,59 @@ def test_retry_and_dead_letter_logs_carry_fields_and_metrics_agree():
         # retried one is not run again (its steps were done before the output)
         assert metric(m, "sluice_ctx_http_total", connector="crm", code="200") == crm.count(), m
         assert crm.count() >= 3
+        # caught up: no undelivered record, so no age
+        assert "sluice_route_lag_seconds{route=\"r\",partition=\"0\"}" in m, m
+        assert metric(m, "sluice_route_lag_seconds", route="r") == 0, m
+        assert metric(m, "sluice_ready") == 1, m
+
+        st, body, _ = request("GET", gw.admin, "/metrics")
+        assert st == 200
+        exposed = set(re.findall(r"^(sluice_[a-z_]+)", body.decode(), re.M))
+        for doc in ("alerts.yml", "grafana-dashboard.json"):
+            with open(os.path.join(ROOT, "docs", doc)) as f:
+                named = set(re.findall(r"\b(sluice_[a-z_]+)", f.read()))
+            assert len(named) >= 6, (doc, named)
+            assert named <= exposed, (doc, sorted(named - exposed))
     finally:
         gw.stop()
         gw.cleanup()
         crm.close()
         partner.sink.close()
+
+
+def test_lag_seconds_grows_while_a_partner_is_down_and_returns_to_zero():
+    up = {"ok": False}
+    partner = Sink(lambda req: (200, "ok") if up["ok"] else (503, "down"))
+    in_port, admin_port = free_port(), free_port()
+    gw = Gateway(base_config(admin_port=admin_port) + f"""
+connectors:
+  in:  {{ type: http_server, listen: "127.0.0.1:{in_port}" }}
+  out: {{ type: http_client, base_url: "{partner.url}", breaker: {{ open_for: 200ms }} }}
+routes:
+  r:
+    from: {{ connector: in, path: /in, content_type: json }}
+    partitions: 1
+    to:
+      - {{ connector: out }}
+    on_error:
+      retry: {{ max_attempts: 1000, initial_backoff: 50ms, max_backoff: 100ms }}
+""")
+    gw.start(admin_port)
+    try:
+        assert metric(gw.metrics(), "sluice_route_lag_seconds", route="r") == 0
+        post(f"127.0.0.1:{in_port}", {"n": 1})
+        wait_until(lambda: metric(gw.metrics(), "sluice_route_lag_seconds", route="r") >= 1.0, 30,
+                   "a lag of a second")
+        assert metric(gw.metrics(), "sluice_route_lag", route="r") == 1
+        up["ok"] = True
+        wait_until(lambda: metric(gw.metrics(), "sluice_messages_out_total", route="r") == 1, 30,
+                   "the delivery")
+        wait_until(lambda: metric(gw.metrics(), "sluice_route_lag_seconds", route="r") == 0, 30,
+                   "no lag once delivered")
+        m = gw.metrics()
+        assert metric(m, "sluice_delivery_latency_seconds_count", route="r") == 1, m
+        assert metric(m, "sluice_delivery_latency_seconds_sum", route="r") >= 1.0, m
+    finally:
+        gw.stop()
+        gw.cleanup()
+        partner.close()
