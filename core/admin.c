@@ -33,7 +33,7 @@ struct sl_admin {
     sl_gateway *gw;
     struct MHD_Daemon *daemon;
     sl_gauge *log_bytes;
-    sl_gauge *ready; /* sluice_ready: what /ready answers, as 1 or 0 */
+    sl_gauge *ready;   /* sluice_ready: what /ready answers, as 1 or 0 */
     const char *token; /* NULL when no auth */
     size_t token_len;
     char bound[96];

@@ -29,6 +29,7 @@ typedef struct sl_log_field {
 } sl_log_field;
 
 #define SL_LF_STR(k, v) ((sl_log_field){.key = (k), .str = (v) ? (v) : "", .num = 0})
+#define SL_LF_NONE ((sl_log_field){.key = NULL, .str = "", .num = 0}) /* left out */
 #define SL_LF_INT(k, v) ((sl_log_field){.key = (k), .str = NULL, .num = (long long)(v)})
 
 /* Writes one line like sl_logf() with n structured fields: in JSON each is a

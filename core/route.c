@@ -109,8 +109,8 @@ struct sl_route {
     bool count_in_on_read; /* topic-fed routes count messages_in when read */
     sl_counter *in_total;
     sl_counter *dlq_total;
-    sl_counter *failed_total; /* moves with dlq_total: every dead letter is a failed message */
-    sl_histogram *latency;    /* ingest to commit of a delivered record */
+    sl_counter *failed_total;  /* moves with dlq_total: every dead letter is a failed message */
+    sl_histogram *latency;     /* ingest to commit of a delivered record */
     sl_counter *corrupt_total; /* sluice_log_corrupt_records_total{topic} */
     sl_counter *dropped_total;
     sl_counter **step_retried_total; /* [step]: transient step failures, retried */
@@ -843,9 +843,9 @@ static void log_item(const sl_worker *w, sl_level lvl, const sl_item *it, int at
         SL_LF_INT("partition", w->index),
         SL_LF_INT("offset", w->batch.records[it->rec].offset),
         SL_LF_INT("attempt", attempt),
-        it->status ? SL_LF_INT("status", it->status) : SL_LF_STR(NULL, ""),
-        oc ? SL_LF_STR("output", oc->name) : SL_LF_STR(NULL, ""),
-        oc && oc->connector ? SL_LF_STR("connector", oc->connector) : SL_LF_STR(NULL, ""),
+        it->status ? SL_LF_INT("status", it->status) : SL_LF_NONE,
+        oc ? SL_LF_STR("output", oc->name) : SL_LF_NONE,
+        oc && oc->connector ? SL_LF_STR("connector", oc->connector) : SL_LF_NONE,
         SL_LF_STR("error", it->error),
     };
     sl_logf_fields(lvl, "route", f, sizeof f / sizeof f[0], "route %s: message %s: %s: %s",
@@ -1376,8 +1376,8 @@ static bool step_retry_exhausted(sl_worker *w, const sl_record *rec, size_t i, c
     if (attempts < r->conf->retry.max_attempts) {
         sl_status_update(r->env.status, id, SL_MSG_RETRYING, attempts, w->retry_error);
         sl_log_field f[] = {SL_LF_STR("route", r->conf->name), SL_LF_STR("msg_id", id),
-                            SL_LF_INT("partition", w->index), SL_LF_INT("offset", rec->offset),
-                            SL_LF_INT("attempt", attempts), SL_LF_STR("error", w->retry_error)};
+                            SL_LF_INT("partition", w->index),  SL_LF_INT("offset", rec->offset),
+                            SL_LF_INT("attempt", attempts),    SL_LF_STR("error", w->retry_error)};
         sl_logf_fields(SL_LVL_DEBUG, "route", f, sizeof f / sizeof f[0],
                        "route %s: message %s: step will retry: %s", r->conf->name, id,
                        w->retry_error);

@@ -137,9 +137,12 @@ static void test_long_lines_truncated(void **state)
 static void test_fields(void **state)
 {
     (void)state;
-    sl_log_field f[] = {SL_LF_STR("route", "orders"), SL_LF_STR("msg_id", "m-1"),
-                        SL_LF_INT("partition", 2),    SL_LF_INT("offset", 41),
-                        SL_LF_STR(NULL, "skipped"),   SL_LF_STR("error", "HTTP 503 \"busy\"")};
+    sl_log_field f[] = {SL_LF_STR("route", "orders"),
+                        SL_LF_STR("msg_id", "m-1"),
+                        SL_LF_INT("partition", 2),
+                        SL_LF_INT("offset", 41),
+                        SL_LF_NONE,
+                        SL_LF_STR("error", "HTTP 503 \"busy\"")};
     sl_logging_setup(true, SL_LVL_DEBUG);
     capture c;
     capture_begin(&c);
