@@ -33,6 +33,7 @@ struct sl_admin {
     sl_gateway *gw;
     struct MHD_Daemon *daemon;
     sl_gauge *log_bytes;
+    sl_gauge *ready;   /* sluice_ready: what /ready answers, as 1 or 0 */
     const char *token; /* NULL when no auth */
     size_t token_len;
     char bound[96];
@@ -733,6 +734,14 @@ static double log_bytes(void *arg)
     return (double)sl_log_disk_bytes(arg);
 }
 
+/* 1 when /ready would answer 200 (started, inputs ready, no partition held
+ * at a corrupt record), else 0. */
+static double ready_gauge(void *arg)
+{
+    char why[300];
+    return sl_gateway_ready(arg) && !sl_gateway_degraded(arg, why, sizeof why) ? 1.0 : 0.0;
+}
+
 /* ---- public --------------------------------------------------------------- */
 
 sl_admin *sl_admin_start(sl_gateway *gw, sl_error *err)
@@ -780,6 +789,10 @@ sl_admin *sl_admin_start(sl_gateway *gw, sl_error *err)
         a->log_bytes =
             sl_metrics_gauge(m, "sluice_log_bytes", "Bytes of log segment and index files on disk",
                              "", log_bytes, sl_gateway_log(gw));
+    if (m != NULL)
+        a->ready = sl_metrics_gauge(m, "sluice_ready",
+                                    "1 when /ready answers 200, 0 when not ready or degraded", "",
+                                    ready_gauge, gw);
     sl_info(ADM_COMPONENT, "admin listening on %s%s", a->bound,
             a->token != NULL ? " (bearer token required)" : "");
     return a;
@@ -803,5 +816,7 @@ void sl_admin_stop(sl_admin *a)
     }
     if (a->log_bytes != NULL && sl_gateway_metrics(a->gw) != NULL)
         sl_metrics_remove_gauge(sl_gateway_metrics(a->gw), a->log_bytes);
+    if (a->ready != NULL && sl_gateway_metrics(a->gw) != NULL)
+        sl_metrics_remove_gauge(sl_gateway_metrics(a->gw), a->ready);
     free(a);
 }

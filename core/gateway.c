@@ -181,6 +181,21 @@ static ssize_t connector_index(const sl_gateway *gw, const char *name)
     return -1;
 }
 
+/* Counts one step call to connector in sluice_ctx_http_total{connector,code}:
+ * code is the partner's status, or "error" when none came, or
+ * "circuit_open" when the breaker refused it. */
+static void count_call(sl_gateway *gw, const char *connector, const char *code)
+{
+    char name[256], labels[400];
+    sl_metrics_escape(connector, name, sizeof name);
+    snprintf(labels, sizeof labels, "connector=\"%s\",code=\"%s\"", name, code);
+    sl_counter_add(sl_metrics_counter(gw->metrics, "sluice_ctx_http_total",
+                                      "Calls from steps (Lua ctx.http) to a connector, by "
+                                      "partner status or error.",
+                                      labels),
+                   1);
+}
+
 /* The step services of this gateway: a call goes to the named connector's
  * `call` through its breaker (an open breaker fails it at once, transient). */
 static int gateway_call(const sl_step_services *svc, const char *connector, const sl_call_req *req,
@@ -193,12 +208,20 @@ static int gateway_call(const sl_step_services *svc, const char *connector, cons
         return sl_call_resp_fail(resp, SL_FAIL, "no connector named '%s' that takes calls",
                                  connector);
     sl_breaker *b = gw->breakers ? gw->breakers[i] : NULL;
-    if (b && sl_breaker_acquire(b, 1) == 0)
+    if (b && sl_breaker_acquire(b, 1) == 0) {
+        count_call(gw, connector, "circuit_open");
         return sl_call_resp_fail(resp, SL_RETRY, "circuit open");
+    }
     memset(resp, 0, sizeof *resp);
     int rc = c->type->call(c, req, resp);
     if (b)
         sl_breaker_record(b, rc != SL_RETRY);
+    char code[16];
+    if (resp->status > 0)
+        snprintf(code, sizeof code, "%d", resp->status);
+    else
+        snprintf(code, sizeof code, "error");
+    count_call(gw, connector, code);
     return rc;
 }
 

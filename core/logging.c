@@ -167,31 +167,88 @@ static void write_all(int fd, const char *s, size_t n)
     }
 }
 
-void sl_logf(sl_level lvl, const char *component, const char *fmt, ...)
+/* Appends the fields as JSON members: ,"key":"value" or ,"key":123. */
+static void put_json_fields(line *l, const sl_log_field *f, size_t n)
 {
-    if (lvl < log_min)
-        return;
-    int saved_errno = errno;
+    for (size_t i = 0; i < n; i++) {
+        if (!f[i].key)
+            continue;
+        put_str(l, ",\"");
+        put_json_escaped(l, f[i].key);
+        put_str(l, "\":");
+        if (f[i].str) {
+            put(l, "\"", 1);
+            put_json_escaped(l, f[i].str);
+            put(l, "\"", 1);
+        } else {
+            char num[32];
+            snprintf(num, sizeof num, "%lld", f[i].num);
+            put_str(l, num);
+        }
+    }
+}
 
+/* Appends s in double quotes for a text line, with quotes and backslashes
+ * escaped by a backslash. */
+static void put_text_quoted(line *l, const char *s)
+{
+    put(l, "\"", 1);
+    while (*s && !l->truncated) {
+        size_t run = strcspn(s, "\"\\");
+        char part[LINE_MAX_BYTES];
+        snprintf(part, sizeof part, "%.*s", (int)(run < sizeof part ? run : sizeof part - 1), s);
+        put_text_escaped(l, part);
+        s += run;
+        if (*s) {
+            put(l, "\\", 1);
+            put(l, s, 1);
+            s++;
+        }
+    }
+    put(l, "\"", 1);
+}
+
+/* Appends the fields to a text line as ` key=value`, quoting a value that
+ * is empty or holds a space, a quote or an equals sign. */
+static void put_text_fields(line *l, const sl_log_field *f, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!f[i].key)
+            continue;
+        put(l, " ", 1);
+        put_text_escaped(l, f[i].key);
+        put(l, "=", 1);
+        if (!f[i].str) {
+            char num[32];
+            snprintf(num, sizeof num, "%lld", f[i].num);
+            put_str(l, num);
+            continue;
+        }
+        if (!f[i].str[0] || strpbrk(f[i].str, " \"=\\") != NULL)
+            put_text_quoted(l, f[i].str);
+        else
+            put_text_escaped(l, f[i].str);
+    }
+}
+
+/* Formats the time of now as 2026-01-02T03:04:05.678Z into when. */
+static void format_now(char *when, size_t cap)
+{
     struct timespec ts;
     struct tm tm;
-    char when[40];
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    size_t wn = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(when + wn, sizeof when - wn, ".%03dZ", (int)(ts.tv_nsec / 1000000));
+    size_t wn = strftime(when, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(when + wn, cap - wn, ".%03dZ", (int)(ts.tv_nsec / 1000000));
+}
 
-    char msg[LINE_MAX_BYTES];
-    va_list ap;
-    va_start(ap, fmt);
-    int mn = vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (mn < 0)
-        snprintf(msg, sizeof msg, "(unprintable log message)");
-    bool msg_truncated = mn >= 0 && (size_t)mn >= sizeof msg;
-    if (!component)
-        component = "sluice";
-
+/* Builds and writes one line: the message is msg (already formatted; cut
+ * when msg_truncated), followed (text) or preceded (JSON) by the fields. */
+static void emit(sl_level lvl, const char *component, const sl_log_field *fields, size_t n,
+                 const char *msg, bool msg_truncated)
+{
+    char when[40];
+    format_now(when, sizeof when);
     const char *tail = log_json ? "\"}\n" : "\n";
     line l;
     l.len = 0;
@@ -205,7 +262,9 @@ void sl_logf(sl_level lvl, const char *component, const char *fmt, ...)
         put_str(&l, level_json(lvl));
         put_str(&l, "\",\"component\":\"");
         put_json_escaped(&l, component);
-        put_str(&l, "\",\"msg\":\"");
+        put(&l, "\"", 1);
+        put_json_fields(&l, fields, n);
+        put_str(&l, ",\"msg\":\"");
         put_json_escaped(&l, msg);
     } else {
         put_str(&l, when);
@@ -215,6 +274,7 @@ void sl_logf(sl_level lvl, const char *component, const char *fmt, ...)
         put_text_escaped(&l, component);
         put(&l, ": ", 2);
         put_text_escaped(&l, msg);
+        put_text_fields(&l, fields, n);
     }
     if (l.truncated || msg_truncated) {
         memcpy(l.buf + l.len, "...", 3);
@@ -223,5 +283,39 @@ void sl_logf(sl_level lvl, const char *component, const char *fmt, ...)
     memcpy(l.buf + l.len, tail, strlen(tail));
     l.len += strlen(tail);
     write_all(STDERR_FILENO, l.buf, l.len);
+}
+
+/* Formats fmt/ap and writes the line with its fields. */
+static void vlog(sl_level lvl, const char *component, const sl_log_field *fields, size_t n,
+                 const char *fmt, va_list ap)
+{
+    int saved_errno = errno;
+    char msg[LINE_MAX_BYTES];
+    int mn = vsnprintf(msg, sizeof msg, fmt, ap);
+    if (mn < 0)
+        snprintf(msg, sizeof msg, "(unprintable log message)");
+    bool msg_truncated = mn >= 0 && (size_t)mn >= sizeof msg;
+    emit(lvl, component ? component : "sluice", fields, n, msg, msg_truncated);
     errno = saved_errno;
+}
+
+void sl_logf(sl_level lvl, const char *component, const char *fmt, ...)
+{
+    if (lvl < log_min)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(lvl, component, NULL, 0, fmt, ap);
+    va_end(ap);
+}
+
+void sl_logf_fields(sl_level lvl, const char *component, const sl_log_field *fields, size_t n,
+                    const char *fmt, ...)
+{
+    if (lvl < log_min)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(lvl, component, fields, n, fmt, ap);
+    va_end(ap);
 }

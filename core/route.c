@@ -59,6 +59,7 @@ typedef struct sl_item {
     uint32_t only;  /* a redriven copy: the outputs it still owes (0: all, by `when:`) */
     char error[256];
     int status;
+    const sl_output_conf *failed_out; /* the output that last refused or failed it, or NULL */
 } sl_item;
 
 typedef struct sl_worker {
@@ -85,6 +86,8 @@ typedef struct sl_worker {
     int retry_attempts;    /* how many times its steps were tried */
     char retry_error[256]; /* why a step asked to retry it */
     sl_gauge *lag;
+    sl_gauge *lag_seconds;
+    atomic_int_fast64_t oldest_ms; /* ingest time of the first uncommitted record read, or 0 */
     sl_batch batch;
     atomic_int_fast64_t corrupt_at; /* the damaged offset the worker is held at, or -1 */
     atomic_int_fast64_t corrupt_next;
@@ -106,6 +109,8 @@ struct sl_route {
     bool count_in_on_read; /* topic-fed routes count messages_in when read */
     sl_counter *in_total;
     sl_counter *dlq_total;
+    sl_counter *failed_total;  /* moves with dlq_total: every dead letter is a failed message */
+    sl_histogram *latency;     /* ingest to commit of a delivered record */
     sl_counter *corrupt_total; /* sluice_log_corrupt_records_total{topic} */
     sl_counter *dropped_total;
     sl_counter **step_retried_total; /* [step]: transient step failures, retried */
@@ -133,6 +138,19 @@ static double lag_gauge(void *arg)
     int64_t end = sl_partition_end_offset(w->part);
     int64_t committed = atomic_load(&w->committed);
     return end > committed ? (double)(end - committed) : 0.0;
+}
+
+/* Seconds since the ingest of the oldest record the worker has read and
+ * not committed; 0 when it has caught up (updated by the worker at each read
+ * and commit, so a record not read yet does not count until it is read). */
+static double lag_seconds_gauge(void *arg)
+{
+    sl_worker *w = arg;
+    int64_t oldest = atomic_load(&w->oldest_ms);
+    if (oldest <= 0 || lag_gauge(w) == 0.0)
+        return 0.0;
+    int64_t age = sl_wall_ms() - oldest;
+    return age > 0 ? (double)age / 1000.0 : 0.0;
 }
 
 /* The counter name{route,output} of output oc of route r. */
@@ -177,8 +195,8 @@ static int open_outputs(sl_route *r, sl_error *err)
         o->out_total =
             output_counter(r, oc, "sluice_messages_out_total", "Messages delivered to an output.");
         o->failed_total =
-            output_counter(r, oc, "sluice_messages_failed_total",
-                           "Messages that failed permanently at an output (dead-lettered).");
+            output_counter(r, oc, "sluice_output_failed_total",
+                           "Messages that failed permanently at an output (then dead-lettered).");
         o->retried_total =
             output_counter(r, oc, "sluice_messages_retried_total",
                            "Delivery attempts that failed transiently and were retried.");
@@ -256,6 +274,17 @@ static void route_counters(sl_route *r)
                                      "Messages accepted into a route's log.", labels);
     r->dlq_total = sl_metrics_counter(r->env.metrics, "sluice_dead_letter_total",
                                       "Messages sent to a route's dead letter topic.", labels);
+    r->failed_total = sl_metrics_counter(
+        r->env.metrics, "sluice_messages_failed_total",
+        "Messages that failed (steps, outputs or input) and were dead-lettered; always equals "
+        "sluice_dead_letter_total.",
+        labels);
+    static const double lat_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                        1,     2.5,  5,     10,   30,  60,   300};
+    r->latency = sl_metrics_histogram(
+        r->env.metrics, "sluice_delivery_latency_seconds",
+        "Time from a record's ingest to the commit after its delivery (not for dead letters).",
+        labels, lat_bounds, sizeof lat_bounds / sizeof lat_bounds[0]);
     r->dropped_total = sl_metrics_counter(r->env.metrics, "sluice_messages_dropped_total",
                                           "Messages dropped by a route's steps.", labels);
     sl_metrics_escape(sl_topic_name(r->topic), rname, sizeof rname);
@@ -381,6 +410,11 @@ static int init_worker(sl_route *r, int i, sl_error *err)
     w->lag =
         sl_metrics_gauge(r->env.metrics, "sluice_route_lag",
                          "Records in a route partition not yet committed.", labels, lag_gauge, w);
+    w->lag_seconds = sl_metrics_gauge(
+        r->env.metrics, "sluice_route_lag_seconds",
+        "Age of the oldest record a route partition has read and not yet committed (0 when "
+        "caught up).",
+        labels, lag_seconds_gauge, w);
     return 0;
 }
 
@@ -795,10 +829,34 @@ static size_t breaker_grant(sl_output_rt *o, sl_item *items, const send_buf *sb,
     return granted;
 }
 
+/* Logs what happened to item it of worker w, with its route, message id,
+ * partition, offset, attempt, partner status, output, connector and error
+ * as structured fields. */
+static void log_item(const sl_worker *w, sl_level lvl, const sl_item *it, int attempt,
+                     const char *what)
+{
+    const sl_route *r = w->route;
+    const sl_output_conf *oc = it->failed_out;
+    sl_log_field f[] = {
+        SL_LF_STR("route", r->conf->name),
+        SL_LF_STR("msg_id", it->msg->id),
+        SL_LF_INT("partition", w->index),
+        SL_LF_INT("offset", w->batch.records[it->rec].offset),
+        SL_LF_INT("attempt", attempt),
+        it->status ? SL_LF_INT("status", it->status) : SL_LF_NONE,
+        oc ? SL_LF_STR("output", oc->name) : SL_LF_NONE,
+        oc && oc->connector ? SL_LF_STR("connector", oc->connector) : SL_LF_NONE,
+        SL_LF_STR("error", it->error),
+    };
+    sl_logf_fields(lvl, "route", f, sizeof f / sizeof f[0], "route %s: message %s: %s: %s",
+                   r->conf->name, it->msg->id, what, it->error);
+}
+
 /* Applies the result of one send of an item to output o (bit): a held-back
  * message was not an attempt; the others tell the breaker and update the
  * item and the output's counters. */
-static void record_result(sl_output_rt *o, uint32_t bit, sl_item *it, const sl_send_result *res)
+static void record_result(const sl_worker *w, sl_output_rt *o, uint32_t bit, sl_item *it,
+                          const sl_send_result *res)
 {
     if (res->result == SL_RETRY && res->held_back) {
         if (o->breaker)
@@ -816,10 +874,12 @@ static void record_result(sl_output_rt *o, uint32_t bit, sl_item *it, const sl_s
         return;
     }
     it->status = res->status;
+    it->failed_out = o->conf;
     snprintf(it->error, sizeof it->error, "output %s: %s", o->conf->name, res->error);
     if (res->result == SL_FAIL) {
         it->dead = true;
         sl_counter_add(o->failed_total, 1);
+        log_item(w, SL_LVL_INFO, it, it->attempts + 1, "delivery failed for good");
     } else {
         sl_counter_add(o->retried_total, 1);
     }
@@ -845,7 +905,7 @@ static bool deliver_output(sl_worker *w, size_t oi, sl_item *items, size_t n, se
     else
         send_to_topic(o, sb->msgs, granted, sb->res);
     for (size_t j = 0; j < granted; j++)
-        record_result(o, bit, &items[sb->idx[j]], &sb->res[j]);
+        record_result(w, o, bit, &items[sb->idx[j]], &sb->res[j]);
     return granted < k;
 }
 
@@ -890,6 +950,7 @@ static int dlq_append(sl_route *r, sl_msg *m, const char *error, int attempts, i
         return -1;
     sl_dlq_note_entry(r->dlq_state, off);
     sl_counter_add(r->dlq_total, 1);
+    sl_counter_add(r->failed_total, 1);
     return 0;
 }
 
@@ -945,8 +1006,10 @@ static int dead_letter(sl_worker *w, sl_item *it)
         sl_err("route", "route %s: cannot dead-letter message %s: %s", r->conf->name, m->id, e.msg);
         return -1;
     }
-    sl_warn("route", "route %s: message %s dead-lettered to %s after %d attempt(s): %s",
-            r->conf->name, m->id, r->conf->dead_letter_topic, it->attempts, it->error);
+    char what[300];
+    snprintf(what, sizeof what, "dead-lettered to %s after %d attempt(s)",
+             r->conf->dead_letter_topic, it->attempts);
+    log_item(w, SL_LVL_WARN, it, it->attempts, what);
     return 0;
 }
 
@@ -956,8 +1019,11 @@ int sl_route_dead_letter(sl_route *r, sl_msg *msg, const char *error, sl_error *
         return -1;
     sl_status_accepted(r->env.status, msg->id, r->conf->name, -1, -1);
     sl_status_update(r->env.status, msg->id, SL_MSG_DEAD_LETTERED, 0, error);
-    sl_warn("route", "route %s: message %s from its input dead-lettered to %s: %s", r->conf->name,
-            msg->id, r->conf->dead_letter_topic, error);
+    sl_log_field f[] = {SL_LF_STR("route", r->conf->name), SL_LF_STR("msg_id", msg->id),
+                        SL_LF_STR("connector", r->conf->from.connector), SL_LF_STR("error", error)};
+    sl_logf_fields(SL_LVL_WARN, "route", f, sizeof f / sizeof f[0],
+                   "route %s: message %s from its input dead-lettered to %s: %s", r->conf->name,
+                   msg->id, r->conf->dead_letter_topic, error);
     return 0;
 }
 
@@ -1024,6 +1090,8 @@ static void tally_round(sl_worker *w, sl_item *items, size_t n, round_state *rs)
             rs->head_error = it->error;
         }
         sl_status_update(r->env.status, it->msg->id, SL_MSG_RETRYING, it->attempts, it->error);
+        if (it->attempted)
+            log_item(w, SL_LVL_DEBUG, it, it->attempts, "delivery will be retried");
     }
 }
 
@@ -1307,6 +1375,12 @@ static bool step_retry_exhausted(sl_worker *w, const sl_record *rec, size_t i, c
     sl_route *r = w->route;
     if (attempts < r->conf->retry.max_attempts) {
         sl_status_update(r->env.status, id, SL_MSG_RETRYING, attempts, w->retry_error);
+        sl_log_field f[] = {SL_LF_STR("route", r->conf->name), SL_LF_STR("msg_id", id),
+                            SL_LF_INT("partition", w->index),  SL_LF_INT("offset", rec->offset),
+                            SL_LF_INT("attempt", attempts),    SL_LF_STR("error", w->retry_error)};
+        sl_logf_fields(SL_LVL_DEBUG, "route", f, sizeof f / sizeof f[0],
+                       "route %s: message %s: step will retry: %s", r->conf->name, id,
+                       w->retry_error);
         return false;
     }
     sl_error e;
@@ -1418,6 +1492,22 @@ static void report_delivered(sl_worker *w, item_vec *iv, size_t done)
     }
 }
 
+/* Observes the delivery latency of the records the first done items came
+ * from: once per record that some live (not dead-lettered) item left. */
+static void observe_latency(sl_worker *w, const item_vec *iv, size_t done)
+{
+    int64_t now = sl_wall_ms();
+    size_t last = (size_t)-1;
+    for (size_t k = 0; k < done; k++) {
+        const sl_item *it = &iv->v[k];
+        if (!it->msg || it->dead || it->rec == last)
+            continue;
+        last = it->rec;
+        int64_t age = now - w->batch.records[it->rec].timestamp_ms;
+        sl_histogram_observe(w->route->latency, age > 0 ? (double)age / 1000.0 : 0.0);
+    }
+}
+
 /* Commits the partition past the records that are finished: a record is
  * finished when every item it made (none, when its message was dropped) is;
  * nrec records went through the steps, done items are finished. Sets *next
@@ -1440,6 +1530,15 @@ static void commit_finished(sl_worker *w, const item_vec *iv, size_t done, size_
         if (sleep_interruptible(w, 1000))
             break;
     }
+    observe_latency(w, iv, done);
+    int64_t oldest = 0;
+    for (size_t k = 0; k < b->count; k++) {
+        if (b->records[k].offset >= to) {
+            oldest = b->records[k].timestamp_ms;
+            break;
+        }
+    }
+    atomic_store(&w->oldest_ms, oldest);
     atomic_store(&w->committed, to);
     *next = to;
 }
@@ -1617,7 +1716,10 @@ static void *worker_main(void *arg)
             sleep_interruptible(w, 1000);
             continue;
         }
+        if (n > 0)
+            atomic_store(&w->oldest_ms, w->batch.records[0].timestamp_ms);
         if (n == 0) {
+            atomic_store(&w->oldest_ms, 0);
             if (w->batch.next_offset > next)
                 next = w->batch.next_offset; /* skipped past deleted segments */
             else if (sl_partition_wait_readable(w->part, next, 1000) < 0)
@@ -1674,6 +1776,8 @@ void sl_route_free(sl_route *r)
             sl_worker *w = &r->workers[i];
             if (w->lag)
                 sl_metrics_remove_gauge(r->env.metrics, w->lag);
+            if (w->lag_seconds)
+                sl_metrics_remove_gauge(r->env.metrics, w->lag_seconds);
             sl_batch_free(&w->batch);
             sl_steps_free(w->steps, w->n_steps);
             for (size_t oi = 0; w->when && oi < r->n_outs; oi++)

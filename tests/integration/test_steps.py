@@ -197,6 +197,11 @@ routes:
         # while open the CRM saw only the 3 calls that opened it: ctx.http
         # makes one attempt per call and never retries by itself
         assert crm.count() == 3, crm.count()
+        # every call is counted: the 3 answered 503, the rest refused by the breaker
+        m = gw.metrics()
+        assert metric(m, "sluice_ctx_http_total", connector="crm", code="503") == 3, m
+        assert metric(m, "sluice_ctx_http_total", connector="crm", code="circuit_open") == \
+            errors.count("circuit open"), m
         gw.stop()
     finally:
         crm.close()

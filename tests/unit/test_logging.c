@@ -132,6 +132,43 @@ static void test_long_lines_truncated(void **state)
     free(big);
 }
 
+/* Structured fields: JSON members (strings and numbers) before msg; in
+ * text, ` key=value` after the message, quoted when needed. */
+static void test_fields(void **state)
+{
+    (void)state;
+    sl_log_field f[] = {SL_LF_STR("route", "orders"),
+                        SL_LF_STR("msg_id", "m-1"),
+                        SL_LF_INT("partition", 2),
+                        SL_LF_INT("offset", 41),
+                        SL_LF_NONE,
+                        SL_LF_STR("error", "HTTP 503 \"busy\"")};
+    sl_logging_setup(true, SL_LVL_DEBUG);
+    capture c;
+    capture_begin(&c);
+    sl_logf_fields(SL_LVL_WARN, "route", f, 6, "dead-lettered %s", "m-1");
+    const char *out = capture_end(&c);
+    json_error_t je;
+    json_t *o = json_loads(out, 0, &je);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "route")), "orders");
+    assert_string_equal(json_string_value(json_object_get(o, "msg_id")), "m-1");
+    assert_int_equal(json_integer_value(json_object_get(o, "partition")), 2);
+    assert_int_equal(json_integer_value(json_object_get(o, "offset")), 41);
+    assert_string_equal(json_string_value(json_object_get(o, "error")), "HTTP 503 \"busy\"");
+    assert_string_equal(json_string_value(json_object_get(o, "msg")), "dead-lettered m-1");
+    assert_int_equal(json_object_size(o), 9);
+    json_decref(o);
+
+    sl_logging_setup(false, SL_LVL_DEBUG);
+    capture_begin(&c);
+    sl_logf_fields(SL_LVL_DEBUG, "route", f, 6, "retry");
+    out = capture_end(&c);
+    assert_non_null(strstr(out, "route: retry route=orders msg_id=m-1 partition=2 offset=41 "
+                                "error=\"HTTP 503 \\\"busy\\\"\"\n"));
+    sl_logging_setup(false, SL_LVL_INFO);
+}
+
 static void test_level_parse(void **state)
 {
     assert_int_equal(sl_level_parse("debug"), SL_LVL_DEBUG);
@@ -148,6 +185,7 @@ int main(void)
         cmocka_unit_test(test_text_line),
         cmocka_unit_test(test_json_line_parses),
         cmocka_unit_test(test_long_lines_truncated),
+        cmocka_unit_test(test_fields),
         cmocka_unit_test(test_level_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -442,9 +442,14 @@ static void test_fan_out_with_one_failing_output(void **state)
     assert_int_equal(dead_letters(f, &e), 1);
     assert_non_null(strstr(e[0].error, "output b: scripted failure"));
     sl_dlq_entries_free(e, 1);
-    assert_int_equal(counter(f, "sluice_messages_failed_total",
-                             "Messages that failed permanently at an output (dead-lettered).",
+    assert_int_equal(counter(f, "sluice_output_failed_total",
+                             "Messages that failed permanently at an output (then dead-lettered).",
                              "route=\"r\",output=\"b\""),
+                     1);
+    assert_int_equal(counter(f, "sluice_messages_failed_total",
+                             "Messages that failed (steps, outputs or input) and were "
+                             "dead-lettered; always equals sluice_dead_letter_total.",
+                             "route=\"r\""),
                      1);
     assert_int_equal(status_of(f, id).state, SL_MSG_DEAD_LETTERED);
 }
