@@ -19,10 +19,22 @@ SLUICE = os.environ.get("SLUICE_BIN", "build-asan/sluice")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+_given_ports = set()
+_given_lock = threading.Lock()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port nobody listens on, never the same one twice in this
+    process (the kernel may hand a just-closed port out again, and a test
+    that asks for two ports must not get one twice)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        with _given_lock:
+            if port not in _given_ports:
+                _given_ports.add(port)
+                return port
 
 
 def wait_until(pred, timeout, what, interval=0.05):
