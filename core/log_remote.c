@@ -41,8 +41,10 @@ static void print_refusal(const sl_log_remote *r, int status, const char *body)
     json_decref(j);
 }
 
-/* Sends the request; returns the 200 answer parsed, or NULL after printing
- * why not. A non-200 answer's body, when want_body, goes to *raw. */
+/* Sends the request. Without raw: returns the 200 answer parsed, or NULL
+ * after printing why not. With raw: *raw gets the answer's body whatever
+ * the status (NULL when none came; the caller frees it) and the parsed body
+ * (or NULL) is returned. */
 static json_t *call_api(const sl_log_remote *r, const char *method, const char *path,
                         const char *body, int *status, char **raw)
 {
@@ -139,8 +141,12 @@ static int fetch_page(const sl_log_remote *r, const char *topic, int part, int64
     json_array_foreach(records, i, rec)
     {
         char *line = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        if (line != NULL)
-            puts(line);
+        if (line == NULL) {
+            fprintf(stderr, "sluice log: out of memory printing a record\n");
+            json_decref(j);
+            return -1;
+        }
+        puts(line);
         free(line);
     }
     json_t *next = json_object_get(j, "next_offset");
