@@ -97,6 +97,12 @@ def test_ls_dump_and_replay_against_a_running_gateway():
         # the sink may see concurrent deliveries in any order
         assert sorted(d["n"] for d in env.delivered()[3:]) == [0, 1, 2], env.delivered()
 
+        r = env.cli("replay", "r", "--from", "2000-01-01T00:00:00Z")  # by time: from the start
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["rewound_to"] == "2000-01-01T00:00:00Z", r.stdout
+        wait_until(lambda: len(env.delivered()) == 9, 60, "3 more replayed deliveries")
+        r = env.cli("replay", "r", "--from", "yesterday")
+        assert r.returncode == 1 and "400" in r.stderr and "RFC 3339" in r.stderr, r.stderr
         r = env.cli("replay", "nosuch", "--from", "0")
         assert r.returncode == 1 and "404" in r.stderr, (r.returncode, r.stderr)
     finally:
