@@ -20,6 +20,7 @@
 #include "gateway.h"
 #include "http_util.h"
 #include "json_escape.h"
+#include "log_json.h"
 #include "logging.h"
 #include "metrics.h"
 #include "route.h"
@@ -28,6 +29,8 @@
 
 #define ADM_COMPONENT "admin"
 #define ADM_MAX_BODY (64 * 1024)
+#define ADM_MAX_RECORDS 1000            /* records per GET .../records */
+#define ADM_MAX_RECORD_BYTES (8u << 20) /* about this many bytes per answer */
 
 struct sl_admin {
     sl_gateway *gw;
@@ -602,6 +605,140 @@ static enum MHD_Result dispatch_route(sl_admin *a, struct MHD_Connection *conn, 
     return ep_pause(conn, r, strcmp(action, "pause") == 0);
 }
 
+/* ---- topics (the log, read while the gateway holds it) --------------------- */
+
+/* One topic's partitions as [{"partition":P,"start":S,"end":E}, ...]. */
+static json_t *topic_partitions_json(sl_topic *t)
+{
+    json_t *arr = json_array();
+    for (int p = 0; arr != NULL && p < sl_topic_partition_count(t); p++) {
+        sl_partition *pp = sl_topic_partition(t, p);
+        if (json_array_append_new(arr, json_pack("{s:i,s:I,s:I}", "partition", p, "start",
+                                                 (json_int_t)sl_partition_start_offset(pp), "end",
+                                                 (json_int_t)sl_partition_end_offset(pp))) != 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    }
+    return arr;
+}
+
+/* GET /v1/topics: {"topics":[{"name":N,"partitions":[...]}, ...]}. A topic
+ * that cannot be opened is listed with "error". */
+static enum MHD_Result ep_topics(sl_admin *a, struct MHD_Connection *conn)
+{
+    sl_error err;
+    char **names = NULL;
+    size_t n = 0;
+    if (sl_log_list_topics(sl_gateway_log(a->gw), &names, &n, &err) < 0)
+        return reply_error(conn, 500, NULL, "internal", "cannot list the topics: %s", err.msg);
+    json_t *topics = json_array();
+    for (size_t i = 0; topics != NULL && i < n; i++) {
+        sl_topic *t = sl_log_topic(sl_gateway_log(a->gw), names[i], 0, &err);
+        json_t *o = t != NULL ? json_pack("{s:s,s:o}", "name", names[i], "partitions",
+                                          topic_partitions_json(t))
+                              : json_pack("{s:s,s:s}", "name", names[i], "error", err.msg);
+        if (json_array_append_new(topics, o) != 0) {
+            json_decref(topics);
+            topics = NULL;
+        }
+    }
+    sl_log_free_names(names, n);
+    return reply_json(conn, 200, topics != NULL ? json_pack("{s:o}", "topics", topics) : NULL);
+}
+
+/* Reads query argument name as an integer >= 0 into *out (left as is when
+ * absent). Returns false when present but not such an integer. */
+static bool query_int(struct MHD_Connection *conn, const char *name, int64_t *out)
+{
+    const char *v = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, name);
+    if (v == NULL)
+        return true;
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (*v == '\0' || *end != '\0' || errno != 0 || x < 0)
+        return false;
+    *out = x;
+    return true;
+}
+
+/* Appends the records of batch b to out as the "records" array and the
+ * offset to read next. */
+static void records_body(sl_buf *out, const char *topic, int part, const sl_batch *b, int64_t next,
+                         int64_t end)
+{
+    char tail[96];
+    sl_buf_puts(out, "{\"records\":[");
+    for (size_t i = 0; i < b->count; i++) {
+        if (i)
+            sl_buf_putc(out, ',');
+        sl_log_record_json(out, topic, part, &b->records[i]);
+    }
+    int n = snprintf(tail, sizeof tail, "],\"next_offset\":%" PRId64 ",\"end_offset\":%" PRId64 "}",
+                     next, end);
+    sl_buf_put(out, tail, (size_t)n);
+}
+
+/* GET /v1/topics/TOPIC/records?partition=P&from=OFFSET&limit=N: up to N
+ * (at most ADM_MAX_RECORDS, default 100) durable records from OFFSET. */
+static enum MHD_Result ep_records(sl_admin *a, struct MHD_Connection *conn, const char *topic)
+{
+    int64_t part = 0, from = 0, limit = 100;
+    if (!query_int(conn, "partition", &part) || !query_int(conn, "from", &from) ||
+        !query_int(conn, "limit", &limit) || part > INT32_MAX)
+        return reply_error(conn, 400, NULL, "bad_request",
+                           "partition, from and limit must be integers >= 0");
+    if (limit > ADM_MAX_RECORDS || limit == 0)
+        limit = limit == 0 ? 1 : ADM_MAX_RECORDS;
+    sl_error err;
+    sl_topic *t = sl_log_topic(sl_gateway_log(a->gw), topic, 0, &err);
+    if (t == NULL)
+        return reply_error(conn, err.code == SL_ENOTFOUND || err.code == SL_EINVAL ? 404 : 500,
+                           NULL, "not_found", "topic %s: %s", topic, err.msg);
+    sl_partition *p = sl_topic_partition(t, (int)part);
+    if (p == NULL)
+        return reply_error(conn, 404, NULL, "not_found", "topic %s has no partition %d (it has %d)",
+                           topic, (int)part, sl_topic_partition_count(t));
+    sl_batch b;
+    sl_batch_init(&b);
+    int got = sl_partition_read(p, from, (size_t)limit, ADM_MAX_RECORD_BYTES, &b, &err);
+    if (got < 0) {
+        sl_batch_free(&b);
+        return reply_error(conn, 500, NULL, "read_failed", "%s partition %d: %s", topic, (int)part,
+                           err.msg);
+    }
+    sl_buf out = {0};
+    int64_t next = got > 0 ? b.next_offset : from;
+    if (next < sl_partition_start_offset(p))
+        next = sl_partition_start_offset(p);
+    records_body(&out, topic, (int)part, &b, next, sl_partition_end_offset(p));
+    sl_batch_free(&b);
+    char *text = sl_buf_cstr(&out);
+    if (text == NULL) {
+        free(out.p);
+        return reply_error(conn, 500, NULL, "internal", "out of memory building the answer");
+    }
+    return reply(conn, 200, text, out.len, "application/json", NULL, true);
+}
+
+/* /v1/topics and /v1/topics/TOPIC/records (GET). */
+static enum MHD_Result dispatch_topics(sl_admin *a, struct MHD_Connection *conn, const char *url,
+                                       const char *method)
+{
+    const char *rest = url + 10; /* after "/v1/topics" */
+    char name[256];
+    const char *slash = NULL;
+    if (!is_get(method))
+        return method_not_allowed(conn, "GET", method, url);
+    if (*rest == '\0' || strcmp(rest, "/") == 0)
+        return ep_topics(a, conn);
+    if (*rest != '/' || !split_name(rest + 1, name, sizeof name, &slash) || slash == NULL ||
+        strcmp(slash, "/records") != 0)
+        return reply_error(conn, 404, NULL, "not_found", "no such endpoint: %s", url);
+    return ep_records(a, conn, name);
+}
+
 static enum MHD_Result dispatch(sl_admin *a, struct MHD_Connection *conn, const char *url,
                                 const char *method, const adm_req *q)
 {
@@ -653,6 +790,8 @@ static enum MHD_Result dispatch(sl_admin *a, struct MHD_Connection *conn, const 
         return dispatch_breaker(a, conn, url, method, url + 13);
     if (strncmp(url, "/v1/dlq/", 8) == 0)
         return dispatch_dlq(a, conn, url, method, url + 8, q);
+    if (strcmp(url, "/v1/topics") == 0 || strncmp(url, "/v1/topics/", 11) == 0)
+        return dispatch_topics(a, conn, url, method);
     if (strncmp(url, "/v1/messages/", 13) == 0 && url[13] != '\0' &&
         strchr(url + 13, '/') == NULL) {
         if (!is_get(method))

@@ -16,8 +16,9 @@
 
 #include "config.h"
 #include "gateway.h"
-#include "json_escape.h"
 #include "log.h"
+#include "log_json.h"
+#include "log_remote.h"
 #include "log_verify.h"
 #include "logging.h"
 #include "route_test.h"
@@ -38,6 +39,11 @@ static void usage(FILE *out)
             "       sluice log ls [-d DATA_DIR]                 topics, partitions, offsets\n"
             "       sluice log dump [-d DATA_DIR] TOPIC [-p N] [-o OFFSET] [-n COUNT]\n"
             "       sluice log tail [-d DATA_DIR] TOPIC [-p N] [-n COUNT]\n"
+            "       sluice log ls|dump|tail --admin HOST:PORT [--token T] ...  the same, from a\n"
+            "                                   running gateway's admin API (token also from\n"
+            "                                   SLUICE_ADMIN_TOKEN); tail -f keeps polling\n"
+            "       sluice log replay ROUTE --from OFFSET|RFC3339 --admin HOST:PORT [--token T]\n"
+            "                                   rewind ROUTE (POST /v1/routes/ROUTE/rewind)\n"
             "       sluice log verify [DATA_DIR]              check every record; prints each\n"
             "                                   damaged range, exit 1 when any (read only)\n"
             "                                   records as JSON lines (offline: the gateway must\n"
@@ -232,43 +238,14 @@ static int cmd_run(const char *path)
 
 /* ---- log ---- */
 
-/* Prints s as a quoted JSON string, escaped as the file output writes it
- * (bytes outside valid UTF-8 as \u00XX). */
-static void print_json_string(FILE *out, const char *s, size_t len)
-{
-    char chunk[512];
-    size_t i = 0;
-    fputc('"', out);
-    while (i < len) {
-        size_t w;
-        i += sl_json_escape(s + i, len - i, SL_JSON_ESC_LATIN1, chunk, sizeof chunk, &w);
-        fwrite(chunk, 1, w, out);
-    }
-    fputc('"', out);
-}
-
 static void print_record(FILE *out, const char *topic, int part, const sl_record *r)
 {
-    fprintf(out, "{\"topic\":");
-    print_json_string(out, topic, strlen(topic));
-    fprintf(out,
-            ",\"partition\":%d,\"offset\":%" PRId64 ",\"timestamp\":%" PRId64 ",\"key\":", part,
-            r->offset, r->timestamp_ms);
-    if (r->key)
-        print_json_string(out, r->key, r->key_len);
-    else
-        fputs("null", out);
-    fputs(",\"headers\":{", out);
-    for (size_t i = 0; i < r->n_headers; i++) {
-        if (i)
-            fputc(',', out);
-        print_json_string(out, r->headers[i].name, r->headers[i].name_len);
-        fputc(':', out);
-        print_json_string(out, r->headers[i].value, r->headers[i].value_len);
-    }
-    fputs("},\"value\":", out);
-    print_json_string(out, r->value, r->value_len);
-    fputs("}\n", out);
+    sl_buf b = {0};
+    sl_log_record_json(&b, topic, part, r);
+    sl_buf_putc(&b, '\n');
+    if (!b.oom)
+        fwrite(b.p, 1, b.len, out);
+    free(b.p);
 }
 
 static int log_dump(sl_log *log, const char *topic_name, int part, int64_t from, int64_t count,
@@ -353,6 +330,92 @@ static int log_verify(const char *dir)
     return bad ? 1 : 0;
 }
 
+/* sluice log ls|dump|tail on a data_dir no gateway holds (topic NULL: ls). */
+static int log_offline(const char *dir, const char *topic, int part, int64_t from, int64_t count,
+                       bool tail)
+{
+    sl_error err;
+    sl_log_options opt_log;
+    sl_log_options_default(&opt_log);
+    opt_log.fsync = SL_FSYNC_NEVER;
+    sl_log *log = sl_log_open(dir, &opt_log, &err);
+    if (!log) {
+        fprintf(stderr, "sluice log: %s\n", err.msg);
+        return 1;
+    }
+    int rc = topic == NULL ? log_ls(log) : log_dump(log, topic, part, from, count, tail);
+    sl_log_close(log);
+    return rc;
+}
+
+/* The options of `sluice log`. */
+typedef struct log_args {
+    const char *dir;
+    int part;
+    int64_t from;
+    int64_t count;
+    bool follow;
+    const char *from_text; /* replay --from */
+    sl_log_remote remote;  /* addr NULL: offline */
+} log_args;
+
+/* Parses argv[2..] into la. Returns 0, or 2 after printing the usage. */
+static int log_parse(int argc, char **argv, log_args *la)
+{
+    static const struct option longopts[] = {{"admin", required_argument, NULL, 'A'},
+                                             {"token", required_argument, NULL, 'T'},
+                                             {"from", required_argument, NULL, 'F'},
+                                             {"follow", no_argument, NULL, 'f'},
+                                             {NULL, 0, NULL, 0}};
+    int opt;
+    optind = 2;
+    while ((opt = getopt_long(argc, argv, "d:p:o:n:f", longopts, NULL)) != -1) {
+        switch (opt) {
+            case 'd':
+                la->dir = optarg;
+                break;
+            case 'p':
+                la->part = atoi(optarg);
+                break;
+            case 'o':
+                la->from = strtoll(optarg, NULL, 10);
+                break;
+            case 'n':
+                la->count = strtoll(optarg, NULL, 10);
+                break;
+            case 'f':
+                la->follow = true;
+                break;
+            case 'A':
+                la->remote.addr = optarg;
+                break;
+            case 'T':
+                la->remote.token = optarg;
+                break;
+            case 'F':
+                la->from_text = optarg;
+                break;
+            default:
+                usage(stderr);
+                return 2;
+        }
+    }
+    if (la->remote.token == NULL)
+        la->remote.token = getenv("SLUICE_ADMIN_TOKEN");
+    return 0;
+}
+
+/* sluice log replay ROUTE --from OFFSET|TIME --admin HOST:PORT */
+static int log_replay(int argc, char **argv, const log_args *la)
+{
+    if (optind != argc - 1 || la->from_text == NULL || la->remote.addr == NULL) {
+        fprintf(stderr, "sluice log replay: usage: sluice log replay ROUTE --from OFFSET|TIME "
+                        "--admin HOST:PORT [--token T]\n");
+        return 2;
+    }
+    return sl_log_remote_replay(&la->remote, argv[optind], la->from_text);
+}
+
 static int cmd_log(int argc, char **argv)
 {
     if (argc < 2) {
@@ -360,32 +423,13 @@ static int cmd_log(int argc, char **argv)
         return 2;
     }
     const char *sub = argv[1];
-    const char *dir = "./data";
-    int part = -1;
-    int64_t from = 0, count = -1;
-    int opt;
-    optind = 2;
-    while ((opt = getopt(argc, argv, "d:p:o:n:")) != -1) {
-        switch (opt) {
-            case 'd':
-                dir = optarg;
-                break;
-            case 'p':
-                part = atoi(optarg);
-                break;
-            case 'o':
-                from = strtoll(optarg, NULL, 10);
-                break;
-            case 'n':
-                count = strtoll(optarg, NULL, 10);
-                break;
-            default:
-                usage(stderr);
-                return 2;
-        }
-    }
+    log_args la = {.dir = "./data", .part = -1, .count = -1, .remote = {.timeout_ms = 10000}};
+    if (log_parse(argc, argv, &la) != 0)
+        return 2;
     if (strcmp(sub, "verify") == 0)
-        return log_verify(optind < argc ? argv[optind] : dir);
+        return log_verify(optind < argc ? argv[optind] : la.dir);
+    if (strcmp(sub, "replay") == 0)
+        return log_replay(argc, argv, &la);
     bool is_ls = strcmp(sub, "ls") == 0;
     bool is_dump = strcmp(sub, "dump") == 0;
     bool is_tail = strcmp(sub, "tail") == 0;
@@ -397,18 +441,15 @@ static int cmd_log(int argc, char **argv)
         fprintf(stderr, "sluice log %s: name one TOPIC\n", sub);
         return 2;
     }
-    sl_error err;
-    sl_log_options opt_log;
-    sl_log_options_default(&opt_log);
-    opt_log.fsync = SL_FSYNC_NEVER;
-    sl_log *log = sl_log_open(dir, &opt_log, &err);
-    if (!log) {
-        fprintf(stderr, "sluice log: %s\n", err.msg);
-        return 1;
+    if (la.follow && (!is_tail || la.remote.addr == NULL)) {
+        fprintf(stderr, "sluice log: -f works with tail --admin HOST:PORT\n");
+        return 2;
     }
-    int rc = is_ls ? log_ls(log) : log_dump(log, argv[optind], part, from, count, is_tail);
-    sl_log_close(log);
-    return rc;
+    if (la.remote.addr != NULL)
+        return is_ls ? sl_log_remote_ls(&la.remote)
+                     : sl_log_remote_dump(&la.remote, argv[optind], la.part, la.from, la.count,
+                                          is_tail, la.follow);
+    return log_offline(la.dir, is_ls ? NULL : argv[optind], la.part, la.from, la.count, is_tail);
 }
 
 int main(int argc, char **argv)

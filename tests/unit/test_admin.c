@@ -1,8 +1,9 @@
 /* Unit tests for the admin API (core/admin.c) through a real admin listener
  * on a port the kernel picks, in front of a gateway whose connectors are
  * captured: routes list and detail, pause and resume, rewind (the message
- * is delivered again), breakers, message status 404/200, and the bearer
- * token. */
+ * is delivered again), breakers, message status 404/200, the bearer
+ * token, topics and records, and the CLI's client (admin_client.c) against
+ * the same listener. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "admin_client.h"
 #include "config.h"
 #include "connector.h"
 #include "gateway.h"
@@ -357,6 +359,77 @@ static void test_token(void **state)
     stop(f);
 }
 
+static void test_topics_and_records(void **state)
+{
+    fx *f = start("");
+    answer *a = call(f, "GET", "/v1/topics", NULL, NULL);
+    assert_int_equal(a->status, 200);
+    assert_string_equal(a->body, "{\"topics\":[{\"name\":\"r\",\"partitions\":[{\"partition\":0,"
+                                 "\"start\":0,\"end\":1}]},{\"name\":\"r.dlq\",\"partitions\":[{"
+                                 "\"partition\":0,\"start\":0,\"end\":0}]}]}");
+    a = call(f, "GET", "/v1/topics/r/records?partition=0&from=0&limit=10", NULL, NULL);
+    assert_int_equal(a->status, 200);
+    json_t *j = json_of(a);
+    json_t *recs = json_object_get(j, "records");
+    assert_int_equal(json_array_size(recs), 1);
+    json_t *r = json_array_get(recs, 0);
+    assert_int_equal(json_integer_value(json_object_get(r, "offset")), 0);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(r, "headers"), "message-id")), f->msg_id);
+    assert_int_equal(json_integer_value(json_object_get(j, "next_offset")), 1);
+    assert_int_equal(json_integer_value(json_object_get(j, "end_offset")), 1);
+    json_decref(j);
+    /* past the end: nothing, and the offset to ask for next stays */
+    a = call(f, "GET", "/v1/topics/r/records?from=1", NULL, NULL);
+    assert_int_equal(a->status, 200);
+    assert_string_equal(a->body, "{\"records\":[],\"next_offset\":1,\"end_offset\":1}");
+    a = call(f, "GET", "/v1/topics/r/records?from=-1", NULL, NULL);
+    assert_int_equal(a->status, 400);
+    a = call(f, "GET", "/v1/topics/r/records?partition=x", NULL, NULL);
+    assert_int_equal(a->status, 400);
+    a = call(f, "GET", "/v1/topics/r/records?partition=3", NULL, NULL);
+    assert_int_equal(a->status, 404);
+    assert_non_null(strstr(a->body, "topic r has no partition 3"));
+    assert_int_equal(call(f, "GET", "/v1/topics/nope/records", NULL, NULL)->status, 404);
+    assert_int_equal(call(f, "GET", "/v1/topics/r/other", NULL, NULL)->status, 404);
+    assert_int_equal(call(f, "POST", "/v1/topics", NULL, NULL)->status, 405);
+    stop(f);
+}
+
+/* The CLI's client (core/admin_client.c) against the real listener. */
+static void test_admin_client(void **state)
+{
+    fx *f = start("s3cret");
+    const char *addr = f->base + 7; /* after http:// */
+    int status = 0;
+    char *body = NULL;
+    size_t len = 0;
+    sl_error err;
+    assert_int_equal(
+        sl_admin_request(addr, "GET", "/v1/topics", NULL, NULL, 5000, &status, &body, &len, &err),
+        0);
+    assert_int_equal(status, 401);
+    assert_non_null(strstr(body, "unauthorized"));
+    free(body);
+    assert_int_equal(sl_admin_request(addr, "POST", "/v1/routes/r/rewind", "s3cret",
+                                      "{\"offset\":0}", 5000, &status, &body, &len, &err),
+                     0);
+    assert_int_equal(status, 200);
+    assert_string_equal(body, "{\"route\":\"r\",\"rewound_to\":0}");
+    assert_int_equal(len, strlen(body));
+    free(body);
+    assert_int_equal(
+        sl_admin_request("127.0.0.1", "GET", "/", NULL, NULL, 1000, &status, &body, &len, &err),
+        -1);
+    assert_int_equal(err.code, SL_EINVAL);
+    assert_null(body);
+    assert_int_equal(
+        sl_admin_request("127.0.0.1:9", "GET", "/", NULL, NULL, 1000, &status, &body, &len, &err),
+        -1);
+    assert_non_null(strstr(err.msg, "cannot reach the admin API at 127.0.0.1:9"));
+    stop(f);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -366,6 +439,8 @@ int main(void)
         cmocka_unit_test(test_breakers),
         cmocka_unit_test(test_messages),
         cmocka_unit_test(test_token),
+        cmocka_unit_test(test_topics_and_records),
+        cmocka_unit_test(test_admin_client),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
