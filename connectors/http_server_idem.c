@@ -75,6 +75,20 @@ void sl_idem_answer_free(sl_idem_answer *a)
     memset(a, 0, sizeof *a);
 }
 
+/* Puts e (hash h) into its bucket and at the newest end of the list. */
+static void ent_link(sl_idem *t, ent *e, uint64_t h)
+{
+    e->hnext = t->buckets[h & t->mask];
+    t->buckets[h & t->mask] = e;
+    e->prev = t->tail;
+    if (t->tail != NULL)
+        t->tail->next = e;
+    else
+        t->head = e;
+    t->tail = e;
+    t->count++;
+}
+
 static void ent_unlink(sl_idem *t, ent *e)
 {
     ent **pp = &t->buckets[e->hash & t->mask];
@@ -190,15 +204,7 @@ sl_idem_state sl_idem_begin(sl_idem *t, const char *key, size_t key_len, uint64_
     e->token = t->next_token++;
     /* A claim that is never finished must not pin the key forever. */
     e->expires_ms = now_ms + (t->window_ms > 0 ? t->window_ms : 1);
-    e->hnext = t->buckets[h & t->mask];
-    t->buckets[h & t->mask] = e;
-    e->prev = t->tail;
-    if (t->tail != NULL)
-        t->tail->next = e;
-    else
-        t->head = e;
-    t->tail = e;
-    t->count++;
+    ent_link(t, e, h);
     *token = e->token;
     pthread_mutex_unlock(&t->mu);
     return SL_IDEM_NEW;
@@ -263,15 +269,7 @@ int sl_idem_put(sl_idem *t, const char *key, size_t key_len, const sl_idem_answe
     while (t->count >= t->capacity && t->head != NULL)
         ent_unlink(t, t->head);
     e->token = t->next_token++;
-    e->hnext = t->buckets[h & t->mask];
-    t->buckets[h & t->mask] = e;
-    e->prev = t->tail;
-    if (t->tail != NULL)
-        t->tail->next = e;
-    else
-        t->head = e;
-    t->tail = e;
-    t->count++;
+    ent_link(t, e, h);
     pthread_mutex_unlock(&t->mu);
     return 0;
 }
