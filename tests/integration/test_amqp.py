@@ -390,9 +390,16 @@ routes:
 
         wait_until(lambda: "back-pressure" in open(gw.stderr_path).read(), 120,
                    "the back-pressure warning")
-        c1 = consumed()
-        time.sleep(2)
-        c2 = consumed()
+        # deliveries already on their way (up to the prefetch window) may still
+        # arrive after the warning: wait until the input has stopped taking any
+        def settled():
+            a = consumed()
+            time.sleep(2)
+            b = consumed()
+            return (a, b) if a == b else None
+
+        c1, c2 = wait_until(settled, 120, "the input to stop consuming under back-pressure",
+                            interval=0)
         assert c1 == c2 and 0 < c2 < n, (c1, c2)
         ready, unacked = queue_state(b, q_in)
         assert ready + unacked == n - c2, (ready, unacked, c2)
