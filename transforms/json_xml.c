@@ -1646,7 +1646,9 @@ int sl_xml_check_attrs(const char *xml, size_t len, sl_error *err)
         const char *name = s;
         s = count_attrs(s, end, &line, &n);
         if (n > SL_XML_MAX_ATTRS) {
-            size_t nl = strcspn(name, " \t\r\n/>");
+            size_t nl = 0; /* the input need not be NUL-terminated */
+            while (name + nl < end && !strchr(" \t\r\n/>", name[nl]))
+                nl++;
             return sl_error_set(err, SL_EINVAL,
                                 "XML line %d: element <%.*s> has more than %d attributes", tag_line,
                                 (int)(nl > 100 ? 100 : nl), name, SL_XML_MAX_ATTRS);

@@ -214,6 +214,22 @@ static void test_attribute_count(void **state)
     sl_buf_free(&b);
 }
 
+/* The name in the message is read within the input: a buffer that is not
+ * NUL-terminated and ends inside the tag (fuzz_xml found this overread). */
+static void test_attribute_count_unterminated(void **state)
+{
+    (void)state;
+    size_t len = 2 + SL_XML_MAX_ATTRS + 1;
+    char *doc = malloc(len);
+    assert_non_null(doc);
+    memcpy(doc, "<a", 2);
+    memset(doc + 2, '=', len - 2);
+    sl_error err;
+    assert_int_equal(sl_xml_check_attrs(doc, len, &err), -1);
+    assert_non_null(strstr(err.msg, "element <a===="));
+    free(doc);
+}
+
 static void test_attributes_at_the_limit_pass(void **state)
 {
     (void)state;
@@ -236,6 +252,7 @@ int main(void)
         cmocka_unit_test(test_80000_attributes),
         cmocka_unit_test(test_attributes_at_the_limit_pass),
         cmocka_unit_test(test_attribute_count),
+        cmocka_unit_test(test_attribute_count_unterminated),
         cmocka_unit_test(test_many_elements_at_the_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
