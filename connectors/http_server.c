@@ -139,6 +139,7 @@ struct hs_req {
     bool answered;
     bool durable;
     bool durable_failed;
+    int durable_code; /* why, when durable_failed (SL_EFULL: the log refused it for now) */
     bool replied;
     bool watching;
     bool timed_out;
@@ -362,7 +363,7 @@ static bool settle(hs_req *r)
     if (r->answered || !r->appended)
         return false;
     if (r->durable_failed)
-        r->status = 500;
+        r->status = r->durable_code == SL_EFULL ? 503 : 500;
     else if (!r->durable)
         return false;
     else if (!r->rt->in->reply_sync)
@@ -414,19 +415,21 @@ static void after_answered(hs_req *r, const after_answer *aa)
         MHD_resume_connection(aa->resume);
 }
 
-/* sl_partition_on_durable callback: flusher thread, or inline in the handler. */
+/* sl_route_on_durable callback: the log's thread, or inline in the handler.
+ * offset is the record's (on a log a connector holds, known only now). */
 static void on_durable(void *arg, int64_t offset, const sl_error *err)
 {
     hs_req *r = arg;
     after_answer aa;
     bool chose;
-    (void)offset;
     pthread_mutex_lock(&r->mu);
     if (err != NULL) {
         r->durable_failed = true;
+        r->durable_code = err->code;
         snprintf(r->err, sizeof r->err, "%s", err->msg);
     } else {
         r->durable = true;
+        r->offset = offset;
     }
     chose = settle(r);
     if (chose)
@@ -666,6 +669,10 @@ static void build_final(hs_req *r, hs_answer *a)
         case 504:
             answer_error(a, 504, "timeout", "the message is in custody and will still be delivered",
                          r->id);
+            break;
+        case 503: /* the log refused it after all: nothing was kept, resend later */
+            answer_error(a, 503, "backpressure", r->err, r->id);
+            a->retry_after = true;
             break;
         default:
             snprintf(detail, sizeof detail,
@@ -1080,17 +1087,13 @@ static void arm_deadline(hs_server *srv, hs_req *r)
     req_unref(r);
 }
 
-/* Asks the partition to call on_durable once r's record is durable; when
+/* Asks the route's log to call on_durable once r's record is durable; when
  * that cannot be arranged, settles r as 500 now (dropping the reference). */
 static void await_durable(hs_req *r)
 {
     sl_error err;
-    sl_partition *p = sl_route_partition(r->rt->route, r->partition);
-    if (p == NULL || sl_partition_on_durable(p, r->offset, on_durable, r, &err) != 0) {
-        if (p == NULL)
-            sl_error_set(&err, SL_EINVAL, "no partition %d", r->partition);
+    if (sl_route_on_durable(r->rt->route, r->partition, r->offset, on_durable, r, &err) != 0)
         on_durable(r, r->offset, &err); /* settles as 500 and drops its reference */
-    }
 }
 
 /* The callbacks may have answered already (inline durability): then answer
@@ -1377,8 +1380,8 @@ static void rebuild_idem(hs_server *srv)
     for (size_t r = 0; r < srv->n_routes; r++) {
         hs_route *rt = &srv->routes[r];
         int n = sl_route_partition_count(rt->route);
-        if (rt->idem == NULL || n <= 0)
-            continue;
+        if (rt->idem == NULL || n <= 0 || sl_route_external_log(rt->route))
+            continue; /* a log a connector holds is not read back here (docs/KAFKA-LOG.md) */
         sl_partition **parts = calloc((size_t)n, sizeof *parts);
         if (parts == NULL) {
             sl_err(HS_COMPONENT, "%s: route %s: out of memory: Idempotency-Keys not recovered",
@@ -1577,6 +1580,7 @@ const sl_connector_type sl_http_server_connector = {
     .parse_input = sl_http_server_parse_input,
     .init = hs_init,
     .attach_input = hs_attach,
+    .feeds_external_log = true,
     .start = hs_start,
     .send = NULL,
     .stop = hs_stop,

@@ -13,6 +13,7 @@
 
 #include "connector.h"
 #include "kafka_internal.h"
+#include "kafka_log.h"
 #include "logging.h"
 #include "metrics.h"
 
@@ -618,4 +619,5 @@ const sl_connector_type sl_kafka_connector = {
     .send = kafka_send,
     .stop = kafka_stop,
     .destroy = kafka_destroy,
+    .log_backend = &sl_kafka_log_backend,
 };

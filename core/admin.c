@@ -175,7 +175,8 @@ static enum MHD_Result ep_route(sl_admin *a, struct MHD_Connection *conn, sl_rou
         if (sl_route_get_partition_info(r, i, &info) != 0)
             continue;
         json_t *o = json_pack(
-            "{s:i,s:I,s:I,s:I,s:I,s:b,s:i,s:o,s:o,s:o}", "partition", info.partition,
+            "{s:i,s:b,s:I,s:I,s:I,s:I,s:b,s:i,s:o,s:o,s:o}", "partition", info.partition,
+            "assigned", info.assigned,
             "start_offset", (json_int_t)info.start_offset, "end_offset",
             (json_int_t)info.end_offset, "committed", (json_int_t)info.committed, "lag",
             (json_int_t)info.lag, "paused", info.paused, "attempts", info.attempts, "last_error",

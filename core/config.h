@@ -115,6 +115,16 @@ typedef struct sl_output_conf {
     void *priv;  /* the connector type's parsed output, from the config's pool; or NULL */
 } sl_output_conf;
 
+/* A route's `log:` held by a connector (core/log_backend.h); connector is
+ * NULL for the embedded log. The other keys belong to the connector type's
+ * log backend, which parses them into priv. */
+typedef struct sl_route_log_conf {
+    sl_conf_pos pos;
+    const sl_node *node;
+    char *connector;
+    void *priv;
+} sl_route_log_conf;
+
 typedef struct sl_route_conf {
     char *name;
     sl_conf_pos pos;
@@ -128,6 +138,7 @@ typedef struct sl_route_conf {
     size_t n_to;
     sl_retry_conf retry;
     char *dead_letter_topic; /* default "ROUTE.dlq" */
+    sl_route_log_conf log;   /* `log:`; log.connector NULL: the embedded log */
 } sl_route_conf;
 
 typedef enum { SL_LOG_TEXT = 0, SL_LOG_JSON } sl_log_format;

@@ -5,6 +5,7 @@
  * draft 2020-12 (`sluice config schema`, for editors). */
 #include "config.h"
 #include "connector.h"
+#include "log_backend.h"
 #include "step.h"
 
 #include <stdio.h>
@@ -92,6 +93,12 @@ static const sl_conf_doc ROUTE_DOC[] = {
     SL_DOC_REQ("to", "list", "outputs; a message is done when every output took it"),
     SL_DOC("on_error", "object", NULL, "retries and dead letters (see on_error)"),
     SL_DOC("description", "string", NULL, "free text, shown by the admin API"),
+    SL_DOC("log", "map", NULL,
+           "the route's log on a connector (see routes.NAME.log); none: the embedded log"),
+    SL_DOC_END};
+
+static const sl_conf_doc ROUTE_LOG_DOC[] = {
+    SL_DOC_REQ("connector", "string", "name of a connector whose type can hold a route's log"),
     SL_DOC_END};
 
 static const sl_conf_doc FROM_CONN_DOC[] = {
@@ -146,6 +153,7 @@ static const struct {
     {"connector", CONN_DOC},
     {"breaker", BREAKER_DOC},
     {"route", ROUTE_DOC},
+    {"route.log", ROUTE_LOG_DOC},
     {"from.connector", FROM_CONN_DOC},
     {"from.topic", FROM_TOPIC_DOC},
     {"to.connector", TO_CONN_DOC},
@@ -287,6 +295,23 @@ static void md_connectors(FILE *out)
             "breaker");
 }
 
+/* routes.NAME.log: core's `connector`, then each log backend's own keys. */
+static void md_route_log(FILE *out)
+{
+    md_core(out,
+            "### log\n\nA route's log held by a connector instead of the embedded log "
+            "(docs/KAFKA-LOG.md). Plus the keys of the connector type's log below.",
+            "route.log");
+    for (size_t i = 0; sl_connector_registry[i]; i++) {
+        const sl_connector_type *t = sl_connector_registry[i];
+        if (t->log_backend) {
+            char title[128];
+            snprintf(title, sizeof title, "With a connector of type %s:", t->name);
+            md_table(out, title, t->log_backend->doc);
+        }
+    }
+}
+
 static void md_routes(FILE *out)
 {
     md_core(out, "## routes.NAME\n\nA route name uses letters, digits, `.`, `_` and `-`.", "route");
@@ -297,6 +322,7 @@ static void md_routes(FILE *out)
             "to.connector");
     md_core(out, "### to[] (an internal topic)", "to.topic");
     md_core(out, "### on_error", "on_error");
+    md_route_log(out);
     md_core(out,
             "### on_error.retry\n\nThe wait before attempt n+1 is initial_backoff × "
             "multiplier^(n-1), at most max_backoff.",

@@ -5,6 +5,7 @@
  * Also the config reader (core/config.h) those callbacks use. */
 #include "config_priv.h"
 #include "connector.h"
+#include "log_backend.h"
 #include "name_index.h"
 #include "step.h"
 
@@ -56,7 +57,8 @@ static const char *const OUT_GENERIC_KEYS[] = {"connector", "name", "when", NULL
 static const char *const IN_TOPIC_KEYS[] = {"topic", NULL};
 static const char *const OUT_TOPIC_KEYS[] = {"topic", "name", "when", NULL};
 static const char *const ROUTE_KEYS[] = {"from", "partitions", "key",         "steps",
-                                         "to",   "on_error",   "description", NULL};
+                                         "to",   "on_error",   "description", "log", NULL};
+static const char *const ROUTE_LOG_KEYS[] = {"connector", NULL};
 static const char *const ON_ERROR_KEYS[] = {"retry", "dead_letter", NULL};
 static const char *const RETRY_KEYS[] = {"max_attempts", "initial_backoff", "max_backoff",
                                          "multiplier", NULL};
@@ -741,6 +743,52 @@ static const sl_connector_conf *parse_input(vctx *v, sl_input_conf *in, const sl
     return cc;
 }
 
+/* ---- routes: log ---- */
+
+/* `log: { connector: NAME, ... }`: a connector whose type can hold a
+ * route's log parses the rest (core/log_backend.h). Routes chained on an
+ * internal topic and `partitions:` beside it are refused: the log's own
+ * partition count is its backend's. */
+static void parse_route_log(vctx *v, sl_route_conf *r, const sl_node *n, const char *path)
+{
+    sl_route_log_conf *lc = &r->log;
+    lc->pos = n->pos;
+    lc->node = n;
+    if (!sl_conf_want_map(v, n, path)) {
+        return;
+    }
+    char *name = NULL;
+    const sl_connector_conf *cc = ref_connector(v, n, path, &name);
+    if (!cc) {
+        if (!sl_conf_value(n, "connector")) {
+            sl_conf_missing(v, n, path, "connector");
+        }
+        return;
+    }
+    const sl_connector_type *t = conn_type(cc);
+    if (!t->log_backend) {
+        sl_conf_error(v->c, sl_conf_value(n, "connector")->pos,
+                      "%s.connector: connector '%s' has type %s, which cannot hold a route's log",
+                      path, cc->name, cc->type);
+        return;
+    }
+    check_type_keys(v, n, path, ROUTE_LOG_KEYS, t->log_backend->keys);
+    lc->connector = name;
+    const sl_connector_type *in_t =
+        r->from.connector ? conn_type(sl_config_connector(v->cfg, r->from.connector)) : NULL;
+    if (in_t && !in_t->feeds_external_log) {
+        sl_conf_error(v->c, n->pos,
+                      "%s: an input of type %s cannot feed a route whose log a connector "
+                      "holds yet",
+                      path, in_t->name);
+    }
+    if (r->from.topic) {
+        sl_conf_error(v->c, n->pos, "%s: a route fed by an internal topic keeps the embedded log",
+                      path);
+    }
+    t->log_backend->parse(v, r, cc, &lc->priv, n, path);
+}
+
 /* ---- routes: steps ---- */
 
 /* Writes the step type names, in registry order, into buf. */
@@ -965,6 +1013,17 @@ static void parse_route(vctx *v, sl_route_conf *r, const entry *e)
     if (on_error) {
         parse_on_error(v, r, on_error, path);
     }
+    const sl_node *log = sl_conf_value(n, "log");
+    if (log) {
+        sl_conf_path_key(p, path, "log");
+        if (sl_conf_value(n, "partitions")) {
+            sl_conf_error(v->c, sl_conf_value(n, "partitions")->pos,
+                          "%s.partitions: a route with log: has the partitions of its log "
+                          "(set log.partitions)",
+                          path);
+        }
+        parse_route_log(v, r, log, p);
+    }
     const sl_connector_type *in_t = conn_type(in_cc);
     if (in_t && in_t->parse_input) {
         char fp[SL_CONF_PATH_LEN];
@@ -1162,6 +1221,7 @@ const sl_conf_section sl_conf_core_sections[] = {
     {"connector", CONN_GENERIC_KEYS},
     {"breaker", BREAKER_KEYS},
     {"route", ROUTE_KEYS},
+    {"route.log", ROUTE_LOG_KEYS},
     {"from.connector", IN_GENERIC_KEYS},
     {"from.topic", IN_TOPIC_KEYS},
     {"to.connector", OUT_GENERIC_KEYS},

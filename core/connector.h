@@ -102,6 +102,12 @@ typedef struct sl_connector_type {
      * workers, concurrently. Optional: connectors without it cannot be
      * called. The caller goes through the connector's breaker. */
     int (*call)(sl_connector *c, const sl_call_req *req, sl_call_resp *resp);
+    /* Can hold a route's log (`log: { connector: NAME }`): its table
+     * (core/log_backend.h). NULL for types that cannot. */
+    const struct sl_log_backend_type *log_backend;
+    /* Its inputs acknowledge through sl_route_on_durable, so they may feed
+     * a route whose log a connector holds (`log:`). */
+    bool feeds_external_log;
 } sl_connector_type;
 
 struct sl_connector {

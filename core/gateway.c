@@ -243,7 +243,9 @@ static sl_route *new_route(sl_gateway *gw, const sl_route_conf *rc, sl_error *er
                         .metrics = gw->metrics,
                         .status = gw->status,
                         .services = &gw->services,
-                        .outs = outs};
+                        .outs = outs,
+                        .log_conn = rc->log.connector ? sl_gateway_connector(gw, rc->log.connector)
+                                                      : NULL};
     sl_route *r = sl_route_new(&env, rc, err);
     free(outs);
     return r;
@@ -310,6 +312,8 @@ static int build_routes(sl_gateway *gw, sl_error *err)
     for (size_t i = 0; i < conf->n_routes; i++) {
         const sl_route_conf *rc = &conf->routes[i];
         const char *topic = rc->from.topic ? rc->from.topic : rc->name;
+        if (rc->log.connector)
+            continue; /* a connector holds its log */
         if (!sl_log_topic(gw->log, topic, rc->partitions > 0 ? rc->partitions : 1, err))
             return -1;
     }

@@ -21,6 +21,7 @@
 #include "dlq.h"
 #include "expr.h"
 #include "fnv.h"
+#include "log_backend.h"
 #include "logging.h"
 #include "step.h"
 
@@ -98,7 +99,9 @@ struct sl_route {
     sl_route_env env; /* env.outs is not kept: outs[] holds what it gave */
     const sl_route_conf *conf;
     sl_expr *key; /* the compiled `key:`, or NULL */
-    sl_topic *topic;
+    sl_topic *topic;                /* the embedded log's; NULL with a backend */
+    const sl_log_backend_type *bt;  /* `log: { connector }`: its backend, else NULL */
+    sl_log_backend *backend;
     sl_topic *dlq;
     sl_dlq *dlq_state; /* entries' states, depth gauge */
     int n_parts;
@@ -126,6 +129,9 @@ static uint64_t hash_key(const char *key, size_t len)
 {
     return sl_fnv1a64(key, len);
 }
+
+static void wake_worker(sl_worker *w);
+static int rewind_backend(sl_route *r, int64_t offset, int64_t timestamp_ms, sl_error *err);
 
 static unsigned watch_bucket(const char *id)
 {
@@ -243,6 +249,27 @@ static void unwatch_breakers(sl_route *r)
     }
 }
 
+/* Opens the dead letter topic (always in the embedded log). */
+static int open_dlq(sl_route *r, sl_error *err)
+{
+    r->dlq = sl_log_topic(r->env.log, r->conf->dead_letter_topic, 1, err);
+    if (!r->dlq)
+        return -1;
+    r->dlq_state = sl_dlq_open(sl_topic_partition(r->dlq, 0), r->env.metrics, r->conf->name, err);
+    return r->dlq_state ? 0 : -1;
+}
+
+/* Opens the route's log on the connector that holds it (`log:`). */
+static int open_backend(sl_route *r, sl_error *err)
+{
+    r->bt = r->env.log_conn->type->log_backend;
+    r->backend = r->bt->open(r->env.log_conn, r->conf, err);
+    if (!r->backend)
+        return -1;
+    r->n_parts = r->bt->partitions(r->backend);
+    return open_dlq(r, err);
+}
+
 /* Opens the route's input topic (ROUTE or its `from: {topic}`) and its dead
  * letter topic. */
 static int open_topics(sl_route *r, sl_error *err)
@@ -250,6 +277,8 @@ static int open_topics(sl_route *r, sl_error *err)
     const sl_route_conf *conf = r->conf;
     const char *topic = conf->from.topic ? conf->from.topic : conf->name;
     r->count_in_on_read = conf->from.topic != NULL;
+    if (r->env.log_conn && r->env.log_conn->type->log_backend)
+        return open_backend(r, err);
     r->topic = sl_log_topic(r->env.log, topic, conf->partitions > 0 ? conf->partitions : 1, err);
     if (!r->topic)
         return -1;
@@ -257,11 +286,7 @@ static int open_topics(sl_route *r, sl_error *err)
     if (conf->partitions > 0 && r->n_parts != conf->partitions)
         sl_warn("route", "route %s: topic %s has %d partitions on disk, config says %d; using %d",
                 conf->name, topic, r->n_parts, conf->partitions, r->n_parts);
-    r->dlq = sl_log_topic(r->env.log, conf->dead_letter_topic, 1, err);
-    if (!r->dlq)
-        return -1;
-    r->dlq_state = sl_dlq_open(sl_topic_partition(r->dlq, 0), r->env.metrics, conf->name, err);
-    return r->dlq_state ? 0 : -1;
+    return open_dlq(r, err);
 }
 
 /* The route's own counters: in, dead-lettered, dropped. */
@@ -287,6 +312,8 @@ static void route_counters(sl_route *r)
         labels, lat_bounds, sizeof lat_bounds / sizeof lat_bounds[0]);
     r->dropped_total = sl_metrics_counter(r->env.metrics, "sluice_messages_dropped_total",
                                           "Messages dropped by a route's steps.", labels);
+    if (!r->topic)
+        return; /* corrupt records are the embedded log's */
     sl_metrics_escape(sl_topic_name(r->topic), rname, sizeof rname);
     snprintf(labels, sizeof labels, "topic=\"%s\"", rname);
     r->corrupt_total = sl_metrics_counter(
@@ -386,7 +413,7 @@ static int init_worker(sl_route *r, int i, sl_error *err)
     sl_worker *w = &r->workers[i];
     w->route = r;
     w->index = i;
-    w->part = sl_topic_partition(r->topic, i);
+    w->part = r->topic ? sl_topic_partition(r->topic, i) : NULL;
     w->retry_offset = -1;
     w->reported_at = -1;
     atomic_store(&w->corrupt_at, -1);
@@ -396,7 +423,7 @@ static int init_worker(sl_route *r, int i, sl_error *err)
     sl_batch_init(&w->batch);
     if (build_chain(w, err) < 0)
         return -1;
-    int64_t c = sl_partition_committed(w->part, r->conf->name);
+    int64_t c = w->part ? sl_partition_committed(w->part, r->conf->name) : 0;
     if (c < 0) {
         /* a consumer holds retention back only once it has an offset */
         c = sl_partition_start_offset(w->part);
@@ -534,6 +561,35 @@ static int append_msg(sl_partition *p, const sl_msg *msg, sl_error *err, int64_t
     return rc;
 }
 
+/* append_msg for a route whose log a connector holds: *ticket is what
+ * sl_route_on_durable takes. */
+static int append_backend(sl_route *r, int part, const sl_msg *msg, sl_error *err,
+                          int64_t *ticket)
+{
+    sl_header hdrs[64];
+    sl_record rec;
+    if (sl_msg_to_record(msg, &rec, hdrs, sizeof hdrs / sizeof hdrs[0]) != 0)
+        return sl_error_set(err, SL_EINVAL, "too many headers");
+    *ticket = r->bt->append(r->backend, part, &rec, err);
+    return *ticket < 0 ? -1 : 0;
+}
+
+int sl_route_on_durable(sl_route *r, int partition, int64_t offset, sl_durable_fn fn, void *arg,
+                        sl_error *err)
+{
+    if (r->backend)
+        return r->bt->on_durable(r->backend, offset, fn, arg, err);
+    sl_partition *p = sl_route_partition(r, partition);
+    if (!p)
+        return sl_error_set(err, SL_EINVAL, "no partition %d", partition);
+    return sl_partition_on_durable(p, offset, fn, arg, err);
+}
+
+bool sl_route_external_log(const sl_route *r)
+{
+    return r->backend != NULL;
+}
+
 static int pick_partition(sl_route *r, const sl_msg *msg)
 {
     if (r->n_parts == 1)
@@ -562,13 +618,15 @@ static int append_to_route(sl_route *r, sl_msg *msg, sl_error *err)
     /* accepted before the record is visible: a worker may deliver it (and
      * mark it so) before append_msg returns here */
     sl_status_accepted(r->env.status, msg->id, r->conf->name, part, -1);
-    if (append_msg(sl_topic_partition(r->topic, part), msg, err, &off) < 0) {
+    if (r->backend ? append_backend(r, part, msg, err, &off) < 0
+                   : append_msg(sl_topic_partition(r->topic, part), msg, err, &off) < 0) {
         sl_status_forget(r->env.status, msg->id);
         return -1;
     }
     msg->partition = part;
     msg->offset = off;
-    sl_status_set_offset(r->env.status, msg->id, off);
+    if (!r->backend) /* a backend's is a ticket until the delivery report */
+        sl_status_set_offset(r->env.status, msg->id, off);
     sl_counter_add(r->in_total, 1);
     return 0;
 }
@@ -606,6 +664,17 @@ sl_partition *sl_route_partition(sl_route *r, int i)
     return r->workers[i].part;
 }
 
+/* The offsets of partition i as the backend knows them (-1: unknown here). */
+static void backend_partition_info(sl_route *r, sl_worker *w, sl_route_partition_info *info)
+{
+    sl_log_backend_info bi;
+    r->bt->info(r->backend, w->index, &bi);
+    info->assigned = bi.assigned;
+    info->start_offset = bi.start_offset;
+    info->end_offset = bi.end_offset;
+    info->committed = bi.committed;
+}
+
 int sl_route_get_partition_info(sl_route *r, int i, sl_route_partition_info *info)
 {
     if (i < 0 || i >= r->n_parts)
@@ -613,9 +682,14 @@ int sl_route_get_partition_info(sl_route *r, int i, sl_route_partition_info *inf
     sl_worker *w = &r->workers[i];
     memset(info, 0, sizeof *info);
     info->partition = i;
-    info->start_offset = sl_partition_start_offset(w->part);
-    info->end_offset = sl_partition_end_offset(w->part);
-    info->committed = atomic_load(&w->committed);
+    if (r->backend) {
+        backend_partition_info(r, w, info);
+    } else {
+        info->assigned = true;
+        info->start_offset = sl_partition_start_offset(w->part);
+        info->end_offset = sl_partition_end_offset(w->part);
+        info->committed = atomic_load(&w->committed);
+    }
     info->lag = info->end_offset > info->committed ? info->end_offset - info->committed : 0;
     info->attempts = atomic_load(&w->head_attempts);
     info->corrupt_offset = atomic_load(&w->corrupt_at);
@@ -631,6 +705,8 @@ int sl_route_rewind(sl_route *r, int64_t offset, int64_t timestamp_ms, sl_error 
 {
     if (offset < 0 && timestamp_ms < 0)
         return sl_error_set(err, SL_EINVAL, "rewind needs an offset or a timestamp");
+    if (r->backend)
+        return rewind_backend(r, offset, timestamp_ms, err);
     for (int i = 0; i < r->n_parts; i++) {
         sl_worker *w = &r->workers[i];
         int64_t to = offset >= 0 ? offset : sl_partition_offset_for_time(w->part, timestamp_ms);
@@ -645,7 +721,7 @@ int sl_route_rewind(sl_route *r, int64_t offset, int64_t timestamp_ms, sl_error 
         w->rewind_to = to;
         pthread_cond_broadcast(&w->cond);
         pthread_mutex_unlock(&w->mu);
-        sl_partition_wake(w->part);
+        wake_worker(w);
         if (!w->started) {
             /* not running: apply it now so that the next start reads from there */
             if (sl_partition_commit(w->part, r->conf->name, to, err) < 0)
@@ -659,6 +735,36 @@ int sl_route_rewind(sl_route *r, int64_t offset, int64_t timestamp_ms, sl_error 
     return 0;
 }
 
+/* Wakes worker w out of its read, to see its stop, pause or rewind flag. */
+static void wake_worker(sl_worker *w)
+{
+    if (w->part)
+        sl_partition_wake(w->part);
+    else
+        w->route->bt->wake(w->route->backend, w->index);
+}
+
+/* sl_route_rewind on a log a connector holds: the backend moves the
+ * partitions this gateway holds; the workers drop what they have in flight. */
+static int rewind_backend(sl_route *r, int64_t offset, int64_t timestamp_ms, sl_error *err)
+{
+    for (int i = 0; i < r->n_parts; i++) {
+        sl_worker *w = &r->workers[i];
+        pthread_mutex_lock(&w->mu);
+        w->rewind = true;
+        w->rewind_to = -1;
+        pthread_cond_broadcast(&w->cond);
+        pthread_mutex_unlock(&w->mu);
+    }
+    int rc = r->bt->rewind(r->backend, offset, timestamp_ms, err);
+    for (int i = 0; i < r->n_parts; i++)
+        wake_worker(&r->workers[i]);
+    if (rc == 0)
+        sl_info("route", "route %s: rewind to %s %" PRId64, r->conf->name,
+                offset >= 0 ? "offset" : "timestamp", offset >= 0 ? offset : timestamp_ms);
+    return rc;
+}
+
 void sl_route_pause(sl_route *r, bool paused)
 {
     for (int i = 0; i < r->n_parts; i++) {
@@ -667,7 +773,7 @@ void sl_route_pause(sl_route *r, bool paused)
         w->paused = paused;
         pthread_cond_broadcast(&w->cond);
         pthread_mutex_unlock(&w->mu);
-        sl_partition_wake(w->part);
+        wake_worker(w);
     }
     sl_info("route", "route %s %s", r->conf->name, paused ? "paused" : "resumed");
 }
@@ -1508,6 +1614,15 @@ static void observe_latency(sl_worker *w, const item_vec *iv, size_t done)
     }
 }
 
+/* Stores `to` as w's committed offset, in the log that holds the route. */
+static int commit_offset(sl_worker *w, int64_t to, sl_error *e)
+{
+    sl_route *r = w->route;
+    if (r->backend)
+        return r->bt->commit(r->backend, w->index, to, e);
+    return sl_partition_commit(w->part, r->conf->name, to, e);
+}
+
 /* Commits the partition past the records that are finished: a record is
  * finished when every item it made (none, when its message was dropped) is;
  * nrec records went through the steps, done items are finished. Sets *next
@@ -1525,7 +1640,7 @@ static void commit_finished(sl_worker *w, const item_vec *iv, size_t done, size_
     if (nrec == 0 || to <= b->records[0].offset)
         return;
     sl_error e;
-    while (sl_partition_commit(w->part, r->conf->name, to, &e) < 0) {
+    while (commit_offset(w, to, &e) < 0) {
         sl_err("route", "route %s partition %d: commit failed: %s", r->conf->name, w->index, e.msg);
         if (sleep_interruptible(w, 1000))
             break;
@@ -1675,6 +1790,27 @@ bool sl_route_corrupt_held(sl_route *r, char *why, size_t n)
     return false;
 }
 
+/* Reads the next batch of a partition whose log a connector holds (waiting
+ * up to a second). Returns 0 when records came, -1 when none did. */
+static int read_backend(sl_worker *w, int64_t *next)
+{
+    sl_route *r = w->route;
+    sl_error e;
+    int n = r->bt->read(r->backend, w->index, *next, BATCH_MAX_RECORDS, &w->batch, 1000, &e);
+    if (n < 0) {
+        set_last_error(w, e.msg);
+        sleep_interruptible(w, 1000);
+    }
+    if (n <= 0) {
+        atomic_store(&w->oldest_ms, 0);
+        return -1;
+    }
+    *next = w->batch.records[0].offset; /* the log may have moved (a new assignment) */
+    atomic_store(&w->committed, *next);
+    atomic_store(&w->oldest_ms, w->batch.records[0].timestamp_ms);
+    return 0;
+}
+
 static void *worker_main(void *arg)
 {
     sl_worker *w = arg;
@@ -1694,6 +1830,8 @@ static void *worker_main(void *arg)
             next = w->rewind_to;
             pthread_mutex_unlock(&w->mu);
             sl_error e;
+            if (!w->part) /* the backend moved its position itself */
+                continue;
             if (sl_partition_commit(w->part, r->conf->name, next, &e) < 0)
                 sl_err("route", "route %s partition %d: commit on rewind failed: %s", r->conf->name,
                        w->index, e.msg);
@@ -1703,6 +1841,11 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&w->mu);
 
         sl_error e;
+        if (!w->part) {
+            if (read_backend(w, &next) == 0)
+                process_batch(w, &seed, &next);
+            continue;
+        }
         int n = sl_partition_read(w->part, next, BATCH_MAX_RECORDS, BATCH_MAX_BYTES, &w->batch, &e);
         if (n < 0 && e.code == SL_ECORRUPT) {
             on_damage(w, &next);
@@ -1741,11 +1884,13 @@ int sl_route_start(sl_route *r, sl_error *err)
                                 i, strerror(rc));
         w->started = true;
     }
-    return 0;
+    return r->backend ? r->bt->start(r->backend, err) : 0;
 }
 
 void sl_route_stop(sl_route *r)
 {
+    if (r->backend) /* gives its partitions up while the workers still commit */
+        r->bt->stop(r->backend);
     if (!r->workers)
         return;
     for (int i = 0; i < r->n_parts; i++) {
@@ -1754,7 +1899,7 @@ void sl_route_stop(sl_route *r)
         w->stop = true;
         pthread_cond_broadcast(&w->cond);
         pthread_mutex_unlock(&w->mu);
-        sl_partition_wake(w->part);
+        wake_worker(w);
     }
     for (int i = 0; i < r->n_parts; i++) {
         sl_worker *w = &r->workers[i];
@@ -1795,6 +1940,8 @@ void sl_route_free(sl_route *r)
             free(w);
         }
     }
+    if (r->bt)
+        r->bt->free(r->backend);
     pthread_mutex_destroy(&r->watch_mu);
     pthread_mutex_destroy(&r->redrive_mu);
     sl_dlq_free(r->dlq_state);
@@ -2075,6 +2222,10 @@ static int dlq_pass_run(sl_route *r, dlq_pass *ps, size_t *count, sl_error *err)
 int sl_route_dlq_redrive(sl_route *r, const sl_dlq_select *sel, const char *by, size_t *count,
                          size_t *refused, sl_error *err)
 {
+    *count = *refused = 0;
+    if (r->backend)
+        return sl_error_set(err, SL_EINVAL,
+                            "redrive is not available yet on a route whose log a connector holds");
     dlq_pass ps = {sel, false, by, sel->limit ? sel->limit : SIZE_MAX, 0, 0, 0};
     int rc = dlq_pass_run(r, &ps, count, err);
     *refused = ps.refused;

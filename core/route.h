@@ -35,6 +35,8 @@ typedef struct sl_route_env {
     sl_status *status;                /* message states (GET /v1/messages/ID) */
     const sl_step_services *services; /* handed to every step; may be NULL */
     const sl_route_output_env *outs;  /* outs[i] for conf->to[i]; read only by sl_route_new */
+    sl_connector *log_conn; /* the connector named by `log:` (its type's log_backend holds
+                             * the route's log), or NULL: the embedded log */
 } sl_route_env;
 
 /* Creates route conf (which must outlive it) in env: compiles its key and
@@ -72,6 +74,22 @@ void sl_route_free(sl_route *r);
  * SL_EIO, SL_ECLOSED. */
 int sl_route_append(sl_route *r, sl_msg *msg, sl_error *err);
 
+/* For inputs: calls fn(arg, offset, NULL) once the message sl_route_append
+ * appended (msg->partition, msg->offset) is durable, or fn(arg, -1, err)
+ * when it never will be; on the caller's thread before this returns when
+ * that is known already, else on the log's thread (keep fn quick). On the
+ * embedded log this is sl_partition_on_durable; on a log a connector holds
+ * (`log:`), msg->offset is a ticket and fn gets the real offset (a Kafka
+ * delivery report). Returns -1 with err (fn never called) when fn cannot
+ * be registered. Thread-safe. */
+int sl_route_on_durable(sl_route *r, int partition, int64_t offset, sl_durable_fn fn, void *arg,
+                        sl_error *err);
+
+/* True when a connector holds the route's log (`log:`): then
+ * sl_route_partition returns NULL, and inputs must acknowledge through
+ * sl_route_on_durable. */
+bool sl_route_external_log(const sl_route *r);
+
 /* For inputs: puts msg, which can never enter the route (its key cannot be
  * evaluated on its body, say), straight into the route's dead letter topic
  * with `error`, and waits until that is durable, so that the input can
@@ -100,7 +118,8 @@ const char *sl_route_name(const sl_route *r);
 const sl_route_conf *sl_route_get_conf(const sl_route *r);
 int sl_route_partition_count(const sl_route *r);
 
-/* Returns the log partition i of the route's input topic, or NULL. */
+/* Returns the log partition i of the route's input topic, or NULL (also
+ * for every partition of a route whose log a connector holds). */
 sl_partition *sl_route_partition(sl_route *r, int i);
 
 typedef struct sl_route_partition_info {
@@ -110,6 +129,7 @@ typedef struct sl_route_partition_info {
     int64_t committed;    /* next offset to process */
     int64_t lag;          /* end_offset - committed */
     bool paused;
+    bool assigned; /* a log a connector holds: this gateway works on the partition now */
     int attempts; /* of the message at the head, when it is being retried */
     char last_error[256];
     int64_t corrupt_offset; /* the damaged offset the partition is held at, or -1 */

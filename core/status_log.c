@@ -128,6 +128,8 @@ int sl_status_from_log(sl_log *log, sl_route *const *routes, size_t n, const cha
     int rc = -1;
     for (size_t i = 0; i < n && rc < 0; i++) {
         for (int pi = 0; pi < sl_route_partition_count(routes[i]); pi++) {
+            if (!sl_route_partition(routes[i], pi))
+                break; /* a log a connector holds is not scanned here */
             scan s = {.id = id, .t_ms = t, .offset = -1};
             scan_partition(sl_route_partition(routes[i], pi), &s, true, &b);
             if (!s.found)

@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "connector.h"
+#include "log_backend.h"
 #include "step.h"
 
 static const char *const TYPES[] = {"string", "integer", "number",  "boolean", "duration",
@@ -103,6 +104,10 @@ static void test_connector_types_are_documented_exactly(void **state)
         check_table(owner, t->input_keys, t->input_doc);
         snprintf(owner, sizeof owner, "connector %s (to:)", t->name);
         check_table(owner, t->output_keys, t->output_doc);
+        if (t->log_backend) {
+            snprintf(owner, sizeof owner, "connector %s (log:)", t->name);
+            check_table(owner, t->log_backend->keys, t->log_backend->doc);
+        }
         for (const sl_conf_doc *d = t->conf_doc; d && d->key; d++) {
             if (!strcmp(d->key, "breaker") && strcmp(d->type, "breaker")) {
                 fail_msg("connector %s: 'breaker' must have type breaker", t->name);

@@ -1,0 +1,112 @@
+/* A route's log on a Kafka topic (`log: { connector: KAFKA, ... }`), shared
+ * between its files: connectors/kafka_log.c (config, topic, the producer
+ * inputs append through, delivery tickets, the backend table) and
+ * connectors/kafka_log_consume.c (the consumer group whose partitions the
+ * route's workers read and commit). */
+#ifndef SLUICE_KAFKA_LOG_H
+#define SLUICE_KAFKA_LOG_H
+
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "kafka_internal.h"
+#include "log_backend.h"
+
+#define KL_TICKET_BUCKETS 1024
+
+/* `log:` keys of a route on a kafka connector (sl_route_log_conf.priv). */
+typedef struct sl_kafka_log_conf {
+    char *topic;    /* default sluice.ROUTE */
+    char *group;    /* default sluice.ROUTE */
+    int partitions; /* 0: the topic's count, or 1 when it is created */
+} sl_kafka_log_conf;
+
+/* One append waiting for its delivery report (sl_log_backend_type.append). */
+typedef struct kl_ticket {
+    int64_t id;
+    bool done;      /* the report came */
+    int64_t offset; /* its offset, when done without error */
+    sl_error err;   /* its error, when done with one */
+    bool failed;
+    sl_durable_fn fn; /* registered by on_durable, or NULL */
+    void *arg;
+    struct kl_ticket *next;
+} kl_ticket;
+
+/* One partition of the topic as this gateway sees it. The consumer thread
+ * pushes fetched messages; the partition's route worker reads and commits. */
+typedef struct kl_part {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool assigned;          /* this gateway's share of the group now */
+    bool revoking;          /* being given up: hand out nothing more */
+    bool fresh;             /* assigned or rewound since the worker last read */
+    bool busy;              /* the worker holds records read under read_gen */
+    bool woken;             /* wake() called */
+    bool fetch_paused;      /* fetching paused: the buffer is full */
+    unsigned gen;           /* bumped on every assign, revoke and rewind */
+    unsigned read_gen;      /* gen of the worker's last read that returned records */
+    rd_kafka_message_t **q; /* fetched, not yet committed past: a ring */
+    size_t head, n, cap;
+    int64_t committed; /* the last committed next offset, or -1 */
+} kl_part;
+
+/* The backend of one route (sl_log_backend). */
+struct sl_log_backend {
+    sl_kafka *k;
+    const sl_route_conf *route;
+    char *topic;
+    char *group;
+    int n_parts;
+    sl_kafka_client pcl; /* the producer's opaque */
+    sl_kafka_client ccl; /* the consumer's */
+    rd_kafka_t *prod;
+    rd_kafka_t *cons;
+    pthread_t prod_thread, cons_thread;
+    bool prod_running, cons_running;
+    atomic_bool stop;
+    atomic_bool stopped;
+    atomic_bool cluster_down;     /* all brokers down and no delivery since */
+    atomic_int_fast64_t probe_ms; /* when the last append was let through while down */
+    pthread_mutex_t tmu;          /* the tickets */
+    kl_ticket *tickets[KL_TICKET_BUCKETS];
+    int64_t next_ticket;
+    kl_part *parts;
+    /* a rewind asked of the consumer thread (it alone moves positions) */
+    pthread_mutex_t rmu;
+    pthread_cond_t rcv;
+    bool rewind_asked;
+    int64_t rewind_offset, rewind_ts;
+    int rewind_rc;
+    sl_error rewind_err;
+};
+
+/* The table the kafka connector type points at (connectors/kafka_log.c). */
+extern const sl_log_backend_type sl_kafka_log_backend;
+
+/* Creates the consumer of b's group (not subscribed yet) and the partition
+ * states. Returns 0 or -1 with err. */
+int sl_kafka_log_consumer_new(sl_log_backend *b, sl_error *err);
+
+/* Subscribes and starts the consumer thread. Returns 0 or -1 with err. */
+int sl_kafka_log_consumer_start(sl_log_backend *b, sl_error *err);
+
+/* Gives every partition up (the workers' last commits go through), leaves
+ * the group and destroys the consumer. Idempotent. */
+void sl_kafka_log_consumer_stop(sl_log_backend *b);
+
+/* Frees the partition states (after stop). */
+void sl_kafka_log_consumer_free(sl_log_backend *b);
+
+/* The backend table's read, commit, wake, info and rewind (see
+ * core/log_backend.h). */
+int sl_kafka_log_read(sl_log_backend *b, int p, int64_t from, size_t max_records, sl_batch *out,
+                      int timeout_ms, sl_error *err);
+int sl_kafka_log_commit(sl_log_backend *b, int p, int64_t next, sl_error *err);
+void sl_kafka_log_wake(sl_log_backend *b, int p);
+void sl_kafka_log_info(sl_log_backend *b, int p, sl_log_backend_info *out);
+int sl_kafka_log_rewind(sl_log_backend *b, int64_t offset, int64_t timestamp_ms, sl_error *err);
+
+#endif

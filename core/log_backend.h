@@ -1,0 +1,91 @@
+/* A route's log held outside the gateway: `log: { connector: NAME, ... }`.
+ * A connector type that can hold one (Kafka) fills an sl_log_backend_type
+ * in its table (core/connector.h); the route engine then appends, reads and
+ * commits through it instead of the embedded log, and runs its workers,
+ * steps and outputs exactly as on the embedded log. Core never names the
+ * connector: it only sees this table. */
+#ifndef SLUICE_LOG_BACKEND_H
+#define SLUICE_LOG_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "error.h"
+#include "log.h"
+
+typedef struct sl_connector sl_connector;
+typedef struct sl_log_backend sl_log_backend; /* one route's log; the connector's own */
+
+/* What a backend says about one partition (sl_route_get_partition_info). */
+typedef struct sl_log_backend_info {
+    bool assigned;        /* this gateway works on it now (a consumer group share) */
+    int64_t start_offset; /* first offset in the log, or -1 when unknown */
+    int64_t end_offset;   /* next offset to be appended, or -1 when unknown */
+    int64_t committed;    /* next offset to process, or -1 when unknown */
+} sl_log_backend_info;
+
+typedef struct sl_log_backend_type {
+    /* The keys of `log:` after `connector` (NULL-terminated) and their
+     * documentation (core/config.h), for the loader and the reference. */
+    const char *const *keys;
+    const sl_conf_doc *doc;
+    /* Parses the route's `log:` map n (keys checked; `connector` read by
+     * core) into *priv from the config's pool; errors go to r. path is
+     * "routes.NAME.log". Required. */
+    void (*parse)(sl_conf_reader *r, const sl_route_conf *route, const sl_connector_conf *cc,
+                  void **priv, const sl_node *n, const char *path);
+    /* Opens route's log on connector c: creates the topic when missing, or
+     * checks it. No threads yet. Returns NULL with err. */
+    sl_log_backend *(*open)(sl_connector *c, const sl_route_conf *route, sl_error *err);
+    /* The partition count, fixed once open. */
+    int (*partitions)(sl_log_backend *b);
+    /* Appends rec to partition p without waiting. Returns a ticket (>= 0)
+     * for on_durable, or -1 with err: SL_EFULL under back-pressure (queue
+     * full, cluster unreachable), SL_ECLOSED, SL_EINVAL. Thread-safe. */
+    int64_t (*append)(sl_log_backend *b, int p, const sl_record *rec, sl_error *err);
+    /* Calls fn(arg, offset, NULL) once the record of ticket is durable
+     * (offset is its offset in the log), or fn(arg, -1, err) when it never
+     * will be; inline when that is known already. Each ticket takes exactly
+     * one call. Returns -1 with err (fn never called) for an unknown
+     * ticket. Thread-safe. */
+    int (*on_durable)(sl_log_backend *b, int64_t ticket, sl_durable_fn fn, void *arg,
+                      sl_error *err);
+    /* Reads the next records of partition p into out (replacing it), at
+     * most max_records, waiting up to timeout_ms for some. Records below
+     * `from` that the worker has seen are skipped, unless the partition was
+     * assigned anew since the last read (then reading starts where the log's
+     * committed offset is). Returns the count (0: none, or p is not this
+     * gateway's now), or -1 with err. Called by p's worker only. */
+    int (*read)(sl_log_backend *b, int p, int64_t from, size_t max_records, sl_batch *out,
+                int timeout_ms, sl_error *err);
+    /* Commits next as partition p's next offset to process, when every
+     * record before it was delivered. A commit for a partition given up
+     * since its records were read is dropped (returns 0): the new owner
+     * delivers them again. Returns -1 with err on failure. */
+    int (*commit)(sl_log_backend *b, int p, int64_t next, sl_error *err);
+    /* Wakes p's worker out of read (stop, pause, rewind). Thread-safe. */
+    void (*wake)(sl_log_backend *b, int p);
+    /* Fills what is known about partition p. Thread-safe, quick. */
+    void (*info)(sl_log_backend *b, int p, sl_log_backend_info *out);
+    /* Moves every partition this gateway holds back to the first offset at
+     * or after timestamp_ms (offset < 0), or to offset. Returns -1 with err. */
+    int (*rewind)(sl_log_backend *b, int64_t offset, int64_t timestamp_ms, sl_error *err);
+    /* Starts consuming (joins the group) once the workers run. */
+    int (*start)(sl_log_backend *b, sl_error *err);
+    /* Stops: waits for what was appended to be durable (bounded), gives the
+     * partitions up (the workers' last commits go through), leaves the
+     * group. Idempotent. */
+    void (*stop)(sl_log_backend *b);
+    /* Frees b (stopping it first). b may be NULL. */
+    void (*free)(sl_log_backend *b);
+} sl_log_backend_type;
+
+/* Replaces what out holds with copies of recs[0..n) (keys, values and
+ * headers, each followed by a NUL as sl_partition_read leaves them), and
+ * sets out->next_offset to one past the last record's offset. Returns 0, or
+ * -1 with err when memory runs out (out is then empty). */
+int sl_batch_fill(sl_batch *out, const sl_record *recs, size_t n, sl_error *err);
+
+#endif
