@@ -549,6 +549,8 @@ static int do_rewind(sl_log_backend *b, int64_t offset, int64_t ts, sl_error *er
         clamp_offsets(b, l);
     for (int i = 0; !e && i < l->cnt; i++) {
         kl_part *pp = &b->parts[l->elems[i].partition];
+        sl_info(SL_KAFKA_COMPONENT, "connector %s (%s): partition %d rewound to offset %" PRId64,
+                b->k->name, b->ccl.role, (int)l->elems[i].partition, l->elems[i].offset);
         pthread_mutex_lock(&pp->mu);
         ring_clear(pp);
         pp->gen++;
