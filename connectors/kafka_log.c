@@ -24,8 +24,9 @@
 static const char *const KL_KEYS[] = {"topic", "partitions", "group", NULL};
 static const sl_conf_doc KL_DOC[] = {
     SL_DOC("topic", "string", "sluice.ROUTE", "Kafka topic that holds the route's log"),
-    SL_DOC("partitions", "integer", "the topic's",
-           "partition count (1 to 1024); the topic is created with it, or must have it"),
+    SL_DOC("partitions", "integer", NULL,
+           "partition count (1 to 1024): the topic is created with it, or must have it; "
+           "none: the topic's own (1 when created)"),
     SL_DOC("group", "string", "sluice.ROUTE",
            "consumer group of the gateways that run the route; they share the partitions"),
     SL_DOC_END};

@@ -176,8 +176,7 @@ static enum MHD_Result ep_route(sl_admin *a, struct MHD_Connection *conn, sl_rou
             continue;
         json_t *o = json_pack(
             "{s:i,s:b,s:I,s:I,s:I,s:I,s:b,s:i,s:o,s:o,s:o}", "partition", info.partition,
-            "assigned", info.assigned,
-            "start_offset", (json_int_t)info.start_offset, "end_offset",
+            "assigned", info.assigned, "start_offset", (json_int_t)info.start_offset, "end_offset",
             (json_int_t)info.end_offset, "committed", (json_int_t)info.committed, "lag",
             (json_int_t)info.lag, "paused", info.paused, "attempts", info.attempts, "last_error",
             info.last_error[0] ? json_stringn_nocheck(info.last_error, strlen(info.last_error))

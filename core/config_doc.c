@@ -322,12 +322,12 @@ static void md_routes(FILE *out)
             "to.connector");
     md_core(out, "### to[] (an internal topic)", "to.topic");
     md_core(out, "### on_error", "on_error");
-    md_route_log(out);
     md_core(out,
             "### on_error.retry\n\nThe wait before attempt n+1 is initial_backoff × "
             "multiplier^(n-1), at most max_backoff.",
             "on_error.retry");
     md_core(out, "### on_error.dead_letter", "on_error.dead_letter");
+    md_route_log(out);
 }
 
 static void md_steps(FILE *out)

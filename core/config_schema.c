@@ -56,8 +56,8 @@ static const char *const IN_GENERIC_KEYS[] = {"connector", NULL};
 static const char *const OUT_GENERIC_KEYS[] = {"connector", "name", "when", NULL};
 static const char *const IN_TOPIC_KEYS[] = {"topic", NULL};
 static const char *const OUT_TOPIC_KEYS[] = {"topic", "name", "when", NULL};
-static const char *const ROUTE_KEYS[] = {"from", "partitions", "key",         "steps",
-                                         "to",   "on_error",   "description", "log", NULL};
+static const char *const ROUTE_KEYS[] = {"from",     "partitions",  "key", "steps", "to",
+                                         "on_error", "description", "log", NULL};
 static const char *const ROUTE_LOG_KEYS[] = {"connector", NULL};
 static const char *const ON_ERROR_KEYS[] = {"retry", "dead_letter", NULL};
 static const char *const RETRY_KEYS[] = {"max_attempts", "initial_backoff", "max_backoff",

@@ -244,8 +244,8 @@ static sl_route *new_route(sl_gateway *gw, const sl_route_conf *rc, sl_error *er
                         .status = gw->status,
                         .services = &gw->services,
                         .outs = outs,
-                        .log_conn = rc->log.connector ? sl_gateway_connector(gw, rc->log.connector)
-                                                      : NULL};
+                        .log_conn =
+                            rc->log.connector ? sl_gateway_connector(gw, rc->log.connector) : NULL};
     sl_route *r = sl_route_new(&env, rc, err);
     free(outs);
     return r;

@@ -98,9 +98,9 @@ typedef struct sl_worker {
 struct sl_route {
     sl_route_env env; /* env.outs is not kept: outs[] holds what it gave */
     const sl_route_conf *conf;
-    sl_expr *key; /* the compiled `key:`, or NULL */
-    sl_topic *topic;                /* the embedded log's; NULL with a backend */
-    const sl_log_backend_type *bt;  /* `log: { connector }`: its backend, else NULL */
+    sl_expr *key;                  /* the compiled `key:`, or NULL */
+    sl_topic *topic;               /* the embedded log's; NULL with a backend */
+    const sl_log_backend_type *bt; /* `log: { connector }`: its backend, else NULL */
     sl_log_backend *backend;
     sl_topic *dlq;
     sl_dlq *dlq_state; /* entries' states, depth gauge */
@@ -563,8 +563,7 @@ static int append_msg(sl_partition *p, const sl_msg *msg, sl_error *err, int64_t
 
 /* append_msg for a route whose log a connector holds: *ticket is what
  * sl_route_on_durable takes. */
-static int append_backend(sl_route *r, int part, const sl_msg *msg, sl_error *err,
-                          int64_t *ticket)
+static int append_backend(sl_route *r, int part, const sl_msg *msg, sl_error *err, int64_t *ticket)
 {
     sl_header hdrs[64];
     sl_record rec;

@@ -35,8 +35,8 @@ typedef struct sl_route_env {
     sl_status *status;                /* message states (GET /v1/messages/ID) */
     const sl_step_services *services; /* handed to every step; may be NULL */
     const sl_route_output_env *outs;  /* outs[i] for conf->to[i]; read only by sl_route_new */
-    sl_connector *log_conn; /* the connector named by `log:` (its type's log_backend holds
-                             * the route's log), or NULL: the embedded log */
+    sl_connector *log_conn;           /* the connector named by `log:` (its type's log_backend holds
+                                       * the route's log), or NULL: the embedded log */
 } sl_route_env;
 
 /* Creates route conf (which must outlive it) in env: compiles its key and
@@ -130,7 +130,7 @@ typedef struct sl_route_partition_info {
     int64_t lag;          /* end_offset - committed */
     bool paused;
     bool assigned; /* a log a connector holds: this gateway works on the partition now */
-    int attempts; /* of the message at the head, when it is being retried */
+    int attempts;  /* of the message at the head, when it is being retried */
     char last_error[256];
     int64_t corrupt_offset; /* the damaged offset the partition is held at, or -1 */
     int64_t corrupt_next;   /* the first readable offset after that damage */

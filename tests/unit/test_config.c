@@ -273,7 +273,7 @@ static const bad_case BAD[] = {
       "{F}:11:26: unknown key 'attempts' in routes.orders.on_error.retry (expected one of: "
       "max_attempts, initial_backoff, max_backoff, multiplier)",
       "{F}:12:5: unknown key 'partition' in routes.orders (expected one of: from, partitions, "
-      "key, steps, to, on_error, description)"}},
+      "key, steps, to, on_error, description, log)"}},
     {"wrong type: integer",
      CONNS "  orders:\n"
            "    from: { connector: public, path: /orders }\n"
