@@ -10,6 +10,7 @@ rewind by offset that delivers again from there."""
 import json
 import subprocess
 import threading
+import time
 
 from harness import SLUICE, Gateway, base_config, free_port, post_json, request, wait_until
 from kafka_peer import KafkaBroker
@@ -258,3 +259,64 @@ routes:
     to: [ { connector: kafka, topic: t } ]
 """)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout
+
+
+def test_kafka_log_cluster_down_answers_503_with_retry_after_and_loses_no_202():
+    broker = KafkaBroker(SLUICE, brokers=3)
+    admin, port = free_port(), free_port()
+    cfg = log_route_config(broker.bootstrap, admin, port, partitions=3).replace(
+        'topic.metadata.refresh.interval.ms: "1000"',
+        'topic.metadata.refresh.interval.ms: "1000", message.timeout.ms: "4000"',
+    )
+    gw = Gateway(cfg)
+    acked, answers, no_retry_after = [], {}, []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def client(t):
+        seq = 0
+        while not stop.is_set():
+            try:
+                st, _, h = post_json(f"127.0.0.1:{port}", "/orders", {"k": f"k{t}", "seq": seq})
+            except OSError:
+                st, h = None, {}
+            with lock:
+                answers[st] = answers.get(st, 0) + 1
+                if st == 202:
+                    acked.append((f"k{t}", seq))
+                if st == 503 and not h.get("retry-after"):
+                    no_retry_after.append(h)
+            seq += 1
+            time.sleep(0.01)
+
+    threads = [threading.Thread(target=client, args=(t,)) for t in range(4)]
+    try:
+        broker.create("orders.log", 3)
+        broker.create("out", 1)
+        gw.start(admin)
+        for t in threads:
+            t.start()
+        wait_until(lambda: len(acked) >= 100, 60, "100 acknowledged")
+        for b in (1, 2, 3):
+            broker.down(b)
+        wait_until(lambda: answers.get(503, 0) >= 20, 60, "503s while the cluster is down")
+        with lock:
+            at_down = len(acked)
+        for b in (1, 2, 3):
+            broker.up(b)
+        wait_until(lambda: len(acked) >= at_down + 100, 90, "202s again once the cluster is back")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+    try:
+        want = set(acked)
+        wait_until(lambda: want <= set(arrivals(broker)), 90, "every 202 at the output", interval=1)
+        assert not no_retry_after, no_retry_after[:3]
+        print(f"  answers {answers}; all {len(want)} acknowledged delivered")
+        gw.stop()
+    finally:
+        if gw.proc is not None:
+            gw.stop()
+        gw.cleanup()
+        broker.close()
