@@ -320,3 +320,48 @@ def test_kafka_log_cluster_down_answers_503_with_retry_after_and_loses_no_202():
             gw.stop()
         gw.cleanup()
         broker.close()
+
+
+def test_kafka_log_gateway_joining_mid_stream_rebalances_without_loss_or_duplicates():
+    broker = KafkaBroker(SLUICE, brokers=3)
+    gws, ports, admins = [], [], []
+    try:
+        broker.create("orders.log", PARTITIONS)
+        broker.create("out", 4)
+        for _ in range(2):
+            admin, port = free_port(), free_port()
+            gws.append(Gateway(log_route_config(broker.bootstrap, admin, port)))
+            ports.append(port)
+            admins.append(admin)
+        gws[0].start(admins[0])
+        wait_until(lambda: len(assigned(gws[0])) == PARTITIONS, 60, "a holds all", interval=0.5)
+        client = Client(ports[:1], keys=24, threads=6)
+        for t in client.threads:
+            t.start()
+        try:
+            wait_until(lambda: client.n_acked() >= 400, 120, "400 acknowledged")
+            gws[1].start(admins[1])  # joins the group: the partitions move while a delivers
+            wait_until(lambda: assigned(gws[1]), 60, "b holding some partitions", interval=0.2)
+            with client.lock:
+                client.ports.append(ports[1])
+            at_join = client.n_acked()
+            wait_until(lambda: client.n_acked() >= at_join + 400, 120, "400 more acknowledged")
+        finally:
+            client.stop.set()
+            for t in client.threads:
+                t.join(60)
+        want = {(k, s) for k, s, _ in client.acked}
+        wait_until(lambda: want <= set(arrivals(broker)), 90, "every 202 at the output", interval=1)
+        got = arrivals(broker)
+        held = (assigned(gws[0]), assigned(gws[1]))
+        assert sorted(held[0] + held[1]) == list(range(PARTITIONS)) and held[0] and held[1], held
+        assert not in_order_per_key(got), f"keys out of order: {sorted(in_order_per_key(got))}"
+        dups = len(got) - len(set(got))
+        print(f"  {len(want)} acknowledged, partitions split {held}; {dups} duplicate(s)")
+        assert dups == 0, f"{dups} delivered twice without a crash"
+        for gw in gws:
+            gw.stop()
+    finally:
+        for gw in gws:
+            gw.cleanup()
+        broker.close()
