@@ -51,6 +51,8 @@ typedef struct kl_part {
     rd_kafka_message_t **q; /* fetched, not yet committed past: a ring */
     size_t head, n, cap;
     int64_t committed; /* the last committed next offset, or -1 */
+    int64_t unsaved;   /* a delivered offset whose commit the group refused mid-rebalance,
+                        * committed when the partition comes back to us; -1: none */
 } kl_part;
 
 /* The backend of one route (sl_log_backend). */

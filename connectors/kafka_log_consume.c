@@ -196,6 +196,32 @@ static void note_committed(sl_log_backend *b, rd_kafka_t *rk,
     rd_kafka_topic_partition_list_destroy(l);
 }
 
+/* Commits, for the partitions assigned back to us, what was delivered but
+ * refused by the group while it rebalanced (librdkafka's mock cluster
+ * refuses every commit then), before fetching starts from the committed
+ * offset: those records are not delivered twice. Partitions that moved to
+ * another gateway are delivered again from their last commit. */
+static void commit_unsaved(sl_log_backend *b, rd_kafka_t *rk,
+                           const rd_kafka_topic_partition_list_t *parts)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(parts->cnt);
+    for (int p = 0; p < b->n_parts; p++) {
+        pthread_mutex_lock(&b->parts[p].mu);
+        /* one that went elsewhere may have moved on there: never commit it */
+        if (b->parts[p].unsaved >= 0 && rd_kafka_topic_partition_list_find(parts, b->topic, p))
+            rd_kafka_topic_partition_list_add(l, b->topic, p)->offset = b->parts[p].unsaved;
+        b->parts[p].unsaved = -1;
+        pthread_mutex_unlock(&b->parts[p].mu);
+    }
+    rd_kafka_resp_err_t e = l->cnt ? rd_kafka_commit(rk, l, 0) : RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (e)
+        sl_warn(SL_KAFKA_COMPONENT,
+                "connector %s (%s): commit of what was delivered during the "
+                "rebalance failed (%s): delivered again",
+                b->k->name, b->ccl.role, rd_kafka_err2name(e));
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
 /* Applies an assignment or a revocation to the partition states. */
 static void rebalance_parts(sl_log_backend *b, rd_kafka_topic_partition_list_t *parts, bool assign,
                             bool drain)
@@ -226,8 +252,10 @@ static void kl_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 b->ccl.role, rd_kafka_err2str(err));
     rebalance_parts(b, parts, assign,
                     err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS && !rd_kafka_assignment_lost(rk));
-    if (assign)
+    if (assign) {
+        commit_unsaved(b, rk, parts);
         note_committed(b, rk, parts);
+    }
     rd_kafka_error_t *er = NULL;
     if (coop)
         er = assign ? rd_kafka_incremental_assign(rk, parts)
@@ -289,6 +317,7 @@ int sl_kafka_log_consumer_new(sl_log_backend *b, sl_error *err)
         pthread_mutex_init(&b->parts[i].mu, NULL);
         pthread_cond_init(&b->parts[i].cv, NULL);
         b->parts[i].committed = -1;
+        b->parts[i].unsaved = -1;
     }
     rd_kafka_conf_t *conf = consumer_conf(b, err);
     if (!conf)
@@ -470,11 +499,16 @@ int sl_kafka_log_commit(sl_log_backend *b, int p, int64_t next, sl_error *err)
         pthread_mutex_lock(&pp->mu);
         if (!e && pp->gen == pp->read_gen)
             pp->committed = next;
+        if (!e)
+            pp->unsaved = -1; /* superseded */
+        else if (e == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS && next > pp->unsaved)
+            pp->unsaved = next;
         pthread_mutex_unlock(&pp->mu);
         if (e)
             sl_warn(SL_KAFKA_COMPONENT,
-                    "connector %s (%s): commit of partition %d at %" PRId64 " refused (%s): its "
-                    "next owner delivers from the last commit again",
+                    "connector %s (%s): commit of partition %d at %" PRId64 " refused (%s): "
+                    "committed if the partition comes back here, else its next owner delivers "
+                    "from the last commit again",
                     b->k->name, b->ccl.role, p, next, rd_kafka_err2name(e));
         return 0;
     }
