@@ -146,7 +146,7 @@ char *sl_conf_expand_env(sl_conf_ctx *c, const char *raw, sl_conf_pos pos)
             break;
         }
         sbuf_add(&b, s, (size_t)(dollar - s));
-        if (dollar[1] == '$' || dollar[1] != '{') { /* "$$" is one '$'; a lone '$' stays */
+        if (dollar[1] != '{') { /* "$$" is one '$'; a lone '$' stays */
             sbuf_add(&b, "$", 1);
             s = dollar + (dollar[1] == '$' ? 2 : 1);
             continue;
