@@ -519,7 +519,6 @@ static int number_text(const amqp_field_value_t *v, char *buf, size_t cap)
  * memory. */
 static int set_field(sl_msg *msg, const char *name, const amqp_field_value_t *v)
 {
-    char buf[64];
     switch (v->kind) {
         case AMQP_FIELD_KIND_BOOLEAN:
             return sl_msg_set_header(msg, name, v->value.boolean ? "true" : "false",
@@ -531,6 +530,7 @@ static int set_field(sl_msg *msg, const char *name, const amqp_field_value_t *v)
         case AMQP_FIELD_KIND_VOID:
             return sl_msg_set_header(msg, name, "", 0);
         default: {
+            char buf[64];
             int len = number_text(v, buf, sizeof buf);
             return len < 0 ? 0 : sl_msg_set_header(msg, name, buf, (size_t)len);
         }
