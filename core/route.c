@@ -565,11 +565,15 @@ static int append_msg(sl_partition *p, const sl_msg *msg, sl_error *err, int64_t
  * sl_route_on_durable takes. */
 static int append_backend(sl_route *r, int part, const sl_msg *msg, sl_error *err, int64_t *ticket)
 {
-    sl_header hdrs[64];
+    size_t cap = msg->n_headers + 1;
+    sl_header *hdrs = malloc(cap * sizeof *hdrs);
+    if (!hdrs)
+        return sl_error_set(err, SL_ENOMEM, "out of memory");
     sl_record rec;
-    if (sl_msg_to_record(msg, &rec, hdrs, sizeof hdrs / sizeof hdrs[0]) != 0)
-        return sl_error_set(err, SL_EINVAL, "too many headers");
-    *ticket = r->bt->append(r->backend, part, &rec, err);
+    *ticket = sl_msg_to_record(msg, &rec, hdrs, cap) == 0
+                  ? r->bt->append(r->backend, part, &rec, err)
+                  : sl_error_set(err, SL_EINVAL, "too many headers");
+    free(hdrs);
     return *ticket < 0 ? -1 : 0;
 }
 

@@ -343,7 +343,7 @@ def test_kafka_log_gateway_joining_mid_stream_rebalances_without_loss():
             # Slow brokers keep a's workers inside their batches (the output's
             # produce waits), so the rebalance meets batches in flight.
             for b in (1, 2, 3):
-                broker.command(f"rtt {b} 100")
+                broker.command(f"rtt {b} 30")
             gws[1].start(admins[1])  # joins the group: the partitions move while a delivers
             wait_until(lambda: assigned(gws[1]), 60, "b holding some partitions", interval=0.2)
             with client.lock:
@@ -354,6 +354,8 @@ def test_kafka_log_gateway_joining_mid_stream_rebalances_without_loss():
             client.stop.set()
             for t in client.threads:
                 t.join(60)
+        for b in (1, 2, 3):
+            broker.command(f"rtt {b} 0")
         want = {(k, s) for k, s, _ in client.acked}
         wait_until(lambda: want <= set(arrivals(broker)), 90, "every 202 at the output", interval=1)
         got = arrivals(broker)
