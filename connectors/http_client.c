@@ -411,7 +411,8 @@ static void map_result(hc_state *s, hc_slot *slot, CURLcode cc, sl_send_result *
         if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
             cc == CURLE_COULDNT_RESOLVE_PROXY)
             what = "connect failed";
-        else if (cc == CURLE_SSL_CONNECT_ERROR || cc == CURLE_PEER_FAILED_VERIFICATION)
+        else if (cc == CURLE_SSL_CONNECT_ERROR || cc == CURLE_PEER_FAILED_VERIFICATION ||
+                 cc == CURLE_SSL_CERTPROBLEM || cc == CURLE_SSL_CACERT_BADFILE)
             what = "TLS failed";
         snprintf(text, sizeof text, "%s: %s %s: %s", what, b->method, b->shown,
                  curl_easy_strerror(cc));
