@@ -18,6 +18,8 @@
 
 #include <jansson.h>
 
+#include "crypto.h"
+
 #define TOKEN_FILE_MAX (64 * 1024) /* bytes read from a token file */
 #define TOKEN_RESP_MAX (64 * 1024) /* bytes kept of a token endpoint's answer */
 #define DEFAULT_EXPIRES_S 300      /* lifetime assumed when the answer has no expires_in */
@@ -72,9 +74,21 @@ static bool token_ok(const char *t, size_t len)
 /* "Basic base64(user:password)", malloc'd; NULL when out of memory. */
 static char *basic_value(const char *user, const char *password)
 {
-    (void)user;
-    (void)password;
-    return prefixed("Basic ", "TODO-after-merge");
+    size_t ul = strlen(user), pl = strlen(password);
+    char *pair = malloc(ul + pl + 2);
+    if (!pair)
+        return NULL;
+    memcpy(pair, user, ul);
+    pair[ul] = ':';
+    memcpy(pair + ul + 1, password, pl + 1);
+    char *b64 = sl_base64_encode(pair, ul + pl + 1);
+    explicit_bzero(pair, ul + pl + 1);
+    free(pair);
+    char *v = b64 ? prefixed("Basic ", b64) : NULL;
+    if (b64)
+        explicit_bzero(b64, strlen(b64));
+    free(b64);
+    return v;
 }
 
 sl_hc_auth *sl_hc_auth_new(const sl_http_client_conf *conf, const char *name, sl_error *err)

@@ -36,19 +36,6 @@ const sl_conf_doc sl_http_client_tls_doc[] = {
     SL_DOC("cert", "string", NULL, "PEM client certificate presented to the partner (mTLS)"),
     SL_DOC("key", "string", NULL, "PEM private key of cert"), SL_DOC_END};
 
-/* TEMPORARY until sl_conf_secret lands on main (merge replaces this). */
-static bool sl_conf_secret_tmp(sl_conf_reader *r, const sl_node *map, const char *key,
-                               const char *path, bool required, const char **out)
-{
-    char *s = NULL;
-    bool ok =
-        required ? sl_conf_need_str(r, map, key, path, &s) : sl_conf_str(r, map, key, path, &s);
-    if (ok)
-        *out = s;
-    return ok;
-}
-#define sl_conf_secret sl_conf_secret_tmp
-
 /* A required secret or string of the auth map, with the error naming the
  * type that needs it. */
 static void need(sl_conf_reader *r, const sl_node *a, const char *path, const char *key,
