@@ -18,10 +18,15 @@ import time
 from harness import Gateway, Sink, base_config, free_port, metric, post_json, wait_until
 
 
-def gateway(connectors, routes, env=None):
-    """A gateway with an ingest connector `in` on a free port; returns
-    (gateway, ingest host:port), started."""
+def gateway(connectors, routes, env=None, files=None):
+    """A gateway with an ingest connector `in` on a free port and files
+    (name -> text) beside its config; returns (gateway, ingest host:port),
+    started."""
     in_port, admin_port = free_port(), free_port()
+    workdir = tempfile.mkdtemp(prefix="sluice-it-")
+    for name, text in (files or {}).items():
+        with open(os.path.join(workdir, name), "w") as f:
+            f.write(text)
     text = base_config(admin_port=admin_port) + f"""
 connectors:
   in: {{ type: http_server, listen: "127.0.0.1:{in_port}" }}
@@ -29,7 +34,7 @@ connectors:
 routes:
 {routes}
 """
-    gw = Gateway(text, env=env)
+    gw = Gateway(text, workdir=workdir, env=env)
     gw.start(admin_port)
     return gw, f"127.0.0.1:{in_port}"
 
@@ -373,3 +378,47 @@ def test_client_certificate_and_private_ca():
     finally:
         gw.cleanup()
         partner.close()
+
+
+SIGN_LUA = """
+function step(msg, ctx)
+  local r = ctx.http{ connector = "crm", path = "/lookup" }
+  if not r.ok then ctx.retry(r.error) end
+  msg.headers["x-tier"] = json.decode(r.body).tier
+  msg.headers["x-hub-signature-256"] =
+      "sha256=" .. crypto.hmac("sha256", ctx.secrets.hook, msg.body)
+  return msg
+end
+"""
+
+
+def test_lua_calls_with_the_connector_credentials_and_signs_the_body():
+    crm = Partner(["Bearer crm-token"])
+    crm.sink.behaviour = lambda req: (
+        (200, '{"tier": "gold"}') if req["headers"].get("authorization") == "Bearer crm-token"
+        else (401, "no"))
+    sink = Partner([None])
+    connectors = f"""
+  crm:  {{ type: http_client, base_url: "{crm.url}", auth: {{ type: bearer, token: "file:crm.token" }} }}
+  sink: {{ type: http_client, base_url: "{sink.url}", forward_headers: [x-tier, x-hub-signature-256] }}
+"""
+    steps = """
+    steps:
+      - lua: { file: sign.lua, function: step, secrets: { hook: "${HOOK_SECRET}" } }"""
+    secret = "It's a Secret to Everybody"
+    gw, ingest = gateway(connectors, route("r", ["sink"], steps=steps),
+                         env={"HOOK_SECRET": secret},
+                         files={"sign.lua": SIGN_LUA, "crm.token": "crm-token\n"})
+    try:
+        ids = post_many(ingest, "/r", 4)
+        wait_until(lambda: delivered(sink, ids), 30, "4 signed deliveries")
+        for r in sink.requests(200):
+            want = "sha256=" + hmac.new(secret.encode(), r["body"], hashlib.sha256).hexdigest()
+            assert r["headers"]["x-hub-signature-256"] == want, (r["headers"], r["body"])
+            assert r["headers"]["x-tier"] == "gold", r["headers"]
+        assert len(crm.requests()) == 4, "one lookup per message, each with the token"
+    finally:
+        gw.stop()
+        gw.cleanup()
+        crm.close()
+        sink.close()
