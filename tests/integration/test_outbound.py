@@ -422,3 +422,32 @@ def test_lua_calls_with_the_connector_credentials_and_signs_the_body():
         gw.cleanup()
         crm.close()
         sink.close()
+
+
+def test_check_refuses_credential_headers_and_never_shows_a_secret():
+    text = base_config(admin_port=free_port()) + """
+connectors:
+  in: { type: http_server, listen: "127.0.0.1:1" }
+  a: { type: http_client, base_url: "http://127.0.0.1:1", forward_headers: [Authorization, x-ok] }
+  b: { type: http_client, base_url: "http://127.0.0.1:1", timeout: soon,
+       auth: { type: basic, user: u, password: "hunter2-pw" } }
+  c: { type: http_client, base_url: "http://127.0.0.1:1",
+       auth: { type: oauth2, token_url: "http://127.0.0.1:1/t", client_id: x,
+               client_secret: "file:missing-secret-file" } }
+  d: { type: http_client, base_url: "http://127.0.0.1:1", auth: { type: bearer } }
+routes:
+  r:
+    from: { connector: in, path: /r }
+    to: [ { connector: a } ]
+"""
+    gw = Gateway(text)
+    try:
+        r = gw.run_cli("check", "-c", gw.config)
+        out = r.stdout + r.stderr
+        assert r.returncode == 2, out
+        assert "forward_headers: 'Authorization' is never taken from a message" in out, out
+        assert "connectors.c.auth.client_secret" in out, out
+        assert "bearer needs exactly one of 'token' and 'token_file'" in out, out
+        assert "hunter2" not in out, out
+    finally:
+        gw.cleanup()
