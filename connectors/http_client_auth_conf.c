@@ -2,7 +2,9 @@
  * reader into sl_http_client_conf (the credentials themselves are applied
  * at run time by http_client_auth.c). Secrets are read with sl_conf_secret,
  * so they may come from ${VAR} or file:PATH and never appear in errors. */
+#include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "http_client.h"
 
@@ -19,7 +21,8 @@ const sl_conf_doc sl_http_client_auth_doc[] = {
     SL_DOC("password", "string", NULL, "basic: the password (${VAR} or file:PATH)"),
     SL_DOC("token", "string", NULL, "bearer: the token (${VAR} or file:PATH, read once)"),
     SL_DOC("token_file", "string", NULL,
-           "bearer: file holding the token, read again whenever it changes"),
+           "bearer: file holding the token (relative to the YAML file), read again whenever it "
+           "changes"),
     SL_DOC("token_url", "url", NULL, "oauth2: the token endpoint (client credentials grant)"),
     SL_DOC("client_id", "string", NULL, "oauth2: the client id"),
     SL_DOC("client_secret", "string", NULL, "oauth2: the client secret (${VAR} or file:PATH)"),
@@ -32,9 +35,10 @@ const sl_conf_doc sl_http_client_auth_doc[] = {
     SL_DOC_END};
 
 const sl_conf_doc sl_http_client_tls_doc[] = {
-    SL_DOC("ca", "string", NULL, "PEM file of the CAs trusted instead of the system's"),
+    SL_DOC("ca", "string", NULL,
+           "PEM file of the CAs trusted instead of the system's (paths relative to the YAML file)"),
     SL_DOC("cert", "string", NULL, "PEM client certificate presented to the partner (mTLS)"),
-    SL_DOC("key", "string", NULL, "PEM private key of cert"), SL_DOC_END};
+    SL_DOC("key", "string", NULL, "PEM private key of cert (unencrypted)"), SL_DOC_END};
 
 /* A required secret or string of the auth map, with the error naming the
  * type that needs it. */
@@ -58,6 +62,26 @@ static void opt_str(sl_conf_reader *r, const sl_node *a, const char *path, const
         *out = s;
 }
 
+/* A file path at key, resolved against the directory of the YAML file
+ * that names it (as `file:` secrets and lua scripts are); when readable,
+ * it must be readable now (else an error at the key). */
+static void opt_file(sl_conf_reader *r, const sl_node *a, const char *path, const char *key,
+                     bool readable, const char **out)
+{
+    char *s = NULL;
+    if (!sl_conf_str(r, a, key, path, &s))
+        return;
+    const sl_node *n = sl_conf_value(a, key);
+    const char *slash = n->pos.file ? strrchr(n->pos.file, '/') : NULL;
+    if (s[0] != '/' && slash)
+        s = sl_pool_printf(sl_conf_pool(r), "%.*s/%s", (int)(slash - n->pos.file), n->pos.file, s);
+    if (!s)
+        return;
+    if (readable && access(s, R_OK) != 0)
+        sl_conf_error_at(r, n->pos, "%s.%s: %s: %s", path, key, s, strerror(errno));
+    *out = s;
+}
+
 /* bearer: exactly one of token and token_file. */
 static void parse_bearer(sl_conf_reader *r, sl_hc_auth_conf *ac, const sl_node *a, const char *path)
 {
@@ -71,7 +95,7 @@ static void parse_bearer(sl_conf_reader *r, sl_hc_auth_conf *ac, const sl_node *
     if (has_token)
         need(r, a, path, "token", true, &ac->token);
     else
-        opt_str(r, a, path, "token_file", &ac->token_file);
+        opt_file(r, a, path, "token_file", false, &ac->token_file);
 }
 
 static void parse_oauth2(sl_conf_reader *r, sl_hc_auth_conf *ac, const sl_node *a, const char *path)
@@ -130,9 +154,9 @@ void sl_http_client_parse_tls(sl_conf_reader *r, sl_http_client_conf *hc, const 
     if (!t || !sl_conf_want_map(r, t, p))
         return;
     sl_conf_check_keys(r, t, p, TLS_KEYS);
-    opt_str(r, t, p, "ca", &hc->tls.ca);
-    opt_str(r, t, p, "cert", &hc->tls.cert);
-    opt_str(r, t, p, "key", &hc->tls.key);
+    opt_file(r, t, p, "ca", true, &hc->tls.ca);
+    opt_file(r, t, p, "cert", true, &hc->tls.cert);
+    opt_file(r, t, p, "key", true, &hc->tls.key);
     if ((hc->tls.cert != NULL) != (hc->tls.key != NULL))
         sl_conf_error_at(r, t->pos, "%s: 'cert' and 'key' go together", p);
 }

@@ -40,11 +40,12 @@ routes:
 
 
 def route(name, outputs, retry="max_attempts: 1000, initial_backoff: 20ms, max_backoff: 100ms",
-          steps=""):
+          steps="", partitions=1):
     tos = "".join(f"\n      - {{ connector: {o}, path: /{name} }}" for o in outputs)
     return f"""  {name}:
     from: {{ connector: in, path: /{name}, content_type: json }}
-    partitions: 1{steps}
+    partitions: {partitions}
+    key: "$.n"{steps}
     to:{tos}
     on_error:
       retry: {{ {retry} }}
@@ -182,8 +183,9 @@ class TokenEndpoint:
     client authentication; issues tok-1, tok-2, ... living `expires_in`
     seconds; `up` False answers 503."""
 
-    def __init__(self, expires_in=3600):
+    def __init__(self, expires_in=3600, delay=0.0):
         self.expires_in = expires_in
+        self.delay = delay  # seconds each answer takes
         self.up = True
         self.issued = []  # (token, monotonic time)
         self.lock = threading.Lock()
@@ -193,6 +195,7 @@ class TokenEndpoint:
     def _answer(self, req):
         want = "Basic " + base64.b64encode(b"sluice-client:cl%2Fsecret").decode()
         form = dict(kv.split("=", 1) for kv in req["body"].decode().split("&"))
+        time.sleep(self.delay)  # a slow identity provider: concurrent workers all wait on it
         with self.lock:
             if not self.up:
                 return 503, "down"
@@ -241,9 +244,11 @@ def oauth_connector(partner, endpoint, extra=""):
 
 
 def test_oauth2_token_fetched_once_and_renewed_once_when_refused():
-    endpoint = TokenEndpoint()
+    # four route workers need a token at once, and the endpoint is slow:
+    # still one fetch (the others wait for it)
+    endpoint = TokenEndpoint(delay=0.3)
     partner = OAuthPartner(endpoint)
-    gw, ingest = gateway(oauth_connector(partner, endpoint), route("r", ["api"]),
+    gw, ingest = gateway(oauth_connector(partner, endpoint), route("r", ["api"], partitions=4),
                          env={"CLIENT_SECRET": "cl/secret"})
     try:
         ids = post_many(ingest, "/r", 30)
