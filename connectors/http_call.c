@@ -265,13 +265,18 @@ static int prepare_request(const sl_connector_conf *cconf, const sl_http_call_re
 }
 
 /* Adds the connector's Authorization (getting or renewing its token) to
- * hdrs; *gen gets the credential's generation. A credential that cannot be
- * had now (token endpoint down) fails the call as transient. */
-static int add_auth(sl_hc_auth *auth, struct curl_slist **hdrs, uint64_t *gen,
-                    sl_http_call_resp *resp)
+ * hdrs, unless the request sets its own; *gen gets the credential's
+ * generation. A credential that cannot be had now (token endpoint down)
+ * fails the call as transient. */
+static int add_auth(sl_hc_auth *auth, const sl_http_call_req *req, struct curl_slist **hdrs,
+                    uint64_t *gen, sl_http_call_resp *resp)
 {
     char *value = NULL;
     char why[256];
+    for (size_t i = 0; i < req->n_headers; i++) {
+        if (strcasecmp(req->headers[i].key, "authorization") == 0)
+            return SL_OK;
+    }
     if (sl_hc_auth_value(auth, &value, gen, why, sizeof why) != SL_OK)
         return fail(resp, SL_RETRY, "%s%s", why, "");
     int rc = value && add_header(hdrs, "Authorization", value) < 0 ? -1 : 0;
@@ -347,7 +352,7 @@ static int attempt(CURL *h, const sl_connector_conf *cconf, sl_hc_auth *auth,
     struct curl_slist *hdrs = NULL;
     int rc = prepare_request(cconf, req, resp, &url, &hdrs);
     if (rc == SL_OK)
-        rc = add_auth(auth, &hdrs, gen, resp);
+        rc = add_auth(auth, req, &hdrs, gen, resp);
     if (rc == SL_OK && !set_method(h, method, req))
         rc = fail(resp, SL_FAIL, "unknown method '%.20s' for %s", method, name);
     if (rc == SL_OK)

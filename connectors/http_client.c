@@ -61,9 +61,9 @@ struct hc_batch {
     hc_hdr *hdrs;    /* config headers, later ones winning */
     size_t n_hdrs;
     bool set_content_type, set_idem, set_msgid; /* the defaults not overridden */
-    sl_http_response *capture; /* sl_http_client_call: where the response goes (n == 1) */
-    const sl_http_client_conf *conf;
-    const char *auth;    /* the Authorization value of this round, or NULL */
+    sl_http_response *capture;       /* sl_http_client_call: where the response goes (n == 1) */
+    const sl_http_client_conf *conf; /* the connector's (forward_headers, tls) */
+    const char *auth;                /* the Authorization value of this round, or NULL */
     size_t pending;      /* requests without a result yet; guarded by the connector's mu */
     pthread_cond_t done; /* signalled when pending reaches 0 */
 };

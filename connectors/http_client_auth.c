@@ -126,13 +126,21 @@ sl_hc_auth *sl_hc_auth_new(const sl_http_client_conf *conf, const char *name, sl
     return a;
 }
 
+/* Frees a credential string after wiping it. s may be NULL. */
+static void free_secret(char *s)
+{
+    if (s)
+        explicit_bzero(s, strlen(s));
+    free(s);
+}
+
 void sl_hc_auth_free(sl_hc_auth *a)
 {
     if (!a)
         return;
     pthread_mutex_destroy(&a->mu);
     pthread_cond_destroy(&a->cv);
-    free(a->value);
+    free_secret(a->value);
     free(a);
 }
 
@@ -200,7 +208,7 @@ static sl_result read_token_file(sl_hc_auth *a, char *err, size_t cap)
         snprintf(err, cap, "http_client %s: out of memory", a->name);
         return SL_RETRY;
     }
-    free(a->value);
+    free_secret(a->value);
     a->value = v;
     a->gen++;
     a->file_st = st;
@@ -388,10 +396,10 @@ static void oauth2_refresh(sl_hc_auth *a)
     char *v = rc == 0 ? prefixed("Bearer ", token) : NULL;
     if (rc == 0 && !v)
         snprintf(err, sizeof err, "http_client %s: out of memory", a->name);
-    free(token);
+    free_secret(token);
     pthread_mutex_lock(&a->mu);
     if (v) {
-        free(a->value);
+        free_secret(a->value);
         a->value = v;
         a->gen++;
         a->renew_ns = renew_at(a, mono_ns(), expires_s);

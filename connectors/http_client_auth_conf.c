@@ -135,6 +135,9 @@ void sl_http_client_parse_auth(sl_conf_reader *r, sl_http_client_conf *hc, const
     if (t == 0) {
         ac->type = SL_HC_AUTH_BASIC;
         need(r, a, p, "user", false, &ac->user);
+        if (ac->user && strchr(ac->user, ':'))
+            sl_conf_error_at(r, sl_conf_value(a, "user")->pos,
+                             "%s.user: a basic auth user name cannot hold ':'", p);
         need(r, a, p, "password", true, &ac->password);
     } else if (t == 1) {
         ac->type = SL_HC_AUTH_BEARER;

@@ -71,6 +71,19 @@ static void parse_forward(sl_conf_reader *r, sl_http_client_conf *hc, const sl_n
     }
 }
 
+/* Records an error when the connector has auth: and headers (at node)
+ * also set Authorization: the credential is configured in one place. */
+static void check_auth_header(sl_conf_reader *r, const sl_http_client_conf *hc, const sl_kv *kv,
+                              size_t n, const sl_node *node)
+{
+    for (size_t i = 0; hc->auth.type != SL_HC_AUTH_NONE && i < n; i++) {
+        if (strcasecmp(kv[i].key, "authorization") == 0)
+            sl_conf_error_at(r, node->pos,
+                             "headers: Authorization is set by the connector's auth; name it in "
+                             "one place");
+    }
+}
+
 void sl_http_client_parse_conf(sl_conf_reader *r, sl_connector_conf *cc, const sl_node *n,
                                const char *path)
 {
@@ -92,11 +105,7 @@ void sl_http_client_parse_conf(sl_conf_reader *r, sl_connector_conf *cc, const s
     parse_forward(r, hc, n, path);
     sl_http_client_parse_auth(r, hc, n, path);
     sl_http_client_parse_tls(r, hc, n, path);
-    for (size_t i = 0; hc->auth.type != SL_HC_AUTH_NONE && i < hc->n_headers; i++) {
-        if (strcasecmp(hc->headers[i].key, "authorization") == 0)
-            sl_conf_error_at(r, sl_conf_value(n, "headers")->pos,
-                             "headers: Authorization is set by auth; name it in one place");
-    }
+    check_auth_header(r, hc, hc->headers, hc->n_headers, sl_conf_value(n, "headers"));
 }
 
 void sl_http_client_parse_output(sl_conf_reader *r, const sl_connector_conf *cc,
@@ -114,4 +123,7 @@ void sl_http_client_parse_output(sl_conf_reader *r, const sl_connector_conf *cc,
         ho->method = sl_pool_strdup(pool, METHODS[i]);
     sl_conf_str(r, n, "path", path, &ho->path);
     sl_conf_kv(r, n, "headers", path, &ho->headers, &ho->n_headers);
+    const sl_http_client_conf *hc = cc ? cc->priv : NULL;
+    if (hc)
+        check_auth_header(r, hc, ho->headers, ho->n_headers, sl_conf_value(n, "headers"));
 }

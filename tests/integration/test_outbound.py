@@ -440,10 +440,12 @@ connectors:
        auth: { type: oauth2, token_url: "http://127.0.0.1:1/t", client_id: x,
                client_secret: "file:missing-secret-file" } }
   d: { type: http_client, base_url: "http://127.0.0.1:1", auth: { type: bearer } }
+  e: { type: http_client, base_url: "http://127.0.0.1:1",
+       auth: { type: basic, user: "a:b", password: pw } }
 routes:
   r:
     from: { connector: in, path: /r }
-    to: [ { connector: a } ]
+    to: [ { connector: a }, { connector: e, headers: { authorization: "Basic eA==" } } ]
 """
     gw = Gateway(text)
     try:
@@ -453,6 +455,8 @@ routes:
         assert "forward_headers: 'Authorization' is never taken from a message" in out, out
         assert "connectors.c.auth.client_secret" in out, out
         assert "bearer needs exactly one of 'token' and 'token_file'" in out, out
+        assert "connectors.e.auth.user: a basic auth user name cannot hold ':'" in out, out
+        assert "Authorization is set by the connector's auth; name it in one place" in out, out
         assert "hunter2" not in out, out
     finally:
         gw.cleanup()
