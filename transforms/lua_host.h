@@ -110,7 +110,7 @@ struct sl_lua_host {
     char *chunkname;
     char *fn_name; /* NULL for an expression */
     /* registry refs */
-    int fn_ref, ctx_ref, array_mt, object_mt, msg_mt, hdr_mt;
+    int fn_ref, ctx_ref, array_mt, msg_mt, hdr_mt;
     /* scratch for encoding (malloc'd, reused) */
     char *buf;
     size_t buf_len, buf_cap;

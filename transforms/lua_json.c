@@ -1,10 +1,13 @@
 /* JSON for the Lua host: a direct parser from JSON text into Lua tables and
- * an encoder back (no intermediate tree), and the `json` module. Objects and
- * arrays carry marker metatables so that {} and [] survive a round trip;
- * null is json.null (a light userdata); object keys are encoded sorted. */
+ * an encoder back (no intermediate tree), and the `json` module. Arrays carry
+ * a shared marker metatable; every object carries its own metatable that
+ * holds its key order (see "ordered objects" below), so {} and [] survive a
+ * round trip and keys come back in the order they were read or assigned.
+ * null is json.null (a light userdata). */
 #define SL_LUA_INTERNAL
 #include "lua_host.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -231,44 +234,62 @@ static void dec_literal(jdec *d, const char *word, size_t n)
     d->p += n;
 }
 
+static void push_object_mt(lua_State *L, int narr);
+
+/* Reads one member "key": value into the object at t whose order is at
+ * t + 1 (n keys so far); a repeated key keeps its first place and its last
+ * value. */
+static void dec_member(jdec *d, int t, lua_Integer *n)
+{
+    lua_State *L = d->L;
+    skip_ws(d);
+    if (d->p >= d->end || *d->p != '"')
+        dec_error(d, "expected a string key");
+    dec_string(d);
+    skip_ws(d);
+    if (d->p >= d->end || *d->p != ':')
+        dec_error(d, "expected ':'");
+    d->p++;
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, t) == LUA_TNIL) {
+        lua_pushvalue(L, -2);
+        lua_rawseti(L, t + 1, ++*n);
+    }
+    lua_pop(L, 1);
+    dec_value(d);
+    lua_rawset(L, t);
+}
+
 static void dec_object(jdec *d)
 {
     lua_State *L = d->L;
     if (++d->depth > MAX_DEPTH)
         dec_error(d, "nested too deeply");
-    luaL_checkstack(L, 4, "json: nested too deeply");
+    luaL_checkstack(L, 8, "json: nested too deeply");
     lua_createtable(L, 0, 4);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, d->h->object_mt);
-    lua_setmetatable(L, -2);
+    int t = lua_gettop(L);
+    push_object_mt(L, 4);
+    lua_Integer n = 0;
     d->p++;
     skip_ws(d);
     if (d->p < d->end && *d->p == '}') {
         d->p++;
-        d->depth--;
-        return;
-    }
-    for (;;) {
-        skip_ws(d);
-        if (d->p >= d->end || *d->p != '"')
-            dec_error(d, "expected a string key");
-        dec_string(d);
-        skip_ws(d);
-        if (d->p >= d->end || *d->p != ':')
-            dec_error(d, "expected ':'");
-        d->p++;
-        dec_value(d);
-        lua_rawset(L, -3);
-        skip_ws(d);
-        if (d->p < d->end && *d->p == ',') {
-            d->p++;
-            continue;
+    } else {
+        for (;;) {
+            dec_member(d, t, &n);
+            skip_ws(d);
+            if (d->p < d->end && *d->p == ',') {
+                d->p++;
+                continue;
+            }
+            if (d->p < d->end && *d->p == '}') {
+                d->p++;
+                break;
+            }
+            dec_error(d, "expected ',' or '}'");
         }
-        if (d->p < d->end && *d->p == '}') {
-            d->p++;
-            break;
-        }
-        dec_error(d, "expected ',' or '}'");
     }
+    lua_setmetatable(L, t);
     d->depth--;
 }
 
@@ -485,47 +506,59 @@ static sl_lua_keyent *key_slot(jenc *e)
     return &h->keys[e->ktop++];
 }
 
-static void enc_object(jenc *e, int idx, int depth)
+/* The text of the key at stack index k (a string, or a number written as
+ * JSON would write it, into num[40]); its length in *len. Raises for other
+ * key types. */
+static const char *key_text(lua_State *L, int k, char *num, size_t *len)
+{
+    int t = lua_type(L, k);
+    if (t == LUA_TSTRING)
+        return lua_tolstring(L, k, len);
+    if (t != LUA_TNUMBER)
+        luaL_error(L, "json: cannot encode a table key of type %s", luaL_typename(L, k));
+    int n;
+    if (lua_isinteger(L, k)) {
+        n = snprintf(num, 40, LUA_INTEGER_FMT, lua_tointeger(L, k));
+    } else {
+        double f = (double)lua_tonumber(L, k);
+        if (!isfinite(f))
+            luaL_error(L, "json: cannot encode a NaN or infinite key");
+        n = format_double(f, num, 40);
+    }
+    *len = (size_t)n;
+    return num;
+}
+
+/* Records the key at stack index k in a new key slot. */
+static void read_key(jenc *e, int k)
 {
     lua_State *L = e->L;
-    size_t base = e->ktop;
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        sl_lua_keyent *k = key_slot(e);
-        k->ltype = lua_type(L, -2);
-        if (k->ltype == LUA_TSTRING) {
-            k->s = lua_tolstring(L, -2, &k->len);
-        } else if (k->ltype == LUA_TNUMBER) {
-            k->is_int = lua_isinteger(L, -2);
-            int n;
-            if (k->is_int) {
-                k->i = lua_tointeger(L, -2);
-                n = snprintf(k->num, sizeof k->num, LUA_INTEGER_FMT, k->i);
-            } else {
-                k->f = lua_tonumber(L, -2);
-                if (!isfinite(k->f))
-                    luaL_error(L, "json: cannot encode a NaN or infinite key");
-                n = format_double(k->f, k->num, sizeof k->num);
-            }
-            k->s = k->num;
-            k->len = (size_t)n;
-        } else {
-            luaL_error(L, "json: cannot encode a table key of type %s", luaL_typename(L, -2));
-        }
-        lua_pop(L, 1);
+    sl_lua_keyent *ke = key_slot(e);
+    ke->ltype = lua_type(L, k);
+    ke->s = key_text(L, k, ke->num, &ke->len);
+    if (ke->ltype == LUA_TNUMBER) {
+        ke->is_int = lua_isinteger(L, k);
+        if (ke->is_int)
+            ke->i = lua_tointeger(L, k);
+        else
+            ke->f = lua_tonumber(L, k);
     }
+}
+
+/* Writes the keys in slots base.. (to e->ktop) of the table at idx, sorted,
+ * as members after `written` members already written, and frees the slots. */
+static void put_sorted(jenc *e, int idx, size_t base, size_t written, int depth)
+{
+    lua_State *L = e->L;
     size_t n = e->ktop - base;
     /* the array may move while values are encoded: work by index */
     sort_keys(e->h->keys + base, n);
-    /* string keys point into the table's own strings, alive while it is */
-    for (size_t i = 0; i < n; i++) {
-        if (e->h->keys[base + i].ltype == LUA_TNUMBER)
-            e->h->keys[base + i].s = e->h->keys[base + i].num;
-    }
-    put(e, "{", 1);
     for (size_t i = 0; i < n; i++) {
         sl_lua_keyent *k = &e->h->keys[base + i];
-        if (i)
+        /* string keys point into the table's own strings, alive while it is */
+        if (k->ltype == LUA_TNUMBER)
+            k->s = k->num;
+        if (written + i)
             put(e, ",", 1);
         put_string(e, k->s, k->len);
         put(e, ":", 1);
@@ -540,8 +573,247 @@ static void enc_object(jenc *e, int idx, int depth)
         enc_value(e, lua_gettop(L), depth + 1);
         lua_pop(L, 1);
     }
-    put(e, "}", 1);
     e->ktop = base;
+}
+
+/* A table without a marker that is not a sequence: its keys sorted. */
+static void enc_object(jenc *e, int idx, int depth)
+{
+    lua_State *L = e->L;
+    size_t base = e->ktop;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        read_key(e, -2);
+        lua_pop(L, 1);
+    }
+    put(e, "{", 1);
+    put_sorted(e, idx, base, 0, depth);
+    put(e, "}", 1);
+}
+
+/* ---- ordered objects ----------------------------------------------------------
+ * Every JSON object (decoded, or made by json.object()) is a plain table
+ * whose own metatable is its order: the keys in order in the metatable's
+ * array part (false where a key was removed and later assigned again, which
+ * moves it to the end), __newindex = obj_newindex (Lua calls it only for a
+ * key the table does not hold, so assigning an existing key leaves it in
+ * place and reads cost nothing), and the marker fields __metatable and
+ * __name ("json.object"). Past ORDER_SCAN keys the metatable also holds an
+ * index key -> place (under IDX_KEY), so a returning key is found in O(1).
+ * Keys stored with rawset bypass the order: they are written after the
+ * ordered ones, sorted. */
+
+#define ORDER_SCAN 32
+static const char IDX_KEY = 'i';  /* metatable[&IDX_KEY]: key -> place */
+static const char TOMB_KEY = 't'; /* metatable[&TOMB_KEY]: how many places are false */
+
+static int obj_newindex(lua_State *L);
+
+/* Pushes a new object metatable with room for narr keys. */
+static void push_object_mt(lua_State *L, int narr)
+{
+    lua_createtable(L, narr, 3);
+    lua_pushcfunction(L, obj_newindex);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushliteral(L, "json.object");
+    lua_setfield(L, -2, "__metatable"); /* getmetatable/setmetatable cannot reach it */
+    lua_pushliteral(L, "json.object");
+    lua_setfield(L, -2, "__name");
+}
+
+/* Is the table at idx an object? Then its metatable is pushed; else nothing. */
+static bool push_order(lua_State *L, int idx)
+{
+    if (!lua_getmetatable(L, idx))
+        return false;
+    lua_getfield(L, -1, "__newindex"); /* a metatable has no metatable: a raw read */
+    bool is_obj = lua_tocfunction(L, -1) == obj_newindex;
+    lua_pop(L, is_obj ? 1 : 2);
+    return is_obj;
+}
+
+/* Pushes the index key -> place of the order at mt, building it first when
+ * the order has none. */
+static void push_index(lua_State *L, int mt)
+{
+    if (lua_rawgetp(L, mt, &IDX_KEY) != LUA_TNIL)
+        return;
+    lua_pop(L, 1);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, mt);
+    lua_createtable(L, 0, (int)(n < (1 << 20) ? n : (1 << 20)));
+    for (lua_Integer i = 1; i <= n; i++) {
+        if (lua_rawgeti(L, mt, i) == LUA_TBOOLEAN) {
+            lua_pop(L, 1);
+            continue;
+        }
+        lua_pushinteger(L, i);
+        lua_rawset(L, -3);
+    }
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, mt, &IDX_KEY);
+}
+
+/* The place of the key at k in the order at mt, or 0. */
+static lua_Integer order_find(lua_State *L, int mt, int k)
+{
+    lua_Integer n = (lua_Integer)lua_rawlen(L, mt), at = 0;
+    if (n <= ORDER_SCAN) {
+        int has_index = lua_rawgetp(L, mt, &IDX_KEY) != LUA_TNIL;
+        lua_pop(L, 1);
+        for (lua_Integer i = 1; i <= n && !at && !has_index; i++) {
+            lua_rawgeti(L, mt, i);
+            if (lua_rawequal(L, -1, k))
+                at = i;
+            lua_pop(L, 1);
+        }
+        if (!has_index)
+            return at;
+    }
+    push_index(L, mt);
+    lua_pushvalue(L, k);
+    if (lua_rawget(L, -2) == LUA_TNUMBER)
+        at = lua_tointeger(L, -1);
+    lua_pop(L, 2);
+    return at;
+}
+
+/* Counts one more false place in the order at mt, and drops them all (and
+ * the index, rebuilt when next needed) once they are most of it. */
+static void order_count_tomb(lua_State *L, int mt)
+{
+    lua_rawgetp(L, mt, &TOMB_KEY);
+    lua_Integer tombs = lua_tointeger(L, -1) + 1;
+    lua_pop(L, 1);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, mt);
+    if (tombs < 16 || tombs * 2 < n) {
+        lua_pushinteger(L, tombs);
+        lua_rawsetp(L, mt, &TOMB_KEY);
+        return;
+    }
+    lua_Integer w = 0;
+    for (lua_Integer i = 1; i <= n; i++) {
+        if (lua_rawgeti(L, mt, i) == LUA_TBOOLEAN)
+            lua_pop(L, 1);
+        else
+            lua_rawseti(L, mt, ++w);
+    }
+    for (lua_Integer i = n; i > w; i--) {
+        lua_pushnil(L);
+        lua_rawseti(L, mt, i);
+    }
+    lua_pushnil(L);
+    lua_rawsetp(L, mt, &IDX_KEY);
+    lua_pushnil(L);
+    lua_rawsetp(L, mt, &TOMB_KEY);
+}
+
+/* Appends the key at k to the order at mt; a key that had a place (it was
+ * removed, and comes back) leaves false there. */
+static void order_append(lua_State *L, int mt, int k)
+{
+    lua_Integer old = order_find(L, mt, k);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, mt);
+    lua_pushvalue(L, k);
+    lua_rawseti(L, mt, n + 1);
+    if (lua_rawgetp(L, mt, &IDX_KEY) != LUA_TNIL || n + 1 > ORDER_SCAN) {
+        lua_pop(L, 1);
+        push_index(L, mt);
+        lua_pushvalue(L, k);
+        lua_pushinteger(L, n + 1);
+        lua_rawset(L, -3);
+    }
+    lua_pop(L, 1);
+    if (old) {
+        lua_pushboolean(L, 0);
+        lua_rawseti(L, mt, old);
+        order_count_tomb(L, mt);
+    }
+}
+
+/* __newindex(t, k, v) of an object: k is not in t. Stores v and, unless v
+ * is nil, appends k to the order. Raises for a nil or NaN key as t[k] = v
+ * would. */
+static int obj_newindex(lua_State *L)
+{
+    lua_settop(L, 3);
+    lua_Integer i;
+    if (lua_type(L, 2) == LUA_TNUMBER && !lua_isinteger(L, 2) &&
+        lua_numbertointeger(lua_tonumber(L, 2), &i)) { /* 2.0 is the key 2, as stored */
+        lua_pushinteger(L, i);
+        lua_replace(L, 2);
+    }
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, 3);
+    lua_rawset(L, 1);
+    int kt = lua_type(L, 2);
+    if (lua_isnil(L, 3) || (kt != LUA_TSTRING && kt != LUA_TNUMBER))
+        return 0; /* nothing stored, or a key that encoding refuses anyway */
+    lua_getmetatable(L, 1);
+    order_append(L, 4, 2);
+    return 0;
+}
+
+/* How many keys the table at idx holds. */
+static size_t count_keys(lua_State *L, int idx)
+{
+    size_t n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        n++;
+    }
+    return n;
+}
+
+/* Writes the keys of the object at idx that have no place in its order at
+ * mt (stored with rawset), sorted, after `written` members. */
+static void put_unordered(jenc *e, int idx, int mt, size_t written, int depth)
+{
+    lua_State *L = e->L;
+    size_t base = e->ktop;
+    push_index(L, mt);
+    int index = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pushvalue(L, -2);
+        if (lua_rawget(L, index) == LUA_TNIL)
+            read_key(e, -3);
+        lua_pop(L, 2);
+    }
+    put_sorted(e, idx, base, written, depth);
+    lua_pop(L, 1);
+}
+
+/* Writes the object at idx, whose order is at mt, keys in order. */
+static void enc_ordered(jenc *e, int idx, int mt, int depth)
+{
+    lua_State *L = e->L;
+    lua_Integer n = (lua_Integer)lua_rawlen(L, mt);
+    size_t written = 0;
+    char num[40];
+    put(e, "{", 1);
+    for (lua_Integer i = 1; i <= n; i++) {
+        if (lua_rawgeti(L, mt, i) == LUA_TBOOLEAN) {
+            lua_pop(L, 1);
+            continue;
+        }
+        lua_pushvalue(L, -1);
+        if (lua_rawget(L, idx) == LUA_TNIL) { /* removed */
+            lua_pop(L, 2);
+            continue;
+        }
+        size_t len;
+        const char *k = key_text(L, -2, num, &len);
+        if (written++)
+            put(e, ",", 1);
+        put_string(e, k, len);
+        put(e, ":", 1);
+        enc_value(e, lua_gettop(L), depth + 1);
+        lua_pop(L, 2);
+    }
+    if (count_keys(L, idx) > written)
+        put_unordered(e, idx, mt, written, depth);
+    put(e, "}", 1);
 }
 
 static void enc_array(jenc *e, int idx, lua_Integer n, int depth)
@@ -582,28 +854,25 @@ static void enc_table(jenc *e, int idx, int depth)
     lua_State *L = e->L;
     if (depth > MAX_DEPTH)
         luaL_error(L, "json: nested too deeply (or a table contains itself)");
-    luaL_checkstack(L, 6, "json: nested too deeply");
-    int kind = 0; /* 1 array, 2 object, 0 decide by content */
+    luaL_checkstack(L, 8, "json: nested too deeply");
+    if (push_order(L, idx)) {
+        enc_ordered(e, idx, lua_gettop(L), depth);
+        lua_pop(L, 1);
+        return;
+    }
+    bool is_array = false;
     if (lua_getmetatable(L, idx)) {
         lua_rawgeti(L, LUA_REGISTRYINDEX, e->h->array_mt);
-        if (lua_rawequal(L, -1, -2)) {
-            kind = 1;
-        } else {
-            lua_rawgeti(L, LUA_REGISTRYINDEX, e->h->object_mt);
-            if (lua_rawequal(L, -1, -3))
-                kind = 2;
-            lua_pop(L, 1);
-        }
+        is_array = lua_rawequal(L, -1, -2);
         lua_pop(L, 2);
     }
     lua_Integer n = 0;
-    if (kind == 1) {
+    if (is_array)
         enc_array(e, idx, (lua_Integer)lua_rawlen(L, idx), depth);
-    } else if (kind == 0 && is_sequence(L, idx, &n)) {
+    else if (is_sequence(L, idx, &n))
         enc_array(e, idx, n, depth);
-    } else {
+    else
         enc_object(e, idx, depth);
-    }
 }
 
 static void enc_value(jenc *e, int idx, int depth)
@@ -670,7 +939,9 @@ static int l_decode(lua_State *L)
 
 /* json.array([t]) / json.object([t]): marks t (or a new table) so that it
  * encodes as an array / an object even when empty. Returns it. */
-static int mark(lua_State *L, int ref)
+/* json.array([t]): marks t (or a new table) so that it encodes as an array
+ * even when empty. Returns it. */
+static int l_array(lua_State *L)
 {
     if (lua_isnoneornil(L, 1)) {
         lua_settop(L, 0);
@@ -679,21 +950,51 @@ static int mark(lua_State *L, int ref)
         luaL_checktype(L, 1, LUA_TTABLE);
         lua_settop(L, 1);
     }
-    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, sl_lua_host_of(L)->array_mt);
     lua_setmetatable(L, 1);
     return 1;
 }
 
-static int l_array(lua_State *L)
-{
-    return mark(L, sl_lua_host_of(L)->array_mt);
-}
-
+/* json.object([t]): makes t (or a new table) an ordered object: the keys
+ * it holds take places sorted by name, keys assigned later are appended in
+ * assignment order. An object is returned as it is. Raises for a key that
+ * is not a string or a number. */
 static int l_object(lua_State *L)
 {
-    return mark(L, sl_lua_host_of(L)->object_mt);
+    if (lua_isnoneornil(L, 1)) {
+        lua_settop(L, 0);
+        lua_newtable(L);
+    } else {
+        luaL_checktype(L, 1, LUA_TTABLE);
+        lua_settop(L, 1);
+        if (push_order(L, 1)) {
+            lua_settop(L, 1);
+            return 1;
+        }
+    }
+    jenc e = {.L = L, .h = sl_lua_host_of(L)};
+    lua_pushnil(L);
+    while (lua_next(L, 1)) {
+        read_key(&e, -2);
+        lua_pop(L, 1);
+    }
+    sort_keys(e.h->keys, e.ktop);
+    push_object_mt(L, (int)(e.ktop < 4 ? 4 : e.ktop < INT_MAX ? e.ktop : INT_MAX));
+    for (size_t i = 0; i < e.ktop; i++) {
+        sl_lua_keyent *k = &e.h->keys[i];
+        if (k->ltype == LUA_TSTRING)
+            lua_pushlstring(L, k->s, k->len);
+        else if (k->is_int)
+            lua_pushinteger(L, k->i);
+        else
+            lua_pushnumber(L, k->f);
+        lua_rawseti(L, 2, (lua_Integer)i + 1);
+    }
+    lua_setmetatable(L, 1);
+    return 1;
 }
 
+/* A shared marker metatable (json.array), as a registry ref. */
 static int new_marker(lua_State *L, const char *name)
 {
     lua_createtable(L, 0, 2);
@@ -708,7 +1009,6 @@ void sl_lua_open_json(lua_State *L)
 {
     sl_lua_host *h = sl_lua_host_of(L);
     h->array_mt = new_marker(L, "json.array");
-    h->object_mt = new_marker(L, "json.object");
     static const luaL_Reg fns[] = {
         {"encode", l_encode}, {"decode", l_decode}, {"array", l_array},
         {"object", l_object}, {NULL, NULL},
