@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fnv.h"
 #include "hex.h"
 #include "json_escape.h"
 #include "utf8.h"
@@ -235,29 +236,66 @@ static void dec_literal(jdec *d, const char *word, size_t n)
 }
 
 static void push_object_mt(lua_State *L, int narr);
+static void push_shape(lua_State *L, sl_lua_host *h, int first, int n);
 
-/* Reads one member "key": value into the object at t whose order is at
- * t + 1 (n keys so far); a repeated key keeps its first place and its last
- * value. */
-static void dec_member(jdec *d, int t, lua_Integer *n)
+#define KEYS_ON_STACK 32
+
+/* Moves the keys decoded so far, kept on the stack above t + 1, into the
+ * private (unshared) order of the object at t: the metatable at t + 1, made here (sized for
+ * them, or for more when more may follow) when that slot is still nil. */
+static void flush_keys(lua_State *L, int t, lua_Integer *n, int pending, bool last)
 {
-    lua_State *L = d->L;
-    skip_ws(d);
-    if (d->p >= d->end || *d->p != '"')
-        dec_error(d, "expected a string key");
-    dec_string(d);
-    skip_ws(d);
-    if (d->p >= d->end || *d->p != ':')
-        dec_error(d, "expected ':'");
-    d->p++;
-    lua_pushvalue(L, -1);
-    if (lua_rawget(L, t) == LUA_TNIL) {
-        lua_pushvalue(L, -2);
+    if (lua_isnil(L, t + 1)) {
+        push_object_mt(L, last ? pending : 2 * pending);
+        lua_replace(L, t + 1);
+    }
+    for (int i = 0; i < pending; i++) {
+        lua_pushvalue(L, t + 2 + i);
         lua_rawseti(L, t + 1, ++*n);
     }
-    lua_pop(L, 1);
-    dec_value(d);
-    lua_rawset(L, t);
+    lua_settop(L, t + 1);
+}
+
+/* Reads the members of the object at t (its order at t + 1, nil until
+ * made) up to the closing '}'. A repeated key takes a second place; the
+ * encoder drops it (enc_ordered). */
+static void dec_members(jdec *d, int t)
+{
+    lua_State *L = d->L;
+    lua_Integer n = 0;
+    int pending = 0;
+    for (;;) {
+        skip_ws(d);
+        if (d->p >= d->end || *d->p != '"')
+            dec_error(d, "expected a string key");
+        dec_string(d); /* stays on the stack for the order */
+        skip_ws(d);
+        if (d->p >= d->end || *d->p != ':')
+            dec_error(d, "expected ':'");
+        d->p++;
+        lua_pushvalue(L, -1);
+        dec_value(d);
+        lua_rawset(L, t);
+        if (++pending == KEYS_ON_STACK) {
+            flush_keys(L, t, &n, pending, false);
+            pending = 0;
+        }
+        luaL_checkstack(L, 8, "json: nested too deeply");
+        skip_ws(d);
+        if (d->p < d->end && *d->p == ',') {
+            d->p++;
+            continue;
+        }
+        if (d->p < d->end && *d->p == '}') {
+            d->p++;
+            break;
+        }
+        dec_error(d, "expected ',' or '}'");
+    }
+    if (n == 0)
+        push_shape(L, d->h, t + 2, pending); /* the common case: no keys flushed */
+    else
+        flush_keys(L, t, &n, pending, true);
 }
 
 static void dec_object(jdec *d)
@@ -268,26 +306,14 @@ static void dec_object(jdec *d)
     luaL_checkstack(L, 8, "json: nested too deeply");
     lua_createtable(L, 0, 4);
     int t = lua_gettop(L);
-    push_object_mt(L, 4);
-    lua_Integer n = 0;
+    lua_pushnil(L); /* the order, made when the first keys are flushed */
     d->p++;
     skip_ws(d);
     if (d->p < d->end && *d->p == '}') {
         d->p++;
+        push_shape(L, d->h, t + 2, 0);
     } else {
-        for (;;) {
-            dec_member(d, t, &n);
-            skip_ws(d);
-            if (d->p < d->end && *d->p == ',') {
-                d->p++;
-                continue;
-            }
-            if (d->p < d->end && *d->p == '}') {
-                d->p++;
-                break;
-            }
-            dec_error(d, "expected ',' or '}'");
-        }
+        dec_members(d, t);
     }
     lua_setmetatable(L, t);
     d->depth--;
@@ -597,11 +623,9 @@ static void enc_object(jenc *e, int idx, int depth)
  * array part (false where a key was removed and later assigned again, which
  * moves it to the end), __newindex = obj_newindex (Lua calls it only for a
  * key the table does not hold, so assigning an existing key leaves it in
- * place and reads cost nothing), and the marker fields __metatable and
- * __name ("json.object"). Past ORDER_SCAN keys the metatable also holds an
- * index key -> place (under IDX_KEY), so a returning key is found in O(1).
- * Keys stored with rawset bypass the order: they are written after the
- * ordered ones, sorted. */
+ * place and reads cost nothing), and the marker __metatable = "json.object". Past ORDER_SCAN keys
+ * the metatable also holds an index key -> place (under IDX_KEY), so a returning key is found in
+ * O(1). The sandbox's rawset gives a new key its place too (sl_lua_json_rawset). */
 
 #define ORDER_SCAN 32
 static const char IDX_KEY = 'i';  /* metatable[&IDX_KEY]: key -> place */
@@ -612,13 +636,11 @@ static int obj_newindex(lua_State *L);
 /* Pushes a new object metatable with room for narr keys. */
 static void push_object_mt(lua_State *L, int narr)
 {
-    lua_createtable(L, narr, 3);
+    lua_createtable(L, narr, 2);
     lua_pushcfunction(L, obj_newindex);
     lua_setfield(L, -2, "__newindex");
     lua_pushliteral(L, "json.object");
     lua_setfield(L, -2, "__metatable"); /* getmetatable/setmetatable cannot reach it */
-    lua_pushliteral(L, "json.object");
-    lua_setfield(L, -2, "__name");
 }
 
 /* Is the table at idx an object? Then its metatable is pushed; else nothing. */
@@ -630,6 +652,139 @@ static bool push_order(lua_State *L, int idx)
     bool is_obj = lua_tocfunction(L, -1) == obj_newindex;
     lua_pop(L, is_obj ? 1 : 2);
     return is_obj;
+}
+
+/* ---- shared orders (shapes) ----
+ * Decoded objects with the same keys in the same order (every message of a
+ * partner, every item of a list) share one order metatable, found in a
+ * small cache (SHAPE_SLOTS, by a hash of the interned key strings, checked
+ * key by key), so decoding makes no table for the order in the common case.
+ * A shared order is marked (SHARED_KEY) and never changed: a key added to
+ * an object moves it to the next shared order (push_transition; cached, so
+ * a script that adds the same keys to every message makes no table either),
+ * and past ORDER_SCAN keys, or to drop a repeated key, the object gets its
+ * own copy (own_order). */
+
+#define SHAPE_SLOTS 64
+static const char SHARED_KEY = 's'; /* metatable[&SHARED_KEY] = true: shared, read-only */
+static const char TRANS_KEY = 'n';  /* metatable[&TRANS_KEY]: key -> the next shared order */
+
+/* Does the order at mt hold exactly the n keys on the stack from first? */
+static bool shape_matches(lua_State *L, int mt, int first, int n)
+{
+    if (lua_rawlen(L, mt) != (size_t)n)
+        return false;
+    for (int i = 0; i < n; i++) {
+        lua_rawgeti(L, mt, i + 1);
+        bool same = lua_rawequal(L, -1, first + i);
+        lua_pop(L, 1);
+        if (!same)
+            return false;
+    }
+    return true;
+}
+
+/* Looks for the order of the n keys on the stack from first in the slot of
+ * the cache at cache: pushes it and returns true, or returns false. */
+static bool shape_find(lua_State *L, int cache, lua_Integer slot, int first, int n)
+{
+    if (lua_rawgeti(L, cache, slot) == LUA_TTABLE && shape_matches(L, lua_gettop(L), first, n))
+        return true;
+    lua_pop(L, 1);
+    return false;
+}
+
+/* Pushes the shared order of the n keys on the stack from first (the top
+ * of the stack then), from the cache or made and cached, and pops the keys.
+ * Two slots per hash (an empty one is filled first), so that two shapes
+ * of the same traffic rarely evict each other. */
+static void push_shape(lua_State *L, sl_lua_host *h, int first, int n)
+{
+    const void *keys[KEYS_ON_STACK + 1] = {(const void *)(uintptr_t)n};
+    for (int i = 0; i < n; i++) /* short strings are interned: equal keys, equal pointers */
+        keys[i + 1] = lua_topointer(L, first + i);
+    uint64_t hash = sl_fnv1a64_add(SL_FNV1A64_INIT, keys, (size_t)(n + 1) * sizeof keys[0]);
+    lua_Integer s1 = (lua_Integer)(hash % SHAPE_SLOTS) + 1;
+    lua_Integer s2 = (lua_Integer)((hash >> 32) % SHAPE_SLOTS) + 1;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->shape_cache);
+    int cache = lua_gettop(L);
+    if (!shape_find(L, cache, s1, first, n) && !shape_find(L, cache, s2, first, n)) {
+        push_object_mt(L, n);
+        for (int i = 0; i < n; i++) {
+            lua_pushvalue(L, first + i);
+            lua_rawseti(L, -2, i + 1);
+        }
+        lua_pushboolean(L, 1);
+        lua_rawsetp(L, -2, &SHARED_KEY);
+        bool s1_taken = lua_rawgeti(L, cache, s1) != LUA_TNIL;
+        bool s2_free = lua_rawgeti(L, cache, s2) == LUA_TNIL;
+        lua_pop(L, 2);
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, cache, s1_taken && s2_free ? s2 : s1);
+    }
+    lua_replace(L, first - 1);
+    lua_settop(L, first - 1);
+}
+
+/* Pushes the shared order that follows the shared order at mt when the key
+ * at k is assigned (k removed from its place if it had one, and appended),
+ * from mt's transitions (a weak table: orders no object uses go away) or
+ * made there. */
+static void push_transition(lua_State *L, int mt, int k)
+{
+    if (lua_rawgetp(L, mt, &TRANS_KEY) == LUA_TNIL) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_createtable(L, 0, 1);
+        lua_pushliteral(L, "v");
+        lua_setfield(L, -2, "__mode");
+        lua_setmetatable(L, -2);
+        lua_pushvalue(L, -1);
+        lua_rawsetp(L, mt, &TRANS_KEY);
+    }
+    int tr = lua_gettop(L);
+    lua_pushvalue(L, k);
+    if (lua_rawget(L, tr) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_Integer n = (lua_Integer)lua_rawlen(L, mt), w = 0;
+        push_object_mt(L, (int)n + 1);
+        for (lua_Integer i = 1; i <= n; i++) {
+            lua_rawgeti(L, mt, i);
+            if (lua_rawequal(L, -1, k))
+                lua_pop(L, 1);
+            else
+                lua_rawseti(L, -2, ++w);
+        }
+        lua_pushvalue(L, k);
+        lua_rawseti(L, -2, ++w);
+        lua_pushboolean(L, 1);
+        lua_rawsetp(L, -2, &SHARED_KEY);
+        lua_pushvalue(L, k);
+        lua_pushvalue(L, -2);
+        lua_rawset(L, tr);
+    }
+    lua_remove(L, tr);
+}
+
+/* The order of the object at t, whose metatable is at mt, made its own: a
+ * shared order is copied and set as t's metatable (pushed; its index is
+ * returned), else mt is returned. */
+static int own_order(lua_State *L, int t, int mt)
+{
+    if (lua_rawgetp(L, mt, &SHARED_KEY) == LUA_TNIL) {
+        lua_pop(L, 1);
+        return mt;
+    }
+    lua_pop(L, 1);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, mt);
+    push_object_mt(L, (int)(n < INT_MAX - 4 ? n + 4 : INT_MAX));
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, mt, i);
+        lua_rawseti(L, -2, i);
+    }
+    lua_pushvalue(L, -1);
+    lua_setmetatable(L, t);
+    return lua_gettop(L);
 }
 
 /* Pushes the index key -> place of the order at mt, building it first when
@@ -749,7 +904,13 @@ static int obj_newindex(lua_State *L)
     if (lua_isnil(L, 3) || (kt != LUA_TSTRING && kt != LUA_TNUMBER))
         return 0; /* nothing stored, or a key that encoding refuses anyway */
     lua_getmetatable(L, 1);
-    order_append(L, 4, 2);
+    lua_rawgetp(L, 4, &SHARED_KEY);
+    if (lua_toboolean(L, -1) && lua_rawlen(L, 4) < ORDER_SCAN) {
+        push_transition(L, 4, 2); /* small shared orders: share the next one too */
+        lua_setmetatable(L, 1);
+        return 0;
+    }
+    order_append(L, own_order(L, 1, 4), 2);
     return 0;
 }
 
@@ -784,14 +945,48 @@ static void put_unordered(jenc *e, int idx, int mt, size_t written, int depth)
     lua_pop(L, 1);
 }
 
-/* Writes the object at idx, whose order is at mt, keys in order. */
-static void enc_ordered(jenc *e, int idx, int mt, int depth)
+/* Rewrites the order at mt without its false places and without the second
+ * place of a key (a key repeated in the decoded text keeps its first). */
+static void order_dedupe(lua_State *L, int mt)
+{
+    lua_Integer n = (lua_Integer)lua_rawlen(L, mt), w = 0;
+    lua_createtable(L, 0, (int)(n < (1 << 20) ? n : (1 << 20)));
+    int seen = lua_gettop(L);
+    for (lua_Integer i = 1; i <= n; i++) {
+        if (lua_rawgeti(L, mt, i) == LUA_TBOOLEAN) {
+            lua_pop(L, 1);
+            continue;
+        }
+        lua_pushvalue(L, -1);
+        if (lua_rawget(L, seen) != LUA_TNIL) {
+            lua_pop(L, 2);
+            continue;
+        }
+        lua_pop(L, 1);
+        lua_pushvalue(L, -1);
+        lua_pushboolean(L, 1);
+        lua_rawset(L, seen);
+        lua_rawseti(L, mt, ++w);
+    }
+    for (lua_Integer i = n; i > w; i--) {
+        lua_pushnil(L);
+        lua_rawseti(L, mt, i);
+    }
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    lua_rawsetp(L, mt, &IDX_KEY);
+    lua_pushnil(L);
+    lua_rawsetp(L, mt, &TOMB_KEY);
+}
+
+/* Writes the members of the object at idx in the order at mt; returns how
+ * many. */
+static size_t put_in_order(jenc *e, int idx, int mt, int depth)
 {
     lua_State *L = e->L;
     lua_Integer n = (lua_Integer)lua_rawlen(L, mt);
     size_t written = 0;
     char num[40];
-    put(e, "{", 1);
     for (lua_Integer i = 1; i <= n; i++) {
         if (lua_rawgeti(L, mt, i) == LUA_TBOOLEAN) {
             lua_pop(L, 1);
@@ -811,9 +1006,53 @@ static void enc_ordered(jenc *e, int idx, int mt, int depth)
         enc_value(e, lua_gettop(L), depth + 1);
         lua_pop(L, 2);
     }
-    if (count_keys(L, idx) > written)
+    return written;
+}
+
+/* Writes the object at idx, whose order is at mt, keys in order. Every
+ * way of adding a key (t[k] = v, rawset, the table library) gives it a
+ * place, so more members written than keys held means a key with two places
+ * (repeated in the decoded text): the order is deduplicated and the object
+ * written again. */
+static void enc_ordered(jenc *e, int idx, int mt, int depth)
+{
+    lua_State *L = e->L;
+    size_t start = e->h->buf_len;
+    put(e, "{", 1);
+    size_t written = put_in_order(e, idx, mt, depth);
+    size_t held = count_keys(L, idx);
+    if (written > held) {
+        e->h->buf_len = start + 1;
+        mt = own_order(L, idx, mt);
+        order_dedupe(L, mt);
+        written = put_in_order(e, idx, mt, depth);
+    }
+    if (held > written) /* not expected: keys stored past the order */
         put_unordered(e, idx, mt, written, depth);
     put(e, "}", 1);
+}
+
+/* The rawset of the sandbox on an object: a key it does not hold yet gets
+ * its place as with t[k] = v. Arguments as rawset's (t, k, v); returns 1
+ * (t pushed) when it did the work, 0 when t is not an object or holds k. */
+int sl_lua_json_rawset(lua_State *L)
+{
+    if (!push_order(L, 1))
+        return 0;
+    lua_pop(L, 1);
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, 1) != LUA_TNIL) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    lua_pop(L, 1);
+    lua_pushcfunction(L, obj_newindex);
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, 3);
+    lua_call(L, 3, 0);
+    lua_settop(L, 1);
+    return 1;
 }
 
 static void enc_array(jenc *e, int idx, lua_Integer n, int depth)
@@ -1009,6 +1248,8 @@ void sl_lua_open_json(lua_State *L)
 {
     sl_lua_host *h = sl_lua_host_of(L);
     h->array_mt = new_marker(L, "json.array");
+    lua_createtable(L, SHAPE_SLOTS, 0);
+    h->shape_cache = luaL_ref(L, LUA_REGISTRYINDEX);
     static const luaL_Reg fns[] = {
         {"encode", l_encode}, {"decode", l_decode}, {"array", l_array},
         {"object", l_object}, {NULL, NULL},

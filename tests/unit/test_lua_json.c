@@ -61,6 +61,23 @@ static void test_msg_json_keeps_order(void **state)
     /* a repeated key keeps its first place and its last value */
     expect_body("function step(msg) msg:set_json(msg:json()) return msg end\n",
                 "{\"a\":1,\"b\":2,\"a\":3}", "{\"a\":3,\"b\":2}");
+    expect_body("function step(msg) local o = msg:json() o.c = 1 msg:set_json(o) return msg end\n",
+                "{\"a\":1,\"b\":2,\"a\":3}", "{\"a\":3,\"b\":2,\"c\":1}");
+    /* objects with the same keys share their order until one changes */
+    expect_body("function step(msg)\n"
+                "  local l = msg:json()\n"
+                "  l[1].c = 1; l[2].a = nil; l[2].a = 5; l[3].b = 0\n"
+                "  msg:set_json(l) return msg\n"
+                "end\n",
+                "[{\"a\":1,\"b\":2},{\"a\":3,\"b\":4},{\"a\":6,\"b\":7},{\"a\":8,\"b\":9}]",
+                "[{\"a\":1,\"b\":2,\"c\":1},{\"b\":4,\"a\":5},{\"a\":6,\"b\":0},"
+                "{\"a\":8,\"b\":9}]");
+    /* past the keys kept on the stack while decoding (32) */
+    char big[2048], *p = big;
+    p += sprintf(p, "{");
+    for (int i = 70; i > 0; i--)
+        p += sprintf(p, "\"k%d\":%d%s", i, i, i > 1 ? "," : "}");
+    expect_body("function step(msg) msg:set_json(msg:json()) return msg end\n", big, big);
 }
 
 static void test_changes_keep_order(void **state)
@@ -76,13 +93,13 @@ static void test_changes_keep_order(void **state)
                 "end\n",
                 "{\"Sku\":\"S1\",\"Qty\":1,\"Price\":9.5}",
                 "{\"Qty\":5,\"Price\":2.5,\"Extra\":1,\"Sku\":\"S2\"}");
-    /* a key stored with rawset has no place: written after, sorted */
+    /* rawset gives a new key its place too */
     expect_body("function step(msg)\n"
                 "  local o = msg:json()\n"
                 "  rawset(o, 'b', 2) rawset(o, 'a', 1) o.c = 3\n"
                 "  msg:set_json(o) return msg\n"
                 "end\n",
-                "{\"z\":0}", "{\"z\":0,\"c\":3,\"a\":1,\"b\":2}");
+                "{\"z\":0}", "{\"z\":0,\"b\":2,\"a\":1,\"c\":3}");
 }
 
 static void test_many_keys(void **state)
