@@ -169,6 +169,17 @@ static void test_xml_keeps_order(void **state)
         "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Header>"
         "<Auth>t</Auth></soap:Header><soap:Body><Order><Sku>A</Sku><Qty>1</Qty><Price>2.5</Price>"
         "</Order></soap:Body></soap:Envelope>");
+    /* the envelope options, from Lua */
+    expect_body("function step(msg)\n"
+                "  local d = xml.decode(msg.body, { strip_namespaces = true, unwrap = '/E/B',\n"
+                "                                   coerce = true })\n"
+                "  d.Order.Qty = d.Order.Qty + 1\n"
+                "  msg.body = xml.encode(d, { declaration = false, wrap = '/s:E/s:B',\n"
+                "                             namespaces = { s = 'urn:s' } })\n"
+                "  return msg\n"
+                "end\n",
+                "<s:E xmlns:s=\"urn:s\"><s:B><Order><Sku>A</Sku><Qty>1</Qty></Order></s:B></s:E>",
+                "<s:E xmlns:s=\"urn:s\"><s:B><Order><Sku>A</Sku><Qty>2</Qty></Order></s:B></s:E>");
     /* xml.decode gives ordered objects: document order comes back */
     expect_body("function step(msg) msg.body = json.encode(xml.decode(msg.body)) return msg end\n",
                 "<r><z>1</z><b a=\"x\">2</b><a/></r>",
