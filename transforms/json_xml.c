@@ -736,6 +736,21 @@ static json_t *wrap_doc(const json_t *doc, const sl_xml_opts *o, sl_error *err)
     return inner;
 }
 
+/* sl_json_to_xml with o->wrap: the document wrapped (wrap_doc), written. */
+static char *json_to_xml_wrapped(const json_t *doc, const sl_xml_opts *o, size_t *len,
+                                 sl_error *err)
+{
+    json_t *wrapped = wrap_doc(doc, o, err);
+    if (!wrapped)
+        return NULL;
+    sl_xml_opts inner = *o;
+    inner.wrap = NULL;
+    inner.root = NULL;
+    char *xml = sl_json_to_xml(wrapped, &inner, len, err);
+    json_decref(wrapped);
+    return xml;
+}
+
 char *sl_json_to_xml(const json_t *doc, const sl_xml_opts *o, size_t *len, sl_error *err)
 {
     sl_xml_opts defaults;
@@ -743,17 +758,8 @@ char *sl_json_to_xml(const json_t *doc, const sl_xml_opts *o, size_t *len, sl_er
         sl_xml_opts_init(&defaults);
         o = &defaults;
     }
-    if (o->wrap && doc) {
-        json_t *wrapped = wrap_doc(doc, o, err);
-        if (!wrapped)
-            return NULL;
-        sl_xml_opts inner = *o;
-        inner.wrap = NULL;
-        inner.root = NULL;
-        char *xml = sl_json_to_xml(wrapped, &inner, len, err);
-        json_decref(wrapped);
-        return xml;
-    }
+    if (o->wrap && doc)
+        return json_to_xml_wrapped(doc, o, len, err);
     pthread_once(&class_once, class_init);
     enc e = {.max_depth = opt_depth(o), .err = err, .key = "", .key_len = 0};
     if (!doc) {
