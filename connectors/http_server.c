@@ -80,6 +80,7 @@ typedef struct hs_route {
     bool json_tree; /* the key is a JSON path: parse once with jansson, hand the tree on */
     sl_idem *idem;  /* NULL when dedupe_window is 0 */
     const char *reply_ctype;
+    int reply_output; /* `reply_from`: the index of that output in the route's `to:`, or -1 */
 } hs_route;
 
 /* Deadlines of `reply: sync` requests: a min-heap served by one thread. */
@@ -140,6 +141,7 @@ struct hs_req {
     bool durable;
     bool durable_failed;
     bool replied;
+    bool no_reply; /* delivered, but the reply_from output did not take it (its when:) */
     bool watching;
     bool timed_out;
     int status; /* the chosen answer, once answered */
@@ -153,6 +155,7 @@ struct hs_req {
     char *reply_body;
     size_t reply_len;
     char reply_ctype[128]; /* the delivered message's content type, "" for the route's */
+    int reply_status;      /* the reply_from output's status (2xx), 0 for 200 */
     char reply_err[256];
     char *idem_key;
     size_t idem_len;
@@ -437,9 +440,30 @@ static void on_durable(void *arg, int64_t offset, const sl_error *err)
     req_unref(r);
 }
 
+/* Keeps a copy of the delivered answer o in r (r->mu held); out of memory
+ * turns it into a 502. */
+static void keep_reply(hs_req *r, const sl_route_outcome *o)
+{
+    const char *ct = o->content_type;
+    if (ct && strlen(ct) < sizeof r->reply_ctype && !strpbrk(ct, "\r\n"))
+        snprintf(r->reply_ctype, sizeof r->reply_ctype, "%s", ct);
+    r->reply_status = o->replied ? o->status : 0;
+    if (o->body == NULL)
+        return;
+    r->reply_body = malloc(o->body_len + 1);
+    if (r->reply_body == NULL) {
+        r->reply_state = SL_MSG_DEAD_LETTERED; /* answered as 502 */
+        snprintf(r->reply_err, sizeof r->reply_err,
+                 "out of memory copying the reply (the message was delivered)");
+        return;
+    }
+    memcpy(r->reply_body, o->body, o->body_len);
+    r->reply_body[o->body_len] = '\0';
+    r->reply_len = o->body_len;
+}
+
 /* sl_route_watch callback: a route worker thread. */
-static void on_reply(void *arg, const char *id, sl_msg_state state, const char *body,
-                     size_t body_len, const char *content_type, const char *error)
+static void on_reply(void *arg, const char *id, const sl_route_outcome *o)
 {
     hs_req *r = arg;
     after_answer aa;
@@ -449,24 +473,15 @@ static void on_reply(void *arg, const char *id, sl_msg_state state, const char *
     r->watching = false;
     if (!r->answered) {
         r->replied = true;
-        r->reply_state = state;
-        if (content_type && strlen(content_type) < sizeof r->reply_ctype &&
-            !strpbrk(content_type, "\r\n"))
-            snprintf(r->reply_ctype, sizeof r->reply_ctype, "%s", content_type);
-        if (state == SL_MSG_DELIVERED && body != NULL) {
-            r->reply_body = malloc(body_len + 1);
-            if (r->reply_body != NULL) {
-                memcpy(r->reply_body, body, body_len);
-                r->reply_body[body_len] = '\0';
-                r->reply_len = body_len;
-            } else {
-                r->reply_state = SL_MSG_DEAD_LETTERED; /* answered as 502 below */
-                snprintf(r->reply_err, sizeof r->reply_err,
-                         "out of memory copying the reply (the message was delivered)");
-            }
+        r->reply_state = o->state;
+        if (o->state == SL_MSG_DELIVERED && r->rt->reply_output >= 0 && !o->replied) {
+            r->reply_state = SL_MSG_DEAD_LETTERED; /* answered as 502 no_reply */
+            r->no_reply = true;
+        } else if (o->state == SL_MSG_DELIVERED) {
+            keep_reply(r, o);
         }
-        if (state != SL_MSG_DELIVERED && error != NULL)
-            snprintf(r->reply_err, sizeof r->reply_err, "%s", error);
+        if (o->state != SL_MSG_DELIVERED && o->error != NULL)
+            snprintf(r->reply_err, sizeof r->reply_err, "%s", o->error);
         chose = settle(r);
         if (chose)
             answered_locked(r, &aa);
@@ -643,7 +658,7 @@ static void build_final(hs_req *r, hs_answer *a)
             return;
         case 200:
             memset(a, 0, offsetof(hs_answer, buf));
-            a->status = 200;
+            a->status = r->reply_status >= 200 && r->reply_status < 300 ? r->reply_status : 200;
             a->ctype = r->reply_ctype[0] ? r->reply_ctype : rt->reply_ctype;
             a->body = r->reply_body != NULL ? r->reply_body : a->buf;
             a->len = r->reply_len;
@@ -1021,7 +1036,7 @@ static int watch_reply(hs_req *r)
 {
     r->refs++; /* the watch's; no other thread knows r yet */
     r->watching = true;
-    if (sl_route_watch(r->rt->route, r->id, on_reply, r) != 0) {
+    if (sl_route_watch_reply(r->rt->route, r->id, r->rt->reply_output, on_reply, r) != 0) {
         r->refs--;
         r->watching = false;
         return -1;
@@ -1307,6 +1322,10 @@ static int hs_attach(sl_connector *c, sl_route *route, sl_error *err)
     rt->name = sl_route_name(route);
     rt->path = in->path;
     rt->json_tree = rc->key != NULL && rc->key[0] == '$';
+    rt->reply_output = -1;
+    for (size_t i = 0; in->reply_from && i < rc->n_to; i++)
+        if (rc->to[i].name && strcmp(rc->to[i].name, in->reply_from) == 0)
+            rt->reply_output = (int)i;
     rt->reply_ctype = sl_httpd_content_type_name(in->content_type);
     if (rt->reply_ctype == NULL)
         rt->reply_ctype = "application/octet-stream";
