@@ -23,6 +23,7 @@
 #include "fnv.h"
 #include "logging.h"
 #include "step.h"
+#include "tail.h"
 
 #define BATCH_MAX_RECORDS 512
 #define BATCH_MAX_BYTES (4u << 20)
@@ -121,6 +122,7 @@ struct sl_route {
     pthread_mutex_t watch_mu;
     atomic_int n_watches;
     sl_watch *watches[WATCH_BUCKETS];
+    sl_tail *tail; /* the live tail (admin, console) */
 };
 
 /* Kafka's murmur2 would let keys land where Kafka puts them; FNV-1a is
@@ -431,6 +433,12 @@ sl_route *sl_route_new(const sl_route_env *env, const sl_route_conf *conf, sl_er
     r->env = *env;
     r->conf = conf;
     pthread_mutex_init(&r->watch_mu, NULL);
+    r->tail = sl_tail_new();
+    if (!r->tail) {
+        free(r);
+        sl_error_set(err, SL_ENOMEM, "out of memory");
+        return NULL;
+    }
     pthread_mutex_init(&r->redrive_mu, NULL);
     if (compile_key(conf, &r->key, err) < 0 || open_topics(r, err) < 0 || open_outputs(r, err) < 0)
         goto fail;
@@ -613,6 +621,7 @@ static int append_to_route(sl_route *r, sl_msg *msg, sl_error *err)
     msg->offset = off;
     sl_status_set_offset(r->env.status, msg->id, off);
     sl_counter_add(r->in_total, 1);
+    sl_tail_publish(r->tail, "accepted", msg, part, off);
     return 0;
 }
 
@@ -626,6 +635,11 @@ int sl_route_append(sl_route *r, sl_msg *msg, sl_error *err)
 }
 
 /* ---- accessors ---- */
+
+sl_tail *sl_route_tail(sl_route *r)
+{
+    return r->tail;
+}
 
 const char *sl_route_name(const sl_route *r)
 {
@@ -1538,6 +1552,8 @@ static void report_delivered(sl_worker *w, item_vec *iv, size_t done)
         sl_item *it = &iv->v[i];
         if (!it->dead) {
             sl_status_update(r->env.status, it->msg->id, SL_MSG_DELIVERED, it->attempts + 1, NULL);
+            sl_tail_publish(r->tail, "delivered", it->msg, w->index,
+                            w->batch.records[it->rec].offset);
             notify_done(r, it->msg->id, SL_MSG_DELIVERED, it, NULL);
         }
     }
@@ -1849,6 +1865,7 @@ void sl_route_free(sl_route *r)
         }
     }
     pthread_mutex_destroy(&r->watch_mu);
+    sl_tail_free(r->tail);
     pthread_mutex_destroy(&r->redrive_mu);
     sl_dlq_free(r->dlq_state);
     sl_expr_free(r->key);

@@ -115,6 +115,10 @@ int sl_route_watch_reply(sl_route *r, const char *id, int reply_output, sl_route
 int sl_route_unwatch(sl_route *r, const char *id);
 
 const char *sl_route_name(const sl_route *r);
+
+/* The route's live tail (core/tail.h): it publishes each message as it is
+ * accepted and as it is delivered. Lives as long as the route. */
+struct sl_tail *sl_route_tail(sl_route *r);
 const sl_route_conf *sl_route_get_conf(const sl_route *r);
 int sl_route_partition_count(const sl_route *r);
 
