@@ -82,7 +82,7 @@ routes:
             sync_timeout: {sync_timeout}, reply_from: erp }}
     to:
       - {{ connector: audit, path: /audit }}
-      - {{ connector: erp, path: /erp/orders }}
+      - {{ connector: erp, path: /erp/orders, when: "msg.headers['x-skip-erp'] == nil" }}
     on_error:
       retry: {{ max_attempts: 3, initial_backoff: 10ms, max_backoff: 20ms }}
 """
@@ -130,6 +130,18 @@ def test_reply_from_answers_with_the_partners_status_body_and_content_type():
         msg_id = hdrs["x-message-id"]
         st, body, _ = request("GET", env.admin, f"/v1/messages/{msg_id}")
         assert st == 200 and json.loads(body)["state"] == "delivered", body
+
+
+def test_reply_from_output_that_did_not_take_the_message_is_502_no_reply():
+    with Env(lambda req: (200, "<ack/>", {"Content-Type": "application/xml"})) as env:
+        st, body, hdrs = post_json(env.ingest, "/orders", {"order": "D-1"},
+                                   headers={"x-skip-erp": "1"})
+        assert st == 502, (st, body)
+        ans = json.loads(body)
+        assert ans["error"] == "no_reply" and ans["id"] == hdrs["x-message-id"], ans
+        assert env.erp.count() == 0 and env.audit.count() == 1
+        st, body, _ = request("GET", env.admin, f"/v1/messages/{ans['id']}")
+        assert json.loads(body)["state"] == "delivered", body
 
 
 def test_reply_from_dead_letter_is_502_with_the_id():
