@@ -717,8 +717,12 @@ static void build_final(hs_req *r, hs_answer *a)
                          r->id);
             break;
         case 503: /* the log refused it after all: nothing was kept, resend later */
-            answer_error(a, 503, "backpressure", r->err, r->id);
+            answer_error(a, 503, "backpressure",
+                         "the route's log did not take the message (nothing was kept); retry later",
+                         NULL);
             a->retry_after = true;
+            sl_warn(HS_COMPONENT, "%s: route %s: message %s refused by the log (503): %s",
+                    r->srv->name, rt->name, r->id, r->err);
             break;
         default:
             snprintf(detail, sizeof detail,

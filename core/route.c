@@ -682,7 +682,8 @@ static int append_to_route(sl_route *r, sl_msg *msg, sl_error *err)
     if (!r->backend) /* a backend's is a ticket until the delivery report */
         sl_status_set_offset(r->env.status, msg->id, off);
     sl_counter_add(r->in_total, 1);
-    sl_tail_publish(r->tail, "accepted", msg, part, off);
+    /* a backend's offset is known only at the delivery report: -1 here */
+    sl_tail_publish(r->tail, "accepted", msg, part, r->backend ? -1 : off);
     return 0;
 }
 
