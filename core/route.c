@@ -26,6 +26,12 @@
 
 #define BATCH_MAX_RECORDS 512
 #define BATCH_MAX_BYTES (4u << 20)
+/* Lazy offset commits: the offset file of a partition is written when the
+ * committed offset is this many records or milliseconds past the one on disk,
+ * and always before the worker waits (idle, paused, backoff) or stops. A
+ * crash redelivers at most what these bound (at least once, same ids). */
+#define COMMIT_MAX_RECORDS 4096
+#define COMMIT_MAX_MS 100
 #define WATCH_BUCKETS 1024
 
 /* One element of `to:` at run time. */
@@ -92,6 +98,9 @@ typedef struct sl_worker {
     atomic_int_fast64_t corrupt_at; /* the damaged offset the worker is held at, or -1 */
     atomic_int_fast64_t corrupt_next;
     int64_t reported_at; /* the last damaged offset reported (worker thread only) */
+    int64_t commit_due;  /* committed in memory, not yet on disk, or -1 (worker thread only) */
+    int64_t commit_disk; /* the offset in the partition's offset file (worker thread only) */
+    uint64_t commit_disk_ms; /* when it was written (monotonic) */
 } sl_worker;
 
 struct sl_route {
@@ -676,9 +685,12 @@ void sl_route_pause(sl_route *r, bool paused)
 
 /* Sleeps up to ms, returning early on stop or rewind (true), or, with
  * on_breaker, when an output's breaker closed (false). */
+static void write_commit(sl_worker *w);
+
 static bool sleep_until(sl_worker *w, uint64_t ms, bool on_breaker)
 {
     struct timespec ts;
+    write_commit(w); /* nothing stays lazy across a wait */
     clock_gettime(CLOCK_REALTIME, &ts);
     ts.tv_sec += (time_t)(ms / 1000);
     ts.tv_nsec += (long)(ms % 1000) * 1000000L;
@@ -700,6 +712,38 @@ static bool sleep_until(sl_worker *w, uint64_t ms, bool on_breaker)
 static bool sleep_interruptible(sl_worker *w, uint64_t ms)
 {
     return sleep_until(w, ms, false);
+}
+
+/* Writes the committed offset the worker holds in memory (if any) to the
+ * partition's offset file, retrying every second while that fails until the
+ * worker is told to stop or rewind (then it stays due). Worker thread only. */
+static void write_commit(sl_worker *w)
+{
+    int64_t to = w->commit_due;
+    if (to < 0)
+        return;
+    w->commit_due = -1; /* sleep_interruptible below must not recurse */
+    sl_error e;
+    while (sl_partition_commit(w->part, w->route->conf->name, to, &e) < 0) {
+        sl_err("route", "route %s partition %d: commit failed: %s", w->route->conf->name,
+               w->index, e.msg);
+        if (sleep_interruptible(w, 1000)) {
+            w->commit_due = to;
+            return;
+        }
+    }
+    w->commit_disk = to;
+    w->commit_disk_ms = sl_mono_ms();
+}
+
+/* Commits `to` in memory and writes it to disk when the file is
+ * COMMIT_MAX_RECORDS or COMMIT_MAX_MS behind. */
+static void commit_lazily(sl_worker *w, int64_t to)
+{
+    w->commit_due = to;
+    if (to - w->commit_disk >= COMMIT_MAX_RECORDS || to < w->commit_disk ||
+        sl_mono_ms() - w->commit_disk_ms >= COMMIT_MAX_MS)
+        write_commit(w);
 }
 
 static uint64_t backoff_ms(const sl_retry_conf *rc, int attempts, unsigned *seed)
@@ -1515,7 +1559,6 @@ static void observe_latency(sl_worker *w, const item_vec *iv, size_t done)
 static void commit_finished(sl_worker *w, const item_vec *iv, size_t done, size_t nrec,
                             int64_t *next)
 {
-    sl_route *r = w->route;
     sl_batch *b = &w->batch;
     int64_t to;
     if (done < iv->n)
@@ -1524,12 +1567,7 @@ static void commit_finished(sl_worker *w, const item_vec *iv, size_t done, size_
         to = nrec == b->count ? b->next_offset : b->records[nrec].offset;
     if (nrec == 0 || to <= b->records[0].offset)
         return;
-    sl_error e;
-    while (sl_partition_commit(w->part, r->conf->name, to, &e) < 0) {
-        sl_err("route", "route %s partition %d: commit failed: %s", r->conf->name, w->index, e.msg);
-        if (sleep_interruptible(w, 1000))
-            break;
-    }
+    commit_lazily(w, to);
     observe_latency(w, iv, done);
     int64_t oldest = 0;
     for (size_t k = 0; k < b->count; k++) {
@@ -1657,6 +1695,8 @@ static void on_damage(sl_worker *w, int64_t *next)
         return;
     }
     free(d.bytes);
+    w->commit_due = -1; /* written past it just now */
+    w->commit_disk = d.next_offset;
     atomic_store(&w->committed, d.next_offset);
     set_last_error(w, NULL);
     *next = d.next_offset;
@@ -1681,8 +1721,16 @@ static void *worker_main(void *arg)
     sl_route *r = w->route;
     unsigned seed = (unsigned)(sl_wall_ms() ^ (w->index * 2654435761u));
     int64_t next = atomic_load(&w->committed);
+    w->commit_due = -1;
+    w->commit_disk = next;
+    w->commit_disk_ms = sl_mono_ms();
     for (;;) {
         pthread_mutex_lock(&w->mu);
+        if (w->paused && w->commit_due >= 0 && !w->stop && !w->rewind) {
+            pthread_mutex_unlock(&w->mu);
+            write_commit(w); /* before pausing; outside w->mu: it may wait on it */
+            continue;
+        }
         while (w->paused && !w->stop && !w->rewind)
             pthread_cond_wait(&w->cond, &w->mu);
         if (w->stop) {
@@ -1697,6 +1745,8 @@ static void *worker_main(void *arg)
             if (sl_partition_commit(w->part, r->conf->name, next, &e) < 0)
                 sl_err("route", "route %s partition %d: commit on rewind failed: %s", r->conf->name,
                        w->index, e.msg);
+            w->commit_due = -1;
+            w->commit_disk = next;
             atomic_store(&w->committed, next);
             continue;
         }
@@ -1722,11 +1772,17 @@ static void *worker_main(void *arg)
             atomic_store(&w->oldest_ms, 0);
             if (w->batch.next_offset > next)
                 next = w->batch.next_offset; /* skipped past deleted segments */
-            else if (sl_partition_wait_readable(w->part, next, 1000) < 0)
+            else if (write_commit(w), sl_partition_wait_readable(w->part, next, 1000) < 0)
                 break;
             continue;
         }
         process_batch(w, &seed, &next);
+    }
+    if (w->commit_due >= 0) {
+        sl_error e;
+        if (sl_partition_commit(w->part, r->conf->name, w->commit_due, &e) < 0)
+            sl_err("route", "route %s partition %d: commit at stop failed: %s", r->conf->name,
+                   w->index, e.msg);
     }
     return NULL;
 }

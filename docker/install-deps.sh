@@ -3,7 +3,8 @@
 # the gateway), `runtime` (run it: shared libraries and curl for health
 # checks), `test` (unit/integration tests, their tools and peers).
 # Usage: install-deps.sh [LIST...]; no argument installs build, runtime and
-# test. Also: `bench` (the benchmarks' anchors, tests/bench), `smoke` (what `make docker-smoke` needs), `rabbitmq-image` and
+# test. Also: `bench` (the benchmarks' anchors, tests/bench), `smoke` (what
+# `make docker-smoke` needs), `rabbitmq-image` and
 # `kafka-peer-image` (the compose file's peer images).
 # Idempotent: packages already present are not fetched again. This is the
 # only place the lists live; the Makefile, .ci/run and the Dockerfiles call it.
