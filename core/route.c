@@ -98,9 +98,12 @@ typedef struct sl_worker {
     atomic_int_fast64_t corrupt_at; /* the damaged offset the worker is held at, or -1 */
     atomic_int_fast64_t corrupt_next;
     int64_t reported_at; /* the last damaged offset reported (worker thread only) */
-    int64_t commit_due;  /* committed in memory, not yet on disk, or -1 (worker thread only) */
-    int64_t commit_disk; /* the offset in the partition's offset file (worker thread only) */
-    uint64_t commit_disk_ms; /* when it was written (monotonic) */
+    /* Lazy commits (worker thread only): the offset committed in memory and
+     * not yet written (-1: none), the one in the offset file, and when that
+     * was written (monotonic ms). */
+    int64_t commit_due;
+    int64_t commit_disk;
+    uint64_t commit_disk_ms;
 } sl_worker;
 
 struct sl_route {
@@ -725,8 +728,8 @@ static void write_commit(sl_worker *w)
     w->commit_due = -1; /* sleep_interruptible below must not recurse */
     sl_error e;
     while (sl_partition_commit(w->part, w->route->conf->name, to, &e) < 0) {
-        sl_err("route", "route %s partition %d: commit failed: %s", w->route->conf->name,
-               w->index, e.msg);
+        sl_err("route", "route %s partition %d: commit failed: %s", w->route->conf->name, w->index,
+               e.msg);
         if (sleep_interruptible(w, 1000)) {
             w->commit_due = to;
             return;

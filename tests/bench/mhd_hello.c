@@ -13,11 +13,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define HELLO_POOL_THREADS 2          /* HS_POOL_THREADS in connectors/http_server.c */
-#define HELLO_CONN_MEMORY (32 * 1024) /* HS_CONN_MEMORY */
-#define HELLO_BACKLOG 1024            /* sl_httpd_listen_socket's backlog in hs_start */
+#define HELLO_POOL_THREADS 2 /* HS_POOL_THREADS in connectors/http_server.c */
+#ifndef HELLO_CONN_MEMORY
+#define HELLO_CONN_MEMORY (16 * 1024) /* HS_CONN_MEMORY */
+#endif
+#define HELLO_BACKLOG 1024 /* sl_httpd_listen_socket's backlog in hs_start */
 
-static const char hello_body[] = "{\"id\":\"hello\",\"route\":\"orders\",\"partition\":0,\"offset\":0}";
+static const char hello_body[] =
+    "{\"id\":\"hello\",\"route\":\"orders\",\"partition\":0,\"offset\":0}";
 static volatile sig_atomic_t hello_stop;
 
 static void on_signal(int sig)
