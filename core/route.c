@@ -28,8 +28,9 @@
 #define BATCH_MAX_BYTES (4u << 20)
 /* Lazy offset commits: the offset file of a partition is written when the
  * committed offset is this many records or milliseconds past the one on disk,
- * and always before the worker waits (idle, paused, backoff) or stops. A
- * crash redelivers at most what these bound (at least once, same ids). */
+ * before the worker sleeps (paused, backoff, breaker) or stops, and when it
+ * has been idle for that long. A crash redelivers at most what these bound
+ * (at least once, same ids). */
 #define COMMIT_MAX_RECORDS 4096
 #define COMMIT_MAX_MS 100
 #define WATCH_BUCKETS 1024
@@ -747,6 +748,22 @@ static void commit_lazily(sl_worker *w, int64_t to)
     if (to - w->commit_disk >= COMMIT_MAX_RECORDS || to < w->commit_disk ||
         sl_mono_ms() - w->commit_disk_ms >= COMMIT_MAX_MS)
         write_commit(w);
+}
+
+/* How long a worker that read everything may wait for more: while a
+ * commit is due, only until it is COMMIT_MAX_MS old (written then, if
+ * nothing came: a route that keeps up does not write its offset file after
+ * every group commit), else a second. */
+static int idle_wait_ms(sl_worker *w)
+{
+    if (w->commit_due < 0)
+        return 1000;
+    uint64_t age = sl_mono_ms() - w->commit_disk_ms;
+    if (age >= COMMIT_MAX_MS) {
+        write_commit(w);
+        return 1000;
+    }
+    return (int)(COMMIT_MAX_MS - age);
 }
 
 static uint64_t backoff_ms(const sl_retry_conf *rc, int attempts, unsigned *seed)
@@ -1775,7 +1792,7 @@ static void *worker_main(void *arg)
             atomic_store(&w->oldest_ms, 0);
             if (w->batch.next_offset > next)
                 next = w->batch.next_offset; /* skipped past deleted segments */
-            else if (write_commit(w), sl_partition_wait_readable(w->part, next, 1000) < 0)
+            else if (sl_partition_wait_readable(w->part, next, idle_wait_ms(w)) < 0)
                 break;
             continue;
         }
