@@ -6,9 +6,12 @@
 # (c) Sluice with `fsync: never` and (d) with `fsync: always` (202 after the
 # fdatasync), each route delivering to a file. One server runs at a time;
 # each gets wrk -t1 -c64 for DURATION seconds with the 250-byte JSON order
-# (tests/bench/post.lua). Prints req/s, p99, the file delivery rate and RSS
-# of Sluice, and the two ratios of the goals: durable / nginx+Lua (goal
-# >= 1.0) and never / hello world (goal >= 0.8).
+# (tests/bench/post.lua). Prints req/s, p99, the server's CPU time per
+# request (user + system of its processes, from /proc: less sensitive than
+# req/s to other load on the machine), the file delivery rate and RSS of
+# Sluice, and the two ratios of the goals: durable / nginx+Lua (goal >= 1.0)
+# and never / hello world (goal >= 0.8). ROUNDS=N runs the four N times,
+# interleaved, and the ratios use the medians.
 # Usage: tests/bench/ingest_ratio.sh [BUILD_DIR]   (default build-rel, a Release build)
 # Needs wrk, nginx, libnginx-mod-http-lua and lua-cjson (docker/install-deps.sh bench).
 set -euo pipefail
@@ -16,6 +19,8 @@ BUILD=${1:-build-rel}
 cd "$(dirname "$0")/../.."
 DURATION=${DURATION:-8}
 CONNS=${CONNS:-64}
+ROUNDS=${ROUNDS:-1}
+TICK=$(getconf CLK_TCK)
 PORT=${PORT:-18510}
 ADMIN_PORT=$((PORT + 1))
 
@@ -53,6 +58,16 @@ stop_server() {
     SERVER_PID=""
 }
 
+# cpu_ticks PID: user + system clock ticks of PID and its child processes
+# (nginx's workers).
+cpu_ticks() {
+    local total=0 p
+    for p in $1 $(pgrep -P "$1" 2>/dev/null || true); do
+        total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$total"
+}
+
 rss_kb() {
     awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0
 }
@@ -60,15 +75,20 @@ rss_kb() {
 # measure NAME: wrk against the running server; appends "NAME rps p99_ms
 # non2xx" to $WORK/results and prints wrk's summary lines.
 measure() {
-    local name=$1
+    local name=$1 c0 c1
+    c0=$(cpu_ticks "$SERVER_PID")
     wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s tests/bench/post.lua \
         "http://127.0.0.1:$PORT/orders" >"$WORK/wrk.txt"
-    local rps p99 bad
+    c1=$(cpu_ticks "$SERVER_PID")
+    local rps p99 bad cpu
     rps=$(awk '/^Requests\/sec/ {print $2}' "$WORK/wrk.txt")
     p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub("us","",v); v/=1000} else if (v ~ /ms$/) {sub("ms","",v)} else if (v ~ /s$/) {sub("s","",v); v*=1000}; print v}' "$WORK/wrk.txt")
     bad=$(awk '/Non-2xx/ {print $NF} /Socket errors/ {print "sock:" $0}' "$WORK/wrk.txt" | tr '\n' ' ')
-    echo "$name $rps $p99 ${bad:-0}" >>"$WORK/results"
-    printf '%-32s %10.0f req/s   p99 %7.2f ms   %s\n' "$name" "$rps" "$p99" "${bad:+errors: $bad}"
+    cpu=$(awk -v t=$((c1 - c0)) -v hz="$TICK" -v r="$rps" -v d="$DURATION" \
+        'BEGIN {printf "%.1f", t / hz * 1e6 / (r * d)}')
+    echo "$name $rps $p99 $cpu" >>"$WORK/results"
+    printf '%-22s %8.0f req/s   p99 %7.2f ms   %5.1f us CPU/req  %s\n' "$name" "$rps" "$p99" \
+        "$cpu" "${bad:+errors: $bad}"
 }
 
 run_hello() {
@@ -123,21 +143,34 @@ YAML
     rss1=$(rss_kb "$SERVER_PID")
     local accepted
     accepted=$(awk '/requests in/ {print $1}' "$WORK/wrk.txt")
-    printf '%-32s accepted %d, delivered to the file by the end of wrk %d (%.0f%%); RSS %d -> %d MiB\n' \
+    printf '%-22s accepted %d, delivered to the file by the end of wrk %d (%.0f%%); RSS %d -> %d MiB\n' \
         "" "$accepted" "$lines" "$(echo "$lines $accepted" | awk '{print $2 ? 100*$1/$2 : 0}')" \
         $((rss0 / 1024)) $((rss1 / 1024))
     stop_server
 }
 
-echo "== ingest_ratio: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, wrk -t1 -c$CONNS -d${DURATION}s, 250-byte JSON, $BUILD"
-run_hello
-run_nginx
-run_sluice never
-run_sluice always
-awk '{rps[$1] = $2; p99[$1] = $3}
-END {
-    printf "durable (fsync: always) / nginx+lua: %.2f (goal >= 1.0, p99 %.2f ms, goal < 5 ms)\n",
-        rps["sluice-fsync-always"] / rps["nginx+lua"], p99["sluice-fsync-always"]
-    printf "fsync: never / mhd hello world:      %.2f (goal >= 0.8)\n",
-        rps["sluice-fsync-never"] / rps["mhd_hello"]
-}' "$WORK/results"
+echo "== ingest_ratio: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average" \
+    "$(cut -d' ' -f1 /proc/loadavg), wrk -t1 -c$CONNS -d${DURATION}s, 250-byte JSON, $BUILD"
+for round in $(seq "$ROUNDS"); do
+    [ "$ROUNDS" -gt 1 ] && echo "-- round $round"
+    run_hello
+    run_nginx
+    run_sluice never
+    run_sluice always
+done
+python3 - "$WORK/results" "$ROUNDS" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    name, rps, p99, cpu = line.split()[:4]
+    rows.setdefault(name, []).append((float(rps), float(p99), float(cpu)))
+med = {n: [statistics.median(c) for c in zip(*v)] for n, v in rows.items()}
+hello, nginx = med["mhd_hello"], med["nginx+lua"]
+never, always = med["sluice-fsync-never"], med["sluice-fsync-always"]
+what = "medians of %s rounds" % sys.argv[2] if int(sys.argv[2]) > 1 else "one round"
+print(f"== ratios ({what}); req/s, and in brackets the same from CPU time per request")
+print(f"durable (fsync: always) / nginx+lua: {always[0] / nginx[0]:.2f} [{nginx[2] / always[2]:.2f}]"
+      f" (goal >= 1.0; p99 {always[1]:.2f} ms, goal < 5 ms)")
+print(f"fsync: never / mhd hello world:      {never[0] / hello[0]:.2f} [{hello[2] / never[2]:.2f}]"
+      " (goal >= 0.8)")
+PY
