@@ -113,6 +113,7 @@ run_nginx() {
 # run_sluice FSYNC: a route from http_server to a file, fsync FSYNC.
 run_sluice() {
     local fsync=$1 dir="$WORK/sluice-$1"
+    rm -rf "$dir" # every round starts from an empty log
     mkdir -p "$dir"
     cat >"$dir/sluice.yaml" <<YAML
 sluice:
