@@ -687,14 +687,15 @@ void sl_route_pause(sl_route *r, bool paused)
 
 /* ---- the worker ---- */
 
-/* Sleeps up to ms, returning early on stop or rewind (true), or, with
- * on_breaker, when an output's breaker closed (false). */
 static void write_commit(sl_worker *w);
 
+/* Sleeps up to ms, returning early on stop or rewind (true), or, with
+ * on_breaker, when an output's breaker closed (false). Writes a due commit
+ * first: nothing stays lazy across a wait. */
 static bool sleep_until(sl_worker *w, uint64_t ms, bool on_breaker)
 {
     struct timespec ts;
-    write_commit(w); /* nothing stays lazy across a wait */
+    write_commit(w);
     clock_gettime(CLOCK_REALTIME, &ts);
     ts.tv_sec += (time_t)(ms / 1000);
     ts.tv_nsec += (long)(ms % 1000) * 1000000L;
@@ -1735,6 +1736,45 @@ bool sl_route_corrupt_held(sl_route *r, char *why, size_t n)
     return false;
 }
 
+/* With w->mu held: a worker about to wait while paused first writes the
+ * commit it holds (dropping w->mu meanwhile: that may sleep on it). */
+static void commit_before_pause(sl_worker *w)
+{
+    if (w->paused && w->commit_due >= 0 && !w->stop && !w->rewind) {
+        pthread_mutex_unlock(&w->mu);
+        write_commit(w);
+        pthread_mutex_lock(&w->mu);
+    }
+}
+
+/* With w->mu held (released here): commits the rewind's offset at once and
+ * returns it, where reading goes on. */
+static int64_t apply_rewind(sl_worker *w)
+{
+    sl_route *r = w->route;
+    int64_t next = w->rewind_to;
+    w->rewind = false;
+    pthread_mutex_unlock(&w->mu);
+    sl_error e;
+    if (sl_partition_commit(w->part, r->conf->name, next, &e) < 0)
+        sl_err("route", "route %s partition %d: commit on rewind failed: %s", r->conf->name,
+               w->index, e.msg);
+    w->commit_due = -1;
+    w->commit_disk = next;
+    atomic_store(&w->committed, next);
+    return next;
+}
+
+/* The worker stops: one attempt to write the commit it still holds. */
+static void commit_at_stop(sl_worker *w)
+{
+    sl_error e;
+    if (w->commit_due >= 0 &&
+        sl_partition_commit(w->part, w->route->conf->name, w->commit_due, &e) < 0)
+        sl_err("route", "route %s partition %d: commit at stop failed: %s", w->route->conf->name,
+               w->index, e.msg);
+}
+
 static void *worker_main(void *arg)
 {
     sl_worker *w = arg;
@@ -1746,11 +1786,7 @@ static void *worker_main(void *arg)
     w->commit_disk_ms = sl_mono_ms();
     for (;;) {
         pthread_mutex_lock(&w->mu);
-        if (w->paused && w->commit_due >= 0 && !w->stop && !w->rewind) {
-            pthread_mutex_unlock(&w->mu);
-            write_commit(w); /* before pausing; outside w->mu: it may wait on it */
-            continue;
-        }
+        commit_before_pause(w);
         while (w->paused && !w->stop && !w->rewind)
             pthread_cond_wait(&w->cond, &w->mu);
         if (w->stop) {
@@ -1758,16 +1794,7 @@ static void *worker_main(void *arg)
             break;
         }
         if (w->rewind) {
-            w->rewind = false;
-            next = w->rewind_to;
-            pthread_mutex_unlock(&w->mu);
-            sl_error e;
-            if (sl_partition_commit(w->part, r->conf->name, next, &e) < 0)
-                sl_err("route", "route %s partition %d: commit on rewind failed: %s", r->conf->name,
-                       w->index, e.msg);
-            w->commit_due = -1;
-            w->commit_disk = next;
-            atomic_store(&w->committed, next);
+            next = apply_rewind(w);
             continue;
         }
         pthread_mutex_unlock(&w->mu);
@@ -1798,12 +1825,7 @@ static void *worker_main(void *arg)
         }
         process_batch(w, &seed, &next);
     }
-    if (w->commit_due >= 0) {
-        sl_error e;
-        if (sl_partition_commit(w->part, r->conf->name, w->commit_due, &e) < 0)
-            sl_err("route", "route %s partition %d: commit at stop failed: %s", r->conf->name,
-                   w->index, e.msg);
-    }
+    commit_at_stop(w);
     return NULL;
 }
 
