@@ -82,7 +82,7 @@ typedef struct sl_worker {
     bool rewind;
     bool breaker_closed; /* a breaker of an output closed since the round began */
     int64_t rewind_to;
-    atomic_int_fast64_t committed;
+    atomic_int_fast64_t committed; /* in the offset file: where a restart reads from */
     atomic_int head_attempts;
     char last_error[256]; /* under mu */
     sl_step **steps;      /* this worker's own (a Lua state belongs to one worker) */
@@ -739,6 +739,7 @@ static void write_commit(sl_worker *w)
     }
     w->commit_disk = to;
     w->commit_disk_ms = sl_mono_ms();
+    atomic_store(&w->committed, to); /* lag and the admin API show what survives a crash */
 }
 
 /* Commits `to` in memory and writes it to disk when the file is
@@ -1598,8 +1599,7 @@ static void commit_finished(sl_worker *w, const item_vec *iv, size_t done, size_
         }
     }
     atomic_store(&w->oldest_ms, oldest);
-    atomic_store(&w->committed, to);
-    *next = to;
+    *next = to; /* w->committed moves once the offset file does (write_commit) */
 }
 
 /* A step asked to retry the record after what was committed: shows it on
