@@ -1769,10 +1769,13 @@ static int64_t apply_rewind(sl_worker *w)
 static void commit_at_stop(sl_worker *w)
 {
     sl_error e;
-    if (w->commit_due >= 0 &&
-        sl_partition_commit(w->part, w->route->conf->name, w->commit_due, &e) < 0)
+    if (w->commit_due < 0)
+        return;
+    if (sl_partition_commit(w->part, w->route->conf->name, w->commit_due, &e) < 0)
         sl_err("route", "route %s partition %d: commit at stop failed: %s", w->route->conf->name,
                w->index, e.msg);
+    else
+        atomic_store(&w->committed, w->commit_due);
 }
 
 static void *worker_main(void *arg)
