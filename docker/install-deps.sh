@@ -27,6 +27,7 @@ TEST_PACKAGES=(
     libcmocka-dev curl kcat wrk python3 procps
     clang                     # the libFuzzer targets (tests/fuzz, make fuzz)
     fuse3 libfuse3-dev        # lazyfs, the power-cut tests' file system
+    openssl                   # test_outbound: its CA, server and client certificates
     chromium                  # the console test: headless Chromium driven by puppeteer-core
                               # (node and npm too: see below)
     # peers
