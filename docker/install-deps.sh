@@ -25,6 +25,7 @@ TEST_PACKAGES=(
     git
     # tests and tools
     libcmocka-dev curl kcat wrk python3 procps
+    libxml2-utils             # xmllint: test_ordered_xml checks its fixture schemas with it
     clang                     # the libFuzzer targets (tests/fuzz, make fuzz)
     fuse3 libfuse3-dev        # lazyfs, the power-cut tests' file system
     openssl                   # test_outbound: its CA, server and client certificates
