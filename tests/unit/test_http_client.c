@@ -384,7 +384,7 @@ static sl_send_result send_one(fixture *f, const char *path)
 {
     sl_msg *m =
         mk_msg("0190f5e6-0000-7000-8000-000000000001", NULL, "{\"a\":1}", "application/json");
-    sl_send_result r;
+    sl_send_result r = {0};
     memset(&r, 0, sizeof r);
     f->hout.path = (char *)path;
     f->c.type->send(&f->c, &f->out, &m, 1, &r);
@@ -465,7 +465,7 @@ static void test_connection_refused_retries(void **state)
     sl_http_client_output hout = {.method = "post", .path = "y"};
     sl_output_conf out = {.priv = &hout};
     sl_msg *m = mk_msg("0190f5e6-0000-7000-8000-000000000002", NULL, "hi", NULL);
-    sl_send_result r;
+    sl_send_result r = {0};
     c.type->send(&c, &out, &m, 1, &r); /* without start: send starts the loop */
     assert_int_equal(r.result, SL_RETRY);
     assert_int_equal(r.status, 0);
@@ -515,7 +515,7 @@ static void test_request_headers_and_url(void **state)
         mk_msg("0190f5e6-0000-7000-8000-00000000000a", NULL, "{\"n\":1}", "application/json"),
         mk_msg("0190f5e6-0000-7000-8000-00000000000b", NULL, big, NULL)};
     free(big);
-    sl_send_result r[2];
+    sl_send_result r[2] = {0};
     f.c.type->send(&f.c, &f.out, m, 2, r);
     assert_int_equal(r[0].result, SL_OK);
     assert_int_equal(r[1].result, SL_OK);
@@ -574,7 +574,7 @@ static void test_per_key_order_and_hold_back(void **state)
         snprintf(id, sizeof id, "0190f5e6-0000-7000-8000-0000000001%02d", i % 100);
         m[i] = mk_msg(id, keys[i], bodies[i], "text/plain");
     }
-    sl_send_result r[N];
+    sl_send_result r[N] = {0};
     double t0 = now_s();
     f.c.type->send(&f.c, &f.out, m, N, r);
     double took = now_s() - t0;
@@ -617,7 +617,7 @@ static void *sender_main(void *arg)
 {
     sender_arg *a = arg;
     sl_msg *m[16];
-    sl_send_result r[16];
+    sl_send_result r[16] = {0};
     for (int i = 0; i < a->n; i++) {
         char id[40];
         snprintf(id, sizeof id, "0190f5e6-0000-7000-8000-0000000002%02d", (a->base + i) % 100);
