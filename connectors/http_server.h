@@ -15,8 +15,9 @@ extern const sl_connector_type sl_http_server_connector;
 
 /* `connectors: NAME: { type: http_server, ... }` (sl_connector_conf.priv). */
 typedef struct sl_http_server_conf {
-    char *listen;      /* "HOST:PORT"; required */
-    uint64_t max_body; /* bytes; default 1 MiB */
+    char *listen;              /* "HOST:PORT"; required */
+    uint64_t max_body;         /* bytes; default 1 MiB */
+    struct sl_hs_paths *paths; /* methods and paths taken by routes, while the config is read */
 } sl_http_server_conf;
 
 /* A route's `from: { connector: NAME, ... }` (sl_input_conf.priv). */

@@ -5,6 +5,7 @@
 #include <strings.h>
 
 #include "http_server.h"
+#include "http_server_paths.h"
 
 static const char *const METHODS[] = {"GET", "POST", "PUT", "PATCH", "DELETE", NULL};
 static const char *const CONTENT_TYPES[] = {"json", "xml", "text", "any", NULL};
@@ -76,38 +77,21 @@ static void check_reply_from(sl_conf_reader *r, const sl_route_conf *route, cons
     sl_conf_error_at(r, pos, "%s.reply_from: no output named '%s' in this route", path, reply_from);
 }
 
-/* The method of hi that o (an earlier input of the same connector) also
- * takes on the same path, or NULL. */
-static const char *shared_method(const sl_http_server_input *o, const sl_http_server_input *hi)
-{
-    if (!o->path || !hi->path || strcmp(o->path, hi->path) != 0)
-        return NULL;
-    for (size_t m = 0; m < hi->n_methods; m++)
-        for (size_t k = 0; k < o->n_methods; k++)
-            if (strcasecmp(hi->methods[m], o->methods[k]) == 0)
-                return hi->methods[m];
-    return NULL;
-}
-
 /* Refuses a method and path that an earlier route on the same connector
  * already takes (the gateway could not tell them apart). */
 static void check_unique(sl_conf_reader *r, const sl_route_conf *route, const sl_connector_conf *cc,
                          const sl_http_server_input *hi, const sl_node *n, const char *path)
 {
-    const sl_config *cfg = sl_conf_config(r);
-    for (size_t i = 0; i < cfg->n_routes && &cfg->routes[i] != route; i++) {
-        const sl_route_conf *o = &cfg->routes[i];
-        if (!o->from.connector || strcmp(o->from.connector, cc->name) != 0 || !o->from.priv)
-            continue;
-        const char *m = shared_method(o->from.priv, hi);
-        if (m) {
-            sl_conf_error_at(r, sl_conf_value(n, "path")->pos,
-                             "%s.path: %s %s on connector '%s' is already taken by route '%s' "
-                             "(%s:%d:%d)",
-                             path, m, hi->path, cc->name, o->name, o->from.pos.file,
-                             o->from.pos.line, o->from.pos.col);
-            return;
-        }
+    sl_http_server_conf *hc = cc->priv;
+    const char *m = NULL;
+    const sl_route_conf *o =
+        hc ? sl_hs_paths_claim(&hc->paths, sl_conf_pool(r), route, hi, &m) : NULL;
+    if (o) {
+        sl_conf_error_at(r, sl_conf_value(n, "path")->pos,
+                         "%s.path: %s %s on connector '%s' is already taken by route '%s' "
+                         "(%s:%d:%d)",
+                         path, m, hi->path, cc->name, o->name, o->from.pos.file, o->from.pos.line,
+                         o->from.pos.col);
     }
 }
 

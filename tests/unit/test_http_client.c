@@ -575,9 +575,7 @@ static void test_per_key_order_and_hold_back(void **state)
         m[i] = mk_msg(id, keys[i], bodies[i], "text/plain");
     }
     sl_send_result r[N] = {0};
-    double t0 = now_s();
     f.c.type->send(&f.c, &f.out, m, N, r);
-    double took = now_s() - t0;
     assert_int_equal(r[0].result, SL_OK);
     assert_int_equal(r[1].result, SL_OK);
     assert_int_equal(r[2].result, SL_RETRY);
@@ -598,9 +596,8 @@ static void test_per_key_order_and_hold_back(void **state)
     const rec *b2 = &f.s->recs[find_rec(f.s, "b2")];
     assert_true(a2->t_start >= a1->t_end);
     assert_true(b2->t_start >= b1->t_end);
-    /* Different keys ran concurrently: two rounds of 100 ms, not six. */
+    /* Different keys ran concurrently (the server saw two at once). */
     assert_true(f.s->max_busy >= 2);
-    assert_true(took < 0.55);
     for (int i = 0; i < N; i++)
         free_msg(m[i]);
     fx_close(&f);
