@@ -6,7 +6,6 @@
  * or this connector's timer thread. */
 #include <errno.h>
 #include <inttypes.h>
-#include <jansson.h>
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -40,7 +39,9 @@
 #define HS_POOL_THREADS 2 /* MHD epoll threads per connector */
 #endif
 #ifndef HS_CONN_MEMORY
-#define HS_CONN_MEMORY (32 * 1024) /* MHD's per-connection pool: headers and read buffer */
+#define HS_CONN_MEMORY                                                                             \
+    (16 * 1024) /* MHD's per-connection pool: headers and read buffer; MHD                         \
+                 * zeroes all of it after every request */
 #endif
 #define HS_CONN_TIMEOUT_S 120 /* idle keep-alive connections are closed after this */
 #define HS_DEFAULT_SYNC_TIMEOUT_MS 5000
@@ -77,7 +78,6 @@ typedef struct hs_route {
     const char *name;
     const char *path;
     char allow[96]; /* "POST, PUT": the Allow header of a 405 */
-    bool json_tree; /* the key is a JSON path: parse once with jansson, hand the tree on */
     sl_idem *idem;  /* NULL when dedupe_window is 0 */
     const char *reply_ctype;
     int reply_output; /* `reply_from`: the index of that output in the route's `to:`, or -1 */
@@ -1021,24 +1021,14 @@ static bool refuse_early(hs_server *srv, hs_req *r, struct MHD_Connection *conn,
     return false;
 }
 
-/* Checks a JSON route's body: parsed into *tree when the route's key needs
- * the tree, else validated without allocating. Returns false when it
- * answered 400 (*ret set); *tree stays NULL for other content types. */
-static bool check_json(hs_req *r, struct MHD_Connection *conn, json_t **tree, enum MHD_Result *ret)
+/* Checks a JSON route's body, validating it without allocating (a JSON
+ * path key is then read by a scan, without a tree). Returns false when it
+ * answered 400 (*ret set). */
+static bool check_json(hs_req *r, struct MHD_Connection *conn, enum MHD_Result *ret)
 {
     const char *body = r->body != NULL ? r->body : "";
     if (r->rt->in->content_type != SL_CT_JSON)
         return true;
-    if (r->rt->json_tree) {
-        json_error_t jerr;
-        *tree = json_loadb(body, r->body_len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
-        if (*tree == NULL) {
-            *ret = send_error(r, conn, 400, "invalid_json", "%s at line %d, column %d (byte %d)",
-                              jerr.text, jerr.line, jerr.column, jerr.position);
-            return false;
-        }
-        return true;
-    }
     char msg_err[300];
     if (!sl_httpd_json_valid(body, r->body_len, msg_err, sizeof msg_err)) {
         *ret = send_error(r, conn, 400, "invalid_json", "%s", msg_err);
@@ -1047,21 +1037,21 @@ static bool check_json(hs_req *r, struct MHD_Connection *conn, json_t **tree, en
     return true;
 }
 
-/* Builds the message: the body (moved out of r), the parsed tree (owned by
- * the message from here, freed here on failure), Content-Type and the kept
- * headers; copies its id into r. Returns NULL when out of memory. */
-static sl_msg *build_msg(hs_server *srv, hs_req *r, struct MHD_Connection *conn, json_t *tree)
+/* Builds the message: the body (moved out of r, not copied), Content-Type
+ * and the kept headers; copies its id into r. Returns NULL when out of
+ * memory. */
+static sl_msg *build_msg(hs_server *srv, hs_req *r, struct MHD_Connection *conn)
 {
     sl_msg *msg = sl_msg_new();
-    if (msg == NULL || sl_msg_set_body(msg, r->body != NULL ? r->body : "", r->body_len) != 0) {
-        sl_msg_free(msg);
-        json_decref(tree);
+    if (msg == NULL) {
         sl_err(HS_COMPONENT, "%s: out of memory building a message", srv->name);
         return NULL;
     }
-    msg->json = tree; /* the cached tree, owned by msg from here */
-    free(r->body);    /* copied into msg */
-    r->body = NULL;
+    if (r->body != NULL) {
+        sl_msg_take_body(msg, r->body, r->body_len); /* take_body kept room for the NUL */
+        r->body = NULL;
+    }
+    msg->json_checked = r->rt->in->content_type == SL_CT_JSON; /* check_json passed */
     const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
     if (ct == NULL)
         ct = sl_httpd_content_type_name(r->rt->in->content_type);
@@ -1176,14 +1166,11 @@ static enum MHD_Result suspend_or_answer(hs_req *r, struct MHD_Connection *conn)
 static enum MHD_Result final_call(hs_server *srv, hs_req *r, struct MHD_Connection *conn)
 {
     enum MHD_Result ret = MHD_YES;
-    json_t *tree = NULL;
-    if (refuse_early(srv, r, conn, &ret) || !check_json(r, conn, &tree, &ret))
+    if (refuse_early(srv, r, conn, &ret) || !check_json(r, conn, &ret))
         return ret;
-    if (idem_begin(r, conn, &ret) != 0) {
-        json_decref(tree);
+    if (idem_begin(r, conn, &ret) != 0)
         return ret;
-    }
-    sl_msg *msg = build_msg(srv, r, conn, tree);
+    sl_msg *msg = build_msg(srv, r, conn);
     if (msg == NULL)
         return send_error(r, conn, 500, "internal", "out of memory");
     if (r->rt->in->reply_sync && watch_reply(r) != 0) {
@@ -1366,7 +1353,6 @@ static int hs_attach(sl_connector *c, sl_route *route, sl_error *err)
     rt->in = in;
     rt->name = sl_route_name(route);
     rt->path = in->path;
-    rt->json_tree = rc->key != NULL && rc->key[0] == '$';
     rt->reply_output = -1;
     for (size_t i = 0; in->reply_from && i < rc->n_to; i++)
         if (rc->to[i].name && strcmp(rc->to[i].name, in->reply_from) == 0)

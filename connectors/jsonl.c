@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "json_escape.h"
+#include "json_valid.h"
 #include "utf8.h"
 
 void sl_jsonl_buf_init(sl_jsonl_buf *b)
@@ -136,11 +137,16 @@ static bool is_json_media_type(const char *v, size_t len)
     return n > 5 && strncasecmp(t + n - 5, "+json", 5) == 0;
 }
 
-/* True when body is one complete JSON document (any value at top level). */
+/* True when body is one complete JSON document (any value at top level).
+ * The allocation-free validator decides nearly every body; only what it
+ * refuses is parsed, for the integers beyond int64 that jansson takes as
+ * reals here. */
 static bool is_valid_json(const char *body, size_t len)
 {
     if (len == 0)
         return false;
+    if (sl_json_valid(body, len, NULL, 0))
+        return true;
     json_error_t jerr;
     json_t *j =
         json_loadb(body, len, JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &jerr);

@@ -123,8 +123,11 @@ static void *flusher_main(void *arg)
         while (n < SL_FLUSH_CHUNK && log->flush_n)
             chunk[n++] = log->flush_list[--log->flush_n];
         pthread_mutex_unlock(&log->flush_mu);
-        for (size_t i = 0; i < n; i++)
-            sl_partition_flush(chunk[i], always, NULL); /* failures stay on the partition */
+        if (always)
+            sl_syncpool_flush(log, chunk, n); /* the round's fdatasyncs overlap */
+        else
+            for (size_t i = 0; i < n; i++)
+                sl_partition_flush(chunk[i], 0, NULL); /* failures stay on the partition */
         if (first)
             maybe_retain(log, &next_retention);
         pthread_mutex_lock(&log->flush_mu);
@@ -195,6 +198,8 @@ sl_log *sl_log_open(const char *dir, const sl_log_options *opt, sl_error *err)
         goto fail;
     }
     free(lock_path);
+    if (log->opt.fsync == SL_FSYNC_ALWAYS && sl_syncpool_start(log, err) != 0)
+        goto fail;
     int nthreads = log->opt.fsync == SL_FSYNC_ALWAYS ? SL_FLUSHERS : 1;
     pthread_mutex_lock(&log->flush_mu); /* flushers read flushers[0] */
     for (int i = 0; i < nthreads; i++) {
@@ -234,6 +239,7 @@ void sl_log_close(sl_log *log)
     pthread_mutex_unlock(&log->flush_mu);
     for (int i = 0; i < log->nflushers; i++)
         pthread_join(log->flushers[i], NULL);
+    sl_syncpool_stop(log);
     for (sl_topic *t = log->topics; t; t = t->next)
         for (int i = 0; i < t->nparts; i++)
             sl_partition_close(t->parts[i]);

@@ -32,6 +32,26 @@ typedef struct sl_index_entry {
 #define SL_FLUSHERS 1
 #endif
 
+/* Sync helpers of the ALWAYS flusher (log_syncpool.c): the partitions of one
+ * flush round are flushed concurrently, so that their fdatasyncs overlap
+ * (the file system commits them together) instead of queueing one after
+ * another. */
+#ifndef SL_SYNC_HELPERS
+#define SL_SYNC_HELPERS 3
+#endif
+
+typedef struct sl_syncpool {
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv; /* a round has partitions left to take, or stop */
+    pthread_cond_t done_cv; /* a round's last partition is flushed */
+    sl_partition **items;   /* (mu) the round's partitions */
+    size_t n, next, left;   /* (mu) how many, the next to take, not yet flushed */
+    int stop;               /* (mu) */
+    int inited;
+    pthread_t threads[SL_SYNC_HELPERS];
+    int nthreads; /* started */
+} sl_syncpool;
+
 /* One segment: a data file mapped MAP_SHARED and its sparse index, kept in
  * memory and appended to the .index file. Fields marked (mu) are guarded by
  * the owning partition's mutex; the rest are fixed once the segment is
@@ -133,6 +153,7 @@ struct sl_log {
     int nflushers; /* started */
 
     atomic_uint_fast64_t disk_bytes;
+    sl_syncpool sync; /* ALWAYS mode only */
 };
 
 /* log_segment.c */
@@ -153,6 +174,17 @@ void sl_segment_unref(sl_segment *s);
 int sl_segment_unlink(sl_segment *s, sl_error *err);
 char *sl_path_join(const char *dir, const char *name);
 int sl_fsync_dir_fd(int fd, const char *path, sl_error *err);
+
+/* log_syncpool.c */
+/* Starts the sync helpers of log (ALWAYS mode). Returns 0, or -1 with err
+ * (helpers already started keep running until sl_syncpool_stop). */
+int sl_syncpool_start(sl_log *log, sl_error *err);
+/* Flushes parts[0..n) (sl_partition_flush with gather), the calling
+ * flusher and the helpers each taking the next one; returns when all are
+ * done. Failures stay on their partitions. Flusher thread only. */
+void sl_syncpool_flush(sl_log *log, sl_partition **parts, size_t n);
+/* Stops and joins the helpers; safe when none started. */
+void sl_syncpool_stop(sl_log *log);
 
 /* log_partition.c */
 sl_partition *sl_partition_open(sl_log *log, sl_topic *t, int index, sl_error *err);

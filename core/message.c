@@ -2,6 +2,7 @@
  * expressions. Inputs build sl_msg values, sl_msg_to_record/from_record move
  * them in and out of the log, and routes evaluate keys on every ingest. */
 #include "message.h"
+#include "json_scan.h"
 #include "real.h"
 
 #include <errno.h>
@@ -163,6 +164,7 @@ sl_msg *sl_msg_new(void)
 
 static void drop_json(sl_msg *msg)
 {
+    msg->json_checked = false;
     if (msg->json) {
         json_decref((json_t *)msg->json);
         msg->json = NULL;
@@ -194,6 +196,15 @@ int sl_msg_set_body(sl_msg *msg, const char *body, size_t len)
     msg->body_len = len;
     drop_json(msg);
     return 0;
+}
+
+void sl_msg_take_body(sl_msg *msg, char *body, size_t len)
+{
+    body[len] = '\0';
+    free(msg->body);
+    msg->body = body;
+    msg->body_len = len;
+    drop_json(msg);
 }
 
 int sl_msg_set_key(sl_msg *msg, const char *key, size_t len)
@@ -605,8 +616,51 @@ static void *json_path_compile(const char *text, const sl_conf_pos *pos, sl_erro
     return h;
 }
 
+#define SCAN_MAX_STEPS 16
+
+/* Reads the key of path expr from a body already validated as JSON with a
+ * scan, no tree (lib/json_scan.h). Returns 0 with *out set (NULL when
+ * missing or null), 1 when the scan cannot decide (use the tree), -1 when
+ * out of memory. */
+static int json_path_scan(const char *expr, const sl_msg *msg, char **out, size_t *len,
+                          sl_error *err)
+{
+    sl_json_step steps[SCAN_MAX_STEPS];
+    size_t n = 0;
+    const char *p = expr + 1, *why = "";
+    path_step st;
+    int r;
+    while ((r = path_next(&p, &st, &why)) > 0) {
+        if (n == SCAN_MAX_STEPS || st.escaped)
+            return 1;
+        steps[n++] = (sl_json_step){st.is_index, st.index, st.name, st.name_len};
+    }
+    if (r < 0)
+        return 1; /* the tree path reports it */
+    const char *v = NULL;
+    size_t vlen = 0;
+    switch (sl_json_scan(msg->body, msg->body_len, steps, n, &v, &vlen)) {
+        case SL_JSON_SCAN_MISSING:
+            return 0;
+        case SL_JSON_SCAN_FOUND:
+            *out = dup_bytes(v, vlen);
+            if (!*out)
+                return sl_error_set(err, SL_ENOMEM, "out of memory copying a key");
+            *len = vlen;
+            return 0;
+        case SL_JSON_SCAN_UNSURE:
+        default:
+            return 1;
+    }
+}
+
 static int json_path_eval(void *h, sl_msg *msg, char **out, size_t *len, sl_error *err)
 {
+    if (!msg->json && msg->json_checked) {
+        int rc = json_path_scan(h, msg, out, len, err);
+        if (rc <= 0)
+            return rc;
+    }
     const json_t *root = sl_msg_json(msg, err);
     if (!root)
         return -1;

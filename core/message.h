@@ -5,6 +5,7 @@
 #ifndef SLUICE_MESSAGE_H
 #define SLUICE_MESSAGE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,6 +38,9 @@ typedef struct sl_msg {
     int partition;  /* in the route's topic; -1 before append */
     int64_t offset; /* in the partition; -1 before append */
     void *json;     /* cached decoded body (json_t *), owned; NULL until parsed */
+    /* The input validated the body as JSON: a JSON path key may be read by a
+     * scan, without a tree. Cleared whenever the body changes. */
+    bool json_checked;
 } sl_msg;
 
 /* Writes a new UUIDv7 (RFC 9562: 48-bit Unix ms, version 7, random rest,
@@ -57,6 +61,11 @@ sl_msg *sl_msg_clone(const sl_msg *msg);
 /* Replaces the body with a copy of len bytes (and drops the cached tree).
  * Returns 0, or -1 when out of memory (the message is unchanged). */
 int sl_msg_set_body(sl_msg *msg, const char *body, size_t len);
+
+/* Like sl_msg_set_body without the copy: msg takes body, which must come
+ * from malloc, hold len bytes and have room for the NUL written at
+ * body[len]. Cannot fail. */
+void sl_msg_take_body(sl_msg *msg, char *body, size_t len);
 
 /* Replaces the key with a copy (key NULL clears it). Returns 0 or -1. */
 int sl_msg_set_key(sl_msg *msg, const char *key, size_t len);

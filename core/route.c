@@ -28,6 +28,13 @@
 
 #define BATCH_MAX_RECORDS 512
 #define BATCH_MAX_BYTES (4u << 20)
+/* Lazy offset commits: the offset file of a partition is written when the
+ * committed offset is this many records or milliseconds past the one on disk,
+ * before the worker sleeps (paused, backoff, breaker) or stops, and when it
+ * has been idle for that long. A crash redelivers at most what these bound
+ * (at least once, same ids). */
+#define COMMIT_MAX_RECORDS 4096
+#define COMMIT_MAX_MS 100
 #define WATCH_BUCKETS 1024
 
 /* One element of `to:` at run time. */
@@ -80,7 +87,7 @@ typedef struct sl_worker {
     bool rewind;
     bool breaker_closed; /* a breaker of an output closed since the round began */
     int64_t rewind_to;
-    atomic_int_fast64_t committed;
+    atomic_int_fast64_t committed; /* in the offset file: where a restart reads from */
     atomic_int head_attempts;
     char last_error[256]; /* under mu */
     sl_step **steps;      /* this worker's own (a Lua state belongs to one worker) */
@@ -97,6 +104,12 @@ typedef struct sl_worker {
     atomic_int_fast64_t corrupt_at; /* the damaged offset the worker is held at, or -1 */
     atomic_int_fast64_t corrupt_next;
     int64_t reported_at; /* the last damaged offset reported (worker thread only) */
+    /* Lazy commits (worker thread only): the offset committed in memory and
+     * not yet written (-1: none), the one in the offset file, and when that
+     * was written (monotonic ms). */
+    int64_t commit_due;
+    int64_t commit_disk;
+    uint64_t commit_disk_ms;
 } sl_worker;
 
 struct sl_route {
@@ -841,11 +854,15 @@ void sl_route_pause(sl_route *r, bool paused)
 
 /* ---- the worker ---- */
 
+static void write_commit(sl_worker *w);
+
 /* Sleeps up to ms, returning early on stop or rewind (true), or, with
- * on_breaker, when an output's breaker closed (false). */
+ * on_breaker, when an output's breaker closed (false). Writes a due commit
+ * first: nothing stays lazy across a wait. */
 static bool sleep_until(sl_worker *w, uint64_t ms, bool on_breaker)
 {
     struct timespec ts;
+    write_commit(w);
     clock_gettime(CLOCK_REALTIME, &ts);
     ts.tv_sec += (time_t)(ms / 1000);
     ts.tv_nsec += (long)(ms % 1000) * 1000000L;
@@ -867,6 +884,55 @@ static bool sleep_until(sl_worker *w, uint64_t ms, bool on_breaker)
 static bool sleep_interruptible(sl_worker *w, uint64_t ms)
 {
     return sleep_until(w, ms, false);
+}
+
+/* Writes the committed offset the worker holds in memory (if any) to the
+ * partition's offset file, retrying every second while that fails until the
+ * worker is told to stop or rewind (then it stays due). Worker thread only. */
+static void write_commit(sl_worker *w)
+{
+    int64_t to = w->commit_due;
+    if (to < 0)
+        return;
+    w->commit_due = -1; /* sleep_interruptible below must not recurse */
+    sl_error e;
+    while (sl_partition_commit(w->part, w->route->conf->name, to, &e) < 0) {
+        sl_err("route", "route %s partition %d: commit failed: %s", w->route->conf->name, w->index,
+               e.msg);
+        if (sleep_interruptible(w, 1000)) {
+            w->commit_due = to;
+            return;
+        }
+    }
+    w->commit_disk = to;
+    w->commit_disk_ms = sl_mono_ms();
+    atomic_store(&w->committed, to); /* lag and the admin API show what survives a crash */
+}
+
+/* Commits `to` in memory and writes it to disk when the file is
+ * COMMIT_MAX_RECORDS or COMMIT_MAX_MS behind. */
+static void commit_lazily(sl_worker *w, int64_t to)
+{
+    w->commit_due = to;
+    if (to - w->commit_disk >= COMMIT_MAX_RECORDS || to < w->commit_disk ||
+        sl_mono_ms() - w->commit_disk_ms >= COMMIT_MAX_MS)
+        write_commit(w);
+}
+
+/* How long a worker that read everything may wait for more: while a
+ * commit is due, only until it is COMMIT_MAX_MS old (written then, if
+ * nothing came: a route that keeps up does not write its offset file after
+ * every group commit), else a second. */
+static int idle_wait_ms(sl_worker *w)
+{
+    if (w->commit_due < 0)
+        return 1000;
+    uint64_t age = sl_mono_ms() - w->commit_disk_ms;
+    if (age >= COMMIT_MAX_MS) {
+        write_commit(w);
+        return 1000;
+    }
+    return (int)(COMMIT_MAX_MS - age);
 }
 
 static uint64_t backoff_ms(const sl_retry_conf *rc, int attempts, unsigned *seed)
@@ -1701,7 +1767,6 @@ static int commit_offset(sl_worker *w, int64_t to, sl_error *e)
 static void commit_finished(sl_worker *w, const item_vec *iv, size_t done, size_t nrec,
                             int64_t *next)
 {
-    sl_route *r = w->route;
     sl_batch *b = &w->batch;
     int64_t to;
     if (done < iv->n)
@@ -1710,11 +1775,16 @@ static void commit_finished(sl_worker *w, const item_vec *iv, size_t done, size_
         to = nrec == b->count ? b->next_offset : b->records[nrec].offset;
     if (nrec == 0 || to <= b->records[0].offset)
         return;
-    sl_error e;
-    while (commit_offset(w, to, &e) < 0) {
-        sl_err("route", "route %s partition %d: commit failed: %s", r->conf->name, w->index, e.msg);
-        if (sleep_interruptible(w, 1000))
-            break;
+    if (w->route->backend) { /* a connector's log: committed at once, as it acknowledges */
+        sl_error e;
+        while (commit_offset(w, to, &e) < 0) {
+            sl_err("route", "route %s partition %d: commit failed: %s", w->route->conf->name,
+                   w->index, e.msg);
+            if (sleep_interruptible(w, 1000))
+                break;
+        }
+    } else {
+        commit_lazily(w, to);
     }
     observe_latency(w, iv, done);
     int64_t oldest = 0;
@@ -1725,8 +1795,7 @@ static void commit_finished(sl_worker *w, const item_vec *iv, size_t done, size_
         }
     }
     atomic_store(&w->oldest_ms, oldest);
-    atomic_store(&w->committed, to);
-    *next = to;
+    *next = to; /* w->committed moves once the offset file does (write_commit) */
 }
 
 /* A step asked to retry the record after what was committed: shows it on
@@ -1845,6 +1914,8 @@ static void on_damage(sl_worker *w, int64_t *next)
         return;
     }
     free(d.bytes);
+    w->commit_due = -1; /* written past it just now */
+    w->commit_disk = d.next_offset;
     atomic_store(&w->committed, d.next_offset);
     set_last_error(w, NULL);
     *next = d.next_offset;
@@ -1884,14 +1955,60 @@ static int read_backend(sl_worker *w, int64_t *next)
     return 0;
 }
 
+/* With w->mu held: a worker about to wait while paused first writes the
+ * commit it holds (dropping w->mu meanwhile: that may sleep on it). */
+static void commit_before_pause(sl_worker *w)
+{
+    if (w->paused && w->commit_due >= 0 && !w->stop && !w->rewind) {
+        pthread_mutex_unlock(&w->mu);
+        write_commit(w);
+        pthread_mutex_lock(&w->mu);
+    }
+}
+
+/* With w->mu held (released here): commits the rewind's offset at once and
+ * returns it, where reading goes on. */
+static int64_t apply_rewind(sl_worker *w)
+{
+    sl_route *r = w->route;
+    int64_t next = w->rewind_to;
+    w->rewind = false;
+    pthread_mutex_unlock(&w->mu);
+    sl_error e;
+    if (sl_partition_commit(w->part, r->conf->name, next, &e) < 0)
+        sl_err("route", "route %s partition %d: commit on rewind failed: %s", r->conf->name,
+               w->index, e.msg);
+    w->commit_due = -1;
+    w->commit_disk = next;
+    atomic_store(&w->committed, next);
+    return next;
+}
+
+/* The worker stops: one attempt to write the commit it still holds. */
+static void commit_at_stop(sl_worker *w)
+{
+    sl_error e;
+    if (w->commit_due < 0)
+        return;
+    if (sl_partition_commit(w->part, w->route->conf->name, w->commit_due, &e) < 0)
+        sl_err("route", "route %s partition %d: commit at stop failed: %s", w->route->conf->name,
+               w->index, e.msg);
+    else
+        atomic_store(&w->committed, w->commit_due);
+}
+
 static void *worker_main(void *arg)
 {
     sl_worker *w = arg;
     sl_route *r = w->route;
     unsigned seed = (unsigned)(sl_wall_ms() ^ (w->index * 2654435761u));
     int64_t next = atomic_load(&w->committed);
+    w->commit_due = -1;
+    w->commit_disk = next;
+    w->commit_disk_ms = sl_mono_ms();
     for (;;) {
         pthread_mutex_lock(&w->mu);
+        commit_before_pause(w);
         while (w->paused && !w->stop && !w->rewind)
             pthread_cond_wait(&w->cond, &w->mu);
         if (w->stop) {
@@ -1899,16 +2016,13 @@ static void *worker_main(void *arg)
             break;
         }
         if (w->rewind) {
-            w->rewind = false;
-            next = w->rewind_to;
-            pthread_mutex_unlock(&w->mu);
-            sl_error e;
-            if (!w->part) /* the backend moved its position itself */
+            if (!w->part) { /* the backend moved its position itself */
+                w->rewind = false;
+                next = w->rewind_to;
+                pthread_mutex_unlock(&w->mu);
                 continue;
-            if (sl_partition_commit(w->part, r->conf->name, next, &e) < 0)
-                sl_err("route", "route %s partition %d: commit on rewind failed: %s", r->conf->name,
-                       w->index, e.msg);
-            atomic_store(&w->committed, next);
+            }
+            next = apply_rewind(w);
             continue;
         }
         pthread_mutex_unlock(&w->mu);
@@ -1938,12 +2052,13 @@ static void *worker_main(void *arg)
             atomic_store(&w->oldest_ms, 0);
             if (w->batch.next_offset > next)
                 next = w->batch.next_offset; /* skipped past deleted segments */
-            else if (sl_partition_wait_readable(w->part, next, 1000) < 0)
+            else if (sl_partition_wait_readable(w->part, next, idle_wait_ms(w)) < 0)
                 break;
             continue;
         }
         process_batch(w, &seed, &next);
     }
+    commit_at_stop(w);
     return NULL;
 }
 

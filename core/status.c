@@ -12,11 +12,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* One message, compact (the ring is large and walked at random): the route
+ * name is interned, the last error kept out of line, only once there is one. */
 typedef struct entry {
-    sl_msg_status st;
-    uint64_t hash;
+    char id[SL_ID_LEN + 1];
     bool live; /* false for a slot freed by a re-accepted id */
+    sl_msg_state state;
+    int partition;
+    int attempts;
+    int64_t offset;
+    int64_t updated_ms;
+    uint64_t hash;
+    const char *route; /* interned: lives as long as the table */
+    char *last_error;  /* malloc'd, cut to fit sl_msg_status; NULL for none */
 } entry;
+
+/* Route names seen, each kept once (few, and never forgotten). */
+typedef struct route_name {
+    struct route_name *next;
+    char name[sizeof(((sl_msg_status *)0)->route)];
+} route_name;
 
 struct sl_status {
     pthread_mutex_t lock;
@@ -26,6 +41,7 @@ struct sl_status {
     size_t used;   /* ring positions in use from head, holes included */
     size_t *index; /* index_size slots: ring slot + 1, or 0 when empty */
     size_t index_mask;
+    route_name *routes; /* (lock) */
 };
 
 static uint64_t id_hash(const char *id)
@@ -62,6 +78,13 @@ void sl_status_free(sl_status *s)
     if (!s)
         return;
     pthread_mutex_destroy(&s->lock);
+    for (size_t i = 0; i < s->capacity; i++)
+        free(s->ring[i].last_error);
+    while (s->routes) {
+        route_name *next = s->routes->next;
+        free(s->routes);
+        s->routes = next;
+    }
     free(s->ring);
     free(s->index);
     free(s);
@@ -77,7 +100,7 @@ static size_t index_find(const sl_status *s, const char *id, uint64_t h)
         if (v == 0)
             return i;
         const entry *e = &s->ring[v - 1];
-        if (e->hash == h && strcmp(e->st.id, id) == 0)
+        if (e->hash == h && strcmp(e->id, id) == 0)
             return i;
         i = (i + 1) & s->index_mask;
     }
@@ -113,27 +136,42 @@ static void forget(sl_status *s, size_t r)
     entry *e = &s->ring[r];
     if (!e->live)
         return;
-    index_delete(s, index_find(s, e->st.id, e->hash));
+    index_delete(s, index_find(s, e->id, e->hash));
     e->live = false;
+    free(e->last_error);
+    e->last_error = NULL;
+}
+
+/* The interned copy of route (cut to fit sl_msg_status), or "" when out of
+ * memory. Called with the lock held. */
+static const char *intern_route(sl_status *s, const char *route)
+{
+    size_t n = strnlen(route, sizeof s->routes->name - 1);
+    for (const route_name *r = s->routes; r; r = r->next)
+        if (strncmp(r->name, route, n) == 0 && r->name[n] == '\0')
+            return r->name;
+    route_name *r = malloc(sizeof *r);
+    if (!r)
+        return "";
+    memcpy(r->name, route, n);
+    r->name[n] = '\0';
+    r->next = s->routes;
+    s->routes = r;
+    return r->name;
 }
 
 void sl_status_accepted(sl_status *s, const char *id, const char *route, int partition,
                         int64_t offset)
 {
-    if (!s || s->capacity == 0 || strlen(id) > SL_ID_LEN)
+    if (!s || s->capacity == 0)
         return;
-    entry fresh = {0};
-    memcpy(fresh.st.id, id, strlen(id) + 1);
-    snprintf(fresh.st.route, sizeof fresh.st.route, "%s", route ? route : "");
-    fresh.st.partition = partition;
-    fresh.st.offset = offset;
-    fresh.st.state = SL_MSG_ACCEPTED;
-    fresh.st.updated_ms = sl_wall_ms();
-    fresh.hash = id_hash(id);
-    fresh.live = true;
-
+    size_t id_len = strlen(id);
+    if (id_len > SL_ID_LEN)
+        return;
+    uint64_t hash = id_hash(id);
+    int64_t now = sl_wall_ms();
     pthread_mutex_lock(&s->lock);
-    size_t pos = index_find(s, id, fresh.hash);
+    size_t pos = index_find(s, id, hash);
     if (s->index[pos] != 0) {
         /* Re-accepted (a replay, a redrive): it becomes the newest entry. */
         forget(s, s->index[pos] - 1);
@@ -144,10 +182,35 @@ void sl_status_accepted(sl_status *s, const char *id, const char *route, int par
         s->used--;
     }
     size_t r = (s->head + s->used) % s->capacity;
-    s->ring[r] = fresh;
+    entry *e = &s->ring[r];
+    free(e->last_error); /* NULL: forget() dropped it; kept for safety */
+    *e = (entry){.live = true,
+                 .state = SL_MSG_ACCEPTED,
+                 .partition = partition,
+                 .offset = offset,
+                 .updated_ms = now,
+                 .hash = hash,
+                 .route = intern_route(s, route ? route : "")};
+    memcpy(e->id, id, id_len + 1);
     s->used++;
-    s->index[index_find(s, id, fresh.hash)] = r + 1;
+    s->index[index_find(s, id, hash)] = r + 1;
     pthread_mutex_unlock(&s->lock);
+}
+
+/* Keeps a copy of err (cut to fit sl_msg_status) as e's last error; when
+ * out of memory e keeps none. Called with the lock held. */
+static void set_last_error(entry *e, const char *err)
+{
+    size_t n = strnlen(err, sizeof(((sl_msg_status *)0)->last_error) - 1);
+    char *copy = realloc(e->last_error, n + 1);
+    if (!copy) {
+        free(e->last_error);
+        e->last_error = NULL;
+        return;
+    }
+    memcpy(copy, err, n);
+    copy[n] = '\0';
+    e->last_error = copy;
 }
 
 void sl_status_update(sl_status *s, const char *id, sl_msg_state state, int attempts,
@@ -160,12 +223,12 @@ void sl_status_update(sl_status *s, const char *id, sl_msg_state state, int atte
     pthread_mutex_lock(&s->lock);
     size_t v = s->index[index_find(s, id, h)];
     if (v != 0) {
-        sl_msg_status *st = &s->ring[v - 1].st;
-        st->state = state;
-        st->attempts = attempts;
+        entry *e = &s->ring[v - 1];
+        e->state = state;
+        e->attempts = attempts;
         if (last_error)
-            snprintf(st->last_error, sizeof st->last_error, "%s", last_error);
-        st->updated_ms = now;
+            set_last_error(e, last_error);
+        e->updated_ms = now;
     }
     pthread_mutex_unlock(&s->lock);
 }
@@ -178,7 +241,7 @@ void sl_status_set_offset(sl_status *s, const char *id, int64_t offset)
     pthread_mutex_lock(&s->lock);
     size_t v = s->index[index_find(s, id, h)];
     if (v != 0)
-        s->ring[v - 1].st.offset = offset;
+        s->ring[v - 1].offset = offset;
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -194,6 +257,20 @@ void sl_status_forget(sl_status *s, const char *id)
     pthread_mutex_unlock(&s->lock);
 }
 
+/* Fills out from e. */
+static void copy_out(const entry *e, sl_msg_status *out)
+{
+    memset(out, 0, sizeof *out);
+    memcpy(out->id, e->id, sizeof out->id);
+    snprintf(out->route, sizeof out->route, "%s", e->route);
+    out->partition = e->partition;
+    out->offset = e->offset;
+    out->state = e->state;
+    out->attempts = e->attempts;
+    snprintf(out->last_error, sizeof out->last_error, "%s", e->last_error ? e->last_error : "");
+    out->updated_ms = e->updated_ms;
+}
+
 int sl_status_get(sl_status *s, const char *id, sl_msg_status *out)
 {
     if (!s || s->capacity == 0)
@@ -203,7 +280,7 @@ int sl_status_get(sl_status *s, const char *id, sl_msg_status *out)
     pthread_mutex_lock(&s->lock);
     size_t v = s->index[index_find(s, id, h)];
     if (v != 0) {
-        *out = s->ring[v - 1].st;
+        copy_out(&s->ring[v - 1], out);
         rc = 0;
     }
     pthread_mutex_unlock(&s->lock);

@@ -3,7 +3,8 @@
 # the gateway), `runtime` (run it: shared libraries and curl for health
 # checks), `test` (unit/integration tests, their tools and peers).
 # Usage: install-deps.sh [LIST...]; no argument installs build, runtime and
-# test. Also: `smoke` (what `make docker-smoke` needs), `rabbitmq-image` and
+# test. Also: `bench` (the benchmarks' anchors, tests/bench), `smoke` (what
+# `make docker-smoke` needs), `rabbitmq-image` and
 # `kafka-peer-image` (the compose file's peer images).
 # Idempotent: packages already present are not fetched again. This is the
 # only place the lists live; the Makefile, .ci/run and the Dockerfiles call it.
@@ -34,6 +35,12 @@ TEST_PACKAGES=(
     rabbitmq-server
 )
 
+# The benchmarks' anchors (tests/bench/ingest_ratio.sh): nginx with its Lua
+# module and lua-cjson, and perf to profile the gateway under load.
+BENCH_PACKAGES=(
+    wrk nginx libnginx-mod-http-lua lua-cjson linux-perf
+)
+
 # Only for `make docker-smoke` (not part of the default set): a Docker engine
 # of its own, debootstrap for the debian:12 base image, and compose.
 SMOKE_PACKAGES=(
@@ -58,11 +65,12 @@ for list in "$@"; do
         build) PACKAGES+=("${BUILD_PACKAGES[@]}") ;;
         runtime) PACKAGES+=("${RUNTIME_PACKAGES[@]}") ;;
         test) PACKAGES+=("${TEST_PACKAGES[@]}") ;;
+        bench) PACKAGES+=("${BENCH_PACKAGES[@]}") ;;
         smoke) PACKAGES+=("${SMOKE_PACKAGES[@]}") ;;
         rabbitmq-image) PACKAGES+=("${RABBITMQ_IMAGE_PACKAGES[@]}") ;;
         kafka-peer-image) PACKAGES+=("${KAFKA_PEER_IMAGE_PACKAGES[@]}") ;;
         *) echo "install-deps: unknown list '$list'" \
-                "(want build, runtime, test, smoke, rabbitmq-image, kafka-peer-image)" >&2
+                "(want build, runtime, test, bench, smoke, rabbitmq-image, kafka-peer-image)" >&2
            exit 2 ;;
     esac
 done

@@ -1,0 +1,287 @@
+/* Validating a JSON text without building it (json_valid.h): the checks
+ * jansson makes when it parses, in one pass with a fixed-size stack, so
+ * that inputs and outputs can tell JSON from other text without a tree. */
+#include "json_valid.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hex.h"
+#include "utf8.h"
+
+#define JSON_MAX_DEPTH 2048
+
+typedef struct jv {
+    const unsigned char *s;
+    size_t len;
+    size_t pos;
+    char *msg;
+    size_t cap;
+} jv;
+
+static bool jv_fail(jv *v, const char *what)
+{
+    size_t line = 1, line_start = 0;
+    for (size_t i = 0; i < v->pos && i < v->len; i++) {
+        if (v->s[i] == '\n') {
+            line++;
+            line_start = i + 1;
+        }
+    }
+    if (v->cap > 0)
+        snprintf(v->msg, v->cap, "%s at line %zu, column %zu (byte %zu)", what, line,
+                 v->pos - line_start + 1, v->pos);
+    return false;
+}
+
+static bool jv_unexpected(jv *v)
+{
+    char what[48];
+    if (v->pos >= v->len)
+        return jv_fail(v, "unexpected end of input");
+    unsigned char c = v->s[v->pos];
+    if (c >= 0x20 && c < 0x7f)
+        snprintf(what, sizeof what, "unexpected '%c'", c);
+    else
+        snprintf(what, sizeof what, "unexpected byte 0x%02x", c);
+    return jv_fail(v, what);
+}
+
+static void jv_ws(jv *v)
+{
+    while (v->pos < v->len) {
+        unsigned char c = v->s[v->pos];
+        if (c != ' ' && c != '\t' && c != '\n' && c != '\r')
+            break;
+        v->pos++;
+    }
+}
+
+static int jv_hex4(const unsigned char *p)
+{
+    return (int)sl_hex_value((const char *)p, 4);
+}
+
+/* At the opening quote: checks the string and moves past the closing quote. */
+static bool jv_string(jv *v)
+{
+    v->pos++;
+    while (v->pos < v->len) {
+        unsigned char c = v->s[v->pos];
+        if (c == '"') {
+            v->pos++;
+            return true;
+        }
+        if (c < 0x20)
+            return jv_fail(v, "control character in string");
+        if (c == '\\') {
+            if (v->pos + 1 >= v->len)
+                break;
+            unsigned char e = v->s[v->pos + 1];
+            if (e == 'u') {
+                if (v->pos + 6 > v->len)
+                    break;
+                int cp = jv_hex4(v->s + v->pos + 2);
+                if (cp < 0)
+                    return jv_fail(v, "invalid \\u escape");
+                if (cp >= 0xdc00 && cp <= 0xdfff)
+                    return jv_fail(v, "lone low surrogate");
+                if (cp >= 0xd800 && cp <= 0xdbff) {
+                    if (v->pos + 12 > v->len || v->s[v->pos + 6] != '\\' || v->s[v->pos + 7] != 'u')
+                        return jv_fail(v, "lone high surrogate");
+                    int lo = jv_hex4(v->s + v->pos + 8);
+                    if (lo < 0xdc00 || lo > 0xdfff)
+                        return jv_fail(v, "invalid surrogate pair");
+                    v->pos += 12;
+                } else {
+                    v->pos += 6;
+                }
+                continue;
+            }
+            if (strchr("\"\\/bfnrt", e) == NULL || e == '\0')
+                return jv_fail(v, "invalid escape");
+            v->pos += 2;
+            continue;
+        }
+        size_t n = sl_utf8_seq_len(v->s + v->pos, v->len - v->pos);
+        if (n == 0)
+            return jv_fail(v, "invalid UTF-8 in string");
+        v->pos += n;
+    }
+    v->pos = v->len;
+    return jv_fail(v, "unterminated string");
+}
+
+static bool jv_digits(jv *v)
+{
+    size_t start = v->pos;
+    while (v->pos < v->len && v->s[v->pos] >= '0' && v->s[v->pos] <= '9')
+        v->pos++;
+    return v->pos > start;
+}
+
+static bool jv_number(jv *v)
+{
+    size_t start = v->pos;
+    bool real = false;
+    if (v->s[v->pos] == '-')
+        v->pos++;
+    if (v->pos < v->len && v->s[v->pos] == '0') {
+        v->pos++;
+        if (v->pos < v->len && v->s[v->pos] >= '0' && v->s[v->pos] <= '9')
+            return jv_fail(v, "leading zero in number");
+    } else if (!jv_digits(v)) {
+        return jv_unexpected(v);
+    }
+    if (v->pos < v->len && v->s[v->pos] == '.') {
+        v->pos++;
+        real = true;
+        if (!jv_digits(v))
+            return jv_unexpected(v);
+    }
+    if (v->pos < v->len && (v->s[v->pos] == 'e' || v->s[v->pos] == 'E')) {
+        v->pos++;
+        real = true;
+        if (v->pos < v->len && (v->s[v->pos] == '+' || v->s[v->pos] == '-'))
+            v->pos++;
+        if (!jv_digits(v))
+            return jv_unexpected(v);
+    }
+    /* The range checks jansson makes: integers must fit int64, reals must be
+     * finite. Tokens too long for the buffer: integers cannot fit, reals are
+     * let through unchecked. */
+    char tok[400];
+    size_t n = v->pos - start;
+    if (n >= sizeof tok) {
+        if (real)
+            return true;
+        v->pos = start;
+        return jv_fail(v, "integer out of range");
+    }
+    memcpy(tok, v->s + start, n);
+    tok[n] = '\0';
+    errno = 0;
+    if (real) {
+        double d = strtod(tok, NULL);
+        if (errno == ERANGE && isinf(d)) {
+            v->pos = start;
+            return jv_fail(v, "real number overflow");
+        }
+    } else {
+        (void)strtoll(tok, NULL, 10);
+        if (errno == ERANGE) {
+            v->pos = start;
+            return jv_fail(v, "integer out of range");
+        }
+    }
+    return true;
+}
+
+static bool jv_literal(jv *v, const char *word)
+{
+    size_t n = strlen(word);
+    if (v->len - v->pos < n || memcmp(v->s + v->pos, word, n) != 0)
+        return jv_unexpected(v);
+    v->pos += n;
+    return true;
+}
+
+/* One scalar value at v->pos (the caller handles '{' and '['). */
+static bool jv_scalar(jv *v)
+{
+    unsigned char c = v->s[v->pos];
+    switch (c) {
+        case '"':
+            return jv_string(v);
+        case 't':
+            return jv_literal(v, "true");
+        case 'f':
+            return jv_literal(v, "false");
+        case 'n':
+            return jv_literal(v, "null");
+        default:
+            if (c == '-' || (c >= '0' && c <= '9'))
+                return jv_number(v);
+            return jv_unexpected(v);
+    }
+}
+
+/* After '{' or ',' in an object: a key string and its colon. */
+static bool jv_key(jv *v)
+{
+    jv_ws(v);
+    if (v->pos >= v->len || v->s[v->pos] != '"') {
+        if (v->pos < v->len)
+            return jv_fail(v, "expected a string key");
+        return jv_unexpected(v);
+    }
+    if (!jv_string(v))
+        return false;
+    jv_ws(v);
+    if (v->pos >= v->len || v->s[v->pos] != ':')
+        return v->pos >= v->len ? jv_unexpected(v) : jv_fail(v, "expected ':'");
+    v->pos++;
+    return true;
+}
+
+bool sl_json_valid(const char *buf, size_t len, char *msg, size_t cap)
+{
+    jv v = {(const unsigned char *)buf, len, 0, msg, cap};
+    char stack[JSON_MAX_DEPTH];
+    size_t depth = 0;
+    if (cap > 0)
+        msg[0] = '\0';
+    for (;;) {
+        /* expecting a value */
+        jv_ws(&v);
+        if (v.pos >= v.len)
+            return jv_unexpected(&v);
+        unsigned char c = v.s[v.pos];
+        if (c == '{' || c == '[') {
+            if (depth == JSON_MAX_DEPTH)
+                return jv_fail(&v, "nesting too deep");
+            stack[depth++] = (char)c;
+            v.pos++;
+            jv_ws(&v);
+            unsigned char closer = c == '{' ? '}' : ']';
+            if (v.pos < v.len && v.s[v.pos] == closer) {
+                v.pos++;
+                depth--;
+            } else {
+                if (c == '{' && !jv_key(&v))
+                    return false;
+                continue;
+            }
+        } else if (!jv_scalar(&v)) {
+            return false;
+        }
+        /* after a value: close containers or move to the next element */
+        for (;;) {
+            jv_ws(&v);
+            if (depth == 0) {
+                if (v.pos != v.len)
+                    return jv_fail(&v, "end of input expected");
+                return true;
+            }
+            if (v.pos >= v.len)
+                return jv_unexpected(&v);
+            c = v.s[v.pos];
+            char top = stack[depth - 1];
+            if (c == ',') {
+                v.pos++;
+                if (top == '{' && !jv_key(&v))
+                    return false;
+                break;
+            }
+            if ((top == '{' && c == '}') || (top == '[' && c == ']')) {
+                v.pos++;
+                depth--;
+                continue;
+            }
+            return jv_fail(&v, top == '{' ? "expected ',' or '}'" : "expected ',' or ']'");
+        }
+    }
+}
