@@ -42,7 +42,6 @@
 #ifndef HS_CONN_MEMORY
 #define HS_CONN_MEMORY (32 * 1024) /* MHD's per-connection pool: headers and read buffer */
 #endif
-#define HS_CONN_TIMEOUT_S 120 /* idle keep-alive connections are closed after this */
 #define HS_DEFAULT_SYNC_TIMEOUT_MS 5000
 
 /* The status codes this connector answers with; their counters are created
@@ -57,6 +56,8 @@ enum {
     C_409,
     C_413,
     C_415,
+    C_429,
+    C_431,
     C_500,
     C_502,
     C_503,
@@ -64,8 +65,8 @@ enum {
     C_OTHER,
     C_N
 };
-static const int hs_code_values[C_N] = {200, 202, 204, 400, 404, 405, 409,
-                                        413, 415, 500, 502, 503, 504, 0};
+static const int hs_code_values[C_N] = {200, 202, 204, 400, 404, 405, 409, 413,
+                                        415, 429, 431, 500, 502, 503, 504, 0};
 
 typedef struct hs_server hs_server;
 typedef struct hs_req hs_req;
@@ -80,6 +81,8 @@ typedef struct hs_route {
     bool json_tree; /* the key is a JSON path: parse once with jansson, hand the tree on */
     sl_idem *idem;  /* NULL when dedupe_window is 0 */
     const char *reply_ctype;
+    hl_bucket *bucket;        /* from.rate_limit; NULL when off */
+    sl_counter *rate_refused; /* sluice_http_refused_total{reason="rate_limited"} */
 } hs_route;
 
 /* Deadlines of `reply: sync` requests: a min-heap served by one thread. */
@@ -116,6 +119,7 @@ struct hs_server {
     sl_counter *codes[C_N];
     sl_histogram *latency;
     hs_timer timer;
+    hl_limits *limits; /* connections and read deadlines (http_limits.h) */
     bool timer_inited;
     bool drain_inited;
 };
@@ -171,7 +175,7 @@ typedef struct hs_answer {
     bool heap;
     const char *ctype;
     const char *allow;
-    bool retry_after;
+    int retry_after; /* seconds; 0: no Retry-After */
     bool replayed;
     char location[80];
     char msg_id[SL_ID_LEN + 1];
@@ -576,8 +580,11 @@ static enum MHD_Result send_answer(hs_req *r, struct MHD_Connection *conn, hs_an
         MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, a->location);
     if (a->allow != NULL)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, a->allow);
-    if (a->retry_after)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (a->retry_after > 0) {
+        char ra[16];
+        snprintf(ra, sizeof ra, "%d", a->retry_after);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+    }
     if (a->replayed)
         MHD_add_response_header(resp, "Idempotent-Replayed", "true");
     if (a->msg_id[0] != '\0')
@@ -737,9 +744,40 @@ static const char *bad_framing(struct MHD_Connection *conn, const char *url)
     return NULL;
 }
 
+/* The limits' handle of conn's socket (NULL when not tracked). */
+static hl_conn *conn_limits(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci != NULL ? ci->socket_context : NULL;
+}
+
+/* Admission of a request for rt before its body is read: the route's rate
+ * limit. Returns true when it answered (*ret set). */
+static bool refuse_admission(hs_server *srv, hs_req *r, struct MHD_Connection *conn,
+                             enum MHD_Result *ret)
+{
+    (void)srv;
+    if (r->rt->bucket != NULL) {
+        int wait = hl_bucket_take(r->rt->bucket, hl_conn_client(conn_limits(conn)));
+        if (wait > 0) {
+            hs_answer a;
+            sl_counter_add(r->rt->rate_refused, 1);
+            answer_error(&a, 429, "rate_limited", "too many requests for this route; retry later",
+                         NULL);
+            a.retry_after = wait;
+            *ret = send_answer(r, conn, &a);
+            return true;
+        }
+    }
+    return false;
+}
+
 static enum MHD_Result first_call(hs_server *srv, hs_req *r, struct MHD_Connection *conn,
                                   const char *url, const char *method)
 {
+    const sl_http_server_conf *hc = srv->c->conf->priv;
+    hl_conn_headers_done(srv->limits, conn_limits(conn));
     const hs_route *path_match = NULL;
     if (!atomic_load(&srv->accepting)) {
         hs_answer a;
@@ -750,6 +788,11 @@ static enum MHD_Result first_call(hs_server *srv, hs_req *r, struct MHD_Connecti
     const char *framing = bad_framing(conn, url);
     if (framing != NULL)
         return send_error(r, conn, 400, "bad_request", "%s", framing);
+    if (MHD_get_connection_values(conn, MHD_HEADER_KIND, NULL, NULL) > hc->limits.max_headers) {
+        hl_count(srv->limits, "too_many_headers");
+        return send_error(r, conn, 431, "too_many_headers", "more than %d request headers",
+                          hc->limits.max_headers);
+    }
     hs_route *rt = find_route(srv, url, method, &path_match);
     if (rt == NULL && path_match == NULL)
         return send_error(r, conn, 404, "not_found", "no route takes %s", url);
@@ -762,6 +805,9 @@ static enum MHD_Result first_call(hs_server *srv, hs_req *r, struct MHD_Connecti
         return send_answer(r, conn, &a);
     }
     r->rt = rt;
+    enum MHD_Result ret;
+    if (refuse_admission(srv, r, conn, &ret))
+        return ret;
     const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
     if (!sl_httpd_content_type_ok(rt->in->content_type, ct))
         return send_error(r, conn, 415, "unsupported_media_type", "%s takes %s (got %s)", rt->path,
@@ -1117,6 +1163,7 @@ static enum MHD_Result final_call(hs_server *srv, hs_req *r, struct MHD_Connecti
 {
     enum MHD_Result ret = MHD_YES;
     json_t *tree = NULL;
+    hl_conn_body_done(srv->limits, conn_limits(conn));
     if (refuse_early(srv, r, conn, &ret) || !check_json(r, conn, &tree, &ret))
         return ret;
     if (idem_begin(r, conn, &ret) != 0) {
@@ -1183,8 +1230,8 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     hs_server *srv = cls;
     hs_req *r = *con_cls;
-    (void)conn;
     (void)toe;
+    hl_conn_request_done(srv->limits, conn_limits(conn));
     if (r == NULL)
         return;
     *con_cls = NULL;
@@ -1225,6 +1272,27 @@ static size_t unescape_url(void *cls, struct MHD_Connection *conn, char *s)
         return 0;
     }
     return n;
+}
+
+/* MHD's connection notifications: a new connection is counted and gets its
+ * header deadline (or is shut down over a limit); a closed one is forgotten
+ * (MHD closes the fd after this call). */
+static void notify_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                              enum MHD_ConnectionNotificationCode code)
+{
+    hs_server *srv = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *fd =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *ad =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (fd != NULL)
+            *socket_context =
+                hl_conn_open(srv->limits, fd->connect_fd, ad != NULL ? ad->client_addr : NULL);
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        hl_conn_close(srv->limits, *socket_context);
+        *socket_context = NULL;
+    }
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -1317,6 +1385,8 @@ static int hs_attach(sl_connector *c, sl_route *route, sl_error *err)
     for (size_t m = 0; m < in->n_methods && p < sizeof rt->allow; m++)
         p += (size_t)snprintf(rt->allow + p, sizeof rt->allow - p, "%s%s", m ? ", " : "",
                               in->methods[m]);
+    if (in->rate_limit.on && (rt->bucket = hl_bucket_new(&in->rate_limit)) == NULL)
+        return sl_error_set(err, SL_ENOMEM, "out of memory");
     if (srv->dedupe_ms > 0) {
         rt->idem = sl_idem_new(HS_IDEM_CAPACITY, srv->dedupe_ms);
         if (rt->idem == NULL)
@@ -1341,6 +1411,15 @@ static void make_metrics(hs_server *srv)
         srv->codes[i] =
             sl_metrics_counter(m, "sluice_http_requests_total",
                                "HTTP requests answered by http_server inputs, by code", labels);
+    }
+    for (size_t i = 0; i < srv->n_routes; i++) {
+        char rname[200];
+        sl_metrics_escape(srv->routes[i].name, rname, sizeof rname);
+        snprintf(labels, sizeof labels, "connector=\"%s\",route=\"%s\",reason=\"rate_limited\"",
+                 esc, rname);
+        srv->routes[i].rate_refused = sl_metrics_counter(
+            m, "sluice_http_refused_total",
+            "Requests and connections refused by http_server inputs, by route and reason", labels);
     }
     snprintf(labels, sizeof labels, "connector=\"%s\"", esc);
     srv->latency = sl_metrics_histogram(m, "sluice_http_request_seconds",
@@ -1418,6 +1497,10 @@ static int hs_start(sl_connector *c, sl_error *err)
         sl_warn(HS_COMPONENT, "%s: no route uses this connector; every request gets 404",
                 srv->name);
     make_metrics(srv);
+    const sl_http_server_conf *hc = c->conf->priv;
+    srv->limits = hl_new(srv->name, &hc->limits, sl_connector_metrics(c));
+    if (srv->limits == NULL || hl_start(srv->limits) != 0)
+        return sl_error_set(err, SL_ENOMEM, "%s: cannot start the connection limits", srv->name);
     /* across a reload, the previous generation's socket: no refused client */
     srv->listen_fd = sl_connector_take_listener(c, where);
     if (srv->listen_fd < 0)
@@ -1447,7 +1530,10 @@ static int hs_start(sl_connector *c, sl_error *err)
         MHD_start_daemon(flags, 0, NULL, NULL, handler, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
                          srv, MHD_OPTION_LISTEN_SOCKET, srv->listen_fd, MHD_OPTION_THREAD_POOL_SIZE,
                          (unsigned)HS_POOL_THREADS, MHD_OPTION_NOTIFY_COMPLETED, completed, srv,
-                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HS_CONN_TIMEOUT_S,
+                         MHD_OPTION_CONNECTION_TIMEOUT,
+                         (unsigned)((hc->limits.idle_timeout_ms + 999) / 1000),
+                         MHD_OPTION_NOTIFY_CONNECTION, notify_connection, srv,
+                         MHD_OPTION_CONNECTION_LIMIT, hl_mhd_connection_limit(srv->limits),
                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HS_CONN_MEMORY,
                          MHD_OPTION_UNESCAPE_CALLBACK, unescape_url, NULL, MHD_OPTION_END);
     if (srv->daemon == NULL) {
@@ -1547,8 +1633,11 @@ static void hs_destroy(sl_connector *c)
         c->state = NULL;
         return;
     }
-    for (size_t i = 0; i < srv->n_routes; i++)
+    for (size_t i = 0; i < srv->n_routes; i++) {
         sl_idem_free(srv->routes[i].idem);
+        hl_bucket_free(srv->routes[i].bucket);
+    }
+    hl_free(srv->limits);
     free(srv->routes);
     free(srv->timer.heap);
     if (srv->timer_inited) {

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "connector.h"
+#include "http_limits.h"
 #include "http_server_util.h"
 
 extern const sl_connector_type sl_http_server_connector;
@@ -17,6 +18,7 @@ extern const sl_connector_type sl_http_server_connector;
 typedef struct sl_http_server_conf {
     char *listen;      /* "HOST:PORT"; required */
     uint64_t max_body; /* bytes; default 1 MiB */
+    hl_conf limits;    /* connections, deadlines, header count (http_limits.h) */
 } sl_http_server_conf;
 
 /* A route's `from: { connector: NAME, ... }` (sl_input_conf.priv). */
@@ -28,6 +30,7 @@ typedef struct sl_http_server_input {
     bool reply_sync;              /* reply: sync; default async */
     uint64_t sync_timeout_ms;     /* default 5 s */
     char *reply_from;             /* output name whose response is the sync reply */
+    hl_rate_conf rate_limit;      /* off unless set */
 } sl_http_server_input;
 
 /* The table's config callbacks (core/connector.h), in http_server_conf.c. */
