@@ -22,9 +22,10 @@
 #define HL_PROBE 8
 #define HL_TICK_MS 100
 
-enum { R_TOTAL, R_PER_CLIENT, R_HEADER_TIMEOUT, R_BODY_TIMEOUT, R_HEADERS, R_N };
+enum { R_TOTAL, R_PER_CLIENT, R_HEADER_TIMEOUT, R_BODY_TIMEOUT, R_HEADERS, R_CERT, R_N };
 static const char *const REASONS[R_N] = {"too_many_connections", "too_many_connections_per_client",
-                                         "header_timeout", "body_timeout", "too_many_headers"};
+                                         "header_timeout",       "body_timeout",
+                                         "too_many_headers",     "client_certificate"};
 
 const sl_conf_doc hl_rate_doc[] = {
     SL_DOC_REQ("rate", "string", "requests allowed, as N/s, N/m or N/h (\"100/s\")"),

@@ -43,6 +43,7 @@
 #define HS_CONN_MEMORY (32 * 1024) /* MHD's per-connection pool: headers and read buffer */
 #endif
 #define HS_DEFAULT_SYNC_TIMEOUT_MS 5000
+#define SL_HDR_CLIENT_SUBJECT "x-client-subject" /* mutual TLS: the verified subject DN */
 
 /* The status codes this connector answers with; their counters are created
  * once so that a request never formats a label. */
@@ -51,6 +52,8 @@ enum {
     C_202,
     C_204,
     C_400,
+    C_401,
+    C_403,
     C_404,
     C_405,
     C_409,
@@ -65,8 +68,8 @@ enum {
     C_OTHER,
     C_N
 };
-static const int hs_code_values[C_N] = {200, 202, 204, 400, 404, 405, 409, 413,
-                                        415, 429, 431, 500, 502, 503, 504, 0};
+static const int hs_code_values[C_N] = {200, 202, 204, 400, 401, 403, 404, 405, 409,
+                                        413, 415, 429, 431, 500, 502, 503, 504, 0};
 
 typedef struct hs_server hs_server;
 typedef struct hs_req hs_req;
@@ -120,6 +123,7 @@ struct hs_server {
     sl_histogram *latency;
     hs_timer timer;
     hl_limits *limits; /* connections and read deadlines (http_limits.h) */
+    sl_tls *tls;       /* NULL: plain HTTP */
     bool timer_inited;
     bool drain_inited;
 };
@@ -165,6 +169,7 @@ struct hs_req {
     size_t heap_idx; /* in timer heap, under timer.mu; SIZE_MAX when not there */
     uint64_t deadline_ms;
     struct timespec t0;
+    char subject[256]; /* mutual TLS: the client certificate's subject DN */
 };
 
 /* An answer about to be sent. */
@@ -785,6 +790,13 @@ static enum MHD_Result first_call(hs_server *srv, hs_req *r, struct MHD_Connecti
         a.retry_after = true;
         return send_answer(r, conn, &a);
     }
+    if (sl_tls_mutual(srv->tls) && sl_tls_client_subject(conn, r->subject, sizeof r->subject)) {
+        hl_count(srv->limits, "client_certificate");
+        hs_answer a;
+        answer_error(&a, 401, "client_certificate_required", r->subject, NULL);
+        r->subject[0] = '\0';
+        return send_answer(r, conn, &a);
+    }
     const char *framing = bad_framing(conn, url);
     if (framing != NULL)
         return send_error(r, conn, 400, "bad_request", "%s", framing);
@@ -883,6 +895,8 @@ static enum MHD_Result keep_header(void *cls, enum MHD_ValueKind kind, const cha
         char ch = key[i];
         name[i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
     }
+    if (strcmp(name, SL_HDR_CLIENT_SUBJECT) == 0) /* set by the gateway only */
+        return MHD_YES;
     if (!(n > 2 && name[0] == 'x' && name[1] == '-') && strcmp(name, "idempotency-key") != 0 &&
         strcmp(name, "traceparent") != 0 && strcmp(name, "tracestate") != 0)
         return MHD_YES;
@@ -1052,6 +1066,9 @@ static sl_msg *build_msg(hs_server *srv, hs_req *r, struct MHD_Connection *conn,
         hc.oom = true;
     if (!hc.oom)
         MHD_get_connection_values(conn, MHD_HEADER_KIND, keep_header, &hc);
+    if (!hc.oom && r->subject[0] != '\0' &&
+        sl_msg_set_header(msg, SL_HDR_CLIENT_SUBJECT, r->subject, strlen(r->subject)) != 0)
+        hc.oom = true;
     if (hc.oom) {
         sl_msg_free(msg);
         return NULL;
@@ -1501,6 +1518,15 @@ static int hs_start(sl_connector *c, sl_error *err)
     srv->limits = hl_new(srv->name, &hc->limits, sl_connector_metrics(c));
     if (srv->limits == NULL || hl_start(srv->limits) != 0)
         return sl_error_set(err, SL_ENOMEM, "%s: cannot start the connection limits", srv->name);
+    struct MHD_OptionItem tls_opts[8] = {{MHD_OPTION_END, 0, NULL}};
+    if (hc->tls != NULL) {
+        srv->tls = sl_tls_load(hc->tls, err);
+        if (srv->tls == NULL) {
+            sl_err(HS_COMPONENT, "%s: %s", srv->name, err->msg);
+            return -1;
+        }
+        sl_tls_mhd_options(srv->tls, tls_opts);
+    }
     /* across a reload, the previous generation's socket: no refused client */
     srv->listen_fd = sl_connector_take_listener(c, where);
     if (srv->listen_fd < 0)
@@ -1519,6 +1545,7 @@ static int hs_start(sl_connector *c, sl_error *err)
         srv->timer.running = true;
     }
     atomic_store(&srv->accepting, true);
+    unsigned tls_flag = srv->tls != NULL ? MHD_USE_TLS : 0;
 #ifndef HS_NO_TURBO
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO |
                      MHD_USE_ERROR_LOG | MHD_USE_ITC;
@@ -1527,7 +1554,7 @@ static int hs_start(sl_connector *c, sl_error *err)
         MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_ITC;
 #endif
     srv->daemon =
-        MHD_start_daemon(flags, 0, NULL, NULL, handler, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+        MHD_start_daemon(flags | tls_flag, 0, NULL, NULL, handler, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
                          srv, MHD_OPTION_LISTEN_SOCKET, srv->listen_fd, MHD_OPTION_THREAD_POOL_SIZE,
                          (unsigned)HS_POOL_THREADS, MHD_OPTION_NOTIFY_COMPLETED, completed, srv,
                          MHD_OPTION_CONNECTION_TIMEOUT,
@@ -1535,7 +1562,8 @@ static int hs_start(sl_connector *c, sl_error *err)
                          MHD_OPTION_NOTIFY_CONNECTION, notify_connection, srv,
                          MHD_OPTION_CONNECTION_LIMIT, hl_mhd_connection_limit(srv->limits),
                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HS_CONN_MEMORY,
-                         MHD_OPTION_UNESCAPE_CALLBACK, unescape_url, NULL, MHD_OPTION_END);
+                         MHD_OPTION_UNESCAPE_CALLBACK, unescape_url, NULL, MHD_OPTION_ARRAY,
+                         tls_opts, MHD_OPTION_END);
     if (srv->daemon == NULL) {
         atomic_store(&srv->accepting, false);
         close(srv->listen_fd);
@@ -1544,8 +1572,9 @@ static int hs_start(sl_connector *c, sl_error *err)
         sl_err(HS_COMPONENT, "%s", err->msg);
         return -1;
     }
-    sl_info(HS_COMPONENT, "http_server %s listening on %s (%zu route%s)", srv->name, srv->bound,
-            srv->n_routes, srv->n_routes == 1 ? "" : "s");
+    sl_info(HS_COMPONENT, "http_server %s listening on %s (%zu route%s%s)", srv->name, srv->bound,
+            srv->n_routes, srv->n_routes == 1 ? "" : "s",
+            srv->tls == NULL ? "" : sl_tls_mutual(srv->tls) ? ", mutual TLS" : ", TLS");
     return 0;
 }
 
@@ -1638,6 +1667,7 @@ static void hs_destroy(sl_connector *c)
         hl_bucket_free(srv->routes[i].bucket);
     }
     hl_free(srv->limits);
+    sl_tls_free(srv->tls);
     free(srv->routes);
     free(srv->timer.heap);
     if (srv->timer_inited) {

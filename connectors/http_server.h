@@ -10,6 +10,7 @@
 
 #include "connector.h"
 #include "http_limits.h"
+#include "http_tls.h"
 #include "http_server_util.h"
 
 extern const sl_connector_type sl_http_server_connector;
@@ -19,6 +20,7 @@ typedef struct sl_http_server_conf {
     char *listen;      /* "HOST:PORT"; required */
     uint64_t max_body; /* bytes; default 1 MiB */
     hl_conf limits;    /* connections, deadlines, header count (http_limits.h) */
+    sl_tls_conf *tls;  /* NULL: plain HTTP (core/http_tls.h) */
 } sl_http_server_conf;
 
 /* A route's `from: { connector: NAME, ... }` (sl_input_conf.priv). */

@@ -18,6 +18,7 @@ const char *const sl_http_server_conf_keys[] = {"listen",
                                                 "body_timeout",
                                                 "idle_timeout",
                                                 "max_headers",
+                                                "tls",
                                                 NULL};
 const char *const sl_http_server_input_keys[] = {
     "path", "methods", "content_type", "reply", "sync_timeout", "reply_from", "rate_limit", NULL};
@@ -40,6 +41,8 @@ const sl_conf_doc sl_http_server_conf_doc[] = {
            "arrive within idle_timeout + header_timeout)"),
     SL_DOC("max_headers", "integer", "100",
            "request headers allowed; more get 431 (their total size is bounded at 32 KiB)"),
+    SL_DOC_SUB("tls", "HTTPS for this listener (plain HTTP when absent); see docs/SECURITY.md",
+               sl_tls_doc),
     SL_DOC_END};
 const sl_conf_doc sl_http_server_input_doc[] = {
     SL_DOC_REQ("path", "string", "URL path this route answers, starting with '/'"),
@@ -72,6 +75,7 @@ void sl_http_server_parse_conf(sl_conf_reader *r, sl_connector_conf *cc, const s
         sl_conf_check_listen(r, n, path, "listen", hc->listen);
     sl_conf_size(r, n, "max_body", path, &hc->max_body);
     hl_parse_conf(r, n, path, &hc->limits);
+    sl_tls_parse(r, n, path, &hc->tls);
 }
 
 /* Reports a reply_from that names no output of the route. */
