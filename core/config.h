@@ -346,6 +346,15 @@ bool sl_conf_str(sl_conf_reader *r, const sl_node *map, const char *key, const c
 bool sl_conf_need_str(sl_conf_reader *r, const sl_node *map, const char *key, const char *path,
                       char **out);
 
+/* A secret (password, token, key): the string written (usually "${VAR}",
+ * expanded like every string), or "file:PATH" for the contents of a file
+ * (PATH relative to the directory of the YAML file that names it; one
+ * trailing newline stripped; at most 64 KiB). An empty secret, an
+ * unreadable file or a missing required key is an error at the key's
+ * position; no message ever contains the value. *out is pool-allocated. */
+bool sl_conf_secret(sl_conf_reader *r, const sl_node *map, const char *key, const char *path,
+                    bool required, const char **out);
+
 /* A decimal integer from min to max. */
 bool sl_conf_int(sl_conf_reader *r, const sl_node *map, const char *key, const char *path, long min,
                  long max, int *out);

@@ -12,11 +12,11 @@ set -euo pipefail
 BUILD_PACKAGES=(
     build-essential cmake pkg-config ca-certificates
     libmicrohttpd-dev libcurl4-openssl-dev librabbitmq-dev librdkafka-dev
-    libjansson-dev libxml2-dev liblua5.4-dev libyaml-dev
+    libjansson-dev libxml2-dev liblua5.4-dev libyaml-dev libgnutls28-dev
 )
 
 RUNTIME_PACKAGES=(
-    libmicrohttpd12 libcurl4 librabbitmq4 librdkafka1 libjansson4 libxml2
+    libmicrohttpd12 libgnutls30 libcurl4 librabbitmq4 librdkafka1 libjansson4 libxml2
     liblua5.4-0 libyaml-0-2 ca-certificates curl
 )
 

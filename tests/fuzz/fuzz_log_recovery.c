@@ -1,7 +1,9 @@
 /* libFuzzer target: log recovery. The input replaces the only segment of
  * a one-partition topic (its index removed); the log is opened (recovery
  * scans and truncates the segment) and every readable record read. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <dirent.h>
 #include <stddef.h>
 #include <stdint.h>
