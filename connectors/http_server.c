@@ -84,8 +84,10 @@ typedef struct hs_route {
     bool json_tree; /* the key is a JSON path: parse once with jansson, hand the tree on */
     sl_idem *idem;  /* NULL when dedupe_window is 0 */
     const char *reply_ctype;
-    hl_bucket *bucket;        /* from.rate_limit; NULL when off */
-    sl_counter *rate_refused; /* sluice_http_refused_total{reason="rate_limited"} */
+    hl_bucket *bucket;           /* from.rate_limit; NULL when off */
+    sl_counter *rate_refused;    /* sluice_http_refused_total{reason="rate_limited"} */
+    sl_counter *auth_refused[3]; /* reasons auth_missing, auth_invalid, auth_forbidden */
+    char challenge[400];         /* WWW-Authenticate of a 401 */
 } hs_route;
 
 /* Deadlines of `reply: sync` requests: a min-heap served by one thread. */
@@ -170,6 +172,7 @@ struct hs_req {
     uint64_t deadline_ms;
     struct timespec t0;
     char subject[256]; /* mutual TLS: the client certificate's subject DN */
+    bool auth_body;    /* an HMAC signature is checked once the body is in */
 };
 
 /* An answer about to be sent. */
@@ -180,7 +183,8 @@ typedef struct hs_answer {
     bool heap;
     const char *ctype;
     const char *allow;
-    int retry_after; /* seconds; 0: no Retry-After */
+    const char *www_auth; /* WWW-Authenticate of a 401 */
+    int retry_after;      /* seconds; 0: no Retry-After */
     bool replayed;
     char location[80];
     char msg_id[SL_ID_LEN + 1];
@@ -585,6 +589,8 @@ static enum MHD_Result send_answer(hs_req *r, struct MHD_Connection *conn, hs_an
         MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, a->location);
     if (a->allow != NULL)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, a->allow);
+    if (a->www_auth != NULL)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, a->www_auth);
     if (a->retry_after > 0) {
         char ra[16];
         snprintf(ra, sizeof ra, "%d", a->retry_after);
@@ -757,12 +763,38 @@ static hl_conn *conn_limits(struct MHD_Connection *conn)
     return ci != NULL ? ci->socket_context : NULL;
 }
 
+/* Answers a request refused by authentication (401 or 403), counted by
+ * route and reason. The detail names no credential. */
+static enum MHD_Result refuse_auth(hs_req *r, struct MHD_Connection *conn, ha_result res)
+{
+    hs_answer a;
+    sl_counter_add(r->rt->auth_refused[res == HA_FORBIDDEN ? 2 : res == HA_INVALID ? 1 : 0], 1);
+    if (res == HA_FORBIDDEN) {
+        answer_error(&a, 403, "forbidden", "this client is not allowed on this route", NULL);
+        return send_answer(r, conn, &a);
+    }
+    answer_error(&a, 401, "unauthorized",
+                 res == HA_INVALID ? "the credential was not accepted" : "a credential is required",
+                 NULL);
+    a.www_auth = r->rt->challenge;
+    return send_answer(r, conn, &a);
+}
+
 /* Admission of a request for rt before its body is read: the route's rate
- * limit. Returns true when it answered (*ret set). */
+ * limit, then the credentials that need no body. Returns true when it
+ * answered (*ret set). */
 static bool refuse_admission(hs_server *srv, hs_req *r, struct MHD_Connection *conn,
                              enum MHD_Result *ret)
 {
     (void)srv;
+    if (r->rt->in->auth.n > 0) {
+        ha_result res = ha_check_headers(&r->rt->in->auth, conn, r->subject);
+        if (res != HA_PASS && res != HA_NEED_BODY) {
+            *ret = refuse_auth(r, conn, res);
+            return true;
+        }
+        r->auth_body = res == HA_NEED_BODY;
+    }
     if (r->rt->bucket != NULL) {
         int wait = hl_bucket_take(r->rt->bucket, hl_conn_client(conn_limits(conn)));
         if (wait > 0) {
@@ -1181,7 +1213,15 @@ static enum MHD_Result final_call(hs_server *srv, hs_req *r, struct MHD_Connecti
     enum MHD_Result ret = MHD_YES;
     json_t *tree = NULL;
     hl_conn_body_done(srv->limits, conn_limits(conn));
-    if (refuse_early(srv, r, conn, &ret) || !check_json(r, conn, &tree, &ret))
+    if (refuse_early(srv, r, conn, &ret))
+        return ret;
+    if (r->auth_body) {
+        ha_result res = ha_check_body(&r->rt->in->auth, conn, r->body != NULL ? r->body : "",
+                                      r->body_len, (int64_t)(wall_ms() / 1000));
+        if (res != HA_PASS)
+            return refuse_auth(r, conn, res);
+    }
+    if (!check_json(r, conn, &tree, &ret))
         return ret;
     if (idem_begin(r, conn, &ret) != 0) {
         json_decref(tree);
@@ -1402,6 +1442,7 @@ static int hs_attach(sl_connector *c, sl_route *route, sl_error *err)
     for (size_t m = 0; m < in->n_methods && p < sizeof rt->allow; m++)
         p += (size_t)snprintf(rt->allow + p, sizeof rt->allow - p, "%s%s", m ? ", " : "",
                               in->methods[m]);
+    ha_challenge(&in->auth, rt->challenge, sizeof rt->challenge);
     if (in->rate_limit.on && (rt->bucket = hl_bucket_new(&in->rate_limit)) == NULL)
         return sl_error_set(err, SL_ENOMEM, "out of memory");
     if (srv->dedupe_ms > 0) {
@@ -1437,6 +1478,15 @@ static void make_metrics(hs_server *srv)
         srv->routes[i].rate_refused = sl_metrics_counter(
             m, "sluice_http_refused_total",
             "Requests and connections refused by http_server inputs, by route and reason", labels);
+        for (int k = 0; k < 3; k++) {
+            static const char *const why[] = {"auth_missing", "auth_invalid", "auth_forbidden"};
+            snprintf(labels, sizeof labels, "connector=\"%s\",route=\"%s\",reason=\"%s\"", esc,
+                     rname, why[k]);
+            srv->routes[i].auth_refused[k] = sl_metrics_counter(
+                m, "sluice_http_refused_total",
+                "Requests and connections refused by http_server inputs, by route and reason",
+                labels);
+        }
     }
     snprintf(labels, sizeof labels, "connector=\"%s\"", esc);
     srv->latency = sl_metrics_histogram(m, "sluice_http_request_seconds",
@@ -1553,17 +1603,15 @@ static int hs_start(sl_connector *c, sl_error *err)
     unsigned flags =
         MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_ITC;
 #endif
-    srv->daemon =
-        MHD_start_daemon(flags | tls_flag, 0, NULL, NULL, handler, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-                         srv, MHD_OPTION_LISTEN_SOCKET, srv->listen_fd, MHD_OPTION_THREAD_POOL_SIZE,
-                         (unsigned)HS_POOL_THREADS, MHD_OPTION_NOTIFY_COMPLETED, completed, srv,
-                         MHD_OPTION_CONNECTION_TIMEOUT,
-                         (unsigned)((hc->limits.idle_timeout_ms + 999) / 1000),
-                         MHD_OPTION_NOTIFY_CONNECTION, notify_connection, srv,
-                         MHD_OPTION_CONNECTION_LIMIT, hl_mhd_connection_limit(srv->limits),
-                         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HS_CONN_MEMORY,
-                         MHD_OPTION_UNESCAPE_CALLBACK, unescape_url, NULL, MHD_OPTION_ARRAY,
-                         tls_opts, MHD_OPTION_END);
+    srv->daemon = MHD_start_daemon(
+        flags | tls_flag, 0, NULL, NULL, handler, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
+        MHD_OPTION_LISTEN_SOCKET, srv->listen_fd, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)HS_POOL_THREADS, MHD_OPTION_NOTIFY_COMPLETED, completed, srv,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)((hc->limits.idle_timeout_ms + 999) / 1000),
+        MHD_OPTION_NOTIFY_CONNECTION, notify_connection, srv, MHD_OPTION_CONNECTION_LIMIT,
+        hl_mhd_connection_limit(srv->limits), MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)HS_CONN_MEMORY, MHD_OPTION_UNESCAPE_CALLBACK, unescape_url, NULL, MHD_OPTION_ARRAY,
+        tls_opts, MHD_OPTION_END);
     if (srv->daemon == NULL) {
         atomic_store(&srv->accepting, false);
         close(srv->listen_fd);
@@ -1574,7 +1622,9 @@ static int hs_start(sl_connector *c, sl_error *err)
     }
     sl_info(HS_COMPONENT, "http_server %s listening on %s (%zu route%s%s)", srv->name, srv->bound,
             srv->n_routes, srv->n_routes == 1 ? "" : "s",
-            srv->tls == NULL ? "" : sl_tls_mutual(srv->tls) ? ", mutual TLS" : ", TLS");
+            srv->tls == NULL          ? ""
+            : sl_tls_mutual(srv->tls) ? ", mutual TLS"
+                                      : ", TLS");
     return 0;
 }
 

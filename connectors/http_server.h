@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "connector.h"
+#include "http_auth.h"
 #include "http_limits.h"
 #include "http_tls.h"
 #include "http_server_util.h"
@@ -33,6 +34,7 @@ typedef struct sl_http_server_input {
     uint64_t sync_timeout_ms;     /* default 5 s */
     char *reply_from;             /* output name whose response is the sync reply */
     hl_rate_conf rate_limit;      /* off unless set */
+    ha_conf auth;                 /* from.auth; open when empty (http_auth.h) */
 } sl_http_server_input;
 
 /* The table's config callbacks (core/connector.h), in http_server_conf.c. */

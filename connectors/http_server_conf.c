@@ -21,7 +21,7 @@ const char *const sl_http_server_conf_keys[] = {"listen",
                                                 "tls",
                                                 NULL};
 const char *const sl_http_server_input_keys[] = {
-    "path", "methods", "content_type", "reply", "sync_timeout", "reply_from", "rate_limit", NULL};
+    "path", "methods", "content_type", "reply", "sync_timeout", "reply_from", "rate_limit", "auth", NULL};
 
 const sl_conf_doc sl_http_server_conf_doc[] = {
     SL_DOC_REQ("listen", "listen",
@@ -61,6 +61,10 @@ const sl_conf_doc sl_http_server_input_doc[] = {
     SL_DOC_SUB("rate_limit",
                "token bucket; a request over it gets 429 with Retry-After (counted by reason)",
                hl_rate_doc),
+    SL_DOC("auth", "list", NULL,
+           "authentication: a list of {type: bearer|api_key|basic|hmac|mtls, ...}; one entry "
+           "accepting is enough; else 401 (403: a verified identity not allowed); see "
+           "docs/SECURITY.md"),
     SL_DOC_END};
 
 void sl_http_server_parse_conf(sl_conf_reader *r, sl_connector_conf *cc, const sl_node *n,
@@ -159,6 +163,7 @@ void sl_http_server_parse_input(sl_conf_reader *r, const sl_route_conf *route,
     if (sl_conf_str(r, n, "reply_from", path, &hi->reply_from))
         check_reply_from(r, route, n, path, hi->reply_from);
     hl_parse_rate(r, n, path, &hi->rate_limit);
+    ha_parse(r, n, path, &hi->auth);
     if (methods_ok && hi->path && hi->path[0] == '/')
         check_unique(r, route, cc, hi, n, path);
 }
