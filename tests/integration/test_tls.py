@@ -207,3 +207,64 @@ def test_sighup_reload_serves_the_new_certificate():
     finally:
         gw.stop()
         gw.cleanup()
+
+
+def admin_get(port, pki, path, client=None, token=None):
+    c = http.client.HTTPSConnection("127.0.0.1", port, context=context(pki, client=client),
+                                    timeout=10)
+    try:
+        c.request("GET", path, headers={"authorization": f"Bearer {token}"} if token else {})
+        r = c.getresponse()
+        r.read()
+        return r.status
+    finally:
+        c.close()
+
+
+def test_admin_over_mutual_tls_with_token():
+    pki = make_pki()
+    use_server_cert(pki, "server")
+    admin_port = free_port()
+    with open(os.path.join(pki, "admin.token"), "w") as f:
+        f.write("adm-7c1d9e\n")
+    conf = base_config(admin_port=admin_port).replace(
+        f'admin: {{ listen: "127.0.0.1:{admin_port}" }}',
+        f'admin: {{ listen: "127.0.0.1:{admin_port}", token: "file:{pki}/admin.token", '
+        f'tls: {{ cert: {pki}/tls.pem, key: {pki}/tls.key, client_ca: {pki}/ca.pem }} }}')
+    gw = Gateway(conf)
+    gw.start(admin_port, wait=False)
+    try:
+        # /health and /ready stay open (no client certificate, no token)
+        def ready():
+            try:
+                return admin_get(admin_port, pki, "/ready") == 200
+            except ConnectionRefusedError:
+                return False
+        wait_until(ready, 60, "/ready over TLS")
+        assert admin_get(admin_port, pki, "/health") == 200
+        assert admin_get(admin_port, pki, "/metrics", token="adm-7c1d9e") == 401  # no cert
+        assert admin_get(admin_port, pki, "/metrics", client="expired", token="adm-7c1d9e") == 401
+        assert admin_get(admin_port, pki, "/metrics", client="client") == 401  # no token
+        assert admin_get(admin_port, pki, "/metrics", client="client", token="adm-7c1d9X") == 403
+        assert admin_get(admin_port, pki, "/metrics", client="client", token="adm-7c1d9e") == 200
+        # plain HTTP is not answered
+        try:
+            st = request("GET", f"127.0.0.1:{admin_port}", "/health", timeout=5)[0]
+        except (OSError, http.client.HTTPException):
+            st = None
+        assert st is None, st
+    finally:
+        gw.stop()
+        gw.cleanup()
+
+
+def test_default_config_binds_admin_to_loopback():
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "..", "..", "conf", "sluice.yaml")) as f:
+        text = f.read()
+    admin = text.split("admin:", 1)[1].split("\n  log:", 1)[0]
+    assert 'listen: "127.0.0.1:' in admin, admin
+    r = subprocess.run([os.environ.get("SLUICE_BIN", "build-asan/sluice"), "config", "reference"],
+                       capture_output=True, text=True, timeout=60, check=True)
+    line = next(l for l in r.stdout.splitlines() if "127.0.0.1:9400" in l)
+    assert "listen" in line, line
