@@ -249,6 +249,15 @@ static ha_result better(ha_result a, ha_result b)
     return rank[b] > rank[a] ? b : a;
 }
 
+bool ha_known_token(const ha_conf *c, struct MHD_Connection *conn)
+{
+    bool known = false;
+    for (size_t i = 0; i < c->n; i++)
+        if (c->entries[i].type == HA_BEARER || c->entries[i].type == HA_API_KEY)
+            known |= check_one(&c->entries[i], conn, NULL) == HA_PASS;
+    return known;
+}
+
 ha_result ha_check_headers(const ha_conf *c, struct MHD_Connection *conn, const char *subject)
 {
     ha_result best = HA_MISSING;

@@ -60,6 +60,11 @@ const char *ha_reason(ha_result res);
  * subject or NULL). Call before reading the body. */
 ha_result ha_check_headers(const ha_conf *c, struct MHD_Connection *conn, const char *subject);
 
+/* True when conn carries a bearer token or API key that one of c's entries
+ * accepts (only these cheap types: no password hash is computed). Tells a
+ * credential valid on another route (403) from a wrong one (401). */
+bool ha_known_token(const ha_conf *c, struct MHD_Connection *conn);
+
 /* Checks the HMAC entries over the exact raw body; now_s is Unix time. */
 ha_result ha_check_body(const ha_conf *c, struct MHD_Connection *conn, const char *body, size_t len,
                         int64_t now_s);

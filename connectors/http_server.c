@@ -786,9 +786,11 @@ static enum MHD_Result refuse_auth(hs_req *r, struct MHD_Connection *conn, ha_re
 static bool refuse_admission(hs_server *srv, hs_req *r, struct MHD_Connection *conn,
                              enum MHD_Result *ret)
 {
-    (void)srv;
     if (r->rt->in->auth.n > 0) {
         ha_result res = ha_check_headers(&r->rt->in->auth, conn, r->subject);
+        for (size_t i = 0; (res == HA_INVALID || res == HA_MISSING) && i < srv->n_routes; i++)
+            if (&srv->routes[i] != r->rt && ha_known_token(&srv->routes[i].in->auth, conn))
+                res = HA_FORBIDDEN; /* valid, but for another route */
         if (res != HA_PASS && res != HA_NEED_BODY) {
             *ret = refuse_auth(r, conn, res);
             return true;

@@ -130,8 +130,12 @@ def test_bearer_api_key_and_basic():
         check_route(gw, hp, "/basic", "basic", {"authorization": basic("partner", PASSWORD)},
                     {"authorization": basic("partner", PASSWORD + "!")})
         assert post(hp, "/basic", headers={"authorization": basic("nobody", PASSWORD)})[0] == 401
-        # a token of one route opens no other
-        assert post(hp, "/apikey", headers={"authorization": f"Bearer {TOKEN}"})[0] == 401
+        # a credential of one route opens no other: 403 (valid, not allowed here)
+        st, _ = post(hp, "/basic", headers={"authorization": f"Bearer {TOKEN}"})
+        assert st == 403, st
+        assert post(hp, "/bearer", headers={"x-api-key": API_KEY})[0] == 403
+        assert refused(gw, "basic", "auth_forbidden") == 1
+        assert appended(gw, "basic") == 1 and appended(gw, "bearer") == 1
     finally:
         gw.stop()
         gw.cleanup()

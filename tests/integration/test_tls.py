@@ -49,6 +49,7 @@ def make_pki():
     make_cert(d, "server", "ca", "/CN=first.example", san=san)
     make_cert(d, "server2", "ca", "/CN=second.example", san=san)
     make_cert(d, "client", "ca", "/O=Acme/CN=orders")
+    make_cert(d, "billing", "ca", "/O=Acme/CN=billing")
     make_cert(d, "expired", "ca", "/O=Acme/CN=old", days=-1)
     make_cert(d, "stranger", "other_ca", "/O=Acme/CN=orders")
     return d
@@ -67,6 +68,12 @@ connectors:
 routes:
   j:
     from: {{ connector: in, path: /j, content_type: json }}
+    to: [ {{ connector: out }} ]
+  m:
+    from:
+      connector: in
+      path: /m
+      auth: [ {{ type: mtls, subjects: [ "CN=orders,O=Acme" ] }} ]
     to: [ {{ connector: out }} ]
 """
 
@@ -88,13 +95,13 @@ def context(pki, ca="ca", client=None, max_tls12=False):
     return ctx
 
 
-def post(port, ctx, headers=None):
+def post(port, ctx, headers=None, path="/j"):
     """One POST over TLS on a fresh connection; (status, body)."""
     c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10)
     try:
         h = {"content-type": "application/json"}
         h.update(headers or {})
-        c.request("POST", "/j", body=b'{"k":1}', headers=h)
+        c.request("POST", path, body=b'{"k":1}', headers=h)
         r = c.getresponse()
         return r.status, r.read()
     finally:
@@ -175,6 +182,11 @@ def test_mutual_tls_refuses_missing_expired_and_wrongly_signed_client_certificat
         assert st == 202
         assert appended(gw) == 1
         assert metric(gw.metrics(), "sluice_http_refused_total", reason="client_certificate") == 3
+        # an mtls entry: a verified subject not in its list gets 403
+        assert post(port, context(pki, client="billing"), path="/m")[0] == 403
+        assert post(port, context(pki, client="client"), path="/m")[0] == 202
+        assert metric(gw.metrics(), "sluice_http_refused_total", route="m",
+                      reason="auth_forbidden") == 1
     finally:
         gw.stop()
     try:
