@@ -20,8 +20,9 @@ const char *const sl_http_server_conf_keys[] = {"listen",
                                                 "max_headers",
                                                 "tls",
                                                 NULL};
-const char *const sl_http_server_input_keys[] = {
-    "path", "methods", "content_type", "reply", "sync_timeout", "reply_from", "rate_limit", "auth", NULL};
+const char *const sl_http_server_input_keys[] = {"path",       "methods",      "content_type",
+                                                 "reply",      "sync_timeout", "reply_from",
+                                                 "rate_limit", "auth",         NULL};
 
 const sl_conf_doc sl_http_server_conf_doc[] = {
     SL_DOC_REQ("listen", "listen",
