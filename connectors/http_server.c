@@ -812,10 +812,33 @@ static bool refuse_admission(hs_server *srv, hs_req *r, struct MHD_Connection *c
     return false;
 }
 
+/* Refusals before routing: a mutual-TLS client without a valid certificate
+ * (401) and too many headers (431). Returns true when it answered. */
+static bool refuse_client(hs_server *srv, hs_req *r, struct MHD_Connection *conn,
+                          enum MHD_Result *ret)
+{
+    const sl_http_server_conf *hc = srv->c->conf->priv;
+    if (sl_tls_mutual(srv->tls) && sl_tls_client_subject(conn, r->subject, sizeof r->subject)) {
+        hl_count(srv->limits, "client_certificate");
+        hs_answer a;
+        answer_error(&a, 401, "client_certificate_required", r->subject, NULL);
+        r->subject[0] = '\0';
+        *ret = send_answer(r, conn, &a);
+        return true;
+    }
+    if (MHD_get_connection_values(conn, MHD_HEADER_KIND, NULL, NULL) > hc->limits.max_headers) {
+        hl_count(srv->limits, "too_many_headers");
+        *ret = send_error(r, conn, 431, "too_many_headers", "more than %d request headers",
+                          hc->limits.max_headers);
+        return true;
+    }
+    return false;
+}
+
 static enum MHD_Result first_call(hs_server *srv, hs_req *r, struct MHD_Connection *conn,
                                   const char *url, const char *method)
 {
-    const sl_http_server_conf *hc = srv->c->conf->priv;
+    enum MHD_Result ret;
     hl_conn_headers_done(srv->limits, conn_limits(conn));
     const hs_route *path_match = NULL;
     if (!atomic_load(&srv->accepting)) {
@@ -824,21 +847,11 @@ static enum MHD_Result first_call(hs_server *srv, hs_req *r, struct MHD_Connecti
         a.retry_after = true;
         return send_answer(r, conn, &a);
     }
-    if (sl_tls_mutual(srv->tls) && sl_tls_client_subject(conn, r->subject, sizeof r->subject)) {
-        hl_count(srv->limits, "client_certificate");
-        hs_answer a;
-        answer_error(&a, 401, "client_certificate_required", r->subject, NULL);
-        r->subject[0] = '\0';
-        return send_answer(r, conn, &a);
-    }
+    if (refuse_client(srv, r, conn, &ret))
+        return ret;
     const char *framing = bad_framing(conn, url);
     if (framing != NULL)
         return send_error(r, conn, 400, "bad_request", "%s", framing);
-    if (MHD_get_connection_values(conn, MHD_HEADER_KIND, NULL, NULL) > hc->limits.max_headers) {
-        hl_count(srv->limits, "too_many_headers");
-        return send_error(r, conn, 431, "too_many_headers", "more than %d request headers",
-                          hc->limits.max_headers);
-    }
     hs_route *rt = find_route(srv, url, method, &path_match);
     if (rt == NULL && path_match == NULL)
         return send_error(r, conn, 404, "not_found", "no route takes %s", url);
@@ -851,7 +864,6 @@ static enum MHD_Result first_call(hs_server *srv, hs_req *r, struct MHD_Connecti
         return send_answer(r, conn, &a);
     }
     r->rt = rt;
-    enum MHD_Result ret;
     if (refuse_admission(srv, r, conn, &ret))
         return ret;
     const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
@@ -1554,6 +1566,25 @@ static void rebuild_idem(hs_server *srv)
     }
 }
 
+/* Starts the connection limits and reads the TLS files (when configured)
+ * into tls_opts for MHD_OPTION_ARRAY. Returns 0, or -1 with err. */
+static int start_edge(hs_server *srv, const sl_http_server_conf *hc,
+                      struct MHD_OptionItem *tls_opts, sl_error *err)
+{
+    srv->limits = hl_new(srv->name, &hc->limits, sl_connector_metrics(srv->c));
+    if (srv->limits == NULL || hl_start(srv->limits) != 0)
+        return sl_error_set(err, SL_ENOMEM, "%s: cannot start the connection limits", srv->name);
+    if (hc->tls != NULL) {
+        srv->tls = sl_tls_load(hc->tls, err);
+        if (srv->tls == NULL) {
+            sl_err(HS_COMPONENT, "%s: %s", srv->name, err->msg);
+            return -1;
+        }
+        sl_tls_mhd_options(srv->tls, tls_opts);
+    }
+    return 0;
+}
+
 static int hs_start(sl_connector *c, sl_error *err)
 {
     rebuild_idem(c->state);
@@ -1567,18 +1598,9 @@ static int hs_start(sl_connector *c, sl_error *err)
                 srv->name);
     make_metrics(srv);
     const sl_http_server_conf *hc = c->conf->priv;
-    srv->limits = hl_new(srv->name, &hc->limits, sl_connector_metrics(c));
-    if (srv->limits == NULL || hl_start(srv->limits) != 0)
-        return sl_error_set(err, SL_ENOMEM, "%s: cannot start the connection limits", srv->name);
     struct MHD_OptionItem tls_opts[8] = {{MHD_OPTION_END, 0, NULL}};
-    if (hc->tls != NULL) {
-        srv->tls = sl_tls_load(hc->tls, err);
-        if (srv->tls == NULL) {
-            sl_err(HS_COMPONENT, "%s: %s", srv->name, err->msg);
-            return -1;
-        }
-        sl_tls_mhd_options(srv->tls, tls_opts);
-    }
+    if (start_edge(srv, hc, tls_opts, err) != 0)
+        return -1;
     /* across a reload, the previous generation's socket: no refused client */
     srv->listen_fd = sl_connector_take_listener(c, where);
     if (srv->listen_fd < 0)

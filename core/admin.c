@@ -889,6 +889,22 @@ static double ready_gauge(void *arg)
 
 /* ---- public --------------------------------------------------------------- */
 
+/* Reads the admin TLS files (when configured) into a->tls and tls_opts.
+ * Returns 0, or -1 with err. */
+static int admin_tls(sl_admin *a, const sl_gateway_conf *settings, struct MHD_OptionItem *tls_opts,
+                     sl_error *err)
+{
+    if (settings->admin_tls == NULL)
+        return 0;
+    a->tls = sl_tls_load(settings->admin_tls, err);
+    if (a->tls == NULL) {
+        sl_err(ADM_COMPONENT, "admin listener: %s", err->msg);
+        return -1;
+    }
+    sl_tls_mhd_options(a->tls, tls_opts);
+    return 0;
+}
+
 sl_admin *sl_admin_start(sl_gateway *gw, sl_error *err)
 {
     const sl_gateway_conf *settings = &sl_gateway_config(gw)->gw;
@@ -918,15 +934,10 @@ sl_admin *sl_admin_start(sl_gateway *gw, sl_error *err)
     }
     sl_httpd_sockname(fd, a->bound, sizeof a->bound);
     struct MHD_OptionItem tls_opts[8] = {{MHD_OPTION_END, 0, NULL}};
-    if (settings->admin_tls != NULL) {
-        a->tls = sl_tls_load(settings->admin_tls, err);
-        if (a->tls == NULL) {
-            sl_err(ADM_COMPONENT, "admin listener: %s", err->msg);
-            close(fd);
-            free(a);
-            return NULL;
-        }
-        sl_tls_mhd_options(a->tls, tls_opts);
+    if (admin_tls(a, settings, tls_opts, err) != 0) {
+        close(fd);
+        free(a);
+        return NULL;
     }
     a->daemon = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC |
                                      (a->tls != NULL ? MHD_USE_TLS : 0),
