@@ -74,8 +74,8 @@ static uint64_t now_ms(void)
 
 void hl_parse_conf(sl_conf_reader *r, const sl_node *n, const char *path, hl_conf *c)
 {
-    c->max_connections = 1024;
-    c->max_connections_per_client = 64;
+    c->max_connections = 2048;
+    c->max_connections_per_client = 256;
     c->header_timeout_ms = 10000;
     c->body_timeout_ms = 30000;
     c->idle_timeout_ms = 60000;

@@ -17,8 +17,8 @@
 /* The connector's limit keys (flat on `connectors: NAME:`), with defaults
  * that are safe without configuration. */
 typedef struct hl_conf {
-    int max_connections;            /* default 1024 */
-    int max_connections_per_client; /* default 64 */
+    int max_connections;            /* default 2048 */
+    int max_connections_per_client; /* default 256 */
     uint64_t header_timeout_ms;     /* accept (or keep-alive idle end) to headers read; 10 s */
     uint64_t body_timeout_ms;       /* headers read to body read; 30 s */
     uint64_t idle_timeout_ms;       /* keep-alive idle; 60 s */

@@ -28,9 +28,9 @@ const sl_conf_doc sl_http_server_conf_doc[] = {
     SL_DOC_REQ("listen", "listen",
                "HOST:PORT the ingest listener binds (empty host: every interface)"),
     SL_DOC("max_body", "size", "1MiB", "largest request body accepted; a larger one gets 413"),
-    SL_DOC("max_connections", "integer", "1024",
+    SL_DOC("max_connections", "integer", "2048",
            "open connections in total; more are closed at once (counted)"),
-    SL_DOC("max_connections_per_client", "integer", "64",
+    SL_DOC("max_connections_per_client", "integer", "256",
            "open connections from one client address; more are closed at once (counted)"),
     SL_DOC("header_timeout", "duration", "10s",
            "time from accept (TLS handshake included) to the last request header; bytes arriving "
