@@ -311,11 +311,12 @@ static bool check_stripe(const ha_entry *e, const char *h, const char *body, siz
             snprintf(ts, sizeof ts, "%.*s", (int)(n - 2), p + 2);
         p += n + (p[n] == ',');
     }
-    char *end = NULL;
-    long long t = strtoll(ts, &end, 10);
-    if (ts[0] == '\0' || *end != '\0' || llabs(now_s - t) > (long long)e->tolerance_s)
-        return false;
     size_t tl = strlen(ts);
+    if (tl == 0 || tl > 12 || strspn(ts, "0123456789") != tl)
+        return false; /* Unix seconds, unsigned, no overflow below */
+    long long t = strtoll(ts, NULL, 10);
+    if (llabs((long long)now_s - t) > (long long)e->tolerance_s)
+        return false;
     char *signed_payload = malloc(tl + 1 + len);
     if (signed_payload == NULL)
         return false;
