@@ -477,70 +477,64 @@ static int append_new(sl_amqp_input *in)
 
 /* ---- deliveries into messages ---- */
 
+/* Writes the text of v, a numeric field (integers, floats, decimal,
+ * timestamp), into buf; returns its length, or -1 when v is not numeric. */
+static int number_text(const amqp_field_value_t *v, char *buf, size_t cap)
+{
+    switch (v->kind) {
+        case AMQP_FIELD_KIND_I8:
+            return snprintf(buf, cap, "%d", v->value.i8);
+        case AMQP_FIELD_KIND_U8:
+            return snprintf(buf, cap, "%u", v->value.u8);
+        case AMQP_FIELD_KIND_I16:
+            return snprintf(buf, cap, "%d", v->value.i16);
+        case AMQP_FIELD_KIND_U16:
+            return snprintf(buf, cap, "%u", v->value.u16);
+        case AMQP_FIELD_KIND_I32:
+            return snprintf(buf, cap, "%" PRId32, v->value.i32);
+        case AMQP_FIELD_KIND_U32:
+            return snprintf(buf, cap, "%" PRIu32, v->value.u32);
+        case AMQP_FIELD_KIND_I64:
+            return snprintf(buf, cap, "%" PRId64, v->value.i64);
+        case AMQP_FIELD_KIND_U64:
+        case AMQP_FIELD_KIND_TIMESTAMP:
+            return snprintf(buf, cap, "%" PRIu64, v->value.u64);
+        case AMQP_FIELD_KIND_F32:
+            return snprintf(buf, cap, "%.9g", (double)v->value.f32);
+        case AMQP_FIELD_KIND_F64:
+            return snprintf(buf, cap, "%.17g", v->value.f64);
+        case AMQP_FIELD_KIND_DECIMAL: {
+            double x = v->value.decimal.value;
+            for (unsigned i = 0; i < v->value.decimal.decimals; i++)
+                x /= 10;
+            return snprintf(buf, cap, "%.*f", (int)v->value.decimal.decimals, x);
+        }
+        default:
+            return -1;
+    }
+}
+
 /* Sets header name to a header table value written as text. Arrays and
  * nested tables (x-death, for one) are left out. Returns -1 when out of
  * memory. */
 static int set_field(sl_msg *msg, const char *name, const amqp_field_value_t *v)
 {
-    char buf[64];
-    const char *s = buf;
-    size_t len;
     switch (v->kind) {
         case AMQP_FIELD_KIND_BOOLEAN:
-            s = v->value.boolean ? "true" : "false";
-            len = strlen(s);
-            break;
-        case AMQP_FIELD_KIND_I8:
-            len = (size_t)snprintf(buf, sizeof buf, "%d", v->value.i8);
-            break;
-        case AMQP_FIELD_KIND_U8:
-            len = (size_t)snprintf(buf, sizeof buf, "%u", v->value.u8);
-            break;
-        case AMQP_FIELD_KIND_I16:
-            len = (size_t)snprintf(buf, sizeof buf, "%d", v->value.i16);
-            break;
-        case AMQP_FIELD_KIND_U16:
-            len = (size_t)snprintf(buf, sizeof buf, "%u", v->value.u16);
-            break;
-        case AMQP_FIELD_KIND_I32:
-            len = (size_t)snprintf(buf, sizeof buf, "%" PRId32, v->value.i32);
-            break;
-        case AMQP_FIELD_KIND_U32:
-            len = (size_t)snprintf(buf, sizeof buf, "%" PRIu32, v->value.u32);
-            break;
-        case AMQP_FIELD_KIND_I64:
-            len = (size_t)snprintf(buf, sizeof buf, "%" PRId64, v->value.i64);
-            break;
-        case AMQP_FIELD_KIND_U64:
-        case AMQP_FIELD_KIND_TIMESTAMP:
-            len = (size_t)snprintf(buf, sizeof buf, "%" PRIu64, v->value.u64);
-            break;
-        case AMQP_FIELD_KIND_F32:
-            len = (size_t)snprintf(buf, sizeof buf, "%.9g", (double)v->value.f32);
-            break;
-        case AMQP_FIELD_KIND_F64:
-            len = (size_t)snprintf(buf, sizeof buf, "%.17g", v->value.f64);
-            break;
-        case AMQP_FIELD_KIND_DECIMAL: {
-            double x = v->value.decimal.value;
-            for (unsigned i = 0; i < v->value.decimal.decimals; i++)
-                x /= 10;
-            len = (size_t)snprintf(buf, sizeof buf, "%.*f", (int)v->value.decimal.decimals, x);
-            break;
-        }
+            return sl_msg_set_header(msg, name, v->value.boolean ? "true" : "false",
+                                     v->value.boolean ? 4 : 5);
         case AMQP_FIELD_KIND_UTF8:
         case AMQP_FIELD_KIND_BYTES:
-            s = v->value.bytes.len ? v->value.bytes.bytes : "";
-            len = v->value.bytes.len;
-            break;
+            return sl_msg_set_header(msg, name, v->value.bytes.len ? v->value.bytes.bytes : "",
+                                     v->value.bytes.len);
         case AMQP_FIELD_KIND_VOID:
-            s = "";
-            len = 0;
-            break;
-        default:
-            return 0;
+            return sl_msg_set_header(msg, name, "", 0);
+        default: {
+            char buf[64];
+            int len = number_text(v, buf, sizeof buf);
+            return len < 0 ? 0 : sl_msg_set_header(msg, name, buf, (size_t)len);
+        }
     }
-    return sl_msg_set_header(msg, name, s, len);
 }
 
 static int set_bytes(sl_msg *msg, const char *name, amqp_bytes_t b)

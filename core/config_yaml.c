@@ -67,86 +67,96 @@ static bool is_name_char(char ch)
     return is_name_start(ch) || (ch >= '0' && ch <= '9');
 }
 
+/* ${header:NAME} and ${$.path} (name..end) are substitutions from the
+ * message (AMQP routing keys), not environment variables. */
+static bool is_message_ref(const char *name, const char *end)
+{
+    return *name == '$' ||
+           (end - name == 6 && strncmp(name, "header", 6) == 0 && end[0] == ':' && end[1] != '-');
+}
+
+/* Appends the value of the variable name..end (or the default between
+ * dflt and close when it is unset or empty; dflt NULL: no default) to b.
+ * False after recording an error. */
+static bool add_var(sl_conf_ctx *c, const char *raw, const char *name, const char *end,
+                    const char *dflt, const char *close, sl_conf_pos pos, sbuf *b)
+{
+    char var[256];
+    size_t len = (size_t)(end - name);
+    if (len >= sizeof var) {
+        sl_conf_error(c, pos, "environment variable name too long in '%s'", raw);
+        return false;
+    }
+    memcpy(var, name, len);
+    var[len] = '\0';
+    const char *val = getenv(var);
+    if (dflt && (!val || !*val)) {
+        sbuf_add(b, dflt, (size_t)(close - dflt));
+    } else if (val) {
+        sbuf_add(b, val, strlen(val));
+    } else if (!c->unset_fn || !c->unset_fn(c->unset_arg, var, pos)) {
+        sl_conf_error(c, pos, "environment variable %s is not set", var);
+        return false; /* (an accepted unset variable expands to nothing) */
+    }
+    return true;
+}
+
+/* Expands the "${...}" at dollar into b. Returns where the text goes on,
+ * or NULL after recording an error. */
+static const char *expand_ref(sl_conf_ctx *c, const char *raw, const char *dollar, sl_conf_pos pos,
+                              sbuf *b)
+{
+    const char *name = dollar + 2;
+    const char *end = name;
+    while (is_name_char(*end)) {
+        end++;
+    }
+    const char *close = strchr(end, '}');
+    bool has_default = end[0] == ':' && end[1] == '-';
+    if (close && is_message_ref(name, end)) {
+        sbuf_add(b, dollar, (size_t)(close - dollar + 1));
+        return close + 1;
+    }
+    if (!close) {
+        sl_conf_error(c, pos, "unterminated '${' in '%s'", raw);
+        return NULL;
+    }
+    if (end == name || !is_name_start(*name) || (!has_default && end != close)) {
+        sl_conf_error(c, pos,
+                      "invalid environment variable reference '%.*s' "
+                      "(expected ${NAME} or ${NAME:-default})",
+                      (int)(close - dollar + 1), dollar);
+        return NULL;
+    }
+    return add_var(c, raw, name, end, has_default ? end + 2 : NULL, close, pos, b) ? close + 1
+                                                                                   : NULL;
+}
+
 char *sl_conf_expand_env(sl_conf_ctx *c, const char *raw, sl_conf_pos pos)
 {
     if (!strchr(raw, '$')) {
         return sl_pool_strdup(c->pool, raw);
     }
     sbuf b = {0};
-    bool bad = false;
     const char *s = raw;
-    while (*s && !bad) {
+    while (s && *s) {
         const char *dollar = strchr(s, '$');
         if (!dollar) {
             sbuf_add(&b, s, strlen(s));
             break;
         }
         sbuf_add(&b, s, (size_t)(dollar - s));
-        if (dollar[1] == '$') {
+        if (dollar[1] != '{') { /* "$$" is one '$'; a lone '$' stays */
             sbuf_add(&b, "$", 1);
-            s = dollar + 2;
+            s = dollar + (dollar[1] == '$' ? 2 : 1);
             continue;
         }
-        if (dollar[1] != '{') {
-            sbuf_add(&b, "$", 1);
-            s = dollar + 1;
-            continue;
-        }
-        const char *name = dollar + 2;
-        const char *end = name;
-        while (is_name_char(*end)) {
-            end++;
-        }
-        const char *close = strchr(end, '}');
-        bool has_default = end[0] == ':' && end[1] == '-';
-        /* ${header:NAME} and ${$.path} are substitutions from the message
-         * (AMQP routing keys), not environment variables: kept as written. */
-        if (close && (*name == '$' || (end - name == 6 && strncmp(name, "header", 6) == 0 &&
-                                       end[0] == ':' && end[1] != '-'))) {
-            sbuf_add(&b, dollar, (size_t)(close - dollar + 1));
-            s = close + 1;
-            continue;
-        }
-        if (!close) {
-            sl_conf_error(c, pos, "unterminated '${' in '%s'", raw);
-            bad = true;
-            break;
-        }
-        if (end == name || !is_name_start(*name) || (!has_default && end != close)) {
-            sl_conf_error(c, pos,
-                          "invalid environment variable reference '%.*s' "
-                          "(expected ${NAME} or ${NAME:-default})",
-                          (int)(close - dollar + 1), dollar);
-            bad = true;
-            break;
-        }
-        char var[256];
-        size_t len = (size_t)(end - name);
-        if (len >= sizeof var) {
-            sl_conf_error(c, pos, "environment variable name too long in '%s'", raw);
-            bad = true;
-            break;
-        }
-        memcpy(var, name, len);
-        var[len] = '\0';
-        const char *val = getenv(var);
-        if (has_default && (!val || !*val)) {
-            sbuf_add(&b, end + 2, (size_t)(close - (end + 2)));
-        } else if (val) {
-            sbuf_add(&b, val, strlen(val));
-        } else if (c->unset_fn && c->unset_fn(c->unset_arg, var, pos)) {
-            /* accepted: expands to nothing */
-        } else {
-            sl_conf_error(c, pos, "environment variable %s is not set", var);
-            bad = true;
-            break;
-        }
-        s = close + 1;
+        s = expand_ref(c, raw, dollar, pos, &b);
     }
     char *out = NULL;
     if (b.oom) {
         c->pool->oom = true;
-    } else if (!bad) {
+    } else if (s) {
         out = sl_pool_strdup(c->pool, b.p ? b.p : "");
     }
     free(b.p);
@@ -317,13 +327,61 @@ static sl_node *parse_seq(yparse *p, yaml_event_t *start)
     return n;
 }
 
+/* A map's pairs while it is read, with an index of their keys. */
+typedef struct pair_list {
+    sl_node_pair *v;
+    size_t cnt, cap;
+    sl_name_index ks;
+} pair_list;
+
+/* Reads the key event ev (consumed) into *key: a plain scalar not seen
+ * before in this map. False (error recorded) for a duplicate or a map or
+ * list used as a key; the caller still reads and drops the value. */
+static bool read_key(yparse *p, yaml_event_t *ev, const pair_list *l, char **key)
+{
+    sl_conf_pos key_pos = mark_pos(p, ev->start_mark);
+    if (ev->type != YAML_SCALAR_EVENT) {
+        sl_conf_error(p->c, key_pos, "a mapping key must be a plain value, not a %s",
+                      ev->type == YAML_MAPPING_START_EVENT ? "map" : "list");
+        parse_node(p, ev); /* consumed and dropped */
+        return false;
+    }
+    reject_anchor(p, ev->data.scalar.anchor, ev->start_mark);
+    *key = sl_pool_strdup(p->c->pool, (const char *)ev->data.scalar.value);
+    yaml_event_delete(ev);
+    long at = *key ? sl_name_index_find(&l->ks, l->v, sizeof *l->v, *key) : -1;
+    if (at >= 0) {
+        sl_conf_error(p->c, key_pos, "duplicate key '%s' (first at line %d, column %d)", *key,
+                      l->v[at].key_pos.line, l->v[at].key_pos.col);
+        return false;
+    }
+    return *key != NULL;
+}
+
+/* Appends one pair to l (pool->oom set when memory runs out). */
+static void push_pair(yparse *p, pair_list *l, char *key, sl_conf_pos key_pos, sl_node *value)
+{
+    if (l->cnt == l->cap) {
+        size_t ncap = l->cap ? l->cap * 2 : 8;
+        sl_node_pair *nv = realloc(l->v, ncap * sizeof *nv);
+        if (!nv) {
+            p->c->pool->oom = true;
+            return;
+        }
+        l->v = nv;
+        l->cap = ncap;
+    }
+    l->v[l->cnt] = (sl_node_pair){.key = key, .key_pos = key_pos, .value = value};
+    l->cnt++;
+    if (!sl_name_index_add(&l->ks, l->v, sizeof *l->v, l->cnt - 1))
+        p->c->pool->oom = true;
+}
+
 static sl_node *parse_map(yparse *p, yaml_event_t *start)
 {
     reject_anchor(p, start->data.mapping_start.anchor, start->start_mark);
     sl_node *n = new_node(p, SL_NODE_MAP, start->start_mark);
-    sl_node_pair *v = NULL;
-    size_t cnt = 0, cap = 0;
-    sl_name_index ks = {NULL, 0};
+    pair_list l = {.ks = {NULL, 0}};
     yaml_event_t ev;
     while (next_event(p, &ev)) {
         if (ev.type == YAML_MAPPING_END_EVENT) {
@@ -332,58 +390,25 @@ static sl_node *parse_map(yparse *p, yaml_event_t *start)
         }
         sl_conf_pos key_pos = mark_pos(p, ev.start_mark);
         char *key = NULL;
-        bool keep = true;
-        if (ev.type == YAML_SCALAR_EVENT) {
-            reject_anchor(p, ev.data.scalar.anchor, ev.start_mark);
-            key = sl_pool_strdup(p->c->pool, (const char *)ev.data.scalar.value);
-            long at = key ? sl_name_index_find(&ks, v, sizeof *v, key) : -1;
-            const sl_node_pair *dup = at >= 0 ? &v[at] : NULL;
-            if (dup) {
-                sl_conf_error(p->c, key_pos, "duplicate key '%s' (first at line %d, column %d)",
-                              key, dup->key_pos.line, dup->key_pos.col);
-                keep = false;
-            }
-            yaml_event_delete(&ev);
-        } else {
-            sl_conf_error(p->c, key_pos, "a mapping key must be a plain value, not a %s",
-                          ev.type == YAML_MAPPING_START_EVENT ? "map" : "list");
-            parse_node(p, &ev); /* consumed and dropped */
-            keep = false;
-        }
+        bool keep = read_key(p, &ev, &l, &key);
         yaml_event_t vev;
         if (!next_event(p, &vev)) {
             break;
         }
         sl_node *value = parse_node(p, &vev);
-        if (!keep || !key || !value) {
-            continue;
+        if (keep && value) {
+            push_pair(p, &l, key, key_pos, value);
         }
-        if (cnt == cap) {
-            size_t ncap = cap ? cap * 2 : 8;
-            sl_node_pair *nv = realloc(v, ncap * sizeof *nv);
-            if (!nv) {
-                p->c->pool->oom = true;
-                continue;
-            }
-            v = nv;
-            cap = ncap;
-        }
-        v[cnt].key = key;
-        v[cnt].key_pos = key_pos;
-        v[cnt].value = value;
-        cnt++;
-        if (!sl_name_index_add(&ks, v, sizeof *v, cnt - 1))
-            p->c->pool->oom = true;
     }
-    sl_name_index_free(&ks);
-    if (n && cnt) {
-        n->pairs = sl_pool_alloc(p->c->pool, cnt * sizeof *n->pairs);
+    sl_name_index_free(&l.ks);
+    if (n && l.cnt) {
+        n->pairs = sl_pool_alloc(p->c->pool, l.cnt * sizeof *n->pairs);
         if (n->pairs) {
-            memcpy(n->pairs, v, cnt * sizeof *v);
-            n->n_pairs = cnt;
+            memcpy(n->pairs, l.v, l.cnt * sizeof *l.v);
+            n->n_pairs = l.cnt;
         }
     }
-    free(v);
+    free(l.v);
     return n;
 }
 

@@ -83,7 +83,9 @@ def test_amqp_10k_to_amqp_in_order_nothing_left_unacked():
         t0 = time.monotonic()
         b.publish(
             ex_in, "orders.created", bodies, ids=ids,
-            options=["-t", "application/json", "-p", "type=created", "-H", "x-source=it"],
+            options=["-t", "application/json", "-p", "type=created", "-H", "x-source=it",
+                     "-H", "x-count=i:42", "-H", "x-big=l:-9000000000", "-H", "x-flag=b:1",
+                     "-H", "x-ratio=d:0.5", "-H", "x-price=D:2:12340"],
         )
         wait_queue(b, q_out, keys * per_key)
         elapsed = time.monotonic() - t0
@@ -100,6 +102,10 @@ def test_amqp_10k_to_amqp_in_order_nothing_left_unacked():
         assert m0["delivery_mode"] == 2, m0
         assert m0["type"] == "created", m0
         assert m0["headers"].get("x-source") == "it", m0["headers"]
+        # typed header table values arrive as their text
+        typed = {k: m0["headers"].get(k) for k in ("x-count", "x-big", "x-flag", "x-ratio", "x-price")}
+        assert typed == {"x-count": "42", "x-big": "-9000000000", "x-flag": "true",
+                         "x-ratio": "0.5", "x-price": "123.40"}, typed
         assert "amqp-routing-key" not in m0["headers"], m0["headers"]
         m = gw.metrics()
         assert metric(m, "sluice_amqp_consumed_total", connector="rabbit") == keys * per_key

@@ -113,6 +113,41 @@ static void close_conn(amqp_connection_state_t c)
 
 /* ---- publish ---- */
 
+/* -H NAME=VALUE: a text header; NAME=TYPE:VALUE with TYPE b (boolean, 0 or
+ * 1), i (32-bit integer), l (64-bit), d (double) or D (decimal written
+ * DECIMALS:VALUE, e.g. D:2:12340 for 123.40) sends a typed table value. */
+static void parse_header(char *arg, amqp_table_entry_t *h)
+{
+    char *eq = strchr(arg, '=');
+    if (!eq)
+        die("-H name=value");
+    *eq = '\0';
+    h->key = amqp_cstring_bytes(arg);
+    const char *v = eq + 1;
+    amqp_field_value_t *f = &h->value;
+    if (strlen(v) < 2 || v[1] != ':' || !strchr("bildD", v[0])) {
+        f->kind = AMQP_FIELD_KIND_UTF8;
+        f->value.bytes = amqp_cstring_bytes(v);
+    } else if (v[0] == 'b') {
+        f->kind = AMQP_FIELD_KIND_BOOLEAN;
+        f->value.boolean = atoi(v + 2) != 0;
+    } else if (v[0] == 'i') {
+        f->kind = AMQP_FIELD_KIND_I32;
+        f->value.i32 = (int32_t)strtol(v + 2, NULL, 10);
+    } else if (v[0] == 'l') {
+        f->kind = AMQP_FIELD_KIND_I64;
+        f->value.i64 = strtoll(v + 2, NULL, 10);
+    } else if (v[0] == 'd') {
+        f->kind = AMQP_FIELD_KIND_F64;
+        f->value.f64 = strtod(v + 2, NULL);
+    } else {
+        char *end;
+        f->kind = AMQP_FIELD_KIND_DECIMAL;
+        f->value.decimal.decimals = (uint8_t)strtoul(v + 2, &end, 10);
+        f->value.decimal.value = (uint32_t)strtoul(end + (*end == ':'), NULL, 10);
+    }
+}
+
 typedef struct pub_opts {
     const char *content_type;
     const char *id_prefix;
@@ -382,17 +417,11 @@ int main(int argc, char **argv)
                 case 't':
                     o.content_type = optarg;
                     break;
-                case 'H': {
-                    char *eq = strchr(optarg, '=');
-                    if (!eq || o.n_hdrs == 32)
-                        die("-H name=value");
-                    *eq = '\0';
-                    o.hdrs[o.n_hdrs].key = amqp_cstring_bytes(optarg);
-                    o.hdrs[o.n_hdrs].value.kind = AMQP_FIELD_KIND_UTF8;
-                    o.hdrs[o.n_hdrs].value.value.bytes = amqp_cstring_bytes(eq + 1);
-                    o.n_hdrs++;
+                case 'H':
+                    if (o.n_hdrs == 32)
+                        die("at most 32 -H");
+                    parse_header(optarg, &o.hdrs[o.n_hdrs++]);
                     break;
-                }
                 case 'i':
                     o.id_prefix = optarg;
                     break;
