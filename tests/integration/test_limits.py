@@ -180,3 +180,63 @@ def test_too_many_headers_get_431():
     finally:
         gw.stop()
         gw.cleanup()
+
+
+def test_total_connection_limit_and_body_deadline():
+    in_port, admin_port = free_port(), free_port()
+    gw = Gateway(base_config(admin_port=admin_port) + f"""
+connectors:
+  in:
+    type: http_server
+    listen: "127.0.0.1:{in_port}"
+    max_connections: 10
+    body_timeout: 2s
+  out: {{ type: file, path: ./out.jsonl }}
+routes:
+  j:
+    from: {{ connector: in, path: /j, content_type: json }}
+    to: [ {{ connector: out }} ]
+""")
+    gw.start(admin_port)
+    socks = []
+    try:
+        # a body trickling in a byte every 0.3 s is closed 2 s after its headers
+        s = socket.create_connection(("127.0.0.1", in_port), timeout=10)
+        socks.append(s)
+        s.sendall(b"POST /j HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 100\r\n\r\n")
+        t0 = time.monotonic()
+        closed_at = None
+        while closed_at is None and time.monotonic() - t0 < 10:
+            try:
+                s.sendall(b" ")
+                r, _, _ = select.select([s], [], [], 0.3)
+                if r and not s.recv(4096):
+                    closed_at = time.monotonic() - t0
+            except OSError:
+                closed_at = time.monotonic() - t0
+        assert closed_at is not None and 1.5 <= closed_at < 4.0, closed_at
+        wait_until(lambda: refused(gw, "body_timeout") == 1, 10, "body_timeout counted")
+        # 15 connections against max_connections 10: 5 are closed at once
+        more = [socket.create_connection(("127.0.0.1", in_port), timeout=10) for _ in range(15)]
+        socks += more
+        wait_until(lambda: refused(gw, "too_many_connections") == 5, 10,
+                   "5 connections refused")
+
+        def closed():
+            n = 0
+            for c in more:
+                if select.select([c], [], [], 0)[0]:
+                    try:
+                        n += c.recv(1) == b""
+                    except OSError:
+                        n += 1
+            return n
+        wait_until(lambda: closed() == 5, 10, "5 connections closed by the server")
+        time.sleep(0.5)  # and no more than 5: the others stay open
+        assert closed() == 5
+    finally:
+        for s in socks:
+            s.close()
+        gw.stop()
+        gw.cleanup()
