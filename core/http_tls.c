@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define TLS_FILE_MAX (1 << 20)
 
@@ -30,6 +31,16 @@ struct sl_tls {
     const char *priorities;
 };
 
+/* Records an error at map.key when file cannot be read (so that `sluice
+ * check` finds it; the contents are checked when the listener starts). */
+static void check_readable(sl_conf_reader *r, const sl_node *map, const char *key, const char *path,
+                           const char *file)
+{
+    if (access(file, R_OK) != 0)
+        sl_conf_error_at(r, sl_conf_value(map, key)->pos, "%s.%s: cannot read %s: %s", path, key,
+                         file, strerror(errno));
+}
+
 void sl_tls_parse(sl_conf_reader *r, const sl_node *map, const char *path, sl_tls_conf **out)
 {
     const sl_node *n = sl_conf_value(map, "tls");
@@ -43,9 +54,12 @@ void sl_tls_parse(sl_conf_reader *r, const sl_node *map, const char *path, sl_tl
     sl_tls_conf *c = sl_pool_alloc(sl_conf_pool(r), sizeof *c);
     if (c == NULL)
         return;
-    sl_conf_need_str(r, n, "cert", p, &c->cert);
-    sl_conf_need_str(r, n, "key", p, &c->key);
-    sl_conf_str(r, n, "client_ca", p, &c->client_ca);
+    if (sl_conf_need_str(r, n, "cert", p, &c->cert))
+        check_readable(r, n, "cert", p, c->cert);
+    if (sl_conf_need_str(r, n, "key", p, &c->key))
+        check_readable(r, n, "key", p, c->key);
+    if (sl_conf_str(r, n, "client_ca", p, &c->client_ca))
+        check_readable(r, n, "client_ca", p, c->client_ca);
     int v = 0;
     if (sl_conf_enum(r, n, "min_version", p, VERSIONS, &v))
         c->tls13_only = v == 1;
