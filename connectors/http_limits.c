@@ -8,6 +8,7 @@
 #include <math.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,9 +45,9 @@ typedef struct ip_count {
 struct hl_conn {
     hl_conn *prev, *next;
     int fd;
-    uint64_t deadline_ms; /* 0: none */
-    int reason;           /* R_HEADER_TIMEOUT or R_BODY_TIMEOUT */
-    bool counted;         /* holds a place in the counts */
+    _Atomic uint64_t deadline_ms; /* 0: none; set without the lock (a race only shifts it) */
+    _Atomic int reason;           /* R_HEADER_TIMEOUT or R_BODY_TIMEOUT */
+    bool counted;                 /* holds a place in the counts */
     char ip[INET6_ADDRSTRLEN];
 };
 
@@ -276,14 +277,15 @@ void hl_conn_close(hl_limits *l, hl_conn *c)
     free(c);
 }
 
+/* Sets c's deadline without the lock: c lives until hl_conn_close, and the
+ * reaper reading an old value only closes at the previous deadline. */
 static void set_deadline(hl_limits *l, hl_conn *c, uint64_t after_ms, int reason)
 {
+    (void)l;
     if (c == NULL)
         return;
-    pthread_mutex_lock(&l->mu);
-    c->deadline_ms = after_ms ? now_ms() + after_ms : 0;
-    c->reason = reason;
-    pthread_mutex_unlock(&l->mu);
+    atomic_store(&c->reason, reason);
+    atomic_store(&c->deadline_ms, after_ms ? now_ms() + after_ms : 0);
 }
 
 void hl_conn_headers_done(hl_limits *l, hl_conn *c)
@@ -312,11 +314,12 @@ static void reap_locked(hl_limits *l, long counts[R_N])
 {
     uint64_t now = now_ms();
     for (hl_conn *c = l->head; c != NULL; c = c->next) {
-        if (c->deadline_ms == 0 || c->deadline_ms > now)
+        uint64_t d = atomic_load(&c->deadline_ms);
+        if (d == 0 || d > now)
             continue;
-        c->deadline_ms = 0;
+        atomic_store(&c->deadline_ms, 0);
         shutdown(c->fd, SHUT_RDWR);
-        counts[c->reason]++;
+        counts[atomic_load(&c->reason)]++;
     }
 }
 
