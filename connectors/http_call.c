@@ -16,6 +16,7 @@
 #include <curl/curl.h>
 
 #include "http_client.h"
+#include "http_client_auth.h"
 
 #define DEFAULT_TIMEOUT_MS 5000
 
@@ -263,6 +264,28 @@ static int prepare_request(const sl_connector_conf *cconf, const sl_http_call_re
     return SL_OK;
 }
 
+/* Adds the connector's Authorization (getting or renewing its token) to
+ * hdrs, unless the request sets its own; *gen gets the credential's
+ * generation. A credential that cannot be had now (token endpoint down)
+ * fails the call as transient. */
+static int add_auth(sl_hc_auth *auth, const sl_http_call_req *req, struct curl_slist **hdrs,
+                    uint64_t *gen, sl_http_call_resp *resp)
+{
+    char *value = NULL;
+    char why[256];
+    for (size_t i = 0; i < req->n_headers; i++) {
+        if (strcasecmp(req->headers[i].key, "authorization") == 0)
+            return SL_OK;
+    }
+    if (sl_hc_auth_value(auth, &value, gen, why, sizeof why) != SL_OK)
+        return fail(resp, SL_RETRY, "%s%s", why, "");
+    int rc = value && add_header(hdrs, "Authorization", value) < 0 ? -1 : 0;
+    free(value);
+    if (rc < 0)
+        return fail(resp, SL_RETRY, "out of memory%s%s", "", "");
+    return SL_OK;
+}
+
 /* Maps what curl_easy_perform gave to resp's result and error text. what
  * names the call ("GET crm"); timeout_ms is the limit it ran under. */
 static int classify(sl_http_call_resp *resp, const call_ctx *cc, CURLcode code, long status,
@@ -308,7 +331,9 @@ static int perform(CURL *h, const sl_connector_conf *cconf, const char *method, 
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &cc);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &cc);
-    CURLcode code = curl_easy_perform(h);
+    CURLcode code = sl_hc_tls_apply(h, &conn->tls);
+    if (code == CURLE_OK)
+        code = curl_easy_perform(h);
     long status = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     char what[64];
@@ -316,21 +341,18 @@ static int perform(CURL *h, const sl_connector_conf *cconf, const char *method, 
     return classify(resp, &cc, code, status, what, timeout);
 }
 
-int sl_http_call(const sl_connector_conf *cconf, const sl_http_call_req *req,
-                 sl_http_call_resp *resp)
+/* One attempt: headers (with the credential of generation *gen), method,
+ * transfer. */
+static int attempt(CURL *h, const sl_connector_conf *cconf, sl_hc_auth *auth,
+                   const sl_http_call_req *req, sl_http_call_resp *resp, uint64_t *gen)
 {
-    memset(resp, 0, sizeof *resp);
     const char *method = req->method ? req->method : "GET";
     const char *name = cconf->name ? cconf->name : "?";
-    const sl_http_client_conf *conn = cconf->priv;
-    if (!conn || !conn->base_url)
-        return fail(resp, SL_FAIL, "connector %s has no base_url%s", name, "");
-    CURL *h = thread_handle();
-    if (!h)
-        return fail(resp, SL_RETRY, "out of memory (curl)%s%s", "", "");
     char *url = NULL;
     struct curl_slist *hdrs = NULL;
     int rc = prepare_request(cconf, req, resp, &url, &hdrs);
+    if (rc == SL_OK)
+        rc = add_auth(auth, req, &hdrs, gen, resp);
     if (rc == SL_OK && !set_method(h, method, req))
         rc = fail(resp, SL_FAIL, "unknown method '%.20s' for %s", method, name);
     if (rc == SL_OK)
@@ -338,4 +360,32 @@ int sl_http_call(const sl_connector_conf *cconf, const sl_http_call_req *req,
     curl_slist_free_all(hdrs);
     free(url);
     return rc;
+}
+
+int sl_http_call_auth(const sl_connector_conf *cconf, sl_hc_auth *auth, const sl_http_call_req *req,
+                      sl_http_call_resp *resp)
+{
+    memset(resp, 0, sizeof *resp);
+    const char *name = cconf->name ? cconf->name : "?";
+    const sl_http_client_conf *conn = cconf->priv;
+    if (!conn || !conn->base_url)
+        return fail(resp, SL_FAIL, "connector %s has no base_url%s", name, "");
+    CURL *h = thread_handle();
+    if (!h)
+        return fail(resp, SL_RETRY, "out of memory (curl)%s%s", "", "");
+    uint64_t gen = 0;
+    int rc = attempt(h, cconf, auth, req, resp, &gen);
+    if (resp->status == 401 && sl_hc_auth_renewable(auth)) {
+        sl_hc_auth_invalidate(auth, gen); /* a new token, once */
+        sl_http_call_resp_free(resp);
+        curl_easy_reset(h);
+        rc = attempt(h, cconf, auth, req, resp, &gen);
+    }
+    return rc;
+}
+
+int sl_http_call(const sl_connector_conf *cconf, const sl_http_call_req *req,
+                 sl_http_call_resp *resp)
+{
+    return sl_http_call_auth(cconf, NULL, req, resp);
 }

@@ -21,6 +21,7 @@
 #include "metrics.h"
 #include "http_call.h"
 #include "http_client.h"
+#include "http_client_auth.h"
 #include "http_common.h"
 #include "jsonl.h"
 #include "metrics.h"
@@ -60,9 +61,11 @@ struct hc_batch {
     hc_hdr *hdrs;    /* config headers, later ones winning */
     size_t n_hdrs;
     bool set_content_type, set_idem, set_msgid; /* the defaults not overridden */
-    sl_http_response *capture; /* sl_http_client_call: where the response goes (n == 1) */
-    size_t pending;            /* requests without a result yet; guarded by the connector's mu */
-    pthread_cond_t done;       /* signalled when pending reaches 0 */
+    sl_http_response *capture;       /* sl_http_client_call: where the response goes (n == 1) */
+    const sl_http_client_conf *conf; /* the connector's (forward_headers, tls) */
+    const char *auth;                /* the Authorization value of this round, or NULL */
+    size_t pending;      /* requests without a result yet; guarded by the connector's mu */
+    pthread_cond_t done; /* signalled when pending reaches 0 */
 };
 
 /* An easy handle in use or kept for reuse, with its response buffer. Only
@@ -98,6 +101,7 @@ typedef struct hc_state {
     sl_histogram *seconds;
     sl_counter *by_status[600];
     sl_counter *timeouts, *errors;
+    sl_hc_auth *auth; /* the connector's credentials */
 } hc_state;
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -295,15 +299,15 @@ static int build_headers(const hc_batch *b, const sl_msg *msg, struct curl_slist
         if (b->set_msgid && add_header(&l, "X-Message-Id", 12, msg->id, idl) < 0)
             goto oom;
     }
-    /* The message's own x-* headers (set by the source or by steps) and
-     * traceparent go along, unless configured headers name them. */
+    /* The message's headers that forward_headers lets through (by default
+     * the trace headers only), unless configured headers name them. */
     for (size_t i = 0; i < msg->n_headers; i++) {
         const sl_msg_header *mh = &msg->headers[i];
+        if (!mh->name)
+            continue;
         size_t nl = strlen(mh->name);
-        bool fwd =
-            (strncasecmp(mh->name, "x-", 2) == 0 && strncasecmp(mh->name, "x-sluice-", 9) != 0 &&
-             strcasecmp(mh->name, "x-message-id") != 0) ||
-            strcasecmp(mh->name, "traceparent") == 0;
+        bool fwd = sl_http_forwarded(mh->name, (const char *const *)b->conf->forward,
+                                     b->conf->n_forward, b->conf->forward_set);
         for (size_t k = 0; fwd && k < b->n_hdrs; k++)
             fwd = !(b->hdrs[k].name_len == nl && strncasecmp(b->hdrs[k].name, mh->name, nl) == 0);
         if (fwd && header_value_ok(mh->value, mh->value_len) &&
@@ -315,6 +319,8 @@ static int build_headers(const hc_batch *b, const sl_msg *msg, struct curl_slist
         if (add_header(&l, h->name, h->name_len, h->value, strlen(h->value)) < 0)
             goto oom;
     }
+    if (b->auth && add_header(&l, "Authorization", 13, b->auth, strlen(b->auth)) < 0)
+        goto oom;
     /* "Expect:" removes curl's Expect: 100-continue (one round trip less). */
     struct curl_slist *with_expect = curl_slist_append(l, "Expect:");
     if (!with_expect)
@@ -355,6 +361,8 @@ static int slot_setup(hc_state *s, hc_slot *slot, hc_req *req)
     SETOPT(CURLOPT_ERRORBUFFER, slot->errbuf);
     SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
     SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
+    if (rc == CURLE_OK)
+        rc = sl_hc_tls_apply(e, &b->conf->tls);
     if (b->body) {
         SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(msg->body ? msg->body_len : 0));
         SETOPT(CURLOPT_POSTFIELDS, msg->body ? msg->body : "");
@@ -403,7 +411,8 @@ static void map_result(hc_state *s, hc_slot *slot, CURLcode cc, sl_send_result *
         if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
             cc == CURLE_COULDNT_RESOLVE_PROXY)
             what = "connect failed";
-        else if (cc == CURLE_SSL_CONNECT_ERROR || cc == CURLE_PEER_FAILED_VERIFICATION)
+        else if (cc == CURLE_SSL_CONNECT_ERROR || cc == CURLE_PEER_FAILED_VERIFICATION ||
+                 cc == CURLE_SSL_CERTPROBLEM || cc == CURLE_SSL_CACERT_BADFILE)
             what = "TLS failed";
         snprintf(text, sizeof text, "%s: %s %s: %s", what, b->method, b->shown,
                  curl_easy_strerror(cc));
@@ -649,6 +658,7 @@ static void state_free(hc_state *s)
     }
     if (s->multi)
         curl_multi_cleanup(s->multi);
+    sl_hc_auth_free(s->auth);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }
@@ -679,6 +689,11 @@ static int hc_init(sl_connector *c, sl_error *err)
     s->timeout_ms = conf->timeout_ms > 0 && conf->timeout_ms < (uint64_t)LONG_MAX
                         ? (long)conf->timeout_ms
                         : HC_DEFAULT_TIMEOUT_MS;
+    s->auth = sl_hc_auth_new(conf, name, err);
+    if (!s->auth) {
+        state_free(s);
+        return -1;
+    }
     s->multi = curl_multi_init();
     if (!s->multi) {
         state_free(s);
@@ -907,6 +922,82 @@ static void queue_and_wait(hc_state *s, hc_batch *b, hc_req *head, size_t n)
     pthread_mutex_unlock(&s->mu);
 }
 
+/* One round of requests: the n messages with the round's Authorization
+ * value, each getting its result in results. */
+static void run_round(hc_state *s, hc_batch *b, sl_msg *const *msgs, size_t n,
+                      sl_send_result *results)
+{
+    hc_req *reqs = calloc(n, sizeof *reqs);
+    hc_req *head = NULL;
+    b->msgs = msgs;
+    b->results = results;
+    if (!reqs || plan_batch(reqs, n, msgs, &head) < 0) {
+        fail_all(results, n, "http_client: out of memory preparing a batch");
+        free(reqs);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        reqs[i].batch = b;
+        sl_send_result_set(&results[i], SL_RETRY, 0, "not sent");
+    }
+    queue_and_wait(s, b, head, n);
+    free(reqs);
+}
+
+/* Gets the round's credential into *value; when there is none to be had
+ * (token endpoint down), fails the n results as transient. */
+static bool round_auth(hc_state *s, char **value, uint64_t *gen, sl_send_result *results, size_t n)
+{
+    char why[256];
+    if (sl_hc_auth_value(s->auth, value, gen, why, sizeof why) == SL_OK)
+        return true;
+    fail_all(results, n, why);
+    return false;
+}
+
+/* After a 401 with a credential that can be renewed (OAuth2, token file):
+ * renews it once and sends again the messages that got the 401. */
+static void retry_unauthorized(hc_state *s, hc_batch *b, sl_msg *const *msgs, size_t n,
+                               sl_send_result *results, uint64_t gen)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        k += results[i].status == 401;
+    if (k == 0 || !sl_hc_auth_renewable(s->auth))
+        return;
+    sl_hc_auth_invalidate(s->auth, gen);
+    sl_msg **again = calloc(k, sizeof *again);
+    sl_send_result *res = calloc(k, sizeof *res);
+    size_t *idx = calloc(k, sizeof *idx);
+    char *value = NULL;
+    if (!again || !res || !idx)
+        goto done; /* the 401s stand */
+    if (!round_auth(s, &value, &gen, res, k)) {
+        for (size_t i = 0, j = 0; i < n && j < k; i++) {
+            if (results[i].status == 401)
+                results[i] = res[j++];
+        }
+        goto done;
+    }
+    for (size_t i = 0, j = 0; i < n; i++) {
+        if (results[i].status == 401) {
+            idx[j] = i;
+            again[j++] = msgs[i];
+        }
+    }
+    if (b->capture)
+        sl_http_response_free(b->capture);
+    b->auth = value;
+    run_round(s, b, again, k, res);
+    for (size_t j = 0; j < k; j++)
+        results[idx[j]] = res[j];
+done:
+    free(value);
+    free(idx);
+    free(res);
+    free(again);
+}
+
 static void run_batch(sl_connector *c, const sl_output_conf *out, sl_msg *const *msgs, size_t n,
                       sl_send_result *results, sl_http_response *capture)
 {
@@ -920,7 +1011,7 @@ static void run_batch(sl_connector *c, const sl_output_conf *out, sl_msg *const 
     }
     const sl_http_client_conf *conf = c->conf->priv;
     const sl_http_client_output *ho = out ? out->priv : NULL;
-    hc_batch b = {.msgs = msgs, .results = results, .capture = capture};
+    hc_batch b = {.msgs = msgs, .results = results, .capture = capture, .conf = conf};
     if (set_method(&b, ho && ho->method && ho->method[0] ? ho->method : "POST") < 0) {
         for (size_t i = 0; i < n; i++)
             sl_send_result_set(&results[i], SL_FAIL, 0, "http_client: invalid method \"%.20s\"",
@@ -931,22 +1022,20 @@ static void run_batch(sl_connector *c, const sl_output_conf *out, sl_msg *const 
     b.url = sl_http_join_url(conf->base_url, ho ? ho->path : NULL);
     b.shown = b.url ? shown_url(b.url) : NULL;
     b.hdrs = calloc(conf->n_headers + (ho ? ho->n_headers : 0) + 1, sizeof *b.hdrs);
-    hc_req *reqs = calloc(n, sizeof *reqs);
-    hc_req *head = NULL;
     bool cond_ok = pthread_cond_init(&b.done, NULL) == 0;
-    if (!b.url || !b.shown || !b.hdrs || !reqs || !cond_ok || plan_batch(reqs, n, msgs, &head)) {
+    char *value = NULL;
+    uint64_t gen = 0;
+    if (!b.url || !b.shown || !b.hdrs || !cond_ok) {
         fail_all(results, n, "http_client: out of memory preparing a batch");
-    } else {
+    } else if (round_auth(s, &value, &gen, results, n)) {
         batch_headers(&b, conf, ho);
-        for (size_t i = 0; i < n; i++) {
-            reqs[i].batch = &b;
-            sl_send_result_set(&results[i], SL_RETRY, 0, "not sent");
-        }
-        queue_and_wait(s, &b, head, n);
+        b.auth = value;
+        run_round(s, &b, msgs, n, results);
+        retry_unauthorized(s, &b, msgs, n, results, gen);
     }
     if (cond_ok)
         pthread_cond_destroy(&b.done);
-    free(reqs);
+    free(value);
     free(b.hdrs);
     free(b.shown);
     free(b.url);
@@ -1004,11 +1093,12 @@ void sl_http_response_free(sl_http_response *resp)
     resp->body_len = 0;
 }
 
-/* One synchronous request through this connector's base_url, timeout and
- * headers (connectors/http_call.c), for steps. */
+/* One synchronous request through this connector's base_url, timeout,
+ * headers, credentials and tls (connectors/http_call.c), for steps. */
 static int hc_call(sl_connector *c, const sl_call_req *req, sl_call_resp *resp)
 {
-    return sl_http_call(c->conf, req, resp);
+    hc_state *s = c->state;
+    return sl_http_call_auth(c->conf, s ? s->auth : NULL, req, resp);
 }
 
 const sl_connector_type sl_http_client_connector = {

@@ -14,6 +14,31 @@
 
 extern const sl_connector_type sl_http_client_connector;
 
+/* `auth:` of an http_client connector: the credentials sent on every call
+ * (connectors/http_client_auth.c). Secrets come through sl_conf_secret. */
+typedef enum {
+    SL_HC_AUTH_NONE,
+    SL_HC_AUTH_BASIC,  /* user, password */
+    SL_HC_AUTH_BEARER, /* token, or token_file (re-read when it changes) */
+    SL_HC_AUTH_OAUTH2, /* client credentials grant against token_url */
+} sl_hc_auth_type;
+
+typedef struct sl_hc_auth_conf {
+    sl_hc_auth_type type;
+    const char *user, *password;
+    const char *token, *token_file;
+    const char *token_url, *client_id, *client_secret, *scope, *audience;
+    bool client_auth_body;      /* oauth2: id and secret in the form, not HTTP Basic */
+    uint64_t refresh_margin_ms; /* oauth2: a token is renewed this long before it expires */
+} sl_hc_auth_conf;
+
+/* `tls:` of an http_client connector: files handed to libcurl. */
+typedef struct sl_hc_tls_conf {
+    const char *ca;   /* PEM CA bundle that replaces the system's; NULL = system */
+    const char *cert; /* PEM client certificate (mutual TLS); NULL = none */
+    const char *key;  /* PEM private key of cert */
+} sl_hc_tls_conf;
+
 /* `connectors: NAME: { type: http_client, ... }` (sl_connector_conf.priv). */
 typedef struct sl_http_client_conf {
     char *base_url;      /* required */
@@ -21,6 +46,11 @@ typedef struct sl_http_client_conf {
     int max_in_flight;   /* default 64 */
     sl_kv *headers;      /* sent with every request */
     size_t n_headers;
+    char **forward; /* forward_headers: names or "prefix*" */
+    size_t n_forward;
+    bool forward_set; /* forward_headers is configured (else: trace headers only) */
+    sl_hc_auth_conf auth;
+    sl_hc_tls_conf tls;
 } sl_http_client_conf;
 
 /* A `to:` element naming an http_client connector (sl_output_conf.priv). */
@@ -38,6 +68,14 @@ extern const sl_conf_doc sl_http_client_conf_doc[];
 extern const sl_conf_doc sl_http_client_output_doc[];
 void sl_http_client_parse_conf(sl_conf_reader *r, sl_connector_conf *cc, const sl_node *n,
                                const char *path);
+/* auth: and tls: of the connector (http_client_auth.c), called by
+ * sl_http_client_parse_conf; errors are recorded at their keys. */
+extern const sl_conf_doc sl_http_client_auth_doc[];
+extern const sl_conf_doc sl_http_client_tls_doc[];
+void sl_http_client_parse_auth(sl_conf_reader *r, sl_http_client_conf *hc, const sl_node *n,
+                               const char *path);
+void sl_http_client_parse_tls(sl_conf_reader *r, sl_http_client_conf *hc, const sl_node *n,
+                              const char *path);
 void sl_http_client_parse_output(sl_conf_reader *r, const sl_connector_conf *cc,
                                  sl_output_conf *out, const sl_node *n, const char *path);
 

@@ -27,6 +27,7 @@ TEST_PACKAGES=(
     openssl                   # test_tls.py makes its CA and certificates at run time
     clang                     # the libFuzzer targets (tests/fuzz, make fuzz)
     fuse3 libfuse3-dev        # lazyfs, the power-cut tests' file system
+    openssl                   # test_outbound: its CA, server and client certificates
     chromium                  # the console test: headless Chromium driven by puppeteer-core
                               # (node and npm too: see below)
     # peers

@@ -1,4 +1,5 @@
 /* The ctx argument of Lua steps and the log module: ctx.route, ctx.now(),
+ * ctx.secrets (the step's `secrets:`, read-only),
  * ctx.cache (a bounded LRU with TTL, one per step instance, i.e. per route
  * worker: no locks), ctx.http (one call through the step services core
  * hands the step: a connector behind its breaker, or fixtures in `sluice
@@ -338,8 +339,10 @@ static void read_request(lua_State *L, sl_lua_host *h, sl_call_req *req)
         read_headers(L, req);
 }
 
-/* ctx.http(connector, { method, path, headers, body | json }) ->
- * { ok, status, headers, body, error }: one call through the step services
+/* ctx.http(connector, { method, path, headers, body | json }), or
+ * ctx.http{ connector = NAME, method, ... } -> { ok, status, headers, body,
+ * error }: one call through the step services to the named connector (for
+ * an http_client: its base_url, headers, auth, tls and breaker)
  * (never retried here, never a sleep). A transient failure marks the run:
  * if the script raises from then on, the step asks for a retry. Time spent
  * waiting here does not count against the step's timeout (the connector's
@@ -347,6 +350,11 @@ static void read_request(lua_State *L, sl_lua_host *h, sl_call_req *req)
 static int l_http(lua_State *L)
 {
     sl_lua_host *h = sl_lua_host_of(L);
+    if (lua_type(L, 1) == LUA_TTABLE) { /* ctx.http{ connector = NAME, ... } */
+        lua_settop(L, 1);
+        lua_getfield(L, 1, "connector");
+        lua_insert(L, 1);
+    }
     const char *conn = luaL_checkstring(L, 1);
     if (lua_isnoneornil(L, 2)) {
         lua_settop(L, 1);
@@ -393,10 +401,23 @@ static int l_now(lua_State *L)
     return 1;
 }
 
+/* ctx.secrets: the step's `secrets:` as a read-only table of strings. */
+static void push_secrets(lua_State *L, const sl_lua_host *h)
+{
+    lua_createtable(L, 0, (int)h->n_secrets);
+    for (size_t i = 0; i < h->n_secrets; i++) {
+        lua_pushstring(L, h->secrets[i].value);
+        lua_setfield(L, -2, h->secrets[i].key);
+    }
+    sl_lua_env_protect(L);
+}
+
 void sl_lua_push_ctx(lua_State *L)
 {
     sl_lua_host *h = sl_lua_host_of(L);
-    lua_createtable(L, 0, 5);
+    lua_createtable(L, 0, 6);
+    push_secrets(L, h);
+    lua_setfield(L, -2, "secrets");
     lua_pushstring(L, h->route);
     lua_setfield(L, -2, "route");
     lua_pushcfunction(L, l_now);

@@ -534,6 +534,7 @@ static int setup_state(lua_State *L)
     sl_lua_open_xml(L);
     sl_lua_open_msg(L);
     sl_lua_open_log(L);
+    sl_lua_open_crypto(L);
     lua_getglobal(L, "log");
     lua_getfield(L, -1, "info");
     lua_setglobal(L, "print");
@@ -690,6 +691,8 @@ sl_lua_host *sl_lua_host_new(const sl_lua_opts *o, sl_error *err)
     }
     sprintf(h->log_comp, "lua:%s", route);
     h->timeout_ms = o->timeout_ms ? o->timeout_ms : SL_LUA_DEFAULT_TIMEOUT_MS;
+    h->secrets = o->secrets;
+    h->n_secrets = o->n_secrets;
     uint64_t mem = o->memory ? o->memory : SL_LUA_DEFAULT_MEMORY;
     h->limit = (size_t)(mem < SL_LUA_MIN_MEMORY ? SL_LUA_MIN_MEMORY : mem);
     if (open_state(h, err) < 0) {

@@ -1,7 +1,8 @@
 /* The Lua 5.4 host behind the `lua` and `filter` steps and `when:`: one
  * sandboxed lua_State per step instance (so per route worker, never shared
  * between threads), with a time limit (instruction hook), a memory cap (the
- * allocator), the msg API, and the json, xml, log, message and ctx modules. */
+ * allocator), the msg API, and the json, xml, log, message, crypto and ctx
+ * modules. */
 #ifndef SLUICE_LUA_HOST_H
 #define SLUICE_LUA_HOST_H
 
@@ -23,10 +24,12 @@
 typedef struct sl_lua_host sl_lua_host;
 
 typedef struct sl_lua_opts {
-    const char *route;   /* ctx.route, and the log component "lua:ROUTE" */
-    uint64_t timeout_ms; /* per call; 0 = SL_LUA_DEFAULT_TIMEOUT_MS */
-    uint64_t memory;     /* bytes; 0 = SL_LUA_DEFAULT_MEMORY */
-    const char *lib_dir; /* where require() finds NAME.lua; NULL = no require */
+    const char *route;    /* ctx.route, and the log component "lua:ROUTE" */
+    uint64_t timeout_ms;  /* per call; 0 = SL_LUA_DEFAULT_TIMEOUT_MS */
+    uint64_t memory;      /* bytes; 0 = SL_LUA_DEFAULT_MEMORY */
+    const char *lib_dir;  /* where require() finds NAME.lua; NULL = no require */
+    const sl_kv *secrets; /* ctx.secrets (name -> value), read-only; must outlive the host */
+    size_t n_secrets;
 } sl_lua_opts;
 
 /* Creates a sandboxed state. Returns NULL with err when out of memory. The
@@ -116,6 +119,8 @@ struct sl_lua_host {
     size_t buf_len, buf_cap;
     sl_lua_keyent *keys;
     size_t keys_cap;
+    const sl_kv *secrets; /* ctx.secrets (the step's config owns them) */
+    size_t n_secrets;
 };
 
 /* The host of a state (kept in the state's extra space). */
@@ -150,9 +155,13 @@ void sl_lua_push_msg(lua_State *L, sl_msg *msg, bool owned);
  * when idx is a message userdata at all, else NULL. */
 sl_msg *sl_lua_to_msg(lua_State *L, int idx, void **ud);
 
-/* lua_ctx.c: ctx (route, now, cache, http) and the log module. Pushes ctx. */
+/* lua_ctx.c: ctx (route, now, cache, http, retry, secrets) and the log
+ * module. Pushes ctx. */
 void sl_lua_open_log(lua_State *L);
 void sl_lua_push_ctx(lua_State *L);
+
+/* lua_crypto.c: the crypto module (hmac, hash, sha256, equal). */
+void sl_lua_open_crypto(lua_State *L);
 
 /* lua_xml.c: the xml module (xml.encode/xml.decode). */
 void sl_lua_open_xml(lua_State *L);

@@ -1,7 +1,7 @@
 /* The `lua` step: `lua: { file: PATH, function: NAME, timeout: 50ms,
- * memory: 16MiB }`. PATH is relative to the directory of the config file
- * that names it; the script is loaded once per route worker (its own
- * sandboxed state) and NAME(msg, ctx) runs on every message. */
+ * memory: 16MiB, secrets: { NAME: "${VAR}" | "file:PATH" } }`. PATH is relative to the directory of
+ * the config file that names it; the script is loaded once per route worker (its own sandboxed
+ * state) and NAME(msg, ctx) runs on every message. */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +9,7 @@
 
 #include "lua_host.h"
 
-static const char *const LUA_KEYS[] = {"file", "function", "timeout", "memory", NULL};
+static const char *const LUA_KEYS[] = {"file", "function", "timeout", "memory", "secrets", NULL};
 
 /* Writes into out the directory of file ("." when it has none). */
 static void dir_of(const char *file, char *out, size_t cap)
@@ -32,6 +32,8 @@ typedef struct lua_conf {
     char *function;      /* `function:` */
     uint64_t timeout_ms; /* 0: SL_LUA_DEFAULT_TIMEOUT_MS */
     uint64_t memory;     /* 0: SL_LUA_DEFAULT_MEMORY */
+    sl_kv *secrets;      /* `secrets:`, read with sl_conf_secret (ctx.secrets) */
+    size_t n_secrets;
 } lua_conf;
 
 /* Loads the script in a sandboxed state of this worker's own. */
@@ -45,7 +47,9 @@ static int lua_init(sl_step *s, sl_error *err)
     sl_lua_opts o = {.route = s->route,
                      .timeout_ms = lc->timeout_ms,
                      .memory = lc->memory,
-                     .lib_dir = lc->lib_dir};
+                     .lib_dir = lc->lib_dir,
+                     .secrets = lc->secrets,
+                     .n_secrets = lc->n_secrets};
     sl_error e;
     sl_lua_host *h = sl_lua_host_new(&o, &e);
     if (!h || sl_lua_host_load_script(h, lc->path, lc->name, lc->function, &e) < 0) {
@@ -82,7 +86,10 @@ static const sl_conf_doc LUA_DOC[] = {
                "global function called as function(msg, ctx) for each message"),
     SL_DOC("timeout", "duration", "100ms",
            "instruction budget per call, as time; past it the message fails"),
-    SL_DOC("memory", "size", "16MiB", "memory the script may hold (at least 256KiB)"), SL_DOC_END};
+    SL_DOC("memory", "size", "16MiB", "memory the script may hold (at least 256KiB)"),
+    SL_DOC("secrets", "map", NULL,
+           "NAME: \"${VAR}\" or \"file:PATH\"; read-only in the script as ctx.secrets.NAME"),
+    SL_DOC_END};
 
 /* Resolves `file:` against the directory of the config file that names it
  * (st->pos.file) into lc->path and lc->lib_dir. Records an error when the
@@ -105,8 +112,36 @@ static void lua_resolve(sl_conf_reader *r, const sl_step_conf *st, lua_conf *lc)
     lc->lib_dir = sl_pool_strdup(pool, dir);
 }
 
-/* Parses `lua: { file, function, timeout?, memory? }` at load into the
- * step's priv (lua_init only loads the script). */
+/* Reads `secrets:` (a map of names to secrets) into lc. Each value goes
+ * through sl_conf_secret, so errors never show it. Returns false after
+ * recording an error. */
+static bool lua_secrets(sl_conf_reader *r, lua_conf *lc, const sl_node *n, const char *path)
+{
+    const sl_node *m = sl_conf_value(n, "secrets");
+    char p[SL_CONF_PATH_LEN];
+    sl_conf_path_key(p, path, "secrets");
+    if (!m)
+        return true;
+    if (!sl_conf_want_map(r, m, p))
+        return false;
+    lc->secrets = sl_pool_alloc(sl_conf_pool(r), (m->n_pairs ? m->n_pairs : 1) * sizeof(sl_kv));
+    if (!lc->secrets)
+        return false;
+    bool ok = true;
+    for (size_t i = 0; i < m->n_pairs; i++) {
+        const char *v = NULL;
+        if (!sl_conf_secret(r, m, m->pairs[i].key, p, true, &v)) {
+            ok = false;
+            continue;
+        }
+        lc->secrets[lc->n_secrets].key = m->pairs[i].key;
+        lc->secrets[lc->n_secrets++].value = (char *)v;
+    }
+    return ok;
+}
+
+/* Parses `lua: { file, function, timeout?, memory?, secrets? }` at load
+ * into the step's priv (lua_init only loads the script). */
 static void lua_parse_conf(sl_conf_reader *r, sl_step_conf *st, const sl_node *n, const char *path)
 {
     if (!sl_conf_want_map(r, n, path))
@@ -128,6 +163,7 @@ static void lua_parse_conf(sl_conf_reader *r, sl_step_conf *st, const sl_node *n
         sl_conf_error_at(r, memory->pos, "lua: memory must be a size of 256KiB or more");
         ok = false;
     }
+    ok &= lua_secrets(r, lc, n, path);
     if (!ok)
         return;
     lc->at = sl_conf_value(n, "file")->pos;

@@ -53,9 +53,10 @@ def wait_until(pred, timeout, what, interval=0.05):
 class Sink:
     """A real HTTP server on 127.0.0.1 recording every request. behaviour(req)
     returns (status, body) for each request; req is a dict with method, path,
-    headers (lower-case names) and body (bytes)."""
+    headers (lower-case names) and body (bytes). With tls (an ssl.SSLContext)
+    it serves HTTPS."""
 
-    def __init__(self, behaviour=None, port=0):
+    def __init__(self, behaviour=None, port=0, tls=None):
         self.behaviour = behaviour or (lambda req: (200, b"ok"))
         self.lock = threading.Lock()
         self.requests = []  # every request, in arrival order
@@ -105,6 +106,11 @@ class Sink:
         self.server = Server(("127.0.0.1", port), Handler)
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
+        if tls is not None:  # an ssl.SSLContext: HTTPS, the handshake in the handler's thread
+            self.server.socket = tls.wrap_socket(
+                self.server.socket, server_side=True, do_handshake_on_connect=False
+            )
+            self.url = f"https://127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 

@@ -39,7 +39,7 @@ def config(sink_url, in_port, admin_port, version):
     return base_config(admin_port=admin_port) + f"""
 connectors:
   in:   {{ type: http_server, listen: "127.0.0.1:{in_port}" }}
-  sink: {{ type: http_client, base_url: "{sink_url}", timeout: 2s }}
+  sink: {{ type: http_client, base_url: "{sink_url}", timeout: 2s, forward_headers: [x-config] }}
 routes:{routes}"""
 
 

@@ -171,7 +171,7 @@ connectors:
   in:   {{ type: http_server, listen: "127.0.0.1:{in_port}" }}
   crm:  {{ type: http_client, base_url: "{crm.url}", timeout: 500ms,
           breaker: {{ min_calls: 3, window: 5, open_for: 30s }} }}
-  sink: {{ type: http_client, base_url: "{sink.url}" }}
+  sink: {{ type: http_client, base_url: "{sink.url}", forward_headers: [x-tier, x-lookup-error] }}
 routes:
   r:
     from: {{ connector: in, path: /o, content_type: json }}
@@ -230,7 +230,7 @@ connectors:
   in:   {{ type: http_server, listen: "127.0.0.1:{in_port}" }}
   crm:  {{ type: http_client, base_url: "{crm.url}", timeout: 500ms,
           breaker: {{ min_calls: 1000, window: 1000 }} }}
-  sink: {{ type: http_client, base_url: "{sink.url}" }}
+  sink: {{ type: http_client, base_url: "{sink.url}", forward_headers: [x-tier] }}
 routes:
   r:
     from: {{ connector: in, path: /o, content_type: json }}

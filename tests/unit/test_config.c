@@ -254,7 +254,7 @@ static const bad_case BAD[] = {
      "    breaker: { failure: 50% }\n",
      {{0}},
      {"{F}:5:5: unknown key 'timout' in connectors.crm (expected one of: type, base_url, "
-      "timeout, max_in_flight, headers, breaker)",
+      "timeout, max_in_flight, headers, breaker, forward_headers, auth, tls)",
       "{F}:6:16: unknown key 'failure' in connectors.crm.breaker (expected one of: "
       "failure_rate, min_calls, window, consecutive_failures, open_for, max_open_for, "
       "half_open_calls)"}},
