@@ -24,10 +24,10 @@ TEST_PACKAGES=(
     git
     # tests and tools
     libcmocka-dev curl kcat wrk python3 procps
-    openssl                   # test_tls.py makes its CA and certificates at run time
+    libxml2-utils             # xmllint: test_ordered_xml checks its fixture schemas with it
     clang                     # the libFuzzer targets (tests/fuzz, make fuzz)
     fuse3 libfuse3-dev        # lazyfs, the power-cut tests' file system
-    openssl                   # test_outbound: its CA, server and client certificates
+    openssl                   # test_outbound, test_tls: CAs, server and client certificates
     chromium                  # the console test: headless Chromium driven by puppeteer-core
                               # (node and npm too: see below)
     # peers

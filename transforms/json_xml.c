@@ -676,6 +676,81 @@ static bool is_utf8_name(const char *enc_name)
     return !enc_name || strcasecmp(enc_name, "UTF-8") == 0 || strcasecmp(enc_name, "UTF8") == 0;
 }
 
+/* Declares o's wrap namespaces on obj ("@xmlns:p" / "@xmlns"). */
+static int declare_wrap_ns(json_t *obj, const sl_xml_opts *o)
+{
+    char key[300];
+    for (size_t i = 0; i + 1 < 2 * o->n_wrap_ns; i += 2) {
+        const char *prefix = o->wrap_ns[i], *uri = o->wrap_ns[i + 1];
+        if (*prefix)
+            snprintf(key, sizeof key, "@xmlns:%s", prefix);
+        else
+            snprintf(key, sizeof key, "@xmlns");
+        if (json_object_set_new(obj, key, json_string(uri)) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The document o->wrap asks for: doc (or {root: doc}) inside the elements
+ * of the wrap path, the namespaces declared on the outermost one. A new
+ * reference, or NULL with err (doc not an object, a malformed path, out of
+ * memory). */
+static json_t *wrap_doc(const json_t *doc, const sl_xml_opts *o, sl_error *err)
+{
+    const char *w = o->wrap;
+    if (*w != '/' || !w[1]) {
+        sl_error_set(err, SL_EINVAL, "wrap: '%s' is not a path like /soap:Envelope/soap:Body", w);
+        return NULL;
+    }
+    json_t *inner = o->root ? json_pack("{sO}", o->root, (json_t *)doc)
+                            : json_copy((json_t *)doc); /* shallow: the caller's stays as is */
+    if (!json_is_object(inner)) {
+        json_decref(inner);
+        sl_error_set(err, SL_EINVAL, "wrap: the document must be a JSON object");
+        return NULL;
+    }
+    const char *end = w + strlen(w);
+    while (end > w + 1 && end[-1] == '/')
+        end--;
+    while (end > w && inner) { /* from the innermost element out */
+        const char *seg = end;
+        while (seg > w && seg[-1] != '/')
+            seg--;
+        json_t *outer = json_object();
+        if (!outer || seg == end ||
+            json_object_setn_new_nocheck(outer, seg, (size_t)(end - seg), inner) < 0) {
+            json_decref(outer);
+            inner = NULL;
+            break;
+        }
+        inner = outer;
+        end = seg - 1;
+    }
+    json_t *top = inner ? json_object_iter_value(json_object_iter(inner)) : NULL;
+    if (!top || declare_wrap_ns(top, o) < 0) {
+        json_decref(inner);
+        sl_error_set(err, SL_EINVAL, "wrap: '%s' is not a path like /soap:Envelope/soap:Body", w);
+        return NULL;
+    }
+    return inner;
+}
+
+/* sl_json_to_xml with o->wrap: the document wrapped (wrap_doc), written. */
+static char *json_to_xml_wrapped(const json_t *doc, const sl_xml_opts *o, size_t *len,
+                                 sl_error *err)
+{
+    json_t *wrapped = wrap_doc(doc, o, err);
+    if (!wrapped)
+        return NULL;
+    sl_xml_opts inner = *o;
+    inner.wrap = NULL;
+    inner.root = NULL;
+    char *xml = sl_json_to_xml(wrapped, &inner, len, err);
+    json_decref(wrapped);
+    return xml;
+}
+
 char *sl_json_to_xml(const json_t *doc, const sl_xml_opts *o, size_t *len, sl_error *err)
 {
     sl_xml_opts defaults;
@@ -683,6 +758,8 @@ char *sl_json_to_xml(const json_t *doc, const sl_xml_opts *o, size_t *len, sl_er
         sl_xml_opts_init(&defaults);
         o = &defaults;
     }
+    if (o->wrap && doc)
+        return json_to_xml_wrapped(doc, o, len, err);
     pthread_once(&class_once, class_init);
     enc e = {.max_depth = opt_depth(o), .err = err, .key = "", .key_len = 0};
     if (!doc) {
@@ -800,6 +877,13 @@ typedef struct dec {
     force_entry *fa;
     size_t n_fa;
     bool any_absolute;
+    bool track_path;    /* keep d->path: absolute force_array paths or unwrap */
+    bool strip_ns;      /* strip_namespaces */
+    const char *unwrap; /* unwrap path, or NULL */
+    size_t unwrap_len;
+    bool unwrapped;      /* the element at unwrap was found */
+    json_t *unwrap_tree; /* its value (tree mode) */
+    sl_buf unwrap_text;  /* its value (text mode) */
     xml_errs xe;
     sl_error *err;
     bool failed;
@@ -833,66 +917,123 @@ static void dec_oom(dec *d)
     dec_fail(d, SL_ENOMEM, "out of memory");
 }
 
-/* Turns text into a JSON value: a string, or with coerce a number or a
- * boolean when the whole text reads as one (JSON number grammar). */
-static json_t *make_scalar(const char *s, size_t n, bool coerce)
+/* What text reads as, for make_scalar and put_scalar_text. */
+typedef enum scalar_kind { SC_STRING, SC_TRUE, SC_FALSE, SC_INT, SC_REAL } scalar_kind;
+
+/* Is s[0..n) a whole JSON number? *real: it has a fraction or an exponent. */
+static bool is_json_number(const char *s, size_t n, bool *real)
 {
-    if (coerce && n) {
-        if (n == 4 && memcmp(s, "true", 4) == 0)
-            return json_true();
-        if (n == 5 && memcmp(s, "false", 5) == 0)
-            return json_false();
-        size_t i = 0;
-        if (s[i] == '-')
-            i++;
-        size_t int_start = i;
+    size_t i = 0;
+    if (i < n && s[i] == '-')
+        i++;
+    size_t int_start = i;
+    while (i < n && s[i] >= '0' && s[i] <= '9')
+        i++;
+    size_t int_digits = i - int_start;
+    bool ok = int_digits > 0 && !(int_digits > 1 && s[int_start] == '0');
+    *real = false;
+    if (ok && i < n && s[i] == '.') {
+        size_t f = ++i;
         while (i < n && s[i] >= '0' && s[i] <= '9')
             i++;
-        size_t int_digits = i - int_start;
-        bool ok = int_digits > 0 && !(int_digits > 1 && s[int_start] == '0');
-        bool real = false;
-        if (ok && i < n && s[i] == '.') {
-            size_t f = ++i;
-            while (i < n && s[i] >= '0' && s[i] <= '9')
-                i++;
-            ok = i > f;
-            real = true;
-        }
-        if (ok && i < n && (s[i] == 'e' || s[i] == 'E')) {
-            i++;
-            if (i < n && (s[i] == '+' || s[i] == '-'))
-                i++;
-            size_t x = i;
-            while (i < n && s[i] >= '0' && s[i] <= '9')
-                i++;
-            ok = i > x;
-            real = true;
-        }
-        if (ok && i == n) {
-            char small[64];
-            char *copy = n < sizeof small ? small : malloc(n + 1);
-            if (!copy)
-                return NULL;
-            memcpy(copy, s, n);
-            copy[n] = '\0';
-            json_t *num = NULL;
-            errno = 0;
-            if (real) {
-                double dv = strtod(copy, NULL);
-                if (isfinite(dv))
-                    num = json_real(dv);
-            } else {
-                long long iv = strtoll(copy, NULL, 10);
-                if (errno != ERANGE)
-                    num = json_integer(iv);
-            }
-            if (copy != small)
-                free(copy);
-            if (num)
-                return num;
-        }
+        ok = i > f;
+        *real = true;
     }
-    return json_stringn_nocheck(s, n);
+    if (ok && i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            i++;
+        size_t x = i;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+        ok = i > x;
+        *real = true;
+    }
+    return ok && i == n;
+}
+
+/* Classifies text: without coerce always a string; with coerce "true",
+ * "false", an integer that fits in 64 bits (*iv), a finite real (*dv), or
+ * else a string. Returns -1 when out of memory. */
+static int scalar_kind_of(const char *s, size_t n, bool coerce, long long *iv, double *dv,
+                          scalar_kind *kind)
+{
+    *kind = SC_STRING;
+    bool real;
+    if (!coerce || !n)
+        return 0;
+    if (n == 4 && memcmp(s, "true", 4) == 0)
+        *kind = SC_TRUE;
+    else if (n == 5 && memcmp(s, "false", 5) == 0)
+        *kind = SC_FALSE;
+    if (*kind != SC_STRING || !is_json_number(s, n, &real))
+        return 0;
+    char small[64];
+    char *copy = n < sizeof small ? small : malloc(n + 1);
+    if (!copy)
+        return -1;
+    memcpy(copy, s, n);
+    copy[n] = '\0';
+    errno = 0;
+    if (real) {
+        *dv = strtod(copy, NULL);
+        if (isfinite(*dv))
+            *kind = SC_REAL;
+    } else {
+        *iv = strtoll(copy, NULL, 10);
+        if (errno != ERANGE)
+            *kind = SC_INT;
+    }
+    if (copy != small)
+        free(copy);
+    return 0;
+}
+
+/* Turns text into a JSON value: a string, or with coerce a number or a
+ * boolean when the whole text reads as one (scalar_kind_of). NULL when out
+ * of memory. */
+static json_t *make_scalar(const char *s, size_t n, bool coerce)
+{
+    long long iv = 0;
+    double dv = 0;
+    scalar_kind k;
+    if (scalar_kind_of(s, n, coerce, &iv, &dv, &k) < 0)
+        return NULL;
+    switch (k) {
+        case SC_TRUE:
+            return json_true();
+        case SC_FALSE:
+            return json_false();
+        case SC_INT:
+            return json_integer(iv);
+        case SC_REAL:
+            return json_real(dv);
+        default:
+            return json_stringn_nocheck(s, n);
+    }
+}
+
+static int put_json(sl_buf *b, json_t *v);
+
+/* Appends text as the JSON text of make_scalar's value, except that a
+ * number is written exactly as the XML has it (123.40 stays 123.40, not
+ * the double's 123.40000000000001). Returns -1 when out of memory. */
+static int put_scalar_text(sl_buf *out, const char *s, size_t n, bool coerce)
+{
+    long long iv = 0;
+    double dv = 0;
+    scalar_kind k;
+    if (scalar_kind_of(s, n, coerce, &iv, &dv, &k) < 0)
+        return -1;
+    if (k == SC_STRING)
+        return put_json(out, json_stringn_nocheck(s, n));
+    if (k == SC_TRUE)
+        sl_buf_put(out, "true", 4);
+    else if (k == SC_FALSE)
+        sl_buf_put(out, "false", 5);
+    else
+        sl_buf_put(out, s, n);
+    return out->oom ? -1 : 0;
 }
 
 static bool is_ws(char c)
@@ -1098,6 +1239,29 @@ static int set_attr(dec *d, frame *f, const char *key, size_t kn, json_t *v)
     return json_object_setn_new_nocheck(f->obj, key, kn, v);
 }
 
+/* Member key of f, found or added, with its value emptied; NULL when out of
+ * memory. */
+static member *mem_slot(frame *f, const char *key, size_t kn)
+{
+    member *m = mem_find(f, key, kn);
+    if (!m && !(m = mem_add(f, key, kn)))
+        return NULL;
+    m->val.len = 0;
+    m->array = false;
+    f->has_obj = true;
+    return m;
+}
+
+/* Sets member key of f to the scalar read from text (make_scalar;
+ * put_scalar_text in text mode). Returns -1 when out of memory. */
+static int set_attr_scalar(dec *d, frame *f, const char *key, size_t kn, const char *text, size_t n)
+{
+    if (!d->text)
+        return set_attr(d, f, key, kn, make_scalar(text, n, d->coerce));
+    member *m = mem_slot(f, key, kn);
+    return m ? put_scalar_text(&m->val, text, n, d->coerce) : -1;
+}
+
 static void dec_start(void *ctx, const xmlChar *local, const xmlChar *prefix, const xmlChar *uri,
                       int nb_ns, const xmlChar **ns, int nb_attrs, int nb_defaulted,
                       const xmlChar **attrs)
@@ -1121,6 +1285,8 @@ static void dec_start(void *ctx, const xmlChar *local, const xmlChar *prefix, co
     f->skip = skip;
     if (skip)
         return;
+    if (d->strip_ns)
+        prefix = NULL;
     if (!prefix && !strchr((const char *)local, '_')) {
         f->key = (const char *)local;
         f->klen = strlen(f->key);
@@ -1131,7 +1297,7 @@ static void dec_start(void *ctx, const xmlChar *local, const xmlChar *prefix, co
             return;
         }
     }
-    if (d->any_absolute) {
+    if (d->track_path) {
         f->path_len = d->path.len;
         sl_buf_putc(&d->path, '/');
         sl_buf_put(&d->path, f->key, f->klen);
@@ -1148,7 +1314,7 @@ static void dec_start(void *ctx, const xmlChar *local, const xmlChar *prefix, co
             }
         }
     }
-    for (int i = 0; i < nb_ns; i++) {
+    for (int i = 0; i < nb_ns && !d->strip_ns; i++) {
         const xmlChar *p = ns[2 * i], *href = ns[2 * i + 1];
         size_t kn;
         const char *key = qname_key(&d->scratch, "@", p ? (const xmlChar *)"xmlns" : NULL,
@@ -1161,10 +1327,10 @@ static void dec_start(void *ctx, const xmlChar *local, const xmlChar *prefix, co
     for (int i = 0; i < n_real; i++) {
         const xmlChar **a = attrs + 5 * i;
         size_t kn, vn;
-        const char *key = qname_key(&d->scratch, "@", a[1], a[0], &d->scratch2, &kn);
+        const char *key =
+            qname_key(&d->scratch, "@", d->strip_ns ? NULL : a[1], a[0], &d->scratch2, &kn);
         const char *val = attr_value(d, a[3], a[4], &vn);
-        json_t *v = key && val ? make_scalar(val, vn, d->coerce) : NULL;
-        if (!key || set_attr(d, f, key, kn, v) < 0) {
+        if (!key || !val || set_attr_scalar(d, f, key, kn, val, vn) < 0) {
             dec_oom(d);
             return;
         }
@@ -1297,9 +1463,9 @@ static int frame_value_text(dec *d, frame *f, sl_buf *out)
     if (d->any_absolute && needs_missing_arrays(d))
         f->has_obj = true;
     if (!f->has_obj)
-        return put_json(
-            out, make_scalar(has_text ? f->text.p : "", has_text ? f->text.len : 0, d->coerce));
-    if (has_text && mem_set(f, "#text", 5, make_scalar(f->text.p, f->text.len, d->coerce)) < 0)
+        return put_scalar_text(out, has_text ? f->text.p : "", has_text ? f->text.len : 0,
+                               d->coerce);
+    if (has_text && set_attr_scalar(d, f, "#text", 5, f->text.p, f->text.len) < 0)
         return -1;
     for (size_t i = 0; d->any_absolute && i < d->n_fa; i++) {
         const force_entry *x = &d->fa[i];
@@ -1340,6 +1506,17 @@ static int insert_child_text(dec *d, frame *parent, frame *f, const char *v, siz
     return m->val.oom ? -1 : 0;
 }
 
+/* Is the element closing now the first one at the unwrap path? Then it is
+ * marked found. */
+static bool at_unwrap(dec *d)
+{
+    if (!d->unwrap || d->unwrapped || d->path.len != d->unwrap_len ||
+        memcmp(d->path.p, d->unwrap, d->unwrap_len) != 0)
+        return false;
+    d->unwrapped = true;
+    return true;
+}
+
 static void dec_end(void *ctx, const xmlChar *local, const xmlChar *prefix, const xmlChar *uri)
 {
     dec *d = ctx;
@@ -1353,6 +1530,10 @@ static void dec_end(void *ctx, const xmlChar *local, const xmlChar *prefix, cons
         if (!f->skip) {
             sl_buf vt = {0};
             int rc = frame_value_text(d, f, &vt);
+            if (rc == 0 && at_unwrap(d)) {
+                sl_buf_put(&d->unwrap_text, vt.p ? vt.p : "", vt.len);
+                rc = d->unwrap_text.oom ? -1 : 0;
+            }
             if (rc == 0)
                 rc = insert_child_text(d, &d->frames[d->depth - 1], f, vt.p, vt.len);
             free(vt.p);
@@ -1360,7 +1541,7 @@ static void dec_end(void *ctx, const xmlChar *local, const xmlChar *prefix, cons
                 dec_oom(d);
                 return;
             }
-            if (d->any_absolute)
+            if (d->track_path)
                 d->path.len = f->path_len;
         }
         f->n_mem = 0;
@@ -1370,11 +1551,13 @@ static void dec_end(void *ctx, const xmlChar *local, const xmlChar *prefix, cons
     if (!f->skip) {
         frame *parent = &d->frames[d->depth - 1];
         json_t *v = frame_value(d, f);
+        if (v && at_unwrap(d))
+            d->unwrap_tree = json_incref(v);
         if (!v || insert_child(d, parent, f, v) < 0) {
             dec_oom(d);
             return;
         }
-        if (d->any_absolute)
+        if (d->track_path)
             d->path.len = f->path_len;
     }
     json_decref(f->obj);
@@ -1437,6 +1620,8 @@ static void dec_free(dec *d)
     free(d->vbuf.p);
     free(d->path.p);
     free(d->fa);
+    json_decref(d->unwrap_tree);
+    free(d->unwrap_text.p);
 }
 
 static int dec_setup_forced(dec *d, const sl_xml_opts *o)
@@ -1464,7 +1649,51 @@ static int dec_setup_forced(dec *d, const sl_xml_opts *o)
             d->any_absolute = true;
         }
     }
+    d->track_path = d->any_absolute;
     return 0;
+}
+
+/* Reads strip_namespaces and unwrap from o into d. */
+static void dec_setup_unwrap(dec *d, const sl_xml_opts *o)
+{
+    d->strip_ns = o && o->strip_namespaces;
+    if (!o || !o->unwrap || !*o->unwrap)
+        return;
+    d->unwrap = o->unwrap;
+    d->unwrap_len = strlen(o->unwrap);
+    while (d->unwrap_len > 1 && d->unwrap[d->unwrap_len - 1] == '/')
+        d->unwrap_len--;
+    d->track_path = true;
+}
+
+/* The result when unwrapping: the value of the element at the unwrap path,
+ * which must be an object. Fails d (with its error) when there is none. */
+static void take_unwrapped(dec *d, bool text_mode, json_t **tree, char **text, size_t *text_len)
+{
+    bool object = text_mode ? d->unwrap_text.len && d->unwrap_text.p[0] == '{'
+                            : json_is_object(d->unwrap_tree);
+    if (!d->unwrapped || !object) {
+        sl_error_set(d->err, SL_EINVAL, "unwrap: %s %.*s",
+                     d->unwrapped ? "no child elements or attributes in"
+                                  : "the document has no element at",
+                     (int)d->unwrap_len, d->unwrap);
+        d->failed = true;
+        return;
+    }
+    if (text_mode) {
+        if (!sl_buf_reserve(&d->unwrap_text, 0)) {
+            sl_error_set(d->err, SL_ENOMEM, "out of memory");
+            d->failed = true;
+            return;
+        }
+        d->unwrap_text.p[d->unwrap_text.len] = '\0';
+        *text = d->unwrap_text.p;
+        *text_len = d->unwrap_text.len;
+        d->unwrap_text.p = NULL;
+    } else {
+        *tree = d->unwrap_tree;
+        d->unwrap_tree = NULL;
+    }
 }
 
 /* Parses xml into a jansson tree (*tree) or, in text mode, straight into
@@ -1493,6 +1722,8 @@ static int xml_decode(const char *xml, size_t len, const sl_xml_opts *o, bool te
     d.frames = calloc(16, sizeof *d.frames);
     if (d.frames)
         d.n_frames = 16;
+    if (d.frames)
+        dec_setup_unwrap(&d, o);
     if (!d.frames || dec_setup_forced(&d, o) < 0 ||
         (!text_mode && !(d.frames[0].obj = json_object()))) {
         sl_error_set(err, SL_ENOMEM, "out of memory");
@@ -1542,7 +1773,9 @@ static int xml_decode(const char *xml, size_t len, const sl_xml_opts *o, bool te
         sl_error_set(err, SL_EINVAL, "XML line %d: the document has no root element", d.xe.line);
         d.failed = true;
     }
-    if (!d.failed && text_mode) {
+    if (!d.failed && d.unwrap)
+        take_unwrapped(&d, text_mode, tree, text, text_len);
+    else if (!d.failed && text_mode) {
         sl_buf out = {0};
         if (mem_object(&d.frames[0], &out) < 0) {
             free(out.p);

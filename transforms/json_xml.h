@@ -22,18 +22,30 @@
  * means the defaults. Strings are borrowed: they must outlive the call. */
 typedef struct sl_xml_opts {
     /* JSON -> XML */
-    const char *root;     /* NULL (default): a one-member object {"k": v} with v not an
-                             array becomes <k>..</k>, anything else is wrapped in <root>;
-                             set: the whole document is always wrapped in <ROOT> */
-    bool declaration;     /* write <?xml version="1.0" encoding="..."?>; default true */
-    const char *encoding; /* NULL or "UTF-8" (default); another name makes libxml2
-                             transcode (unmappable characters become &#N;) */
-    bool pretty;          /* indent by two spaces; default false */
+    const char *root;           /* NULL (default): a one-member object {"k": v} with v not an
+                                   array becomes <k>..</k>, anything else is wrapped in <root>;
+                                   set: the whole document is always wrapped in <ROOT> */
+    bool declaration;           /* write <?xml version="1.0" encoding="..."?>; default true */
+    const char *encoding;       /* NULL or "UTF-8" (default); another name makes libxml2
+                                   transcode (unmappable characters become &#N;) */
+    bool pretty;                /* indent by two spaces; default false */
+    const char *wrap;           /* NULL (default), or "/p:A/p:B": the document (as with root) is
+                                   written inside <p:A><p:B>..</p:B></p:A>; it must then be an object */
+    const char *const *wrap_ns; /* prefix, URI pairs declared on the outermost wrapping
+                                   element ("" prefix: the default namespace) */
+    size_t n_wrap_ns;           /* pairs in wrap_ns */
     /* XML -> JSON */
     const char *const *force_array; /* "/a/b" (that path, from the root) or "b" (every
                                        element of that name): always an array */
     size_t n_force_array;
-    bool coerce; /* numeric text -> numbers, "true"/"false" -> booleans; default false */
+    bool coerce;           /* numeric text -> numbers, "true"/"false" -> booleans; default false.
+                              The JSON text (sl_xml_to_json_text) keeps each number exactly as written
+                              (123.40 stays 123.40); the tree holds it as a double. */
+    bool strip_namespaces; /* "soap:Envelope" -> "Envelope", "@p:a" -> "@a", namespace
+                              declarations dropped; default false */
+    const char *unwrap;    /* NULL (default), or "/A/B" (JSON keys, so stripped names when
+                              strip_namespaces): the document is the value of the first element
+                              at that path, which must have child elements or attributes */
     /* both directions */
     int max_depth;   /* element nesting limit; 0 or above SL_XML_MAX_DEPTH means the default */
     size_t max_size; /* XML input limit in bytes; 0 means SL_XML_MAX_SIZE */

@@ -97,8 +97,10 @@ static int x2j_init(sl_step *s, sl_error *err)
  * it, the tree is built and cached on the message for the next step. */
 #define X2J_TREE_MAX ((size_t)1 << 20)
 
-/* xml_to_json of a large body: text only, nothing cached. */
-static int x2j_process_large(jx_step *st, sl_msg *msg, sl_error *err)
+/* xml_to_json straight to JSON text, nothing cached: for a large body, and
+ * with coerce (the text keeps numbers exactly as written; a tree would hold
+ * doubles: 123.40 would come out 123.40000000000001). */
+static int x2j_process_text(jx_step *st, sl_msg *msg, sl_error *err)
 {
     size_t n = 0;
     char *text = sl_xml_to_json_text(msg->body, msg->body_len, &st->o, &n, err);
@@ -117,8 +119,8 @@ static int x2j_process_large(jx_step *st, sl_msg *msg, sl_error *err)
 static int x2j_process(sl_step *s, sl_msg *msg, sl_error *err)
 {
     jx_step *st = s->state;
-    if (msg->body_len > X2J_TREE_MAX)
-        return x2j_process_large(st, msg, err);
+    if (msg->body_len > X2J_TREE_MAX || st->o.coerce)
+        return x2j_process_text(st, msg, err);
     json_t *doc = sl_xml_to_json(msg->body, msg->body_len, &st->o, err);
     if (!doc)
         return step_fail(err, "xml_to_json");
@@ -136,19 +138,35 @@ static int x2j_process(sl_step *s, sl_msg *msg, sl_error *err)
     return SL_STEP_OK;
 }
 
-static const char *const J2X_KEYS[] = {"root", "declaration", "encoding", "pretty", NULL};
-static const char *const X2J_KEYS[] = {"force_array", "coerce", NULL};
+static const char *const J2X_KEYS[] = {"root",     "declaration", "encoding",   "pretty",
+                                       "envelope", "wrap",        "namespaces", NULL};
+static const char *const X2J_KEYS[] = {"force_array", "coerce", "strip_namespaces", "unwrap", NULL};
+static const char *const ENVELOPES[] = {"soap11", "soap12", NULL};
 static const sl_conf_doc J2X_DOC[] = {
     SL_DOC("root", "string", NULL,
            "element wrapping the whole document (default: a one-member object's key, else <root>)"),
     SL_DOC("declaration", "boolean", "true", "write the <?xml ...?> declaration"),
     SL_DOC("encoding", "string", "UTF-8",
            "output encoding (libxml2 names); characters it lacks become &#N;"),
-    SL_DOC("pretty", "boolean", "false", "indent by two spaces"), SL_DOC_END};
+    SL_DOC("pretty", "boolean", "false", "indent by two spaces"),
+    SL_DOC("envelope", "string", NULL,
+           "soap11 or soap12: write the document inside <soap:Envelope><soap:Body> (namespace "
+           "declared; content type text/xml or application/soap+xml)"),
+    SL_DOC("wrap", "string", NULL,
+           "element path (/p:A/p:B) to write the document inside; not with envelope"),
+    SL_DOC("namespaces", "map", NULL,
+           "prefix: URI pairs declared on the outermost wrap element (\"\" prefix: default "
+           "namespace); with wrap"),
+    SL_DOC_END};
 static const sl_conf_doc X2J_DOC[] = {
     SL_DOC("force_array", "list", NULL, "element paths (/a/b or names) always read as JSON arrays"),
     SL_DOC("coerce", "boolean", "false",
-           "read numbers and true/false text as JSON numbers and booleans"),
+           "read numbers and true/false text as JSON numbers (written exactly as in the XML) "
+           "and booleans"),
+    SL_DOC("strip_namespaces", "boolean", "false",
+           "drop namespace prefixes (soap:Envelope -> Envelope) and namespace declarations"),
+    SL_DOC("unwrap", "string", NULL,
+           "element path (/Envelope/Body, JSON keys) whose content becomes the document"),
     SL_DOC_END};
 
 /* Allocates the step's settings from the config's pool, with the defaults
@@ -192,11 +210,63 @@ static void j2x_encoding(sl_conf_reader *r, const sl_node *n, jx_conf *jc)
         return;
     }
     xmlCharEncCloseFunc(h);
-    snprintf(jc->content_type, sizeof jc->content_type, "application/xml; charset=%s", enc);
+    char base[64];
+    snprintf(base, sizeof base, "%s", jc->content_type);
+    snprintf(jc->content_type, sizeof jc->content_type, "%s; charset=%s", base, enc);
 }
 
-/* Parses `json_to_xml: { root?, declaration?, encoding?, pretty? }` (or
- * nothing) at load into the step's priv. */
+/* Checks a wrap/unwrap path: "/" then non-empty names separated by '/'. */
+static void jx_path(sl_conf_reader *r, const sl_node *n, const char *key, const char *step,
+                    const char *p)
+{
+    bool ok = p[0] == '/' && p[1];
+    for (const char *c = p; ok && *c; c++)
+        ok = !(c[0] == '/' && (c[1] == '/' || c[1] == '\0'));
+    if (!ok)
+        sl_conf_error_at(r, sl_conf_value(n, key)->pos,
+                         "%s: '%s' must be an element path like /soap:Envelope/soap:Body", step,
+                         key);
+}
+
+/* Reads envelope, or wrap and namespaces, into jc. */
+static void j2x_wrap(sl_conf_reader *r, const sl_node *n, const char *path, jx_conf *jc)
+{
+    int env = -1;
+    if (sl_conf_enum(r, n, "envelope", path, ENVELOPES, &env) && sl_conf_value(n, "wrap"))
+        sl_conf_error_at(r, sl_conf_value(n, "wrap")->pos,
+                         "json_to_xml: 'wrap' and 'envelope' cannot both be set");
+    static const char *const soap11[] = {"soap", "http://schemas.xmlsoap.org/soap/envelope/"};
+    static const char *const soap12[] = {"soap", "http://www.w3.org/2003/05/soap-envelope"};
+    if (env >= 0) {
+        jc->o.wrap = "/soap:Envelope/soap:Body";
+        jc->o.wrap_ns = env == 0 ? soap11 : soap12;
+        jc->o.n_wrap_ns = 1;
+        snprintf(jc->content_type, sizeof jc->content_type, "%s",
+                 env == 0 ? "text/xml" : "application/soap+xml");
+    }
+    jx_str(r, n, "wrap", path, &jc->o.wrap);
+    if (jc->o.wrap && env < 0)
+        jx_path(r, n, "wrap", "json_to_xml", jc->o.wrap);
+    sl_kv *kv = NULL;
+    size_t n_kv = 0;
+    if (!sl_conf_kv(r, n, "namespaces", path, &kv, &n_kv) || !n_kv)
+        return;
+    if (!sl_conf_value(n, "wrap"))
+        sl_conf_error_at(r, sl_conf_value(n, "namespaces")->pos,
+                         "json_to_xml: 'namespaces' is declared on the 'wrap' elements: set wrap");
+    const char **pairs = sl_pool_alloc(sl_conf_pool(r), 2 * n_kv * sizeof *pairs);
+    if (!pairs)
+        return;
+    for (size_t i = 0; i < n_kv; i++) {
+        pairs[2 * i] = kv[i].key;
+        pairs[2 * i + 1] = kv[i].value;
+    }
+    jc->o.wrap_ns = pairs;
+    jc->o.n_wrap_ns = n_kv;
+}
+
+/* Parses `json_to_xml: { root?, declaration?, encoding?, pretty?, envelope?,
+ * wrap?, namespaces? }` (or nothing) at load into the step's priv. */
 static void j2x_parse_conf(sl_conf_reader *r, sl_step_conf *st, const sl_node *n, const char *path)
 {
     jx_conf *jc = jx_conf_new(r, st, "application/xml");
@@ -207,11 +277,12 @@ static void j2x_parse_conf(sl_conf_reader *r, sl_step_conf *st, const sl_node *n
     sl_conf_bool(r, n, "declaration", path, &jc->o.declaration);
     jx_str(r, n, "encoding", path, &jc->o.encoding);
     sl_conf_bool(r, n, "pretty", path, &jc->o.pretty);
+    j2x_wrap(r, n, path, jc);
     j2x_encoding(r, n, jc);
 }
 
-/* Parses `xml_to_json: { force_array?, coerce? }` (or nothing) at load into
- * the step's priv. */
+/* Parses `xml_to_json: { force_array?, coerce?, strip_namespaces?, unwrap? }`
+ * (or nothing) at load into the step's priv. */
 static void x2j_parse_conf(sl_conf_reader *r, sl_step_conf *st, const sl_node *n, const char *path)
 {
     char **list = NULL;
@@ -238,6 +309,12 @@ static void x2j_parse_conf(sl_conf_reader *r, sl_step_conf *st, const sl_node *n
         jc->o.n_force_array = n_list;
     }
     sl_conf_bool(r, n, "coerce", path, &jc->o.coerce);
+    sl_conf_bool(r, n, "strip_namespaces", path, &jc->o.strip_namespaces);
+    char *unwrap = NULL;
+    if (sl_conf_str(r, n, "unwrap", path, &unwrap)) {
+        jx_path(r, n, "unwrap", "xml_to_json", unwrap);
+        jc->o.unwrap = unwrap;
+    }
 }
 
 const sl_step_type sl_json_to_xml_step = {

@@ -62,7 +62,8 @@ static void push_proxy(lua_State *L, int idx)
     protect(L, -1);
 }
 
-/* rawset(t, k, v) that refuses the protected tables (upvalue 1: the real one). */
+/* rawset(t, k, v) that refuses the protected tables and gives a new key of
+ * a JSON object its place (upvalue 1: the real rawset). */
 static int sb_rawset(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -72,6 +73,8 @@ static int sb_rawset(lua_State *L)
     lua_pop(L, 2);
     if (is_protected)
         return refuse_write(L);
+    if (lua_gettop(L) == 3 && sl_lua_json_rawset(L)) /* a new key of a JSON object */
+        return 1;
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);
     lua_call(L, lua_gettop(L) - 1, 1);

@@ -113,7 +113,8 @@ struct sl_lua_host {
     char *chunkname;
     char *fn_name; /* NULL for an expression */
     /* registry refs */
-    int fn_ref, ctx_ref, array_mt, object_mt, msg_mt, hdr_mt;
+    int fn_ref, ctx_ref, array_mt, msg_mt, hdr_mt;
+    int shape_cache; /* lua_json.c: shared key orders of decoded objects */
     /* scratch for encoding (malloc'd, reused) */
     char *buf;
     size_t buf_len, buf_cap;
@@ -145,6 +146,10 @@ void sl_lua_uncharge(lua_State *L, size_t n);
 void sl_lua_open_json(lua_State *L);
 void sl_lua_json_decode(lua_State *L, const char *s, size_t len);
 void sl_lua_json_encode(lua_State *L, int idx);
+/* rawset(t, k, v) (arguments 1-3) when t is a JSON object that does not hold
+ * k: stores v and gives k its place in the object's key order. Returns 1
+ * with t pushed when it did, 0 (nothing done) otherwise. Raises as rawset. */
+int sl_lua_json_rawset(lua_State *L);
 
 /* lua_msg.c: the msg userdata, the headers proxy and the message module. */
 void sl_lua_open_msg(lua_State *L);

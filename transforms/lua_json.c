@@ -1,15 +1,19 @@
 /* JSON for the Lua host: a direct parser from JSON text into Lua tables and
- * an encoder back (no intermediate tree), and the `json` module. Objects and
- * arrays carry marker metatables so that {} and [] survive a round trip;
- * null is json.null (a light userdata); object keys are encoded sorted. */
+ * an encoder back (no intermediate tree), and the `json` module. Arrays carry
+ * a shared marker metatable; every object carries its own metatable that
+ * holds its key order (see "ordered objects" below), so {} and [] survive a
+ * round trip and keys come back in the order they were read or assigned.
+ * null is json.null (a light userdata). */
 #define SL_LUA_INTERNAL
 #include "lua_host.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fnv.h"
 #include "hex.h"
 #include "json_escape.h"
 #include "utf8.h"
@@ -231,33 +235,52 @@ static void dec_literal(jdec *d, const char *word, size_t n)
     d->p += n;
 }
 
-static void dec_object(jdec *d)
+static void push_object_mt(lua_State *L, int narr);
+static void push_shape(lua_State *L, sl_lua_host *h, int first, int n);
+
+#define KEYS_ON_STACK 32
+
+/* Moves the keys decoded so far, kept on the stack above t + 1, into the
+ * private (unshared) order of the object at t: the metatable at t + 1, made here (sized for
+ * them, or for more when more may follow) when that slot is still nil. */
+static void flush_keys(lua_State *L, int t, lua_Integer *n, int pending, bool last)
+{
+    if (lua_isnil(L, t + 1)) {
+        push_object_mt(L, last ? pending : 2 * pending);
+        lua_replace(L, t + 1);
+    }
+    for (int i = 0; i < pending; i++) {
+        lua_pushvalue(L, t + 2 + i);
+        lua_rawseti(L, t + 1, ++*n);
+    }
+    lua_settop(L, t + 1);
+}
+
+/* Reads the members of the object at t (its order at t + 1, nil until
+ * made) up to the closing '}'. A repeated key takes a second place; the
+ * encoder drops it (enc_ordered). */
+static void dec_members(jdec *d, int t)
 {
     lua_State *L = d->L;
-    if (++d->depth > MAX_DEPTH)
-        dec_error(d, "nested too deeply");
-    luaL_checkstack(L, 4, "json: nested too deeply");
-    lua_createtable(L, 0, 4);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, d->h->object_mt);
-    lua_setmetatable(L, -2);
-    d->p++;
-    skip_ws(d);
-    if (d->p < d->end && *d->p == '}') {
-        d->p++;
-        d->depth--;
-        return;
-    }
+    lua_Integer n = 0;
+    int pending = 0;
     for (;;) {
         skip_ws(d);
         if (d->p >= d->end || *d->p != '"')
             dec_error(d, "expected a string key");
-        dec_string(d);
+        dec_string(d); /* stays on the stack for the order */
         skip_ws(d);
         if (d->p >= d->end || *d->p != ':')
             dec_error(d, "expected ':'");
         d->p++;
+        lua_pushvalue(L, -1);
         dec_value(d);
-        lua_rawset(L, -3);
+        lua_rawset(L, t);
+        if (++pending == KEYS_ON_STACK) {
+            flush_keys(L, t, &n, pending, false);
+            pending = 0;
+        }
+        luaL_checkstack(L, 8, "json: nested too deeply");
         skip_ws(d);
         if (d->p < d->end && *d->p == ',') {
             d->p++;
@@ -269,6 +292,30 @@ static void dec_object(jdec *d)
         }
         dec_error(d, "expected ',' or '}'");
     }
+    if (n == 0)
+        push_shape(L, d->h, t + 2, pending); /* the common case: no keys flushed */
+    else
+        flush_keys(L, t, &n, pending, true);
+}
+
+static void dec_object(jdec *d)
+{
+    lua_State *L = d->L;
+    if (++d->depth > MAX_DEPTH)
+        dec_error(d, "nested too deeply");
+    luaL_checkstack(L, 8, "json: nested too deeply");
+    lua_createtable(L, 0, 4);
+    int t = lua_gettop(L);
+    lua_pushnil(L); /* the order, made when the first keys are flushed */
+    d->p++;
+    skip_ws(d);
+    if (d->p < d->end && *d->p == '}') {
+        d->p++;
+        push_shape(L, d->h, t + 2, 0);
+    } else {
+        dec_members(d, t);
+    }
+    lua_setmetatable(L, t);
     d->depth--;
 }
 
@@ -485,47 +532,59 @@ static sl_lua_keyent *key_slot(jenc *e)
     return &h->keys[e->ktop++];
 }
 
-static void enc_object(jenc *e, int idx, int depth)
+/* The text of the key at stack index k (a string, or a number written as
+ * JSON would write it, into num[40]); its length in *len. Raises for other
+ * key types. */
+static const char *key_text(lua_State *L, int k, char *num, size_t *len)
+{
+    int t = lua_type(L, k);
+    if (t == LUA_TSTRING)
+        return lua_tolstring(L, k, len);
+    if (t != LUA_TNUMBER)
+        luaL_error(L, "json: cannot encode a table key of type %s", luaL_typename(L, k));
+    int n;
+    if (lua_isinteger(L, k)) {
+        n = snprintf(num, 40, LUA_INTEGER_FMT, lua_tointeger(L, k));
+    } else {
+        double f = (double)lua_tonumber(L, k);
+        if (!isfinite(f))
+            luaL_error(L, "json: cannot encode a NaN or infinite key");
+        n = format_double(f, num, 40);
+    }
+    *len = (size_t)n;
+    return num;
+}
+
+/* Records the key at stack index k in a new key slot. */
+static void read_key(jenc *e, int k)
 {
     lua_State *L = e->L;
-    size_t base = e->ktop;
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        sl_lua_keyent *k = key_slot(e);
-        k->ltype = lua_type(L, -2);
-        if (k->ltype == LUA_TSTRING) {
-            k->s = lua_tolstring(L, -2, &k->len);
-        } else if (k->ltype == LUA_TNUMBER) {
-            k->is_int = lua_isinteger(L, -2);
-            int n;
-            if (k->is_int) {
-                k->i = lua_tointeger(L, -2);
-                n = snprintf(k->num, sizeof k->num, LUA_INTEGER_FMT, k->i);
-            } else {
-                k->f = lua_tonumber(L, -2);
-                if (!isfinite(k->f))
-                    luaL_error(L, "json: cannot encode a NaN or infinite key");
-                n = format_double(k->f, k->num, sizeof k->num);
-            }
-            k->s = k->num;
-            k->len = (size_t)n;
-        } else {
-            luaL_error(L, "json: cannot encode a table key of type %s", luaL_typename(L, -2));
-        }
-        lua_pop(L, 1);
+    sl_lua_keyent *ke = key_slot(e);
+    ke->ltype = lua_type(L, k);
+    ke->s = key_text(L, k, ke->num, &ke->len);
+    if (ke->ltype == LUA_TNUMBER) {
+        ke->is_int = lua_isinteger(L, k);
+        if (ke->is_int)
+            ke->i = lua_tointeger(L, k);
+        else
+            ke->f = lua_tonumber(L, k);
     }
+}
+
+/* Writes the keys in slots base.. (to e->ktop) of the table at idx, sorted,
+ * as members after `written` members already written, and frees the slots. */
+static void put_sorted(jenc *e, int idx, size_t base, size_t written, int depth)
+{
+    lua_State *L = e->L;
     size_t n = e->ktop - base;
     /* the array may move while values are encoded: work by index */
     sort_keys(e->h->keys + base, n);
-    /* string keys point into the table's own strings, alive while it is */
-    for (size_t i = 0; i < n; i++) {
-        if (e->h->keys[base + i].ltype == LUA_TNUMBER)
-            e->h->keys[base + i].s = e->h->keys[base + i].num;
-    }
-    put(e, "{", 1);
     for (size_t i = 0; i < n; i++) {
         sl_lua_keyent *k = &e->h->keys[base + i];
-        if (i)
+        /* string keys point into the table's own strings, alive while it is */
+        if (k->ltype == LUA_TNUMBER)
+            k->s = k->num;
+        if (written + i)
             put(e, ",", 1);
         put_string(e, k->s, k->len);
         put(e, ":", 1);
@@ -540,8 +599,460 @@ static void enc_object(jenc *e, int idx, int depth)
         enc_value(e, lua_gettop(L), depth + 1);
         lua_pop(L, 1);
     }
-    put(e, "}", 1);
     e->ktop = base;
+}
+
+/* A table without a marker that is not a sequence: its keys sorted. */
+static void enc_object(jenc *e, int idx, int depth)
+{
+    lua_State *L = e->L;
+    size_t base = e->ktop;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        read_key(e, -2);
+        lua_pop(L, 1);
+    }
+    put(e, "{", 1);
+    put_sorted(e, idx, base, 0, depth);
+    put(e, "}", 1);
+}
+
+/* ---- ordered objects ----------------------------------------------------------
+ * Every JSON object (decoded, or made by json.object()) is a plain table
+ * whose own metatable is its order: the keys in order in the metatable's
+ * array part (false where a key was removed and later assigned again, which
+ * moves it to the end), __newindex = obj_newindex (Lua calls it only for a
+ * key the table does not hold, so assigning an existing key leaves it in
+ * place and reads cost nothing), and the marker __metatable = "json.object". Past ORDER_SCAN keys
+ * the metatable also holds an index key -> place (under IDX_KEY), so a returning key is found in
+ * O(1). The sandbox's rawset gives a new key its place too (sl_lua_json_rawset). */
+
+#define ORDER_SCAN 32
+static const char IDX_KEY = 'i';  /* metatable[&IDX_KEY]: key -> place */
+static const char TOMB_KEY = 't'; /* metatable[&TOMB_KEY]: how many places are false */
+
+static int obj_newindex(lua_State *L);
+
+/* Pushes a new object metatable with room for narr keys. */
+static void push_object_mt(lua_State *L, int narr)
+{
+    lua_createtable(L, narr, 2);
+    lua_pushcfunction(L, obj_newindex);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushliteral(L, "json.object");
+    lua_setfield(L, -2, "__metatable"); /* getmetatable/setmetatable cannot reach it */
+}
+
+/* Is the table at idx an object? Then its metatable is pushed; else nothing. */
+static bool push_order(lua_State *L, int idx)
+{
+    if (!lua_getmetatable(L, idx))
+        return false;
+    lua_getfield(L, -1, "__newindex"); /* a metatable has no metatable: a raw read */
+    bool is_obj = lua_tocfunction(L, -1) == obj_newindex;
+    lua_pop(L, is_obj ? 1 : 2);
+    return is_obj;
+}
+
+/* ---- shared orders (shapes) ----
+ * Decoded objects with the same keys in the same order (every message of a
+ * partner, every item of a list) share one order metatable, found in a
+ * small cache (SHAPE_SLOTS, by a hash of the interned key strings, checked
+ * key by key), so decoding makes no table for the order in the common case.
+ * A shared order is marked (SHARED_KEY) and never changed: a key added to
+ * an object moves it to the next shared order (push_transition; cached, so
+ * a script that adds the same keys to every message makes no table either),
+ * and past ORDER_SCAN keys, or to drop a repeated key, the object gets its
+ * own copy (own_order). */
+
+#define SHAPE_SLOTS 64
+static const char SHARED_KEY = 's'; /* metatable[&SHARED_KEY] = true: shared, read-only */
+static const char TRANS_KEY = 'n';  /* metatable[&TRANS_KEY]: key -> the next shared order */
+
+/* Does the order at mt hold exactly the n keys on the stack from first? */
+static bool shape_matches(lua_State *L, int mt, int first, int n)
+{
+    if (lua_rawlen(L, mt) != (size_t)n)
+        return false;
+    for (int i = 0; i < n; i++) {
+        lua_rawgeti(L, mt, i + 1);
+        bool same = lua_rawequal(L, -1, first + i);
+        lua_pop(L, 1);
+        if (!same)
+            return false;
+    }
+    return true;
+}
+
+/* Looks for the order of the n keys on the stack from first in the slot of
+ * the cache at cache: pushes it and returns true, or returns false. */
+static bool shape_find(lua_State *L, int cache, lua_Integer slot, int first, int n)
+{
+    if (lua_rawgeti(L, cache, slot) == LUA_TTABLE && shape_matches(L, lua_gettop(L), first, n))
+        return true;
+    lua_pop(L, 1);
+    return false;
+}
+
+/* Pushes the shared order of the n keys on the stack from first (the top
+ * of the stack then), from the cache or made and cached, and pops the keys.
+ * Two slots per hash (an empty one is filled first), so that two shapes
+ * of the same traffic rarely evict each other. */
+static void push_shape(lua_State *L, sl_lua_host *h, int first, int n)
+{
+    const void *keys[KEYS_ON_STACK + 1] = {(const void *)(uintptr_t)n};
+    for (int i = 0; i < n; i++) /* short strings are interned: equal keys, equal pointers */
+        keys[i + 1] = lua_topointer(L, first + i);
+    uint64_t hash = sl_fnv1a64_add(SL_FNV1A64_INIT, keys, (size_t)(n + 1) * sizeof keys[0]);
+    lua_Integer s1 = (lua_Integer)(hash % SHAPE_SLOTS) + 1;
+    lua_Integer s2 = (lua_Integer)((hash >> 32) % SHAPE_SLOTS) + 1;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->shape_cache);
+    int cache = lua_gettop(L);
+    if (!shape_find(L, cache, s1, first, n) && !shape_find(L, cache, s2, first, n)) {
+        push_object_mt(L, n);
+        for (int i = 0; i < n; i++) {
+            lua_pushvalue(L, first + i);
+            lua_rawseti(L, -2, i + 1);
+        }
+        lua_pushboolean(L, 1);
+        lua_rawsetp(L, -2, &SHARED_KEY);
+        bool s1_taken = lua_rawgeti(L, cache, s1) != LUA_TNIL;
+        bool s2_free = lua_rawgeti(L, cache, s2) == LUA_TNIL;
+        lua_pop(L, 2);
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, cache, s1_taken && s2_free ? s2 : s1);
+    }
+    lua_replace(L, first - 1);
+    lua_settop(L, first - 1);
+}
+
+/* Pushes the shared order that follows the shared order at mt when the key
+ * at k is assigned (k removed from its place if it had one, and appended),
+ * from mt's transitions (a weak table: orders no object uses go away) or
+ * made there. */
+static void push_transition(lua_State *L, int mt, int k)
+{
+    if (lua_rawgetp(L, mt, &TRANS_KEY) == LUA_TNIL) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_createtable(L, 0, 1);
+        lua_pushliteral(L, "v");
+        lua_setfield(L, -2, "__mode");
+        lua_setmetatable(L, -2);
+        lua_pushvalue(L, -1);
+        lua_rawsetp(L, mt, &TRANS_KEY);
+    }
+    int tr = lua_gettop(L);
+    lua_pushvalue(L, k);
+    if (lua_rawget(L, tr) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_Integer n = (lua_Integer)lua_rawlen(L, mt), w = 0;
+        push_object_mt(L, (int)n + 1);
+        for (lua_Integer i = 1; i <= n; i++) {
+            lua_rawgeti(L, mt, i);
+            if (lua_rawequal(L, -1, k))
+                lua_pop(L, 1);
+            else
+                lua_rawseti(L, -2, ++w);
+        }
+        lua_pushvalue(L, k);
+        lua_rawseti(L, -2, ++w);
+        lua_pushboolean(L, 1);
+        lua_rawsetp(L, -2, &SHARED_KEY);
+        lua_pushvalue(L, k);
+        lua_pushvalue(L, -2);
+        lua_rawset(L, tr);
+    }
+    lua_remove(L, tr);
+}
+
+/* The order of the object at t, whose metatable is at mt, made its own: a
+ * shared order is copied and set as t's metatable (pushed; its index is
+ * returned), else mt is returned. */
+static int own_order(lua_State *L, int t, int mt)
+{
+    if (lua_rawgetp(L, mt, &SHARED_KEY) == LUA_TNIL) {
+        lua_pop(L, 1);
+        return mt;
+    }
+    lua_pop(L, 1);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, mt);
+    push_object_mt(L, (int)(n < INT_MAX - 4 ? n + 4 : INT_MAX));
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, mt, i);
+        lua_rawseti(L, -2, i);
+    }
+    lua_pushvalue(L, -1);
+    lua_setmetatable(L, t);
+    return lua_gettop(L);
+}
+
+/* Pushes the index key -> place of the order at mt, building it first when
+ * the order has none. */
+static void push_index(lua_State *L, int mt)
+{
+    if (lua_rawgetp(L, mt, &IDX_KEY) != LUA_TNIL)
+        return;
+    lua_pop(L, 1);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, mt);
+    lua_createtable(L, 0, (int)(n < (1 << 20) ? n : (1 << 20)));
+    for (lua_Integer i = 1; i <= n; i++) {
+        if (lua_rawgeti(L, mt, i) == LUA_TBOOLEAN) {
+            lua_pop(L, 1);
+            continue;
+        }
+        lua_pushinteger(L, i);
+        lua_rawset(L, -3);
+    }
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, mt, &IDX_KEY);
+}
+
+/* The place of the key at k in the order at mt, or 0. */
+static lua_Integer order_find(lua_State *L, int mt, int k)
+{
+    lua_Integer n = (lua_Integer)lua_rawlen(L, mt), at = 0;
+    if (n <= ORDER_SCAN) {
+        int has_index = lua_rawgetp(L, mt, &IDX_KEY) != LUA_TNIL;
+        lua_pop(L, 1);
+        for (lua_Integer i = 1; i <= n && !at && !has_index; i++) {
+            lua_rawgeti(L, mt, i);
+            if (lua_rawequal(L, -1, k))
+                at = i;
+            lua_pop(L, 1);
+        }
+        if (!has_index)
+            return at;
+    }
+    push_index(L, mt);
+    lua_pushvalue(L, k);
+    if (lua_rawget(L, -2) == LUA_TNUMBER)
+        at = lua_tointeger(L, -1);
+    lua_pop(L, 2);
+    return at;
+}
+
+/* Counts one more false place in the order at mt, and drops them all (and
+ * the index, rebuilt when next needed) once they are most of it. */
+static void order_count_tomb(lua_State *L, int mt)
+{
+    lua_rawgetp(L, mt, &TOMB_KEY);
+    lua_Integer tombs = lua_tointeger(L, -1) + 1;
+    lua_pop(L, 1);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, mt);
+    if (tombs < 16 || tombs * 2 < n) {
+        lua_pushinteger(L, tombs);
+        lua_rawsetp(L, mt, &TOMB_KEY);
+        return;
+    }
+    lua_Integer w = 0;
+    for (lua_Integer i = 1; i <= n; i++) {
+        if (lua_rawgeti(L, mt, i) == LUA_TBOOLEAN)
+            lua_pop(L, 1);
+        else
+            lua_rawseti(L, mt, ++w);
+    }
+    for (lua_Integer i = n; i > w; i--) {
+        lua_pushnil(L);
+        lua_rawseti(L, mt, i);
+    }
+    lua_pushnil(L);
+    lua_rawsetp(L, mt, &IDX_KEY);
+    lua_pushnil(L);
+    lua_rawsetp(L, mt, &TOMB_KEY);
+}
+
+/* Appends the key at k to the order at mt; a key that had a place (it was
+ * removed, and comes back) leaves false there. */
+static void order_append(lua_State *L, int mt, int k)
+{
+    lua_Integer old = order_find(L, mt, k);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, mt);
+    lua_pushvalue(L, k);
+    lua_rawseti(L, mt, n + 1);
+    if (lua_rawgetp(L, mt, &IDX_KEY) != LUA_TNIL || n + 1 > ORDER_SCAN) {
+        lua_pop(L, 1);
+        push_index(L, mt);
+        lua_pushvalue(L, k);
+        lua_pushinteger(L, n + 1);
+        lua_rawset(L, -3);
+    }
+    lua_pop(L, 1);
+    if (old) {
+        lua_pushboolean(L, 0);
+        lua_rawseti(L, mt, old);
+        order_count_tomb(L, mt);
+    }
+}
+
+/* __newindex(t, k, v) of an object: k is not in t. Stores v and, unless v
+ * is nil, appends k to the order. Raises for a nil or NaN key as t[k] = v
+ * would. */
+static int obj_newindex(lua_State *L)
+{
+    lua_settop(L, 3);
+    lua_Integer i;
+    if (lua_type(L, 2) == LUA_TNUMBER && !lua_isinteger(L, 2) &&
+        lua_numbertointeger(lua_tonumber(L, 2), &i)) { /* 2.0 is the key 2, as stored */
+        lua_pushinteger(L, i);
+        lua_replace(L, 2);
+    }
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, 3);
+    lua_rawset(L, 1);
+    int kt = lua_type(L, 2);
+    if (lua_isnil(L, 3) || (kt != LUA_TSTRING && kt != LUA_TNUMBER))
+        return 0; /* nothing stored, or a key that encoding refuses anyway */
+    lua_getmetatable(L, 1);
+    lua_rawgetp(L, 4, &SHARED_KEY);
+    if (lua_toboolean(L, -1) && lua_rawlen(L, 4) < ORDER_SCAN) {
+        push_transition(L, 4, 2); /* small shared orders: share the next one too */
+        lua_setmetatable(L, 1);
+        return 0;
+    }
+    order_append(L, own_order(L, 1, 4), 2);
+    return 0;
+}
+
+/* How many keys the table at idx holds. */
+static size_t count_keys(lua_State *L, int idx)
+{
+    size_t n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        n++;
+    }
+    return n;
+}
+
+/* Writes the keys of the object at idx that have no place in its order at
+ * mt (stored with rawset), sorted, after `written` members. */
+static void put_unordered(jenc *e, int idx, int mt, size_t written, int depth)
+{
+    lua_State *L = e->L;
+    size_t base = e->ktop;
+    push_index(L, mt);
+    int index = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pushvalue(L, -2);
+        if (lua_rawget(L, index) == LUA_TNIL)
+            read_key(e, -3);
+        lua_pop(L, 2);
+    }
+    put_sorted(e, idx, base, written, depth);
+    lua_pop(L, 1);
+}
+
+/* Rewrites the order at mt without its false places and without the second
+ * place of a key (a key repeated in the decoded text keeps its first). */
+static void order_dedupe(lua_State *L, int mt)
+{
+    lua_Integer n = (lua_Integer)lua_rawlen(L, mt), w = 0;
+    lua_createtable(L, 0, (int)(n < (1 << 20) ? n : (1 << 20)));
+    int seen = lua_gettop(L);
+    for (lua_Integer i = 1; i <= n; i++) {
+        if (lua_rawgeti(L, mt, i) == LUA_TBOOLEAN) {
+            lua_pop(L, 1);
+            continue;
+        }
+        lua_pushvalue(L, -1);
+        if (lua_rawget(L, seen) != LUA_TNIL) {
+            lua_pop(L, 2);
+            continue;
+        }
+        lua_pop(L, 1);
+        lua_pushvalue(L, -1);
+        lua_pushboolean(L, 1);
+        lua_rawset(L, seen);
+        lua_rawseti(L, mt, ++w);
+    }
+    for (lua_Integer i = n; i > w; i--) {
+        lua_pushnil(L);
+        lua_rawseti(L, mt, i);
+    }
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    lua_rawsetp(L, mt, &IDX_KEY);
+    lua_pushnil(L);
+    lua_rawsetp(L, mt, &TOMB_KEY);
+}
+
+/* Writes the members of the object at idx in the order at mt; returns how
+ * many. */
+static size_t put_in_order(jenc *e, int idx, int mt, int depth)
+{
+    lua_State *L = e->L;
+    lua_Integer n = (lua_Integer)lua_rawlen(L, mt);
+    size_t written = 0;
+    char num[40];
+    for (lua_Integer i = 1; i <= n; i++) {
+        if (lua_rawgeti(L, mt, i) == LUA_TBOOLEAN) {
+            lua_pop(L, 1);
+            continue;
+        }
+        lua_pushvalue(L, -1);
+        if (lua_rawget(L, idx) == LUA_TNIL) { /* removed */
+            lua_pop(L, 2);
+            continue;
+        }
+        size_t len;
+        const char *k = key_text(L, -2, num, &len);
+        if (written++)
+            put(e, ",", 1);
+        put_string(e, k, len);
+        put(e, ":", 1);
+        enc_value(e, lua_gettop(L), depth + 1);
+        lua_pop(L, 2);
+    }
+    return written;
+}
+
+/* Writes the object at idx, whose order is at mt, keys in order. Every
+ * way of adding a key (t[k] = v, rawset, the table library) gives it a
+ * place, so more members written than keys held means a key with two places
+ * (repeated in the decoded text): the order is deduplicated and the object
+ * written again. */
+static void enc_ordered(jenc *e, int idx, int mt, int depth)
+{
+    lua_State *L = e->L;
+    size_t start = e->h->buf_len;
+    put(e, "{", 1);
+    size_t written = put_in_order(e, idx, mt, depth);
+    size_t held = count_keys(L, idx);
+    if (written > held) {
+        e->h->buf_len = start + 1;
+        mt = own_order(L, idx, mt);
+        order_dedupe(L, mt);
+        written = put_in_order(e, idx, mt, depth);
+    }
+    if (held > written) /* not expected: keys stored past the order */
+        put_unordered(e, idx, mt, written, depth);
+    put(e, "}", 1);
+}
+
+/* The rawset of the sandbox on an object: a key it does not hold yet gets
+ * its place as with t[k] = v. Arguments as rawset's (t, k, v); returns 1
+ * (t pushed) when it did the work, 0 when t is not an object or holds k. */
+int sl_lua_json_rawset(lua_State *L)
+{
+    if (!push_order(L, 1))
+        return 0;
+    lua_pop(L, 1);
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, 1) != LUA_TNIL) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    lua_pop(L, 1);
+    lua_pushcfunction(L, obj_newindex);
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, 3);
+    lua_call(L, 3, 0);
+    lua_settop(L, 1);
+    return 1;
 }
 
 static void enc_array(jenc *e, int idx, lua_Integer n, int depth)
@@ -582,28 +1093,25 @@ static void enc_table(jenc *e, int idx, int depth)
     lua_State *L = e->L;
     if (depth > MAX_DEPTH)
         luaL_error(L, "json: nested too deeply (or a table contains itself)");
-    luaL_checkstack(L, 6, "json: nested too deeply");
-    int kind = 0; /* 1 array, 2 object, 0 decide by content */
+    luaL_checkstack(L, 8, "json: nested too deeply");
+    if (push_order(L, idx)) {
+        enc_ordered(e, idx, lua_gettop(L), depth);
+        lua_pop(L, 1);
+        return;
+    }
+    bool is_array = false;
     if (lua_getmetatable(L, idx)) {
         lua_rawgeti(L, LUA_REGISTRYINDEX, e->h->array_mt);
-        if (lua_rawequal(L, -1, -2)) {
-            kind = 1;
-        } else {
-            lua_rawgeti(L, LUA_REGISTRYINDEX, e->h->object_mt);
-            if (lua_rawequal(L, -1, -3))
-                kind = 2;
-            lua_pop(L, 1);
-        }
+        is_array = lua_rawequal(L, -1, -2);
         lua_pop(L, 2);
     }
     lua_Integer n = 0;
-    if (kind == 1) {
+    if (is_array)
         enc_array(e, idx, (lua_Integer)lua_rawlen(L, idx), depth);
-    } else if (kind == 0 && is_sequence(L, idx, &n)) {
+    else if (is_sequence(L, idx, &n))
         enc_array(e, idx, n, depth);
-    } else {
+    else
         enc_object(e, idx, depth);
-    }
 }
 
 static void enc_value(jenc *e, int idx, int depth)
@@ -670,7 +1178,9 @@ static int l_decode(lua_State *L)
 
 /* json.array([t]) / json.object([t]): marks t (or a new table) so that it
  * encodes as an array / an object even when empty. Returns it. */
-static int mark(lua_State *L, int ref)
+/* json.array([t]): marks t (or a new table) so that it encodes as an array
+ * even when empty. Returns it. */
+static int l_array(lua_State *L)
 {
     if (lua_isnoneornil(L, 1)) {
         lua_settop(L, 0);
@@ -679,21 +1189,51 @@ static int mark(lua_State *L, int ref)
         luaL_checktype(L, 1, LUA_TTABLE);
         lua_settop(L, 1);
     }
-    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, sl_lua_host_of(L)->array_mt);
     lua_setmetatable(L, 1);
     return 1;
 }
 
-static int l_array(lua_State *L)
-{
-    return mark(L, sl_lua_host_of(L)->array_mt);
-}
-
+/* json.object([t]): makes t (or a new table) an ordered object: the keys
+ * it holds take places sorted by name, keys assigned later are appended in
+ * assignment order. An object is returned as it is. Raises for a key that
+ * is not a string or a number. */
 static int l_object(lua_State *L)
 {
-    return mark(L, sl_lua_host_of(L)->object_mt);
+    if (lua_isnoneornil(L, 1)) {
+        lua_settop(L, 0);
+        lua_newtable(L);
+    } else {
+        luaL_checktype(L, 1, LUA_TTABLE);
+        lua_settop(L, 1);
+        if (push_order(L, 1)) {
+            lua_settop(L, 1);
+            return 1;
+        }
+    }
+    jenc e = {.L = L, .h = sl_lua_host_of(L)};
+    lua_pushnil(L);
+    while (lua_next(L, 1)) {
+        read_key(&e, -2);
+        lua_pop(L, 1);
+    }
+    sort_keys(e.h->keys, e.ktop);
+    push_object_mt(L, (int)(e.ktop < 4 ? 4 : e.ktop < INT_MAX ? e.ktop : INT_MAX));
+    for (size_t i = 0; i < e.ktop; i++) {
+        sl_lua_keyent *k = &e.h->keys[i];
+        if (k->ltype == LUA_TSTRING)
+            lua_pushlstring(L, k->s, k->len);
+        else if (k->is_int)
+            lua_pushinteger(L, k->i);
+        else
+            lua_pushnumber(L, k->f);
+        lua_rawseti(L, 2, (lua_Integer)i + 1);
+    }
+    lua_setmetatable(L, 1);
+    return 1;
 }
 
+/* A shared marker metatable (json.array), as a registry ref. */
 static int new_marker(lua_State *L, const char *name)
 {
     lua_createtable(L, 0, 2);
@@ -708,7 +1248,8 @@ void sl_lua_open_json(lua_State *L)
 {
     sl_lua_host *h = sl_lua_host_of(L);
     h->array_mt = new_marker(L, "json.array");
-    h->object_mt = new_marker(L, "json.object");
+    lua_createtable(L, SHAPE_SLOTS, 0);
+    h->shape_cache = luaL_ref(L, LUA_REGISTRYINDEX);
     static const luaL_Reg fns[] = {
         {"encode", l_encode}, {"decode", l_decode}, {"array", l_array},
         {"object", l_object}, {NULL, NULL},

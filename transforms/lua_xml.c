@@ -1,7 +1,8 @@
 /* The xml module of the Lua host: xml.encode(value [, opts]) and
  * xml.decode(text [, opts]) with the JSON/XML convention of SPEC.md section
  * 7, going through json_xml.h (the same code as the json_to_xml and
- * xml_to_json steps). opts: root, declaration, pretty, coerce, force_array. */
+ * xml_to_json steps). opts: root, declaration, pretty, coerce, force_array,
+ * strip_namespaces, unwrap, wrap, namespaces (docs/XML.md). */
 #define SL_LUA_INTERNAL
 #include "lua_host.h"
 
@@ -12,11 +13,51 @@
 #include "json_xml.h"
 
 #define MAX_FORCE 32
+#define MAX_NS 16
 
 typedef struct xopts {
     sl_xml_opts o;
     const char *force[MAX_FORCE];
+    const char *ns[2 * MAX_NS]; /* wrap namespaces: prefix, URI pairs */
 } xopts;
+
+/* Reads opts.namespaces (a table prefix -> URI at the top of the stack)
+ * into x. Strings stay anchored in the table. */
+static void read_ns(lua_State *L, xopts *x)
+{
+    luaL_checktype(L, -1, LUA_TTABLE);
+    size_t n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        if (n == MAX_NS)
+            luaL_error(L, "xml: at most %d namespaces", MAX_NS);
+        if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "xml: namespaces maps prefix strings to URI strings");
+        x->ns[2 * n] = lua_tostring(L, -2);
+        x->ns[2 * n + 1] = lua_tostring(L, -1);
+        n++;
+        lua_pop(L, 1);
+    }
+    x->o.wrap_ns = x->ns;
+    x->o.n_wrap_ns = n;
+}
+
+/* The string options (anchored in the table at idx) and namespaces. */
+static void read_more_opts(lua_State *L, int idx, xopts *x)
+{
+    if (lua_getfield(L, idx, "strip_namespaces") != LUA_TNIL)
+        x->o.strip_namespaces = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (lua_getfield(L, idx, "unwrap") != LUA_TNIL)
+        x->o.unwrap = luaL_checkstring(L, -1);
+    lua_pop(L, 1);
+    if (lua_getfield(L, idx, "wrap") != LUA_TNIL)
+        x->o.wrap = luaL_checkstring(L, -1);
+    lua_pop(L, 1);
+    if (lua_getfield(L, idx, "namespaces") != LUA_TNIL)
+        read_ns(L, x);
+    lua_pop(L, 1);
+}
 
 /* Reads the options table at idx (may be none or nil) into x. Strings stay
  * anchored in the table, which stays on the stack. */
@@ -38,6 +79,7 @@ static void read_opts(lua_State *L, int idx, xopts *x)
     if (lua_getfield(L, idx, "coerce") != LUA_TNIL)
         x->o.coerce = lua_toboolean(L, -1);
     lua_pop(L, 1);
+    read_more_opts(L, idx, x);
     if (lua_getfield(L, idx, "force_array") != LUA_TNIL) {
         luaL_checktype(L, -1, LUA_TTABLE);
         lua_Integer n = luaL_len(L, -1);

@@ -1,0 +1,199 @@
+/* Unit tests for ordered JSON objects in the Lua host (transforms/lua_json.c,
+ * lua_msg.c, lua_xml.c): key order kept through msg:json(), changes in Lua,
+ * msg:set_json(), json.encode/decode, xml.encode/decode and message.new,
+ * and objects built with json.object(). Each case compares exact text. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lua_host.h"
+#include "step.h"
+
+static sl_lua_host *host(const char *src)
+{
+    char path[] = "/tmp/sl_luajson_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, src, strlen(src)), (ssize_t)strlen(src));
+    close(fd);
+    sl_lua_opts o = {.route = "orders", .timeout_ms = 1000};
+    sl_error err;
+    sl_lua_host *h = sl_lua_host_new(&o, &err);
+    assert_non_null(h);
+    int rc = sl_lua_host_load_script(h, path, "t.lua", "step", &err);
+    unlink(path);
+    if (rc < 0)
+        fail_msg("load: %s", err.msg);
+    return h;
+}
+
+/* Runs a one-off step `src` on body and compares the resulting body. */
+static void expect_body(const char *src, const char *body, const char *want)
+{
+    sl_lua_host *h = host(src);
+    sl_msg *m = sl_msg_new();
+    assert_non_null(m);
+    assert_int_equal(sl_msg_set_body(m, body, strlen(body)), 0);
+    sl_error err;
+    int rc = sl_lua_host_run_step(h, m, &err);
+    if (rc != SL_STEP_OK)
+        fail_msg("step: rc %d: %s", rc, err.msg);
+    assert_string_equal(m->body, want);
+    sl_msg_free(m);
+    sl_lua_host_free(h);
+}
+
+static void test_msg_json_keeps_order(void **state)
+{
+    (void)state;
+    const char *in =
+        "{\"z\":1,\"b\":{\"y\":true,\"a\":null,\"m\":[{\"q\":1,\"p\":2}]},\"a\":\"x\"}";
+    expect_body("function step(msg) msg:set_json(msg:json()) return msg end\n", in, in);
+    expect_body("function step(msg) msg.body = json.encode(json.decode(msg.body)) return msg end\n",
+                in, in);
+    /* a repeated key keeps its first place and its last value */
+    expect_body("function step(msg) msg:set_json(msg:json()) return msg end\n",
+                "{\"a\":1,\"b\":2,\"a\":3}", "{\"a\":3,\"b\":2}");
+    expect_body("function step(msg) local o = msg:json() o.c = 1 msg:set_json(o) return msg end\n",
+                "{\"a\":1,\"b\":2,\"a\":3}", "{\"a\":3,\"b\":2,\"c\":1}");
+    /* objects with the same keys share their order until one changes */
+    expect_body("function step(msg)\n"
+                "  local l = msg:json()\n"
+                "  l[1].c = 1; l[2].a = nil; l[2].a = 5; l[3].b = 0\n"
+                "  msg:set_json(l) return msg\n"
+                "end\n",
+                "[{\"a\":1,\"b\":2},{\"a\":3,\"b\":4},{\"a\":6,\"b\":7},{\"a\":8,\"b\":9}]",
+                "[{\"a\":1,\"b\":2,\"c\":1},{\"b\":4,\"a\":5},{\"a\":6,\"b\":0},"
+                "{\"a\":8,\"b\":9}]");
+    /* past the keys kept on the stack while decoding (32) */
+    char big[2048], *p = big;
+    p += sprintf(p, "{");
+    for (int i = 70; i > 0; i--)
+        p += sprintf(p, "\"k%d\":%d%s", i, i, i > 1 ? "," : "}");
+    expect_body("function step(msg) msg:set_json(msg:json()) return msg end\n", big, big);
+}
+
+static void test_changes_keep_order(void **state)
+{
+    (void)state;
+    /* existing keys stay in place, new keys are appended in assignment
+     * order, a removed key disappears, and one that comes back is last */
+    expect_body("function step(msg)\n"
+                "  local o = msg:json()\n"
+                "  o.Qty = 5; o.Note = 'n'; o.Sku = nil; o.Extra = 1; o.Sku = 'S2'; o.Price = 2.5\n"
+                "  o.Note = nil\n"
+                "  msg:set_json(o) return msg\n"
+                "end\n",
+                "{\"Sku\":\"S1\",\"Qty\":1,\"Price\":9.5}",
+                "{\"Qty\":5,\"Price\":2.5,\"Extra\":1,\"Sku\":\"S2\"}");
+    /* rawset gives a new key its place too */
+    expect_body("function step(msg)\n"
+                "  local o = msg:json()\n"
+                "  rawset(o, 'b', 2) rawset(o, 'a', 1) o.c = 3\n"
+                "  msg:set_json(o) return msg\n"
+                "end\n",
+                "{\"z\":0}", "{\"z\":0,\"b\":2,\"a\":1,\"c\":3}");
+}
+
+static void test_many_keys(void **state)
+{
+    (void)state;
+    /* past the linear scan (32 keys): the index keeps places right through
+     * removals, returns and compaction */
+    expect_body("function step(msg)\n"
+                "  local o = json.object()\n"
+                "  for i = 1, 100 do o['k' .. i] = i end\n"
+                "  for round = 1, 3 do\n"
+                "    for i = 1, 100, 2 do o['k' .. i] = nil end\n"
+                "    for i = 1, 100, 2 do o['k' .. i] = i end\n"
+                "  end\n"
+                "  local want = {}\n"
+                "  for i = 2, 100, 2 do want[#want + 1] = '\"k' .. i .. '\":' .. i end\n"
+                "  for i = 1, 100, 2 do want[#want + 1] = '\"k' .. i .. '\":' .. i end\n"
+                "  local got = json.encode(o)\n"
+                "  assert(got == '{' .. table.concat(want, ',') .. '}', got)\n"
+                "  msg.body = 'ok' return msg\n"
+                "end\n",
+                "x", "ok");
+}
+
+static void test_json_object_builds_ordered(void **state)
+{
+    (void)state;
+    expect_body("function step(msg)\n"
+                "  local line = json.object()\n"
+                "  line.Sku = 'A-1'; line.Qty = 2; line.Price = 19.99\n"
+                "  local o = json.object()\n"
+                "  o.Lines = json.array{ line }; o.Id = 7; o[3] = 'n'; o[2.0] = 'two'\n"
+                "  msg:set_json(o) return msg\n"
+                "end\n",
+                "x",
+                "{\"Lines\":[{\"Sku\":\"A-1\",\"Qty\":2,\"Price\":19.99}],\"Id\":7,\"3\":\"n\","
+                "\"2\":\"two\"}");
+    /* json.object(t): t's keys sorted, then the new ones in order; an
+     * object is returned as it is; message.new keeps the order too */
+    expect_body("function step(msg)\n"
+                "  local o = json.object{ b = 1, a = 2 }\n"
+                "  o.z = 3; o.c = 4\n"
+                "  assert(json.object(o) == o and getmetatable(o) == 'json.object')\n"
+                "  assert(json.encode(json.object()) == '{}')\n"
+                "  return message.new{ json = o }\n"
+                "end\n",
+                "x", "{\"a\":2,\"b\":1,\"z\":3,\"c\":4}");
+    /* a plain table literal has no order: its keys are sorted */
+    expect_body("function step(msg) msg:set_json({ Sku = 1, Qty = 2 }) return msg end\n", "x",
+                "{\"Qty\":2,\"Sku\":1}");
+}
+
+static void test_xml_keeps_order(void **state)
+{
+    (void)state;
+    expect_body(
+        "function step(msg)\n"
+        "  local env = json.object()\n"
+        "  env['@xmlns:soap'] = 'http://schemas.xmlsoap.org/soap/envelope/'\n"
+        "  env['soap:Header'] = json.object{ Auth = 't' }\n"
+        "  local order = json.object(); order.Sku = 'A'; order.Qty = 1; order.Price = 2.5\n"
+        "  env['soap:Body'] = json.object{ Order = order }\n"
+        "  msg.body = xml.encode({ ['soap:Envelope'] = env }, { declaration = false })\n"
+        "  return msg\n"
+        "end\n",
+        "x",
+        "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Header>"
+        "<Auth>t</Auth></soap:Header><soap:Body><Order><Sku>A</Sku><Qty>1</Qty><Price>2.5</Price>"
+        "</Order></soap:Body></soap:Envelope>");
+    /* the envelope options, from Lua */
+    expect_body("function step(msg)\n"
+                "  local d = xml.decode(msg.body, { strip_namespaces = true, unwrap = '/E/B',\n"
+                "                                   coerce = true })\n"
+                "  d.Order.Qty = d.Order.Qty + 1\n"
+                "  msg.body = xml.encode(d, { declaration = false, wrap = '/s:E/s:B',\n"
+                "                             namespaces = { s = 'urn:s' } })\n"
+                "  return msg\n"
+                "end\n",
+                "<s:E xmlns:s=\"urn:s\"><s:B><Order><Sku>A</Sku><Qty>1</Qty></Order></s:B></s:E>",
+                "<s:E xmlns:s=\"urn:s\"><s:B><Order><Sku>A</Sku><Qty>2</Qty></Order></s:B></s:E>");
+    /* xml.decode gives ordered objects: document order comes back */
+    expect_body("function step(msg) msg.body = json.encode(xml.decode(msg.body)) return msg end\n",
+                "<r><z>1</z><b a=\"x\">2</b><a/></r>",
+                "{\"r\":{\"z\":\"1\",\"b\":{\"@a\":\"x\",\"#text\":\"2\"},\"a\":\"\"}}");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_msg_json_keeps_order),
+        cmocka_unit_test(test_changes_keep_order),
+        cmocka_unit_test(test_many_keys),
+        cmocka_unit_test(test_json_object_builds_ordered),
+        cmocka_unit_test(test_xml_keeps_order),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
