@@ -340,7 +340,7 @@ static int slot_setup(hc_state *s, hc_slot *slot, hc_req *req)
     const sl_msg *msg = b->msgs[req->idx];
     CURL *e = slot->easy;
     slot->req = req;
-    if (b->capture)
+    if (b->capture || b->results[req->idx].reply)
         slot->resp_max = SL_HTTP_MAX_RESPONSE;
     if (build_headers(b, msg, &slot->hdrs) < 0)
         return -1;
@@ -501,6 +501,33 @@ static void capture_response(hc_slot *slot, sl_http_response *resp)
     }
 }
 
+/* Hands the partner's answer of a delivered message over to the route
+ * (`reply_from`): status, Content-Type and the body. A body cut at
+ * SL_HTTP_MAX_RESPONSE is not handed over (the reply stays empty: the
+ * caller is told there was no answer rather than given half of one). Loop
+ * thread. */
+static void reply_response(hc_slot *slot, int status, sl_send_reply *reply)
+{
+    const char *ct = NULL;
+    curl_easy_getinfo(slot->easy, CURLINFO_CONTENT_TYPE, &ct);
+    if (slot->resp_truncated)
+        return;
+    reply->status = status;
+    if (ct && strlen(ct) < sizeof reply->content_type && !strpbrk(ct, "\r\n"))
+        snprintf(reply->content_type, sizeof reply->content_type, "%s", ct);
+    free(reply->body); /* an earlier answer (a retried round) */
+    reply->body = NULL;
+    reply->body_len = 0;
+    if (slot->resp) {
+        slot->resp[slot->resp_len] = '\0';
+        reply->body = slot->resp;
+        reply->body_len = slot->resp_len;
+        slot->resp = NULL;
+        slot->resp_cap = 0;
+        slot->resp_len = 0;
+    }
+}
+
 static void on_done(hc_state *s, CURLMsg *m)
 {
     hc_slot *slot = NULL;
@@ -518,6 +545,9 @@ static void on_done(hc_state *s, CURLMsg *m)
     count_request(s, status, timed_out, (double)us / 1e6);
     if (req->batch->capture)
         capture_response(slot, req->batch->capture);
+    sl_send_result *res = &req->batch->results[req->idx];
+    if (res->reply && res->result == SL_OK)
+        reply_response(slot, status, res->reply);
     slot_put(s, slot);
     pthread_mutex_lock(&s->mu);
     s->active--;
@@ -1077,7 +1107,7 @@ void sl_http_client_call(sl_connector *c, const char *method, const char *path,
     memset(&out, 0, sizeof out);
     out.priv = &ho;
     sl_msg *msgs[1] = {&msg};
-    sl_send_result r;
+    sl_send_result r = {0};
     run_batch(c, &out, msgs, 1, &r, resp);
     resp->result = r.result;
     resp->status = r.status;
@@ -1106,6 +1136,7 @@ const sl_connector_type sl_http_client_connector = {
     .can_input = false,
     .can_output = true,
     .has_breaker = true,
+    .can_reply = true,
     .conf_keys = sl_http_client_conf_keys,
     .output_keys = sl_http_client_output_keys,
     .summary = "HTTP/1.1 client: each message is one request to a partner API",

@@ -84,7 +84,8 @@ typedef struct hs_route {
     bool json_tree; /* the key is a JSON path: parse once with jansson, hand the tree on */
     sl_idem *idem;  /* NULL when dedupe_window is 0 */
     const char *reply_ctype;
-    hl_bucket *bucket;           /* from.rate_limit; NULL when off */
+    int reply_output;  /* `reply_from`: the index of that output in the route's `to:`, or -1 */
+    hl_bucket *bucket; /* from.rate_limit; NULL when off */
     sl_counter *rate_refused;    /* sluice_http_refused_total{reason="rate_limited"} */
     sl_counter *auth_refused[3]; /* reasons auth_missing, auth_invalid, auth_forbidden */
     char challenge[400];         /* WWW-Authenticate of a 401 */
@@ -150,6 +151,7 @@ struct hs_req {
     bool durable;
     bool durable_failed;
     bool replied;
+    bool no_reply; /* delivered, but the reply_from output did not take it (its when:) */
     bool watching;
     bool timed_out;
     int status; /* the chosen answer, once answered */
@@ -163,6 +165,7 @@ struct hs_req {
     char *reply_body;
     size_t reply_len;
     char reply_ctype[128]; /* the delivered message's content type, "" for the route's */
+    int reply_status;      /* the reply_from output's status (2xx), 0 for 200 */
     char reply_err[256];
     char *idem_key;
     size_t idem_len;
@@ -219,7 +222,11 @@ static bool warn_allowed(hs_server *srv)
     return now - last >= 1000 && atomic_compare_exchange_strong(&srv->last_warn_ms, &last, now);
 }
 
-/* Fills a with {"error":error,"detail":detail[,"id":id]}. */
+/* Fills a with {"error":error,"detail":detail,"id":id or null}: the only
+ * shape of an error answer to an ingest caller (docs/ERRORS.md lists the
+ * codes). detail is shown to the caller: it must never carry an internal
+ * URL, file path, partner body or traceback (those go to the log and to the
+ * message's status on the admin listener). */
 static void answer_error(hs_answer *a, int status, const char *error, const char *detail,
                          const char *id)
 {
@@ -233,7 +240,7 @@ static void answer_error(hs_answer *a, int status, const char *error, const char
     if (id != NULL && id[0] != '\0')
         p += (size_t)snprintf(a->buf + p, sizeof a->buf - p, "\",\"id\":\"%s\"}", id);
     else
-        p += (size_t)snprintf(a->buf + p, sizeof a->buf - p, "\"}");
+        p += (size_t)snprintf(a->buf + p, sizeof a->buf - p, "\",\"id\":null}");
     a->body = a->buf;
     a->len = p < sizeof a->buf ? p : sizeof a->buf - 1;
 }
@@ -450,9 +457,30 @@ static void on_durable(void *arg, int64_t offset, const sl_error *err)
     req_unref(r);
 }
 
+/* Keeps a copy of the delivered answer o in r (r->mu held); out of memory
+ * turns it into a 502. */
+static void keep_reply(hs_req *r, const sl_route_outcome *o)
+{
+    const char *ct = o->content_type;
+    if (ct && strlen(ct) < sizeof r->reply_ctype && !strpbrk(ct, "\r\n"))
+        snprintf(r->reply_ctype, sizeof r->reply_ctype, "%s", ct);
+    r->reply_status = o->replied ? o->status : 0;
+    if (o->body == NULL)
+        return;
+    r->reply_body = malloc(o->body_len + 1);
+    if (r->reply_body == NULL) {
+        r->reply_state = SL_MSG_DEAD_LETTERED; /* answered as 502 */
+        snprintf(r->reply_err, sizeof r->reply_err,
+                 "out of memory copying the reply (the message was delivered)");
+        return;
+    }
+    memcpy(r->reply_body, o->body, o->body_len);
+    r->reply_body[o->body_len] = '\0';
+    r->reply_len = o->body_len;
+}
+
 /* sl_route_watch callback: a route worker thread. */
-static void on_reply(void *arg, const char *id, sl_msg_state state, const char *body,
-                     size_t body_len, const char *content_type, const char *error)
+static void on_reply(void *arg, const char *id, const sl_route_outcome *o)
 {
     hs_req *r = arg;
     after_answer aa;
@@ -462,24 +490,19 @@ static void on_reply(void *arg, const char *id, sl_msg_state state, const char *
     r->watching = false;
     if (!r->answered) {
         r->replied = true;
-        r->reply_state = state;
-        if (content_type && strlen(content_type) < sizeof r->reply_ctype &&
-            !strpbrk(content_type, "\r\n"))
-            snprintf(r->reply_ctype, sizeof r->reply_ctype, "%s", content_type);
-        if (state == SL_MSG_DELIVERED && body != NULL) {
-            r->reply_body = malloc(body_len + 1);
-            if (r->reply_body != NULL) {
-                memcpy(r->reply_body, body, body_len);
-                r->reply_body[body_len] = '\0';
-                r->reply_len = body_len;
-            } else {
-                r->reply_state = SL_MSG_DEAD_LETTERED; /* answered as 502 below */
-                snprintf(r->reply_err, sizeof r->reply_err,
-                         "out of memory copying the reply (the message was delivered)");
-            }
+        r->reply_state = o->state;
+        if (o->state == SL_MSG_DELIVERED && r->rt->reply_output >= 0 && !o->replied) {
+            r->reply_state = SL_MSG_DEAD_LETTERED; /* answered as 502 no_reply */
+            r->no_reply = true;
+            sl_warn(HS_COMPONENT,
+                    "%s: route %s: message %s delivered, but output %s gave no answer to reply "
+                    "with (its when:, or over 8 MiB): 502 no_reply",
+                    r->srv->name, r->rt->name, r->id, r->rt->in->reply_from);
+        } else if (o->state == SL_MSG_DELIVERED) {
+            keep_reply(r, o);
         }
-        if (state != SL_MSG_DELIVERED && error != NULL)
-            snprintf(r->reply_err, sizeof r->reply_err, "%s", error);
+        if (o->state != SL_MSG_DELIVERED && o->error != NULL)
+            snprintf(r->reply_err, sizeof r->reply_err, "%s", o->error);
         chose = settle(r);
         if (chose)
             answered_locked(r, &aa);
@@ -649,6 +672,30 @@ static void build_accepted(hs_answer *a, const hs_route *rt, const char *id, int
     snprintf(a->location, sizeof a->location, "/v1/messages/%s", id);
 }
 
+/* Builds the 502 of a sync request whose message was not delivered: a
+ * stable code and a detail that says which kind of failure it was, never
+ * the route's own error text (it names partner URLs and bodies, Lua
+ * tracebacks); that text is in the log (the route's dead-letter line) and
+ * in GET /v1/messages/ID on the admin listener. */
+static void failed_answer(hs_req *r, hs_answer *a)
+{
+    const char *code = "dead_lettered";
+    const char *detail = "the message could not be processed and was set aside (dead-lettered); "
+                         "the operator can look it up by its id";
+    if (r->no_reply) {
+        code = "no_reply";
+        detail = "the message was delivered, but the output that answers this route did not "
+                 "take it or its answer could not be passed on";
+    } else if (strncmp(r->reply_err, "step ", 5) == 0) {
+        detail = "a processing step refused the message; it was set aside (dead-lettered) "
+                 "and the operator can look it up by its id";
+    } else if (strncmp(r->reply_err, "output ", 7) == 0) {
+        detail = "a partner did not accept the message; it was set aside (dead-lettered) and "
+                 "the operator can look it up by its id";
+    }
+    answer_error(a, 502, code, detail, r->id);
+}
+
 /* Builds the answer chosen by settle() (r->answered, r->mu not needed: no
  * other thread writes the fields read here once answered is set). */
 static void build_final(hs_req *r, hs_answer *a)
@@ -661,7 +708,7 @@ static void build_final(hs_req *r, hs_answer *a)
             return;
         case 200:
             memset(a, 0, offsetof(hs_answer, buf));
-            a->status = 200;
+            a->status = r->reply_status >= 200 && r->reply_status < 300 ? r->reply_status : 200;
             a->ctype = r->reply_ctype[0] ? r->reply_ctype : rt->reply_ctype;
             a->body = r->reply_body != NULL ? r->reply_body : a->buf;
             a->len = r->reply_len;
@@ -678,8 +725,7 @@ static void build_final(hs_req *r, hs_answer *a)
             a->len = 0;
             break;
         case 502:
-            answer_error(a, 502, "dead_lettered", r->reply_err[0] ? r->reply_err : "dead-lettered",
-                         r->id);
+            failed_answer(r, a);
             break;
         case 504:
             answer_error(a, 504, "timeout", "the message is in custody and will still be delivered",
@@ -687,9 +733,9 @@ static void build_final(hs_req *r, hs_answer *a)
             break;
         default:
             snprintf(detail, sizeof detail,
-                     "the log could not confirm that the message is durable (%s); it may or may "
-                     "not be kept: check GET /v1/messages/%s before resending",
-                     r->err, r->id);
+                     "the gateway could not confirm that the message is stored; it may or may "
+                     "not be kept: ask the operator about message %s before resending",
+                     r->id);
             answer_error(a, 500, "not_durable", detail, r->id);
             sl_err(HS_COMPONENT, "%s: route %s: message %s not durable: %s", r->srv->name, rt->name,
                    r->id, r->err);
@@ -1020,20 +1066,26 @@ static enum MHD_Result append_error(hs_req *r, struct MHD_Connection *conn, cons
             if (warn_allowed(srv))
                 sl_warn(HS_COMPONENT, "%s: route %s: back-pressure (503): %s", srv->name,
                         r->rt->name, err->msg);
-            answer_error(&a, 503, "backpressure", err->msg, NULL);
+            answer_error(&a, 503, "backpressure",
+                         "the gateway is holding back input (its log is full); retry later", NULL);
             a.retry_after = true;
             break;
         case SL_ECLOSED:
-            answer_error(&a, 503, "shutting_down", err->msg, NULL);
+            answer_error(&a, 503, "shutting_down", "the gateway is shutting down", NULL);
             a.retry_after = true;
             break;
         case SL_EINVAL:
+            sl_debug(HS_COMPONENT, "%s: route %s: refused (400 bad_key): %s", srv->name,
+                     r->rt->name, err->msg);
+            /* the key is a header, JSON path or XPath: its error describes the
+             * caller's own body (where the XML is malformed, which field is
+             * missing), nothing of the gateway's */
             answer_error(&a, 400, "bad_key", err->msg, NULL);
             break;
         default:
             sl_err(HS_COMPONENT, "%s: route %s: append failed (500): %s", srv->name, r->rt->name,
                    err->msg);
-            answer_error(&a, 500, "append_failed", err->msg, NULL);
+            answer_error(&a, 500, "append_failed", "the gateway could not store the message", NULL);
             break;
     }
     return send_answer(r, conn, &a);
@@ -1046,9 +1098,10 @@ static bool refuse_early(hs_server *srv, hs_req *r, struct MHD_Connection *conn,
                          enum MHD_Result *ret)
 {
     if (r->too_large) {
-        if (r->err[0] != '\0')
-            *ret = send_error(r, conn, 500, "internal", "%s", r->err);
-        else
+        if (r->err[0] != '\0') {
+            sl_err(HS_COMPONENT, "%s: route %s: %s", srv->name, r->rt->name, r->err);
+            *ret = send_error(r, conn, 500, "internal", "the gateway could not take the body");
+        } else
             *ret = send_error(r, conn, 413, "payload_too_large",
                               "the body exceeds max_body (%" PRIu64 " bytes)", srv->max_body);
         return true;
@@ -1130,7 +1183,7 @@ static int watch_reply(hs_req *r)
 {
     r->refs++; /* the watch's; no other thread knows r yet */
     r->watching = true;
-    if (sl_route_watch(r->rt->route, r->id, on_reply, r) != 0) {
+    if (sl_route_watch_reply(r->rt->route, r->id, r->rt->reply_output, on_reply, r) != 0) {
         r->refs--;
         r->watching = false;
         return -1;
@@ -1446,6 +1499,10 @@ static int hs_attach(sl_connector *c, sl_route *route, sl_error *err)
     rt->name = sl_route_name(route);
     rt->path = in->path;
     rt->json_tree = rc->key != NULL && rc->key[0] == '$';
+    rt->reply_output = -1;
+    for (size_t i = 0; in->reply_from && i < rc->n_to; i++)
+        if (rc->to[i].name && strcmp(rc->to[i].name, in->reply_from) == 0)
+            rt->reply_output = (int)i;
     rt->reply_ctype = sl_httpd_content_type_name(in->content_type);
     if (rt->reply_ctype == NULL)
         rt->reply_ctype = "application/octet-stream";

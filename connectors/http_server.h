@@ -18,10 +18,11 @@ extern const sl_connector_type sl_http_server_connector;
 
 /* `connectors: NAME: { type: http_server, ... }` (sl_connector_conf.priv). */
 typedef struct sl_http_server_conf {
-    char *listen;      /* "HOST:PORT"; required */
-    uint64_t max_body; /* bytes; default 1 MiB */
-    hl_conf limits;    /* connections, deadlines, header count (http_limits.h) */
-    sl_tls_conf *tls;  /* NULL: plain HTTP (core/http_tls.h) */
+    char *listen;              /* "HOST:PORT"; required */
+    uint64_t max_body;         /* bytes; default 1 MiB */
+    struct sl_hs_paths *paths; /* methods and paths taken by routes, while the config is read */
+    hl_conf limits;            /* connections, deadlines, header count (http_limits.h) */
+    sl_tls_conf *tls;          /* NULL: plain HTTP (core/http_tls.h) */
 } sl_http_server_conf;
 
 /* A route's `from: { connector: NAME, ... }` (sl_input_conf.priv). */

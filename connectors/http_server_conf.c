@@ -5,6 +5,7 @@
 #include <strings.h>
 
 #include "http_server.h"
+#include "http_server_paths.h"
 
 static const char *const METHODS[] = {"GET", "POST", "PUT", "PATCH", "DELETE", NULL};
 static const char *const CONTENT_TYPES[] = {"json", "xml", "text", "any", NULL};
@@ -57,8 +58,10 @@ const sl_conf_doc sl_http_server_input_doc[] = {
     SL_DOC("sync_timeout", "duration", "5s",
            "reply: sync: answer 504 after this (the message stays in custody)"),
     SL_DOC("reply_from", "string", NULL,
-           "reply: sync: an output by name; checked, not used yet (the reply is the message after "
-           "the steps)"),
+           "reply: sync: answer with this output's partner response (an http_client output, by "
+           "name): its 2xx status, body and Content-Type; 502 when the message is dead-lettered; "
+           "504 after sync_timeout (still delivered). Without it: 200 with the message after the "
+           "steps"),
     SL_DOC_SUB("rate_limit",
                "token bucket; a request over it gets 429 with Retry-After (counted by reason)",
                hl_rate_doc),
@@ -83,29 +86,30 @@ void sl_http_server_parse_conf(sl_conf_reader *r, sl_connector_conf *cc, const s
     sl_tls_parse(r, n, path, &hc->tls);
 }
 
-/* Reports a reply_from that names no output of the route. */
+/* Reports a reply_from that names no output of the route, or one that
+ * cannot answer (a topic, or a connector type without can_reply). */
 static void check_reply_from(sl_conf_reader *r, const sl_route_conf *route, const sl_node *n,
                              const char *path, const char *reply_from)
 {
+    sl_conf_pos pos = sl_conf_value(n, "reply_from")->pos;
     for (size_t i = 0; i < route->n_to; i++) {
-        if (route->to[i].name && !strcmp(route->to[i].name, reply_from))
-            return;
+        const sl_output_conf *o = &route->to[i];
+        if (!o->name || strcmp(o->name, reply_from) != 0)
+            continue;
+        const sl_connector_conf *cc =
+            o->connector ? sl_config_connector(sl_conf_config(r), o->connector) : NULL;
+        const sl_connector_type *t = cc && cc->type ? sl_connector_type_find(cc->type) : NULL;
+        if (!t || !t->can_reply)
+            sl_conf_error_at(r, pos,
+                             "%s.reply_from: output '%s' cannot answer (%s); name an HTTP "
+                             "output (http_client)",
+                             path, reply_from,
+                             !o->connector ? "a topic output"
+                             : t           ? t->name
+                                           : "unknown connector");
+        return;
     }
-    sl_conf_error_at(r, sl_conf_value(n, "reply_from")->pos,
-                     "%s.reply_from: no output named '%s' in this route", path, reply_from);
-}
-
-/* The method of hi that o (an earlier input of the same connector) also
- * takes on the same path, or NULL. */
-static const char *shared_method(const sl_http_server_input *o, const sl_http_server_input *hi)
-{
-    if (!o->path || !hi->path || strcmp(o->path, hi->path) != 0)
-        return NULL;
-    for (size_t m = 0; m < hi->n_methods; m++)
-        for (size_t k = 0; k < o->n_methods; k++)
-            if (strcasecmp(hi->methods[m], o->methods[k]) == 0)
-                return hi->methods[m];
-    return NULL;
+    sl_conf_error_at(r, pos, "%s.reply_from: no output named '%s' in this route", path, reply_from);
 }
 
 /* Refuses a method and path that an earlier route on the same connector
@@ -113,20 +117,16 @@ static const char *shared_method(const sl_http_server_input *o, const sl_http_se
 static void check_unique(sl_conf_reader *r, const sl_route_conf *route, const sl_connector_conf *cc,
                          const sl_http_server_input *hi, const sl_node *n, const char *path)
 {
-    const sl_config *cfg = sl_conf_config(r);
-    for (size_t i = 0; i < cfg->n_routes && &cfg->routes[i] != route; i++) {
-        const sl_route_conf *o = &cfg->routes[i];
-        if (!o->from.connector || strcmp(o->from.connector, cc->name) != 0 || !o->from.priv)
-            continue;
-        const char *m = shared_method(o->from.priv, hi);
-        if (m) {
-            sl_conf_error_at(r, sl_conf_value(n, "path")->pos,
-                             "%s.path: %s %s on connector '%s' is already taken by route '%s' "
-                             "(%s:%d:%d)",
-                             path, m, hi->path, cc->name, o->name, o->from.pos.file,
-                             o->from.pos.line, o->from.pos.col);
-            return;
-        }
+    sl_http_server_conf *hc = cc->priv;
+    const char *m = NULL;
+    const sl_route_conf *o =
+        hc ? sl_hs_paths_claim(&hc->paths, sl_conf_pool(r), route, hi, &m) : NULL;
+    if (o) {
+        sl_conf_error_at(r, sl_conf_value(n, "path")->pos,
+                         "%s.path: %s %s on connector '%s' is already taken by route '%s' "
+                         "(%s:%d:%d)",
+                         path, m, hi->path, cc->name, o->name, o->from.pos.file, o->from.pos.line,
+                         o->from.pos.col);
     }
 }
 
@@ -161,8 +161,12 @@ void sl_http_server_parse_input(sl_conf_reader *r, const sl_route_conf *route,
     if (sl_conf_enum(r, n, "reply", path, REPLY_MODES, &i))
         hi->reply_sync = i == 1;
     sl_conf_duration(r, n, "sync_timeout", path, &hi->sync_timeout_ms);
-    if (sl_conf_str(r, n, "reply_from", path, &hi->reply_from))
+    if (sl_conf_str(r, n, "reply_from", path, &hi->reply_from)) {
         check_reply_from(r, route, n, path, hi->reply_from);
+        if (!hi->reply_sync)
+            sl_conf_error_at(r, sl_conf_value(n, "reply_from")->pos,
+                             "%s.reply_from: needs reply: sync", path);
+    }
     hl_parse_rate(r, n, path, &hi->rate_limit);
     ha_parse(r, n, path, &hi->auth);
     if (methods_ok && hi->path && hi->path[0] == '/')

@@ -466,9 +466,123 @@ async function messagePage(root, id) {
   }
 }
 
+/* ---- live tail -------------------------------------------------------- */
+
+const TAIL_ROWS = 200; /* rows kept on the page, newest first */
+
+/* Stops the open tail stream, if any. */
+function stopTail() {
+  if (state.tail && state.tail.abort) state.tail.abort.abort();
+  if (state.tail) state.tail.abort = null;
+}
+
+/* One tail event as a table row. */
+function tailRow(ev) {
+  return el('tr', { 'data-tail-id': ev.id, 'data-event': ev.event },
+    el('td', { class: 'mono' }, fmtTime(ev.ts).slice(11)),
+    el('td', {}, el('span', { class: 'badge ' + (ev.event === 'delivered' ? 'ok' : 'muted') }, ev.event)),
+    el('td', { class: 'mono' }, ev.id),
+    el('td', { class: 'mono' }, ev.key === null ? '–' : ev.key),
+    el('td', {}, `${ev.partition}/${ev.offset}`),
+    el('td', {}, String(ev.size)),
+    el('td', { class: 'mono preview', 'data-field': 'tail-preview' }, ev.preview + (ev.truncated ? ' …' : '')));
+}
+
+/* Reads the SSE stream of route into the page's table until aborted. */
+async function readTail(t, route) {
+  const headers = { Accept: 'text/event-stream' };
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) headers.Authorization = 'Bearer ' + token;
+  const r = await fetch('/v1/routes/' + encodeURIComponent(route) + '/tail', { headers, signal: t.abort.signal });
+  if (!r.ok) throw new Error(`tail of ${route}: ${r.status}`);
+  const reader = r.body.getReader();
+  const dec = new TextDecoder();
+  let buf = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buf += dec.decode(value, { stream: true });
+    let cut;
+    while ((cut = buf.indexOf('\n\n')) >= 0) {
+      onTailEvent(t, buf.slice(0, cut));
+      buf = buf.slice(cut + 2);
+    }
+  }
+}
+
+/* Handles one SSE event block ("event: X\ndata: {...}"). */
+function onTailEvent(t, block) {
+  let name = 'message', data = '';
+  for (const line of block.split('\n')) {
+    if (line.startsWith('event: ')) name = line.slice(7);
+    else if (line.startsWith('data: ')) data += line.slice(6);
+  }
+  if (!data) return; /* a ping */
+  const d = JSON.parse(data);
+  if (name === 'hello') {
+    t.stateEl.textContent = 'live';
+  } else if (name === 'dropped') {
+    t.droppedEl.textContent = String(d.dropped);
+  } else if (name === 'accepted' || name === 'delivered') {
+    t.rows.prepend(tailRow(d));
+    while (t.rows.children.length > TAIL_ROWS) t.rows.lastChild.remove();
+    t.countEl.textContent = String(++t.count);
+  }
+}
+
+/* Opens the stream (the page is live) and shows how it ended. */
+function openTail(t, route) {
+  t.abort = new AbortController();
+  t.stateEl.textContent = 'connecting';
+  const mine = t.abort;
+  readTail(t, route).then(() => { if (t.abort === mine) t.stateEl.textContent = 'ended'; })
+    .catch((e) => {
+      if (t.abort !== mine || e.name === 'AbortError') return;
+      t.stateEl.textContent = 'error';
+      setStatus(e.message, true);
+    });
+}
+
+async function tailPage(root, route) {
+  const list = await api('/v1/routes');
+  const names = (list.routes || []).map((r) => r.name);
+  const current = route || names[0];
+  const picker = el('div', { class: 'tabs' }, names.map((n) =>
+    el('a', { href: '#/tail/' + encodeURIComponent(n), class: n === current ? 'active' : '', 'data-tail-route': n }, n)));
+  if (!current) {
+    fill(root, el('h1', {}, 'Live tail'), el('p', {}, 'No routes.'));
+    return;
+  }
+  const t = state.tail = { abort: null, paused: false, count: 0 };
+  t.stateEl = el('b', { 'data-field': 'tail-state' }, 'connecting');
+  t.droppedEl = el('b', { 'data-field': 'tail-dropped' }, '0');
+  t.countEl = el('b', { 'data-field': 'tail-count' }, '0');
+  t.rows = el('tbody', { 'data-field': 'tail-rows' });
+  const pause = el('button', { type: 'button', 'data-action': 'tail-pause' }, 'Pause');
+  pause.addEventListener('click', () => {
+    t.paused = !t.paused;
+    pause.textContent = t.paused ? 'Resume' : 'Pause';
+    if (t.paused) {
+      stopTail();
+      t.stateEl.textContent = 'paused';
+    } else {
+      openTail(t, current);
+    }
+  });
+  fill(root, el('h1', {}, 'Live tail'), picker,
+    el('p', { class: 'meta' }, 'route ', el('code', {}, current), ' · ', t.stateEl, ' · ', t.countEl,
+      ' events shown · ', t.droppedEl, ' dropped (this page fell behind)'),
+    el('div', { class: 'actions' }, pause,
+      el('span', { class: 'meta' }, 'Messages as they are accepted and delivered; bodies cut at 256 bytes. Paused: nothing is received.')),
+    el('table', { class: 'tail' },
+      el('thead', {}, el('tr', {}, ['time (UTC)', 'event', 'id', 'key', 'partition/offset', 'bytes', 'body'].map((h) => el('th', {}, h)))),
+      t.rows));
+  openTail(t, current);
+}
+
 /* ---- router ----------------------------------------------------------- */
 
-const PAGES = { routes: routesPage, breakers: breakersPage, dlq: dlqPage, message: messagePage };
+const PAGES = { routes: routesPage, breakers: breakersPage, dlq: dlqPage, message: messagePage, tail: tailPage };
 
 async function render() {
   const parts = location.hash.replace(/^#\/?/, '').split('/');
@@ -477,6 +591,7 @@ async function render() {
   for (const a of document.querySelectorAll('nav a')) a.classList.toggle('active', a.dataset.nav === name);
   const root = document.getElementById('page');
   const gen = ++state.gen;
+  stopTail(); /* a page change (or a re-render) ends the stream it had */
   const box = el('div', {}); /* shown only if no newer render started meanwhile */
   try {
     const page = (await PAGES[name](box, arg)) || null;

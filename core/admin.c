@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "admin_tail.h"
 #include "console.h"
 #include "gateway.h"
 #include "crypto.h"
@@ -38,9 +39,10 @@ struct sl_admin {
     sl_gateway *gw;
     struct MHD_Daemon *daemon;
     sl_gauge *log_bytes;
-    sl_gauge *ready;   /* sluice_ready: what /ready answers, as 1 or 0 */
-    const char *token; /* NULL when no auth */
-    sl_tls *tls;       /* NULL: plain HTTP */
+    sl_gauge *ready;     /* sluice_ready: what /ready answers, as 1 or 0 */
+    sl_admin_tail *tail; /* pings the live tails' streams */
+    const char *token;   /* NULL when no auth */
+    sl_tls *tls;         /* NULL: plain HTTP */
     size_t token_len;
     char bound[96];
 };
@@ -591,18 +593,23 @@ static enum MHD_Result dispatch_route(sl_admin *a, struct MHD_Connection *conn, 
     const char *action = slash != NULL ? slash + 1 : NULL;
     if (action != NULL && *action == '\0')
         action = NULL; /* "/v1/routes/NAME/" */
-    if (action != NULL && strcmp(action, "rewind") != 0 && strcmp(action, "pause") != 0 &&
+    bool tail = action != NULL && strcmp(action, "tail") == 0;
+    if (action != NULL && !tail && strcmp(action, "rewind") != 0 && strcmp(action, "pause") != 0 &&
         strcmp(action, "resume") != 0)
         return reply_error(conn, 404, NULL, "not_found", "no such endpoint: %s", url);
+    if (tail && !is_get(method))
+        return method_not_allowed(conn, "GET", method, url);
     if (action == NULL && !is_get(method))
         return method_not_allowed(conn, "GET", method, url);
-    if (action != NULL && strcmp(method, MHD_HTTP_METHOD_POST) != 0)
+    if (action != NULL && !tail && strcmp(method, MHD_HTTP_METHOD_POST) != 0)
         return method_not_allowed(conn, "POST", method, url);
     sl_route *r = sl_gateway_route(a->gw, name);
     if (r == NULL)
         return reply_error(conn, 404, NULL, "not_found", "no route named %s", name);
     if (action == NULL)
         return ep_route(a, conn, r);
+    if (tail)
+        return sl_admin_tail_serve(conn, r);
     if (strcmp(action, "rewind") == 0)
         return ep_rewind(a, conn, r, q);
     return ep_pause(conn, r, strcmp(action, "pause") == 0);
@@ -940,7 +947,7 @@ sl_admin *sl_admin_start(sl_gateway *gw, sl_error *err)
         return NULL;
     }
     a->daemon = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC |
-                                     (a->tls != NULL ? MHD_USE_TLS : 0),
+                                     MHD_ALLOW_SUSPEND_RESUME | (a->tls != NULL ? MHD_USE_TLS : 0),
                                  0, NULL, NULL, handler, a, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a,
                                  MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED,
                                  completed, a, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
@@ -953,6 +960,7 @@ sl_admin *sl_admin_start(sl_gateway *gw, sl_error *err)
         free(a);
         return NULL;
     }
+    a->tail = sl_admin_tail_start(gw);
     sl_metrics *m = sl_gateway_metrics(gw);
     if (m != NULL && sl_gateway_log(gw) != NULL)
         a->log_bytes =
@@ -980,6 +988,7 @@ void sl_admin_stop(sl_admin *a)
     if (a == NULL)
         return;
     if (a->daemon != NULL) {
+        sl_admin_tail_stop(a->tail, a->gw); /* ends the streams: none stays suspended */
         /* kept for the next generation during a reload, closed otherwise */
         MHD_socket fd = MHD_quiesce_daemon(a->daemon);
         if (fd != MHD_INVALID_SOCKET)

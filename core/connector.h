@@ -30,6 +30,16 @@ typedef struct sl_connector_env {
     const atomic_bool *reloading; /* true while this generation stops for a reload */
 } sl_connector_env;
 
+/* The answer an output got from its partner for one message, for a route's
+ * `reply_from` (a `reply: sync` request is answered with it). */
+typedef struct sl_send_reply {
+    int status;             /* the partner's status (HTTP) */
+    char content_type[128]; /* its Content-Type, "" when none */
+    char *body;             /* malloc'd, NUL-terminated (not counted in body_len), or NULL;
+                             * owned by the route once send returns */
+    size_t body_len;
+} sl_send_reply;
+
 /* What one output said about one message. */
 typedef struct sl_send_result {
     sl_result result; /* SL_OK, SL_RETRY (transient) or SL_FAIL (permanent) */
@@ -37,6 +47,9 @@ typedef struct sl_send_result {
     char error[256];  /* why, when not SL_OK: "HTTP 503 from http://...", "timeout after 2000 ms" */
     bool held_back;   /* SL_RETRY without an attempt: not sent, to keep the order of its key
                        * behind an earlier failure; not an attempt, not a breaker failure */
+    sl_send_reply *reply; /* set by the route before send when it wants the partner's answer
+                           * (`reply_from`), else NULL; a can_reply type fills it on SL_OK.
+                           * sl_send_result_set leaves it alone. */
 } sl_send_result;
 
 typedef struct sl_connector_type {
@@ -44,6 +57,7 @@ typedef struct sl_connector_type {
     bool can_input;   /* may be a route's `from:` */
     bool can_output;  /* may be an element of a route's `to:` */
     bool has_breaker; /* calls a partner: gets `breaker:` and a circuit breaker */
+    bool can_reply;   /* send fills results[i].reply when asked: may be a `reply_from` */
     /* The type's own keys (NULL-terminated; NULL = none). Core checks a
      * connector against "type" followed by conf_keys (a has_breaker type
      * lists "breaker" where it wants it: core parses it), a `from:` against

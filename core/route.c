@@ -23,6 +23,7 @@
 #include "fnv.h"
 #include "logging.h"
 #include "step.h"
+#include "tail.h"
 
 #define BATCH_MAX_RECORDS 512
 #define BATCH_MAX_BYTES (4u << 20)
@@ -44,6 +45,7 @@ typedef struct sl_watch {
     char id[SL_ID_LEN + 1];
     sl_route_done_fn fn;
     void *arg;
+    int reply_output; /* the output whose answer is wanted, or -1 */
     struct sl_watch *next;
 } sl_watch;
 
@@ -60,6 +62,8 @@ typedef struct sl_item {
     char error[256];
     int status;
     const sl_output_conf *failed_out; /* the output that last refused or failed it, or NULL */
+    int reply_to;        /* 1 + the output whose answer a watch wants (reply_from), or 0 */
+    sl_send_reply reply; /* that output's answer, once it acknowledged (body owned) */
 } sl_item;
 
 typedef struct sl_worker {
@@ -118,6 +122,7 @@ struct sl_route {
     pthread_mutex_t watch_mu;
     atomic_int n_watches;
     sl_watch *watches[WATCH_BUCKETS];
+    sl_tail *tail; /* the live tail (admin, console) */
 };
 
 /* Kafka's murmur2 would let keys land where Kafka puts them; FNV-1a is
@@ -428,6 +433,12 @@ sl_route *sl_route_new(const sl_route_env *env, const sl_route_conf *conf, sl_er
     r->env = *env;
     r->conf = conf;
     pthread_mutex_init(&r->watch_mu, NULL);
+    r->tail = sl_tail_new();
+    if (!r->tail) {
+        free(r);
+        sl_error_set(err, SL_ENOMEM, "out of memory");
+        return NULL;
+    }
     pthread_mutex_init(&r->redrive_mu, NULL);
     if (compile_key(conf, &r->key, err) < 0 || open_topics(r, err) < 0 || open_outputs(r, err) < 0)
         goto fail;
@@ -454,12 +465,19 @@ fail:
 
 int sl_route_watch(sl_route *r, const char *id, sl_route_done_fn fn, void *arg)
 {
+    return sl_route_watch_reply(r, id, -1, fn, arg);
+}
+
+int sl_route_watch_reply(sl_route *r, const char *id, int reply_output, sl_route_done_fn fn,
+                         void *arg)
+{
     sl_watch *w = calloc(1, sizeof *w);
     if (!w)
         return -1;
     snprintf(w->id, sizeof w->id, "%s", id);
     w->fn = fn;
     w->arg = arg;
+    w->reply_output = reply_output >= 0 && (size_t)reply_output < r->n_outs ? reply_output : -1;
     unsigned b = watch_bucket(id);
     pthread_mutex_lock(&r->watch_mu);
     w->next = r->watches[b];
@@ -495,7 +513,29 @@ int sl_route_unwatch(sl_route *r, const char *id)
     return 0;
 }
 
-static void notify_done(sl_route *r, const char *id, sl_msg_state st, const sl_msg *msg,
+/* 1 + the output whose answer the watch on id wants, or 0 (no such watch,
+ * or it wants none). Route worker. */
+static int watch_reply_to(sl_route *r, const char *id)
+{
+    if (atomic_load(&r->n_watches) == 0)
+        return 0;
+    unsigned b = watch_bucket(id);
+    int to = 0;
+    pthread_mutex_lock(&r->watch_mu);
+    for (sl_watch *w = r->watches[b]; w; w = w->next) {
+        if (strcmp(w->id, id) == 0) {
+            to = w->reply_output + 1;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&r->watch_mu);
+    return to;
+}
+
+/* Tells the watch on id (if any) that its message is finished: it (NULL for
+ * a dropped message) carries the message and, for a reply_from watch, the
+ * output's answer. */
+static void notify_done(sl_route *r, const char *id, sl_msg_state st, const sl_item *it,
                         const char *error)
 {
     if (atomic_load(&r->n_watches) == 0)
@@ -503,8 +543,19 @@ static void notify_done(sl_route *r, const char *id, sl_msg_state st, const sl_m
     sl_watch *w = take_watch(r, id);
     if (!w)
         return;
-    w->fn(w->arg, id, st, msg ? msg->body : NULL, msg ? msg->body_len : 0,
-          msg ? sl_msg_get_header(msg, SL_HDR_CONTENT_TYPE, NULL) : NULL, error);
+    sl_route_outcome o = {.state = st, .error = error};
+    if (st == SL_MSG_DELIVERED && it && it->reply_to > 0) {
+        o.replied = it->reply.status != 0;
+        o.body = it->reply.body;
+        o.body_len = it->reply.body_len;
+        o.content_type = it->reply.content_type[0] ? it->reply.content_type : NULL;
+        o.status = it->reply.status;
+    } else if (st == SL_MSG_DELIVERED && it) {
+        o.body = it->msg->body;
+        o.body_len = it->msg->body_len;
+        o.content_type = sl_msg_get_header(it->msg, SL_HDR_CONTENT_TYPE, NULL);
+    }
+    w->fn(w->arg, id, &o);
     free(w);
 }
 
@@ -570,6 +621,7 @@ static int append_to_route(sl_route *r, sl_msg *msg, sl_error *err)
     msg->offset = off;
     sl_status_set_offset(r->env.status, msg->id, off);
     sl_counter_add(r->in_total, 1);
+    sl_tail_publish(r->tail, "accepted", msg, part, off);
     return 0;
 }
 
@@ -583,6 +635,11 @@ int sl_route_append(sl_route *r, sl_msg *msg, sl_error *err)
 }
 
 /* ---- accessors ---- */
+
+sl_tail *sl_route_tail(sl_route *r)
+{
+    return r->tail;
+}
 
 const char *sl_route_name(const sl_route *r)
 {
@@ -900,6 +957,11 @@ static bool deliver_output(sl_worker *w, size_t oi, sl_item *items, size_t n, se
     if (granted == 0)
         return true;
     memset(sb->res, 0, granted * sizeof *sb->res);
+    for (size_t j = 0; j < granted; j++) {
+        sl_item *it = &items[sb->idx[j]];
+        if (it->reply_to == (int)oi + 1 && o->conn && o->conn->type->can_reply)
+            sb->res[j].reply = &it->reply;
+    }
     if (o->conn)
         o->conn->type->send(o->conn, o->conf, sb->msgs, granted, sb->res);
     else
@@ -1111,7 +1173,7 @@ static int dead_letter_dead(sl_worker *w, sl_item *items, size_t n)
         }
         it->pending = 0;
         sl_status_update(r->env.status, it->msg->id, SL_MSG_DEAD_LETTERED, it->attempts, it->error);
-        notify_done(r, it->msg->id, SL_MSG_DEAD_LETTERED, it->msg, it->error);
+        notify_done(r, it->msg->id, SL_MSG_DEAD_LETTERED, it, it->error);
     }
     return 0;
 }
@@ -1200,8 +1262,11 @@ static sl_item *push_item(item_vec *iv, sl_msg *msg, size_t rec)
 
 static void free_items(item_vec *iv)
 {
-    for (size_t i = 0; i < iv->n; i++)
+    for (size_t i = 0; i < iv->n; i++) {
+        if (iv->v[i].msg) /* a moved item's reply moved with it */
+            free(iv->v[i].reply.body);
         sl_msg_free(iv->v[i].msg);
+    }
     free(iv->v);
     iv->v = NULL;
     iv->n = iv->cap = 0;
@@ -1487,7 +1552,9 @@ static void report_delivered(sl_worker *w, item_vec *iv, size_t done)
         sl_item *it = &iv->v[i];
         if (!it->dead) {
             sl_status_update(r->env.status, it->msg->id, SL_MSG_DELIVERED, it->attempts + 1, NULL);
-            notify_done(r, it->msg->id, SL_MSG_DELIVERED, it->msg, NULL);
+            sl_tail_publish(r->tail, "delivered", it->msg, w->index,
+                            w->batch.records[it->rec].offset);
+            notify_done(r, it->msg->id, SL_MSG_DELIVERED, it, NULL);
         }
     }
 }
@@ -1570,6 +1637,8 @@ static void process_batch(sl_worker *w, unsigned *seed, int64_t *next)
         it->pending = it->dead ? 1 : it->only ? it->only : all;
         if (!it->dead && !it->only)
             select_outputs(w, it);
+        if (!it->dead)
+            it->reply_to = watch_reply_to(r, it->msg->id);
     }
     size_t done = iv.n ? deliver_batch(w, iv.v, iv.n, seed) : 0;
     report_delivered(w, &iv, done);
@@ -1796,6 +1865,7 @@ void sl_route_free(sl_route *r)
         }
     }
     pthread_mutex_destroy(&r->watch_mu);
+    sl_tail_free(r->tail);
     pthread_mutex_destroy(&r->redrive_mu);
     sl_dlq_free(r->dlq_state);
     sl_expr_free(r->key);

@@ -79,24 +79,46 @@ int sl_route_append(sl_route *r, sl_msg *msg, sl_error *err);
  * Returns 0, or -1 with err (then the input must not acknowledge it). */
 int sl_route_dead_letter(sl_route *r, sl_msg *msg, const char *error, sl_error *err);
 
-/* Called once when a watched message is finished by the route: state is
- * SL_MSG_DELIVERED (body and content_type are the message's after the steps;
- * content_type NULL when it has none), SL_MSG_DROPPED or SL_MSG_DEAD_LETTERED
- * (error says why). Runs on a route worker thread; the pointers are valid
- * only during the call. */
-typedef void (*sl_route_done_fn)(void *arg, const char *id, sl_msg_state state, const char *body,
-                                 size_t body_len, const char *content_type, const char *error);
+/* What a watched message came to. Pointers are valid only during the
+ * callback. */
+typedef struct sl_route_outcome {
+    sl_msg_state state; /* SL_MSG_DELIVERED, SL_MSG_DROPPED or SL_MSG_DEAD_LETTERED */
+    /* Delivered: the answer. With a reply output (sl_route_watch_reply) and
+     * replied set, that output's answer (body, content_type, status); else
+     * the message after the steps (status 0). content_type NULL when none. */
+    const char *body;
+    size_t body_len;
+    const char *content_type;
+    int status;
+    bool replied;      /* body is the reply output's answer */
+    const char *error; /* not delivered: why (internal detail: for logs, never for callers) */
+} sl_route_outcome;
+
+/* Called once when a watched message is finished by the route. Runs on a
+ * route worker thread. */
+typedef void (*sl_route_done_fn)(void *arg, const char *id, const sl_route_outcome *outcome);
 
 /* Asks to be told when message id is finished (for `reply: sync`). Call it
  * before sl_route_append of that message. Returns 0, or -1 when out of
  * memory. */
 int sl_route_watch(sl_route *r, const char *id, sl_route_done_fn fn, void *arg);
 
+/* As sl_route_watch, and asks output reply_output (an index in the route's
+ * `to:`, whose connector type can_reply) for its partner's answer to the
+ * message, which the outcome then carries (replied). reply_output < 0:
+ * none. Returns 0, or -1 when out of memory. */
+int sl_route_watch_reply(sl_route *r, const char *id, int reply_output, sl_route_done_fn fn,
+                         void *arg);
+
 /* Cancels a watch. Returns 0 when it was removed before fn ran (fn will
  * never run), or -1 when fn has already run or is running now. */
 int sl_route_unwatch(sl_route *r, const char *id);
 
 const char *sl_route_name(const sl_route *r);
+
+/* The route's live tail (core/tail.h): it publishes each message as it is
+ * accepted and as it is delivered. Lives as long as the route. */
+struct sl_tail *sl_route_tail(sl_route *r);
 const sl_route_conf *sl_route_get_conf(const sl_route *r);
 int sl_route_partition_count(const sl_route *r);
 

@@ -843,13 +843,13 @@ static void note_error(case_run *run, size_t k, const char *what, const char *er
 }
 
 /* The route's word that the watched input is finished (a worker thread). */
-static void on_done(void *arg, const char *id, sl_msg_state state, const char *body,
-                    size_t body_len, const char *content_type, const char *error)
+static void on_done(void *arg, const char *id, const sl_route_outcome *outcome)
 {
     case_run *run = arg;
+    (void)id;
     pthread_mutex_lock(&run->mu);
     run->done = true;
-    run->state = state;
+    run->state = outcome->state;
     pthread_cond_broadcast(&run->cond);
     pthread_mutex_unlock(&run->mu);
 }

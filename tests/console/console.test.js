@@ -245,6 +245,55 @@ async function rewind(page) {
   check(true, 'Rewind to offset 0 redelivered audit\'s message to crm');
 }
 
+/* Posts obj to route feed and returns the message id. */
+async function postFeed(obj) {
+  const r = await fetch(process.env.IN_URL + '/feed', { method: 'POST', body: JSON.stringify(obj), headers: { 'Content-Type': 'application/json' } });
+  if (r.status !== 202) throw new Error('feed: ' + r.status);
+  return (await r.json()).id;
+}
+
+const tailShows = (page, id) => page.$(`tr[data-tail-id="${id}"]`).then((e) => e !== null);
+
+async function waitTailRow(page, id, event) {
+  try {
+    await page.waitForFunction((i, ev) => !!document.querySelector(`tr[data-tail-id="${i}"][data-event="${ev}"]`), WAIT, id, event);
+  } catch (e) {
+    throw new Error(`the tail never showed ${event} ${id} (${e.message})`);
+  }
+}
+
+/* The live tail of route feed: a message posted now shows up accepted and
+ * delivered with its body; while paused nothing arrives (a message posted
+ * and delivered meanwhile never shows); after Resume new ones do again. */
+async function tailPage(page) {
+  await open(page, '#/tail/feed', 'tail');
+  await waitShown(page, 'the tail live', () => document.querySelector('[data-field="tail-state"]').textContent === 'live');
+  const first = await postFeed({ tail: 'first-in-the-tail' });
+  await waitTailRow(page, first, 'accepted');
+  await waitTailRow(page, first, 'delivered');
+  const row = `tr[data-tail-id="${first}"][data-event="delivered"]`;
+  check((await text(page, `${row} [data-field="tail-preview"]`)) === '{"tail":"first-in-the-tail"}', 'the tail shows the posted body');
+  const api = await apiGet('/v1/messages/' + first);
+  check((await text(page, `${row} td:nth-child(5)`)) === `${api.partition}/${api.offset}`, `partition/offset shown = API (${api.partition}/${api.offset})`);
+  await shot(page, '5-tail');
+
+  await page.click('[data-action="tail-pause"]');
+  await waitShown(page, 'the tail paused', () => document.querySelector('[data-field="tail-state"]').textContent === 'paused');
+  const rows = await page.$$eval('[data-field="tail-rows"] tr', (r) => r.length);
+  const during = await postFeed({ tail: 'posted-while-paused' });
+  await until(async () => (await apiGet('/v1/messages/' + during)).state === 'delivered', 'the paused-time message delivered');
+  check(!(await tailShows(page, during)) && (await page.$$eval('[data-field="tail-rows"] tr', (r) => r.length)) === rows,
+    'paused: a message delivered meanwhile is not shown, no row added');
+  check((await text(page, '[data-action="tail-pause"]')) === 'Resume', 'the button now says Resume');
+  await shot(page, '5-tail-paused');
+
+  await page.click('[data-action="tail-pause"]');
+  await waitShown(page, 'the tail live again', () => document.querySelector('[data-field="tail-state"]').textContent === 'live');
+  const after = await postFeed({ tail: 'after-resume' });
+  await waitTailRow(page, after, 'delivered');
+  check(!(await tailShows(page, during)), 'after Resume: new messages show, the one from the pause never does');
+}
+
 (async () => {
   const browser = await puppeteer.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
@@ -262,6 +311,7 @@ async function rewind(page) {
     await dlqPage(page);
     await messagePage(page);
     await rewind(page);
+    await tailPage(page);
     check(errors.length === 0, 'no script errors on any page: ' + errors.join('; '));
   } finally {
     await browser.close();

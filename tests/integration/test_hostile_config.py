@@ -1,7 +1,12 @@
 """Hostile configs through `sluice check`: 100,000 keys or anchors in one
 map (the duplicate check was quadratic), an include glob over the whole
 filesystem (bounded to 256 files per pattern), and includes of files that
-are not Sluice configs (a password file: its content is never quoted)."""
+are not Sluice configs (a password file: its content is never quoted).
+
+Linear time is checked by growth, not by a time limit: the same config at
+a quarter of the size and at full size, and the larger must take less than
+8 times as long (linear work takes about 4 times, quadratic 16), so a slow
+or busy machine does not decide the result."""
 
 import os
 import shutil
@@ -25,17 +30,26 @@ def check(workdir, text, timeout=120):
     return r.returncode, r.stdout + r.stderr, time.monotonic() - t0
 
 
+def check_growth(workdir, make, n, expect):
+    """Checks make(n // 4) and make(n): both exit 2 with expect (a function
+    of the size) in the output, and the larger takes under 8 times as long."""
+    secs = []
+    for size in (n // 4, n):
+        code, out, t = check(workdir, make(size), timeout=600)
+        assert code == 2 and expect(size) in out, out[:2000]
+        secs.append(t)
+    assert secs[1] < 8 * secs[0], f"{n // 4}: {secs[0]:.2f}s, {n}: {secs[1]:.2f}s (not linear)"
+
+
 def test_100000_keys_or_anchors_in_one_map_check_in_linear_time():
     d = tempfile.mkdtemp(prefix="sluice-cfg-")
     try:
-        keys = "".join(f"      k{i}: 1\n" for i in range(100000))
-        code, out, secs = check(d, MAIN + "  log:\n    extra:\n" + keys)
-        assert code == 2 and "unknown key 'extra'" in out, out[:2000]
-        assert secs < 20, f"100,000 keys took {secs:.1f}s"
-        anchors = "".join(f"      k{i}: &a{i} 1\n" for i in range(100000))
-        code, out, secs = check(d, MAIN + "  log:\n    extra:\n" + anchors)
-        assert code == 2 and "anchors and aliases are not supported (anchor '&a99999')" in out
-        assert secs < 20, f"100,000 anchors took {secs:.1f}s"
+        check_growth(d, lambda n: MAIN + "  log:\n    extra:\n" +
+                     "".join(f"      k{i}: 1\n" for i in range(n)),
+                     100000, lambda n: "unknown key 'extra'")
+        check_growth(d, lambda n: MAIN + "  log:\n    extra:\n" +
+                     "".join(f"      k{i}: &a{i} 1\n" for i in range(n)),
+                     100000, lambda n: f"anchors and aliases are not supported (anchor '&a{n - 1}')")
         dup = "".join(f"      k{i}: 1\n" for i in range(50000)) + "      k7: 2\n"
         code, out, _ = check(d, MAIN + "  log:\n    extra:\n" + dup)
         assert "duplicate key 'k7' (first at line 12, column 7)" in out, out[:2000]
@@ -46,11 +60,10 @@ def test_100000_keys_or_anchors_in_one_map_check_in_linear_time():
 def test_include_globs_are_bounded():
     d = tempfile.mkdtemp(prefix="sluice-cfg-")
     try:
-        code, out, secs = check(d, MAIN + '  include: ["/*/*/*/*"]\n', timeout=300)
+        code, out, _ = check(d, MAIN + '  include: ["/*/*/*/*"]\n', timeout=300)
         assert code == 2, out[:2000]
         assert "sluice.include[0]: '/*/*/*/*' matches" in out and "more than 256" in out, out[:2000]
         assert len(out.splitlines()) == 1, out[:2000]
-        assert secs < 60, f"the glob took {secs:.1f}s"
         os.mkdir(os.path.join(d, "many"))
         for i in range(257):
             with open(os.path.join(d, "many", f"r{i:03}.yaml"), "w") as f:
@@ -105,18 +118,19 @@ def test_an_included_file_that_is_not_a_config_is_not_quoted():
 def test_20000_connectors_and_routes_check_in_linear_time():
     d = tempfile.mkdtemp(prefix="sluice-cfg-")
     try:
-        n = 20000
-        text = [MAIN, "connectors:\n"]
-        text += [f'  c{i}: {{ type: http_server, listen: "127.0.0.1:{10000 + i}" }}\n'
-                 for i in range(n)]
-        text.append("  out: { type: stdout }\nroutes:\n")
-        text += [f"  r{i}:\n    from: {{ connector: c{i}, path: /p }}\n"
-                 f"    to: [ {{ connector: out }} ]\n" for i in range(n)]
-        text.append("  bad:\n    from: { connector: nope, path: /p }\n    to: [ { connector: out } ]\n")
-        code, out, secs = check(d, "".join(text))
-        assert code == 2, out[:2000]
-        assert "routes.bad.from.connector: no connector named 'nope'" in out, out[:2000]
+        def config(n):
+            text = [MAIN, "connectors:\n"]
+            text += [f'  c{i}: {{ type: http_server, listen: "127.0.0.1:{10000 + i}" }}\n'
+                     for i in range(n)]
+            text.append("  out: { type: stdout }\nroutes:\n")
+            text += [f"  r{i}:\n    from: {{ connector: c{i}, path: /p }}\n"
+                     f"    to: [ {{ connector: out }} ]\n" for i in range(n)]
+            text.append("  bad:\n    from: { connector: nope, path: /p }\n"
+                        "    to: [ { connector: out } ]\n")
+            return "".join(text)
+
+        check_growth(d, config, 20000, lambda n: "routes.bad.from.connector: no connector named 'nope'")
+        code, out, _ = check(d, config(100))
         assert len(out.splitlines()) == 1, out[:2000]
-        assert secs < 20, f"{n} connectors and routes took {secs:.1f}s"
     finally:
         shutil.rmtree(d)

@@ -439,6 +439,7 @@ static const bad_case BAD[] = {
       "{F}:8:62: routes.bad name.from.methods[1]: expected one of GET, POST, PUT, PATCH, DELETE, "
       "got 'FETCH'",
       "{F}:8:82: routes.bad name.from.reply_from: no output named 'x' in this route",
+      "{F}:8:82: routes.bad name.from.reply_from: needs reply: sync",
       "{F}:10:18: routes.bad name.to[0].topic: invalid topic name 'a/b' (use letters, digits, "
       "'.', '_' and '-')",
       "{F}:11:35: routes.bad name.to[1].method: expected one of GET, POST, PUT, PATCH, DELETE, "
@@ -671,7 +672,7 @@ static void test_spec_example(void **state)
         "  orders-to-erp:\n"
         "    description: the SPEC example\n"
         "    from: { connector: public, path: /orders, methods: [POST, PUT], content_type: json,\n"
-        "            reply: sync, sync_timeout: 3s, reply_from: erp }\n"
+        "            reply: sync, sync_timeout: 3s, reply_from: crm }\n"
         "    partitions: 4\n"
         "    key: \"$.customer.id\"\n"
         "    steps:\n"
@@ -756,7 +757,7 @@ static void test_spec_example(void **state)
     assert_int_equal(HS_IN(r->from)->content_type, SL_CT_JSON);
     assert_true(HS_IN(r->from)->reply_sync);
     assert_int_equal(HS_IN(r->from)->sync_timeout_ms, 3000);
-    assert_string_equal(HS_IN(r->from)->reply_from, "erp");
+    assert_string_equal(HS_IN(r->from)->reply_from, "crm");
     assert_int_equal(r->partitions, 4);
     assert_string_equal(r->key, "$.customer.id");
     assert_int_equal(r->n_steps, 6);

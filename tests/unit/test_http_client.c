@@ -384,7 +384,7 @@ static sl_send_result send_one(fixture *f, const char *path)
 {
     sl_msg *m =
         mk_msg("0190f5e6-0000-7000-8000-000000000001", NULL, "{\"a\":1}", "application/json");
-    sl_send_result r;
+    sl_send_result r = {0};
     memset(&r, 0, sizeof r);
     f->hout.path = (char *)path;
     f->c.type->send(&f->c, &f->out, &m, 1, &r);
@@ -465,7 +465,7 @@ static void test_connection_refused_retries(void **state)
     sl_http_client_output hout = {.method = "post", .path = "y"};
     sl_output_conf out = {.priv = &hout};
     sl_msg *m = mk_msg("0190f5e6-0000-7000-8000-000000000002", NULL, "hi", NULL);
-    sl_send_result r;
+    sl_send_result r = {0};
     c.type->send(&c, &out, &m, 1, &r); /* without start: send starts the loop */
     assert_int_equal(r.result, SL_RETRY);
     assert_int_equal(r.status, 0);
@@ -515,7 +515,7 @@ static void test_request_headers_and_url(void **state)
         mk_msg("0190f5e6-0000-7000-8000-00000000000a", NULL, "{\"n\":1}", "application/json"),
         mk_msg("0190f5e6-0000-7000-8000-00000000000b", NULL, big, NULL)};
     free(big);
-    sl_send_result r[2];
+    sl_send_result r[2] = {0};
     f.c.type->send(&f.c, &f.out, m, 2, r);
     assert_int_equal(r[0].result, SL_OK);
     assert_int_equal(r[1].result, SL_OK);
@@ -574,10 +574,8 @@ static void test_per_key_order_and_hold_back(void **state)
         snprintf(id, sizeof id, "0190f5e6-0000-7000-8000-0000000001%02d", i % 100);
         m[i] = mk_msg(id, keys[i], bodies[i], "text/plain");
     }
-    sl_send_result r[N];
-    double t0 = now_s();
+    sl_send_result r[N] = {0};
     f.c.type->send(&f.c, &f.out, m, N, r);
-    double took = now_s() - t0;
     assert_int_equal(r[0].result, SL_OK);
     assert_int_equal(r[1].result, SL_OK);
     assert_int_equal(r[2].result, SL_RETRY);
@@ -598,9 +596,8 @@ static void test_per_key_order_and_hold_back(void **state)
     const rec *b2 = &f.s->recs[find_rec(f.s, "b2")];
     assert_true(a2->t_start >= a1->t_end);
     assert_true(b2->t_start >= b1->t_end);
-    /* Different keys ran concurrently: two rounds of 100 ms, not six. */
+    /* Different keys ran concurrently (the server saw two at once). */
     assert_true(f.s->max_busy >= 2);
-    assert_true(took < 0.55);
     for (int i = 0; i < N; i++)
         free_msg(m[i]);
     fx_close(&f);
@@ -617,7 +614,7 @@ static void *sender_main(void *arg)
 {
     sender_arg *a = arg;
     sl_msg *m[16];
-    sl_send_result r[16];
+    sl_send_result r[16] = {0};
     for (int i = 0; i < a->n; i++) {
         char id[40];
         snprintf(id, sizeof id, "0190f5e6-0000-7000-8000-0000000002%02d", (a->base + i) % 100);
