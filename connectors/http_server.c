@@ -43,8 +43,8 @@
     (16 * 1024) /* MHD's per-connection pool: headers and read buffer; MHD                         \
                  * zeroes all of it after every request */
 #endif
-#define HS_CONN_TIMEOUT_S 120 /* idle keep-alive connections are closed after this */
 #define HS_DEFAULT_SYNC_TIMEOUT_MS 5000
+#define SL_HDR_CLIENT_SUBJECT "x-client-subject" /* mutual TLS: the verified subject DN */
 
 /* The status codes this connector answers with; their counters are created
  * once so that a request never formats a label. */
@@ -53,11 +53,15 @@ enum {
     C_202,
     C_204,
     C_400,
+    C_401,
+    C_403,
     C_404,
     C_405,
     C_409,
     C_413,
     C_415,
+    C_429,
+    C_431,
     C_500,
     C_502,
     C_503,
@@ -65,8 +69,8 @@ enum {
     C_OTHER,
     C_N
 };
-static const int hs_code_values[C_N] = {200, 202, 204, 400, 404, 405, 409,
-                                        413, 415, 500, 502, 503, 504, 0};
+static const int hs_code_values[C_N] = {200, 202, 204, 400, 401, 403, 404, 405, 409,
+                                        413, 415, 429, 431, 500, 502, 503, 504, 0};
 
 typedef struct hs_server hs_server;
 typedef struct hs_req hs_req;
@@ -80,7 +84,11 @@ typedef struct hs_route {
     char allow[96]; /* "POST, PUT": the Allow header of a 405 */
     sl_idem *idem;  /* NULL when dedupe_window is 0 */
     const char *reply_ctype;
-    int reply_output; /* `reply_from`: the index of that output in the route's `to:`, or -1 */
+    int reply_output;  /* `reply_from`: the index of that output in the route's `to:`, or -1 */
+    hl_bucket *bucket; /* from.rate_limit; NULL when off */
+    sl_counter *rate_refused;    /* sluice_http_refused_total{reason="rate_limited"} */
+    sl_counter *auth_refused[3]; /* reasons auth_missing, auth_invalid, auth_forbidden */
+    char challenge[400];         /* WWW-Authenticate of a 401 */
 } hs_route;
 
 /* Deadlines of `reply: sync` requests: a min-heap served by one thread. */
@@ -117,6 +125,8 @@ struct hs_server {
     sl_counter *codes[C_N];
     sl_histogram *latency;
     hs_timer timer;
+    hl_limits *limits; /* connections and read deadlines (http_limits.h) */
+    sl_tls *tls;       /* NULL: plain HTTP */
     bool timer_inited;
     bool drain_inited;
 };
@@ -165,6 +175,8 @@ struct hs_req {
     size_t heap_idx; /* in timer heap, under timer.mu; SIZE_MAX when not there */
     uint64_t deadline_ms;
     struct timespec t0;
+    char subject[256]; /* mutual TLS: the client certificate's subject DN */
+    bool auth_body;    /* an HMAC signature is checked once the body is in */
 };
 
 /* An answer about to be sent. */
@@ -175,7 +187,8 @@ typedef struct hs_answer {
     bool heap;
     const char *ctype;
     const char *allow;
-    bool retry_after;
+    const char *www_auth; /* WWW-Authenticate of a 401 */
+    int retry_after;      /* seconds; 0: no Retry-After */
     bool replayed;
     char location[80];
     char msg_id[SL_ID_LEN + 1];
@@ -602,8 +615,13 @@ static enum MHD_Result send_answer(hs_req *r, struct MHD_Connection *conn, hs_an
         MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, a->location);
     if (a->allow != NULL)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, a->allow);
-    if (a->retry_after)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (a->www_auth != NULL)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, a->www_auth);
+    if (a->retry_after > 0) {
+        char ra[16];
+        snprintf(ra, sizeof ra, "%d", a->retry_after);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+    }
     if (a->replayed)
         MHD_add_response_header(resp, "Idempotent-Replayed", "true");
     if (a->msg_id[0] != '\0')
@@ -794,9 +812,91 @@ static const char *bad_framing(struct MHD_Connection *conn, const char *url)
     return NULL;
 }
 
+/* The limits' handle of conn's socket (NULL when not tracked). */
+static hl_conn *conn_limits(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci != NULL ? ci->socket_context : NULL;
+}
+
+/* Answers a request refused by authentication (401 or 403), counted by
+ * route and reason. The detail names no credential. */
+static enum MHD_Result refuse_auth(hs_req *r, struct MHD_Connection *conn, ha_result res)
+{
+    hs_answer a;
+    sl_counter_add(r->rt->auth_refused[res == HA_FORBIDDEN ? 2 : res == HA_INVALID ? 1 : 0], 1);
+    if (res == HA_FORBIDDEN) {
+        answer_error(&a, 403, "forbidden", "this client is not allowed on this route", NULL);
+        return send_answer(r, conn, &a);
+    }
+    answer_error(&a, 401, "unauthorized",
+                 res == HA_INVALID ? "the credential was not accepted" : "a credential is required",
+                 NULL);
+    a.www_auth = r->rt->challenge;
+    return send_answer(r, conn, &a);
+}
+
+/* Admission of a request for rt before its body is read: the route's rate
+ * limit, then the credentials that need no body. Returns true when it
+ * answered (*ret set). */
+static bool refuse_admission(hs_server *srv, hs_req *r, struct MHD_Connection *conn,
+                             enum MHD_Result *ret)
+{
+    if (r->rt->in->auth.n > 0) {
+        ha_result res = ha_check_headers(&r->rt->in->auth, conn, r->subject);
+        for (size_t i = 0; (res == HA_INVALID || res == HA_MISSING) && i < srv->n_routes; i++)
+            if (&srv->routes[i] != r->rt && ha_known_token(&srv->routes[i].in->auth, conn))
+                res = HA_FORBIDDEN; /* valid, but for another route */
+        if (res != HA_PASS && res != HA_NEED_BODY) {
+            *ret = refuse_auth(r, conn, res);
+            return true;
+        }
+        r->auth_body = res == HA_NEED_BODY;
+    }
+    if (r->rt->bucket != NULL) {
+        int wait = hl_bucket_take(r->rt->bucket, hl_conn_client(conn_limits(conn)));
+        if (wait > 0) {
+            hs_answer a;
+            sl_counter_add(r->rt->rate_refused, 1);
+            answer_error(&a, 429, "rate_limited", "too many requests for this route; retry later",
+                         NULL);
+            a.retry_after = wait;
+            *ret = send_answer(r, conn, &a);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Refusals before routing: a mutual-TLS client without a valid certificate
+ * (401) and too many headers (431). Returns true when it answered. */
+static bool refuse_client(hs_server *srv, hs_req *r, struct MHD_Connection *conn,
+                          enum MHD_Result *ret)
+{
+    const sl_http_server_conf *hc = srv->c->conf->priv;
+    if (sl_tls_mutual(srv->tls) && sl_tls_client_subject(conn, r->subject, sizeof r->subject)) {
+        hl_count(srv->limits, "client_certificate");
+        hs_answer a;
+        answer_error(&a, 401, "client_certificate_required", r->subject, NULL);
+        r->subject[0] = '\0';
+        *ret = send_answer(r, conn, &a);
+        return true;
+    }
+    if (MHD_get_connection_values(conn, MHD_HEADER_KIND, NULL, NULL) > hc->limits.max_headers) {
+        hl_count(srv->limits, "too_many_headers");
+        *ret = send_error(r, conn, 431, "too_many_headers", "more than %d request headers",
+                          hc->limits.max_headers);
+        return true;
+    }
+    return false;
+}
+
 static enum MHD_Result first_call(hs_server *srv, hs_req *r, struct MHD_Connection *conn,
                                   const char *url, const char *method)
 {
+    enum MHD_Result ret;
+    hl_conn_headers_done(srv->limits, conn_limits(conn));
     const hs_route *path_match = NULL;
     if (!atomic_load(&srv->accepting)) {
         hs_answer a;
@@ -804,6 +904,8 @@ static enum MHD_Result first_call(hs_server *srv, hs_req *r, struct MHD_Connecti
         a.retry_after = true;
         return send_answer(r, conn, &a);
     }
+    if (refuse_client(srv, r, conn, &ret))
+        return ret;
     const char *framing = bad_framing(conn, url);
     if (framing != NULL)
         return send_error(r, conn, 400, "bad_request", "%s", framing);
@@ -819,6 +921,8 @@ static enum MHD_Result first_call(hs_server *srv, hs_req *r, struct MHD_Connecti
         return send_answer(r, conn, &a);
     }
     r->rt = rt;
+    if (refuse_admission(srv, r, conn, &ret))
+        return ret;
     const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
     if (!sl_httpd_content_type_ok(rt->in->content_type, ct))
         return send_error(r, conn, 415, "unsupported_media_type", "%s takes %s (got %s)", rt->path,
@@ -894,6 +998,8 @@ static enum MHD_Result keep_header(void *cls, enum MHD_ValueKind kind, const cha
         char ch = key[i];
         name[i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
     }
+    if (strcmp(name, SL_HDR_CLIENT_SUBJECT) == 0) /* set by the gateway only */
+        return MHD_YES;
     if (!(n > 2 && name[0] == 'x' && name[1] == '-') && strcmp(name, "idempotency-key") != 0 &&
         strcmp(name, "traceparent") != 0 && strcmp(name, "tracestate") != 0)
         return MHD_YES;
@@ -1060,6 +1166,9 @@ static sl_msg *build_msg(hs_server *srv, hs_req *r, struct MHD_Connection *conn)
         hc.oom = true;
     if (!hc.oom)
         MHD_get_connection_values(conn, MHD_HEADER_KIND, keep_header, &hc);
+    if (!hc.oom && r->subject[0] != '\0' &&
+        sl_msg_set_header(msg, SL_HDR_CLIENT_SUBJECT, r->subject, strlen(r->subject)) != 0)
+        hc.oom = true;
     if (hc.oom) {
         sl_msg_free(msg);
         return NULL;
@@ -1166,7 +1275,16 @@ static enum MHD_Result suspend_or_answer(hs_req *r, struct MHD_Connection *conn)
 static enum MHD_Result final_call(hs_server *srv, hs_req *r, struct MHD_Connection *conn)
 {
     enum MHD_Result ret = MHD_YES;
-    if (refuse_early(srv, r, conn, &ret) || !check_json(r, conn, &ret))
+    hl_conn_body_done(srv->limits, conn_limits(conn));
+    if (refuse_early(srv, r, conn, &ret))
+        return ret;
+    if (r->auth_body) {
+        ha_result res = ha_check_body(&r->rt->in->auth, conn, r->body != NULL ? r->body : "",
+                                      r->body_len, (int64_t)(wall_ms() / 1000));
+        if (res != HA_PASS)
+            return refuse_auth(r, conn, res);
+    }
+    if (!check_json(r, conn, &ret))
         return ret;
     if (idem_begin(r, conn, &ret) != 0)
         return ret;
@@ -1230,8 +1348,8 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     hs_server *srv = cls;
     hs_req *r = *con_cls;
-    (void)conn;
     (void)toe;
+    hl_conn_request_done(srv->limits, conn_limits(conn));
     if (r == NULL)
         return;
     *con_cls = NULL;
@@ -1272,6 +1390,27 @@ static size_t unescape_url(void *cls, struct MHD_Connection *conn, char *s)
         return 0;
     }
     return n;
+}
+
+/* MHD's connection notifications: a new connection is counted and gets its
+ * header deadline (or is shut down over a limit); a closed one is forgotten
+ * (MHD closes the fd after this call). */
+static void notify_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                              enum MHD_ConnectionNotificationCode code)
+{
+    hs_server *srv = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *fd =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *ad =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (fd != NULL)
+            *socket_context =
+                hl_conn_open(srv->limits, fd->connect_fd, ad != NULL ? ad->client_addr : NULL);
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        hl_conn_close(srv->limits, *socket_context);
+        *socket_context = NULL;
+    }
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -1367,6 +1506,9 @@ static int hs_attach(sl_connector *c, sl_route *route, sl_error *err)
     for (size_t m = 0; m < in->n_methods && p < sizeof rt->allow; m++)
         p += (size_t)snprintf(rt->allow + p, sizeof rt->allow - p, "%s%s", m ? ", " : "",
                               in->methods[m]);
+    ha_challenge(&in->auth, rt->challenge, sizeof rt->challenge);
+    if (in->rate_limit.on && (rt->bucket = hl_bucket_new(&in->rate_limit)) == NULL)
+        return sl_error_set(err, SL_ENOMEM, "out of memory");
     if (srv->dedupe_ms > 0) {
         rt->idem = sl_idem_new(HS_IDEM_CAPACITY, srv->dedupe_ms);
         if (rt->idem == NULL)
@@ -1391,6 +1533,24 @@ static void make_metrics(hs_server *srv)
         srv->codes[i] =
             sl_metrics_counter(m, "sluice_http_requests_total",
                                "HTTP requests answered by http_server inputs, by code", labels);
+    }
+    for (size_t i = 0; i < srv->n_routes; i++) {
+        char rname[200];
+        sl_metrics_escape(srv->routes[i].name, rname, sizeof rname);
+        snprintf(labels, sizeof labels, "connector=\"%s\",route=\"%s\",reason=\"rate_limited\"",
+                 esc, rname);
+        srv->routes[i].rate_refused = sl_metrics_counter(
+            m, "sluice_http_refused_total",
+            "Requests and connections refused by http_server inputs, by route and reason", labels);
+        for (int k = 0; k < 3; k++) {
+            static const char *const why[] = {"auth_missing", "auth_invalid", "auth_forbidden"};
+            snprintf(labels, sizeof labels, "connector=\"%s\",route=\"%s\",reason=\"%s\"", esc,
+                     rname, why[k]);
+            srv->routes[i].auth_refused[k] = sl_metrics_counter(
+                m, "sluice_http_refused_total",
+                "Requests and connections refused by http_server inputs, by route and reason",
+                labels);
+        }
     }
     snprintf(labels, sizeof labels, "connector=\"%s\"", esc);
     srv->latency = sl_metrics_histogram(m, "sluice_http_request_seconds",
@@ -1456,6 +1616,25 @@ static void rebuild_idem(hs_server *srv)
     }
 }
 
+/* Starts the connection limits and reads the TLS files (when configured)
+ * into tls_opts for MHD_OPTION_ARRAY. Returns 0, or -1 with err. */
+static int start_edge(hs_server *srv, const sl_http_server_conf *hc,
+                      struct MHD_OptionItem *tls_opts, sl_error *err)
+{
+    srv->limits = hl_new(srv->name, &hc->limits, sl_connector_metrics(srv->c));
+    if (srv->limits == NULL || hl_start(srv->limits) != 0)
+        return sl_error_set(err, SL_ENOMEM, "%s: cannot start the connection limits", srv->name);
+    if (hc->tls != NULL) {
+        srv->tls = sl_tls_load(hc->tls, err);
+        if (srv->tls == NULL) {
+            sl_err(HS_COMPONENT, "%s: %s", srv->name, err->msg);
+            return -1;
+        }
+        sl_tls_mhd_options(srv->tls, tls_opts);
+    }
+    return 0;
+}
+
 static int hs_start(sl_connector *c, sl_error *err)
 {
     rebuild_idem(c->state);
@@ -1468,6 +1647,10 @@ static int hs_start(sl_connector *c, sl_error *err)
         sl_warn(HS_COMPONENT, "%s: no route uses this connector; every request gets 404",
                 srv->name);
     make_metrics(srv);
+    const sl_http_server_conf *hc = c->conf->priv;
+    struct MHD_OptionItem tls_opts[8] = {{MHD_OPTION_END, 0, NULL}};
+    if (start_edge(srv, hc, tls_opts, err) != 0)
+        return -1;
     /* across a reload, the previous generation's socket: no refused client */
     srv->listen_fd = sl_connector_take_listener(c, where);
     if (srv->listen_fd < 0)
@@ -1486,6 +1669,7 @@ static int hs_start(sl_connector *c, sl_error *err)
         srv->timer.running = true;
     }
     atomic_store(&srv->accepting, true);
+    unsigned tls_flag = srv->tls != NULL ? MHD_USE_TLS : 0;
 #ifndef HS_NO_TURBO
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO |
                      MHD_USE_ERROR_LOG | MHD_USE_ITC;
@@ -1493,13 +1677,15 @@ static int hs_start(sl_connector *c, sl_error *err)
     unsigned flags =
         MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_ITC;
 #endif
-    srv->daemon =
-        MHD_start_daemon(flags, 0, NULL, NULL, handler, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-                         srv, MHD_OPTION_LISTEN_SOCKET, srv->listen_fd, MHD_OPTION_THREAD_POOL_SIZE,
-                         (unsigned)HS_POOL_THREADS, MHD_OPTION_NOTIFY_COMPLETED, completed, srv,
-                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HS_CONN_TIMEOUT_S,
-                         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HS_CONN_MEMORY,
-                         MHD_OPTION_UNESCAPE_CALLBACK, unescape_url, NULL, MHD_OPTION_END);
+    srv->daemon = MHD_start_daemon(
+        flags | tls_flag, 0, NULL, NULL, handler, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
+        MHD_OPTION_LISTEN_SOCKET, srv->listen_fd, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)HS_POOL_THREADS, MHD_OPTION_NOTIFY_COMPLETED, completed, srv,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)((hc->limits.idle_timeout_ms + 999) / 1000),
+        MHD_OPTION_NOTIFY_CONNECTION, notify_connection, srv, MHD_OPTION_CONNECTION_LIMIT,
+        hl_mhd_connection_limit(srv->limits), MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)HS_CONN_MEMORY, MHD_OPTION_UNESCAPE_CALLBACK, unescape_url, NULL, MHD_OPTION_ARRAY,
+        tls_opts, MHD_OPTION_END);
     if (srv->daemon == NULL) {
         atomic_store(&srv->accepting, false);
         close(srv->listen_fd);
@@ -1508,8 +1694,11 @@ static int hs_start(sl_connector *c, sl_error *err)
         sl_err(HS_COMPONENT, "%s", err->msg);
         return -1;
     }
-    sl_info(HS_COMPONENT, "http_server %s listening on %s (%zu route%s)", srv->name, srv->bound,
-            srv->n_routes, srv->n_routes == 1 ? "" : "s");
+    sl_info(HS_COMPONENT, "http_server %s listening on %s (%zu route%s%s)", srv->name, srv->bound,
+            srv->n_routes, srv->n_routes == 1 ? "" : "s",
+            srv->tls == NULL          ? ""
+            : sl_tls_mutual(srv->tls) ? ", mutual TLS"
+                                      : ", TLS");
     return 0;
 }
 
@@ -1597,8 +1786,12 @@ static void hs_destroy(sl_connector *c)
         c->state = NULL;
         return;
     }
-    for (size_t i = 0; i < srv->n_routes; i++)
+    for (size_t i = 0; i < srv->n_routes; i++) {
         sl_idem_free(srv->routes[i].idem);
+        hl_bucket_free(srv->routes[i].bucket);
+    }
+    hl_free(srv->limits);
+    sl_tls_free(srv->tls);
     free(srv->routes);
     free(srv->timer.heap);
     if (srv->timer_inited) {

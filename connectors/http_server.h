@@ -9,6 +9,9 @@
 #include <stdint.h>
 
 #include "connector.h"
+#include "http_auth.h"
+#include "http_limits.h"
+#include "http_tls.h"
 #include "http_server_util.h"
 
 extern const sl_connector_type sl_http_server_connector;
@@ -18,6 +21,8 @@ typedef struct sl_http_server_conf {
     char *listen;              /* "HOST:PORT"; required */
     uint64_t max_body;         /* bytes; default 1 MiB */
     struct sl_hs_paths *paths; /* methods and paths taken by routes, while the config is read */
+    hl_conf limits;            /* connections, deadlines, header count (http_limits.h) */
+    sl_tls_conf *tls;          /* NULL: plain HTTP (core/http_tls.h) */
 } sl_http_server_conf;
 
 /* A route's `from: { connector: NAME, ... }` (sl_input_conf.priv). */
@@ -29,6 +34,8 @@ typedef struct sl_http_server_input {
     bool reply_sync;              /* reply: sync; default async */
     uint64_t sync_timeout_ms;     /* default 5 s */
     char *reply_from;             /* output name whose response is the sync reply */
+    hl_rate_conf rate_limit;      /* off unless set */
+    ha_conf auth;                 /* from.auth; open when empty (http_auth.h) */
 } sl_http_server_input;
 
 /* The table's config callbacks (core/connector.h), in http_server_conf.c. */

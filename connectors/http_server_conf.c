@@ -11,14 +11,40 @@ static const char *const METHODS[] = {"GET", "POST", "PUT", "PATCH", "DELETE", N
 static const char *const CONTENT_TYPES[] = {"json", "xml", "text", "any", NULL};
 static const char *const REPLY_MODES[] = {"async", "sync", NULL};
 
-const char *const sl_http_server_conf_keys[] = {"listen", "max_body", NULL};
-const char *const sl_http_server_input_keys[] = {
-    "path", "methods", "content_type", "reply", "sync_timeout", "reply_from", NULL};
+const char *const sl_http_server_conf_keys[] = {"listen",
+                                                "max_body",
+                                                "max_connections",
+                                                "max_connections_per_client",
+                                                "header_timeout",
+                                                "body_timeout",
+                                                "idle_timeout",
+                                                "max_headers",
+                                                "tls",
+                                                NULL};
+const char *const sl_http_server_input_keys[] = {"path",       "methods",      "content_type",
+                                                 "reply",      "sync_timeout", "reply_from",
+                                                 "rate_limit", "auth",         NULL};
 
 const sl_conf_doc sl_http_server_conf_doc[] = {
     SL_DOC_REQ("listen", "listen",
                "HOST:PORT the ingest listener binds (empty host: every interface)"),
     SL_DOC("max_body", "size", "1MiB", "largest request body accepted; a larger one gets 413"),
+    SL_DOC("max_connections", "integer", "2048",
+           "open connections in total; more are closed at once (counted)"),
+    SL_DOC("max_connections_per_client", "integer", "256",
+           "open connections from one client address; more are closed at once (counted)"),
+    SL_DOC("header_timeout", "duration", "10s",
+           "time from accept (TLS handshake included) to the last request header; bytes arriving "
+           "do not extend it; then the connection is closed"),
+    SL_DOC("body_timeout", "duration", "30s",
+           "time from the last header to the end of the body; then the connection is closed"),
+    SL_DOC("idle_timeout", "duration", "60s",
+           "an idle keep-alive connection is closed after this (the next request's headers must "
+           "arrive within idle_timeout + header_timeout)"),
+    SL_DOC("max_headers", "integer", "100",
+           "request headers allowed; more get 431 (their total size is bounded at 32 KiB)"),
+    SL_DOC_SUB("tls", "HTTPS for this listener (plain HTTP when absent); see docs/SECURITY.md",
+               sl_tls_doc),
     SL_DOC_END};
 const sl_conf_doc sl_http_server_input_doc[] = {
     SL_DOC_REQ("path", "string", "URL path this route answers, starting with '/'"),
@@ -36,6 +62,13 @@ const sl_conf_doc sl_http_server_input_doc[] = {
            "name): its 2xx status, body and Content-Type; 502 when the message is dead-lettered; "
            "504 after sync_timeout (still delivered). Without it: 200 with the message after the "
            "steps"),
+    SL_DOC_SUB("rate_limit",
+               "token bucket; a request over it gets 429 with Retry-After (counted by reason)",
+               hl_rate_doc),
+    SL_DOC("auth", "list", NULL,
+           "authentication: a list of {type: bearer|api_key|basic|hmac|mtls, ...}; one entry "
+           "accepting is enough; else 401 (403: a verified identity not allowed); see "
+           "docs/SECURITY.md"),
     SL_DOC_END};
 
 void sl_http_server_parse_conf(sl_conf_reader *r, sl_connector_conf *cc, const sl_node *n,
@@ -49,6 +82,8 @@ void sl_http_server_parse_conf(sl_conf_reader *r, sl_connector_conf *cc, const s
     if (sl_conf_need_str(r, n, "listen", path, &hc->listen))
         sl_conf_check_listen(r, n, path, "listen", hc->listen);
     sl_conf_size(r, n, "max_body", path, &hc->max_body);
+    hl_parse_conf(r, n, path, &hc->limits);
+    sl_tls_parse(r, n, path, &hc->tls);
 }
 
 /* Reports a reply_from that names no output of the route, or one that
@@ -132,6 +167,8 @@ void sl_http_server_parse_input(sl_conf_reader *r, const sl_route_conf *route,
             sl_conf_error_at(r, sl_conf_value(n, "reply_from")->pos,
                              "%s.reply_from: needs reply: sync", path);
     }
+    hl_parse_rate(r, n, path, &hi->rate_limit);
+    ha_parse(r, n, path, &hi->auth);
     if (methods_ok && hi->path && hi->path[0] == '/')
         check_unique(r, route, cc, hi, n, path);
 }

@@ -19,6 +19,8 @@
 #include "admin_tail.h"
 #include "console.h"
 #include "gateway.h"
+#include "crypto.h"
+#include "http_tls.h"
 #include "http_util.h"
 #include "json_escape.h"
 #include "log_json.h"
@@ -40,6 +42,7 @@ struct sl_admin {
     sl_gauge *ready;     /* sluice_ready: what /ready answers, as 1 or 0 */
     sl_admin_tail *tail; /* pings the live tails' streams */
     const char *token;   /* NULL when no auth */
+    sl_tls *tls;         /* NULL: plain HTTP */
     size_t token_len;
     char bound[96];
 };
@@ -312,7 +315,7 @@ static int check_auth(const sl_admin *a, struct MHD_Connection *conn)
     size_t n = strlen(h);
     while (n > 0 && h[n - 1] == ' ')
         n--;
-    return sl_httpd_secret_equal(h, n, a->token, a->token_len) ? 0 : 403;
+    return sl_ct_equal(h, n, a->token, a->token_len) ? 0 : 403;
 }
 
 static json_t *breaker_json(sl_breaker *b)
@@ -770,6 +773,9 @@ static enum MHD_Result dispatch(sl_admin *a, struct MHD_Connection *conn, const 
     /* the console's static files are open; the API calls they make are not */
     if (strcmp(url, "/") == 0 || strncmp(url, "/console", 8) == 0)
         return (enum MHD_Result)sl_console_serve(conn, url, method);
+    char subject[256];
+    if (sl_tls_mutual(a->tls) && sl_tls_client_subject(conn, subject, sizeof subject) != 0)
+        return reply_error(conn, 401, NULL, "client_certificate_required", "%s", subject);
     int auth = check_auth(a, conn);
     if (auth == 401)
         return reply_error(conn, 401, NULL, "unauthorized",
@@ -890,6 +896,22 @@ static double ready_gauge(void *arg)
 
 /* ---- public --------------------------------------------------------------- */
 
+/* Reads the admin TLS files (when configured) into a->tls and tls_opts.
+ * Returns 0, or -1 with err. */
+static int admin_tls(sl_admin *a, const sl_gateway_conf *settings, struct MHD_OptionItem *tls_opts,
+                     sl_error *err)
+{
+    if (settings->admin_tls == NULL)
+        return 0;
+    a->tls = sl_tls_load(settings->admin_tls, err);
+    if (a->tls == NULL) {
+        sl_err(ADM_COMPONENT, "admin listener: %s", err->msg);
+        return -1;
+    }
+    sl_tls_mhd_options(a->tls, tls_opts);
+    return 0;
+}
+
 sl_admin *sl_admin_start(sl_gateway *gw, sl_error *err)
 {
     const sl_gateway_conf *settings = &sl_gateway_config(gw)->gw;
@@ -918,13 +940,21 @@ sl_admin *sl_admin_start(sl_gateway *gw, sl_error *err)
         return NULL;
     }
     sl_httpd_sockname(fd, a->bound, sizeof a->bound);
-    a->daemon = MHD_start_daemon(
-        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME,
-        0, NULL, NULL, handler, a, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a, MHD_OPTION_LISTEN_SOCKET,
-        fd, MHD_OPTION_NOTIFY_COMPLETED, completed, a, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
-        MHD_OPTION_END);
+    struct MHD_OptionItem tls_opts[8] = {{MHD_OPTION_END, 0, NULL}};
+    if (admin_tls(a, settings, tls_opts, err) != 0) {
+        close(fd);
+        free(a);
+        return NULL;
+    }
+    a->daemon = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC |
+                                     MHD_ALLOW_SUSPEND_RESUME | (a->tls != NULL ? MHD_USE_TLS : 0),
+                                 0, NULL, NULL, handler, a, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a,
+                                 MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED,
+                                 completed, a, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+                                 MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
     if (a->daemon == NULL) {
         close(fd);
+        sl_tls_free(a->tls);
         sl_error_set(err, SL_EIO, "admin listener: cannot start the HTTP server on %s", where);
         sl_err(ADM_COMPONENT, "%s", err->msg);
         free(a);
@@ -940,7 +970,10 @@ sl_admin *sl_admin_start(sl_gateway *gw, sl_error *err)
         a->ready = sl_metrics_gauge(m, "sluice_ready",
                                     "1 when /ready answers 200, 0 when not ready or degraded", "",
                                     ready_gauge, gw);
-    sl_info(ADM_COMPONENT, "admin listening on %s%s", a->bound,
+    sl_info(ADM_COMPONENT, "admin listening on %s%s%s", a->bound,
+            a->tls == NULL          ? ""
+            : sl_tls_mutual(a->tls) ? " (mutual TLS)"
+                                    : " (TLS)",
             a->token != NULL ? " (bearer token required)" : "");
     return a;
 }
@@ -966,5 +999,6 @@ void sl_admin_stop(sl_admin *a)
         sl_metrics_remove_gauge(sl_gateway_metrics(a->gw), a->log_bytes);
     if (a->ready != NULL && sl_gateway_metrics(a->gw) != NULL)
         sl_metrics_remove_gauge(sl_gateway_metrics(a->gw), a->ready);
+    sl_tls_free(a->tls);
     free(a);
 }

@@ -144,9 +144,10 @@ typedef struct sl_route_conf {
 typedef enum { SL_LOG_TEXT = 0, SL_LOG_JSON } sl_log_format;
 
 typedef struct sl_gateway_conf {
-    char *data_dir;           /* default "./data" */
-    char *admin_listen;       /* default "127.0.0.1:9400"; "" disables */
-    char *admin_token;        /* "" or NULL = no auth */
+    char *data_dir;                /* default "./data" */
+    char *admin_listen;            /* default "127.0.0.1:9400"; "" disables */
+    char *admin_token;             /* "" or NULL = no auth */
+    struct sl_tls_conf *admin_tls; /* NULL: plain HTTP (core/http_tls.h) */
     sl_log_options log;       /* fsync, fsync_interval, segment_bytes, max_disk_bytes, retention */
     sl_log_format log_format; /* `sluice: { log_format: json }` */
     char *log_level;          /* debug | info | warn | error; default info */

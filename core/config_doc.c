@@ -5,6 +5,7 @@
  * draft 2020-12 (`sluice config schema`, for editors). */
 #include "config.h"
 #include "connector.h"
+#include "http_tls.h"
 #include "log_backend.h"
 #include "step.h"
 
@@ -46,7 +47,10 @@ static const sl_conf_doc ADMIN_DOC[] = {
     SL_DOC("listen", "listen", "127.0.0.1:9400",
            "HOST:PORT of the admin API, /health and /metrics"),
     SL_DOC("token", "string", "\"\"",
-           "bearer token the admin API requires (empty: none); use ${SLUICE_ADMIN_TOKEN}"),
+           "bearer token every admin call needs except /health and /ready (empty: none); a "
+           "secret: ${SLUICE_ADMIN_TOKEN} or file:PATH"),
+    SL_DOC_SUB("tls", "HTTPS for the admin API (plain HTTP when absent); see docs/SECURITY.md",
+               sl_tls_doc),
     SL_DOC_END};
 
 static const sl_conf_doc LOG_DOC[] = {

@@ -5,6 +5,7 @@
  * Also the config reader (core/config.h) those callbacks use. */
 #include "config_priv.h"
 #include "connector.h"
+#include "http_tls.h"
 #include "log_backend.h"
 #include "name_index.h"
 #include "step.h"
@@ -38,7 +39,7 @@ static const char *const INC_KEYS[] = {"connectors", "routes", NULL};
 static const char *const GW_KEYS[] = {
     "data_dir",  "data_dir_mode",    "admin",         "log",     "log_format",
     "log_level", "shutdown_timeout", "dedupe_window", "include", NULL};
-static const char *const ADMIN_KEYS[] = {"listen", "token", NULL};
+static const char *const ADMIN_KEYS[] = {"listen", "token", "tls", NULL};
 static const char *const LOG_KEYS[] = {
     "fsync",     "fsync_interval",  "segment_bytes", "max_disk_bytes",
     "retention", "retention_bytes", "on_corruption", NULL};
@@ -556,7 +557,12 @@ static void parse_gateway(vctx *v, const sl_node *n, sl_gateway_conf *gw)
         if (sl_conf_str(v, admin, "listen", "sluice.admin", &gw->admin_listen)) {
             sl_conf_check_listen(v, admin, "sluice.admin", "listen", gw->admin_listen);
         }
-        sl_conf_str(v, admin, "token", "sluice.admin", &gw->admin_token);
+        const sl_node *tok = sl_conf_value(admin, "token");
+        const char *secret = NULL;
+        if (tok != NULL && tok->kind == SL_NODE_SCALAR && tok->scalar[0] != '\0' &&
+            sl_conf_secret(v, admin, "token", "sluice.admin", false, &secret))
+            gw->admin_token = (char *)secret;
+        sl_tls_parse(v, admin, "sluice.admin", &gw->admin_tls);
     }
     const sl_node *log = sl_conf_value(n, "log");
     if (log) {

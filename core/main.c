@@ -21,6 +21,7 @@
 #include "log_remote.h"
 #include "log_verify.h"
 #include "logging.h"
+#include "password.h"
 #include "route_test.h"
 #include "step.h"
 #include "version.h"
@@ -51,6 +52,8 @@ static void usage(FILE *out)
             "       sluice config reference     every config key as Markdown "
             "(docs/config-reference.md)\n"
             "       sluice config schema        the config as JSON Schema (for editors)\n"
+            "       sluice hash-password        read a password on stdin, print its yescrypt hash\n"
+            "                                   (for basic auth users)\n"
             "       sluice version              versions of sluice and its libraries\n",
             DEFAULT_CONFIG);
 }
@@ -475,6 +478,8 @@ int main(int argc, char **argv)
         return sl_route_test_main(argc - 1, argv + 1);
     if (strcmp(cmd, "config") == 0)
         return sl_config_doc_main(argc - 1, argv + 1, stdout);
+    if (strcmp(cmd, "hash-password") == 0)
+        return sl_password_main();
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0)
         return cmd_version();
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {

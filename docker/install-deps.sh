@@ -13,11 +13,11 @@ set -euo pipefail
 BUILD_PACKAGES=(
     build-essential cmake pkg-config ca-certificates
     libmicrohttpd-dev libcurl4-openssl-dev librabbitmq-dev librdkafka-dev
-    libjansson-dev libxml2-dev liblua5.4-dev libyaml-dev libgnutls28-dev
+    libjansson-dev libxml2-dev liblua5.4-dev libyaml-dev libgnutls28-dev libcrypt-dev
 )
 
 RUNTIME_PACKAGES=(
-    libmicrohttpd12 libgnutls30 libcurl4 librabbitmq4 librdkafka1 libjansson4 libxml2
+    libmicrohttpd12 libgnutls30 libcrypt1 libcurl4 librabbitmq4 librdkafka1 libjansson4 libxml2
     liblua5.4-0 libyaml-0-2 ca-certificates curl
 )
 
@@ -28,7 +28,7 @@ TEST_PACKAGES=(
     libxml2-utils             # xmllint: test_ordered_xml checks its fixture schemas with it
     clang                     # the libFuzzer targets (tests/fuzz, make fuzz)
     fuse3 libfuse3-dev        # lazyfs, the power-cut tests' file system
-    openssl                   # test_outbound: its CA, server and client certificates
+    openssl                   # test_outbound, test_tls: CAs, server and client certificates
     chromium                  # the console test: headless Chromium driven by puppeteer-core
                               # (node and npm too: see below)
     # peers

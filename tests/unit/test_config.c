@@ -244,7 +244,7 @@ static const bad_case BAD[] = {
     {"unknown key in sluice.admin",
      "sluice:\n  admin: { listen: \"127.0.0.1:9400\", tokn: x }\n",
      {{0}},
-     {"{F}:2:38: unknown key 'tokn' in sluice.admin (expected one of: listen, token)"}},
+     {"{F}:2:38: unknown key 'tokn' in sluice.admin (expected one of: listen, token, tls)"}},
     {"unknown key in a connector and in its breaker",
      "connectors:\n"
      "  crm:\n"
@@ -267,7 +267,7 @@ static const bad_case BAD[] = {
            "    partition: 4\n",
      {{0}},
      {"{F}:8:47: unknown key 'queue' in routes.orders.from (expected one of: connector, path, "
-      "methods, content_type, reply, sync_timeout, reply_from)",
+      "methods, content_type, reply, sync_timeout, reply_from, rate_limit, auth)",
       "{F}:10:45: unknown key 'method' in routes.orders.to[0] (expected one of: connector, name, "
       "when, exchange, routing_key, persistent, mandatory)",
       "{F}:11:26: unknown key 'attempts' in routes.orders.on_error.retry (expected one of: "

@@ -1,0 +1,214 @@
+/* TLS for the HTTP listeners: the `tls:` map, the PEM files read into
+ * memory and checked with GnuTLS at start, libmicrohttpd's HTTPS options,
+ * and the check of a mutual-TLS client's certificate (GnuTLS verifies the
+ * chain against client_ca and the dates). */
+#include "http_tls.h"
+
+#include <errno.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define TLS_FILE_MAX (1 << 20)
+
+static const char *const TLS_KEYS[] = {"cert", "key", "client_ca", "min_version", NULL};
+static const char *const VERSIONS[] = {"1.2", "1.3", NULL};
+
+const sl_conf_doc sl_tls_doc[] = {
+    SL_DOC_REQ("cert", "string", "PEM file: the server certificate (and its chain)"),
+    SL_DOC_REQ("key", "string", "PEM file: the certificate's private key"),
+    SL_DOC("client_ca", "string", NULL,
+           "PEM file of CAs: turns on mutual TLS; a request without a certificate signed by one "
+           "of them (and in its validity dates) gets 401; the subject is available to `mtls` "
+           "auth and as the x-client-subject header"),
+    SL_DOC("min_version", "enum:1.2|1.3", "1.2", "oldest TLS version accepted"), SL_DOC_END};
+
+struct sl_tls {
+    char *cert, *key, *ca; /* PEM text, NUL-terminated */
+    const char *priorities;
+};
+
+/* Records an error at map.key when file cannot be read (so that `sluice
+ * check` finds it; the contents are checked when the listener starts). */
+static void check_readable(sl_conf_reader *r, const sl_node *map, const char *key, const char *path,
+                           const char *file)
+{
+    if (access(file, R_OK) != 0)
+        sl_conf_error_at(r, sl_conf_value(map, key)->pos, "%s.%s: cannot read %s: %s", path, key,
+                         file, strerror(errno));
+}
+
+void sl_tls_parse(sl_conf_reader *r, const sl_node *map, const char *path, sl_tls_conf **out)
+{
+    const sl_node *n = sl_conf_value(map, "tls");
+    char p[SL_CONF_PATH_LEN];
+    if (n == NULL)
+        return;
+    sl_conf_path_key(p, path, "tls");
+    if (!sl_conf_want_map(r, n, p))
+        return;
+    sl_conf_check_keys(r, n, p, TLS_KEYS);
+    sl_tls_conf *c = sl_pool_alloc(sl_conf_pool(r), sizeof *c);
+    if (c == NULL)
+        return;
+    if (sl_conf_need_str(r, n, "cert", p, &c->cert))
+        check_readable(r, n, "cert", p, c->cert);
+    if (sl_conf_need_str(r, n, "key", p, &c->key))
+        check_readable(r, n, "key", p, c->key);
+    if (sl_conf_str(r, n, "client_ca", p, &c->client_ca))
+        check_readable(r, n, "client_ca", p, c->client_ca);
+    int v = 0;
+    if (sl_conf_enum(r, n, "min_version", p, VERSIONS, &v))
+        c->tls13_only = v == 1;
+    *out = c;
+}
+
+/* Reads path into a malloc'd NUL-terminated string. */
+static char *read_pem(const char *what, const char *path, sl_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        sl_error_set(err, SL_ECONFIG, "tls.%s: cannot read %s: %s", what, path, strerror(errno));
+        return NULL;
+    }
+    char *buf = malloc(TLS_FILE_MAX + 1);
+    size_t n = buf != NULL ? fread(buf, 1, TLS_FILE_MAX + 1, f) : 0;
+    fclose(f);
+    if (buf == NULL || n == 0 || n > TLS_FILE_MAX) {
+        free(buf);
+        sl_error_set(err, SL_ECONFIG, "tls.%s: %s is empty, too large or unreadable", what, path);
+        return NULL;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+/* Checks that the PEM texts parse and the key matches the certificate. */
+static int check_pair(const sl_tls *t, const sl_tls_conf *c, sl_error *err)
+{
+    gnutls_certificate_credentials_t cred;
+    if (gnutls_certificate_allocate_credentials(&cred) != 0)
+        return sl_error_set(err, SL_ENOMEM, "tls: out of memory");
+    gnutls_datum_t cd = {(unsigned char *)t->cert, (unsigned)strlen(t->cert)};
+    gnutls_datum_t kd = {(unsigned char *)t->key, (unsigned)strlen(t->key)};
+    int rc = gnutls_certificate_set_x509_key_mem2(cred, &cd, &kd, GNUTLS_X509_FMT_PEM, NULL, 0);
+    if (rc < 0) {
+        gnutls_certificate_free_credentials(cred);
+        return sl_error_set(err, SL_ECONFIG, "tls: %s and %s: %s", c->cert, c->key,
+                            gnutls_strerror(rc));
+    }
+    if (t->ca != NULL) {
+        gnutls_datum_t ad = {(unsigned char *)t->ca, (unsigned)strlen(t->ca)};
+        rc = gnutls_certificate_set_x509_trust_mem(cred, &ad, GNUTLS_X509_FMT_PEM);
+        if (rc <= 0) {
+            gnutls_certificate_free_credentials(cred);
+            return sl_error_set(err, SL_ECONFIG, "tls.client_ca: %s: %s", c->client_ca,
+                                rc == 0 ? "no certificate" : gnutls_strerror(rc));
+        }
+    }
+    gnutls_certificate_free_credentials(cred);
+    return 0;
+}
+
+sl_tls *sl_tls_load(const sl_tls_conf *c, sl_error *err)
+{
+    sl_tls *t = calloc(1, sizeof *t);
+    if (t == NULL) {
+        sl_error_set(err, SL_ENOMEM, "tls: out of memory");
+        return NULL;
+    }
+    t->priorities = c->tls13_only ? "NORMAL:-VERS-ALL:+VERS-TLS1.3"
+                                  : "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2";
+    if ((t->cert = read_pem("cert", c->cert, err)) == NULL ||
+        (t->key = read_pem("key", c->key, err)) == NULL ||
+        (c->client_ca != NULL && (t->ca = read_pem("client_ca", c->client_ca, err)) == NULL) ||
+        check_pair(t, c, err) != 0) {
+        sl_tls_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+void sl_tls_free(sl_tls *t)
+{
+    if (t == NULL)
+        return;
+    free(t->cert);
+    if (t->key != NULL)
+        memset(t->key, 0, strlen(t->key));
+    free(t->key);
+    free(t->ca);
+    free(t);
+}
+
+void sl_tls_mhd_options(const sl_tls *t, struct MHD_OptionItem *opts)
+{
+    size_t i = 0;
+    opts[i++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, t->cert};
+    opts[i++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, t->key};
+    opts[i++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)t->priorities};
+    if (t->ca != NULL)
+        opts[i++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, t->ca};
+    opts[i] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+}
+
+bool sl_tls_mutual(const sl_tls *t)
+{
+    return t != NULL && t->ca != NULL;
+}
+
+/* The subject DN of the peer's first certificate into out. */
+static int peer_dn(gnutls_session_t s, char *out, size_t cap)
+{
+    unsigned n = 0;
+    const gnutls_datum_t *certs = gnutls_certificate_get_peers(s, &n);
+    gnutls_x509_crt_t crt;
+    gnutls_datum_t dn = {NULL, 0};
+    if (certs == NULL || n == 0 || gnutls_x509_crt_init(&crt) != 0)
+        return -1;
+    int rc = gnutls_x509_crt_import(crt, &certs[0], GNUTLS_X509_FMT_DER);
+    if (rc == 0)
+        rc = gnutls_x509_crt_get_dn3(crt, &dn, 0);
+    gnutls_x509_crt_deinit(crt);
+    if (rc != 0)
+        return -1;
+    snprintf(out, cap, "%.*s", (int)dn.size, (const char *)dn.data);
+    gnutls_free(dn.data);
+    return 0;
+}
+
+int sl_tls_client_subject(struct MHD_Connection *conn, char *subject, size_t cap)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    if (ci == NULL || ci->tls_session == NULL) {
+        snprintf(subject, cap, "not a TLS connection");
+        return -1;
+    }
+    gnutls_session_t s = (gnutls_session_t)ci->tls_session;
+    unsigned status = 0;
+    int rc = gnutls_certificate_verify_peers2(s, &status);
+    if (rc == GNUTLS_E_NO_CERTIFICATE_FOUND || gnutls_certificate_get_peers(s, NULL) == NULL) {
+        snprintf(subject, cap, "no client certificate");
+        return -1;
+    }
+    if (rc != 0 || status != 0) {
+        gnutls_datum_t why = {NULL, 0};
+        if (rc == 0 &&
+            gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &why, 0) == 0) {
+            snprintf(subject, cap, "client certificate refused: %s", (const char *)why.data);
+            gnutls_free(why.data);
+        } else {
+            snprintf(subject, cap, "client certificate refused: %s", gnutls_strerror(rc));
+        }
+        return -1;
+    }
+    if (peer_dn(s, subject, cap) != 0) {
+        snprintf(subject, cap, "client certificate without a readable subject");
+        return -1;
+    }
+    return 0;
+}

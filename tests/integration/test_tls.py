@@ -1,0 +1,300 @@
+"""TLS on the http_server listener and on the admin API, through the real
+binary, with certificates made by the openssl CLI at run time: a client
+trusting the test CA gets its 202; plain HTTP on the TLS port gets no HTTP
+answer; a client trusting another CA refuses the server; min_version 1.3
+refuses a TLS 1.2 client; with client_ca (mutual TLS) a request without a
+client certificate, with an expired one or with one signed by another CA
+gets 401 and nothing is appended, while a good one gets 202 and its subject
+reaches the message as x-client-subject (a client cannot set that header
+itself); a SIGHUP reload serves a replaced certificate."""
+
+import http.client
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+
+from harness import Gateway, base_config, free_port, metric, request, wait_until
+
+
+def openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_cert(d, name, ca, subject, days=2, san=None):
+    """A P-256 key and a certificate for subject signed by ca (a name in d)."""
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+            f"{name}.key", "-out", f"{name}.csr", "-subj", subject, cwd=d)
+    ext = []
+    if san:
+        with open(os.path.join(d, f"{name}.ext"), "w") as f:
+            f.write(f"subjectAltName={san}\n")
+        ext = ["-extfile", f"{name}.ext"]
+    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
+            "-CAcreateserial", "-out", f"{name}.pem", "-days", str(days), *ext, cwd=d)
+
+
+def make_pki():
+    """CA, other CA, server (two certificates), client, expired client and a
+    client signed by the other CA, in a temp dir."""
+    d = tempfile.mkdtemp(prefix="sluice-pki-")
+    for ca in ("ca", "other_ca"):
+        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", f"{ca}.key", "-out", f"{ca}.pem", "-days", "2", "-subj",
+                f"/CN=Sluice test {ca}", cwd=d)
+    san = "IP:127.0.0.1,DNS:localhost"
+    make_cert(d, "server", "ca", "/CN=first.example", san=san)
+    make_cert(d, "server2", "ca", "/CN=second.example", san=san)
+    make_cert(d, "client", "ca", "/O=Acme/CN=orders")
+    make_cert(d, "billing", "ca", "/O=Acme/CN=billing")
+    make_cert(d, "expired", "ca", "/O=Acme/CN=old", days=-1)
+    make_cert(d, "stranger", "other_ca", "/O=Acme/CN=orders")
+    return d
+
+
+def config(in_port, admin_port, pki, client_ca=False, min13=False):
+    extra = f", client_ca: {pki}/ca.pem" if client_ca else ""
+    extra += ', min_version: "1.3"' if min13 else ""
+    return base_config(admin_port=admin_port) + f"""
+connectors:
+  in:
+    type: http_server
+    listen: "127.0.0.1:{in_port}"
+    tls: {{ cert: {pki}/tls.pem, key: {pki}/tls.key{extra} }}
+  out: {{ type: file, path: ./out.jsonl }}
+routes:
+  j:
+    from: {{ connector: in, path: /j, content_type: json }}
+    to: [ {{ connector: out }} ]
+  m:
+    from:
+      connector: in
+      path: /m
+      auth: [ {{ type: mtls, subjects: [ "CN=orders,O=Acme" ] }} ]
+    to: [ {{ connector: out }} ]
+"""
+
+
+def use_server_cert(pki, name):
+    for ext in ("pem", "key"):
+        with open(os.path.join(pki, f"{name}.{ext}"), "rb") as src:
+            data = src.read()
+        with open(os.path.join(pki, f"tls.{ext}"), "wb") as dst:
+            dst.write(data)
+
+
+def context(pki, ca="ca", client=None, max_tls12=False):
+    ctx = ssl.create_default_context(cafile=os.path.join(pki, f"{ca}.pem"))
+    if client:
+        ctx.load_cert_chain(os.path.join(pki, f"{client}.pem"), os.path.join(pki, f"{client}.key"))
+    if max_tls12:
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+def post(port, ctx, headers=None, path="/j"):
+    """One POST over TLS on a fresh connection; (status, body)."""
+    c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10)
+    try:
+        h = {"content-type": "application/json"}
+        h.update(headers or {})
+        c.request("POST", path, body=b'{"k":1}', headers=h)
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        c.close()
+
+
+def start(pki, **kw):
+    in_port, admin_port = free_port(), free_port()
+    gw = Gateway(config(in_port, admin_port, pki, **kw))
+    gw.start(admin_port)
+    return gw, in_port
+
+
+def appended(gw):
+    return metric(gw.metrics(), "sluice_messages_in_total", route="j")
+
+
+def handshake_fails(port, ctx):
+    try:
+        post(port, ctx)
+    except (ssl.SSLError, ConnectionError):
+        return True
+    return False
+
+
+def test_tls_listener_accepts_the_test_ca_and_refuses_plain_http():
+    pki = make_pki()
+    use_server_cert(pki, "server")
+    gw, port = start(pki)
+    try:
+        assert post(port, context(pki))[0] == 202
+        # plain HTTP on the TLS port: no HTTP answer, nothing appended
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"POST /j HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: 7\r\n\r\n{\"k\":1}")
+            got = b""
+            try:
+                while True:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    got += chunk
+            except ConnectionError:
+                pass
+        assert not got.startswith(b"HTTP/"), got[:80]
+        # a client that trusts another CA refuses this server
+        assert handshake_fails(port, context(pki, ca="other_ca"))
+        assert appended(gw) == 1
+    finally:
+        gw.stop()
+        gw.cleanup()
+
+
+def test_min_version_13_refuses_a_tls12_client():
+    pki = make_pki()
+    use_server_cert(pki, "server")
+    gw, port = start(pki, min13=True)
+    try:
+        assert handshake_fails(port, context(pki, max_tls12=True))
+        assert post(port, context(pki))[0] == 202
+    finally:
+        gw.stop()
+        gw.cleanup()
+
+
+def test_mutual_tls_refuses_missing_expired_and_wrongly_signed_client_certificates():
+    pki = make_pki()
+    use_server_cert(pki, "server")
+    gw, port = start(pki, client_ca=True)
+    try:
+        for client in (None, "expired", "stranger"):
+            st, body = post(port, context(pki, client=client))
+            assert st == 401, (client, st, body)
+            assert json.loads(body)["error"] == "client_certificate_required", body
+        assert appended(gw) == 0
+        st, _ = post(port, context(pki, client="client"),
+                     headers={"x-client-subject": "CN=admin,O=Spoofed"})
+        assert st == 202
+        assert appended(gw) == 1
+        assert metric(gw.metrics(), "sluice_http_refused_total", reason="client_certificate") == 3
+        # an mtls entry: a verified subject not in its list gets 403
+        assert post(port, context(pki, client="billing"), path="/m")[0] == 403
+        assert post(port, context(pki, client="client"), path="/m")[0] == 202
+        assert metric(gw.metrics(), "sluice_http_refused_total", route="m",
+                      reason="auth_forbidden") == 1
+    finally:
+        gw.stop()
+    try:
+        recs = gw.dump("j")
+        assert len(recs) == 1
+        assert recs[0]["headers"]["x-client-subject"] == "CN=orders,O=Acme", recs[0]["headers"]
+    finally:
+        gw.cleanup()
+
+
+def served_cn(port, pki):
+    """The CN of the certificate the server presents now."""
+    ctx = context(pki)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            subject = dict(x[0] for x in s.getpeercert()["subject"])
+    return subject["commonName"]
+
+
+def test_sighup_reload_serves_the_new_certificate():
+    pki = make_pki()
+    use_server_cert(pki, "server")
+    gw, port = start(pki)
+    try:
+        assert served_cn(port, pki) == "first.example"
+        use_server_cert(pki, "server2")
+        gw.proc.send_signal(signal.SIGHUP)
+
+        def renewed():
+            try:
+                return served_cn(port, pki) == "second.example"
+            except (ssl.SSLError, ConnectionError):
+                return False  # accepted by the generation being stopped: it closes it
+        wait_until(renewed, 30, "the new certificate")
+        assert post(port, context(pki))[0] == 202
+    finally:
+        gw.stop()
+        gw.cleanup()
+
+
+def admin_get(port, pki, path, client=None, token=None):
+    c = http.client.HTTPSConnection("127.0.0.1", port, context=context(pki, client=client),
+                                    timeout=10)
+    try:
+        c.request("GET", path, headers={"authorization": f"Bearer {token}"} if token else {})
+        r = c.getresponse()
+        r.read()
+        return r.status
+    finally:
+        c.close()
+
+
+def test_admin_over_mutual_tls_with_token():
+    pki = make_pki()
+    use_server_cert(pki, "server")
+    admin_port = free_port()
+    with open(os.path.join(pki, "admin.token"), "w") as f:
+        f.write("adm-7c1d9e\n")
+    conf = base_config(admin_port=admin_port).replace(
+        f'admin: {{ listen: "127.0.0.1:{admin_port}" }}',
+        f'admin: {{ listen: "127.0.0.1:{admin_port}", token: "file:{pki}/admin.token", '
+        f'tls: {{ cert: {pki}/tls.pem, key: {pki}/tls.key, client_ca: {pki}/ca.pem }} }}')
+    gw = Gateway(conf)
+    gw.start(admin_port, wait=False)
+    try:
+        # /health and /ready stay open (no client certificate, no token)
+        def ready():
+            try:
+                return admin_get(admin_port, pki, "/ready") == 200
+            except ConnectionRefusedError:
+                return False
+        wait_until(ready, 60, "/ready over TLS")
+        assert admin_get(admin_port, pki, "/health") == 200
+        assert admin_get(admin_port, pki, "/metrics", token="adm-7c1d9e") == 401  # no cert
+        assert admin_get(admin_port, pki, "/metrics", client="expired", token="adm-7c1d9e") == 401
+        assert admin_get(admin_port, pki, "/metrics", client="client") == 401  # no token
+        assert admin_get(admin_port, pki, "/metrics", client="client", token="adm-7c1d9X") == 403
+        assert admin_get(admin_port, pki, "/metrics", client="client", token="adm-7c1d9e") == 200
+        # plain HTTP is not answered
+        try:
+            st = request("GET", f"127.0.0.1:{admin_port}", "/health", timeout=5)[0]
+        except (OSError, http.client.HTTPException):
+            st = None
+        assert st is None, st
+    finally:
+        gw.stop()
+        gw.cleanup()
+
+
+def test_default_config_binds_admin_to_loopback():
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "..", "..", "conf", "sluice.yaml")) as f:
+        text = f.read()
+    admin = text.split("admin:", 1)[1].split("\n  log:", 1)[0]
+    assert 'listen: "127.0.0.1:' in admin, admin
+    r = subprocess.run([os.environ.get("SLUICE_BIN", "build-asan/sluice"), "config", "reference"],
+                       capture_output=True, text=True, timeout=60, check=True)
+    line = next(l for l in r.stdout.splitlines() if "127.0.0.1:9400" in l)
+    assert "listen" in line, line
+
+
+def test_check_reports_an_unreadable_certificate_file():
+    pki = make_pki()
+    gw = Gateway(config(free_port(), free_port(), pki))  # tls.pem / tls.key not made yet
+    try:
+        r = gw.run_cli("check", "-c", gw.config)
+        assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+        out = r.stdout + r.stderr
+        assert "connectors.in.tls.cert: cannot read" in out and "tls.key: cannot read" in out, out
+    finally:
+        gw.cleanup()
