@@ -216,7 +216,12 @@ routes:
             except OSError:
                 closed_at = time.monotonic() - t0
         assert closed_at is not None and 1.5 <= closed_at < 4.0, closed_at
-        wait_until(lambda: refused(gw, "body_timeout") == 1, 10, "body_timeout counted")
+        try:
+            wait_until(lambda: refused(gw, "body_timeout") == 1, 30, "body_timeout counted once")
+        except AssertionError as e:  # say what was counted instead
+            counts = {k: refused(gw, k) for k in ("body_timeout", "header_timeout",
+                                                   "too_many_connections")}
+            raise AssertionError(f"{e}: refusals {counts}") from None
         # 15 connections against max_connections 10: 5 are closed at once
         more = [socket.create_connection(("127.0.0.1", in_port), timeout=10) for _ in range(15)]
         socks += more
