@@ -14,8 +14,8 @@
 #define PROTECTED_KEY "sluice.protected" /* registry: weak set of read-only tables */
 
 /* The libraries that become read-only proxies. */
-static const char *const LIBS[] = {"string", "table", "math", "utf8", "coroutine", "os",
-                                   "json",   "message", "xml", "log", "crypto", NULL};
+static const char *const LIBS[] = {"string", "table",   "math", "utf8", "coroutine", "os",
+                                   "json",   "message", "xml",  "log",  "crypto",    NULL};
 
 static int refuse_write(lua_State *L)
 {
