@@ -52,7 +52,7 @@ def wait_until(pred, timeout, what, interval=0.05):
 
 class Sink:
     """A real HTTP server on 127.0.0.1 recording every request. behaviour(req)
-    returns (status, body) for each request; req is a dict with method, path,
+    returns (status, body) or (status, body, headers) for each request; req is a dict with method, path,
     headers (lower-case names) and body (bytes). With tls (an ssl.SSLContext)
     it serves HTTPS."""
 
@@ -86,10 +86,12 @@ class Sink:
                 }
                 with sink.lock:
                     sink.requests.append(req)
-                status, out = sink.behaviour(req)
+                status, out, *extra = sink.behaviour(req)
                 if isinstance(out, str):
                     out = out.encode()
                 self.send_response(status)
+                for k, v in (extra[0] if extra else {}).items():
+                    self.send_header(k, v)
                 self.send_header("content-length", str(len(out)))
                 self.end_headers()
                 self.wfile.write(out)

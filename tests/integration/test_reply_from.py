@@ -4,10 +4,8 @@ is dead-lettered, 504 after sync_timeout while the message stays in custody
 and is still delivered; and `sluice check` refuses a reply_from that names
 no output or one that cannot answer. Real binary, real HTTP partners."""
 
-import http.server
 import json
 import os
-import socket
 import subprocess
 import tempfile
 import threading
@@ -16,58 +14,9 @@ import time
 from harness import SLUICE, Gateway, Sink, base_config, free_port, post_json, request, wait_until
 
 
-class Partner:
-    """An HTTP partner whose behaviour(req) returns (status, body, headers):
-    unlike the harness Sink it sets its own Content-Type. Records every
-    request (method, path, body)."""
-
-    def __init__(self, behaviour):
-        self.behaviour = behaviour
-        self.lock = threading.Lock()
-        self.requests = []
-        partner = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def setup(self):
-                super().setup()
-                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-            def do_POST(self):
-                n = int(self.headers.get("content-length") or 0)
-                req = {"path": self.path, "body": self.rfile.read(n) if n else b""}
-                with partner.lock:
-                    partner.requests.append(req)
-                status, body, headers = partner.behaviour(req)
-                body = body.encode() if isinstance(body, str) else body
-                self.send_response(status)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        class Server(http.server.ThreadingHTTPServer):
-            daemon_threads = True
-
-            def handle_error(self, request, client_address):
-                pass
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def count(self):
-        with self.lock:
-            return len(self.requests)
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+# An HTTP partner whose behaviour(req) returns (status, body, headers): the
+# harness Sink, which sets the headers it is given (Content-Type included).
+Partner = Sink
 
 
 def reply_config(erp_url, audit_url, in_port, admin_port, sync_timeout="3s"):
