@@ -486,19 +486,26 @@ static void active_unlink(hc_state *s, hc_slot *slot)
     slot->prev_act = slot->next_act = NULL;
 }
 
+/* Moves slot's response body (NUL-terminated) to *body and *len, leaving
+ * the slot without one; nothing when the slot has none. Loop thread. */
+static void take_response(hc_slot *slot, char **body, size_t *len)
+{
+    if (slot->resp) {
+        slot->resp[slot->resp_len] = '\0';
+        *body = slot->resp;
+        *len = slot->resp_len;
+        slot->resp = NULL;
+        slot->resp_cap = 0;
+        slot->resp_len = 0;
+    }
+}
+
 /* Hands the response body of slot over to resp (the caller of
  * sl_http_client_call frees it). Loop thread. */
 static void capture_response(hc_slot *slot, sl_http_response *resp)
 {
     resp->truncated = slot->resp_truncated;
-    if (slot->resp) {
-        slot->resp[slot->resp_len] = '\0';
-        resp->body = slot->resp;
-        resp->body_len = slot->resp_len;
-        slot->resp = NULL;
-        slot->resp_cap = 0;
-        slot->resp_len = 0;
-    }
+    take_response(slot, &resp->body, &resp->body_len);
 }
 
 /* Hands the partner's answer of a delivered message over to the route
@@ -518,14 +525,7 @@ static void reply_response(hc_slot *slot, int status, sl_send_reply *reply)
     free(reply->body); /* an earlier answer (a retried round) */
     reply->body = NULL;
     reply->body_len = 0;
-    if (slot->resp) {
-        slot->resp[slot->resp_len] = '\0';
-        reply->body = slot->resp;
-        reply->body_len = slot->resp_len;
-        slot->resp = NULL;
-        slot->resp_cap = 0;
-        slot->resp_len = 0;
-    }
+    take_response(slot, &reply->body, &reply->body_len);
 }
 
 static void on_done(hc_state *s, CURLMsg *m)
