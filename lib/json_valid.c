@@ -123,6 +123,37 @@ static bool jv_digits(jv *v)
     return v->pos > start;
 }
 
+/* The range checks jansson makes on the number token at [start, v->pos):
+ * integers must fit int64, reals must be finite. Long tokens are copied to
+ * the heap: a 400-digit real can still overflow. */
+static bool jv_range(jv *v, size_t start, bool real)
+{
+    char small[64];
+    size_t n = v->pos - start;
+    char *tok = n < sizeof small ? small : malloc(n + 1);
+    if (tok == NULL)
+        return jv_fail(v, "out of memory");
+    memcpy(tok, v->s + start, n);
+    tok[n] = '\0';
+    errno = 0;
+    const char *err = NULL;
+    if (real) {
+        double d = strtod(tok, NULL);
+        if (errno == ERANGE && isinf(d))
+            err = "real number overflow";
+    } else {
+        (void)strtoll(tok, NULL, 10);
+        if (errno == ERANGE)
+            err = "integer out of range";
+    }
+    if (tok != small)
+        free(tok);
+    if (err == NULL)
+        return true;
+    v->pos = start;
+    return jv_fail(v, err);
+}
+
 static bool jv_number(jv *v)
 {
     size_t start = v->pos;
@@ -150,34 +181,7 @@ static bool jv_number(jv *v)
         if (!jv_digits(v))
             return jv_unexpected(v);
     }
-    /* The range checks jansson makes: integers must fit int64, reals must be
-     * finite. Tokens too long for the buffer: integers cannot fit, reals are
-     * let through unchecked. */
-    char tok[400];
-    size_t n = v->pos - start;
-    if (n >= sizeof tok) {
-        if (real)
-            return true;
-        v->pos = start;
-        return jv_fail(v, "integer out of range");
-    }
-    memcpy(tok, v->s + start, n);
-    tok[n] = '\0';
-    errno = 0;
-    if (real) {
-        double d = strtod(tok, NULL);
-        if (errno == ERANGE && isinf(d)) {
-            v->pos = start;
-            return jv_fail(v, "real number overflow");
-        }
-    } else {
-        (void)strtoll(tok, NULL, 10);
-        if (errno == ERANGE) {
-            v->pos = start;
-            return jv_fail(v, "integer out of range");
-        }
-    }
-    return true;
+    return jv_range(v, start, real);
 }
 
 static bool jv_literal(jv *v, const char *word)
@@ -255,6 +259,9 @@ bool sl_json_valid(const char *buf, size_t len, char *msg, size_t cap)
                     return false;
                 continue;
             }
+        } else if (depth == JSON_MAX_DEPTH) {
+            /* jansson counts a scalar as one more level */
+            return jv_fail(&v, "nesting too deep");
         } else if (!jv_scalar(&v)) {
             return false;
         }
