@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -812,12 +813,19 @@ static const char *bad_framing(struct MHD_Connection *conn, const char *url)
     return NULL;
 }
 
+/* What a connection holds from open to close (its socket_context). */
+typedef struct hs_sock {
+    hl_conn *limits; /* the limits' handle (NULL when not tracked) */
+    sl_tls_set *tls; /* the TLS credentials it was handed (NULL: plain HTTP) */
+} hs_sock;
+
 /* The limits' handle of conn's socket (NULL when not tracked). */
 static hl_conn *conn_limits(struct MHD_Connection *conn)
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    return ci != NULL ? ci->socket_context : NULL;
+    const hs_sock *sock = ci != NULL ? ci->socket_context : NULL;
+    return sock != NULL ? sock->limits : NULL;
 }
 
 /* Answers a request refused by authentication (401 or 403), counted by
@@ -1404,11 +1412,24 @@ static void notify_connection(void *cls, struct MHD_Connection *conn, void **soc
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         const union MHD_ConnectionInfo *ad =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-        if (fd != NULL)
-            *socket_context =
-                hl_conn_open(srv->limits, fd->connect_fd, ad != NULL ? ad->client_addr : NULL);
+        hs_sock *sock = calloc(1, sizeof *sock);
+        if (sock == NULL || fd == NULL) {
+            free(sock);
+            if (fd != NULL)
+                shutdown(fd->connect_fd, SHUT_RDWR); /* out of memory */
+            return;
+        }
+        sock->limits =
+            hl_conn_open(srv->limits, fd->connect_fd, ad != NULL ? ad->client_addr : NULL);
+        sock->tls = sl_tls_conn_start(srv->tls, conn, true); /* before the handshake */
+        *socket_context = sock;
     } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
-        hl_conn_close(srv->limits, *socket_context);
+        hs_sock *sock = *socket_context;
+        if (sock != NULL) {
+            hl_conn_close(srv->limits, sock->limits);
+            sl_tls_conn_end(sock->tls);
+            free(sock);
+        }
         *socket_context = NULL;
     }
 }
@@ -1616,6 +1637,31 @@ static void rebuild_idem(hs_server *srv)
     }
 }
 
+/* The key under which a listener's TLS credentials outlive a reload. */
+static void tls_key(const hs_server *srv, char *key, size_t cap)
+{
+    snprintf(key, cap, "http_server.tls:%s", srv->listen);
+}
+
+/* The listener's TLS credentials: those the previous generation kept for
+ * this address, with the files read again (a broken new certificate keeps
+ * the running one, logged), or the files read anew. NULL with err. */
+static sl_tls *hs_tls_start(hs_server *srv, const sl_tls_conf *conf, sl_error *err)
+{
+    char key[160];
+    tls_key(srv, key, sizeof key);
+    sl_tls *t = sl_connector_take_kept(srv->c, key);
+    if (t != NULL) {
+        if (sl_tls_reload(t, conf, err) != 0)
+            sl_err(HS_COMPONENT, "%s: keeping the running certificate: %s", srv->name, err->msg);
+        return t;
+    }
+    t = sl_tls_load(conf, err);
+    if (t == NULL)
+        sl_err(HS_COMPONENT, "%s: %s", srv->name, err->msg);
+    return t;
+}
+
 /* Starts the connection limits and reads the TLS files (when configured)
  * into tls_opts for MHD_OPTION_ARRAY. Returns 0, or -1 with err. */
 static int start_edge(hs_server *srv, const sl_http_server_conf *hc,
@@ -1625,11 +1671,9 @@ static int start_edge(hs_server *srv, const sl_http_server_conf *hc,
     if (srv->limits == NULL || hl_start(srv->limits) != 0)
         return sl_error_set(err, SL_ENOMEM, "%s: cannot start the connection limits", srv->name);
     if (hc->tls != NULL) {
-        srv->tls = sl_tls_load(hc->tls, err);
-        if (srv->tls == NULL) {
-            sl_err(HS_COMPONENT, "%s: %s", srv->name, err->msg);
+        srv->tls = hs_tls_start(srv, hc->tls, err);
+        if (srv->tls == NULL)
             return -1;
-        }
         sl_tls_mhd_options(srv->tls, tls_opts);
     }
     return 0;
@@ -1791,7 +1835,11 @@ static void hs_destroy(sl_connector *c)
         hl_bucket_free(srv->routes[i].bucket);
     }
     hl_free(srv->limits);
-    sl_tls_free(srv->tls);
+    if (srv->tls != NULL) {
+        char key[160];
+        tls_key(srv, key, sizeof key);
+        sl_connector_keep(c, key, srv->tls, sl_tls_drop); /* for a reload, else freed */
+    }
     free(srv->routes);
     free(srv->timer.heap);
     if (srv->timer_inited) {

@@ -31,6 +31,7 @@
 #include "status_log.h"
 
 #define ADM_COMPONENT "admin"
+#define ADM_TLS_KEY "admin.tls" /* its TLS credentials across a reload */
 #define ADM_MAX_BODY (64 * 1024)
 #define ADM_MAX_RECORDS 1000            /* records per GET .../records */
 #define ADM_MAX_RECORD_BYTES (8u << 20) /* about this many bytes per answer */
@@ -903,13 +904,29 @@ static int admin_tls(sl_admin *a, const sl_gateway_conf *settings, struct MHD_Op
 {
     if (settings->admin_tls == NULL)
         return 0;
-    a->tls = sl_tls_load(settings->admin_tls, err);
-    if (a->tls == NULL) {
+    a->tls = sl_gateway_take_kept(a->gw, ADM_TLS_KEY);
+    if (a->tls != NULL && sl_tls_reload(a->tls, settings->admin_tls, err) != 0)
+        sl_err(ADM_COMPONENT, "admin listener: keeping the running certificate: %s", err->msg);
+    if (a->tls == NULL && (a->tls = sl_tls_load(settings->admin_tls, err)) == NULL) {
         sl_err(ADM_COMPONENT, "admin listener: %s", err->msg);
         return -1;
     }
     sl_tls_mhd_options(a->tls, tls_opts);
     return 0;
+}
+
+/* MHD's connection notifications: a TLS connection is handed the current
+ * credentials before its handshake and lets go of them when it closes. A
+ * client certificate is asked for, not required: /health and /ready stay
+ * open to probes without one; the rest checks it per request. */
+static void notify_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                              enum MHD_ConnectionNotificationCode code)
+{
+    sl_admin *a = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED)
+        *socket_context = sl_tls_conn_start(a->tls, conn, false);
+    else if (code == MHD_CONNECTION_NOTIFY_CLOSED)
+        sl_tls_conn_end(*socket_context);
 }
 
 sl_admin *sl_admin_start(sl_gateway *gw, sl_error *err)
@@ -946,15 +963,17 @@ sl_admin *sl_admin_start(sl_gateway *gw, sl_error *err)
         free(a);
         return NULL;
     }
-    a->daemon = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC |
-                                     MHD_ALLOW_SUSPEND_RESUME | (a->tls != NULL ? MHD_USE_TLS : 0),
-                                 0, NULL, NULL, handler, a, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a,
-                                 MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED,
-                                 completed, a, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
-                                 MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
+    a->daemon =
+        MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC |
+                             MHD_ALLOW_SUSPEND_RESUME | (a->tls != NULL ? MHD_USE_TLS : 0),
+                         0, NULL, NULL, handler, a, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a,
+                         MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED, completed, a,
+                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_NOTIFY_CONNECTION,
+                         notify_connection, a, MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
     if (a->daemon == NULL) {
         close(fd);
-        sl_tls_free(a->tls);
+        if (a->tls != NULL)
+            sl_gateway_keep(gw, ADM_TLS_KEY, a->tls, sl_tls_drop);
         sl_error_set(err, SL_EIO, "admin listener: cannot start the HTTP server on %s", where);
         sl_err(ADM_COMPONENT, "%s", err->msg);
         free(a);
@@ -999,6 +1018,7 @@ void sl_admin_stop(sl_admin *a)
         sl_metrics_remove_gauge(sl_gateway_metrics(a->gw), a->log_bytes);
     if (a->ready != NULL && sl_gateway_metrics(a->gw) != NULL)
         sl_metrics_remove_gauge(sl_gateway_metrics(a->gw), a->ready);
-    sl_tls_free(a->tls);
+    if (a->tls != NULL) /* kept for the next generation during a reload, freed otherwise */
+        sl_gateway_keep(a->gw, ADM_TLS_KEY, a->tls, sl_tls_drop);
     free(a);
 }

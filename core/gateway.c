@@ -55,6 +55,12 @@ struct sl_runtime {
         int fd;
     } listeners[MAX_LISTENERS];
     size_t n_listeners;
+    struct {
+        char *key;
+        void *obj;
+        void (*drop)(void *);
+    } kept[MAX_LISTENERS]; /* handed from one generation to the next */
+    size_t n_kept;
 };
 
 static void observe_fsync(void *arg, double seconds)
@@ -105,6 +111,17 @@ fail:
     return NULL;
 }
 
+/* Drops what the last generation kept and the new one did not take. The
+ * caller holds rt->mu. */
+static void drop_unclaimed_kept(sl_runtime *rt)
+{
+    for (size_t i = 0; i < rt->n_kept; i++) {
+        rt->kept[i].drop(rt->kept[i].obj);
+        free(rt->kept[i].key);
+    }
+    rt->n_kept = 0;
+}
+
 void sl_runtime_close(sl_runtime *rt)
 {
     if (!rt)
@@ -116,6 +133,7 @@ void sl_runtime_close(sl_runtime *rt)
         close(rt->listeners[i].fd);
         free(rt->listeners[i].listen);
     }
+    drop_unclaimed_kept(rt);
     pthread_mutex_destroy(&rt->mu);
     free(rt->data_dir);
     free(rt);
@@ -156,11 +174,49 @@ void sl_runtime_put_listener(sl_runtime *rt, const char *listen, int fd)
         pthread_mutex_unlock(&rt->mu);
 }
 
+void sl_runtime_keep(sl_runtime *rt, const char *key, void *obj, void (*drop)(void *))
+{
+    char *copy = rt ? strdup(key) : NULL;
+    if (rt)
+        pthread_mutex_lock(&rt->mu);
+    if (!copy || rt->n_kept == MAX_LISTENERS) {
+        drop(obj);
+        free(copy);
+    } else {
+        rt->kept[rt->n_kept].key = copy;
+        rt->kept[rt->n_kept].obj = obj;
+        rt->kept[rt->n_kept].drop = drop;
+        rt->n_kept++;
+    }
+    if (rt)
+        pthread_mutex_unlock(&rt->mu);
+}
+
+void *sl_runtime_take_kept(sl_runtime *rt, const char *key)
+{
+    void *obj = NULL;
+    if (!rt)
+        return NULL;
+    pthread_mutex_lock(&rt->mu);
+    for (size_t i = 0; i < rt->n_kept; i++) {
+        if (strcmp(rt->kept[i].key, key) == 0) {
+            obj = rt->kept[i].obj;
+            free(rt->kept[i].key);
+            rt->kept[i] = rt->kept[--rt->n_kept];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&rt->mu);
+    return obj;
+}
+
 /* Closes the listening sockets that the last generation handed over and
- * the new one did not take (listeners removed from the config). */
+ * the new one did not take (listeners removed from the config), and drops
+ * the objects it kept that the new one did not take. */
 static void close_unclaimed_listeners(sl_runtime *rt)
 {
     pthread_mutex_lock(&rt->mu);
+    drop_unclaimed_kept(rt);
     for (size_t i = 0; i < rt->n_listeners; i++) {
         sl_info("gateway", "closing listener %s (no longer in the config)",
                 rt->listeners[i].listen);
@@ -625,6 +681,19 @@ void sl_gateway_release_listener(sl_gateway *gw, const char *listen, int fd)
         sl_runtime_put_listener(gw->rt, listen, fd); /* for the next generation */
     else
         close(fd);
+}
+
+void *sl_gateway_take_kept(sl_gateway *gw, const char *key)
+{
+    return sl_runtime_take_kept(gw->rt, key);
+}
+
+void sl_gateway_keep(sl_gateway *gw, const char *key, void *obj, void (*drop)(void *))
+{
+    if (atomic_load(&gw->reloading))
+        sl_runtime_keep(gw->rt, key, obj, drop); /* for the next generation */
+    else
+        drop(obj);
 }
 
 struct sl_admin *sl_gateway_admin(const sl_gateway *gw)
