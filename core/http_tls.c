@@ -102,6 +102,23 @@ static char *read_pem(const char *what, const char *path, sl_error *err)
     return buf;
 }
 
+/* Checks that the PEM text cert holds a certificate chain GnuTLS can read
+ * (done first because gnutls_certificate_set_x509_key_mem2 of GnuTLS 3.7.9
+ * leaks when the certificate does not parse). Returns 0, or -1 with err. */
+static int check_chain(const char *cert, const sl_tls_conf *c, sl_error *err)
+{
+    gnutls_datum_t cd = {(unsigned char *)cert, (unsigned)strlen(cert)};
+    gnutls_x509_crt_t *list = NULL;
+    unsigned n = 0;
+    int rc = gnutls_x509_crt_list_import2(&list, &n, &cd, GNUTLS_X509_FMT_PEM, 0);
+    for (unsigned i = 0; i < n; i++)
+        gnutls_x509_crt_deinit(list[i]);
+    gnutls_free(list);
+    if (rc < 0)
+        return sl_error_set(err, SL_ECONFIG, "tls.cert: %s: %s", c->cert, gnutls_strerror(rc));
+    return 0;
+}
+
 /* Builds the GnuTLS credentials of cert + key (+ ca) into *out. Returns 0,
  * or -1 with err naming the file when one does not parse or the key does
  * not match the certificate. */
@@ -109,6 +126,8 @@ static int make_cred(const char *cert, const char *key, const char *ca, const sl
                      gnutls_certificate_credentials_t *out, sl_error *err)
 {
     gnutls_certificate_credentials_t cred;
+    if (check_chain(cert, c, err) != 0)
+        return -1;
     if (gnutls_certificate_allocate_credentials(&cred) != 0)
         return sl_error_set(err, SL_ENOMEM, "tls: out of memory");
     gnutls_datum_t cd = {(unsigned char *)cert, (unsigned)strlen(cert)};

@@ -233,6 +233,29 @@ def test_sighup_reload_serves_the_new_certificate():
         gw.cleanup()
 
 
+def log_has(gw, text):
+    with open(gw.stderr_path, errors="replace") as f:
+        return text in f.read()
+
+
+def test_sighup_with_a_broken_certificate_keeps_the_running_one():
+    pki = make_pki()
+    use_server_cert(pki, "server")
+    gw, port = start(pki)
+    try:
+        assert served_cn(port, pki) == "first.example"
+        with open(os.path.join(pki, "tls.pem"), "w") as f:
+            f.write("-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n")
+        gw.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: log_has(gw, "reload: done"), 30, "the reload")
+        assert log_has(gw, "in: keeping the running certificate: tls.cert: "), gw.log_tail()
+        assert served_cn(port, pki) == "first.example"
+        assert post(port, context(pki))[0] == 202
+    finally:
+        gw.stop()
+        gw.cleanup()
+
+
 def admin_get(port, pki, path, client=None, token=None):
     c = http.client.HTTPSConnection("127.0.0.1", port, context=context(pki, client=client),
                                     timeout=10)
