@@ -79,9 +79,14 @@ void sl_connector_release_listener(const sl_connector *c, const char *listen, in
         close(fd);
 }
 
+bool sl_connector_reloading(const sl_connector *c)
+{
+    return c->env && c->env->rt && c->env->reloading && atomic_load(c->env->reloading);
+}
+
 void sl_connector_keep(const sl_connector *c, const char *key, void *obj, void (*drop)(void *))
 {
-    if (c->env && c->env->rt && c->env->reloading && atomic_load(c->env->reloading))
+    if (sl_connector_reloading(c))
         sl_runtime_keep(c->env->rt, key, obj, drop); /* for the next generation */
     else
         drop(obj);

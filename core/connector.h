@@ -160,6 +160,9 @@ int sl_connector_take_listener(const sl_connector *c, const char *listen);
  * closed. */
 void sl_connector_release_listener(const sl_connector *c, const char *listen, int fd);
 
+/* True while c's generation stops to hand over to a new one (a reload). */
+bool sl_connector_reloading(const sl_connector *c);
+
 /* The same for an object the connector wants to outlive a reload (its TLS
  * credentials): keep hands obj to the next generation under key during a
  * reload, otherwise (or without a gateway) calls drop(obj); take returns

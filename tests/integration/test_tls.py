@@ -233,6 +233,37 @@ def test_sighup_reload_serves_the_new_certificate():
         gw.cleanup()
 
 
+def test_sighup_reload_keeps_an_open_connection_and_serves_the_new_certificate():
+    pki = make_pki()
+    use_server_cert(pki, "server")
+    gw, port = start(pki)
+    c = http.client.HTTPSConnection("127.0.0.1", port, context=context(pki), timeout=10)
+    try:
+        h = {"content-type": "application/json"}
+        c.request("POST", "/j", body=b'{"k":1}', headers=h)
+        r = c.getresponse()
+        r.read()
+        assert r.status == 202
+        sock = c.sock
+        assert dict(x[0] for x in sock.getpeercert()["subject"])["commonName"] == "first.example"
+        use_server_cert(pki, "server2")
+        gw.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: log_has(gw, "reload: done"), 30, "the reload")
+        # the same TLS connection, still open, takes the next request
+        c.request("POST", "/j", body=b'{"k":2}', headers=h)
+        r = c.getresponse()
+        r.read()
+        assert r.status == 202
+        assert c.sock is sock
+        # a new connection gets the new certificate
+        assert served_cn(port, pki) == "second.example"
+        assert appended(gw) == 2
+    finally:
+        c.close()
+        gw.stop()
+        gw.cleanup()
+
+
 def log_has(gw, text):
     with open(gw.stderr_path, errors="replace") as f:
         return text in f.read()
