@@ -111,21 +111,31 @@ fail:
     return NULL;
 }
 
-/* Drops what the last generation kept and the new one did not take. The
- * caller holds rt->mu. */
+/* Drops what the last generation kept and the new one did not take, one
+ * at a time outside rt->mu (a drop stops a daemon, which may take time). */
 static void drop_unclaimed_kept(sl_runtime *rt)
 {
-    for (size_t i = 0; i < rt->n_kept; i++) {
-        rt->kept[i].drop(rt->kept[i].obj);
-        free(rt->kept[i].key);
+    for (;;) {
+        pthread_mutex_lock(&rt->mu);
+        if (rt->n_kept == 0) {
+            pthread_mutex_unlock(&rt->mu);
+            return;
+        }
+        rt->n_kept--;
+        char *key = rt->kept[rt->n_kept].key;
+        void *obj = rt->kept[rt->n_kept].obj;
+        void (*drop)(void *) = rt->kept[rt->n_kept].drop;
+        pthread_mutex_unlock(&rt->mu);
+        drop(obj);
+        free(key);
     }
-    rt->n_kept = 0;
 }
 
 void sl_runtime_close(sl_runtime *rt)
 {
     if (!rt)
         return;
+    drop_unclaimed_kept(rt);
     sl_log_close(rt->log);
     sl_status_free(rt->status);
     sl_metrics_free(rt->metrics);
@@ -133,7 +143,6 @@ void sl_runtime_close(sl_runtime *rt)
         close(rt->listeners[i].fd);
         free(rt->listeners[i].listen);
     }
-    drop_unclaimed_kept(rt);
     pthread_mutex_destroy(&rt->mu);
     free(rt->data_dir);
     free(rt);
@@ -177,19 +186,22 @@ void sl_runtime_put_listener(sl_runtime *rt, const char *listen, int fd)
 void sl_runtime_keep(sl_runtime *rt, const char *key, void *obj, void (*drop)(void *))
 {
     char *copy = rt ? strdup(key) : NULL;
-    if (rt)
+    bool kept = false;
+    if (copy) {
         pthread_mutex_lock(&rt->mu);
-    if (!copy || rt->n_kept == MAX_LISTENERS) {
+        if (rt->n_kept < MAX_LISTENERS) {
+            rt->kept[rt->n_kept].key = copy;
+            rt->kept[rt->n_kept].obj = obj;
+            rt->kept[rt->n_kept].drop = drop;
+            rt->n_kept++;
+            kept = true;
+        }
+        pthread_mutex_unlock(&rt->mu);
+    }
+    if (!kept) {
         drop(obj);
         free(copy);
-    } else {
-        rt->kept[rt->n_kept].key = copy;
-        rt->kept[rt->n_kept].obj = obj;
-        rt->kept[rt->n_kept].drop = drop;
-        rt->n_kept++;
     }
-    if (rt)
-        pthread_mutex_unlock(&rt->mu);
 }
 
 void *sl_runtime_take_kept(sl_runtime *rt, const char *key)
@@ -215,8 +227,8 @@ void *sl_runtime_take_kept(sl_runtime *rt, const char *key)
  * the objects it kept that the new one did not take. */
 static void close_unclaimed_listeners(sl_runtime *rt)
 {
-    pthread_mutex_lock(&rt->mu);
     drop_unclaimed_kept(rt);
+    pthread_mutex_lock(&rt->mu);
     for (size_t i = 0; i < rt->n_listeners; i++) {
         sl_info("gateway", "closing listener %s (no longer in the config)",
                 rt->listeners[i].listen);

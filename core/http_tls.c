@@ -24,9 +24,10 @@ const sl_conf_doc sl_tls_doc[] = {
     SL_DOC_REQ("cert", "string", "PEM file: the server certificate (and its chain)"),
     SL_DOC_REQ("key", "string", "PEM file: the certificate's private key"),
     SL_DOC("client_ca", "string", NULL,
-           "PEM file of CAs: turns on mutual TLS; a request without a certificate signed by one "
-           "of them (and in its validity dates) gets 401; the subject is available to `mtls` "
-           "auth and as the x-client-subject header"),
+           "PEM file of CAs: turns on mutual TLS; a client without a certificate fails the "
+           "handshake (the admin listener: gets 401, except /health and /ready), a request "
+           "whose certificate is not signed by one of them or out of its dates gets 401; the "
+           "subject is available to `mtls` auth and as the x-client-subject header"),
     SL_DOC("min_version", "enum:1.2|1.3", "1.2", "oldest TLS version accepted"), SL_DOC_END};
 
 /* One credential set: a certificate, its key and the client CAs, as GnuTLS

@@ -2,11 +2,13 @@
 binary, with certificates made by the openssl CLI at run time: a client
 trusting the test CA gets its 202; plain HTTP on the TLS port gets no HTTP
 answer; a client trusting another CA refuses the server; min_version 1.3
-refuses a TLS 1.2 client; with client_ca (mutual TLS) a request without a
-client certificate, with an expired one or with one signed by another CA
-gets 401 and nothing is appended, while a good one gets 202 and its subject
-reaches the message as x-client-subject (a client cannot set that header
-itself); a SIGHUP reload serves a replaced certificate."""
+refuses a TLS 1.2 client; with client_ca (mutual TLS) a client without a
+certificate fails the handshake (TLS 1.3 and 1.2), a request with an
+expired one or with one signed by another CA gets 401, and nothing is
+appended, while a good one gets 202 and its subject reaches the message as
+x-client-subject (a client cannot set that header itself); a SIGHUP reload
+serves a replaced certificate to new connections while an open keep-alive
+connection keeps working, and a broken replacement keeps the running one."""
 
 import http.client
 import json
