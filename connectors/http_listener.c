@@ -120,7 +120,7 @@ void *hs_listener_enter(hs_listener *l, struct MHD_Connection *conn, void **con_
     return req;
 }
 
-bool hs_listener_parked(void *con_cls)
+bool hs_listener_parked(const void *con_cls)
 {
     return con_cls == &parked_marker;
 }
@@ -141,7 +141,7 @@ void hs_listener_attach(hs_listener *l, void *gen)
     pthread_mutex_unlock(&l->mu);
 }
 
-void hs_listener_detach(hs_listener *l, void *gen)
+void hs_listener_detach(hs_listener *l, const void *gen)
 {
     pthread_mutex_lock(&l->mu);
     if (l->gen == gen)

@@ -45,12 +45,12 @@ bool hs_listener_fits(const hs_listener *l, const char *name, const hl_conf *c, 
 void *hs_listener_enter(hs_listener *l, struct MHD_Connection *conn, void **con_cls,
                         void *(*start)(void *gen, struct MHD_Connection *conn),
                         enum MHD_Result *ret);
-bool hs_listener_parked(void *con_cls);
+bool hs_listener_parked(const void *con_cls);
 
 /* Attaches gen (requests go to it, parked ones are resumed); detaches gen
  * when it is the one attached (new requests are parked). Thread-safe. */
 void hs_listener_attach(hs_listener *l, void *gen);
-void hs_listener_detach(hs_listener *l, void *gen);
+void hs_listener_detach(hs_listener *l, const void *gen);
 
 /* Stops accepting connections (at shutdown) and returns the listening
  * socket, now the caller's; -1 when already done. */
