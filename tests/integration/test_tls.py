@@ -18,8 +18,9 @@ import socket
 import ssl
 import subprocess
 import tempfile
+import threading
 
-from harness import Gateway, base_config, free_port, metric, request, wait_until
+from harness import Gateway, Sink, base_config, free_port, metric, request, wait_until
 
 
 def openssl(*args, cwd):
@@ -264,6 +265,54 @@ def test_sighup_reload_keeps_an_open_connection_and_serves_the_new_certificate()
         c.close()
         gw.stop()
         gw.cleanup()
+
+
+def test_sighup_reload_holds_a_keep_alive_request_for_the_new_generation():
+    """A request on an open keep-alive connection, sent while the old
+    generation drains (its route worker is held by a slow partner), is held
+    and answered 202 by the new generation on the same socket (the old one
+    answered 503 shutting_down)."""
+    release = threading.Event()
+    sink = Sink(lambda req: (release.wait(20), (200, b"ok"))[1])
+    in_port, admin_port = free_port(), free_port()
+    gw = Gateway(base_config(admin_port=admin_port) + f"""
+connectors:
+  in: {{ type: http_server, listen: "127.0.0.1:{in_port}" }}
+  out: {{ type: file, path: ./out.jsonl }}
+  slow: {{ type: http_client, base_url: "{sink.url}", timeout: 30s }}
+routes:
+  j:
+    from: {{ connector: in, path: /j, content_type: json }}
+    to: [ {{ connector: out }} ]
+  s:
+    from: {{ connector: in, path: /s, content_type: json }}
+    to: [ {{ connector: slow, path: /x }} ]
+""")
+    gw.start(admin_port)
+    c = http.client.HTTPConnection("127.0.0.1", in_port, timeout=30)
+    h = {"content-type": "application/json"}
+    try:
+        c.request("POST", "/j", body=b'{"k":1}', headers=h)
+        r = c.getresponse()
+        r.read()
+        assert r.status == 202
+        sock = c.sock
+        assert request("POST", f"127.0.0.1:{in_port}", "/s", body=b'{"k":2}', headers=h)[0] == 202
+        wait_until(lambda: sink.count() == 1, 30, "the slow partner's call")
+        gw.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: log_has(gw, "draining: stopping route workers"), 30, "the old drain")
+        threading.Timer(1.0, release.set).start()  # the old generation can finish in 1 s
+        c.request("POST", "/j", body=b'{"k":3}', headers=h)
+        r = c.getresponse()
+        body = r.read()
+        assert r.status == 202, (r.status, body)
+        assert c.sock is sock
+    finally:
+        release.set()
+        c.close()
+        gw.stop()
+        gw.cleanup()
+        sink.close()
 
 
 def log_has(gw, text):
