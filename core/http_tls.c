@@ -37,6 +37,7 @@ struct sl_tls_set {
     gnutls_certificate_credentials_t cred;
     bool mutual;            /* client_ca set: a client certificate is required */
     const char *priorities; /* GnuTLS priority string for min_version */
+    gnutls_priority_t prio; /* the same, parsed once */
     atomic_int refs;
 };
 
@@ -181,6 +182,11 @@ static sl_tls_set *set_load(const sl_tls_conf *c, char **cert, char **key, sl_er
         make_cred(cp, kp, ap, c, &set->cred, err) != 0) {
         free(set);
         set = NULL;
+    } else if (gnutls_priority_init(&set->prio, set->priorities, NULL) < 0) {
+        sl_error_set(err, SL_ENOMEM, "tls: cannot set up the priorities");
+        gnutls_certificate_free_credentials(set->cred);
+        free(set);
+        set = NULL;
     }
     free(ap);
     if (set != NULL && cert != NULL && key != NULL) {
@@ -197,6 +203,7 @@ static void set_unref(sl_tls_set *set)
 {
     if (set != NULL && atomic_fetch_sub(&set->refs, 1) == 1) {
         gnutls_certificate_free_credentials(set->cred);
+        gnutls_priority_deinit(set->prio);
         free(set);
     }
 }
@@ -278,7 +285,7 @@ sl_tls_set *sl_tls_conn_start(sl_tls *t, struct MHD_Connection *conn, bool requi
     atomic_fetch_add(&set->refs, 1);
     pthread_mutex_unlock(&t->mu);
     gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, set->cred);
-    gnutls_priority_set_direct(s, set->priorities, NULL);
+    gnutls_priority_set(s, set->prio);
     /* GnuTLS reads this when it sends the CertificateRequest and when the
      * client's Certificate arrives (TLS 1.2 and 1.3): with REQUIRE an empty
      * one fails the handshake. (MHD set REQUEST only when it was given
