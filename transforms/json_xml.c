@@ -566,6 +566,47 @@ static int write_content(enc *e, const json_t *v, int depth, bool pretty, bool *
     return 0;
 }
 
+static int write_elem(enc *e, const char *key, size_t klen, const json_t *v, int depth,
+                      bool pretty);
+
+/* Writes the array v as the content of an element: <item> children. Sets
+ * *any once the start tag is closed (v not empty). */
+static int write_items(enc *e, const json_t *v, int depth, bool pretty, bool *any)
+{
+    size_t i;
+    const json_t *item;
+    json_array_foreach(v, i, item)
+    {
+        if (!*any) {
+            sl_buf_putc(&e->b, '>');
+            *any = true;
+        }
+        if (write_elem(e, "item", 4, item, depth + 1, pretty) < 0)
+            return -1;
+    }
+    if (*any && pretty)
+        put_indent(e, depth);
+    return 0;
+}
+
+/* Ends the element whose name was written at name_off: "/>" when it has
+ * no content (!any), else the end tag. */
+static int close_elem(enc *e, size_t name_off, size_t name_len, bool any)
+{
+    if (!any) {
+        BUF_LIT(&e->b, "/>");
+        return 0;
+    }
+    if (!sl_buf_reserve(&e->b, name_len + 3))
+        return -1;
+    e->b.p[e->b.len++] = '<';
+    e->b.p[e->b.len++] = '/';
+    memcpy(e->b.p + e->b.len, e->b.p + name_off, name_len);
+    e->b.len += name_len;
+    e->b.p[e->b.len++] = '>';
+    return 0;
+}
+
 /* Writes one element named key with value v (not itself expanded as
  * repeated siblings: an array here becomes <item> children). */
 static int write_elem(enc *e, const char *key, size_t klen, const json_t *v, int depth, bool pretty)
@@ -590,22 +631,10 @@ static int write_elem(enc *e, const char *key, size_t klen, const json_t *v, int
             if (write_attrs(e, v) < 0 || write_content(e, v, depth, pretty, &any) < 0)
                 return -1;
             break;
-        case JSON_ARRAY: {
-            size_t i;
-            const json_t *item;
-            json_array_foreach(v, i, item)
-            {
-                if (!any) {
-                    sl_buf_putc(&e->b, '>');
-                    any = true;
-                }
-                if (write_elem(e, "item", 4, item, depth + 1, pretty) < 0)
-                    return -1;
-            }
-            if (any && pretty)
-                put_indent(e, depth);
+        case JSON_ARRAY:
+            if (write_items(e, v, depth, pretty, &any) < 0)
+                return -1;
             break;
-        }
         default:
             if (json_is_string(v) && json_string_length(v) == 0)
                 break;
@@ -615,18 +644,7 @@ static int write_elem(enc *e, const char *key, size_t klen, const json_t *v, int
                 return -1;
             break;
     }
-    if (!any) {
-        BUF_LIT(&e->b, "/>");
-        return 0;
-    }
-    if (!sl_buf_reserve(&e->b, name_len + 3))
-        return -1;
-    e->b.p[e->b.len++] = '<';
-    e->b.p[e->b.len++] = '/';
-    memcpy(e->b.p + e->b.len, e->b.p + name_off, name_len);
-    e->b.len += name_len;
-    e->b.p[e->b.len++] = '>';
-    return 0;
+    return close_elem(e, name_off, name_len, any);
 }
 
 /* Writes member key: v of an object: an array becomes repeated elements. */
