@@ -1280,6 +1280,70 @@ static int set_attr_scalar(dec *d, frame *f, const char *key, size_t kn, const c
     return m ? put_scalar_text(&m->val, text, n, d->coerce) : -1;
 }
 
+/* Sets f's key: the local name, or prefix_local (qname_key) when the
+ * element has a kept prefix or the name holds '_'. Returns -1 when out of
+ * memory. */
+static int set_frame_key(dec *d, frame *f, const xmlChar *prefix, const xmlChar *local)
+{
+    if (d->strip_ns)
+        prefix = NULL;
+    if (!prefix && !strchr((const char *)local, '_')) {
+        f->key = (const char *)local;
+        f->klen = strlen(f->key);
+        return 0;
+    }
+    f->key = qname_key(&f->kbuf, "", prefix, local, &d->scratch2, &f->klen);
+    return f->key ? 0 : -1;
+}
+
+/* Does one of the n attributes (libxml2's 5 pointers each: local, prefix,
+ * URI, value, end) say xsi:nil="true" (or "1")? */
+static bool has_xsi_nil(const xmlChar **attrs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        const xmlChar **a = attrs + 5 * i;
+        if (a[2] && strcmp((const char *)a[0], "nil") == 0 &&
+            strcmp((const char *)a[2], SL_XSI_NS) == 0) {
+            size_t vl = (size_t)(a[4] - a[3]);
+            if ((vl == 4 && memcmp(a[3], "true", 4) == 0) || (vl == 1 && a[3][0] == '1'))
+                return true;
+        }
+    }
+    return false;
+}
+
+/* Sets @xmlns / @xmlns:p members of f for the element's namespace
+ * declarations (none when namespaces are stripped). Returns -1 when out
+ * of memory. */
+static int set_ns_attrs(dec *d, frame *f, int nb_ns, const xmlChar **ns)
+{
+    for (int i = 0; i < nb_ns && !d->strip_ns; i++) {
+        const xmlChar *p = ns[2 * i], *href = ns[2 * i + 1];
+        size_t kn;
+        const char *key = qname_key(&d->scratch, "@", p ? (const xmlChar *)"xmlns" : NULL,
+                                    p ? p : (const xmlChar *)"xmlns", &d->scratch2, &kn);
+        if (!key || set_attr(d, f, key, kn, json_string(href ? (const char *)href : "")) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Sets an @name member of f for each of the n attributes. Returns -1 when
+ * out of memory. */
+static int set_attrs(dec *d, frame *f, const xmlChar **attrs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        const xmlChar **a = attrs + 5 * i;
+        size_t kn, vn;
+        const char *key =
+            qname_key(&d->scratch, "@", d->strip_ns ? NULL : a[1], a[0], &d->scratch2, &kn);
+        const char *val = attr_value(d, a[3], a[4], &vn);
+        if (!key || !val || set_attr_scalar(d, f, key, kn, val, vn) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 static void dec_start(void *ctx, const xmlChar *local, const xmlChar *prefix, const xmlChar *uri,
                       int nb_ns, const xmlChar **ns, int nb_attrs, int nb_defaulted,
                       const xmlChar **attrs)
@@ -1303,17 +1367,9 @@ static void dec_start(void *ctx, const xmlChar *local, const xmlChar *prefix, co
     f->skip = skip;
     if (skip)
         return;
-    if (d->strip_ns)
-        prefix = NULL;
-    if (!prefix && !strchr((const char *)local, '_')) {
-        f->key = (const char *)local;
-        f->klen = strlen(f->key);
-    } else {
-        f->key = qname_key(&f->kbuf, "", prefix, local, &d->scratch2, &f->klen);
-        if (!f->key) {
-            dec_oom(d);
-            return;
-        }
+    if (set_frame_key(d, f, prefix, local) < 0) {
+        dec_oom(d);
+        return;
     }
     if (d->track_path) {
         f->path_len = d->path.len;
@@ -1321,38 +1377,12 @@ static void dec_start(void *ctx, const xmlChar *local, const xmlChar *prefix, co
         sl_buf_put(&d->path, f->key, f->klen);
     }
     int n_real = nb_attrs - nb_defaulted; /* DTD defaults are not the document's */
-    for (int i = 0; i < n_real; i++) {
-        const xmlChar **a = attrs + 5 * i; /* local, prefix, URI, value, end */
-        if (a[2] && strcmp((const char *)a[0], "nil") == 0 &&
-            strcmp((const char *)a[2], SL_XSI_NS) == 0) {
-            size_t vl = (size_t)(a[4] - a[3]);
-            if ((vl == 4 && memcmp(a[3], "true", 4) == 0) || (vl == 1 && a[3][0] == '1')) {
-                f->nil = true;
-                return;
-            }
-        }
+    if (has_xsi_nil(attrs, n_real)) {
+        f->nil = true;
+        return;
     }
-    for (int i = 0; i < nb_ns && !d->strip_ns; i++) {
-        const xmlChar *p = ns[2 * i], *href = ns[2 * i + 1];
-        size_t kn;
-        const char *key = qname_key(&d->scratch, "@", p ? (const xmlChar *)"xmlns" : NULL,
-                                    p ? p : (const xmlChar *)"xmlns", &d->scratch2, &kn);
-        if (!key || set_attr(d, f, key, kn, json_string(href ? (const char *)href : "")) < 0) {
-            dec_oom(d);
-            return;
-        }
-    }
-    for (int i = 0; i < n_real; i++) {
-        const xmlChar **a = attrs + 5 * i;
-        size_t kn, vn;
-        const char *key =
-            qname_key(&d->scratch, "@", d->strip_ns ? NULL : a[1], a[0], &d->scratch2, &kn);
-        const char *val = attr_value(d, a[3], a[4], &vn);
-        if (!key || !val || set_attr_scalar(d, f, key, kn, val, vn) < 0) {
-            dec_oom(d);
-            return;
-        }
-    }
+    if (set_ns_attrs(d, f, nb_ns, ns) < 0 || set_attrs(d, f, attrs, n_real) < 0)
+        dec_oom(d);
 }
 
 static void dec_chars(void *ctx, const xmlChar *ch, int len)
