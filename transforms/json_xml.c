@@ -1744,12 +1744,10 @@ static void take_unwrapped(dec *d, bool text_mode, json_t **tree, char **text, s
     }
 }
 
-/* Parses xml into a jansson tree (*tree) or, in text mode, straight into
- * compact JSON text (*text, *text_len). Returns 0, or -1 with err. */
-static int xml_decode(const char *xml, size_t len, const sl_xml_opts *o, bool text_mode,
-                      json_t **tree, char **text, size_t *text_len, sl_error *err)
+/* Refuses a document over the size limit, an empty one, or one whose
+ * attributes sl_xml_check_attrs refuses. Returns -1 with err set. */
+static int check_document(const char *xml, size_t len, const sl_xml_opts *o, sl_error *err)
 {
-    sl_xml_init();
     size_t max = opt_size(o);
     if (len > max) {
         sl_error_set(err, SL_EINVAL, "XML document of %zu bytes is larger than the limit of %zu",
@@ -1760,31 +1758,36 @@ static int xml_decode(const char *xml, size_t len, const sl_xml_opts *o, bool te
         sl_error_set(err, SL_EINVAL, "XML line 1: the document is empty");
         return -1;
     }
-    if (sl_xml_check_attrs(xml, len, err) < 0)
-        return -1;
-    dec d = {.coerce = o && o->coerce,
-             .max_depth = opt_depth(o),
-             .err = err,
-             .depth = 0,
-             .text = text_mode};
-    d.frames = calloc(16, sizeof *d.frames);
-    if (d.frames)
-        d.n_frames = 16;
-    if (d.frames)
-        dec_setup_unwrap(&d, o);
-    if (!d.frames || dec_setup_forced(&d, o) < 0 ||
-        (!text_mode && !(d.frames[0].obj = json_object()))) {
-        sl_error_set(err, SL_ENOMEM, "out of memory");
-        dec_free(&d);
-        return -1;
-    }
+    return sl_xml_check_attrs(xml, len, err);
+}
 
-    xmlParserCtxtPtr ctxt = xmlCreateMemoryParserCtxt(xml, (int)len);
-    if (!ctxt) {
+/* Sets up d from o: 16 frames, unwrap and forced arrays, and the root
+ * object in tree mode. Returns -1 (SL_ENOMEM in err, d freed). */
+static int dec_init(dec *d, const sl_xml_opts *o, bool text_mode, sl_error *err)
+{
+    *d = (dec){.coerce = o && o->coerce,
+               .max_depth = opt_depth(o),
+               .err = err,
+               .depth = 0,
+               .text = text_mode};
+    d->frames = calloc(16, sizeof *d->frames);
+    if (d->frames)
+        d->n_frames = 16;
+    if (d->frames)
+        dec_setup_unwrap(d, o);
+    if (!d->frames || dec_setup_forced(d, o) < 0 ||
+        (!text_mode && !(d->frames[0].obj = json_object()))) {
         sl_error_set(err, SL_ENOMEM, "out of memory");
-        dec_free(&d);
+        dec_free(d);
         return -1;
     }
+    return 0;
+}
+
+/* Points ctxt's SAX callbacks at the dec_* handlers, with d as their
+ * context; no network, no entity substitution, no DTD loading. */
+static void dec_set_sax(xmlParserCtxtPtr ctxt, dec *d)
+{
     xmlCtxtUseOptions(ctxt, XML_PARSE_NONET);
     xmlSAXHandler sax;
     memset(&sax, 0, sizeof sax);
@@ -1800,44 +1803,83 @@ static int xml_decode(const char *xml, size_t len, const sl_xml_opts *o, bool te
     sax.resolveEntity = dec_resolve_entity;
     sax.serror = dec_serror;
     memcpy(ctxt->sax, &sax, sizeof sax);
-    ctxt->userData = &d;
+    ctxt->userData = d;
     ctxt->replaceEntities = 0;
     ctxt->loadsubset = 0;
     ctxt->validate = 0;
-    d.ctxt = ctxt;
+    d->ctxt = ctxt;
+}
+
+/* Runs libxml2's SAX parser over xml into d; d->failed (with d->err) when
+ * it is not well-formed. Returns -1 (SL_ENOMEM) when no parser could be
+ * made. */
+static int dec_parse(dec *d, const char *xml, size_t len)
+{
+    xmlParserCtxtPtr ctxt = xmlCreateMemoryParserCtxt(xml, (int)len);
+    if (!ctxt) {
+        sl_error_set(d->err, SL_ENOMEM, "out of memory");
+        return -1;
+    }
+    dec_set_sax(ctxt, d);
     xmlParseDocument(ctxt);
     bool well_formed = ctxt->wellFormed;
     if (ctxt->myDoc)
         xmlFreeDoc(ctxt->myDoc);
     ctxt->myDoc = NULL;
     xmlFreeParserCtxt(ctxt);
-    if (!d.failed && !well_formed) {
-        sl_error_set(err, SL_EINVAL, "XML line %d: %s", d.xe.line,
-                     d.xe.level ? d.xe.msg : "malformed XML");
-        d.failed = true;
+    if (!d->failed && !well_formed) {
+        sl_error_set(d->err, SL_EINVAL, "XML line %d: %s", d->xe.line,
+                     d->xe.level ? d->xe.msg : "malformed XML");
+        d->failed = true;
     }
-    size_t members = text_mode ? d.frames[0].n_mem : json_object_size(d.frames[0].obj);
-    if (!d.failed && (d.depth != 0 || members != 1)) {
-        sl_error_set(err, SL_EINVAL, "XML line %d: the document has no root element", d.xe.line);
-        d.failed = true;
+    return 0;
+}
+
+/* Moves the result out of a parsed d: the unwrapped element, the compact
+ * JSON text, or the tree. Fails d when there is no single root element. */
+static void dec_take_result(dec *d, bool text_mode, json_t **tree, char **text, size_t *text_len)
+{
+    size_t members = text_mode ? d->frames[0].n_mem : json_object_size(d->frames[0].obj);
+    if (!d->failed && (d->depth != 0 || members != 1)) {
+        sl_error_set(d->err, SL_EINVAL, "XML line %d: the document has no root element",
+                     d->xe.line);
+        d->failed = true;
     }
-    if (!d.failed && d.unwrap)
-        take_unwrapped(&d, text_mode, tree, text, text_len);
-    else if (!d.failed && text_mode) {
+    if (!d->failed && d->unwrap)
+        take_unwrapped(d, text_mode, tree, text, text_len);
+    else if (!d->failed && text_mode) {
         sl_buf out = {0};
-        if (mem_object(&d.frames[0], &out) < 0) {
+        if (mem_object(&d->frames[0], &out) < 0) {
             free(out.p);
-            sl_error_set(err, SL_ENOMEM, "out of memory");
-            d.failed = true;
+            sl_error_set(d->err, SL_ENOMEM, "out of memory");
+            d->failed = true;
         } else {
             out.p[out.len] = '\0'; /* buf_reserve keeps room for it */
             *text = out.p;
             *text_len = out.len;
         }
-    } else if (!d.failed) {
-        *tree = d.frames[0].obj;
-        d.frames[0].obj = NULL;
+    } else if (!d->failed) {
+        *tree = d->frames[0].obj;
+        d->frames[0].obj = NULL;
     }
+}
+
+/* Parses xml into a jansson tree (*tree) or, in text mode, straight into
+ * compact JSON text (*text, *text_len). Returns 0, or -1 with err. */
+static int xml_decode(const char *xml, size_t len, const sl_xml_opts *o, bool text_mode,
+                      json_t **tree, char **text, size_t *text_len, sl_error *err)
+{
+    sl_xml_init();
+    if (check_document(xml, len, o, err) < 0)
+        return -1;
+    dec d;
+    if (dec_init(&d, o, text_mode, err) < 0)
+        return -1;
+    if (dec_parse(&d, xml, len) < 0) {
+        dec_free(&d);
+        return -1;
+    }
+    dec_take_result(&d, text_mode, tree, text, text_len);
     dec_free(&d);
     return d.failed ? -1 : 0;
 }
