@@ -262,7 +262,7 @@ static int open_socket(const sl_amqp *a, amqp_connection_state_t conn, struct ti
 static int login(const sl_amqp *a, amqp_connection_state_t conn, int heartbeat_s, sl_error *err)
 {
     const sl_amqp_target *t = &a->target;
-    char cname[200], why[300];
+    char cname[200];
     snprintf(cname, sizeof cname, "sluice %s", a->name);
     amqp_table_entry_t prop = {
         .key = amqp_cstring_bytes("connection_name"),
@@ -272,6 +272,7 @@ static int login(const sl_amqp *a, amqp_connection_state_t conn, int heartbeat_s
         amqp_login_with_properties(conn, t->vhost, 0, SL_AMQP_FRAME_MAX, heartbeat_s, &props,
                                    AMQP_SASL_METHOD_PLAIN, t->user, t->password);
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+        char why[300];
         sl_error_set(err, SL_EIO, "login to %s as %s: %s", t->display, t->user,
                      sl_amqp_reply_text(r, why, sizeof why));
         return -1;
