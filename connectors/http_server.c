@@ -82,8 +82,8 @@ typedef struct hs_route {
     const sl_http_server_input *in;
     const char *name;
     const char *path;
-    char allow[96]; /* "POST, PUT": the Allow header of a 405 */
-    sl_idem *idem;  /* NULL when dedupe_window is 0 */
+    char allow[96];   /* "POST, PUT": the Allow header of a 405 */
+    sl_idem *idem;    /* NULL when dedupe_window is 0 */
     bool idem_shared; /* keys shared with the route's other gateways (its log's store) */
     const char *reply_ctype;
     int reply_output;  /* `reply_from`: the index of that output in the route's `to:`, or -1 */
@@ -1042,8 +1042,8 @@ static enum MHD_Result send_replay(hs_req *r, struct MHD_Connection *conn, sl_id
 /* For a route whose gateways share Idempotency-Keys: answers a key another
  * gateway (or this one) answered or handles now. Returns 1 when the request
  * was answered, 0 to go on. */
-static int idem_shared_begin(hs_req *r, struct MHD_Connection *conn, const char *key,
-                             size_t klen, enum MHD_Result *ret)
+static int idem_shared_begin(hs_req *r, struct MHD_Connection *conn, const char *key, size_t klen,
+                             enum MHD_Result *ret)
 {
     sl_idem_answer prev;
     switch (hs_idem_shared_get(r->rt->route, key, klen, wall_ms(), &prev)) {

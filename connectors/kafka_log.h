@@ -18,10 +18,10 @@
 
 /* `log:` keys of a route on a kafka connector (sl_route_log_conf.priv). */
 typedef struct sl_kafka_log_conf {
-    char *topic;    /* default sluice.ROUTE */
-    char *group;    /* default sluice.ROUTE */
+    char *topic;      /* default sluice.ROUTE */
+    char *group;      /* default sluice.ROUTE */
     char *idem_topic; /* default TOPIC.idem (connectors/kafka_log_idem.c) */
-    int partitions; /* 0: the topic's count, or 1 when it is created */
+    int partitions;   /* 0: the topic's count, or 1 when it is created */
 } sl_kafka_log_conf;
 
 /* One append waiting for its delivery report (sl_log_backend_type.append). */
@@ -118,10 +118,18 @@ int sl_kafka_log_rewind(sl_log_backend *b, int64_t offset, int64_t timestamp_ms,
 /* The backend table's idem_open, idem_get and idem_put (core/log_backend.h;
  * connectors/kafka_log_idem.c). */
 int sl_kafka_log_idem_open(sl_log_backend *b, uint64_t window_ms, sl_error *err);
-int sl_kafka_log_idem_get(sl_log_backend *b, const char *key, size_t klen, char **val,
-                          size_t *len, uint64_t *at_ms);
+int sl_kafka_log_idem_get(sl_log_backend *b, const char *key, size_t klen, char **val, size_t *len,
+                          uint64_t *at_ms);
 int sl_kafka_log_idem_put(sl_log_backend *b, const char *key, size_t klen, const char *val,
                           size_t len, sl_error *err);
+
+/* Checks, by reading, the partitions of l for which offsets-for-times
+ * answered -1 ("no record at or after ts"), and puts the first offset
+ * stamped at or after ts there when the answer was wrong (librdkafka's
+ * mock cluster answers -1 for every timestamp). connectors/kafka_log_time.c.
+ * Returns 0 or -1 with err. Consumer thread. */
+int sl_kafka_log_times_check(sl_log_backend *b, rd_kafka_topic_partition_list_t *l, int64_t ts,
+                             sl_error *err);
 
 /* Stops the store's consumer (idempotent); frees the store (after stop).
  * Both accept a backend without one. */

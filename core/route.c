@@ -674,9 +674,8 @@ int sl_route_idem_open(sl_route *r, uint64_t window_ms, sl_error *err)
 int sl_route_idem_get(sl_route *r, const char *key, size_t klen, char **val, size_t *len,
                       uint64_t *at_ms)
 {
-    return r->backend && r->bt->idem_get
-               ? r->bt->idem_get(r->backend, key, klen, val, len, at_ms)
-               : 0;
+    return r->backend && r->bt->idem_get ? r->bt->idem_get(r->backend, key, klen, val, len, at_ms)
+                                         : 0;
 }
 
 int sl_route_idem_put(sl_route *r, const char *key, size_t klen, const char *val, size_t len,
