@@ -82,9 +82,10 @@ typedef struct hs_route {
     const sl_http_server_input *in;
     const char *name;
     const char *path;
-    char allow[96];   /* "POST, PUT": the Allow header of a 405 */
-    sl_idem *idem;    /* NULL when dedupe_window is 0 */
-    bool idem_shared; /* keys shared with the route's other gateways (its log's store) */
+    char allow[96]; /* "POST, PUT": the Allow header of a 405 */
+    sl_idem *idem;  /* NULL when dedupe_window is 0 */
+    /* idem's keys are shared with the route's other gateways (its log's store) */
+    bool idem_shared;
     const char *reply_ctype;
     int reply_output;  /* `reply_from`: the index of that output in the route's `to:`, or -1 */
     hl_bucket *bucket; /* from.rate_limit; NULL when off */

@@ -18,10 +18,11 @@
 
 /* `log:` keys of a route on a kafka connector (sl_route_log_conf.priv). */
 typedef struct sl_kafka_log_conf {
-    char *topic;      /* default sluice.ROUTE */
-    char *group;      /* default sluice.ROUTE */
-    char *idem_topic; /* default TOPIC.idem (connectors/kafka_log_idem.c) */
-    int partitions;   /* 0: the topic's count, or 1 when it is created */
+    char *topic;    /* default sluice.ROUTE */
+    char *group;    /* default sluice.ROUTE */
+    int partitions; /* 0: the topic's count, or 1 when it is created */
+    /* default TOPIC.idem (connectors/kafka_log_idem.c) */
+    char *idem_topic;
 } sl_kafka_log_conf;
 
 /* One append waiting for its delivery report (sl_log_backend_type.append). */

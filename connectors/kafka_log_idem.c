@@ -22,16 +22,18 @@
 #include "metrics.h"
 
 #define KI_BUCKETS 4096
+#define KI_MAX_KEYS 262144 /* per route; then the oldest keys are forgotten first */
 #define KI_SWEEP_MS 10000
 #define KI_TOPIC_TIMEOUT_MS 10000
 #define KI_HDR "sluice-gateway" /* the writer's instance, to tell its own records */
 
 /* One key's newest value. */
 typedef struct ki_entry {
-    struct ki_entry *next;
-    int64_t at_ms; /* when it was put */
-    int pending;   /* own writes not yet read back: newer than what is read */
-    char *val;     /* NULL: forgotten */
+    struct ki_entry *next;          /* in its bucket */
+    struct ki_entry *older, *newer; /* in the order keys were first seen */
+    int64_t at_ms;                  /* when it was put */
+    int pending;                    /* own writes not yet read back: newer than what is read */
+    char *val;                      /* NULL: forgotten */
     size_t klen, vlen;
     char key[];
 } ki_entry;
@@ -48,6 +50,8 @@ struct kl_idem {
     atomic_bool stop;
     pthread_mutex_t mu;
     ki_entry *buckets[KI_BUCKETS];
+    ki_entry *oldest, *newest;
+    size_t count;
     int64_t swept_ms;
     sl_counter *read; /* sluice_kafka_log_idem_records_total */
 };
@@ -62,10 +66,23 @@ static ki_entry **ki_slot(kl_idem *s, const char *key, size_t klen)
     return pp;
 }
 
-static void ki_entry_free(ki_entry *e)
+/* Unlinks e (in its bucket at *pp) and frees it. */
+static void ki_remove(kl_idem *s, ki_entry **pp)
 {
+    ki_entry *e = *pp;
+    *pp = e->next;
+    *(e->older ? &e->older->newer : &s->oldest) = e->newer;
+    *(e->newer ? &e->newer->older : &s->newest) = e->older;
+    s->count--;
     free(e->val);
     free(e);
+}
+
+/* Makes room for one more key: forgets the oldest when full. */
+static void ki_make_room(kl_idem *s)
+{
+    while (s->count >= KI_MAX_KEYS && s->oldest)
+        ki_remove(s, ki_slot(s, s->oldest->key, s->oldest->klen));
 }
 
 /* Sets key's value (val NULL: forgotten), creating the entry. Returns it,
@@ -75,11 +92,17 @@ static ki_entry *ki_set(kl_idem *s, const char *key, size_t klen, const void *va
 {
     ki_entry **pp = ki_slot(s, key, klen);
     if (!*pp) {
+        ki_make_room(s);
+        pp = ki_slot(s, key, klen);
         ki_entry *e = calloc(1, sizeof *e + klen + 1);
         if (!e)
             return NULL;
         memcpy(e->key, key, klen);
         e->klen = klen;
+        e->older = s->newest;
+        *(s->newest ? &s->newest->newer : &s->oldest) = e;
+        s->newest = e;
+        s->count++;
         *pp = e;
     }
     ki_entry *e = *pp;
@@ -103,13 +126,10 @@ static void ki_sweep(kl_idem *s, int64_t now)
     s->swept_ms = now;
     for (size_t i = 0; i < KI_BUCKETS; i++) {
         for (ki_entry **pp = &s->buckets[i]; *pp;) {
-            ki_entry *e = *pp;
-            if (e->at_ms + s->window_ms < now) {
-                *pp = e->next;
-                ki_entry_free(e);
-            } else {
-                pp = &e->next;
-            }
+            if ((*pp)->at_ms + s->window_ms < now)
+                ki_remove(s, pp);
+            else
+                pp = &(*pp)->next;
         }
     }
 }
@@ -389,11 +409,8 @@ void sl_kafka_log_idem_free(sl_log_backend *b)
         return;
     sl_kafka_log_idem_stop(b);
     for (size_t i = 0; i < KI_BUCKETS; i++) {
-        while (s->buckets[i]) {
-            ki_entry *e = s->buckets[i];
-            s->buckets[i] = e->next;
-            ki_entry_free(e);
-        }
+        while (s->buckets[i])
+            ki_remove(s, &s->buckets[i]);
     }
     pthread_mutex_destroy(&s->mu);
     free(s->topic);
