@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -25,6 +26,7 @@
 #define KI_MAX_KEYS 262144 /* per route; then the oldest keys are forgotten first */
 #define KI_SWEEP_MS 10000
 #define KI_TOPIC_TIMEOUT_MS 10000
+#define KI_CATCH_UP_MS 30000    /* how long opening waits to have read the topic back */
 #define KI_HDR "sluice-gateway" /* the writer's instance, to tell its own records */
 
 /* One key's newest value. */
@@ -52,6 +54,10 @@ struct kl_idem {
     ki_entry *buckets[KI_BUCKETS];
     ki_entry *oldest, *newest;
     size_t count;
+    pthread_cond_t cv; /* signalled when behind drops */
+    int n_parts;
+    int64_t *catch_up; /* per partition: its end at open, or -1 once read up to it */
+    int behind;        /* partitions not read up to their end at open yet */
     int64_t swept_ms;
     sl_counter *read; /* sluice_kafka_log_idem_records_total */
 };
@@ -169,6 +175,18 @@ static void ki_apply(kl_idem *s, rd_kafka_message_t *m)
     sl_counter_add(s->read, 1);
 }
 
+/* Notes that partition p was read up to offset (catching up at open). */
+static void ki_note(kl_idem *s, int p, int64_t offset)
+{
+    pthread_mutex_lock(&s->mu);
+    if (p >= 0 && p < s->n_parts && s->catch_up[p] >= 0 && offset + 1 >= s->catch_up[p]) {
+        s->catch_up[p] = -1;
+        s->behind--;
+        pthread_cond_broadcast(&s->cv);
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
 static void *ki_main(void *arg)
 {
     kl_idem *s = arg;
@@ -181,6 +199,8 @@ static void *ki_main(void *arg)
                     rd_kafka_message_errstr(m));
         else if (!m->err)
             ki_apply(s, m);
+        if (!m->err)
+            ki_note(s, (int)m->partition, m->offset);
         rd_kafka_message_destroy(m);
     }
     return NULL;
@@ -276,6 +296,47 @@ static int ki_consumer(kl_idem *s, int n, sl_error *err)
 
 /* ---- the table's calls ---- */
 
+/* Notes where each partition of the topic ends now: opening waits until
+ * they are read up to there. Returns 0 or -1 with err. */
+static int ki_ends(kl_idem *s, int n, sl_error *err)
+{
+    s->catch_up = calloc((size_t)n, sizeof *s->catch_up);
+    if (!s->catch_up)
+        return sl_error_set(err, SL_ENOMEM, "out of memory");
+    s->n_parts = n;
+    for (int p = 0; p < n; p++) {
+        int64_t lo = 0, hi = 0;
+        rd_kafka_resp_err_t e =
+            rd_kafka_query_watermark_offsets(s->cons, s->topic, p, &lo, &hi, KI_TOPIC_TIMEOUT_MS);
+        if (e)
+            return sl_error_set(err, SL_EIO, "%s: end of %s [%d]: %s", s->cl.role, s->topic, p,
+                                rd_kafka_err2str(e));
+        s->catch_up[p] = hi > lo ? hi : -1;
+        s->behind += hi > lo;
+    }
+    return 0;
+}
+
+/* Waits (bounded) until the topic was read up to where it ended at open. */
+static bool ki_catch_up(kl_idem *s)
+{
+    int64_t until = sl_mono_ms() + KI_CATCH_UP_MS;
+    pthread_mutex_lock(&s->mu);
+    while (s->behind > 0 && sl_mono_ms() < until) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+    }
+    bool done = s->behind == 0;
+    pthread_mutex_unlock(&s->mu);
+    return done;
+}
+
 static int ki_start(kl_idem *s, sl_error *err)
 {
     int n = ki_partitions(s, err);
@@ -286,13 +347,18 @@ static int ki_start(kl_idem *s, sl_error *err)
         if (n == 0)
             sl_error_set(err, SL_EIO, "topic %s not visible after creating it", s->topic);
     }
-    if (n <= 0 || ki_consumer(s, n, err) < 0)
+    if (n <= 0 || ki_consumer(s, n, err) < 0 || ki_ends(s, n, err) < 0)
         return -1;
     if (pthread_create(&s->thread, NULL, ki_main, s) != 0)
         return sl_error_set(err, SL_EIO, "%s: cannot start its thread", s->cl.role);
     s->running = true;
-    sl_info(SL_KAFKA_COMPONENT, "connector %s: route %s: Idempotency-Keys shared through %s",
-            s->b->k->name, s->b->route->name, s->topic);
+    int64_t t0 = sl_mono_ms();
+    bool done = ki_catch_up(s);
+    sl_logf(done ? SL_LVL_INFO : SL_LVL_WARN, SL_KAFKA_COMPONENT,
+            "connector %s: route %s: Idempotency-Keys shared through %s: %s in %" PRId64 " ms",
+            s->b->k->name, s->b->route->name, s->topic,
+            done ? "read back" : "NOT read back (a repeat of an older key may be appended again)",
+            sl_mono_ms() - t0);
     return 0;
 }
 
@@ -324,6 +390,7 @@ int sl_kafka_log_idem_open(sl_log_backend *b, uint64_t window_ms, sl_error *err)
     s->cl.k = b->k;
     snprintf(s->cl.role, sizeof s->cl.role, "Idempotency-Keys of route %s", b->route->name);
     pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
     s->read = ki_counter(s);
     b->idem = s;
     if (!s->topic)
@@ -413,6 +480,8 @@ void sl_kafka_log_idem_free(sl_log_backend *b)
             ki_remove(s, &s->buckets[i]);
     }
     pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s->catch_up);
     free(s->topic);
     free(s);
     b->idem = NULL;

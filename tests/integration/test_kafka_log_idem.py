@@ -2,7 +2,7 @@
 (docs/KAFKA-LOG.md, "Idempotency-Keys across gateways"), against
 librdkafka's mock cluster of 3 brokers: a key answered by gateway A is
 answered the same by gateway B, and by a gateway C started afterwards (it
-reads the shared topic from the beginning), and the partner receives the
+reads the shared topic back before it listens), and the partner receives the
 message once."""
 
 import json
@@ -46,9 +46,8 @@ def test_kafka_log_idempotency_key_repeated_on_another_gateway_gets_the_first_an
         st, body, h = post_json(b_http, "/orders", {"k": "c1", "seq": 1}, key)
         assert st == 202 and json.loads(body)["id"] == first, (st, body, first)
         assert h.get("idempotent-replayed") == "true", h
-        # A gateway started later reads the key back from the topic.
+        # A gateway started later has read the key back before it listens.
         c, c_http = start_gateway(broker, gws)
-        wait_until(lambda: idem_records(c) >= 2, 30, "C reading the Idempotency-Key records")
         st, body, h = post_json(c_http, "/orders", {"k": "c1", "seq": 1}, key)
         assert st == 202 and json.loads(body)["id"] == first, (st, body, first)
         st, body, _ = post_json(b_http, "/orders", {"k": "c1", "seq": 2})  # the marker
