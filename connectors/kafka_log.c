@@ -433,8 +433,8 @@ static void kl_stop(sl_log_backend *b)
     if (b->prod && rd_kafka_flush(b->prod, KL_FLUSH_MS) != RD_KAFKA_RESP_ERR_NO_ERROR)
         sl_warn(SL_KAFKA_COMPONENT, "route %s: %d append(s) still unanswered by Kafka at stop",
                 b->route->name, rd_kafka_outq_len(b->prod));
+    sl_kafka_log_consumer_stop(b); /* a drained batch may still dead-letter */
     sl_kafka_log_extra_stop(b);
-    sl_kafka_log_consumer_stop(b);
     atomic_store(&b->stop, true);
     if (b->prod_running)
         pthread_join(b->prod_thread, NULL);

@@ -320,7 +320,7 @@ static int replies_partitions(kl_extra *x, sl_error *err)
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_resp_err_t e = rd_kafka_metadata(x->reader, 1, NULL, &md, KX_TIMEOUT_MS);
     if (e)
-        return sl_error_set(err, SL_EIO, "cannot describe topic %s: %s", x->replies,
+        return sl_error_set(err, SL_EFULL, "cannot describe topic %s: %s", x->replies,
                             rd_kafka_err2str(e));
     int n = 0;
     for (int i = 0; i < md->topic_cnt; i++)
