@@ -137,7 +137,19 @@ routes:
         broker.create("sluice.orders.dlq", 1)
         gw.start(admin)
         wait_until(lambda: len(assigned(gw)) == 2, 60, "both partitions assigned", interval=0.5)
-        sent = []
+        first = {"k": "k0", "seq": -1, "kind": "bad"}
+        st, got, _ = post_json(f"127.0.0.1:{port}", "/orders", first)
+        assert st == 202, (st, got)
+        # The next 4 Produce requests fail (MSG_SIZE_TOO_LARGE, not retried):
+        # the dead letter cannot be written, the worker tries again every
+        # second, and meanwhile the message's offset is not committed.
+        broker.command("errors 0 10 4")
+        wait_until(lambda: "cannot dead-letter message" in gw.log_tail(400), 60,
+                   "the dead letter refused by Kafka")
+        lag = [p["lag"] for p in gw.route("orders")["partitions"]]
+        assert sorted(lag) == [0, 1], lag
+        wait_until(lambda: broker.count("sluice.orders.dlq") == 1, 60, "the first dead letter")
+        sent = [json.dumps(first)]
         for i in range(10):
             body = {"k": f"k{i % 3}", "seq": i, "kind": "bad" if i % 4 == 1 else "good"}
             st, got, _ = post_json(f"127.0.0.1:{port}", "/orders", body)
