@@ -610,7 +610,7 @@ static void notify_done(sl_route *r, const sl_msg *msg, sl_msg_state st, const s
     }
     if (!w) {
         const char *addr = strchr(remote, ' '); /* "N ADDRESS" */
-        if (addr)
+        if (addr && r->bt->reply)
             r->bt->reply(r->backend, addr + 1, id, &o);
         return;
     }
@@ -718,6 +718,13 @@ static int append_backend(sl_route *r, int part, const sl_msg *msg, sl_error *er
     *ticket = sl_msg_to_record(msg, &rec, hdrs, cap) == 0
                   ? 0
                   : sl_error_set(err, SL_EINVAL, "too many headers");
+    size_t i = 0, hl = strlen(SL_HDR_REPLY_TO);
+    while (*ticket == 0 && i < rec.n_headers) { /* only ours: never one a client sent */
+        if (hdrs[i].name_len == hl && strncasecmp(hdrs[i].name, SL_HDR_REPLY_TO, hl) == 0)
+            hdrs[i] = hdrs[--rec.n_headers];
+        else
+            i++;
+    }
     if (*ticket == 0 && stamped)
         hdrs[rec.n_headers++] =
             (sl_header){SL_HDR_REPLY_TO, strlen(SL_HDR_REPLY_TO), stamp, strlen(stamp)};
@@ -2530,7 +2537,9 @@ int sl_route_dlq_redrive(sl_route *r, const sl_dlq_select *sel, const char *by, 
     *count = *refused = 0;
     if (r->backend)
         return sl_error_set(err, SL_EINVAL,
-                            "redrive is not available yet on a route whose log a connector holds");
+                            "redrive is not available yet on a route whose log a connector "
+                            "holds (its dead letters are in %s)",
+                            dlq_name(r));
     dlq_pass ps = {sel, false, by, sel->limit ? sel->limit : SIZE_MAX, 0, 0, 0};
     int rc = dlq_pass_run(r, &ps, count, err);
     *refused = ps.refused;

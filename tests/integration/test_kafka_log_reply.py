@@ -74,7 +74,9 @@ def test_kafka_log_sync_reply_answered_when_another_gateway_serves_the_partition
         def client(t):
             for i in range(t, 60, 4):
                 body = {"k": f"k{i}", "seq": i}
-                st, got, _ = post_json(f"127.0.0.1:{ports[0]}", "/orders", body)  # A only
+                # a client's own x-sluice-reply-to is not the gateway's stamp
+                forged = {"x-sluice-reply-to": "0 forged"} if i % 2 else {}
+                st, got, _ = post_json(f"127.0.0.1:{ports[0]}", "/orders", body, forged)  # A only
                 with lock:
                     answers[i] = (st, got)
 
@@ -102,6 +104,9 @@ def test_kafka_log_sync_reply_answered_when_another_gateway_serves_the_partition
             part_of[json.loads(v)["seq"]] = int(p)
         by_b = [i for i in range(60) if part_of[i] in held_by_b]
         assert 0 < len(by_b) < 60, (by_b, held_by_b)
+        # The stamp is taken out before the outputs.
+        out = broker.consume("out", fmt="%h\n")
+        assert len(out) == 60 and not [h for h in out if "x-sluice-reply-to" in h], out[:3]
         print(f"  60 sync requests to gateway A, all answered 200 with the step's output; "
               f"{len(by_b)} worked on by gateway B (partitions {held_by_b})")
         for gw in gws:
