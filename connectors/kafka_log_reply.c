@@ -20,6 +20,7 @@
 
 #define KX_TIMEOUT_MS 10000
 #define KX_FLUSH_MS 5000
+#define KX_RETRY_MS 1000 /* after the reader failed to start, sync requests get 503 this long */
 
 #define KX_HDR_ROUTE "x-sluice-route"
 #define KX_HDR_STATE "x-sluice-state"
@@ -48,6 +49,7 @@ typedef struct kl_extra {
     pthread_t reader_thread;
     atomic_bool stop;
     char address[SL_ID_LEN + 1]; /* this gateway's, "" until the reader runs */
+    int64_t failed_ms;           /* when starting the reader last failed, or 0 */
     sl_route_done_fn deliver;
     void *arg;
 } kl_extra;
@@ -385,11 +387,15 @@ const char *sl_kafka_log_reply_address(sl_log_backend *b, sl_route_done_fn deliv
     int rc = 0;
     if (x->closed)
         rc = sl_error_set(err, SL_ECLOSED, "route %s is stopping", b->route->name);
+    else if (!x->reader && sl_kafka_now_ms() - x->failed_ms < KX_RETRY_MS)
+        rc = sl_error_set(err, SL_EFULL, "the replies topic %s could not be read just now",
+                          x->replies); /* no new 10 s wait for every request */
     else if (!x->reader) {
         x->deliver = deliver;
         x->arg = arg;
         err->code = 0;
         rc = reader_start(x, err);
+        x->failed_ms = rc < 0 ? sl_kafka_now_ms() : 0;
     }
     pthread_rwlock_unlock(&x->lock);
     return rc < 0 ? NULL : x->address;
