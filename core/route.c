@@ -334,6 +334,10 @@ static void route_counters(sl_route *r)
         labels, lat_bounds, sizeof lat_bounds / sizeof lat_bounds[0]);
     r->dropped_total = sl_metrics_counter(r->env.metrics, "sluice_messages_dropped_total",
                                           "Messages dropped by a route's steps.", labels);
+    sl_tail_count_drops(r->tail,
+                        sl_metrics_counter(r->env.metrics, "sluice_tail_dropped_total",
+                                           "Live-tail events dropped for readers that fell behind.",
+                                           labels));
     if (!r->topic)
         return; /* corrupt records are the embedded log's */
     sl_metrics_escape(sl_topic_name(r->topic), rname, sizeof rname);
