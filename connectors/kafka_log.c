@@ -21,7 +21,7 @@
 
 /* ---- config ---- */
 
-static const char *const KL_KEYS[] = {"topic",   "partitions",   "group",
+static const char *const KL_KEYS[] = {"topic",   "partitions",   "group", "idem_topic",
                                       "replies", "dead_letters", NULL};
 static const sl_conf_doc KL_DOC[] = {
     SL_DOC("topic", "string", "sluice.ROUTE", "Kafka topic that holds the route's log"),
@@ -35,6 +35,8 @@ static const sl_conf_doc KL_DOC[] = {
            "(must exist)"),
     SL_DOC("dead_letters", "string", "sluice.ROUTE.dlq",
            "topic that receives the route's dead letters (must exist)"),
+    SL_DOC("idem_topic", "string", "TOPIC.idem",
+           "compacted topic through which the gateways share Idempotency-Keys (docs/KAFKA-LOG.md)"),
     SL_DOC_END};
 
 static void kl_parse(sl_conf_reader *r, const sl_route_conf *route, const sl_connector_conf *cc,
@@ -58,6 +60,9 @@ static void kl_parse(sl_conf_reader *r, const sl_route_conf *route, const sl_con
     if (sl_conf_str(r, n, "dead_letters", path, &lc->dead_letters))
         sl_conf_check_topic(r, n, "dead_letters", path, lc->dead_letters);
     sl_conf_int(r, n, "partitions", path, 1, 1024, &lc->partitions);
+    lc->idem_topic = sl_pool_printf(pool, "%s.idem", lc->topic);
+    if (sl_conf_str(r, n, "idem_topic", path, &lc->idem_topic))
+        sl_conf_check_topic(r, n, "idem_topic", path, lc->idem_topic);
 }
 
 /* The backend whose producer has client cl as its opaque. */
@@ -435,6 +440,7 @@ static void kl_stop(sl_log_backend *b)
                 b->route->name, rd_kafka_outq_len(b->prod));
     sl_kafka_log_consumer_stop(b); /* a drained batch may still dead-letter */
     sl_kafka_log_extra_stop(b);
+    sl_kafka_log_idem_stop(b);
     atomic_store(&b->stop, true);
     if (b->prod_running)
         pthread_join(b->prod_thread, NULL);
@@ -457,6 +463,7 @@ static void kl_free(sl_log_backend *b)
     kl_stop(b);
     sl_kafka_log_consumer_free(b);
     sl_kafka_log_extra_free(b);
+    sl_kafka_log_idem_free(b);
     pthread_mutex_destroy(&b->tmu);
     pthread_mutex_destroy(&b->rmu);
     pthread_cond_destroy(&b->rcv);
@@ -485,4 +492,7 @@ const sl_log_backend_type sl_kafka_log_backend = {
     .reply = sl_kafka_log_reply,
     .dead_letter = sl_kafka_log_dead_letter,
     .dead_letter_topic = sl_kafka_log_dead_letter_topic,
+    .idem_open = sl_kafka_log_idem_open,
+    .idem_get = sl_kafka_log_idem_get,
+    .idem_put = sl_kafka_log_idem_put,
 };

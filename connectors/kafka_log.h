@@ -25,6 +25,8 @@ typedef struct sl_kafka_log_conf {
     int partitions;     /* 0: the topic's count, or 1 when it is created */
     char *replies;      /* answers of `reply: sync` between gateways; default sluice.replies */
     char *dead_letters; /* default sluice.ROUTE.dlq */
+    /* default TOPIC.idem (connectors/kafka_log_idem.c) */
+    char *idem_topic;
 } sl_kafka_log_conf;
 
 /* One append waiting for its delivery report (sl_log_backend_type.append). */
@@ -59,6 +61,8 @@ typedef struct kl_part {
                         * committed when the partition comes back to us; -1: none */
 } kl_part;
 
+typedef struct kl_idem kl_idem; /* connectors/kafka_log_idem.c */
+
 /* The backend of one route (sl_log_backend). */
 struct sl_log_backend {
     sl_kafka *k;
@@ -88,6 +92,7 @@ struct sl_log_backend {
     int rewind_rc;
     sl_error rewind_err;
     struct kl_extra *extra; /* replies and dead letters (kafka_log_reply.c) */
+    kl_idem *idem; /* the shared Idempotency-Key store, once opened */
 };
 
 /* The table the kafka connector type points at (connectors/kafka_log.c). */
@@ -140,5 +145,26 @@ void sl_kafka_log_reply(sl_log_backend *b, const char *address, const char *id,
                         const sl_route_outcome *o);
 int sl_kafka_log_dead_letter(sl_log_backend *b, const sl_record *rec, sl_error *err);
 const char *sl_kafka_log_dead_letter_topic(sl_log_backend *b);
+
+/* The backend table's idem_open, idem_get and idem_put (core/log_backend.h;
+ * connectors/kafka_log_idem.c). */
+int sl_kafka_log_idem_open(sl_log_backend *b, uint64_t window_ms, sl_error *err);
+int sl_kafka_log_idem_get(sl_log_backend *b, const char *key, size_t klen, char **val, size_t *len,
+                          uint64_t *at_ms);
+int sl_kafka_log_idem_put(sl_log_backend *b, const char *key, size_t klen, const char *val,
+                          size_t len, sl_error *err);
+
+/* Checks, by reading, the partitions of l for which offsets-for-times
+ * answered -1 ("no record at or after ts"), and puts the first offset
+ * stamped at or after ts there when the answer was wrong (librdkafka's
+ * mock cluster answers -1 for every timestamp). connectors/kafka_log_time.c.
+ * Returns 0 or -1 with err. Consumer thread. */
+int sl_kafka_log_times_check(sl_log_backend *b, rd_kafka_topic_partition_list_t *l, int64_t ts,
+                             sl_error *err);
+
+/* Stops the store's consumer (idempotent); frees the store (after stop).
+ * Both accept a backend without one. */
+void sl_kafka_log_idem_stop(sl_log_backend *b);
+void sl_kafka_log_idem_free(sl_log_backend *b);
 
 #endif

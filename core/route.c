@@ -163,6 +163,13 @@ static unsigned watch_bucket(const char *id)
 static double lag_gauge(void *arg)
 {
     sl_worker *w = arg;
+    if (!w->part) { /* a log a connector holds: what it knows of the partition */
+        sl_log_backend_info bi;
+        w->route->bt->info(w->route->backend, w->index, &bi);
+        return bi.end_offset > bi.committed && bi.committed >= 0
+                   ? (double)(bi.end_offset - bi.committed)
+                   : 0.0;
+    }
     int64_t end = sl_partition_end_offset(w->part);
     int64_t committed = atomic_load(&w->committed);
     return end > committed ? (double)(end - committed) : 0.0;
@@ -752,6 +759,29 @@ int sl_route_on_durable(sl_route *r, int partition, int64_t offset, sl_durable_f
 bool sl_route_external_log(const sl_route *r)
 {
     return r->backend != NULL;
+}
+
+int sl_route_idem_open(sl_route *r, uint64_t window_ms, sl_error *err)
+{
+    if (!r->backend || !r->bt->idem_open)
+        return 0;
+    return r->bt->idem_open(r->backend, window_ms, err) < 0 ? -1 : 1;
+}
+
+int sl_route_idem_get(sl_route *r, const char *key, size_t klen, char **val, size_t *len,
+                      uint64_t *at_ms)
+{
+    return r->backend && r->bt->idem_get ? r->bt->idem_get(r->backend, key, klen, val, len, at_ms)
+                                         : 0;
+}
+
+int sl_route_idem_put(sl_route *r, const char *key, size_t klen, const char *val, size_t len,
+                      sl_error *err)
+{
+    if (!r->backend || !r->bt->idem_put)
+        return sl_error_set(err, SL_EINVAL, "route %s has no shared Idempotency-Key store",
+                            r->conf->name);
+    return r->bt->idem_put(r->backend, key, klen, val, len, err);
 }
 
 static int pick_partition(sl_route *r, const sl_msg *msg)
