@@ -92,7 +92,7 @@ struct sl_log_backend {
     int rewind_rc;
     sl_error rewind_err;
     struct kl_extra *extra; /* replies and dead letters (kafka_log_reply.c) */
-    kl_idem *idem; /* the shared Idempotency-Key store, once opened */
+    kl_idem *idem;          /* the shared Idempotency-Key store, once opened */
 };
 
 /* The table the kafka connector type points at (connectors/kafka_log.c). */
