@@ -53,6 +53,7 @@ def test_kafka_log_sync_reply_answered_when_another_gateway_serves_the_partition
         broker.create("orders.log", PARTITIONS)
         broker.create("out", 1)
         broker.create("sluice.replies", 3)
+        broker.create("orders.log.idem", 1)  # the shared Idempotency-Keys
         ports = []
         for _ in range(2):
             admin, port = free_port(), free_port()
@@ -140,6 +141,7 @@ routes:
     try:
         broker.create("orders.log", 2)
         broker.create("sluice.orders.dlq", 1)
+        broker.create("orders.log.idem", 1)  # the shared Idempotency-Keys
         gw.start(admin)
         wait_until(lambda: len(assigned(gw)) == 2, 60, "both partitions assigned", interval=0.5)
         first = {"k": "k0", "seq": -1, "kind": "bad"}
