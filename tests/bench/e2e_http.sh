@@ -5,7 +5,8 @@
 # DURATION seconds while the sink (tests/peers/http_sink.c, 200 to every
 # request) counts deliveries; the delivered rate is the sink's count during
 # the wrk window only, so a growing backlog shows as a ratio below 1 and as
-# the backlog left when wrk stops; (2) delivery alone: a backlog accepted
+# the backlog left when wrk stops (a small negative one is the requests in
+# flight when wrk stopped: delivered, their 202 not counted by wrk); (2) delivery alone: a backlog accepted
 # while the route is paused, then drained to the sink after resume (the
 # route's delivery capacity, goal >= 60K msg/s). `fsync: always`,
 # 4 partitions, key $.customer.id, wrk -t1 -cCONNS, the 250-byte order.
