@@ -20,6 +20,7 @@ typedef struct jv {
     size_t pos;
     char *msg;
     size_t cap;
+    bool saw_nul; /* the last string had a \u0000 escape */
 } jv;
 
 static bool jv_fail(jv *v, const char *what)
@@ -68,6 +69,7 @@ static int jv_hex4(const unsigned char *p)
 /* At the opening quote: checks the string and moves past the closing quote. */
 static bool jv_string(jv *v)
 {
+    v->saw_nul = false;
     v->pos++;
     while (v->pos < v->len) {
         unsigned char c = v->s[v->pos];
@@ -87,6 +89,8 @@ static bool jv_string(jv *v)
                 int cp = jv_hex4(v->s + v->pos + 2);
                 if (cp < 0)
                     return jv_fail(v, "invalid \\u escape");
+                if (cp == 0)
+                    v->saw_nul = true;
                 if (cp >= 0xdc00 && cp <= 0xdfff)
                     return jv_fail(v, "lone low surrogate");
                 if (cp >= 0xd800 && cp <= 0xdbff) {
@@ -222,8 +226,13 @@ static bool jv_key(jv *v)
             return jv_fail(v, "expected a string key");
         return jv_unexpected(v);
     }
+    size_t key_start = v->pos;
     if (!jv_string(v))
         return false;
+    if (v->saw_nul) { /* jansson keys are C strings */
+        v->pos = key_start;
+        return jv_fail(v, "NUL byte in object key");
+    }
     jv_ws(v);
     if (v->pos >= v->len || v->s[v->pos] != ':')
         return v->pos >= v->len ? jv_unexpected(v) : jv_fail(v, "expected ':'");
@@ -233,7 +242,7 @@ static bool jv_key(jv *v)
 
 bool sl_json_valid(const char *buf, size_t len, char *msg, size_t cap)
 {
-    jv v = {(const unsigned char *)buf, len, 0, msg, cap};
+    jv v = {(const unsigned char *)buf, len, 0, msg, cap, false};
     char stack[JSON_MAX_DEPTH];
     size_t depth = 0;
     if (cap > 0)

@@ -162,6 +162,8 @@ static void test_json_valid_long_numbers(void **state)
 static void test_json_valid_agrees_with_jansson(void **state)
 {
     (void)state;
+    /* the last two: jansson refuses a NUL in a key, not in a value (found by
+     * reading its parser after fuzz_http) */
     const char *cases[] = {"{}",
                            "[]",
                            "{\"a\":[1,{\"b\":null}]}",
@@ -181,7 +183,9 @@ static void test_json_valid_agrees_with_jansson(void **state)
                            "123456789012345678901234567890",
                            "1.0e309",
                            "1e-400",
-                           "{\"a\" 1}"};
+                           "{\"a\" 1}",
+                           "{\"a\\u0000\":1}",
+                           "{\"a\":\"\\u0000\"}"};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         agree_with_jansson(cases[i], strlen(cases[i]));
     /* an embedded NUL byte outside a string */
