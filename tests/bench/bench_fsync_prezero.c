@@ -6,7 +6,6 @@
  * for 4 seconds, as the log's partitions do. Prints syncs/s and latency
  * percentiles for both kinds of file.
  * Usage: bench_fsync_prezero [dir [threads [append_bytes]]]   (default /tmp 4 5000) */
-#define _GNU_SOURCE
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
