@@ -214,10 +214,15 @@ void sl_syncpool_stop(sl_log *log);
 int sl_zeroer_start(sl_log *log, sl_error *err);
 /* Stops and joins it; safe when it never started. Before partitions close. */
 void sl_zeroer_stop(sl_log *log);
-/* Called (p->mu held) before an append writes s's bytes up to end: waits
- * while a zeroing range it would reach is being written, and asks for more
- * zeros when fewer than half the lead are left. No-op without the thread. */
-void sl_zero_before_write(sl_partition *p, sl_segment *s, size_t end);
+/* Called (p->mu held) by an append of size bytes before anything else:
+ * waits (releasing p->mu) while the active segment is being zeroed where
+ * the record would go, or while it is being zeroed and the record needs a
+ * roll (sealing trims the file). Returns the active segment then; the
+ * caller re-checks everything the wait may have changed (closing). */
+sl_segment *sl_zero_wait_room(sl_partition *p, size_t size);
+/* Asks (p->mu held, no wait) the zeroing thread for more zeros when s has
+ * fewer than half the lead zeroed past end. No-op without the thread. */
+void sl_zero_request(sl_partition *p, const sl_segment *s, size_t end);
 /* Waits (p->mu held) until no zeroing runs on s (before sealing it). */
 void sl_zero_wait_idle(sl_partition *p, sl_segment *s);
 

@@ -404,8 +404,7 @@ static int roll(sl_partition *p, size_t need, sl_error *err)
         sl_segment_create(p->dir, p->end, size, SL_DATA_FILE_MODE(p->log->opt.data_mode), err);
     if (!s)
         return -1;
-    sl_zero_wait_idle(p, old);
-    sl_segment_seal(old);
+    sl_segment_seal(old); /* not being zeroed: sl_zero_wait_room */
     p->segs[p->nseg++] = s;
     p->dir_dirty = 1;
     return 0;
@@ -425,6 +424,7 @@ int64_t sl_partition_append(sl_partition *p, const sl_record *rec, sl_error *err
                             log->dir, cap);
 
     pthread_mutex_lock(&p->mu);
+    sl_segment *s = sl_zero_wait_room(p, size); /* may wait, releasing p->mu */
     if (p->closing) {
         pthread_mutex_unlock(&p->mu);
         return sl_error_set(err, SL_ECLOSED, "partition %s is closed", p->dir);
@@ -433,7 +433,6 @@ int64_t sl_partition_append(sl_partition *p, const sl_record *rec, sl_error *err
         pthread_mutex_unlock(&p->mu);
         return sl_error_set(err, SL_EIO, "partition %s failed earlier: %s", p->dir, p->io_err.msg);
     }
-    sl_segment *s = p->segs[p->nseg - 1];
     if (s->map_size - s->write_pos < size) {
         if (roll(p, size, err) != 0) {
             pthread_mutex_unlock(&p->mu);
@@ -441,7 +440,7 @@ int64_t sl_partition_append(sl_partition *p, const sl_record *rec, sl_error *err
         }
         s = p->segs[p->nseg - 1];
     }
-    sl_zero_before_write(p, s, s->write_pos + size);
+    sl_zero_request(p, s, s->write_pos + size);
     int64_t offset = p->end;
     size_t pos = s->write_pos;
     uint64_t added = size;

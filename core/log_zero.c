@@ -64,8 +64,8 @@ static sl_segment *claim(sl_partition *p, size_t *lo, size_t *hi)
 }
 
 /* Zeroes p's active segment up to its lead, one chunk per claim. Appends
- * below the claimed range go on meanwhile; one that would reach into it
- * waits for the pwrite (sl_zero_before_write). */
+ * below the claimed range go on meanwhile; one that would reach into it, or
+ * would roll the segment, waits for the pwrite (sl_zero_wait_room). */
 static void zero_partition(sl_partition *p)
 {
     for (;;) {
@@ -147,14 +147,22 @@ void sl_zeroer_stop(sl_log *log)
     z->inited = z->started = 0;
 }
 
-void sl_zero_before_write(sl_partition *p, sl_segment *s, size_t end)
+sl_segment *sl_zero_wait_room(sl_partition *p, size_t size)
+{
+    for (;;) {
+        sl_segment *s = p->segs[p->nseg - 1];
+        int roll = s->map_size - s->write_pos < size;
+        if (!s->zeroing || (!roll && s->write_pos + size <= s->zero_lo))
+            return s;
+        pthread_cond_wait(&p->zero_cv, &p->mu);
+    }
+}
+
+void sl_zero_request(sl_partition *p, const sl_segment *s, size_t end)
 {
     sl_zeroer *z = &p->log->zero;
-    if (!z->started)
-        return;
-    while (s->zeroing && end > s->zero_lo)
-        pthread_cond_wait(&p->zero_cv, &p->mu);
-    if (p->zero_wanted || s->zero_end >= s->map_size || s->zero_end >= end + SL_ZERO_LEAD / 2)
+    if (!z->started || p->zero_wanted || s->zero_end >= s->map_size ||
+        s->zero_end >= end + SL_ZERO_LEAD / 2)
         return;
     p->zero_wanted = 1;
     pthread_mutex_lock(&z->mu);
