@@ -226,37 +226,42 @@ void sl_amqp_close_ok(amqp_connection_state_t conn, const amqp_frame_t *f)
     }
 }
 
-amqp_connection_state_t sl_amqp_connect(const sl_amqp *a, int heartbeat_s, sl_error *err)
+/* Opens conn's TCP or TLS socket to a's target within tv (then also the
+ * handshake and RPC timeouts). Returns -1 with err set; the caller
+ * destroys conn. */
+static int open_socket(const sl_amqp *a, amqp_connection_state_t conn, struct timeval *tv,
+                       sl_error *err)
 {
     const sl_amqp_target *t = &a->target;
-    char why[300];
-    amqp_connection_state_t conn = amqp_new_connection();
-    if (!conn) {
-        sl_error_set(err, SL_ENOMEM, "amqp %s: out of memory", a->name);
-        return NULL;
-    }
     amqp_socket_t *s = t->tls ? amqp_ssl_socket_new(conn) : amqp_tcp_socket_new(conn);
     if (!s) {
         sl_error_set(err, SL_ENOMEM, "amqp %s: cannot create a %s socket", a->name,
                      t->tls ? "TLS" : "TCP");
-        goto fail;
+        return -1;
     }
     if (t->tls) {
         amqp_ssl_socket_set_verify_peer(s, t->tls_verify);
         amqp_ssl_socket_set_verify_hostname(s, t->tls_verify);
         if (t->ca_file && amqp_ssl_socket_set_cacert(s, t->ca_file) != AMQP_STATUS_OK) {
             sl_error_set(err, SL_EIO, "amqp %s: cannot load CA file %s", a->name, t->ca_file);
-            goto fail;
+            return -1;
         }
     }
-    struct timeval tv = {.tv_sec = a->timeout_ms / 1000, .tv_usec = (a->timeout_ms % 1000) * 1000};
-    int rc = amqp_socket_open_noblock(s, t->host, t->port, &tv);
+    int rc = amqp_socket_open_noblock(s, t->host, t->port, tv);
     if (rc != AMQP_STATUS_OK) {
         sl_error_set(err, SL_EIO, "connect to %s: %s", t->display, amqp_error_string2(rc));
-        goto fail;
+        return -1;
     }
-    amqp_set_handshake_timeout(conn, &tv);
-    amqp_set_rpc_timeout(conn, &tv);
+    amqp_set_handshake_timeout(conn, tv);
+    amqp_set_rpc_timeout(conn, tv);
+    return 0;
+}
+
+/* Logs in on the open conn (PLAIN, connection_name "sluice NAME").
+ * Returns -1 with err set; the caller destroys conn. */
+static int login(const sl_amqp *a, amqp_connection_state_t conn, int heartbeat_s, sl_error *err)
+{
+    const sl_amqp_target *t = &a->target;
     char cname[200];
     snprintf(cname, sizeof cname, "sluice %s", a->name);
     amqp_table_entry_t prop = {
@@ -267,20 +272,34 @@ amqp_connection_state_t sl_amqp_connect(const sl_amqp *a, int heartbeat_s, sl_er
         amqp_login_with_properties(conn, t->vhost, 0, SL_AMQP_FRAME_MAX, heartbeat_s, &props,
                                    AMQP_SASL_METHOD_PLAIN, t->user, t->password);
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+        char why[300];
         sl_error_set(err, SL_EIO, "login to %s as %s: %s", t->display, t->user,
                      sl_amqp_reply_text(r, why, sizeof why));
-        goto fail;
+        return -1;
+    }
+    return 0;
+}
+
+amqp_connection_state_t sl_amqp_connect(const sl_amqp *a, int heartbeat_s, sl_error *err)
+{
+    amqp_connection_state_t conn = amqp_new_connection();
+    if (!conn) {
+        sl_error_set(err, SL_ENOMEM, "amqp %s: out of memory", a->name);
+        return NULL;
+    }
+    struct timeval tv = {.tv_sec = a->timeout_ms / 1000, .tv_usec = (a->timeout_ms % 1000) * 1000};
+    if (open_socket(a, conn, &tv, err) < 0 || login(a, conn, heartbeat_s, err) < 0) {
+        amqp_destroy_connection(conn);
+        return NULL;
     }
     if (!amqp_channel_open(conn, SL_AMQP_CHANNEL)) {
-        sl_error_set(err, SL_EIO, "open a channel on %s: %s", t->display,
+        char why[300];
+        sl_error_set(err, SL_EIO, "open a channel on %s: %s", a->target.display,
                      sl_amqp_reply_text(amqp_get_rpc_reply(conn), why, sizeof why));
         amqp_destroy_connection(conn);
         return NULL;
     }
     return conn;
-fail:
-    amqp_destroy_connection(conn);
-    return NULL;
 }
 
 void sl_amqp_disconnect(amqp_connection_state_t conn, bool graceful)

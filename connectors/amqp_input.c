@@ -249,14 +249,11 @@ static int parse_bind(sl_amqp_input *in, const sl_node *b, sl_error *err)
     return 0;
 }
 
-sl_amqp_input *sl_amqp_input_new(sl_amqp *a, sl_route *route, sl_error *err)
+/* Fills in's settings from the route's from: and the connector's config:
+ * queue, prefetch (from:, else the connector's, else 256). Cannot fail. */
+static void input_settings(sl_amqp_input *in, sl_amqp *a, sl_route *route,
+                           const sl_input_conf *from)
 {
-    const sl_input_conf *from = &sl_route_get_conf(route)->from;
-    sl_amqp_input *in = calloc(1, sizeof *in);
-    if (!in) {
-        sl_error_set(err, SL_ENOMEM, "amqp %s: out of memory", a->name);
-        return NULL;
-    }
     in->a = a;
     in->route = route;
     in->route_name = sl_route_name(route);
@@ -268,33 +265,53 @@ sl_amqp_input *sl_amqp_input_new(sl_amqp *a, sl_route *route, sl_error *err)
     in->prefetch = af && af->prefetch > 0 ? af->prefetch : ac ? ac->prefetch : 0;
     if (in->prefetch <= 0)
         in->prefetch = 256;
+}
+
+/* Checks the queue and reads from:'s declare: and bind:. Returns -1 with
+ * err set (SL_ECONFIG) on a bad key. */
+static int input_parse_from(sl_amqp_input *in, const sl_input_conf *from, sl_error *err)
+{
     if (!in->queue || !in->queue[0]) {
         sl_error_set(err, SL_ECONFIG, "%s:%d:%d: routes.%s.from: queue is required", from->pos.file,
                      from->pos.line, from->pos.col, in->route_name);
-        goto fail;
+        return -1;
     }
     const sl_node *d = from->node ? sl_node_get(from->node, "declare") : NULL;
     if (d) {
         in->declare = true;
         if (parse_declare(in, d, err) < 0)
-            goto fail;
+            return -1;
     }
     const sl_node *b = from->node ? sl_node_get(from->node, "bind") : NULL;
     if (b && parse_bind(in, b, err) < 0)
-        goto fail;
+        return -1;
+    return 0;
+}
+
+/* Allocates the ring of unacked deliveries (prefetch + 8) and the last
+ * offset of each partition. Returns -1 with err set (SL_ENOMEM). */
+static int input_alloc_ring(sl_amqp_input *in, sl_route *route, sl_error *err)
+{
     in->cap = (size_t)in->prefetch + 8;
     in->ring = calloc(in->cap, sizeof *in->ring);
     in->n_parts = sl_route_partition_count(route);
     in->last_off = calloc(in->n_parts > 0 ? (size_t)in->n_parts : 1, sizeof *in->last_off);
     if (!in->ring || !in->last_off) {
-        sl_error_set(err, SL_ENOMEM, "amqp %s: out of memory", a->name);
-        goto fail;
+        sl_error_set(err, SL_ENOMEM, "amqp %s: out of memory", in->a->name);
+        return -1;
     }
+    return 0;
+}
+
+/* Allocates the durability notifier: one slot per partition and an
+ * eventfd. Returns -1 with err set (SL_ENOMEM or SL_EIO). */
+static int input_new_notify(sl_amqp_input *in, sl_error *err)
+{
     size_t np = in->n_parts > 0 ? (size_t)in->n_parts : 1;
     in->notify = calloc(1, sizeof *in->notify + np * sizeof(notify_slot));
     if (!in->notify) {
-        sl_error_set(err, SL_ENOMEM, "amqp %s: out of memory", a->name);
-        goto fail;
+        sl_error_set(err, SL_ENOMEM, "amqp %s: out of memory", in->a->name);
+        return -1;
     }
     atomic_init(&in->notify->refs, 1);
     in->notify->n_parts = (int)np;
@@ -304,13 +321,27 @@ sl_amqp_input *sl_amqp_input_new(sl_amqp *a, sl_route *route, sl_error *err)
     }
     in->notify->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (in->notify->efd < 0) {
-        sl_error_set(err, SL_EIO, "amqp %s: eventfd: %s", a->name, strerror(errno));
-        goto fail;
+        sl_error_set(err, SL_EIO, "amqp %s: eventfd: %s", in->a->name, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+sl_amqp_input *sl_amqp_input_new(sl_amqp *a, sl_route *route, sl_error *err)
+{
+    const sl_input_conf *from = &sl_route_get_conf(route)->from;
+    sl_amqp_input *in = calloc(1, sizeof *in);
+    if (!in) {
+        sl_error_set(err, SL_ENOMEM, "amqp %s: out of memory", a->name);
+        return NULL;
+    }
+    input_settings(in, a, route, from);
+    if (input_parse_from(in, from, err) < 0 || input_alloc_ring(in, route, err) < 0 ||
+        input_new_notify(in, err) < 0) {
+        sl_amqp_input_free(in);
+        return NULL;
     }
     return in;
-fail:
-    sl_amqp_input_free(in);
-    return NULL;
 }
 
 /* ---- the ring of unacked deliveries ---- */
@@ -415,6 +446,60 @@ static void arm_durable(sl_amqp_input *in)
     }
 }
 
+/* The oldest new delivery e is in the log: remember where, drop its
+ * message, and end back-pressure if it was on. */
+static void mark_appended(sl_amqp_input *in, entry *e)
+{
+    e->part = e->msg->partition;
+    e->off = e->msg->offset;
+    e->st = E_APPENDED;
+    sl_msg_free(e->msg);
+    e->msg = NULL;
+    in->n_new--;
+    if (in->bp_ms > 0) {
+        sl_info("amqp", "input %s: the log takes appends again; consuming %s", in->route_name,
+                in->queue);
+        in->bp_ms = 0;
+    }
+}
+
+/* The append of e failed for good (SL_EINVAL: its key cannot be evaluated
+ * on its body): reject it without requeue, so that the broker dead-letters
+ * it when the queue has a dead letter exchange. Returns -1 when the reject
+ * could not be sent (in->why set). */
+static int reject_delivery(sl_amqp_input *in, entry *e, const sl_error *err)
+{
+    sl_warn("amqp", "input %s: rejecting delivery %" PRIu64 " from %s: %s", in->route_name, e->tag,
+            in->queue, err->msg);
+    int rc = amqp_basic_reject(in->conn, SL_AMQP_CHANNEL, e->tag, 0);
+    sl_msg_free(e->msg);
+    e->msg = NULL;
+    e->st = E_SETTLED;
+    in->n_new--;
+    if (rc != AMQP_STATUS_OK) {
+        snprintf(in->why, sizeof in->why, "basic.reject: %s", amqp_error_string2(rc));
+        return -1;
+    }
+    return 0;
+}
+
+/* SL_EFULL (back-pressure), SL_EIO, SL_ECLOSED: the new deliveries stay
+ * unacked; retry after a backoff that doubles from BP_MIN_MS to BP_MAX_MS. */
+static void back_off(sl_amqp_input *in, const sl_error *err)
+{
+    if (in->bp_ms == 0) {
+        if (err->code == SL_EFULL)
+            sl_warn("amqp", "input %s: back-pressure (%s); holding %zu deliveries unacked",
+                    in->route_name, err->msg, in->n_new);
+        else if (err->code != SL_ECLOSED)
+            sl_err("amqp", "input %s: append failed: %s; retrying", in->route_name, err->msg);
+        in->bp_ms = BP_MIN_MS;
+    } else if (in->bp_ms < BP_MAX_MS) {
+        in->bp_ms *= 2;
+    }
+    in->bp_until = sl_amqp_now_ms() + in->bp_ms;
+}
+
 /* Appends the new deliveries in order until one cannot be appended now.
  * Returns -1 when the connection fails (a reject could not be sent). */
 static int append_new(sl_amqp_input *in)
@@ -427,50 +512,14 @@ static int append_new(sl_amqp_input *in)
         entry *e = at(in, in->count - in->n_new);
         sl_error err;
         if (sl_route_append(in->route, e->msg, &err) == 0) {
-            e->part = e->msg->partition;
-            e->off = e->msg->offset;
-            e->st = E_APPENDED;
-            sl_msg_free(e->msg);
-            e->msg = NULL;
-            in->n_new--;
-            if (in->bp_ms > 0) {
-                sl_info("amqp", "input %s: the log takes appends again; consuming %s",
-                        in->route_name, in->queue);
-                in->bp_ms = 0;
-            }
-            continue;
-        }
-        if (err.code == SL_EINVAL) {
-            /* Permanent for this message (its key cannot be evaluated on its
-             * body): reject it without requeue, so that the broker
-             * dead-letters it when the queue has a dead letter exchange. */
-            sl_warn("amqp", "input %s: rejecting delivery %" PRIu64 " from %s: %s", in->route_name,
-                    e->tag, in->queue, err.msg);
-            int rc = amqp_basic_reject(in->conn, SL_AMQP_CHANNEL, e->tag, 0);
-            sl_msg_free(e->msg);
-            e->msg = NULL;
-            e->st = E_SETTLED;
-            in->n_new--;
-            if (rc != AMQP_STATUS_OK) {
-                snprintf(in->why, sizeof in->why, "basic.reject: %s", amqp_error_string2(rc));
+            mark_appended(in, e);
+        } else if (err.code == SL_EINVAL) {
+            if (reject_delivery(in, e, &err) < 0)
                 return -1;
-            }
-            continue;
+        } else {
+            back_off(in, &err);
+            break;
         }
-        /* SL_EFULL (back-pressure), SL_EIO, SL_ECLOSED: keep it and the ones
-         * after it unacked, retry later. */
-        if (in->bp_ms == 0) {
-            if (err.code == SL_EFULL)
-                sl_warn("amqp", "input %s: back-pressure (%s); holding %zu deliveries unacked",
-                        in->route_name, err.msg, in->n_new);
-            else if (err.code != SL_ECLOSED)
-                sl_err("amqp", "input %s: append failed: %s; retrying", in->route_name, err.msg);
-            in->bp_ms = BP_MIN_MS;
-        } else if (in->bp_ms < BP_MAX_MS) {
-            in->bp_ms *= 2;
-        }
-        in->bp_until = sl_amqp_now_ms() + in->bp_ms;
-        break;
     }
     return 0;
 }

@@ -23,6 +23,7 @@
 #include "http_server.h"
 #include "http_server_idem.h"
 #include "http_server_idem_log.h"
+#include "http_server_idem_shared.h"
 #include "http_server_util.h"
 #include "http_util.h"
 #include "json_escape.h"
@@ -83,6 +84,8 @@ typedef struct hs_route {
     const char *path;
     char allow[96]; /* "POST, PUT": the Allow header of a 405 */
     sl_idem *idem;  /* NULL when dedupe_window is 0 */
+    /* idem's keys are shared with the route's other gateways (its log's store) */
+    bool idem_shared;
     const char *reply_ctype;
     int reply_output;  /* `reply_from`: the index of that output in the route's `to:`, or -1 */
     hl_bucket *bucket; /* from.rate_limit; NULL when off */
@@ -586,6 +589,8 @@ static void idem_close(hs_req *r, const hs_answer *a)
         ans.content_type = (char *)a->ctype;
         ans.location = a->location[0] ? (char *)a->location : NULL;
     }
+    if (r->rt->idem_shared)
+        hs_idem_shared_close(r->rt->route, r->idem_key, r->idem_len, a != NULL ? &ans : NULL);
     if (sl_idem_finish(r->rt->idem, r->idem_key, r->idem_len, r->idem_token,
                        a != NULL ? &ans : NULL, wall_ms()) != 0)
         sl_warn(HS_COMPONENT, "%s: out of memory storing the answer for an Idempotency-Key",
@@ -1010,6 +1015,52 @@ static enum MHD_Result keep_header(void *cls, enum MHD_ValueKind kind, const cha
     return MHD_YES;
 }
 
+/* Sends prev, the answer stored for the request's Idempotency-Key, and
+ * frees it. */
+static enum MHD_Result send_replay(hs_req *r, struct MHD_Connection *conn, sl_idem_answer *prev)
+{
+    hs_answer a;
+    memset(&a, 0, offsetof(hs_answer, buf));
+    a.status = prev->status;
+    a.ctype = prev->content_type;
+    a.replayed = true;
+    if (prev->location != NULL)
+        snprintf(a.location, sizeof a.location, "%s", prev->location);
+    if (prev->body != NULL) {
+        a.body = prev->body; /* handed to MHD */
+        a.len = prev->body_len;
+        a.heap = true;
+        prev->body = NULL;
+    } else {
+        a.buf[0] = '\0';
+        a.body = a.buf;
+    }
+    enum MHD_Result ret = send_answer(r, conn, &a);
+    sl_idem_answer_free(prev);
+    return ret;
+}
+
+/* For a route whose gateways share Idempotency-Keys: answers a key another
+ * gateway (or this one) answered or handles now. Returns 1 when the request
+ * was answered, 0 to go on. */
+static int idem_shared_begin(hs_req *r, struct MHD_Connection *conn, const char *key, size_t klen,
+                             enum MHD_Result *ret)
+{
+    sl_idem_answer prev;
+    switch (hs_idem_shared_get(r->rt->route, key, klen, wall_ms(), &prev)) {
+        case HS_SHARED_ANSWERED:
+            *ret = send_replay(r, conn, &prev);
+            return 1;
+        case HS_SHARED_CLAIMED:
+            *ret = send_error(r, conn, 409, "conflict",
+                              "a request with this Idempotency-Key is in progress");
+            return 1;
+        case HS_SHARED_NONE:
+        default:
+            return 0;
+    }
+}
+
 /* Answers a key seen before: its stored answer, or 409 while in flight.
  * Returns 1 when the request was answered, 0 to go on, -1 on MHD failure. */
 static int idem_begin(hs_req *r, struct MHD_Connection *conn, enum MHD_Result *ret)
@@ -1023,6 +1074,8 @@ static int idem_begin(hs_req *r, struct MHD_Connection *conn, enum MHD_Result *r
                           "Idempotency-Key must be 1 to %d characters", HS_IDEM_KEY_MAX);
         return 1;
     }
+    if (r->rt->idem_shared && idem_shared_begin(r, conn, key, klen, ret))
+        return 1;
     sl_idem_answer prev;
     uint64_t token = 0;
     switch (sl_idem_begin(r->rt->idem, key, klen, wall_ms(), &token, &prev)) {
@@ -1036,32 +1089,16 @@ static int idem_begin(hs_req *r, struct MHD_Connection *conn, enum MHD_Result *r
             r->idem_len = klen;
             r->idem_token = token;
             r->idem_open = true;
+            if (r->rt->idem_shared)
+                hs_idem_shared_claim(r->rt->route, key, klen);
             return 0;
         case SL_IDEM_IN_FLIGHT:
             *ret = send_error(r, conn, 409, "conflict",
                               "a request with this Idempotency-Key is in progress");
             return 1;
-        case SL_IDEM_REPLAY: {
-            hs_answer a;
-            memset(&a, 0, offsetof(hs_answer, buf));
-            a.status = prev.status;
-            a.ctype = prev.content_type;
-            a.replayed = true;
-            if (prev.location != NULL)
-                snprintf(a.location, sizeof a.location, "%s", prev.location);
-            if (prev.body != NULL) {
-                a.body = prev.body; /* handed to MHD */
-                a.len = prev.body_len;
-                a.heap = true;
-                prev.body = NULL;
-            } else {
-                a.buf[0] = '\0';
-                a.body = a.buf;
-            }
-            *ret = send_answer(r, conn, &a);
-            sl_idem_answer_free(&prev);
+        case SL_IDEM_REPLAY:
+            *ret = send_replay(r, conn, &prev);
             return 1;
-        }
         case SL_IDEM_NOMEM:
         default:
             return 0;
@@ -1616,6 +1653,22 @@ static void rebuild_idem(hs_server *srv)
     }
 }
 
+/* Opens the Idempotency-Key store each route with a log a connector holds
+ * shares with its other gateways (docs/KAFKA-LOG.md). Returns 0 or -1 with err. */
+static int open_shared_idem(hs_server *srv, sl_error *err)
+{
+    for (size_t r = 0; r < srv->n_routes; r++) {
+        hs_route *rt = &srv->routes[r];
+        int rc = rt->idem != NULL ? sl_route_idem_open(rt->route, srv->dedupe_ms, err) : 0;
+        if (rc < 0) {
+            sl_err(HS_COMPONENT, "%s: route %s: %s", srv->name, rt->name, err->msg);
+            return -1;
+        }
+        rt->idem_shared = rc == 1;
+    }
+    return 0;
+}
+
 /* Starts the connection limits and reads the TLS files (when configured)
  * into tls_opts for MHD_OPTION_ARRAY. Returns 0, or -1 with err. */
 static int start_edge(hs_server *srv, const sl_http_server_conf *hc,
@@ -1639,6 +1692,8 @@ static int hs_start(sl_connector *c, sl_error *err)
 {
     rebuild_idem(c->state);
     hs_server *srv = c->state;
+    if (open_shared_idem(srv, err) != 0)
+        return -1;
     const char *where = srv->listen;
     bool any_sync = false;
     for (size_t i = 0; i < srv->n_routes; i++)

@@ -21,7 +21,7 @@
 
 /* ---- config ---- */
 
-static const char *const KL_KEYS[] = {"topic", "partitions", "group", NULL};
+static const char *const KL_KEYS[] = {"topic", "partitions", "group", "idem_topic", NULL};
 static const sl_conf_doc KL_DOC[] = {
     SL_DOC("topic", "string", "sluice.ROUTE", "Kafka topic that holds the route's log"),
     SL_DOC("partitions", "integer", NULL,
@@ -29,6 +29,8 @@ static const sl_conf_doc KL_DOC[] = {
            "none: the topic's own (1 when created)"),
     SL_DOC("group", "string", "sluice.ROUTE",
            "consumer group of the gateways that run the route; they share the partitions"),
+    SL_DOC("idem_topic", "string", "TOPIC.idem",
+           "compacted topic through which the gateways share Idempotency-Keys (docs/KAFKA-LOG.md)"),
     SL_DOC_END};
 
 static void kl_parse(sl_conf_reader *r, const sl_route_conf *route, const sl_connector_conf *cc,
@@ -46,6 +48,9 @@ static void kl_parse(sl_conf_reader *r, const sl_route_conf *route, const sl_con
         sl_conf_check_topic(r, n, "topic", path, lc->topic);
     sl_conf_str(r, n, "group", path, &lc->group);
     sl_conf_int(r, n, "partitions", path, 1, 1024, &lc->partitions);
+    lc->idem_topic = sl_pool_printf(pool, "%s.idem", lc->topic);
+    if (sl_conf_str(r, n, "idem_topic", path, &lc->idem_topic))
+        sl_conf_check_topic(r, n, "idem_topic", path, lc->idem_topic);
 }
 
 /* The backend whose producer has client cl as its opaque. */
@@ -422,6 +427,7 @@ static void kl_stop(sl_log_backend *b)
         sl_warn(SL_KAFKA_COMPONENT, "route %s: %d append(s) still unanswered by Kafka at stop",
                 b->route->name, rd_kafka_outq_len(b->prod));
     sl_kafka_log_consumer_stop(b);
+    sl_kafka_log_idem_stop(b);
     atomic_store(&b->stop, true);
     if (b->prod_running)
         pthread_join(b->prod_thread, NULL);
@@ -443,6 +449,7 @@ static void kl_free(sl_log_backend *b)
         return;
     kl_stop(b);
     sl_kafka_log_consumer_free(b);
+    sl_kafka_log_idem_free(b);
     pthread_mutex_destroy(&b->tmu);
     pthread_mutex_destroy(&b->rmu);
     pthread_cond_destroy(&b->rcv);
@@ -467,4 +474,7 @@ const sl_log_backend_type sl_kafka_log_backend = {
     .start = kl_start,
     .stop = kl_stop,
     .free = kl_free,
+    .idem_open = sl_kafka_log_idem_open,
+    .idem_get = sl_kafka_log_idem_get,
+    .idem_put = sl_kafka_log_idem_put,
 };

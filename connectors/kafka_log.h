@@ -21,6 +21,8 @@ typedef struct sl_kafka_log_conf {
     char *topic;    /* default sluice.ROUTE */
     char *group;    /* default sluice.ROUTE */
     int partitions; /* 0: the topic's count, or 1 when it is created */
+    /* default TOPIC.idem (connectors/kafka_log_idem.c) */
+    char *idem_topic;
 } sl_kafka_log_conf;
 
 /* One append waiting for its delivery report (sl_log_backend_type.append). */
@@ -55,6 +57,8 @@ typedef struct kl_part {
                         * committed when the partition comes back to us; -1: none */
 } kl_part;
 
+typedef struct kl_idem kl_idem; /* connectors/kafka_log_idem.c */
+
 /* The backend of one route (sl_log_backend). */
 struct sl_log_backend {
     sl_kafka *k;
@@ -83,6 +87,7 @@ struct sl_log_backend {
     int64_t rewind_offset, rewind_ts;
     int rewind_rc;
     sl_error rewind_err;
+    kl_idem *idem; /* the shared Idempotency-Key store, once opened */
 };
 
 /* The table the kafka connector type points at (connectors/kafka_log.c). */
@@ -110,5 +115,26 @@ int sl_kafka_log_commit(sl_log_backend *b, int p, int64_t next, sl_error *err);
 void sl_kafka_log_wake(sl_log_backend *b, int p);
 void sl_kafka_log_info(sl_log_backend *b, int p, sl_log_backend_info *out);
 int sl_kafka_log_rewind(sl_log_backend *b, int64_t offset, int64_t timestamp_ms, sl_error *err);
+
+/* The backend table's idem_open, idem_get and idem_put (core/log_backend.h;
+ * connectors/kafka_log_idem.c). */
+int sl_kafka_log_idem_open(sl_log_backend *b, uint64_t window_ms, sl_error *err);
+int sl_kafka_log_idem_get(sl_log_backend *b, const char *key, size_t klen, char **val, size_t *len,
+                          uint64_t *at_ms);
+int sl_kafka_log_idem_put(sl_log_backend *b, const char *key, size_t klen, const char *val,
+                          size_t len, sl_error *err);
+
+/* Checks, by reading, the partitions of l for which offsets-for-times
+ * answered -1 ("no record at or after ts"), and puts the first offset
+ * stamped at or after ts there when the answer was wrong (librdkafka's
+ * mock cluster answers -1 for every timestamp). connectors/kafka_log_time.c.
+ * Returns 0 or -1 with err. Consumer thread. */
+int sl_kafka_log_times_check(sl_log_backend *b, rd_kafka_topic_partition_list_t *l, int64_t ts,
+                             sl_error *err);
+
+/* Stops the store's consumer (idempotent); frees the store (after stop).
+ * Both accept a backend without one. */
+void sl_kafka_log_idem_stop(sl_log_backend *b);
+void sl_kafka_log_idem_free(sl_log_backend *b);
 
 #endif

@@ -579,6 +579,10 @@ static int do_rewind(sl_log_backend *b, int64_t offset, int64_t ts, sl_error *er
     rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
     if (offset < 0 && l->cnt > 0)
         e = rd_kafka_offsets_for_times(b->cons, l, 10000);
+    if (!e && offset < 0 && sl_kafka_log_times_check(b, l, ts, err) < 0) {
+        rd_kafka_topic_partition_list_destroy(l);
+        return -1;
+    }
     if (!e)
         clamp_offsets(b, l);
     for (int i = 0; !e && i < l->cnt; i++) {

@@ -941,10 +941,10 @@ static void parse_on_error(vctx *v, sl_route_conf *r, const sl_node *n, const ch
     }
 }
 
-static void parse_route(vctx *v, sl_route_conf *r, const entry *e)
+/* Sets the defaults of a route before its keys are read: one partition,
+ * the default retry policy and the dead-letter topic NAME.dlq. */
+static void route_defaults(vctx *v, sl_route_conf *r, const entry *e)
 {
-    char path[SL_CONF_PATH_LEN], p[SL_CONF_PATH_LEN];
-    sl_conf_path_key(path, "routes", e->name);
     r->name = sl_pool_strdup(v->pool, e->name);
     r->pos = e->pos;
     r->partitions = 1;
@@ -953,6 +953,91 @@ static void parse_route(vctx *v, sl_route_conf *r, const entry *e)
     r->retry.max_backoff_ms = 30000;
     r->retry.multiplier = 2.0;
     r->dead_letter_topic = sl_pool_printf(v->pool, "%s.dlq", e->name);
+}
+
+/* steps: an optional list, each item parsed by parse_step. */
+static void parse_route_steps(vctx *v, sl_route_conf *r, const sl_node *n, const char *path)
+{
+    char p[SL_CONF_PATH_LEN];
+    const sl_node *steps = sl_conf_value(n, "steps");
+    sl_conf_path_key(p, path, "steps");
+    if (steps && steps->kind != SL_NODE_SEQ) {
+        sl_conf_type_error(v, steps, p, "a list");
+    } else if (steps && steps->n_items) {
+        r->steps = sl_pool_alloc(v->pool, steps->n_items * sizeof *r->steps);
+        for (size_t i = 0; r->steps && i < steps->n_items; i++) {
+            char ip[SL_CONF_PATH_LEN];
+            sl_conf_path_index(ip, p, i);
+            parse_step(v, &r->steps[i], steps->items[i], ip);
+            r->n_steps++;
+        }
+    }
+}
+
+/* Reports output i (at path ip) when an earlier output of the list at p has
+ * the same name. */
+static void check_output_name(vctx *v, const sl_route_conf *r, size_t i, const char *p,
+                              const char *ip)
+{
+    for (size_t j = 0; j < i && r->to[i].name; j++) {
+        if (r->to[j].name && !strcmp(r->to[j].name, r->to[i].name)) {
+            sl_conf_error(v->c, r->to[i].pos,
+                          "%s: output name '%s' is already used by %s[%zu] "
+                          "(set 'name' to tell them apart)",
+                          ip, r->to[i].name, p, j);
+            return;
+        }
+    }
+}
+
+/* to: a required, non-empty list of outputs with distinct names. */
+static void parse_route_outputs(vctx *v, sl_route_conf *r, const sl_node *n, const char *path)
+{
+    char p[SL_CONF_PATH_LEN];
+    const sl_node *to = sl_conf_value(n, "to");
+    sl_conf_path_key(p, path, "to");
+    if (!to) {
+        sl_conf_missing(v, n, path, "to");
+    } else if (to->kind != SL_NODE_SEQ) {
+        sl_conf_type_error(v, to, p, "a list");
+    } else if (!to->n_items) {
+        sl_conf_error(v->c, to->pos, "%s: expected at least one output", p);
+    } else {
+        r->to = sl_pool_alloc(v->pool, to->n_items * sizeof *r->to);
+        for (size_t i = 0; r->to && i < to->n_items; i++) {
+            char ip[SL_CONF_PATH_LEN];
+            sl_conf_path_index(ip, p, i);
+            parse_output(v, &r->to[i], to->items[i], ip);
+            r->n_to++;
+            check_output_name(v, r, i, p, ip);
+        }
+    }
+}
+
+/* log: optional; a route with a log takes its partitions from it, so
+ * `partitions:` beside it is an error. */
+static void parse_route_log_key(vctx *v, sl_route_conf *r, const sl_node *n, const char *path)
+{
+    const sl_node *log = sl_conf_value(n, "log");
+    if (!log) {
+        return;
+    }
+    char p[SL_CONF_PATH_LEN];
+    sl_conf_path_key(p, path, "log");
+    if (sl_conf_value(n, "partitions")) {
+        sl_conf_error(v->c, sl_conf_value(n, "partitions")->pos,
+                      "%s.partitions: a route with log: has the partitions of its log "
+                      "(set log.partitions)",
+                      path);
+    }
+    parse_route_log(v, r, log, p);
+}
+
+static void parse_route(vctx *v, sl_route_conf *r, const entry *e)
+{
+    char path[SL_CONF_PATH_LEN], p[SL_CONF_PATH_LEN];
+    sl_conf_path_key(path, "routes", e->name);
+    route_defaults(v, r, e);
     if (!valid_name(e->name)) {
         sl_conf_error(v->c, e->pos,
                       "invalid route name '%s' (use letters, digits, '.', '_' and '-')", e->name);
@@ -976,65 +1061,17 @@ static void parse_route(vctx *v, sl_route_conf *r, const entry *e)
     }
     char *description = NULL;
     sl_conf_str(v, n, "description", path, &description);
-    const sl_node *steps = sl_conf_value(n, "steps");
-    sl_conf_path_key(p, path, "steps");
-    if (steps && steps->kind != SL_NODE_SEQ) {
-        sl_conf_type_error(v, steps, p, "a list");
-    } else if (steps && steps->n_items) {
-        r->steps = sl_pool_alloc(v->pool, steps->n_items * sizeof *r->steps);
-        for (size_t i = 0; r->steps && i < steps->n_items; i++) {
-            char ip[SL_CONF_PATH_LEN];
-            sl_conf_path_index(ip, p, i);
-            parse_step(v, &r->steps[i], steps->items[i], ip);
-            r->n_steps++;
-        }
-    }
-    const sl_node *to = sl_conf_value(n, "to");
-    sl_conf_path_key(p, path, "to");
-    if (!to) {
-        sl_conf_missing(v, n, path, "to");
-    } else if (to->kind != SL_NODE_SEQ) {
-        sl_conf_type_error(v, to, p, "a list");
-    } else if (!to->n_items) {
-        sl_conf_error(v->c, to->pos, "%s: expected at least one output", p);
-    } else {
-        r->to = sl_pool_alloc(v->pool, to->n_items * sizeof *r->to);
-        for (size_t i = 0; r->to && i < to->n_items; i++) {
-            char ip[SL_CONF_PATH_LEN];
-            sl_conf_path_index(ip, p, i);
-            parse_output(v, &r->to[i], to->items[i], ip);
-            r->n_to++;
-            for (size_t j = 0; j < i && r->to[i].name; j++) {
-                if (r->to[j].name && !strcmp(r->to[j].name, r->to[i].name)) {
-                    sl_conf_error(v->c, r->to[i].pos,
-                                  "%s: output name '%s' is already used by %s[%zu] "
-                                  "(set 'name' to tell them apart)",
-                                  ip, r->to[i].name, p, j);
-                    break;
-                }
-            }
-        }
-    }
+    parse_route_steps(v, r, n, path);
+    parse_route_outputs(v, r, n, path);
     const sl_node *on_error = sl_conf_value(n, "on_error");
     if (on_error) {
         parse_on_error(v, r, on_error, path);
     }
-    const sl_node *log = sl_conf_value(n, "log");
-    if (log) {
-        sl_conf_path_key(p, path, "log");
-        if (sl_conf_value(n, "partitions")) {
-            sl_conf_error(v->c, sl_conf_value(n, "partitions")->pos,
-                          "%s.partitions: a route with log: has the partitions of its log "
-                          "(set log.partitions)",
-                          path);
-        }
-        parse_route_log(v, r, log, p);
-    }
+    parse_route_log_key(v, r, n, path);
     const sl_connector_type *in_t = conn_type(in_cc);
     if (in_t && in_t->parse_input) {
-        char fp[SL_CONF_PATH_LEN];
-        sl_conf_path_key(fp, path, "from");
-        in_t->parse_input(v, r, in_cc, &r->from, from, fp);
+        /* last: the input may cross-check the route's to: (core/connector.h) */
+        in_t->parse_input(v, r, in_cc, &r->from, from, p);
     }
 }
 

@@ -15,45 +15,43 @@
 
 /* ---- listen addresses ---------------------------------------------------- */
 
-int sl_httpd_parse_listen(const char *where, struct sockaddr_storage *addr, socklen_t *len,
-                          sl_error *err)
+/* Splits where ("[IPV6]:PORT" or "HOST:PORT") into host (cap bytes) and
+ * *port (a pointer into where). Returns -1 with err set (SL_EINVAL). */
+static int split_listen(const char *where, char *host, size_t cap, const char **port, sl_error *err)
 {
-    char host[256];
-    const char *port;
-    if (where == NULL || *where == '\0')
-        return sl_error_set(err, SL_EINVAL, "empty listen address");
     if (where[0] == '[') {
         const char *close_br = strchr(where, ']');
         if (close_br == NULL || close_br[1] != ':')
             return sl_error_set(err, SL_EINVAL, "listen address \"%s\": expected [IPV6]:PORT",
                                 where);
         size_t hl = (size_t)(close_br - where - 1);
-        if (hl == 0 || hl >= sizeof host)
+        if (hl == 0 || hl >= cap)
             return sl_error_set(err, SL_EINVAL, "listen address \"%s\": bad host", where);
         memcpy(host, where + 1, hl);
         host[hl] = '\0';
-        port = close_br + 2;
-    } else {
-        const char *colon = strrchr(where, ':');
-        if (colon == NULL)
-            return sl_error_set(err, SL_EINVAL, "listen address \"%s\": expected HOST:PORT", where);
-        if (memchr(where, ':', (size_t)(colon - where)) != NULL)
-            return sl_error_set(err, SL_EINVAL,
-                                "listen address \"%s\": write IPv6 hosts as [HOST]:PORT", where);
-        size_t hl = (size_t)(colon - where);
-        if (hl >= sizeof host)
-            return sl_error_set(err, SL_EINVAL, "listen address \"%s\": host too long", where);
-        memcpy(host, where, hl);
-        host[hl] = '\0';
-        port = colon + 1;
+        *port = close_br + 2;
+        return 0;
     }
-    char *end = NULL;
-    errno = 0;
-    long pn = strtol(port, &end, 10);
-    if (*port == '\0' || !isdigit((unsigned char)*port) || end == NULL || *end != '\0' ||
-        errno != 0 || pn < 0 || pn > 65535)
-        return sl_error_set(err, SL_EINVAL, "listen address \"%s\": bad port \"%s\"", where, port);
+    const char *colon = strrchr(where, ':');
+    if (colon == NULL)
+        return sl_error_set(err, SL_EINVAL, "listen address \"%s\": expected HOST:PORT", where);
+    if (memchr(where, ':', (size_t)(colon - where)) != NULL)
+        return sl_error_set(err, SL_EINVAL,
+                            "listen address \"%s\": write IPv6 hosts as [HOST]:PORT", where);
+    size_t hl = (size_t)(colon - where);
+    if (hl >= cap)
+        return sl_error_set(err, SL_EINVAL, "listen address \"%s\": host too long", where);
+    memcpy(host, where, hl);
+    host[hl] = '\0';
+    *port = colon + 1;
+    return 0;
+}
 
+/* Resolves host ("" or "*": any IPv4 address) and the numeric port into
+ * addr and *len. Returns -1 with err set (SL_EINVAL). */
+static int resolve_listen(const char *where, const char *host, const char *port,
+                          struct sockaddr_storage *addr, socklen_t *len, sl_error *err)
+{
     struct addrinfo hints, *res = NULL;
     memset(&hints, 0, sizeof hints);
     hints.ai_socktype = SOCK_STREAM;
@@ -80,6 +78,24 @@ int sl_httpd_parse_listen(const char *where, struct sockaddr_storage *addr, sock
     *len = (socklen_t)res->ai_addrlen;
     freeaddrinfo(res);
     return 0;
+}
+
+int sl_httpd_parse_listen(const char *where, struct sockaddr_storage *addr, socklen_t *len,
+                          sl_error *err)
+{
+    char host[256];
+    const char *port;
+    if (where == NULL || *where == '\0')
+        return sl_error_set(err, SL_EINVAL, "empty listen address");
+    if (split_listen(where, host, sizeof host, &port, err) != 0)
+        return -1;
+    char *end = NULL;
+    errno = 0;
+    long pn = strtol(port, &end, 10);
+    if (*port == '\0' || !isdigit((unsigned char)*port) || end == NULL || *end != '\0' ||
+        errno != 0 || pn < 0 || pn > 65535)
+        return sl_error_set(err, SL_EINVAL, "listen address \"%s\": bad port \"%s\"", where, port);
+    return resolve_listen(where, host, port, addr, len, err);
 }
 
 int sl_httpd_listen_socket(const char *where, int backlog, sl_error *err)

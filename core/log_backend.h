@@ -80,6 +80,20 @@ typedef struct sl_log_backend_type {
     void (*stop)(sl_log_backend *b);
     /* Frees b (stopping it first). b may be NULL. */
     void (*free)(sl_log_backend *b);
+    /* Optional (NULL: each gateway remembers Idempotency-Keys alone): a
+     * key -> value store shared by every gateway of the route, for inputs'
+     * Idempotency-Key dedupe. idem_open starts it, reading back what was
+     * put within window_ms; returns 0 or -1 with err. Thread-safe after:
+     * idem_get copies the newest value put for key (by any gateway, once
+     * it reached this one) into *val (malloc'd, *len bytes, NUL-terminated)
+     * and when it was put into *at_ms, and returns 1; 0 when none within
+     * the window (or forgotten). idem_put stores val (NULL: forgets key)
+     * here at once and for the other gateways; returns 0 or -1 with err. */
+    int (*idem_open)(sl_log_backend *b, uint64_t window_ms, sl_error *err);
+    int (*idem_get)(sl_log_backend *b, const char *key, size_t klen, char **val, size_t *len,
+                    uint64_t *at_ms);
+    int (*idem_put)(sl_log_backend *b, const char *key, size_t klen, const char *val, size_t len,
+                    sl_error *err);
 } sl_log_backend_type;
 
 /* Replaces what out holds with copies of recs[0..n) (keys, values and

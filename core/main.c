@@ -175,7 +175,9 @@ static void reload(sl_gateway **gw, const char *path)
         sl_err("main", "reload: %s", err.msg);
 }
 
-static int cmd_run(const char *path)
+/* Loads path for `run`: errors go to stderr and NULL is returned; on
+ * success logging is set up from the config and its warnings are logged. */
+static sl_config *load_for_run(const char *path)
 {
     sl_config_errors errs = {0};
     sl_config *conf = sl_config_load(path, &errs);
@@ -183,51 +185,74 @@ static int cmd_run(const char *path)
         for (size_t i = 0; i < errs.n; i++)
             fprintf(stderr, "%s\n", errs.lines[i]);
         sl_config_errors_free(&errs);
-        return 2;
+        return NULL;
     }
     sl_config_errors_free(&errs);
     sl_logging_setup(conf->gw.log_format == SL_LOG_JSON, sl_level_parse(conf->gw.log_level));
     for (size_t i = 0; i < conf->n_warnings; i++)
         sl_warn("config", "%s", conf->warnings[i]);
+    return conf;
+}
 
-    /* Signals go to this thread only, through sigwait; every other thread
-     * inherits the blocked mask. */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
+/* Signals go to this thread only, through sigwait; every other thread
+ * inherits the blocked mask. Fills set with the signals to wait for. */
+static void block_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
     signal(SIGPIPE, SIG_IGN);
+}
 
-    uint64_t shutdown_timeout = conf->gw.shutdown_timeout_ms;
+/* Builds and starts the gateway from conf. Returns it, or NULL with the
+ * error logged and *code set to the exit code (2 for a config error). */
+static sl_gateway *start_gateway(sl_config *conf, int *code)
+{
     sl_error err;
     sl_error_clear(&err);
     sl_gateway *gw = sl_gateway_new(conf, NULL, &err);
     if (!gw) {
         sl_err("main", "%s", err.msg);
-        return err.code == SL_ECONFIG ? 2 : 1;
+        *code = err.code == SL_ECONFIG ? 2 : 1;
+        return NULL;
     }
     if (sl_gateway_start(gw, &err) < 0) {
         sl_err("main", "%s", err.msg);
         sl_gateway_stop(gw);
         sl_gateway_free(gw);
-        return err.code == SL_ECONFIG ? 2 : 1;
+        *code = err.code == SL_ECONFIG ? 2 : 1;
+        return NULL;
     }
+    return gw;
+}
+
+/* Waits for SIGINT or SIGTERM, reloading path on each SIGHUP. Returns 0 to
+ * drain, or -1 when a reload left no gateway (*gw NULL). */
+static int serve_until_signal(sl_gateway **gw, const sigset_t *set, const char *path,
+                              uint64_t shutdown_timeout)
+{
     for (;;) {
         int sig = 0;
-        if (sigwait(&set, &sig) != 0)
+        if (sigwait(set, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            reload(&gw, path);
-            if (!gw)
-                return 1;
+            reload(gw, path);
+            if (!*gw)
+                return -1;
             continue;
         }
         sl_info("main", "%s: draining (shutdown_timeout %" PRIu64 " ms)",
                 sig == SIGINT ? "SIGINT" : "SIGTERM", shutdown_timeout);
-        break;
+        return 0;
     }
+}
+
+/* Stops and frees gw; a watchdog thread exits the process with 1 if that
+ * takes longer than shutdown_timeout ms. */
+static void drain_and_stop(sl_gateway *gw, uint64_t shutdown_timeout)
+{
     static watchdog wd;
     wd.timeout_ms = shutdown_timeout;
     pthread_t wt;
@@ -236,6 +261,23 @@ static int cmd_run(const char *path)
     sl_gateway_stop(gw);
     sl_gateway_free(gw);
     sl_info("main", "stopped");
+}
+
+static int cmd_run(const char *path)
+{
+    sl_config *conf = load_for_run(path);
+    if (!conf)
+        return 2;
+    sigset_t set;
+    block_signals(&set);
+    uint64_t shutdown_timeout = conf->gw.shutdown_timeout_ms;
+    int code = 0;
+    sl_gateway *gw = start_gateway(conf, &code);
+    if (!gw)
+        return code;
+    if (serve_until_signal(&gw, &set, path, shutdown_timeout) < 0)
+        return 1;
+    drain_and_stop(gw, shutdown_timeout);
     return 0;
 }
 

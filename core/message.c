@@ -426,6 +426,66 @@ typedef struct path_step {
     bool escaped; /* a bracket-quoted name holding backslash escapes */
 } path_step;
 
+/* The path_* readers below take s just past the '.' or '[' of a step and
+ * return as path_next does. */
+
+/* .name: up to the next '.', '[' or ']'. */
+static int path_member(const char *s, const char **p, path_step *st, const char **why)
+{
+    const char *start = s;
+    while (*s && *s != '.' && *s != '[' && *s != ']')
+        s++;
+    if (s == start) {
+        *why = "empty member name";
+        return -1;
+    }
+    st->name = start;
+    st->name_len = (size_t)(s - start);
+    *p = s;
+    return 1;
+}
+
+/* [digits]: an index, saturating at SIZE_MAX. */
+static int path_index(const char *s, const char **p, path_step *st, const char **why)
+{
+    size_t idx = 0;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        size_t d = (size_t)(*s - '0');
+        idx = (idx > (SIZE_MAX - d) / 10) ? SIZE_MAX : idx * 10 + d;
+    }
+    if (*s != ']') {
+        *why = "expected ']' after an index";
+        return -1;
+    }
+    st->is_index = true;
+    st->index = idx;
+    *p = s + 1;
+    return 1;
+}
+
+/* ['name'] or ["name"]: the name may hold backslash escapes (st->escaped). */
+static int path_quoted(const char *s, const char **p, path_step *st, const char **why)
+{
+    char q = *s++;
+    const char *start = s;
+    while (*s && *s != q) {
+        if (*s == '\\') {
+            st->escaped = true;
+            if (*++s == '\0')
+                break;
+        }
+        s++;
+    }
+    if (*s != q || s[1] != ']') {
+        *why = "unterminated quoted name";
+        return -1;
+    }
+    st->name = start;
+    st->name_len = (size_t)(s - start);
+    *p = s + 2;
+    return 1;
+}
+
 /* Reads the step at *p. Returns 1 (step filled, *p advanced), 0 at the end
  * of the path, or -1 with *why set when the path is malformed there. */
 static int path_next(const char **p, path_step *st, const char **why)
@@ -434,59 +494,17 @@ static int path_next(const char **p, path_step *st, const char **why)
     memset(st, 0, sizeof *st);
     if (*s == '\0')
         return 0;
-    if (*s == '.') {
-        const char *start = ++s;
-        while (*s && *s != '.' && *s != '[' && *s != ']')
-            s++;
-        if (s == start) {
-            *why = "empty member name";
-            return -1;
-        }
-        st->name = start;
-        st->name_len = (size_t)(s - start);
-        *p = s;
-        return 1;
-    }
+    if (*s == '.')
+        return path_member(s + 1, p, st, why);
     if (*s != '[') {
         *why = "expected '.' or '['";
         return -1;
     }
     s++;
-    if (*s >= '0' && *s <= '9') {
-        size_t idx = 0;
-        for (; *s >= '0' && *s <= '9'; s++) {
-            size_t d = (size_t)(*s - '0');
-            idx = (idx > (SIZE_MAX - d) / 10) ? SIZE_MAX : idx * 10 + d;
-        }
-        if (*s != ']') {
-            *why = "expected ']' after an index";
-            return -1;
-        }
-        st->is_index = true;
-        st->index = idx;
-        *p = s + 1;
-        return 1;
-    }
-    if (*s == '\'' || *s == '"') {
-        char q = *s++;
-        const char *start = s;
-        while (*s && *s != q) {
-            if (*s == '\\') {
-                st->escaped = true;
-                if (*++s == '\0')
-                    break;
-            }
-            s++;
-        }
-        if (*s != q || s[1] != ']') {
-            *why = "unterminated quoted name";
-            return -1;
-        }
-        st->name = start;
-        st->name_len = (size_t)(s - start);
-        *p = s + 2;
-        return 1;
-    }
+    if (*s >= '0' && *s <= '9')
+        return path_index(s, p, st, why);
+    if (*s == '\'' || *s == '"')
+        return path_quoted(s, p, st, why);
     *why = "expected an index or a quoted name after '['";
     return -1;
 }

@@ -159,6 +159,13 @@ static unsigned watch_bucket(const char *id)
 static double lag_gauge(void *arg)
 {
     sl_worker *w = arg;
+    if (!w->part) { /* a log a connector holds: what it knows of the partition */
+        sl_log_backend_info bi;
+        w->route->bt->info(w->route->backend, w->index, &bi);
+        return bi.end_offset > bi.committed && bi.committed >= 0
+                   ? (double)(bi.end_offset - bi.committed)
+                   : 0.0;
+    }
     int64_t end = sl_partition_end_offset(w->part);
     int64_t committed = atomic_load(&w->committed);
     return end > committed ? (double)(end - committed) : 0.0;
@@ -330,6 +337,10 @@ static void route_counters(sl_route *r)
         labels, lat_bounds, sizeof lat_bounds / sizeof lat_bounds[0]);
     r->dropped_total = sl_metrics_counter(r->env.metrics, "sluice_messages_dropped_total",
                                           "Messages dropped by a route's steps.", labels);
+    sl_tail_count_drops(r->tail,
+                        sl_metrics_counter(r->env.metrics, "sluice_tail_dropped_total",
+                                           "Live-tail events dropped for readers that fell behind.",
+                                           labels));
     if (!r->topic)
         return; /* corrupt records are the embedded log's */
     sl_metrics_escape(sl_topic_name(r->topic), rname, sizeof rname);
@@ -655,6 +666,29 @@ int sl_route_on_durable(sl_route *r, int partition, int64_t offset, sl_durable_f
 bool sl_route_external_log(const sl_route *r)
 {
     return r->backend != NULL;
+}
+
+int sl_route_idem_open(sl_route *r, uint64_t window_ms, sl_error *err)
+{
+    if (!r->backend || !r->bt->idem_open)
+        return 0;
+    return r->bt->idem_open(r->backend, window_ms, err) < 0 ? -1 : 1;
+}
+
+int sl_route_idem_get(sl_route *r, const char *key, size_t klen, char **val, size_t *len,
+                      uint64_t *at_ms)
+{
+    return r->backend && r->bt->idem_get ? r->bt->idem_get(r->backend, key, klen, val, len, at_ms)
+                                         : 0;
+}
+
+int sl_route_idem_put(sl_route *r, const char *key, size_t klen, const char *val, size_t len,
+                      sl_error *err)
+{
+    if (!r->backend || !r->bt->idem_put)
+        return sl_error_set(err, SL_EINVAL, "route %s has no shared Idempotency-Key store",
+                            r->conf->name);
+    return r->bt->idem_put(r->backend, key, klen, val, len, err);
 }
 
 static int pick_partition(sl_route *r, const sl_msg *msg)

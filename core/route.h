@@ -90,6 +90,19 @@ int sl_route_on_durable(sl_route *r, int partition, int64_t offset, sl_durable_f
  * sl_route_on_durable. */
 bool sl_route_external_log(const sl_route *r);
 
+/* For inputs: the Idempotency-Key store shared by every gateway of the
+ * route, when its log's connector keeps one (core/log_backend.h, idem_*).
+ * sl_route_idem_open starts it (reading back window_ms): returns 1, 0 when
+ * the route has none (keys stay local to the gateway), or -1 with err.
+ * sl_route_idem_get returns 1 with a malloc'd copy of key's newest value
+ * (NUL-terminated) and when it was put, or 0. sl_route_idem_put stores val
+ * (NULL: forgets key) for every gateway; 0 or -1 with err. Thread-safe. */
+int sl_route_idem_open(sl_route *r, uint64_t window_ms, sl_error *err);
+int sl_route_idem_get(sl_route *r, const char *key, size_t klen, char **val, size_t *len,
+                      uint64_t *at_ms);
+int sl_route_idem_put(sl_route *r, const char *key, size_t klen, const char *val, size_t len,
+                      sl_error *err);
+
 /* For inputs: puts msg, which can never enter the route (its key cannot be
  * evaluated on its body, say), straight into the route's dead letter topic
  * with `error`, and waits until that is durable, so that the input can

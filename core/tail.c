@@ -25,9 +25,10 @@ struct sl_tail_client {
 };
 
 struct sl_tail {
-    pthread_mutex_t mu; /* guards clients[] */
+    pthread_mutex_t mu; /* guards clients[] and drops */
     atomic_int n;
     sl_tail_client *clients[SL_TAIL_MAX_CLIENTS];
+    sl_counter *drops; /* every drop of every ring; NULL: not counted */
 };
 
 sl_tail *sl_tail_new(void)
@@ -72,12 +73,20 @@ static void summarize(sl_tail_event *ev, const char *kind, const sl_msg *msg, in
         memcpy(ev->preview, msg->body, ev->preview_len);
 }
 
-/* Puts ev into c's ring, or counts a drop. Returns true when the reader
- * must be woken (it slept). Caller holds c->mu. */
-static bool push(sl_tail_client *c, const sl_tail_event *ev)
+void sl_tail_count_drops(sl_tail *t, sl_counter *c)
+{
+    pthread_mutex_lock(&t->mu);
+    t->drops = c;
+    pthread_mutex_unlock(&t->mu);
+}
+
+/* Puts ev into c's ring, or counts a drop (for c, and in drops). Returns
+ * true when the reader must be woken (it slept). Caller holds c->mu. */
+static bool push(sl_tail_client *c, const sl_tail_event *ev, sl_counter *drops)
 {
     if (c->count == SL_TAIL_RING) {
         c->dropped++;
+        sl_counter_add(drops, 1);
     } else {
         c->ring[(c->head + c->count) % SL_TAIL_RING] = *ev;
         c->count++;
@@ -115,7 +124,7 @@ void sl_tail_publish(sl_tail *t, const char *kind, const sl_msg *msg, int partit
         if (!c)
             continue;
         pthread_mutex_lock(&c->mu);
-        if (push(c, &ev)) {
+        if (push(c, &ev, t->drops)) {
             wl.fn[wl.n] = c->wake;
             wl.arg[wl.n++] = c->arg;
         }

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "message.h"
+#include "metrics.h"
 
 #define SL_TAIL_PREVIEW 256   /* body bytes kept per event */
 #define SL_TAIL_RING 256      /* events a subscriber may be behind before drops */
@@ -40,6 +41,11 @@ sl_tail *sl_tail_new(void);
 /* Frees a hub that has no subscribers left (sl_tail_unsubscribe each
  * first). t may be NULL. */
 void sl_tail_free(sl_tail *t);
+
+/* Adds every event a full ring drops, for any subscriber, to c (the
+ * route's sluice_tail_dropped_total{route}); NULL stops counting. c must
+ * outlive t or be replaced first. Thread-safe. */
+void sl_tail_count_drops(sl_tail *t, sl_counter *c);
 
 /* Publishes msg (kind "accepted" or "delivered", at partition/offset) to
  * every subscriber: one atomic load when there is none; else a copy of its

@@ -240,64 +240,94 @@ static bool jv_key(jv *v)
     return true;
 }
 
+/* The open containers of the text: '{' or '[' each, innermost last. */
+typedef struct jv_nest {
+    char stack[JSON_MAX_DEPTH];
+    size_t depth;
+} jv_nest;
+
+/* Where sl_json_valid's loop goes next. */
+typedef enum { JV_FAIL, JV_WANT_VALUE, JV_AFTER_VALUE, JV_DONE } jv_next;
+
+/* Reads the start of a value: a scalar whole, or the opening of a
+ * container (and its first key) or an empty container. */
+static jv_next jv_value(jv *v, jv_nest *n)
+{
+    jv_ws(v);
+    if (v->pos >= v->len) {
+        jv_unexpected(v);
+        return JV_FAIL;
+    }
+    unsigned char c = v->s[v->pos];
+    if (c != '{' && c != '[') {
+        if (n->depth == JSON_MAX_DEPTH) { /* jansson counts a scalar as one more level */
+            jv_fail(v, "nesting too deep");
+            return JV_FAIL;
+        }
+        return jv_scalar(v) ? JV_AFTER_VALUE : JV_FAIL;
+    }
+    if (n->depth == JSON_MAX_DEPTH) {
+        jv_fail(v, "nesting too deep");
+        return JV_FAIL;
+    }
+    n->stack[n->depth++] = (char)c;
+    v->pos++;
+    jv_ws(v);
+    unsigned char closer = c == '{' ? '}' : ']';
+    if (v->pos < v->len && v->s[v->pos] == closer) {
+        v->pos++;
+        n->depth--;
+        return JV_AFTER_VALUE;
+    }
+    if (c == '{' && !jv_key(v))
+        return JV_FAIL;
+    return JV_WANT_VALUE;
+}
+
+/* After a value: closes containers until a ',' (then reads the next key
+ * in an object) or the end of the text. */
+static jv_next jv_after_value(jv *v, jv_nest *n)
+{
+    for (;;) {
+        jv_ws(v);
+        if (n->depth == 0) {
+            if (v->pos != v->len) {
+                jv_fail(v, "end of input expected");
+                return JV_FAIL;
+            }
+            return JV_DONE;
+        }
+        if (v->pos >= v->len) {
+            jv_unexpected(v);
+            return JV_FAIL;
+        }
+        unsigned char c = v->s[v->pos];
+        char top = n->stack[n->depth - 1];
+        if (c == ',') {
+            v->pos++;
+            if (top == '{' && !jv_key(v))
+                return JV_FAIL;
+            return JV_WANT_VALUE;
+        }
+        if ((top == '{' && c == '}') || (top == '[' && c == ']')) {
+            v->pos++;
+            n->depth--;
+            continue;
+        }
+        jv_fail(v, top == '{' ? "expected ',' or '}'" : "expected ',' or ']'");
+        return JV_FAIL;
+    }
+}
+
 bool sl_json_valid(const char *buf, size_t len, char *msg, size_t cap)
 {
     jv v = {(const unsigned char *)buf, len, 0, msg, cap, false};
-    char stack[JSON_MAX_DEPTH];
-    size_t depth = 0;
+    jv_nest n;
+    n.depth = 0;
     if (cap > 0)
         msg[0] = '\0';
-    for (;;) {
-        /* expecting a value */
-        jv_ws(&v);
-        if (v.pos >= v.len)
-            return jv_unexpected(&v);
-        unsigned char c = v.s[v.pos];
-        if (c == '{' || c == '[') {
-            if (depth == JSON_MAX_DEPTH)
-                return jv_fail(&v, "nesting too deep");
-            stack[depth++] = (char)c;
-            v.pos++;
-            jv_ws(&v);
-            unsigned char closer = c == '{' ? '}' : ']';
-            if (v.pos < v.len && v.s[v.pos] == closer) {
-                v.pos++;
-                depth--;
-            } else {
-                if (c == '{' && !jv_key(&v))
-                    return false;
-                continue;
-            }
-        } else if (depth == JSON_MAX_DEPTH) {
-            /* jansson counts a scalar as one more level */
-            return jv_fail(&v, "nesting too deep");
-        } else if (!jv_scalar(&v)) {
-            return false;
-        }
-        /* after a value: close containers or move to the next element */
-        for (;;) {
-            jv_ws(&v);
-            if (depth == 0) {
-                if (v.pos != v.len)
-                    return jv_fail(&v, "end of input expected");
-                return true;
-            }
-            if (v.pos >= v.len)
-                return jv_unexpected(&v);
-            c = v.s[v.pos];
-            char top = stack[depth - 1];
-            if (c == ',') {
-                v.pos++;
-                if (top == '{' && !jv_key(&v))
-                    return false;
-                break;
-            }
-            if ((top == '{' && c == '}') || (top == '[' && c == ']')) {
-                v.pos++;
-                depth--;
-                continue;
-            }
-            return jv_fail(&v, top == '{' ? "expected ',' or '}'" : "expected ',' or ']'");
-        }
-    }
+    jv_next next = JV_WANT_VALUE;
+    while (next == JV_WANT_VALUE || next == JV_AFTER_VALUE)
+        next = next == JV_WANT_VALUE ? jv_value(&v, &n) : jv_after_value(&v, &n);
+    return next == JV_DONE;
 }

@@ -566,6 +566,47 @@ static int write_content(enc *e, const json_t *v, int depth, bool pretty, bool *
     return 0;
 }
 
+static int write_elem(enc *e, const char *key, size_t klen, const json_t *v, int depth,
+                      bool pretty);
+
+/* Writes the array v as the content of an element: <item> children. Sets
+ * *any once the start tag is closed (v not empty). */
+static int write_items(enc *e, const json_t *v, int depth, bool pretty, bool *any)
+{
+    size_t i;
+    const json_t *item;
+    json_array_foreach(v, i, item)
+    {
+        if (!*any) {
+            sl_buf_putc(&e->b, '>');
+            *any = true;
+        }
+        if (write_elem(e, "item", 4, item, depth + 1, pretty) < 0)
+            return -1;
+    }
+    if (*any && pretty)
+        put_indent(e, depth);
+    return 0;
+}
+
+/* Ends the element whose name was written at name_off: "/>" when it has
+ * no content (!any), else the end tag. */
+static int close_elem(enc *e, size_t name_off, size_t name_len, bool any)
+{
+    if (!any) {
+        BUF_LIT(&e->b, "/>");
+        return 0;
+    }
+    if (!sl_buf_reserve(&e->b, name_len + 3))
+        return -1;
+    e->b.p[e->b.len++] = '<';
+    e->b.p[e->b.len++] = '/';
+    memcpy(e->b.p + e->b.len, e->b.p + name_off, name_len);
+    e->b.len += name_len;
+    e->b.p[e->b.len++] = '>';
+    return 0;
+}
+
 /* Writes one element named key with value v (not itself expanded as
  * repeated siblings: an array here becomes <item> children). */
 static int write_elem(enc *e, const char *key, size_t klen, const json_t *v, int depth, bool pretty)
@@ -590,22 +631,10 @@ static int write_elem(enc *e, const char *key, size_t klen, const json_t *v, int
             if (write_attrs(e, v) < 0 || write_content(e, v, depth, pretty, &any) < 0)
                 return -1;
             break;
-        case JSON_ARRAY: {
-            size_t i;
-            const json_t *item;
-            json_array_foreach(v, i, item)
-            {
-                if (!any) {
-                    sl_buf_putc(&e->b, '>');
-                    any = true;
-                }
-                if (write_elem(e, "item", 4, item, depth + 1, pretty) < 0)
-                    return -1;
-            }
-            if (any && pretty)
-                put_indent(e, depth);
+        case JSON_ARRAY:
+            if (write_items(e, v, depth, pretty, &any) < 0)
+                return -1;
             break;
-        }
         default:
             if (json_is_string(v) && json_string_length(v) == 0)
                 break;
@@ -615,18 +644,7 @@ static int write_elem(enc *e, const char *key, size_t klen, const json_t *v, int
                 return -1;
             break;
     }
-    if (!any) {
-        BUF_LIT(&e->b, "/>");
-        return 0;
-    }
-    if (!sl_buf_reserve(&e->b, name_len + 3))
-        return -1;
-    e->b.p[e->b.len++] = '<';
-    e->b.p[e->b.len++] = '/';
-    memcpy(e->b.p + e->b.len, e->b.p + name_off, name_len);
-    e->b.len += name_len;
-    e->b.p[e->b.len++] = '>';
-    return 0;
+    return close_elem(e, name_off, name_len, any);
 }
 
 /* Writes member key: v of an object: an array becomes repeated elements. */
@@ -1262,6 +1280,70 @@ static int set_attr_scalar(dec *d, frame *f, const char *key, size_t kn, const c
     return m ? put_scalar_text(&m->val, text, n, d->coerce) : -1;
 }
 
+/* Sets f's key: the local name, or prefix_local (qname_key) when the
+ * element has a kept prefix or the name holds '_'. Returns -1 when out of
+ * memory. */
+static int set_frame_key(dec *d, frame *f, const xmlChar *prefix, const xmlChar *local)
+{
+    if (d->strip_ns)
+        prefix = NULL;
+    if (!prefix && !strchr((const char *)local, '_')) {
+        f->key = (const char *)local;
+        f->klen = strlen(f->key);
+        return 0;
+    }
+    f->key = qname_key(&f->kbuf, "", prefix, local, &d->scratch2, &f->klen);
+    return f->key ? 0 : -1;
+}
+
+/* Does one of the n attributes (libxml2's 5 pointers each: local, prefix,
+ * URI, value, end) say xsi:nil="true" (or "1")? */
+static bool has_xsi_nil(const xmlChar **attrs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        const xmlChar **a = attrs + 5 * i;
+        if (a[2] && strcmp((const char *)a[0], "nil") == 0 &&
+            strcmp((const char *)a[2], SL_XSI_NS) == 0) {
+            size_t vl = (size_t)(a[4] - a[3]);
+            if ((vl == 4 && memcmp(a[3], "true", 4) == 0) || (vl == 1 && a[3][0] == '1'))
+                return true;
+        }
+    }
+    return false;
+}
+
+/* Sets @xmlns / @xmlns:p members of f for the element's namespace
+ * declarations (none when namespaces are stripped). Returns -1 when out
+ * of memory. */
+static int set_ns_attrs(dec *d, frame *f, int nb_ns, const xmlChar **ns)
+{
+    for (int i = 0; i < nb_ns && !d->strip_ns; i++) {
+        const xmlChar *p = ns[2 * i], *href = ns[2 * i + 1];
+        size_t kn;
+        const char *key = qname_key(&d->scratch, "@", p ? (const xmlChar *)"xmlns" : NULL,
+                                    p ? p : (const xmlChar *)"xmlns", &d->scratch2, &kn);
+        if (!key || set_attr(d, f, key, kn, json_string(href ? (const char *)href : "")) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Sets an @name member of f for each of the n attributes. Returns -1 when
+ * out of memory. */
+static int set_attrs(dec *d, frame *f, const xmlChar **attrs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        const xmlChar **a = attrs + 5 * i;
+        size_t kn, vn;
+        const char *key =
+            qname_key(&d->scratch, "@", d->strip_ns ? NULL : a[1], a[0], &d->scratch2, &kn);
+        const char *val = attr_value(d, a[3], a[4], &vn);
+        if (!key || !val || set_attr_scalar(d, f, key, kn, val, vn) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 static void dec_start(void *ctx, const xmlChar *local, const xmlChar *prefix, const xmlChar *uri,
                       int nb_ns, const xmlChar **ns, int nb_attrs, int nb_defaulted,
                       const xmlChar **attrs)
@@ -1285,17 +1367,9 @@ static void dec_start(void *ctx, const xmlChar *local, const xmlChar *prefix, co
     f->skip = skip;
     if (skip)
         return;
-    if (d->strip_ns)
-        prefix = NULL;
-    if (!prefix && !strchr((const char *)local, '_')) {
-        f->key = (const char *)local;
-        f->klen = strlen(f->key);
-    } else {
-        f->key = qname_key(&f->kbuf, "", prefix, local, &d->scratch2, &f->klen);
-        if (!f->key) {
-            dec_oom(d);
-            return;
-        }
+    if (set_frame_key(d, f, prefix, local) < 0) {
+        dec_oom(d);
+        return;
     }
     if (d->track_path) {
         f->path_len = d->path.len;
@@ -1303,38 +1377,12 @@ static void dec_start(void *ctx, const xmlChar *local, const xmlChar *prefix, co
         sl_buf_put(&d->path, f->key, f->klen);
     }
     int n_real = nb_attrs - nb_defaulted; /* DTD defaults are not the document's */
-    for (int i = 0; i < n_real; i++) {
-        const xmlChar **a = attrs + 5 * i; /* local, prefix, URI, value, end */
-        if (a[2] && strcmp((const char *)a[0], "nil") == 0 &&
-            strcmp((const char *)a[2], SL_XSI_NS) == 0) {
-            size_t vl = (size_t)(a[4] - a[3]);
-            if ((vl == 4 && memcmp(a[3], "true", 4) == 0) || (vl == 1 && a[3][0] == '1')) {
-                f->nil = true;
-                return;
-            }
-        }
+    if (has_xsi_nil(attrs, n_real)) {
+        f->nil = true;
+        return;
     }
-    for (int i = 0; i < nb_ns && !d->strip_ns; i++) {
-        const xmlChar *p = ns[2 * i], *href = ns[2 * i + 1];
-        size_t kn;
-        const char *key = qname_key(&d->scratch, "@", p ? (const xmlChar *)"xmlns" : NULL,
-                                    p ? p : (const xmlChar *)"xmlns", &d->scratch2, &kn);
-        if (!key || set_attr(d, f, key, kn, json_string(href ? (const char *)href : "")) < 0) {
-            dec_oom(d);
-            return;
-        }
-    }
-    for (int i = 0; i < n_real; i++) {
-        const xmlChar **a = attrs + 5 * i;
-        size_t kn, vn;
-        const char *key =
-            qname_key(&d->scratch, "@", d->strip_ns ? NULL : a[1], a[0], &d->scratch2, &kn);
-        const char *val = attr_value(d, a[3], a[4], &vn);
-        if (!key || !val || set_attr_scalar(d, f, key, kn, val, vn) < 0) {
-            dec_oom(d);
-            return;
-        }
-    }
+    if (set_ns_attrs(d, f, nb_ns, ns) < 0 || set_attrs(d, f, attrs, n_real) < 0)
+        dec_oom(d);
 }
 
 static void dec_chars(void *ctx, const xmlChar *ch, int len)
@@ -1696,12 +1744,10 @@ static void take_unwrapped(dec *d, bool text_mode, json_t **tree, char **text, s
     }
 }
 
-/* Parses xml into a jansson tree (*tree) or, in text mode, straight into
- * compact JSON text (*text, *text_len). Returns 0, or -1 with err. */
-static int xml_decode(const char *xml, size_t len, const sl_xml_opts *o, bool text_mode,
-                      json_t **tree, char **text, size_t *text_len, sl_error *err)
+/* Refuses a document over the size limit, an empty one, or one whose
+ * attributes sl_xml_check_attrs refuses. Returns -1 with err set. */
+static int check_document(const char *xml, size_t len, const sl_xml_opts *o, sl_error *err)
 {
-    sl_xml_init();
     size_t max = opt_size(o);
     if (len > max) {
         sl_error_set(err, SL_EINVAL, "XML document of %zu bytes is larger than the limit of %zu",
@@ -1712,31 +1758,36 @@ static int xml_decode(const char *xml, size_t len, const sl_xml_opts *o, bool te
         sl_error_set(err, SL_EINVAL, "XML line 1: the document is empty");
         return -1;
     }
-    if (sl_xml_check_attrs(xml, len, err) < 0)
-        return -1;
-    dec d = {.coerce = o && o->coerce,
-             .max_depth = opt_depth(o),
-             .err = err,
-             .depth = 0,
-             .text = text_mode};
-    d.frames = calloc(16, sizeof *d.frames);
-    if (d.frames)
-        d.n_frames = 16;
-    if (d.frames)
-        dec_setup_unwrap(&d, o);
-    if (!d.frames || dec_setup_forced(&d, o) < 0 ||
-        (!text_mode && !(d.frames[0].obj = json_object()))) {
-        sl_error_set(err, SL_ENOMEM, "out of memory");
-        dec_free(&d);
-        return -1;
-    }
+    return sl_xml_check_attrs(xml, len, err);
+}
 
-    xmlParserCtxtPtr ctxt = xmlCreateMemoryParserCtxt(xml, (int)len);
-    if (!ctxt) {
+/* Sets up d from o: 16 frames, unwrap and forced arrays, and the root
+ * object in tree mode. Returns -1 (SL_ENOMEM in err, d freed). */
+static int dec_init(dec *d, const sl_xml_opts *o, bool text_mode, sl_error *err)
+{
+    *d = (dec){.coerce = o && o->coerce,
+               .max_depth = opt_depth(o),
+               .err = err,
+               .depth = 0,
+               .text = text_mode};
+    d->frames = calloc(16, sizeof *d->frames);
+    if (d->frames)
+        d->n_frames = 16;
+    if (d->frames)
+        dec_setup_unwrap(d, o);
+    if (!d->frames || dec_setup_forced(d, o) < 0 ||
+        (!text_mode && !(d->frames[0].obj = json_object()))) {
         sl_error_set(err, SL_ENOMEM, "out of memory");
-        dec_free(&d);
+        dec_free(d);
         return -1;
     }
+    return 0;
+}
+
+/* Points ctxt's SAX callbacks at the dec_* handlers, with d as their
+ * context; no network, no entity substitution, no DTD loading. */
+static void dec_set_sax(xmlParserCtxtPtr ctxt, dec *d)
+{
     xmlCtxtUseOptions(ctxt, XML_PARSE_NONET);
     xmlSAXHandler sax;
     memset(&sax, 0, sizeof sax);
@@ -1752,44 +1803,83 @@ static int xml_decode(const char *xml, size_t len, const sl_xml_opts *o, bool te
     sax.resolveEntity = dec_resolve_entity;
     sax.serror = dec_serror;
     memcpy(ctxt->sax, &sax, sizeof sax);
-    ctxt->userData = &d;
+    ctxt->userData = d;
     ctxt->replaceEntities = 0;
     ctxt->loadsubset = 0;
     ctxt->validate = 0;
-    d.ctxt = ctxt;
+    d->ctxt = ctxt;
+}
+
+/* Runs libxml2's SAX parser over xml into d; d->failed (with d->err) when
+ * it is not well-formed. Returns -1 (SL_ENOMEM) when no parser could be
+ * made. */
+static int dec_parse(dec *d, const char *xml, size_t len)
+{
+    xmlParserCtxtPtr ctxt = xmlCreateMemoryParserCtxt(xml, (int)len);
+    if (!ctxt) {
+        sl_error_set(d->err, SL_ENOMEM, "out of memory");
+        return -1;
+    }
+    dec_set_sax(ctxt, d);
     xmlParseDocument(ctxt);
     bool well_formed = ctxt->wellFormed;
     if (ctxt->myDoc)
         xmlFreeDoc(ctxt->myDoc);
     ctxt->myDoc = NULL;
     xmlFreeParserCtxt(ctxt);
-    if (!d.failed && !well_formed) {
-        sl_error_set(err, SL_EINVAL, "XML line %d: %s", d.xe.line,
-                     d.xe.level ? d.xe.msg : "malformed XML");
-        d.failed = true;
+    if (!d->failed && !well_formed) {
+        sl_error_set(d->err, SL_EINVAL, "XML line %d: %s", d->xe.line,
+                     d->xe.level ? d->xe.msg : "malformed XML");
+        d->failed = true;
     }
-    size_t members = text_mode ? d.frames[0].n_mem : json_object_size(d.frames[0].obj);
-    if (!d.failed && (d.depth != 0 || members != 1)) {
-        sl_error_set(err, SL_EINVAL, "XML line %d: the document has no root element", d.xe.line);
-        d.failed = true;
+    return 0;
+}
+
+/* Moves the result out of a parsed d: the unwrapped element, the compact
+ * JSON text, or the tree. Fails d when there is no single root element. */
+static void dec_take_result(dec *d, bool text_mode, json_t **tree, char **text, size_t *text_len)
+{
+    size_t members = text_mode ? d->frames[0].n_mem : json_object_size(d->frames[0].obj);
+    if (!d->failed && (d->depth != 0 || members != 1)) {
+        sl_error_set(d->err, SL_EINVAL, "XML line %d: the document has no root element",
+                     d->xe.line);
+        d->failed = true;
     }
-    if (!d.failed && d.unwrap)
-        take_unwrapped(&d, text_mode, tree, text, text_len);
-    else if (!d.failed && text_mode) {
+    if (!d->failed && d->unwrap)
+        take_unwrapped(d, text_mode, tree, text, text_len);
+    else if (!d->failed && text_mode) {
         sl_buf out = {0};
-        if (mem_object(&d.frames[0], &out) < 0) {
+        if (mem_object(&d->frames[0], &out) < 0) {
             free(out.p);
-            sl_error_set(err, SL_ENOMEM, "out of memory");
-            d.failed = true;
+            sl_error_set(d->err, SL_ENOMEM, "out of memory");
+            d->failed = true;
         } else {
             out.p[out.len] = '\0'; /* buf_reserve keeps room for it */
             *text = out.p;
             *text_len = out.len;
         }
-    } else if (!d.failed) {
-        *tree = d.frames[0].obj;
-        d.frames[0].obj = NULL;
+    } else if (!d->failed) {
+        *tree = d->frames[0].obj;
+        d->frames[0].obj = NULL;
     }
+}
+
+/* Parses xml into a jansson tree (*tree) or, in text mode, straight into
+ * compact JSON text (*text, *text_len). Returns 0, or -1 with err. */
+static int xml_decode(const char *xml, size_t len, const sl_xml_opts *o, bool text_mode,
+                      json_t **tree, char **text, size_t *text_len, sl_error *err)
+{
+    sl_xml_init();
+    if (check_document(xml, len, o, err) < 0)
+        return -1;
+    dec d;
+    if (dec_init(&d, o, text_mode, err) < 0)
+        return -1;
+    if (dec_parse(&d, xml, len) < 0) {
+        dec_free(&d);
+        return -1;
+    }
+    dec_take_result(&d, text_mode, tree, text, text_len);
     dec_free(&d);
     return d.failed ? -1 : 0;
 }

@@ -290,40 +290,41 @@ static int sb_collectgarbage(lua_State *L)
     return 1;
 }
 
-/* require(NAME): NAME.lua (dots become slashes) from the library directory,
- * as text, run once in the sandbox; its result is cached. No C modules. */
-static int sb_require(lua_State *L)
+/* Raises unless name (len bytes) is 1 to 128 of letters, digits, '_' and
+ * '.', without "..". */
+static void check_module_name(lua_State *L, const char *name, size_t len)
 {
-    sl_lua_host *h = sl_lua_host_of(L);
-    size_t len;
-    const char *name = luaL_checklstring(L, 1, &len);
     if (len == 0 || len > 128 || strstr(name, ".."))
-        return luaL_error(L, "require: bad module name '%s'", name);
+        luaL_error(L, "require: bad module name '%s'", name);
     for (size_t i = 0; i < len; i++) {
         char c = name[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
               c == '_' || c == '.'))
-            return luaL_error(L, "require: bad module name '%s'", name);
+            luaL_error(L, "require: bad module name '%s'", name);
     }
-    lua_settop(L, 1);
-    lua_getfield(L, LUA_REGISTRYINDEX, "sluice.loaded"); /* 2 */
-    if (lua_getfield(L, 2, name) != LUA_TNIL)
-        return 1;
-    lua_pop(L, 1);
-    if (!h->lib_dir)
-        return luaL_error(L, "require: module '%s' not found (no library directory)", name);
+}
+
+/* Pushes the path of module name: LIB_DIR/NAME.lua, dots become slashes. */
+static const char *push_module_path(lua_State *L, const char *lib_dir, const char *name, size_t len)
+{
     luaL_Buffer b;
     luaL_buffinit(L, &b);
-    luaL_addstring(&b, h->lib_dir);
+    luaL_addstring(&b, lib_dir);
     luaL_addchar(&b, '/');
     for (size_t i = 0; i < len; i++)
         luaL_addchar(&b, name[i] == '.' ? '/' : name[i]);
     luaL_addstring(&b, ".lua");
-    luaL_pushresult(&b); /* 3 */
-    const char *path = lua_tostring(L, 3);
+    luaL_pushresult(&b);
+    return lua_tostring(L, -1);
+}
+
+/* Pushes the whole text of the file at path (module name); raises when it
+ * cannot be opened. */
+static const char *push_module_text(lua_State *L, const char *path, const char *name, size_t *len)
+{
     FILE *f = fopen(path, "rb");
     if (!f)
-        return luaL_error(L, "require: module '%s' not found (no %s)", name, path);
+        luaL_error(L, "require: module '%s' not found (no %s)", name, path);
     luaL_Buffer src;
     luaL_buffinit(L, &src);
     char chunk[4096];
@@ -331,10 +332,29 @@ static int sb_require(lua_State *L)
     while ((got = fread(chunk, 1, sizeof chunk, f)) > 0)
         luaL_addlstring(&src, chunk, got);
     fclose(f);
-    luaL_pushresult(&src); /* 4 */
+    luaL_pushresult(&src);
+    return lua_tolstring(L, -1, len);
+}
+
+/* require(NAME): NAME.lua (dots become slashes) from the library directory,
+ * as text, run once in the sandbox; its result is cached. No C modules. */
+static int sb_require(lua_State *L)
+{
+    sl_lua_host *h = sl_lua_host_of(L);
+    size_t len;
+    const char *name = luaL_checklstring(L, 1, &len);
+    check_module_name(L, name, len);
+    lua_settop(L, 1);
+    lua_getfield(L, LUA_REGISTRYINDEX, "sluice.loaded"); /* 2 */
+    if (lua_getfield(L, 2, name) != LUA_TNIL)
+        return 1;
+    lua_pop(L, 1);
+    if (!h->lib_dir)
+        return luaL_error(L, "require: module '%s' not found (no library directory)", name);
+    const char *path = push_module_path(L, h->lib_dir, name, len); /* 3 */
     size_t slen;
-    const char *s = lua_tolstring(L, 4, &slen);
-    lua_pushfstring(L, "@%s", path); /* 5 */
+    const char *s = push_module_text(L, path, name, &slen); /* 4 */
+    lua_pushfstring(L, "@%s", path);                        /* 5 */
     if (luaL_loadbufferx(L, s, slen, lua_tostring(L, 5), "t") != LUA_OK)
         return lua_error(L);
     sl_lua_env_bind(L, -1);

@@ -82,6 +82,68 @@ static void scan_plain(jdec *d)
     d->p = (const char *)p;
 }
 
+/* The byte a one-character escape \e stands for, or -1 when e is not one. */
+static int simple_escape(char e)
+{
+    switch (e) {
+        case '"':
+        case '\\':
+        case '/':
+            return e;
+        case 'b':
+            return '\b';
+        case 'f':
+            return '\f';
+        case 'n':
+            return '\n';
+        case 'r':
+            return '\r';
+        case 't':
+            return '\t';
+        default:
+            return -1;
+    }
+}
+
+/* Adds the code point of the \uXXXX escape whose hex digits start at d->p
+ * (with the low half of a surrogate pair); raises on a bad or lone one. */
+static void dec_unicode_escape(jdec *d, luaL_Buffer *b)
+{
+    unsigned cp = 0, lo = 0;
+    if (d->end - d->p < 4 || hex4(d->p, &cp) < 0)
+        dec_error(d, "bad \\u escape");
+    d->p += 4;
+    if (cp >= 0xd800 && cp <= 0xdbff) {
+        if (d->end - d->p < 6 || d->p[0] != '\\' || d->p[1] != 'u' || hex4(d->p + 2, &lo) < 0 ||
+            lo < 0xdc00 || lo > 0xdfff)
+            dec_error(d, "lone surrogate in a \\u escape");
+        d->p += 6;
+        cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+    } else if (cp >= 0xdc00 && cp <= 0xdfff) {
+        dec_error(d, "lone surrogate in a \\u escape");
+    }
+    add_utf8(b, cp);
+}
+
+/* Adds the escape at the backslash d->p; raises on a bad one. */
+static void dec_escape(jdec *d, luaL_Buffer *b)
+{
+    if (d->end - d->p < 2)
+        dec_error(d, "unterminated string");
+    char e = d->p[1];
+    d->p += 2;
+    if (e == 'u') {
+        dec_unicode_escape(d, b);
+        return;
+    }
+    int c = simple_escape(e);
+    if (c < 0) {
+        d->p -= 2;
+        dec_error(d, "bad escape in a string");
+    }
+    luaL_addchar(b, (char)c);
+}
+
 /* Pushes the string starting at the opening quote d->p. */
 static void dec_string(jdec *d)
 {
@@ -103,53 +165,7 @@ static void dec_string(jdec *d)
             d->p++;
             break;
         }
-        /* a backslash */
-        if (d->end - d->p < 2)
-            dec_error(d, "unterminated string");
-        char e = d->p[1];
-        d->p += 2;
-        switch (e) {
-            case '"':
-            case '\\':
-            case '/':
-                luaL_addchar(&b, e);
-                break;
-            case 'b':
-                luaL_addchar(&b, '\b');
-                break;
-            case 'f':
-                luaL_addchar(&b, '\f');
-                break;
-            case 'n':
-                luaL_addchar(&b, '\n');
-                break;
-            case 'r':
-                luaL_addchar(&b, '\r');
-                break;
-            case 't':
-                luaL_addchar(&b, '\t');
-                break;
-            case 'u': {
-                unsigned cp = 0, lo = 0;
-                if (d->end - d->p < 4 || hex4(d->p, &cp) < 0)
-                    dec_error(d, "bad \\u escape");
-                d->p += 4;
-                if (cp >= 0xd800 && cp <= 0xdbff) {
-                    if (d->end - d->p < 6 || d->p[0] != '\\' || d->p[1] != 'u' ||
-                        hex4(d->p + 2, &lo) < 0 || lo < 0xdc00 || lo > 0xdfff)
-                        dec_error(d, "lone surrogate in a \\u escape");
-                    d->p += 6;
-                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-                } else if (cp >= 0xdc00 && cp <= 0xdfff) {
-                    dec_error(d, "lone surrogate in a \\u escape");
-                }
-                add_utf8(&b, cp);
-                break;
-            }
-            default:
-                d->p -= 2;
-                dec_error(d, "bad escape in a string");
-        }
+        dec_escape(d, &b); /* scan_plain stopped at a backslash */
         const char *run = d->p;
         scan_plain(d);
         luaL_addlstring(&b, run, (size_t)(d->p - run));
@@ -157,58 +173,74 @@ static void dec_string(jdec *d)
     luaL_pushresult(&b);
 }
 
-static void dec_number(jdec *d)
+/* Skips the digits at q (none is fine) and returns where they end. */
+static const char *skip_digits(const char *q, const char *end)
 {
-    const char *s = d->p, *q = d->p, *end = d->end;
-    bool is_float = false;
+    while (q < end && *q >= '0' && *q <= '9')
+        q++;
+    return q;
+}
+
+/* Returns the end of the number token at d->p (JSON's grammar: no leading
+ * zeros, digits after '.' and after the exponent); *is_float when it has a
+ * fraction or an exponent. Raises on a malformed number. */
+static const char *scan_number(jdec *d, bool *is_float)
+{
+    const char *q = d->p, *end = d->end;
     if (q < end && *q == '-')
         q++;
     if (q < end && *q == '0') {
         q++;
     } else if (q < end && *q >= '1' && *q <= '9') {
-        while (q < end && *q >= '0' && *q <= '9')
-            q++;
+        q = skip_digits(q, end);
     } else {
         dec_error(d, "bad number");
     }
     if (q < end && *q == '.') {
-        is_float = true;
+        *is_float = true;
         q++;
         if (q >= end || *q < '0' || *q > '9')
             dec_error(d, "bad number");
-        while (q < end && *q >= '0' && *q <= '9')
-            q++;
+        q = skip_digits(q, end);
     }
     if (q < end && (*q == 'e' || *q == 'E')) {
-        is_float = true;
+        *is_float = true;
         q++;
         if (q < end && (*q == '+' || *q == '-'))
             q++;
         if (q >= end || *q < '0' || *q > '9')
             dec_error(d, "bad number");
-        while (q < end && *q >= '0' && *q <= '9')
-            q++;
+        q = skip_digits(q, end);
     }
-    d->p = q;
-    if (!is_float) {
-        const char *digits = s + (*s == '-');
-        size_t n = (size_t)(q - digits);
-        if (n <= 18) {
-            lua_Integer v = 0;
-            for (const char *c = digits; c < q; c++)
-                v = v * 10 + (*c - '0');
-            lua_pushinteger(d->L, *s == '-' ? -v : v);
-            return;
-        }
-        /* 19 digits or more: an integer when it fits, else a float */
-        char tmp[32];
-        if ((size_t)(q - s) < sizeof tmp) {
-            memcpy(tmp, s, (size_t)(q - s));
-            tmp[q - s] = '\0';
-            if (lua_stringtonumber(d->L, tmp))
-                return;
-        }
+    return q;
+}
+
+/* Pushes the integer token [s, q) when it fits a lua_Integer and returns
+ * true; else pushes nothing and returns false. */
+static bool push_integer(lua_State *L, const char *s, const char *q)
+{
+    const char *digits = s + (*s == '-');
+    if ((size_t)(q - digits) <= 18) {
+        lua_Integer v = 0;
+        for (const char *c = digits; c < q; c++)
+            v = v * 10 + (*c - '0');
+        lua_pushinteger(L, *s == '-' ? -v : v);
+        return true;
     }
+    /* 19 digits or more: an integer when it fits, else a float */
+    char tmp[32];
+    if ((size_t)(q - s) < sizeof tmp) {
+        memcpy(tmp, s, (size_t)(q - s));
+        tmp[q - s] = '\0';
+        if (lua_stringtonumber(L, tmp))
+            return true;
+    }
+    return false;
+}
+
+/* Pushes the number token [s, q) as a float (strtod on a copy). */
+static void push_float(lua_State *L, const char *s, const char *q)
+{
     char tmp[64];
     size_t n = (size_t)(q - s);
     char *big = NULL;
@@ -216,14 +248,25 @@ static void dec_number(jdec *d)
     if (n >= sizeof tmp) {
         big = malloc(n + 1);
         if (!big)
-            luaL_error(d->L, "json: out of memory");
+            luaL_error(L, "json: out of memory");
         text = big;
     }
     memcpy(text, s, n);
     text[n] = '\0';
     double v = strtod(text, NULL);
     free(big);
-    lua_pushnumber(d->L, v);
+    lua_pushnumber(L, v);
+}
+
+static void dec_number(jdec *d)
+{
+    const char *s = d->p;
+    bool is_float = false;
+    const char *q = scan_number(d, &is_float);
+    d->p = q;
+    if (!is_float && push_integer(d->L, s, q))
+        return;
+    push_float(d->L, s, q);
 }
 
 static void dec_value(jdec *d);

@@ -86,7 +86,7 @@ EOF
 scenario() {
     local name=$1 kind=$2 n=$3 ports=() admins=() t0 t1 t2 acked=0
     cmd "create out-$name $PARTS"
-    [ "$kind" = kafka ] && cmd "create log-$name $PARTS"
+    [ "$kind" = kafka ] && cmd "create log-$name $PARTS" && cmd "create log-$name.idem $PARTS"
     PIDS=()
     for ((g = 0; g < n; g++)); do
         ports+=("$(free_port)")

@@ -117,6 +117,7 @@ def test_kafka_log_three_gateways_one_sigkilled_every_202_delivered_in_order_per
     gws, ports = [], []
     try:
         broker.create("orders.log", PARTITIONS)
+        broker.create("orders.log.idem", 1)  # the shared Idempotency-Keys
         broker.create("out", 4)
         for _ in range(3):
             admin, port = free_port(), free_port()
@@ -182,6 +183,7 @@ def test_kafka_log_rewind_by_offset_delivers_again_from_there():
     gw = Gateway(log_route_config(broker.bootstrap, admin, port, partitions=2))
     try:
         broker.create("orders.log", 2)
+        broker.create("orders.log.idem", 1)  # the shared Idempotency-Keys
         broker.create("out", 1)
         gw.start(admin)
         wait_until(lambda: len(assigned(gw)) == 2, 60, "both partitions assigned", interval=0.5)
@@ -292,6 +294,7 @@ def test_kafka_log_cluster_down_answers_503_with_retry_after_and_loses_no_202():
     threads = [threading.Thread(target=client, args=(t,)) for t in range(4)]
     try:
         broker.create("orders.log", 3)
+        broker.create("orders.log.idem", 1)  # the shared Idempotency-Keys
         broker.create("out", 1)
         gw.start(admin)
         for t in threads:
@@ -327,6 +330,7 @@ def test_kafka_log_gateway_joining_mid_stream_rebalances_without_loss():
     gws, ports, admins = [], [], []
     try:
         broker.create("orders.log", PARTITIONS)
+        broker.create("orders.log.idem", 1)  # the shared Idempotency-Keys
         broker.create("out", 4)
         for _ in range(2):
             admin, port = free_port(), free_port()

@@ -150,6 +150,11 @@ def test_a_tail_client_that_never_reads_does_not_hold_the_route_back():
         assert drops and drops[0] > 0, drops
         got = sum(1 for name, _ in stuck.events() if name in ("accepted", "delivered"))
         assert got < 2 * n, f"the stuck client got all {got} events: nothing was dropped"
+        # and the operator sees the drops in a metric
+        st, body, _ = request("GET", admin, "/metrics",
+                              headers={"authorization": f"Bearer {TOKEN}"})
+        counted = metric(parse_metrics(body.decode()), "sluice_tail_dropped_total", route="feed")
+        assert counted is not None and counted >= sum(drops), (counted, drops)
         stuck.close()
         gw.stop()
     finally:

@@ -80,6 +80,55 @@ static void test_msg_json_keeps_order(void **state)
     expect_body("function step(msg) msg:set_json(msg:json()) return msg end\n", big, big);
 }
 
+/* json.decode's strings and numbers: every escape, surrogate pairs,
+ * integers up to the 64-bit limit and floats past it, and the errors. */
+static void test_decode_escapes_and_numbers(void **state)
+{
+    (void)state;
+    const char *src =
+        "local function try(t)\n"
+        "  local ok, v = pcall(json.decode, t)\n"
+        "  if ok then return math.type(v) or type(v) end\n"
+        "  return v\n"
+        "end\n"
+        "function step(msg)\n"
+        "  local v = json.decode(msg.body)\n"
+        "  local out = {}\n"
+        "  out[1] = v[1] == 'a\"\\\\/\\b\\f\\n\\r\\t\\u{e9}\\u{1F600}z' and 'string ok' or v[1]\n"
+        "  for i = 2, #v do\n"
+        "    local t = math.type(v[i])\n"
+        "    out[#out + 1] = t .. ' ' .. (t == 'integer' and tostring(v[i]) or "
+        "('%.17g'):format(v[i]))\n"
+        "  end\n"
+        "  out[#out + 1] = try('\"\\\\x\"')\n"
+        "  out[#out + 1] = try('\"\\\\ud800\"')\n"
+        "  out[#out + 1] = try('\"\\\\udc00\"')\n"
+        "  out[#out + 1] = try('\"\\\\u12g4\"')\n"
+        "  out[#out + 1] = try('\"abc')\n"
+        "  out[#out + 1] = try('01')\n"
+        "  out[#out + 1] = try('1.')\n"
+        "  out[#out + 1] = try('1e+')\n"
+        "  out[#out + 1] = try('-')\n"
+        "  msg.body = table.concat(out, '|')\n"
+        "  return msg\n"
+        "end\n";
+    expect_body(src,
+                "[\"a\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\\ud83d\\ude00z\", 0, -12, "
+                "123456789012345678, 9223372036854775807, -9223372036854775808, "
+                "9223372036854775808, 1.5, -2E3, 0.1e-2]",
+                "string ok|integer 0|integer -12|integer 123456789012345678|"
+                "integer 9223372036854775807|integer -9223372036854775808|"
+                "float 9.2233720368547758e+18|float 1.5|float -2000|float 0.001|"
+                "json: bad escape in a string at offset 1|"
+                "json: lone surrogate in a \\u escape at offset 7|"
+                "json: lone surrogate in a \\u escape at offset 7|"
+                "json: bad \\u escape at offset 3|"
+                "json: unterminated string at offset 4|"
+                "json: unexpected text after the value at offset 1|"
+                "json: bad number at offset 0|json: bad number at offset 0|"
+                "json: bad number at offset 0");
+}
+
 static void test_changes_keep_order(void **state)
 {
     (void)state;
@@ -190,6 +239,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_msg_json_keeps_order),
+        cmocka_unit_test(test_decode_escapes_and_numbers),
         cmocka_unit_test(test_changes_keep_order),
         cmocka_unit_test(test_many_keys),
         cmocka_unit_test(test_json_object_builds_ordered),

@@ -1,7 +1,7 @@
 /* Unit tests for core/tail.c: events reach every subscriber in order with a
  * bounded, UTF-8-safe preview; a full ring drops and counts for its own
- * subscriber only; a sleeping reader is woken exactly once per sleep and
- * never before it slept; ping and close; the subscriber limit. */
+ * subscriber only, and every drop adds to the route's counter; a sleeping reader is woken exactly
+ * once per sleep and never before it slept; ping and close; the subscriber limit. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "message.h"
@@ -129,6 +130,35 @@ static void test_full_ring_drops_and_counts_for_that_client_only(void **state)
     sl_tail_free(t);
 }
 
+static void test_drops_of_every_ring_add_to_the_route_counter(void **state)
+{
+    (void)state;
+    sl_metrics *reg = sl_metrics_new();
+    sl_counter *dropped_total =
+        sl_metrics_counter(reg, "sluice_tail_dropped_total", "test", "route=\"r\"");
+    sl_tail *t = sl_tail_new();
+    sl_tail_count_drops(t, dropped_total);
+    waker w1 = {0, 0}, w2 = {0, 0};
+    sl_tail_client *a = sl_tail_subscribe(t, on_wake, &w1);
+    sl_tail_client *b = sl_tail_subscribe(t, on_wake, &w2);
+    sl_msg *m = msg_with("x", NULL);
+    for (int i = 0; i < SL_TAIL_RING + 3; i++)
+        sl_tail_publish(t, "accepted", m, 0, i);
+    assert_int_equal(sl_counter_get(dropped_total), 6); /* 3 for each of two readers */
+    size_t len = 0;
+    char *text = sl_metrics_render(reg, &len);
+    assert_non_null(strstr(text, "sluice_tail_dropped_total{route=\"r\"} 6\n"));
+    free(text);
+    sl_tail_count_drops(t, NULL);
+    sl_tail_publish(t, "accepted", m, 0, 0);
+    assert_int_equal(sl_counter_get(dropped_total), 6);
+    sl_msg_free(m);
+    sl_tail_unsubscribe(t, a);
+    sl_tail_unsubscribe(t, b);
+    sl_tail_free(t);
+    sl_metrics_free(reg);
+}
+
 static void test_a_sleeping_reader_is_woken_once(void **state)
 {
     (void)state;
@@ -187,6 +217,7 @@ int main(void)
         cmocka_unit_test(test_events_in_order_with_their_fields),
         cmocka_unit_test(test_preview_is_cut_before_a_split_utf8_sequence),
         cmocka_unit_test(test_full_ring_drops_and_counts_for_that_client_only),
+        cmocka_unit_test(test_drops_of_every_ring_add_to_the_route_counter),
         cmocka_unit_test(test_a_sleeping_reader_is_woken_once),
         cmocka_unit_test(test_subscriber_limit),
     };
