@@ -198,8 +198,7 @@ sl_log *sl_log_open(const char *dir, const sl_log_options *opt, sl_error *err)
         goto fail;
     }
     free(lock_path);
-    if (log->opt.fsync == SL_FSYNC_ALWAYS &&
-        (sl_syncpool_start(log, err) != 0 || sl_zeroer_start(log, err) != 0))
+    if (log->opt.fsync == SL_FSYNC_ALWAYS && sl_syncpool_start(log, err) != 0)
         goto fail;
     int nthreads = log->opt.fsync == SL_FSYNC_ALWAYS ? SL_FLUSHERS : 1;
     pthread_mutex_lock(&log->flush_mu); /* flushers read flushers[0] */
@@ -241,7 +240,6 @@ void sl_log_close(sl_log *log)
     for (int i = 0; i < log->nflushers; i++)
         pthread_join(log->flushers[i], NULL);
     sl_syncpool_stop(log);
-    sl_zeroer_stop(log);
     for (sl_topic *t = log->topics; t; t = t->next)
         for (int i = 0; i < t->nparts; i++)
             sl_partition_close(t->parts[i]);

@@ -40,23 +40,6 @@ typedef struct sl_index_entry {
 #define SL_SYNC_HELPERS 3
 #endif
 
-/* Zero-ahead (log_zero.c, ALWAYS mode): the zeroing thread keeps about
- * SL_ZERO_LEAD bytes past each active segment's records written with
- * zeros, so appends land on written blocks and their fdatasync commits no
- * extent conversion. */
-#ifndef SL_ZERO_LEAD
-#define SL_ZERO_LEAD ((size_t)4 << 20)
-#endif
-
-typedef struct sl_zeroer {
-    pthread_mutex_t mu;
-    pthread_cond_t cv; /* wanted or stop */
-    int wanted;        /* (mu) a partition asked for zeroing */
-    int stop;          /* (mu) */
-    int inited, started;
-    pthread_t thread;
-} sl_zeroer;
-
 typedef struct sl_syncpool {
     pthread_mutex_t mu;
     pthread_cond_t work_cv; /* a round has partitions left to take, or stop */
@@ -90,9 +73,6 @@ typedef struct sl_segment {
     int64_t max_ts;        /* (mu) largest timestamp in the segment, INT64_MIN if empty */
     int sealed;            /* (mu) no longer the active segment */
     int idx_synced;        /* (mu) index fdatasync'd since sealing */
-    size_t zero_end;       /* (mu) bytes [0, zero_end) written (zeros or records) by zero-ahead */
-    size_t zero_lo;        /* (mu) start of the range being zeroed, while zeroing */
-    int zeroing;           /* (mu) the zeroing thread is writing zeros from zero_lo */
     sl_index_entry *idx;   /* (mu) index entries */
     size_t idx_n, idx_cap; /* (mu) */
     atomic_int refs;
@@ -135,8 +115,6 @@ struct sl_partition {
     int n_waiting;     /* (mu) threads in sl_partition_wait_readable */
     atomic_int n_durable_waiting; /* threads in sl_partition_wait_durable */
     pthread_cond_t gather_cv;     /* the flusher waits here for released appenders */
-    pthread_cond_t zero_cv;       /* a segment's zeroing finished */
-    int zero_wanted;              /* (mu) asked the zeroing thread for more zeros */
     int64_t gather_target;        /* (mu) appends past durable that end the gather wait */
     int64_t gather_deadline_us;   /* (mu) CLOCK_MONOTONIC microseconds */
     sl_durable_cb *cbs;           /* (mu) min-heap on offset */
@@ -176,7 +154,6 @@ struct sl_log {
 
     atomic_uint_fast64_t disk_bytes;
     sl_syncpool sync; /* ALWAYS mode only */
-    sl_zeroer zero;   /* ALWAYS mode only */
 };
 
 /* log_segment.c */
@@ -208,23 +185,6 @@ int sl_syncpool_start(sl_log *log, sl_error *err);
 void sl_syncpool_flush(sl_log *log, sl_partition **parts, size_t n);
 /* Stops and joins the helpers; safe when none started. */
 void sl_syncpool_stop(sl_log *log);
-
-/* log_zero.c */
-/* Starts the zeroing thread of log (ALWAYS mode). Returns 0, or -1 with err. */
-int sl_zeroer_start(sl_log *log, sl_error *err);
-/* Stops and joins it; safe when it never started. Before partitions close. */
-void sl_zeroer_stop(sl_log *log);
-/* Called (p->mu held) by an append of size bytes before anything else:
- * waits (releasing p->mu) while the active segment is being zeroed where
- * the record would go, or while it is being zeroed and the record needs a
- * roll (sealing trims the file). Returns the active segment then; the
- * caller re-checks everything the wait may have changed (closing). */
-sl_segment *sl_zero_wait_room(sl_partition *p, size_t size);
-/* Asks (p->mu held, no wait) the zeroing thread for more zeros when s has
- * fewer than half the lead zeroed past end. No-op without the thread. */
-void sl_zero_request(sl_partition *p, const sl_segment *s, size_t end);
-/* Waits (p->mu held) until no zeroing runs on s (before sealing it). */
-void sl_zero_wait_idle(sl_partition *p, sl_segment *s);
 
 /* log_partition.c */
 sl_partition *sl_partition_open(sl_log *log, sl_topic *t, int index, sl_error *err);

@@ -330,7 +330,6 @@ sl_partition *sl_partition_open(sl_log *log, sl_topic *t, int index, sl_error *e
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&p->cv, &ca);
     pthread_cond_init(&p->gather_cv, &ca);
-    pthread_cond_init(&p->zero_cv, &ca);
     pthread_condattr_destroy(&ca);
     snprintf(name, sizeof name, "%d", index);
     p->dir = sl_path_join(t->dir, name);
@@ -373,7 +372,6 @@ void sl_partition_free(sl_partition *p)
     free(p->dir);
     pthread_cond_destroy(&p->cv);
     pthread_cond_destroy(&p->gather_cv);
-    pthread_cond_destroy(&p->zero_cv);
     pthread_mutex_destroy(&p->mu);
     pthread_mutex_destroy(&p->commit_mu);
     free(p);
@@ -404,7 +402,7 @@ static int roll(sl_partition *p, size_t need, sl_error *err)
         sl_segment_create(p->dir, p->end, size, SL_DATA_FILE_MODE(p->log->opt.data_mode), err);
     if (!s)
         return -1;
-    sl_segment_seal(old); /* not being zeroed: sl_zero_wait_room */
+    sl_segment_seal(old);
     p->segs[p->nseg++] = s;
     p->dir_dirty = 1;
     return 0;
@@ -424,7 +422,6 @@ int64_t sl_partition_append(sl_partition *p, const sl_record *rec, sl_error *err
                             log->dir, cap);
 
     pthread_mutex_lock(&p->mu);
-    sl_segment *s = sl_zero_wait_room(p, size); /* may wait, releasing p->mu */
     if (p->closing) {
         pthread_mutex_unlock(&p->mu);
         return sl_error_set(err, SL_ECLOSED, "partition %s is closed", p->dir);
@@ -433,6 +430,7 @@ int64_t sl_partition_append(sl_partition *p, const sl_record *rec, sl_error *err
         pthread_mutex_unlock(&p->mu);
         return sl_error_set(err, SL_EIO, "partition %s failed earlier: %s", p->dir, p->io_err.msg);
     }
+    sl_segment *s = p->segs[p->nseg - 1];
     if (s->map_size - s->write_pos < size) {
         if (roll(p, size, err) != 0) {
             pthread_mutex_unlock(&p->mu);
@@ -440,7 +438,6 @@ int64_t sl_partition_append(sl_partition *p, const sl_record *rec, sl_error *err
         }
         s = p->segs[p->nseg - 1];
     }
-    sl_zero_request(p, s, s->write_pos + size);
     int64_t offset = p->end;
     size_t pos = s->write_pos;
     uint64_t added = size;
@@ -681,7 +678,6 @@ void sl_partition_close(sl_partition *p)
     sl_error err;
     pthread_mutex_lock(&p->mu);
     p->closing = 1;
-    sl_zero_wait_idle(p, p->segs[p->nseg - 1]);
     if (!p->failed)
         sl_segment_seal(p->segs[p->nseg - 1]);
     pthread_mutex_unlock(&p->mu);

@@ -19,7 +19,6 @@
 
 #include <cmocka.h>
 
-#include "clock.h"
 #include "log.h"
 #include "log_internal.h"
 #include "record.h"
@@ -292,46 +291,6 @@ static void test_topics(void **state)
     /* a second process cannot open the same log */
     assert_null(sl_log_open(dir, &o, &err));
     assert_int_equal(err.code, SL_EIO);
-    sl_log_close(log);
-}
-
-/* Zero-ahead (log_zero.c): while one thread appends as fast as it can, the
- * zeroing thread writes zeros ahead of the records of each active segment
- * (1 MiB segments: it zeroes up to their end and meets every roll); no
- * record is overwritten, before or after a reopen, and the zeros do reach
- * past the records of the active segment. */
-static void test_zero_ahead_keeps_records(void **state)
-{
-    const char *dir = *state;
-    sl_log_options o = opts(SL_FSYNC_ALWAYS, 1 << 20);
-    sl_log *log = open_log(dir, &o);
-    sl_partition *p = part(log, "zero", 1, 0);
-    sl_error err;
-    const int64_t n = 60000; /* about 4 MiB: several segments */
-    for (int64_t i = 0; i < n; i++)
-        assert_int_equal(append_i(p, i, 0), i);
-    assert_int_equal(sl_partition_wait_durable(p, n - 1, 10000, &err), 0);
-    char *pdir = part_dir(dir, "zero", 0);
-    assert_true(count_files(pdir, ".log") >= 3);
-    free(pdir);
-    int64_t deadline = sl_mono_ms() + 10000;
-    for (;;) {
-        pthread_mutex_lock(&p->mu);
-        const sl_segment *s = p->segs[p->nseg - 1];
-        int ahead = s->zero_end > s->write_pos && !s->zeroing;
-        pthread_mutex_unlock(&p->mu);
-        if (ahead)
-            break;
-        if (sl_mono_ms() > deadline)
-            fail_msg("the active segment was not zeroed past its records");
-        usleep(1000);
-    }
-    assert_int_equal(read_all(p, 0, 500), n);
-    sl_log_close(log);
-    log = open_log(dir, &o);
-    p = part(log, "zero", 0, 0);
-    assert_int_equal(sl_partition_end_offset(p), n);
-    assert_int_equal(read_all(p, 0, 500), n);
     sl_log_close(log);
 }
 
@@ -1180,7 +1139,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_append_read, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_topics, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_segment_roll, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_zero_ahead_keeps_records, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_offset_and_time_lookup, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_recover_truncated, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_recover_flipped_byte, setup_dir, teardown_dir),
