@@ -21,7 +21,8 @@
 
 /* ---- config ---- */
 
-static const char *const KL_KEYS[] = {"topic", "partitions", "group", "idem_topic", NULL};
+static const char *const KL_KEYS[] = {"topic",   "partitions",   "group", "idem_topic",
+                                      "replies", "dead_letters", NULL};
 static const sl_conf_doc KL_DOC[] = {
     SL_DOC("topic", "string", "sluice.ROUTE", "Kafka topic that holds the route's log"),
     SL_DOC("partitions", "integer", NULL,
@@ -29,6 +30,11 @@ static const sl_conf_doc KL_DOC[] = {
            "none: the topic's own (1 when created)"),
     SL_DOC("group", "string", "sluice.ROUTE",
            "consumer group of the gateways that run the route; they share the partitions"),
+    SL_DOC("replies", "string", "sluice.replies",
+           "topic that carries `reply: sync` answers to the gateway that took the request "
+           "(must exist)"),
+    SL_DOC("dead_letters", "string", "sluice.ROUTE.dlq",
+           "topic that receives the route's dead letters (must exist)"),
     SL_DOC("idem_topic", "string", "TOPIC.idem",
            "compacted topic through which the gateways share Idempotency-Keys (docs/KAFKA-LOG.md)"),
     SL_DOC_END};
@@ -47,6 +53,12 @@ static void kl_parse(sl_conf_reader *r, const sl_route_conf *route, const sl_con
     if (sl_conf_str(r, n, "topic", path, &lc->topic))
         sl_conf_check_topic(r, n, "topic", path, lc->topic);
     sl_conf_str(r, n, "group", path, &lc->group);
+    lc->replies = sl_pool_printf(pool, "sluice.replies");
+    lc->dead_letters = sl_pool_printf(pool, "sluice.%s.dlq", route->name);
+    if (sl_conf_str(r, n, "replies", path, &lc->replies))
+        sl_conf_check_topic(r, n, "replies", path, lc->replies);
+    if (sl_conf_str(r, n, "dead_letters", path, &lc->dead_letters))
+        sl_conf_check_topic(r, n, "dead_letters", path, lc->dead_letters);
     sl_conf_int(r, n, "partitions", path, 1, 1024, &lc->partitions);
     lc->idem_topic = sl_pool_printf(pool, "%s.idem", lc->topic);
     if (sl_conf_str(r, n, "idem_topic", path, &lc->idem_topic))
@@ -374,7 +386,7 @@ static sl_log_backend *kl_open(sl_connector *c, const sl_route_conf *route, sl_e
         goto fail;
     }
     if (producer_new(b, err) < 0 || topic_ensure(b, lc->partitions, err) < 0 ||
-        sl_kafka_log_consumer_new(b, err) < 0)
+        sl_kafka_log_consumer_new(b, err) < 0 || sl_kafka_log_extra_new(b, err) < 0)
         goto fail;
     return b;
 fail:
@@ -426,7 +438,8 @@ static void kl_stop(sl_log_backend *b)
     if (b->prod && rd_kafka_flush(b->prod, KL_FLUSH_MS) != RD_KAFKA_RESP_ERR_NO_ERROR)
         sl_warn(SL_KAFKA_COMPONENT, "route %s: %d append(s) still unanswered by Kafka at stop",
                 b->route->name, rd_kafka_outq_len(b->prod));
-    sl_kafka_log_consumer_stop(b);
+    sl_kafka_log_consumer_stop(b); /* a drained batch may still dead-letter */
+    sl_kafka_log_extra_stop(b);
     sl_kafka_log_idem_stop(b);
     atomic_store(&b->stop, true);
     if (b->prod_running)
@@ -449,6 +462,7 @@ static void kl_free(sl_log_backend *b)
         return;
     kl_stop(b);
     sl_kafka_log_consumer_free(b);
+    sl_kafka_log_extra_free(b);
     sl_kafka_log_idem_free(b);
     pthread_mutex_destroy(&b->tmu);
     pthread_mutex_destroy(&b->rmu);
@@ -474,6 +488,10 @@ const sl_log_backend_type sl_kafka_log_backend = {
     .start = kl_start,
     .stop = kl_stop,
     .free = kl_free,
+    .reply_address = sl_kafka_log_reply_address,
+    .reply = sl_kafka_log_reply,
+    .dead_letter = sl_kafka_log_dead_letter,
+    .dead_letter_topic = sl_kafka_log_dead_letter_topic,
     .idem_open = sl_kafka_log_idem_open,
     .idem_get = sl_kafka_log_idem_get,
     .idem_put = sl_kafka_log_idem_put,

@@ -2,7 +2,9 @@
  * between its files: connectors/kafka_log.c (config, topic, the producer
  * inputs append through, delivery tickets, the backend table) and
  * connectors/kafka_log_consume.c (the consumer group whose partitions the
- * route's workers read and commit). */
+ * route's workers read and commit), connectors/kafka_log_reply.c (`reply:
+ * sync` answers between gateways) and connectors/kafka_log_dlq.c (dead
+ * letters to a Kafka topic). */
 #ifndef SLUICE_KAFKA_LOG_H
 #define SLUICE_KAFKA_LOG_H
 
@@ -18,9 +20,11 @@
 
 /* `log:` keys of a route on a kafka connector (sl_route_log_conf.priv). */
 typedef struct sl_kafka_log_conf {
-    char *topic;    /* default sluice.ROUTE */
-    char *group;    /* default sluice.ROUTE */
-    int partitions; /* 0: the topic's count, or 1 when it is created */
+    char *topic;        /* default sluice.ROUTE */
+    char *group;        /* default sluice.ROUTE */
+    int partitions;     /* 0: the topic's count, or 1 when it is created */
+    char *replies;      /* answers of `reply: sync` between gateways; default sluice.replies */
+    char *dead_letters; /* default sluice.ROUTE.dlq */
     /* default TOPIC.idem (connectors/kafka_log_idem.c) */
     char *idem_topic;
 } sl_kafka_log_conf;
@@ -87,7 +91,8 @@ struct sl_log_backend {
     int64_t rewind_offset, rewind_ts;
     int rewind_rc;
     sl_error rewind_err;
-    kl_idem *idem; /* the shared Idempotency-Key store, once opened */
+    struct kl_extra *extra; /* replies and dead letters (kafka_log_reply.c) */
+    kl_idem *idem;          /* the shared Idempotency-Key store, once opened */
 };
 
 /* The table the kafka connector type points at (connectors/kafka_log.c). */
@@ -115,6 +120,31 @@ int sl_kafka_log_commit(sl_log_backend *b, int p, int64_t next, sl_error *err);
 void sl_kafka_log_wake(sl_log_backend *b, int p);
 void sl_kafka_log_info(sl_log_backend *b, int p, sl_log_backend_info *out);
 int sl_kafka_log_rewind(sl_log_backend *b, int64_t offset, int64_t timestamp_ms, sl_error *err);
+
+/* Sets up (no threads, no connections) what replies and dead letters
+ * need. Returns 0 or -1 with err. */
+int sl_kafka_log_extra_new(sl_log_backend *b, sl_error *err);
+
+/* Stops reading answers and sending replies and dead letters (what was
+ * sent waits, bounded). Idempotent. */
+void sl_kafka_log_extra_stop(sl_log_backend *b);
+
+/* Frees it (after stop). */
+void sl_kafka_log_extra_free(sl_log_backend *b);
+
+/* Produces a record to topic with the replies' and dead letters' producer
+ * (idempotent, acks=all), and when wait is set waits until Kafka has it.
+ * Returns 0, or -1 with err. Thread-safe. */
+int sl_kafka_log_extra_produce(sl_log_backend *b, const char *topic, const sl_record *rec,
+                               bool wait, sl_error *err);
+
+/* The backend table's reply_address, reply, dead_letter, dead_letter_topic. */
+const char *sl_kafka_log_reply_address(sl_log_backend *b, sl_route_done_fn deliver, void *arg,
+                                       sl_error *err);
+void sl_kafka_log_reply(sl_log_backend *b, const char *address, const char *id,
+                        const sl_route_outcome *o);
+int sl_kafka_log_dead_letter(sl_log_backend *b, const sl_record *rec, sl_error *err);
+const char *sl_kafka_log_dead_letter_topic(sl_log_backend *b);
 
 /* The backend table's idem_open, idem_get and idem_put (core/log_backend.h;
  * connectors/kafka_log_idem.c). */

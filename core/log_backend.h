@@ -14,6 +14,13 @@
 #include "config.h"
 #include "error.h"
 #include "log.h"
+#include "route.h"
+
+/* The record header by which a gateway asks for a message's outcome
+ * (`reply: sync`): "N ADDRESS", N being 1 + the index of the reply_from
+ * output (0: none) and ADDRESS what reply_address returned. Core adds it on
+ * append and takes it out of the message before the outputs. */
+#define SL_HDR_REPLY_TO "x-sluice-reply-to"
 
 typedef struct sl_connector sl_connector;
 typedef struct sl_log_backend sl_log_backend; /* one route's log; the connector's own */
@@ -80,6 +87,28 @@ typedef struct sl_log_backend_type {
     void (*stop)(sl_log_backend *b);
     /* Frees b (stopping it first). b may be NULL. */
     void (*free)(sl_log_backend *b);
+    /* `reply: sync` across gateways (optional: NULL when the backend cannot
+     * carry answers; then only the gateway that works on a message's
+     * partition answers it). reply_address starts, on its first call, reading
+     * the answers addressed to this gateway, each handed to deliver(arg, id,
+     * outcome) on the backend's thread, and returns this gateway's address
+     * (valid while b lives), or NULL with err when answers cannot be read.
+     * Thread-safe. */
+    const char *(*reply_address)(sl_log_backend *b, sl_route_done_fn deliver, void *arg,
+                                 sl_error *err);
+    /* Sends outcome o of message id to the gateway at address (as
+     * reply_address returned there), without waiting; an address that is
+     * this gateway's own is ignored. Errors are logged (the waiting request
+     * then times out). Called by route workers. */
+    void (*reply)(sl_log_backend *b, const char *address, const char *id,
+                  const sl_route_outcome *o);
+    /* Dead letters (optional: NULL keeps them in the embedded log). Appends
+     * rec, which carries the dead-letter headers, to the log's dead letter
+     * topic and waits until it is durable. Returns 0, or -1 with err. Called
+     * by route workers, before the message's offset is committed. */
+    int (*dead_letter)(sl_log_backend *b, const sl_record *rec, sl_error *err);
+    /* The name of that topic (for logs); NULL when dead_letter is. */
+    const char *(*dead_letter_topic)(sl_log_backend *b);
     /* Optional (NULL: each gateway remembers Idempotency-Keys alone): a
      * key -> value store shared by every gateway of the route, for inputs'
      * Idempotency-Key dedupe. idem_open starts it, reading back what was

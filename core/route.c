@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "breaker.h"
@@ -72,6 +73,9 @@ typedef struct sl_item {
     const sl_output_conf *failed_out; /* the output that last refused or failed it, or NULL */
     int reply_to;        /* 1 + the output whose answer a watch wants (reply_from), or 0 */
     sl_send_reply reply; /* that output's answer, once it acknowledged (body owned) */
+    /* the gateway whose `reply: sync` request waits for it (a log a connector
+     * holds; taken out of the message's SL_HDR_REPLY_TO), or "" */
+    char reply_addr[96];
 } sl_item;
 
 typedef struct sl_worker {
@@ -583,16 +587,25 @@ static int watch_reply_to(sl_route *r, const char *id)
     return to;
 }
 
-/* Tells the watch on id (if any) that its message is finished: it (NULL for
+/* The watch on id, if this gateway has one (else NULL). */
+static sl_watch *take_watch_any(sl_route *r, const char *id)
+{
+    return atomic_load(&r->n_watches) == 0 ? NULL : take_watch(r, id);
+}
+
+/* Tells the watch on msg (if any) that its message is finished: it (NULL for
  * a dropped message) carries the message and, for a reply_from watch, the
- * output's answer. */
-static void notify_done(sl_route *r, const char *id, sl_msg_state st, const sl_item *it,
+ * output's answer. A watch on another gateway (a log a connector holds) is
+ * told through the backend. */
+static void notify_done(sl_route *r, const sl_msg *msg, sl_msg_state st, const sl_item *it,
                         const char *error)
 {
-    if (atomic_load(&r->n_watches) == 0)
-        return;
-    sl_watch *w = take_watch(r, id);
-    if (!w)
+    const char *id = msg->id;
+    sl_watch *w = take_watch_any(r, id);
+    const char *remote = it && it->reply_addr[0] ? it->reply_addr : NULL;
+    if (!w && !remote && r->backend && r->bt->reply)
+        remote = sl_msg_get_header(msg, SL_HDR_REPLY_TO, NULL);
+    if (!w && !remote)
         return;
     sl_route_outcome o = {.state = st, .error = error};
     if (st == SL_MSG_DELIVERED && it && it->reply_to > 0) {
@@ -606,8 +619,72 @@ static void notify_done(sl_route *r, const char *id, sl_msg_state st, const sl_i
         o.body_len = it->msg->body_len;
         o.content_type = sl_msg_get_header(it->msg, SL_HDR_CONTENT_TYPE, NULL);
     }
+    if (!w) {
+        const char *addr = strchr(remote, ' '); /* "N ADDRESS" */
+        if (addr && r->bt->reply)
+            r->bt->reply(r->backend, addr + 1, id, &o);
+        return;
+    }
     w->fn(w->arg, id, &o);
     free(w);
+}
+
+/* The backend's deliver for answers from other gateways: as notify_done
+ * for the watch here. */
+static void remote_done(void *arg, const char *id, const sl_route_outcome *o)
+{
+    sl_watch *w = take_watch_any(arg, id);
+    if (!w)
+        return; /* answered already, or timed out */
+    w->fn(w->arg, id, o);
+    free(w);
+}
+
+/* A watched message appended to a log a connector holds: the stamp that
+ * tells the gateway that works on it where to send the outcome, "N ADDRESS"
+ * (N as sl_item.reply_to), in buf. Returns 1 with the stamp, 0 when nothing
+ * here watches the message, or -1 with err. */
+static int reply_stamp(sl_route *r, const char *id, char *buf, size_t cap, sl_error *err)
+{
+    if (!r->bt->reply_address || atomic_load(&r->n_watches) == 0)
+        return 0;
+    int out = -2;
+    unsigned b = watch_bucket(id);
+    pthread_mutex_lock(&r->watch_mu);
+    for (sl_watch *w = r->watches[b]; w; w = w->next)
+        if (strcmp(w->id, id) == 0)
+            out = w->reply_output;
+    pthread_mutex_unlock(&r->watch_mu);
+    if (out == -2)
+        return 0;
+    const char *addr = r->bt->reply_address(r->backend, remote_done, r, err);
+    if (!addr)
+        return -1;
+    snprintf(buf, cap, "%d %s", out + 1, addr);
+    return 1;
+}
+
+/* Takes a remote watcher's stamp out of it's message (so that no output
+ * sees it) into it: reply_to and reply_addr. */
+static void take_reply_stamp(sl_route *r, sl_item *it)
+{
+    size_t len;
+    const char *v = r->backend ? sl_msg_get_header(it->msg, SL_HDR_REPLY_TO, &len) : NULL;
+    if (!v)
+        return;
+    snprintf(it->reply_addr, sizeof it->reply_addr, "%s", v);
+    int n = atoi(v);
+    if (n > 0 && (size_t)n <= r->n_outs)
+        it->reply_to = n;
+    sl_msg *m = it->msg;
+    for (size_t i = 0; i < m->n_headers; i++) {
+        if (strcasecmp(m->headers[i].name, SL_HDR_REPLY_TO) != 0)
+            continue;
+        free(m->headers[i].name);
+        free(m->headers[i].value);
+        m->headers[i] = m->headers[--m->n_headers];
+        break;
+    }
 }
 
 /* ---- append (inputs) ---- */
@@ -640,14 +717,30 @@ static int append_msg(sl_partition *p, const sl_msg *msg, sl_error *err, int64_t
  * sl_route_on_durable takes. */
 static int append_backend(sl_route *r, int part, const sl_msg *msg, sl_error *err, int64_t *ticket)
 {
-    size_t cap = msg->n_headers + 1;
+    char stamp[128];
+    int stamped = reply_stamp(r, msg->id, stamp, sizeof stamp, err);
+    if (stamped < 0)
+        return -1;
+    size_t cap = msg->n_headers + 2;
     sl_header *hdrs = malloc(cap * sizeof *hdrs);
     if (!hdrs)
         return sl_error_set(err, SL_ENOMEM, "out of memory");
     sl_record rec;
     *ticket = sl_msg_to_record(msg, &rec, hdrs, cap) == 0
-                  ? r->bt->append(r->backend, part, &rec, err)
+                  ? 0
                   : sl_error_set(err, SL_EINVAL, "too many headers");
+    size_t i = 0, hl = strlen(SL_HDR_REPLY_TO);
+    while (*ticket == 0 && i < rec.n_headers) { /* only ours: never one a client sent */
+        if (hdrs[i].name_len == hl && strncasecmp(hdrs[i].name, SL_HDR_REPLY_TO, hl) == 0)
+            hdrs[i] = hdrs[--rec.n_headers];
+        else
+            i++;
+    }
+    if (*ticket == 0 && stamped)
+        hdrs[rec.n_headers++] =
+            (sl_header){SL_HDR_REPLY_TO, strlen(SL_HDR_REPLY_TO), stamp, strlen(stamp)};
+    if (*ticket == 0)
+        *ticket = r->bt->append(r->backend, part, &rec, err);
     free(hdrs);
     return *ticket < 0 ? -1 : 0;
 }
@@ -1196,6 +1289,29 @@ static uint64_t breaker_wait_ms(sl_route *r, const bool *blocked)
     return wait < 10 ? 10 : (uint64_t)wait;
 }
 
+/* dlq_append to the dead letter topic of a log a connector holds. */
+static int dead_letter_backend(sl_route *r, const sl_msg *m, sl_error *e)
+{
+    size_t cap = m->n_headers + 1;
+    sl_header *hdrs = malloc(cap * sizeof *hdrs);
+    if (!hdrs)
+        return sl_error_set(e, SL_ENOMEM, "out of memory");
+    sl_record rec;
+    int rc = sl_msg_to_record(m, &rec, hdrs, cap) == 0
+                 ? r->bt->dead_letter(r->backend, &rec, e)
+                 : sl_error_set(e, SL_EINVAL, "too many headers");
+    free(hdrs);
+    return rc;
+}
+
+/* The name of r's dead letter topic, for logs. */
+static const char *dlq_name(const sl_route *r)
+{
+    if (r->backend && r->bt->dead_letter)
+        return r->bt->dead_letter_topic(r->backend);
+    return r->conf->dead_letter_topic;
+}
+
 /* Adds the dead-letter headers to m, appends it to r's dead letter topic and
  * waits until that is durable. Returns 0, or -1 with e. */
 static int dlq_append(sl_route *r, sl_msg *m, const char *error, int attempts, int status,
@@ -1216,11 +1332,16 @@ static int dlq_append(sl_route *r, sl_msg *m, const char *error, int attempts, i
     }
     if (rc != 0)
         return sl_error_set(e, SL_ENOMEM, "out of memory adding dead-letter headers");
-    int64_t off;
-    sl_partition *p = sl_topic_partition(r->dlq, 0);
-    if (append_msg(p, m, e, &off) < 0 || sl_partition_wait_durable(p, off, -1, e) < 0)
-        return -1;
-    sl_dlq_note_entry(r->dlq_state, off);
+    if (r->backend && r->bt->dead_letter) {
+        if (dead_letter_backend(r, m, e) < 0)
+            return -1;
+    } else {
+        int64_t off;
+        sl_partition *p = sl_topic_partition(r->dlq, 0);
+        if (append_msg(p, m, e, &off) < 0 || sl_partition_wait_durable(p, off, -1, e) < 0)
+            return -1;
+        sl_dlq_note_entry(r->dlq_state, off);
+    }
     sl_counter_add(r->dlq_total, 1);
     sl_counter_add(r->failed_total, 1);
     return 0;
@@ -1279,8 +1400,8 @@ static int dead_letter(sl_worker *w, sl_item *it)
         return -1;
     }
     char what[300];
-    snprintf(what, sizeof what, "dead-lettered to %s after %d attempt(s)",
-             r->conf->dead_letter_topic, it->attempts);
+    snprintf(what, sizeof what, "dead-lettered to %s after %d attempt(s)", dlq_name(r),
+             it->attempts);
     log_item(w, SL_LVL_WARN, it, it->attempts, what);
     return 0;
 }
@@ -1295,7 +1416,7 @@ int sl_route_dead_letter(sl_route *r, sl_msg *msg, const char *error, sl_error *
                         SL_LF_STR("connector", r->conf->from.connector), SL_LF_STR("error", error)};
     sl_logf_fields(SL_LVL_WARN, "route", f, sizeof f / sizeof f[0],
                    "route %s: message %s from its input dead-lettered to %s: %s", r->conf->name,
-                   msg->id, r->conf->dead_letter_topic, error);
+                   msg->id, dlq_name(r), error);
     return 0;
 }
 
@@ -1383,7 +1504,7 @@ static int dead_letter_dead(sl_worker *w, sl_item *items, size_t n)
         }
         it->pending = 0;
         sl_status_update(r->env.status, it->msg->id, SL_MSG_DEAD_LETTERED, it->attempts, it->error);
-        notify_done(r, it->msg->id, SL_MSG_DEAD_LETTERED, it, it->error);
+        notify_done(r, it->msg, SL_MSG_DEAD_LETTERED, it, it->error);
     }
     return 0;
 }
@@ -1522,7 +1643,7 @@ static int run_step_on(sl_worker *w, size_t s, sl_item it, item_vec *next)
     if (rc == SL_STEP_DROP) {
         sl_counter_add(r->dropped_total, 1);
         sl_status_update(r->env.status, it.msg->id, SL_MSG_DROPPED, 0, NULL);
-        notify_done(r, it.msg->id, SL_MSG_DROPPED, NULL, NULL);
+        notify_done(r, it.msg, SL_MSG_DROPPED, NULL, NULL);
         sl_msg_free(it.msg);
         return 0;
     }
@@ -1764,7 +1885,7 @@ static void report_delivered(sl_worker *w, item_vec *iv, size_t done)
             sl_status_update(r->env.status, it->msg->id, SL_MSG_DELIVERED, it->attempts + 1, NULL);
             sl_tail_publish(r->tail, "delivered", it->msg, w->index,
                             w->batch.records[it->rec].offset);
-            notify_done(r, it->msg->id, SL_MSG_DELIVERED, it, NULL);
+            notify_done(r, it->msg, SL_MSG_DELIVERED, it, NULL);
         }
     }
 }
@@ -1861,6 +1982,8 @@ static void process_batch(sl_worker *w, unsigned *seed, int64_t *next)
             select_outputs(w, it);
         if (!it->dead)
             it->reply_to = watch_reply_to(r, it->msg->id);
+        if (!it->dead && r->backend)
+            take_reply_stamp(r, it);
     }
     size_t done = iv.n ? deliver_batch(w, iv.v, iv.n, seed) : 0;
     report_delivered(w, &iv, done);
@@ -2448,7 +2571,9 @@ int sl_route_dlq_redrive(sl_route *r, const sl_dlq_select *sel, const char *by, 
     *count = *refused = 0;
     if (r->backend)
         return sl_error_set(err, SL_EINVAL,
-                            "redrive is not available yet on a route whose log a connector holds");
+                            "redrive is not available yet on a route whose log a connector "
+                            "holds (its dead letters are in %s)",
+                            dlq_name(r));
     dlq_pass ps = {sel, false, by, sel->limit ? sel->limit : SIZE_MAX, 0, 0, 0};
     int rc = dlq_pass_run(r, &ps, count, err);
     *refused = ps.refused;

@@ -9,8 +9,10 @@
 # (tests/bench/post.lua). Prints req/s, p99, the server's CPU time per
 # request (user + system of its processes, from /proc: less sensitive than
 # req/s to other load on the machine), the file delivery rate and RSS of
-# Sluice, and the two ratios of the goals: durable / nginx+Lua (goal >= 1.0)
-# and never / hello world (goal >= 0.8). ROUNDS=N runs the four N times,
+# Sluice, the log's fdatasync calls during wrk (count, mean duration,
+# requests per call, from sluice_log_fsync_seconds), and the two ratios of
+# the goals: durable / nginx+Lua (goal >= 1.0) and never / hello world
+# (goal >= 0.8). ROUNDS=N runs the four N times,
 # interleaved, and the ratios use the medians.
 # Usage: tests/bench/ingest_ratio.sh [BUILD_DIR]   (default build-rel, a Release build)
 # Needs wrk, nginx, libnginx-mod-http-lua and lua-cjson (docker/install-deps.sh bench).
@@ -66,6 +68,14 @@ cpu_ticks() {
         total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
     done
     echo "$total"
+}
+
+# fsync_stats: "COUNT SUM_SECONDS" of sluice_log_fsync_seconds from Sluice's admin
+# /metrics.
+fsync_stats() {
+    curl -sf "127.0.0.1:$ADMIN_PORT/metrics" |
+        awk '/^sluice_log_fsync_seconds_count/ {c = $2} /^sluice_log_fsync_seconds_sum/ {s = $2}
+             END {print c + 0, s + 0}'
 }
 
 rss_kb() {
@@ -137,9 +147,11 @@ YAML
         curl -sf "127.0.0.1:$ADMIN_PORT/ready" >/dev/null 2>&1 && break
         sleep 0.05
     done
-    local rss0 rss1 lines
+    local rss0 rss1 lines fs0 fs1
     rss0=$(rss_kb "$SERVER_PID")
+    fs0=$(fsync_stats)
     measure "sluice-fsync-$fsync"
+    fs1=$(fsync_stats)
     lines=$(wc -l <"$dir/out.jsonl" 2>/dev/null || echo 0)
     rss1=$(rss_kb "$SERVER_PID")
     local accepted
@@ -147,6 +159,9 @@ YAML
     printf '%-22s accepted %d, delivered to the file by the end of wrk %d (%.0f%%); RSS %d -> %d MiB\n' \
         "" "$accepted" "$lines" "$(echo "$lines $accepted" | awk '{print $2 ? 100*$1/$2 : 0}')" \
         $((rss0 / 1024)) $((rss1 / 1024))
+    # the log's fdatasyncs during wrk (not the file output's)
+    echo "$fs0 $fs1 $accepted" | awk '{n = $3 - $1; s = $4 - $2;
+        if (n > 0) printf "%-22s fdatasync: %d calls, mean %.2f ms, %.1f requests per call\n", "", n, 1000 * s / n, $5 / n}'
     stop_server
 }
 
