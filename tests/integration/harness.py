@@ -131,6 +131,11 @@ class Sink:
         self.server.server_close()
 
 
+# The gateways started by the running test, so that run.py can print their
+# logs when it fails (cleanup() has removed their directories by then).
+STARTED = []
+
+
 class Gateway:
     """A sluice process with its own temp dir, config and data_dir."""
 
@@ -147,6 +152,8 @@ class Gateway:
 
     def start(self, admin_port, wait=True):
         self.runs += 1
+        if self not in STARTED:
+            STARTED.append(self)
         self.stderr = open(self.stderr_path, "a")
         self.stderr.write(f"---- run {self.runs} ----\n")
         self.stderr.flush()
@@ -236,6 +243,7 @@ class Gateway:
         if self.proc is not None:
             self.proc.kill()
             self.proc.wait()
+        self.last_log = self.log_tail(60)  # for run.py, should the test fail
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

@@ -13,6 +13,15 @@ import time
 import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+harness = None  # imported in main, once the test directory is on sys.path
+
+
+def print_gateway_logs():
+    """The log tail of every gateway the failed test started."""
+    for i, gw in enumerate(harness.STARTED):
+        tail = getattr(gw, "last_log", None) or gw.log_tail(60)
+        print(f"---- log of gateway {i + 1} of {len(harness.STARTED)} (last lines) ----")
+        print(tail.rstrip() or "(empty)")
 
 
 def main():
@@ -22,6 +31,9 @@ def main():
     args = ap.parse_args()
     os.environ["SLUICE_BIN"] = os.path.abspath(args.sluice)
     sys.path.insert(0, HERE)
+    global harness
+    import harness as harness_module
+    harness = harness_module
     passed = failed = 0
     failures = []
     for path in sorted(glob.glob(os.path.join(HERE, "test_*.py"))):
@@ -34,6 +46,7 @@ def main():
             if args.k and not any(k in full for k in args.k):
                 continue
             t0 = time.monotonic()
+            harness.STARTED.clear()
             try:
                 getattr(mod, fname)()
                 passed += 1
@@ -43,6 +56,7 @@ def main():
                 failures.append(full)
                 print(f"FAIL {full} ({time.monotonic() - t0:.1f}s)", flush=True)
                 traceback.print_exc()
+                print_gateway_logs()
                 sys.stdout.flush()
     if failures:
         print("failed: " + ", ".join(failures))
