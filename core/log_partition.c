@@ -240,11 +240,41 @@ static void unlink_segment_files(const sl_partition *p, int64_t base)
     unlinkat(p->dir_fd, name, 0);
 }
 
+/* Removes the empty segments at the end of the partition that start past
+ * their predecessor's records. A power cut leaves them: a flush's fsync of
+ * the directory also makes durable the name of a segment that a roll
+ * created during that flush, before the flush that syncs the rest of its
+ * predecessor. No record after such a gap exists, so none was acknowledged:
+ * kept, the gap would be an unreadable range forever. Caller: recover.
+ * Returns 1 when it removed any. */
+static int drop_empty_tail(sl_partition *p)
+{
+    int dropped = 0;
+    while (p->nseg >= 2) {
+        sl_segment *last = p->segs[p->nseg - 1];
+        const sl_segment *prev = p->segs[p->nseg - 2];
+        if (last->next_offset != last->base || prev->next_offset >= last->base)
+            break;
+        sl_warn("log",
+                "%s: %s is empty and starts at offset %" PRId64 " past the end %" PRId64
+                " of the segment before it (a power cut before the "
+                "flush of that segment's end); it is removed and appends go on at %" PRId64,
+                p->dir, last->path, last->base, prev->next_offset, prev->next_offset);
+        unlink_segment_files(p, last->base);
+        sl_segment_unref(last);
+        p->segs[--p->nseg] = NULL;
+        dropped = 1;
+    }
+    return dropped;
+}
+
 /* Loads every segment and makes the last one active. A segment whose
  * predecessor's readable records end early is kept (the gap is a damaged
  * range, which readers report: the flusher syncs a sealed segment before any
  * later record is durable, so the records after a gap may have been
- * acknowledged); one that overlaps its predecessor is cut with all after it. */
+ * acknowledged), unless it and every segment after it are empty
+ * (drop_empty_tail); one that overlaps its predecessor is cut with all after
+ * it. */
 static int recover(sl_partition *p, sl_error *err)
 {
     int64_t *bases;
@@ -281,6 +311,8 @@ static int recover(sl_partition *p, sl_error *err)
         p->segs[p->nseg++] = s;
     }
     free(bases);
+    if (drop_empty_tail(p))
+        changed = 1;
     if (p->nseg == 0) {
         sl_segment *s = sl_segment_create(p->dir, 0, (size_t)o->segment_bytes,
                                           SL_DATA_FILE_MODE(o->data_mode), err);
