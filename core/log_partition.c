@@ -268,6 +268,17 @@ static int drop_empty_tail(sl_partition *p)
     return dropped;
 }
 
+/* Logs each range of offsets between a segment's readable records and the
+ * next segment's base (a damaged range, which readers report). */
+static void warn_gaps(const sl_partition *p)
+{
+    for (size_t i = 1; i < p->nseg; i++)
+        if (p->segs[i - 1]->next_offset < p->segs[i]->base)
+            sl_warn("log", "%s: offsets %" PRId64 "..%" PRId64 " are unreadable (the end of %s)",
+                    p->dir, p->segs[i - 1]->next_offset, p->segs[i]->base - 1,
+                    p->segs[i - 1]->path);
+}
+
 /* Loads every segment and makes the last one active. A segment whose
  * predecessor's readable records end early is kept (the gap is a damaged
  * range, which readers report: the flusher syncs a sealed segment before any
@@ -298,10 +309,6 @@ static int recover(sl_partition *p, sl_error *err)
             changed = 1;
             break;
         }
-        if (p->nseg && p->segs[p->nseg - 1]->next_offset < bases[i])
-            sl_warn("log", "%s: offsets %" PRId64 "..%" PRId64 " are unreadable (the end of %s)",
-                    p->dir, p->segs[p->nseg - 1]->next_offset, bases[i] - 1,
-                    p->segs[p->nseg - 1]->path);
         sl_segment *s = sl_segment_load(p->dir, bases[i], o->index_interval_bytes,
                                         SL_DATA_FILE_MODE(o->data_mode), err);
         if (!s) {
@@ -313,6 +320,7 @@ static int recover(sl_partition *p, sl_error *err)
     free(bases);
     if (drop_empty_tail(p))
         changed = 1;
+    warn_gaps(p);
     if (p->nseg == 0) {
         sl_segment *s = sl_segment_create(p->dir, 0, (size_t)o->segment_bytes,
                                           SL_DATA_FILE_MODE(o->data_mode), err);
