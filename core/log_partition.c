@@ -279,6 +279,34 @@ static void warn_gaps(const sl_partition *p)
                     p->segs[i - 1]->path);
 }
 
+/* Loads the segments of bases (sorted) into p->segs, which has room for
+ * them. One that overlaps its predecessor is removed with all after it
+ * (*changed is then set). Returns 0, or -1 with err. */
+static int load_segments(sl_partition *p, const int64_t *bases, size_t nbases, int *changed,
+                         sl_error *err)
+{
+    const sl_log_options *o = &p->log->opt;
+    for (size_t i = 0; i < nbases; i++) {
+        if (p->nseg && p->segs[p->nseg - 1]->next_offset > bases[i]) {
+            sl_warn("log",
+                    "%s: the records of %s run to offset %" PRId64 ", past the base %" PRId64
+                    " of the next segment: that segment and the %zu after it are removed",
+                    p->dir, p->segs[p->nseg - 1]->path, p->segs[p->nseg - 1]->next_offset, bases[i],
+                    nbases - i - 1);
+            for (size_t j = i; j < nbases; j++)
+                unlink_segment_files(p, bases[j]);
+            *changed = 1;
+            return 0;
+        }
+        sl_segment *s = sl_segment_load(p->dir, bases[i], o->index_interval_bytes,
+                                        SL_DATA_FILE_MODE(o->data_mode), err);
+        if (!s)
+            return -1;
+        p->segs[p->nseg++] = s;
+    }
+    return 0;
+}
+
 /* Loads every segment and makes the last one active. A segment whose
  * predecessor's readable records end early is kept (the gap is a damaged
  * range, which readers report: the flusher syncs a sealed segment before any
@@ -302,22 +330,10 @@ static int recover(sl_partition *p, sl_error *err)
         free(bases);
         return sl_error_set(err, SL_ENOMEM, "opening partition %s", p->dir);
     }
-    for (size_t i = 0; i < nbases; i++) {
-        if (p->nseg && p->segs[p->nseg - 1]->next_offset > bases[i]) {
-            for (size_t j = i; j < nbases; j++)
-                unlink_segment_files(p, bases[j]);
-            changed = 1;
-            break;
-        }
-        sl_segment *s = sl_segment_load(p->dir, bases[i], o->index_interval_bytes,
-                                        SL_DATA_FILE_MODE(o->data_mode), err);
-        if (!s) {
-            free(bases);
-            return -1;
-        }
-        p->segs[p->nseg++] = s;
-    }
+    int rc = load_segments(p, bases, nbases, &changed, err);
     free(bases);
+    if (rc != 0)
+        return -1;
     if (drop_empty_tail(p))
         changed = 1;
     warn_gaps(p);
