@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,6 +22,7 @@
 #include "connector.h"
 #include "metrics.h"
 #include "http_server.h"
+#include "http_listener.h"
 #include "http_server_idem.h"
 #include "http_server_idem_log.h"
 #include "http_server_idem_shared.h"
@@ -112,8 +114,8 @@ struct hs_server {
     const char *listen; /* "HOST:PORT", from the connector's config */
     hs_route *routes;
     size_t n_routes;
-    struct MHD_Daemon *daemon;
-    int listen_fd; /* ours until MHD_start_daemon takes it */
+    hs_listener *listener; /* the daemon, kept across a reload (http_listener.h) */
+    int listen_fd;         /* ours until MHD_start_daemon takes it */
     bool quiesced;
     bool stopped;
     char bound[96];
@@ -128,8 +130,8 @@ struct hs_server {
     sl_counter *codes[C_N];
     sl_histogram *latency;
     hs_timer timer;
-    hl_limits *limits; /* connections and read deadlines (http_limits.h) */
-    sl_tls *tls;       /* NULL: plain HTTP */
+    hl_limits *limits; /* connections and read deadlines (the listener's) */
+    sl_tls *tls;       /* NULL: plain HTTP (the listener's) */
     bool timer_inited;
     bool drain_inited;
 };
@@ -817,12 +819,19 @@ static const char *bad_framing(struct MHD_Connection *conn, const char *url)
     return NULL;
 }
 
+/* What a connection holds from open to close (its socket_context). */
+typedef struct hs_sock {
+    hl_conn *limits; /* the limits' handle (NULL when not tracked) */
+    sl_tls_set *tls; /* the TLS credentials it was handed (NULL: plain HTTP) */
+} hs_sock;
+
 /* The limits' handle of conn's socket (NULL when not tracked). */
 static hl_conn *conn_limits(struct MHD_Connection *conn)
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    return ci != NULL ? ci->socket_context : NULL;
+    const hs_sock *sock = ci != NULL ? ci->socket_context : NULL;
+    return sock != NULL ? sock->limits : NULL;
 }
 
 /* Answers a request refused by authentication (401 or 403), counted by
@@ -1342,20 +1351,28 @@ static enum MHD_Result final_call(hs_server *srv, hs_req *r, struct MHD_Connecti
     return suspend_or_answer(r, conn);
 }
 
+/* A request's state for generation gen (hs_listener_enter); NULL when out
+ * of memory (MHD closes the connection). */
+static void *start_req(void *gen, struct MHD_Connection *conn)
+{
+    return req_new(gen, conn);
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
                                const char *method, const char *version, const char *upload_data,
                                size_t *upload_data_size, void **con_cls)
 {
-    hs_server *srv = cls;
     hs_req *r = *con_cls;
     (void)version;
-    if (r == NULL) {
-        r = req_new(srv, conn);
+    if (r == NULL || hs_listener_parked(r)) {
+        enum MHD_Result ret;
+        r = hs_listener_enter(cls, conn, con_cls, start_req, &ret);
         if (r == NULL)
-            return MHD_NO; /* out of memory: MHD closes the connection */
+            return ret; /* parked until a generation attaches, or closing */
         *con_cls = r;
-        return first_call(srv, r, conn, url, method);
+        return first_call(r->srv, r, conn, url, method);
     }
+    hs_server *srv = r->srv;
     if (r->queued) {
         *upload_data_size = 0;
         return MHD_YES;
@@ -1383,13 +1400,13 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
 static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                       enum MHD_RequestTerminationCode toe)
 {
-    hs_server *srv = cls;
     hs_req *r = *con_cls;
     (void)toe;
-    hl_conn_request_done(srv->limits, conn_limits(conn));
-    if (r == NULL)
-        return;
+    hl_conn_request_done(hs_listener_limits(cls), conn_limits(conn));
     *con_cls = NULL;
+    if (r == NULL || hs_listener_parked(r))
+        return;
+    hs_server *srv = r->srv;
     pthread_mutex_lock(&r->mu);
     r->conn = NULL;
     bool appended = r->appended;
@@ -1435,30 +1452,42 @@ static size_t unescape_url(void *cls, struct MHD_Connection *conn, char *s)
 static void notify_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                               enum MHD_ConnectionNotificationCode code)
 {
-    hs_server *srv = cls;
+    hs_listener *l = cls;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         const union MHD_ConnectionInfo *fd =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         const union MHD_ConnectionInfo *ad =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-        if (fd != NULL)
-            *socket_context =
-                hl_conn_open(srv->limits, fd->connect_fd, ad != NULL ? ad->client_addr : NULL);
+        hs_sock *sock = calloc(1, sizeof *sock);
+        if (sock == NULL || fd == NULL) {
+            free(sock);
+            if (fd != NULL)
+                shutdown(fd->connect_fd, SHUT_RDWR); /* out of memory */
+            return;
+        }
+        sock->limits = hl_conn_open(hs_listener_limits(l), fd->connect_fd,
+                                    ad != NULL ? ad->client_addr : NULL);
+        sock->tls = sl_tls_conn_start(hs_listener_tls(l), conn, true); /* before the handshake */
+        *socket_context = sock;
     } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
-        hl_conn_close(srv->limits, *socket_context);
+        hs_sock *sock = *socket_context;
+        if (sock != NULL) {
+            hl_conn_close(hs_listener_limits(l), sock->limits);
+            sl_tls_conn_end(sock->tls);
+            free(sock);
+        }
         *socket_context = NULL;
     }
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
-    hs_server *srv = cls;
     char line[512];
     vsnprintf(line, sizeof line, fmt, ap);
     size_t n = strlen(line);
     while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         line[--n] = '\0';
-    sl_warn(HS_COMPONENT, "%s: libmicrohttpd: %s", srv->name, line);
+    sl_warn(HS_COMPONENT, "%s: libmicrohttpd: %s", hs_listener_name(cls), line);
 }
 
 /* ---- the connector table -------------------------------------------------- */
@@ -1669,61 +1698,35 @@ static int open_shared_idem(hs_server *srv, sl_error *err)
     return 0;
 }
 
-/* Starts the connection limits and reads the TLS files (when configured)
- * into tls_opts for MHD_OPTION_ARRAY. Returns 0, or -1 with err. */
-static int start_edge(hs_server *srv, const sl_http_server_conf *hc,
-                      struct MHD_OptionItem *tls_opts, sl_error *err)
+/* The key under which a listener outlives a reload. */
+static void listener_key(const hs_server *srv, char *key, size_t cap)
 {
-    srv->limits = hl_new(srv->name, &hc->limits, sl_connector_metrics(srv->c));
-    if (srv->limits == NULL || hl_start(srv->limits) != 0)
-        return sl_error_set(err, SL_ENOMEM, "%s: cannot start the connection limits", srv->name);
-    if (hc->tls != NULL) {
-        srv->tls = sl_tls_load(hc->tls, err);
-        if (srv->tls == NULL) {
-            sl_err(HS_COMPONENT, "%s: %s", srv->name, err->msg);
-            return -1;
-        }
-        sl_tls_mhd_options(srv->tls, tls_opts);
-    }
-    return 0;
+    snprintf(key, cap, "http_server:%s", srv->listen);
 }
 
-static int hs_start(sl_connector *c, sl_error *err)
+/* The listener's TLS credentials: kept ones (from the previous generation's
+ * listener) with the files read again, where a broken new certificate keeps
+ * the running one (logged); or the files read anew. NULL with err. */
+static sl_tls *hs_tls_start(hs_server *srv, const sl_tls_conf *conf, sl_tls *kept, sl_error *err)
 {
-    rebuild_idem(c->state);
-    hs_server *srv = c->state;
-    if (open_shared_idem(srv, err) != 0)
-        return -1;
-    const char *where = srv->listen;
-    bool any_sync = false;
-    for (size_t i = 0; i < srv->n_routes; i++)
-        any_sync |= srv->routes[i].in->reply_sync;
-    if (srv->n_routes == 0)
-        sl_warn(HS_COMPONENT, "%s: no route uses this connector; every request gets 404",
-                srv->name);
-    make_metrics(srv);
-    const sl_http_server_conf *hc = c->conf->priv;
-    struct MHD_OptionItem tls_opts[8] = {{MHD_OPTION_END, 0, NULL}};
-    if (start_edge(srv, hc, tls_opts, err) != 0)
-        return -1;
-    /* across a reload, the previous generation's socket: no refused client */
-    srv->listen_fd = sl_connector_take_listener(c, where);
-    if (srv->listen_fd < 0)
-        srv->listen_fd = sl_httpd_listen_socket(where, 1024, err);
-    if (srv->listen_fd < 0) {
+    if (kept != NULL) {
+        if (sl_tls_reload(kept, conf, err) != 0)
+            sl_err(HS_COMPONENT, "%s: keeping the running certificate: %s", srv->name, err->msg);
+        return kept;
+    }
+    sl_tls *t = sl_tls_load(conf, err);
+    if (t == NULL)
         sl_err(HS_COMPONENT, "%s: %s", srv->name, err->msg);
-        return -1;
-    }
-    sl_httpd_sockname(srv->listen_fd, srv->bound, sizeof srv->bound);
-    if (any_sync) {
-        if (pthread_create(&srv->timer.thread, NULL, timer_main, srv) != 0) {
-            close(srv->listen_fd);
-            srv->listen_fd = -1;
-            return sl_error_set(err, SL_EIO, "%s: cannot start the timer thread", srv->name);
-        }
-        srv->timer.running = true;
-    }
-    atomic_store(&srv->accepting, true);
+    return t;
+}
+
+/* Starts the libmicrohttpd daemon of l on srv->listen_fd (which it takes). */
+static struct MHD_Daemon *start_daemon(hs_server *srv, hs_listener *l)
+{
+    const sl_http_server_conf *hc = srv->c->conf->priv;
+    struct MHD_OptionItem tls_opts[8] = {{MHD_OPTION_END, 0, NULL}};
+    if (srv->tls != NULL)
+        sl_tls_mhd_options(srv->tls, tls_opts);
     unsigned tls_flag = srv->tls != NULL ? MHD_USE_TLS : 0;
 #ifndef HS_NO_TURBO
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO |
@@ -1732,23 +1735,104 @@ static int hs_start(sl_connector *c, sl_error *err)
     unsigned flags =
         MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_ITC;
 #endif
-    srv->daemon = MHD_start_daemon(
-        flags | tls_flag, 0, NULL, NULL, handler, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
+    return MHD_start_daemon(
+        flags | tls_flag, 0, NULL, NULL, handler, l, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, l,
         MHD_OPTION_LISTEN_SOCKET, srv->listen_fd, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned)HS_POOL_THREADS, MHD_OPTION_NOTIFY_COMPLETED, completed, srv,
+        (unsigned)HS_POOL_THREADS, MHD_OPTION_NOTIFY_COMPLETED, completed, l,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)((hc->limits.idle_timeout_ms + 999) / 1000),
-        MHD_OPTION_NOTIFY_CONNECTION, notify_connection, srv, MHD_OPTION_CONNECTION_LIMIT,
-        hl_mhd_connection_limit(srv->limits), MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        MHD_OPTION_NOTIFY_CONNECTION, notify_connection, l, MHD_OPTION_CONNECTION_LIMIT,
+        hl_mhd_connection_limit(hs_listener_limits(l)), MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)HS_CONN_MEMORY, MHD_OPTION_UNESCAPE_CALLBACK, unescape_url, NULL, MHD_OPTION_ARRAY,
         tls_opts, MHD_OPTION_END);
-    if (srv->daemon == NULL) {
-        atomic_store(&srv->accepting, false);
+}
+
+/* A new listener for srv: its limits, TLS credentials (kept ones reloaded,
+ * or read), socket (fd when >= 0, else the one the previous generation
+ * handed over, else a new one) and daemon. NULL with err. */
+static hs_listener *new_listener(hs_server *srv, int fd, sl_tls *kept, sl_error *err)
+{
+    const sl_http_server_conf *hc = srv->c->conf->priv;
+    sl_tls *tls = NULL;
+    if (hc->tls == NULL)
+        sl_tls_free(kept);
+    else if ((tls = hs_tls_start(srv, hc->tls, kept, err)) == NULL)
+        return NULL;
+    hs_listener *l = hs_listener_new(srv->name, &hc->limits, tls, sl_connector_metrics(srv->c));
+    if (l == NULL) {
+        sl_error_set(err, SL_ENOMEM, "%s: cannot start the connection limits", srv->name);
+        return NULL;
+    }
+    srv->tls = tls;
+    srv->limits = hs_listener_limits(l);
+    srv->listen_fd = fd >= 0 ? fd : sl_connector_take_listener(srv->c, srv->listen);
+    if (srv->listen_fd < 0)
+        srv->listen_fd = sl_httpd_listen_socket(srv->listen, 1024, err);
+    if (srv->listen_fd < 0) {
+        sl_err(HS_COMPONENT, "%s: %s", srv->name, err->msg);
+        hs_listener_close(l, NULL, NULL);
+        return NULL;
+    }
+    sl_httpd_sockname(srv->listen_fd, srv->bound, sizeof srv->bound);
+    struct MHD_Daemon *d = start_daemon(srv, l);
+    if (d == NULL) {
         close(srv->listen_fd);
         srv->listen_fd = -1;
-        sl_error_set(err, SL_EIO, "%s: cannot start the HTTP server on %s", srv->name, where);
+        hs_listener_close(l, NULL, NULL);
+        sl_error_set(err, SL_EIO, "%s: cannot start the HTTP server on %s", srv->name, srv->listen);
         sl_err(HS_COMPONENT, "%s", err->msg);
-        return -1;
+        return NULL;
     }
+    srv->listen_fd = -1; /* the daemon's */
+    hs_listener_set_daemon(l, d, srv->bound);
+    return l;
+}
+
+/* srv's listener: the previous generation's, when it kept one that fits
+ * this config (its open connections stay; the TLS files are read again),
+ * else a new one (on the socket of one that does not fit). NULL with err. */
+static hs_listener *take_listener(hs_server *srv, sl_error *err)
+{
+    const sl_http_server_conf *hc = srv->c->conf->priv;
+    char key[160];
+    listener_key(srv, key, sizeof key);
+    hs_listener *l = sl_connector_take_kept(srv->c, key);
+    if (l != NULL && hs_listener_fits(l, srv->name, &hc->limits, hc->tls != NULL)) {
+        srv->limits = hs_listener_limits(l);
+        srv->tls = hs_listener_tls(l);
+        if (srv->tls != NULL)
+            hs_tls_start(srv, hc->tls, srv->tls, err);
+        snprintf(srv->bound, sizeof srv->bound, "%s", hs_listener_bound(l));
+        return l;
+    }
+    int fd = -1;
+    sl_tls *kept = NULL;
+    hs_listener_close(l, &fd, &kept); /* NULL l: nothing */
+    return new_listener(srv, fd, kept, err);
+}
+
+static int hs_start(sl_connector *c, sl_error *err)
+{
+    rebuild_idem(c->state);
+    hs_server *srv = c->state;
+    if (open_shared_idem(srv, err) != 0)
+        return -1;
+    bool any_sync = false;
+    for (size_t i = 0; i < srv->n_routes; i++)
+        any_sync |= srv->routes[i].in->reply_sync;
+    if (srv->n_routes == 0)
+        sl_warn(HS_COMPONENT, "%s: no route uses this connector; every request gets 404",
+                srv->name);
+    make_metrics(srv);
+    srv->listener = take_listener(srv, err);
+    if (srv->listener == NULL)
+        return -1;
+    if (any_sync) {
+        if (pthread_create(&srv->timer.thread, NULL, timer_main, srv) != 0)
+            return sl_error_set(err, SL_EIO, "%s: cannot start the timer thread", srv->name);
+        srv->timer.running = true;
+    }
+    atomic_store(&srv->accepting, true);
+    hs_listener_attach(srv->listener, srv);
     sl_info(HS_COMPONENT, "http_server %s listening on %s (%zu route%s%s)", srv->name, srv->bound,
             srv->n_routes, srv->n_routes == 1 ? "" : "s",
             srv->tls == NULL          ? ""
@@ -1778,13 +1862,18 @@ static void wait_drained(hs_server *srv, atomic_long *count, uint64_t timeout_ms
 static void hs_stop(sl_connector *c)
 {
     hs_server *srv = c->state;
-    if (srv == NULL || srv->daemon == NULL || srv->stopped)
+    if (srv == NULL || srv->listener == NULL || srv->stopped)
         return;
     srv->stopped = true;
     atomic_store(&srv->accepting, false);
-    MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
-    if (fd != MHD_INVALID_SOCKET)
-        sl_connector_release_listener(c, srv->listen, fd); /* kept across a reload */
+    if (sl_connector_reloading(c)) {
+        /* the daemon stays for the next generation: new requests wait for it */
+        hs_listener_detach(srv->listener, srv);
+    } else {
+        int fd = hs_listener_quiesce(srv->listener);
+        if (fd >= 0)
+            sl_connector_release_listener(c, srv->listen, fd);
+    }
     srv->quiesced = true;
     /* `reply: sync` requests waiting for their route are answered 504 (the
      * message is in custody) instead of holding the shutdown. */
@@ -1812,9 +1901,14 @@ static void hs_destroy(sl_connector *c)
     if (srv == NULL)
         return;
     atomic_store(&srv->accepting, false);
-    if (srv->daemon != NULL) {
-        MHD_stop_daemon(srv->daemon); /* completes every connection */
-        srv->daemon = NULL;
+    if (srv->listener != NULL) {
+        char key[160];
+        listener_key(srv, key, sizeof key);
+        hs_listener_detach(srv->listener, srv);
+        /* reloading: kept for the next generation; else stopped, which
+         * completes every connection */
+        sl_connector_keep(c, key, srv->listener, hs_listener_drop);
+        srv->listener = NULL;
     } else if (srv->listen_fd >= 0) {
         close(srv->listen_fd);
     }
@@ -1845,8 +1939,6 @@ static void hs_destroy(sl_connector *c)
         sl_idem_free(srv->routes[i].idem);
         hl_bucket_free(srv->routes[i].bucket);
     }
-    hl_free(srv->limits);
-    sl_tls_free(srv->tls);
     free(srv->routes);
     free(srv->timer.heap);
     if (srv->timer_inited) {

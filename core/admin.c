@@ -31,6 +31,7 @@
 #include "status_log.h"
 
 #define ADM_COMPONENT "admin"
+#define ADM_TLS_KEY "admin.tls" /* its TLS credentials across a reload */
 #define ADM_MAX_BODY (64 * 1024)
 #define ADM_MAX_RECORDS 1000            /* records per GET .../records */
 #define ADM_MAX_RECORD_BYTES (8u << 20) /* about this many bytes per answer */
@@ -749,39 +750,42 @@ static enum MHD_Result dispatch_topics(sl_admin *a, struct MHD_Connection *conn,
     return ep_records(a, conn, name);
 }
 
-static enum MHD_Result dispatch(sl_admin *a, struct MHD_Connection *conn, const char *url,
-                                const char *method, const adm_req *q)
+/* GET /health (the process answers) and GET /ready (ready and not
+ * degraded). */
+static enum MHD_Result ep_probe(sl_admin *a, struct MHD_Connection *conn, const char *url,
+                                const char *method)
 {
-    if (strcmp(url, "/health") == 0) {
-        if (!is_get(method))
-            return method_not_allowed(conn, "GET", method, url);
+    if (!is_get(method))
+        return method_not_allowed(conn, "GET", method, url);
+    if (strcmp(url, "/health") == 0)
         return reply(conn, 200, "{\"status\":\"ok\"}", 15, "application/json", NULL, false);
-    }
-    /* /health and /ready stay open for probes (Kubernetes, Docker) */
-    if (strcmp(url, "/ready") == 0) {
-        if (!is_get(method))
-            return method_not_allowed(conn, "GET", method, url);
-        char why[300];
-        if (!sl_gateway_ready(a->gw))
-            return reply(conn, 503, "{\"status\":\"not_ready\"}", 22, "application/json", NULL,
-                         false);
-        if (sl_gateway_degraded(a->gw, why, sizeof why))
-            return reply_json(conn, 503,
-                              json_pack("{s:s,s:s}", "status", "degraded", "reason", why));
-        return reply(conn, 200, "{\"status\":\"ready\"}", 18, "application/json", NULL, false);
-    }
-    /* the console's static files are open; the API calls they make are not */
-    if (strcmp(url, "/") == 0 || strncmp(url, "/console", 8) == 0)
-        return (enum MHD_Result)sl_console_serve(conn, url, method);
-    char subject[256];
-    if (sl_tls_mutual(a->tls) && sl_tls_client_subject(conn, subject, sizeof subject) != 0)
-        return reply_error(conn, 401, NULL, "client_certificate_required", "%s", subject);
-    int auth = check_auth(a, conn);
-    if (auth == 401)
-        return reply_error(conn, 401, NULL, "unauthorized",
-                           "send Authorization: Bearer TOKEN (sluice.admin.token)");
-    if (auth == 403)
-        return reply_error(conn, 403, NULL, "forbidden", "wrong admin token");
+    char why[300];
+    if (!sl_gateway_ready(a->gw))
+        return reply(conn, 503, "{\"status\":\"not_ready\"}", 22, "application/json", NULL, false);
+    if (sl_gateway_degraded(a->gw, why, sizeof why))
+        return reply_json(conn, 503, json_pack("{s:s,s:s}", "status", "degraded", "reason", why));
+    return reply(conn, 200, "{\"status\":\"ready\"}", 18, "application/json", NULL, false);
+}
+
+/* The endpoints open without the token: /health and /ready (for probes:
+ * Kubernetes, Docker) and the console's static files (the API calls they
+ * make are not open). Returns true with *ret when url is one of them. */
+static bool dispatch_open(sl_admin *a, struct MHD_Connection *conn, const char *url,
+                          const char *method, enum MHD_Result *ret)
+{
+    if (strcmp(url, "/health") == 0 || strcmp(url, "/ready") == 0)
+        *ret = ep_probe(a, conn, url, method);
+    else if (strcmp(url, "/") == 0 || strncmp(url, "/console", 8) == 0)
+        *ret = (enum MHD_Result)sl_console_serve(conn, url, method);
+    else
+        return false;
+    return true;
+}
+
+/* The API behind the token. */
+static enum MHD_Result dispatch_api(sl_admin *a, struct MHD_Connection *conn, const char *url,
+                                    const char *method, const adm_req *q)
+{
     if (strcmp(url, "/metrics") == 0) {
         if (!is_get(method))
             return method_not_allowed(conn, "GET", method, url);
@@ -812,6 +816,24 @@ static enum MHD_Result dispatch(sl_admin *a, struct MHD_Connection *conn, const 
         return ep_message(a, conn, url + 13);
     }
     return reply_error(conn, 404, NULL, "not_found", "no such endpoint: %s", url);
+}
+
+static enum MHD_Result dispatch(sl_admin *a, struct MHD_Connection *conn, const char *url,
+                                const char *method, const adm_req *q)
+{
+    enum MHD_Result ret;
+    if (dispatch_open(a, conn, url, method, &ret))
+        return ret;
+    char subject[256];
+    if (sl_tls_mutual(a->tls) && sl_tls_client_subject(conn, subject, sizeof subject) != 0)
+        return reply_error(conn, 401, NULL, "client_certificate_required", "%s", subject);
+    int auth = check_auth(a, conn);
+    if (auth == 401)
+        return reply_error(conn, 401, NULL, "unauthorized",
+                           "send Authorization: Bearer TOKEN (sluice.admin.token)");
+    if (auth == 403)
+        return reply_error(conn, 403, NULL, "forbidden", "wrong admin token");
+    return dispatch_api(a, conn, url, method, q);
 }
 
 static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
@@ -903,13 +925,83 @@ static int admin_tls(sl_admin *a, const sl_gateway_conf *settings, struct MHD_Op
 {
     if (settings->admin_tls == NULL)
         return 0;
-    a->tls = sl_tls_load(settings->admin_tls, err);
-    if (a->tls == NULL) {
+    a->tls = sl_gateway_take_kept(a->gw, ADM_TLS_KEY);
+    if (a->tls != NULL && sl_tls_reload(a->tls, settings->admin_tls, err) != 0)
+        sl_err(ADM_COMPONENT, "admin listener: keeping the running certificate: %s", err->msg);
+    if (a->tls == NULL && (a->tls = sl_tls_load(settings->admin_tls, err)) == NULL) {
         sl_err(ADM_COMPONENT, "admin listener: %s", err->msg);
         return -1;
     }
     sl_tls_mhd_options(a->tls, tls_opts);
     return 0;
+}
+
+/* MHD's connection notifications: a TLS connection is handed the current
+ * credentials before its handshake and lets go of them when it closes. A
+ * client certificate is asked for, not required: /health and /ready stay
+ * open to probes without one; the rest checks it per request. */
+static void notify_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                              enum MHD_ConnectionNotificationCode code)
+{
+    sl_admin *a = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED)
+        *socket_context = sl_tls_conn_start(a->tls, conn, false);
+    else if (code == MHD_CONNECTION_NOTIFY_CLOSED)
+        sl_tls_conn_end(*socket_context);
+}
+
+/* The admin listening socket for where: the one the last generation handed
+ * over, else a new one. Returns the fd, or -1 with err (logged). */
+static int admin_listen_fd(sl_gateway *gw, const char *where, sl_error *err)
+{
+    int fd = sl_gateway_take_listener(gw, where);
+    if (fd < 0)
+        fd = sl_httpd_listen_socket(where, 64, err);
+    if (fd < 0) {
+        char msg[sizeof err->msg];
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        sl_error_set(err, SL_EIO, "admin listener: %s", msg);
+        sl_err(ADM_COMPONENT, "%s", err->msg);
+    }
+    return fd;
+}
+
+/* Starts a's MHD daemon on fd with the TLS options (a->tls set by
+ * admin_tls). Returns 0, or -1 with err (logged; fd closed, the TLS set
+ * handed back to the gateway). */
+static int admin_daemon(sl_admin *a, int fd, struct MHD_OptionItem *tls_opts, const char *where,
+                        sl_error *err)
+{
+    a->daemon =
+        MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC |
+                             MHD_ALLOW_SUSPEND_RESUME | (a->tls != NULL ? MHD_USE_TLS : 0),
+                         0, NULL, NULL, handler, a, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a,
+                         MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED, completed, a,
+                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_NOTIFY_CONNECTION,
+                         notify_connection, a, MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
+    if (a->daemon != NULL)
+        return 0;
+    close(fd);
+    if (a->tls != NULL)
+        sl_gateway_keep(a->gw, ADM_TLS_KEY, a->tls, sl_tls_drop);
+    sl_error_set(err, SL_EIO, "admin listener: cannot start the HTTP server on %s", where);
+    sl_err(ADM_COMPONENT, "%s", err->msg);
+    return -1;
+}
+
+/* The admin's own gauges: log bytes and readiness. */
+static void admin_gauges(sl_admin *a)
+{
+    sl_gateway *gw = a->gw;
+    sl_metrics *m = sl_gateway_metrics(gw);
+    if (m != NULL && sl_gateway_log(gw) != NULL)
+        a->log_bytes =
+            sl_metrics_gauge(m, "sluice_log_bytes", "Bytes of log segment and index files on disk",
+                             "", log_bytes, sl_gateway_log(gw));
+    if (m != NULL)
+        a->ready = sl_metrics_gauge(m, "sluice_ready",
+                                    "1 when /ready answers 200, 0 when not ready or degraded", "",
+                                    ready_gauge, gw);
 }
 
 sl_admin *sl_admin_start(sl_gateway *gw, sl_error *err)
@@ -928,14 +1020,8 @@ sl_admin *sl_admin_start(sl_gateway *gw, sl_error *err)
     }
     if (where == NULL || where[0] == '\0')
         return a; /* disabled */
-    int fd = sl_gateway_take_listener(gw, where);
-    if (fd < 0)
-        fd = sl_httpd_listen_socket(where, 64, err);
+    int fd = admin_listen_fd(gw, where, err);
     if (fd < 0) {
-        char msg[sizeof err->msg];
-        snprintf(msg, sizeof msg, "%s", err->msg);
-        sl_error_set(err, SL_EIO, "admin listener: %s", msg);
-        sl_err(ADM_COMPONENT, "%s", err->msg);
         free(a);
         return NULL;
     }
@@ -946,30 +1032,12 @@ sl_admin *sl_admin_start(sl_gateway *gw, sl_error *err)
         free(a);
         return NULL;
     }
-    a->daemon = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC |
-                                     MHD_ALLOW_SUSPEND_RESUME | (a->tls != NULL ? MHD_USE_TLS : 0),
-                                 0, NULL, NULL, handler, a, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a,
-                                 MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED,
-                                 completed, a, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
-                                 MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
-    if (a->daemon == NULL) {
-        close(fd);
-        sl_tls_free(a->tls);
-        sl_error_set(err, SL_EIO, "admin listener: cannot start the HTTP server on %s", where);
-        sl_err(ADM_COMPONENT, "%s", err->msg);
+    if (admin_daemon(a, fd, tls_opts, where, err) != 0) {
         free(a);
         return NULL;
     }
     a->tail = sl_admin_tail_start(gw);
-    sl_metrics *m = sl_gateway_metrics(gw);
-    if (m != NULL && sl_gateway_log(gw) != NULL)
-        a->log_bytes =
-            sl_metrics_gauge(m, "sluice_log_bytes", "Bytes of log segment and index files on disk",
-                             "", log_bytes, sl_gateway_log(gw));
-    if (m != NULL)
-        a->ready = sl_metrics_gauge(m, "sluice_ready",
-                                    "1 when /ready answers 200, 0 when not ready or degraded", "",
-                                    ready_gauge, gw);
+    admin_gauges(a);
     sl_info(ADM_COMPONENT, "admin listening on %s%s%s", a->bound,
             a->tls == NULL          ? ""
             : sl_tls_mutual(a->tls) ? " (mutual TLS)"
@@ -999,6 +1067,7 @@ void sl_admin_stop(sl_admin *a)
         sl_metrics_remove_gauge(sl_gateway_metrics(a->gw), a->log_bytes);
     if (a->ready != NULL && sl_gateway_metrics(a->gw) != NULL)
         sl_metrics_remove_gauge(sl_gateway_metrics(a->gw), a->ready);
-    sl_tls_free(a->tls);
+    if (a->tls != NULL) /* kept for the next generation during a reload, freed otherwise */
+        sl_gateway_keep(a->gw, ADM_TLS_KEY, a->tls, sl_tls_drop);
     free(a);
 }

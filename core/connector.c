@@ -78,3 +78,21 @@ void sl_connector_release_listener(const sl_connector *c, const char *listen, in
     else
         close(fd);
 }
+
+bool sl_connector_reloading(const sl_connector *c)
+{
+    return c->env && c->env->rt && c->env->reloading && atomic_load(c->env->reloading);
+}
+
+void sl_connector_keep(const sl_connector *c, const char *key, void *obj, void (*drop)(void *))
+{
+    if (sl_connector_reloading(c))
+        sl_runtime_keep(c->env->rt, key, obj, drop); /* for the next generation */
+    else
+        drop(obj);
+}
+
+void *sl_connector_take_kept(const sl_connector *c, const char *key)
+{
+    return c->env && c->env->rt ? sl_runtime_take_kept(c->env->rt, key) : NULL;
+}

@@ -160,6 +160,16 @@ int sl_connector_take_listener(const sl_connector *c, const char *listen);
  * closed. */
 void sl_connector_release_listener(const sl_connector *c, const char *listen, int fd);
 
+/* True while c's generation stops to hand over to a new one (a reload). */
+bool sl_connector_reloading(const sl_connector *c);
+
+/* The same for an object the connector wants to outlive a reload (its TLS
+ * credentials): keep hands obj to the next generation under key during a
+ * reload, otherwise (or without a gateway) calls drop(obj); take returns
+ * what the previous generation kept under key (now the caller's), or NULL. */
+void sl_connector_keep(const sl_connector *c, const char *key, void *obj, void (*drop)(void *));
+void *sl_connector_take_kept(const sl_connector *c, const char *key);
+
 /* Fills a result: r->result = res, r->status = status, error formatted,
  * held_back cleared. */
 void sl_send_result_set(sl_send_result *r, sl_result res, int status, const char *fmt, ...)

@@ -55,6 +55,12 @@ struct sl_runtime {
         int fd;
     } listeners[MAX_LISTENERS];
     size_t n_listeners;
+    struct {
+        char *key;
+        void *obj;
+        void (*drop)(void *);
+    } kept[MAX_LISTENERS]; /* handed from one generation to the next */
+    size_t n_kept;
 };
 
 static void observe_fsync(void *arg, double seconds)
@@ -105,10 +111,31 @@ fail:
     return NULL;
 }
 
+/* Drops what the last generation kept and the new one did not take, one
+ * at a time outside rt->mu (a drop stops a daemon, which may take time). */
+static void drop_unclaimed_kept(sl_runtime *rt)
+{
+    for (;;) {
+        pthread_mutex_lock(&rt->mu);
+        if (rt->n_kept == 0) {
+            pthread_mutex_unlock(&rt->mu);
+            return;
+        }
+        rt->n_kept--;
+        char *key = rt->kept[rt->n_kept].key;
+        void *obj = rt->kept[rt->n_kept].obj;
+        void (*drop)(void *) = rt->kept[rt->n_kept].drop;
+        pthread_mutex_unlock(&rt->mu);
+        drop(obj);
+        free(key);
+    }
+}
+
 void sl_runtime_close(sl_runtime *rt)
 {
     if (!rt)
         return;
+    drop_unclaimed_kept(rt);
     sl_log_close(rt->log);
     sl_status_free(rt->status);
     sl_metrics_free(rt->metrics);
@@ -156,10 +183,51 @@ void sl_runtime_put_listener(sl_runtime *rt, const char *listen, int fd)
         pthread_mutex_unlock(&rt->mu);
 }
 
+void sl_runtime_keep(sl_runtime *rt, const char *key, void *obj, void (*drop)(void *))
+{
+    char *copy = rt ? strdup(key) : NULL;
+    bool kept = false;
+    if (copy) {
+        pthread_mutex_lock(&rt->mu);
+        if (rt->n_kept < MAX_LISTENERS) {
+            rt->kept[rt->n_kept].key = copy;
+            rt->kept[rt->n_kept].obj = obj;
+            rt->kept[rt->n_kept].drop = drop;
+            rt->n_kept++;
+            kept = true;
+        }
+        pthread_mutex_unlock(&rt->mu);
+    }
+    if (!kept) {
+        drop(obj);
+        free(copy);
+    }
+}
+
+void *sl_runtime_take_kept(sl_runtime *rt, const char *key)
+{
+    void *obj = NULL;
+    if (!rt)
+        return NULL;
+    pthread_mutex_lock(&rt->mu);
+    for (size_t i = 0; i < rt->n_kept; i++) {
+        if (strcmp(rt->kept[i].key, key) == 0) {
+            obj = rt->kept[i].obj;
+            free(rt->kept[i].key);
+            rt->kept[i] = rt->kept[--rt->n_kept];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&rt->mu);
+    return obj;
+}
+
 /* Closes the listening sockets that the last generation handed over and
- * the new one did not take (listeners removed from the config). */
+ * the new one did not take (listeners removed from the config), and drops
+ * the objects it kept that the new one did not take. */
 static void close_unclaimed_listeners(sl_runtime *rt)
 {
+    drop_unclaimed_kept(rt);
     pthread_mutex_lock(&rt->mu);
     for (size_t i = 0; i < rt->n_listeners; i++) {
         sl_info("gateway", "closing listener %s (no longer in the config)",
@@ -625,6 +693,19 @@ void sl_gateway_release_listener(sl_gateway *gw, const char *listen, int fd)
         sl_runtime_put_listener(gw->rt, listen, fd); /* for the next generation */
     else
         close(fd);
+}
+
+void *sl_gateway_take_kept(sl_gateway *gw, const char *key)
+{
+    return sl_runtime_take_kept(gw->rt, key);
+}
+
+void sl_gateway_keep(sl_gateway *gw, const char *key, void *obj, void (*drop)(void *))
+{
+    if (atomic_load(&gw->reloading))
+        sl_runtime_keep(gw->rt, key, obj, drop); /* for the next generation */
+    else
+        drop(obj);
 }
 
 struct sl_admin *sl_gateway_admin(const sl_gateway *gw)

@@ -46,6 +46,15 @@ int sl_runtime_take_listener(sl_runtime *rt, const char *listen);
  * it cannot, the socket is closed. */
 void sl_runtime_put_listener(sl_runtime *rt, const char *listen, int fd);
 
+/* An object a connector hands to the next generation across a reload (its
+ * TLS credentials, say), under a key of its choosing ("tls:HOST:PORT"):
+ * keep gives obj to rt (drop(obj) is called at once when rt is NULL or
+ * full, and later when the next generation does not take it); take returns
+ * the object kept under key (the caller owns it again), or NULL.
+ * Thread-safe. */
+void sl_runtime_keep(sl_runtime *rt, const char *key, void *obj, void (*drop)(void *));
+void *sl_runtime_take_kept(sl_runtime *rt, const char *key);
+
 /* Builds the gateway from conf (taking ownership of it) on rt, or on a
  * runtime of its own when rt is NULL: creates every connector and every
  * route. Nothing runs yet. Returns NULL with err (conf is freed then). */
@@ -113,6 +122,11 @@ sl_breaker *sl_gateway_breaker_at(const sl_gateway *gw, size_t i);
  * keeps fd for the next generation while reloading, otherwise closes it. */
 int sl_gateway_take_listener(sl_gateway *gw, const char *listen);
 void sl_gateway_release_listener(sl_gateway *gw, const char *listen, int fd);
+
+/* The same for an object (sl_runtime_keep): keep hands obj to the next
+ * generation while reloading, otherwise calls drop(obj). */
+void *sl_gateway_take_kept(sl_gateway *gw, const char *key);
+void sl_gateway_keep(sl_gateway *gw, const char *key, void *obj, void (*drop)(void *));
 
 /* The admin listener, once sl_gateway_start has started it (NULL before). */
 struct sl_admin *sl_gateway_admin(const sl_gateway *gw);

@@ -1,7 +1,9 @@
 /* TLS for the gateway's HTTP listeners (the http_server connector and the
  * admin API) through libmicrohttpd's own HTTPS support (GnuTLS): the `tls:`
- * config map, loading the PEM files, the daemon options, and the verified
- * client certificate of a mutual-TLS connection. No crypto of our own. */
+ * config map, the credential sets read from the PEM files (swapped by a
+ * SIGHUP reload while connections stay open), the daemon options, and the
+ * verified client certificate of a mutual-TLS connection. No crypto of our
+ * own. */
 #ifndef SLUICE_HTTP_TLS_H
 #define SLUICE_HTTP_TLS_H
 
@@ -27,21 +29,49 @@ extern const sl_conf_doc sl_tls_doc[];
  * NULL when absent. Errors are recorded on r. */
 void sl_tls_parse(sl_conf_reader *r, const sl_node *map, const char *path, sl_tls_conf **out);
 
-/* A listener's TLS material, read from the files at start (a SIGHUP reload
- * starts a new generation, which reads them again). */
+/* A listener's TLS: the credential set (certificate, key, client CAs, as
+ * GnuTLS credentials) that new connections get. Sluice owns the sets, not
+ * libmicrohttpd: each connection is handed the current set when it opens
+ * (sl_tls_conn_start) and keeps it until it closes, so a reload swaps the
+ * set without touching the daemon or its open connections. */
 typedef struct sl_tls sl_tls;
+typedef struct sl_tls_set sl_tls_set;
 
-/* Reads the files of c. NULL with err naming the file on failure. */
+/* Reads the files of c (and checks that they parse and that the key matches
+ * the certificate). NULL with err naming the file on failure. */
 sl_tls *sl_tls_load(const sl_tls_conf *c, sl_error *err);
-void sl_tls_free(sl_tls *t);
 
-/* Fills opts (at least 6 items) with the daemon options for t, ending with
+/* Reads the files of c again; when they are good, new connections get them
+ * and connections already open keep the set they had. When they are not,
+ * the running set stays and -1 is returned with err saying why. Thread-safe
+ * against sl_tls_conn_start. */
+int sl_tls_reload(sl_tls *t, const sl_tls_conf *c, sl_error *err);
+
+/* Frees t (NULL is fine). A set still held by a connection is freed by its
+ * sl_tls_conn_end. sl_tls_drop is the same with a void * (for handing t over
+ * a reload). */
+void sl_tls_free(sl_tls *t);
+void sl_tls_drop(void *t);
+
+/* Fills opts (at least 4 items) with the daemon options for t, ending with
  * MHD_OPTION_END; pass them with MHD_OPTION_ARRAY and add MHD_USE_TLS to
- * the flags. */
+ * the flags. They only start MHD's TLS: the credentials a connection uses
+ * are set by sl_tls_conn_start. */
 void sl_tls_mhd_options(const sl_tls *t, struct MHD_OptionItem *opts);
 
-/* True when t asks clients for a certificate (client_ca set). */
-bool sl_tls_mutual(const sl_tls *t);
+/* True when t's current set asks clients for a certificate (client_ca set).
+ * False for NULL. */
+bool sl_tls_mutual(sl_tls *t);
+
+/* From MHD's MHD_CONNECTION_NOTIFY_STARTED (before the TLS handshake):
+ * gives conn's TLS session t's current set and min_version and, when
+ * client_ca is set, asks for a client certificate: with require a client
+ * without one fails the handshake; without, it completes it (and the
+ * per-request check refuses it). Returns the set, to be passed to
+ * sl_tls_conn_end once the connection is closed (MHD_CONNECTION_NOTIFY_
+ * CLOSED); NULL when t is NULL or conn is not a TLS connection. */
+sl_tls_set *sl_tls_conn_start(sl_tls *t, struct MHD_Connection *conn, bool require);
+void sl_tls_conn_end(sl_tls_set *set);
 
 /* For a mutual-TLS listener: checks conn's client certificate against
  * client_ca (signature chain, validity dates). Returns 0 with its subject

@@ -2,11 +2,13 @@
 binary, with certificates made by the openssl CLI at run time: a client
 trusting the test CA gets its 202; plain HTTP on the TLS port gets no HTTP
 answer; a client trusting another CA refuses the server; min_version 1.3
-refuses a TLS 1.2 client; with client_ca (mutual TLS) a request without a
-client certificate, with an expired one or with one signed by another CA
-gets 401 and nothing is appended, while a good one gets 202 and its subject
-reaches the message as x-client-subject (a client cannot set that header
-itself); a SIGHUP reload serves a replaced certificate."""
+refuses a TLS 1.2 client; with client_ca (mutual TLS) a client without a
+certificate fails the handshake (TLS 1.3 and 1.2), a request with an
+expired one or with one signed by another CA gets 401, and nothing is
+appended, while a good one gets 202 and its subject reaches the message as
+x-client-subject (a client cannot set that header itself); a SIGHUP reload
+serves a replaced certificate to new connections while an open keep-alive
+connection keeps working, and a broken replacement keeps the running one."""
 
 import http.client
 import json
@@ -16,8 +18,9 @@ import socket
 import ssl
 import subprocess
 import tempfile
+import threading
 
-from harness import Gateway, base_config, free_port, metric, request, wait_until
+from harness import Gateway, Sink, base_config, free_port, metric, request, wait_until
 
 
 def openssl(*args, cwd):
@@ -172,7 +175,11 @@ def test_mutual_tls_refuses_missing_expired_and_wrongly_signed_client_certificat
     use_server_cert(pki, "server")
     gw, port = start(pki, client_ca=True)
     try:
-        for client in (None, "expired", "stranger"):
+        # no certificate: the handshake itself fails, in TLS 1.3 and 1.2
+        assert handshake_fails(port, context(pki))
+        assert handshake_fails(port, context(pki, max_tls12=True))
+        # a certificate that does not verify: the per-request check, 401
+        for client in ("expired", "stranger"):
             st, body = post(port, context(pki, client=client))
             assert st == 401, (client, st, body)
             assert json.loads(body)["error"] == "client_certificate_required", body
@@ -180,8 +187,9 @@ def test_mutual_tls_refuses_missing_expired_and_wrongly_signed_client_certificat
         st, _ = post(port, context(pki, client="client"),
                      headers={"x-client-subject": "CN=admin,O=Spoofed"})
         assert st == 202
-        assert appended(gw) == 1
-        assert metric(gw.metrics(), "sluice_http_refused_total", reason="client_certificate") == 3
+        assert post(port, context(pki, client="client", max_tls12=True))[0] == 202
+        assert appended(gw) == 2
+        assert metric(gw.metrics(), "sluice_http_refused_total", reason="client_certificate") == 2
         # an mtls entry: a verified subject not in its list gets 403
         assert post(port, context(pki, client="billing"), path="/m")[0] == 403
         assert post(port, context(pki, client="client"), path="/m")[0] == 202
@@ -191,8 +199,9 @@ def test_mutual_tls_refuses_missing_expired_and_wrongly_signed_client_certificat
         gw.stop()
     try:
         recs = gw.dump("j")
-        assert len(recs) == 1
-        assert recs[0]["headers"]["x-client-subject"] == "CN=orders,O=Acme", recs[0]["headers"]
+        assert len(recs) == 2
+        for rec in recs:
+            assert rec["headers"]["x-client-subject"] == "CN=orders,O=Acme", rec["headers"]
     finally:
         gw.cleanup()
 
@@ -221,6 +230,108 @@ def test_sighup_reload_serves_the_new_certificate():
             except (ssl.SSLError, ConnectionError):
                 return False  # accepted by the generation being stopped: it closes it
         wait_until(renewed, 30, "the new certificate")
+        assert post(port, context(pki))[0] == 202
+    finally:
+        gw.stop()
+        gw.cleanup()
+
+
+def test_sighup_reload_keeps_an_open_connection_and_serves_the_new_certificate():
+    pki = make_pki()
+    use_server_cert(pki, "server")
+    gw, port = start(pki)
+    c = http.client.HTTPSConnection("127.0.0.1", port, context=context(pki), timeout=10)
+    try:
+        h = {"content-type": "application/json"}
+        c.request("POST", "/j", body=b'{"k":1}', headers=h)
+        r = c.getresponse()
+        r.read()
+        assert r.status == 202
+        sock = c.sock
+        assert dict(x[0] for x in sock.getpeercert()["subject"])["commonName"] == "first.example"
+        use_server_cert(pki, "server2")
+        gw.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: log_has(gw, "reload: done"), 30, "the reload")
+        # the same TLS connection, still open, takes the next request
+        c.request("POST", "/j", body=b'{"k":2}', headers=h)
+        r = c.getresponse()
+        r.read()
+        assert r.status == 202
+        assert c.sock is sock
+        # a new connection gets the new certificate
+        assert served_cn(port, pki) == "second.example"
+        assert appended(gw) == 2
+    finally:
+        c.close()
+        gw.stop()
+        gw.cleanup()
+
+
+def test_sighup_reload_holds_a_keep_alive_request_for_the_new_generation():
+    """A request on an open keep-alive connection, sent while the old
+    generation drains (its route worker is held by a slow partner), is held
+    and answered 202 by the new generation on the same socket (the old one
+    answered 503 shutting_down)."""
+    release = threading.Event()
+    sink = Sink(lambda req: (release.wait(20), (200, b"ok"))[1])
+    in_port, admin_port = free_port(), free_port()
+    gw = Gateway(base_config(admin_port=admin_port) + f"""
+connectors:
+  in: {{ type: http_server, listen: "127.0.0.1:{in_port}" }}
+  out: {{ type: file, path: ./out.jsonl }}
+  slow: {{ type: http_client, base_url: "{sink.url}", timeout: 30s }}
+routes:
+  j:
+    from: {{ connector: in, path: /j, content_type: json }}
+    to: [ {{ connector: out }} ]
+  s:
+    from: {{ connector: in, path: /s, content_type: json }}
+    to: [ {{ connector: slow, path: /x }} ]
+""")
+    gw.start(admin_port)
+    c = http.client.HTTPConnection("127.0.0.1", in_port, timeout=30)
+    h = {"content-type": "application/json"}
+    try:
+        c.request("POST", "/j", body=b'{"k":1}', headers=h)
+        r = c.getresponse()
+        r.read()
+        assert r.status == 202
+        sock = c.sock
+        assert request("POST", f"127.0.0.1:{in_port}", "/s", body=b'{"k":2}', headers=h)[0] == 202
+        wait_until(lambda: sink.count() == 1, 30, "the slow partner's call")
+        gw.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: log_has(gw, "draining: stopping route workers"), 30, "the old drain")
+        threading.Timer(1.0, release.set).start()  # the old generation can finish in 1 s
+        c.request("POST", "/j", body=b'{"k":3}', headers=h)
+        r = c.getresponse()
+        body = r.read()
+        assert r.status == 202, (r.status, body)
+        assert c.sock is sock
+    finally:
+        release.set()
+        c.close()
+        gw.stop()
+        gw.cleanup()
+        sink.close()
+
+
+def log_has(gw, text):
+    with open(gw.stderr_path, errors="replace") as f:
+        return text in f.read()
+
+
+def test_sighup_with_a_broken_certificate_keeps_the_running_one():
+    pki = make_pki()
+    use_server_cert(pki, "server")
+    gw, port = start(pki)
+    try:
+        assert served_cn(port, pki) == "first.example"
+        with open(os.path.join(pki, "tls.pem"), "w") as f:
+            f.write("-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n")
+        gw.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: log_has(gw, "reload: done"), 30, "the reload")
+        assert log_has(gw, "in: keeping the running certificate: tls.cert: "), gw.log_tail()
+        assert served_cn(port, pki) == "first.example"
         assert post(port, context(pki))[0] == 202
     finally:
         gw.stop()

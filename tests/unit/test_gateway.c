@@ -1,8 +1,9 @@
 /* Unit tests for gateway assembly (core/gateway.c): connectors built from
  * the registry's types with a breaker exactly where the type says so, each
  * connector's env, routes attached to their input and delivering to the
- * outputs they name, an input that cannot be one refused, and a reload
- * that keeps the runtime (log, metrics, status). */
+ * outputs they name, an input that cannot be one refused, a reload that
+ * keeps the runtime (log, metrics, status), and the objects a generation
+ * keeps for the next (sl_runtime_keep). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -331,6 +332,41 @@ static void test_reload_keeps_the_runtime(void **state)
     sl_gateway_free(gw);
 }
 
+static int dropped[3];
+
+static void drop_counted(void *obj)
+{
+    dropped[(int *)obj - dropped]++;
+}
+
+/* What a generation keeps for the next one: taken back by its key once,
+ * and dropped when nobody took it (here, when the runtime closes). */
+static void test_runtime_keeps_objects_across_generations(void **state)
+{
+    fx *f = *state;
+    char why[512];
+    sl_config *conf = load(f, "routes: {}\n", why, sizeof why);
+    if (!conf)
+        fail_msg("load: %s", why);
+    sl_error err;
+    sl_runtime *rt = sl_runtime_open(conf, &err);
+    if (!rt)
+        fail_msg("runtime: %s", err.msg);
+    memset(dropped, 0, sizeof dropped);
+    sl_runtime_keep(rt, "http_server:127.0.0.1:1", &dropped[0], drop_counted);
+    sl_runtime_keep(rt, "admin.tls", &dropped[1], drop_counted);
+    assert_ptr_equal(sl_runtime_take_kept(rt, "http_server:127.0.0.1:1"), &dropped[0]);
+    assert_null(sl_runtime_take_kept(rt, "http_server:127.0.0.1:1"));
+    assert_null(sl_runtime_take_kept(rt, "http_server:127.0.0.1:2"));
+    sl_runtime_keep(NULL, "x", &dropped[2], drop_counted); /* no runtime: dropped at once */
+    assert_int_equal(dropped[2], 1);
+    assert_int_equal(dropped[1], 0);
+    sl_runtime_close(rt);
+    assert_int_equal(dropped[0], 0); /* taken: the taker's */
+    assert_int_equal(dropped[1], 1); /* not taken: dropped */
+    sl_config_free(conf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -338,6 +374,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_routes_attached_and_outputs_resolved, setup, teardown),
         cmocka_unit_test_setup_teardown(test_input_that_cannot_be_one_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_keeps_the_runtime, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_runtime_keeps_objects_across_generations, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
