@@ -45,9 +45,12 @@ typedef struct ip_count {
 struct hl_conn {
     hl_conn *prev, *next;
     int fd;
-    _Atomic uint64_t deadline_ms; /* 0: none; set without the lock (a race only shifts it) */
-    _Atomic int reason;           /* R_HEADER_TIMEOUT or R_BODY_TIMEOUT */
-    bool counted;                 /* holds a place in the counts */
+    /* deadline(ms) << 3 | reason (R_HEADER_TIMEOUT or R_BODY_TIMEOUT), or 0
+     * for none: one word, so that the reaper never counts a deadline under
+     * the reason of the next one (set without the lock; a race only shifts
+     * it) */
+    _Atomic uint64_t deadline;
+    bool counted; /* holds a place in the counts */
     char ip[INET6_ADDRSTRLEN];
 };
 
@@ -69,6 +72,14 @@ static uint64_t now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* hl_conn.deadline for after_ms from now with reason; 0 (none) when
+ * after_ms is 0. */
+static uint64_t deadline_word(uint64_t after_ms, int reason)
+{
+    _Static_assert(R_N <= 8, "a reason fits in 3 bits");
+    return after_ms ? (now_ms() + after_ms) << 3 | (uint64_t)reason : 0;
 }
 
 /* ---- config ---------------------------------------------------------------- */
@@ -237,10 +248,9 @@ hl_conn *hl_conn_open(hl_limits *l, int fd, const struct sockaddr *addr)
     addr_text(addr, c->ip, sizeof c->ip);
     pthread_mutex_lock(&l->mu);
     int refused = admit_locked(l, c);
-    c->deadline_ms = now_ms() + l->conf.header_timeout_ms;
-    c->reason = R_HEADER_TIMEOUT;
+    c->deadline = deadline_word(l->conf.header_timeout_ms, R_HEADER_TIMEOUT);
     if (refused >= 0) {
-        c->deadline_ms = 0;
+        c->deadline = 0;
         shutdown(fd, SHUT_RDWR);
     }
     c->next = l->head;
@@ -284,8 +294,7 @@ static void set_deadline(hl_limits *l, hl_conn *c, uint64_t after_ms, int reason
     (void)l;
     if (c == NULL)
         return;
-    atomic_store(&c->reason, reason);
-    atomic_store(&c->deadline_ms, after_ms ? now_ms() + after_ms : 0);
+    atomic_store(&c->deadline, deadline_word(after_ms, reason));
 }
 
 void hl_conn_headers_done(hl_limits *l, hl_conn *c)
@@ -314,12 +323,11 @@ static void reap_locked(hl_limits *l, long counts[R_N])
 {
     uint64_t now = now_ms();
     for (hl_conn *c = l->head; c != NULL; c = c->next) {
-        uint64_t d = atomic_load(&c->deadline_ms);
-        if (d == 0 || d > now)
-            continue;
-        atomic_store(&c->deadline_ms, 0);
+        uint64_t d = atomic_load(&c->deadline);
+        if (d == 0 || (d >> 3) > now || !atomic_compare_exchange_strong(&c->deadline, &d, 0))
+            continue; /* none, not yet, or just set again */
         shutdown(c->fd, SHUT_RDWR);
-        counts[atomic_load(&c->reason)]++;
+        counts[d & 7]++;
     }
 }
 

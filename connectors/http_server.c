@@ -708,24 +708,43 @@ static void failed_answer(hs_req *r, hs_answer *a)
 
 /* Builds the answer chosen by settle() (r->answered, r->mu not needed: no
  * other thread writes the fields read here once answered is set). */
+/* The 200 of a `reply: sync` request: the route's (or reply_from's)
+ * answer, its body handed to MHD. */
+static void sync_answer(hs_req *r, hs_answer *a)
+{
+    memset(a, 0, offsetof(hs_answer, buf));
+    a->status = r->reply_status >= 200 && r->reply_status < 300 ? r->reply_status : 200;
+    a->ctype = r->reply_ctype[0] ? r->reply_ctype : r->rt->reply_ctype;
+    a->body = r->reply_body != NULL ? r->reply_body : a->buf;
+    a->len = r->reply_len;
+    a->heap = r->reply_body != NULL;
+    r->reply_body = NULL; /* handed to MHD */
+    r->reply_len = 0;
+    a->buf[0] = '\0';
+}
+
+/* The 500 when the log could not say whether the message is stored. */
+static void not_durable_answer(hs_req *r, hs_answer *a)
+{
+    char detail[600];
+    snprintf(detail, sizeof detail,
+             "the gateway could not confirm that the message is stored; it may or may "
+             "not be kept: ask the operator about message %s before resending",
+             r->id);
+    answer_error(a, 500, "not_durable", detail, r->id);
+    sl_err(HS_COMPONENT, "%s: route %s: message %s not durable: %s", r->srv->name, r->rt->name,
+           r->id, r->err);
+}
+
 static void build_final(hs_req *r, hs_answer *a)
 {
     const hs_route *rt = r->rt;
-    char detail[600];
     switch (r->status) {
         case 202:
             build_accepted(a, rt, r->id, r->partition, r->offset);
             return;
         case 200:
-            memset(a, 0, offsetof(hs_answer, buf));
-            a->status = r->reply_status >= 200 && r->reply_status < 300 ? r->reply_status : 200;
-            a->ctype = r->reply_ctype[0] ? r->reply_ctype : rt->reply_ctype;
-            a->body = r->reply_body != NULL ? r->reply_body : a->buf;
-            a->len = r->reply_len;
-            a->heap = r->reply_body != NULL;
-            r->reply_body = NULL; /* handed to MHD */
-            r->reply_len = 0;
-            a->buf[0] = '\0';
+            sync_answer(r, a);
             break;
         case 204:
             memset(a, 0, offsetof(hs_answer, buf));
@@ -750,13 +769,7 @@ static void build_final(hs_req *r, hs_answer *a)
                     r->srv->name, rt->name, r->id, r->err);
             break;
         default:
-            snprintf(detail, sizeof detail,
-                     "the gateway could not confirm that the message is stored; it may or may "
-                     "not be kept: ask the operator about message %s before resending",
-                     r->id);
-            answer_error(a, 500, "not_durable", detail, r->id);
-            sl_err(HS_COMPONENT, "%s: route %s: message %s not durable: %s", r->srv->name, rt->name,
-                   r->id, r->err);
+            not_durable_answer(r, a);
             break;
     }
     memcpy(a->msg_id, r->id, sizeof a->msg_id);
@@ -1895,6 +1908,45 @@ static void hs_stop(sl_connector *c)
         sl_info(HS_COMPONENT, "http_server %s stopped", srv->name);
 }
 
+/* Stops the `reply: sync` timer thread and answers 504 to every request
+ * still on its heap. */
+static void stop_timer(hs_server *srv)
+{
+    if (srv->timer.running) {
+        pthread_mutex_lock(&srv->timer.mu);
+        srv->timer.stop = true;
+        pthread_cond_signal(&srv->timer.cv);
+        pthread_mutex_unlock(&srv->timer.mu);
+        pthread_join(srv->timer.thread, NULL);
+        srv->timer.running = false;
+    }
+    while (srv->timer.n > 0) {
+        hs_req *r = srv->timer.heap[0];
+        heap_remove(&srv->timer, 0);
+        on_timeout(r);
+    }
+}
+
+/* Frees srv once no request refers to it. */
+static void free_server(hs_server *srv)
+{
+    for (size_t i = 0; i < srv->n_routes; i++) {
+        sl_idem_free(srv->routes[i].idem);
+        hl_bucket_free(srv->routes[i].bucket);
+    }
+    free(srv->routes);
+    free(srv->timer.heap);
+    if (srv->timer_inited) {
+        pthread_mutex_destroy(&srv->timer.mu);
+        pthread_cond_destroy(&srv->timer.cv);
+    }
+    if (srv->drain_inited) {
+        pthread_mutex_destroy(&srv->drain_mu);
+        pthread_cond_destroy(&srv->drain_cv);
+    }
+    free(srv);
+}
+
 static void hs_destroy(sl_connector *c)
 {
     hs_server *srv = c->state;
@@ -1912,19 +1964,7 @@ static void hs_destroy(sl_connector *c)
     } else if (srv->listen_fd >= 0) {
         close(srv->listen_fd);
     }
-    if (srv->timer.running) {
-        pthread_mutex_lock(&srv->timer.mu);
-        srv->timer.stop = true;
-        pthread_cond_signal(&srv->timer.cv);
-        pthread_mutex_unlock(&srv->timer.mu);
-        pthread_join(srv->timer.thread, NULL);
-        srv->timer.running = false;
-    }
-    while (srv->timer.n > 0) {
-        hs_req *r = srv->timer.heap[0];
-        heap_remove(&srv->timer, 0);
-        on_timeout(r);
-    }
+    stop_timer(srv);
     /* Durability and watch callbacks may still hold requests briefly. */
     wait_drained(srv, &srv->live, 5000);
     if (atomic_load(&srv->live) > 0) {
@@ -1935,21 +1975,7 @@ static void hs_destroy(sl_connector *c)
         c->state = NULL;
         return;
     }
-    for (size_t i = 0; i < srv->n_routes; i++) {
-        sl_idem_free(srv->routes[i].idem);
-        hl_bucket_free(srv->routes[i].bucket);
-    }
-    free(srv->routes);
-    free(srv->timer.heap);
-    if (srv->timer_inited) {
-        pthread_mutex_destroy(&srv->timer.mu);
-        pthread_cond_destroy(&srv->timer.cv);
-    }
-    if (srv->drain_inited) {
-        pthread_mutex_destroy(&srv->drain_mu);
-        pthread_cond_destroy(&srv->drain_cv);
-    }
-    free(srv);
+    free_server(srv);
     c->state = NULL;
 }
 

@@ -514,6 +514,40 @@ static void pause_all(sl_kafka_input *in, bool pause)
  * the log pushes back (the consumer's partitions paused meanwhile). Returns
  * 0 when taken (appended, or skipped because it can never be appended), -1
  * when stop was asked first (m is then neither appended nor stored). */
+/* The route's key cannot be evaluated on msg's body (e): a permanent
+ * failure, so msg goes to the dead letter topic (durably) rather than being
+ * lost. Returns 0 when it did, else -1 with *e the dead-lettering error (to
+ * be retried like back-pressure). */
+static int dead_letter_bad_key(sl_kafka_input *in, const rd_kafka_message_t *m, sl_msg *msg,
+                               sl_error *e)
+{
+    sl_kafka *k = in->k;
+    char why[sizeof e->msg + 64];
+    snprintf(why, sizeof why, "input %s: %s", k->name, e->msg);
+    sl_error de;
+    if (sl_route_dead_letter(in->route, msg, why, &de) != 0) {
+        *e = de;
+        return -1;
+    }
+    sl_err(SL_KAFKA_COMPONENT,
+           "connector %s (%s): %s [%" PRId32 "] offset %" PRId64 " dead-lettered: %s", k->name,
+           in->cl.role, rd_kafka_topic_name(m->rkt), m->partition, m->offset, e->msg);
+    batch_note(in, m, -1, -1);
+    return 0;
+}
+
+/* The log refused an append (e): commits what is durable, rewinds the rest
+ * and pauses consumption until appending works again. */
+static void pause_for_retry(sl_kafka_input *in, const sl_error *e)
+{
+    sl_warn(SL_KAFKA_COMPONENT,
+            "connector %s (%s): cannot append (%s: %s); pausing consumption and retrying",
+            in->k->name, in->cl.role, sl_errcode_name(e->code), e->msg);
+    batch_seal(in);
+    batch_reap(in, REAP_COMMIT | REAP_REWIND);
+    pause_all(in, true);
+}
+
 static int input_take(sl_kafka_input *in, const rd_kafka_message_t *m)
 {
     sl_kafka *k = in->k;
@@ -528,31 +562,12 @@ static int input_take(sl_kafka_input *in, const rd_kafka_message_t *m)
             sl_error_set(&e, SL_ENOMEM, "out of memory");
         else if (sl_route_append(in->route, msg, &e) == 0)
             break;
-        if (e.code == SL_EINVAL) {
-            /* The route's key cannot be evaluated on this body: permanent.
-             * Into the dead letter topic (durably) rather than lost. */
-            char why[sizeof e.msg + 64];
-            snprintf(why, sizeof why, "input %s: %s", k->name, e.msg);
-            sl_error de;
-            if (sl_route_dead_letter(in->route, msg, why, &de) == 0) {
-                sl_err(SL_KAFKA_COMPONENT,
-                       "connector %s (%s): %s [%" PRId32 "] offset %" PRId64 " dead-lettered: %s",
-                       k->name, in->cl.role, rd_kafka_topic_name(m->rkt), m->partition, m->offset,
-                       e.msg);
-                batch_note(in, m, -1, -1);
-                rc = 0;
-                goto out;
-            }
-            e = de; /* could not dead-letter it either: retry like back-pressure */
+        if (e.code == SL_EINVAL && dead_letter_bad_key(in, m, msg, &e) == 0) {
+            rc = 0;
+            goto out;
         }
         if (!paused) {
-            sl_warn(SL_KAFKA_COMPONENT,
-                    "connector %s (%s): cannot append (%s: %s); pausing consumption and "
-                    "retrying",
-                    k->name, in->cl.role, sl_errcode_name(e.code), e.msg);
-            batch_seal(in);
-            batch_reap(in, REAP_COMMIT | REAP_REWIND);
-            pause_all(in, true);
+            pause_for_retry(in, &e);
             paused = true;
         }
         if (atomic_load(&in->stop))

@@ -199,50 +199,63 @@ static enum MHD_Result ep_route(sl_admin *a, struct MHD_Connection *conn, sl_rou
     return reply_json(conn, 200, root);
 }
 
+/* Parses a rewind body, {"offset":N} or {"timestamp":"RFC3339"}: true
+ * with *offset (-1 for a timestamp), *ts_ms and the timestamp's text in ts
+ * (cap bytes); false with *ret, the 4xx answer already queued. */
+static bool parse_rewind(struct MHD_Connection *conn, const adm_req *q, int64_t *offset,
+                         int64_t *ts_ms, char *ts, size_t cap, enum MHD_Result *ret)
+{
+    json_error_t jerr;
+    json_t *body = json_loadb(q->body != NULL ? q->body : "", q->len, 0, &jerr);
+    if (body == NULL) {
+        *ret = reply_error(conn, 400, NULL, "invalid_json",
+                           "expected {\"offset\":N} or {\"timestamp\":\"RFC3339\"}: %s at line %d, "
+                           "column %d",
+                           jerr.text, jerr.line, jerr.column);
+        return false;
+    }
+    json_t *jo = json_object_get(body, "offset");
+    json_t *jt = json_object_get(body, "timestamp");
+    const char *ts_text = json_string_value(jt);
+    if ((jo == NULL) == (jt == NULL) || json_object_size(body) != 1)
+        *ret = reply_error(conn, 400, NULL, "bad_request",
+                           "give exactly one of \"offset\" (an integer >= 0) or \"timestamp\" "
+                           "(RFC 3339)");
+    else if (jo != NULL && (!json_is_integer(jo) || json_integer_value(jo) < 0))
+        *ret = reply_error(conn, 400, NULL, "bad_request", "\"offset\" must be an integer >= 0");
+    else if (jt != NULL && (ts_text == NULL || sl_httpd_parse_rfc3339(ts_text, ts_ms) != 0))
+        *ret = reply_error(conn, 400, NULL, "bad_request",
+                           "\"timestamp\" must be RFC 3339, e.g. \"2024-05-01T12:00:00Z\" or "
+                           "\"2024-05-01T14:00:00.250+02:00\"");
+    else {
+        *offset = jo != NULL ? (int64_t)json_integer_value(jo) : -1;
+        snprintf(ts, cap, "%s", ts_text != NULL ? ts_text : "");
+        json_decref(body);
+        return true;
+    }
+    json_decref(body);
+    return false;
+}
+
 static enum MHD_Result ep_rewind(sl_admin *a, struct MHD_Connection *conn, sl_route *r,
                                  const adm_req *q)
 {
-    json_error_t jerr;
     sl_error err;
     int64_t offset = -1, ts_ms = 0;
+    char ts_text[256];
+    enum MHD_Result ret;
     (void)a;
     if (q->too_large)
         return reply_error(conn, 413, NULL, "payload_too_large", "the body exceeds %d bytes",
                            ADM_MAX_BODY);
-    json_t *body = json_loadb(q->body != NULL ? q->body : "", q->len, 0, &jerr);
-    if (body == NULL)
-        return reply_error(conn, 400, NULL, "invalid_json",
-                           "expected {\"offset\":N} or {\"timestamp\":\"RFC3339\"}: %s at line %d, "
-                           "column %d",
-                           jerr.text, jerr.line, jerr.column);
-    json_t *jo = json_object_get(body, "offset");
-    json_t *jt = json_object_get(body, "timestamp");
-    const char *ts_text = json_string_value(jt);
-    if ((jo == NULL) == (jt == NULL) || json_object_size(body) != 1) {
-        json_decref(body);
-        return reply_error(conn, 400, NULL, "bad_request",
-                           "give exactly one of \"offset\" (an integer >= 0) or \"timestamp\" "
-                           "(RFC 3339)");
-    }
-    if (jo != NULL && (!json_is_integer(jo) || json_integer_value(jo) < 0)) {
-        json_decref(body);
-        return reply_error(conn, 400, NULL, "bad_request", "\"offset\" must be an integer >= 0");
-    }
-    if (jt != NULL && (ts_text == NULL || sl_httpd_parse_rfc3339(ts_text, &ts_ms) != 0)) {
-        json_decref(body);
-        return reply_error(conn, 400, NULL, "bad_request",
-                           "\"timestamp\" must be RFC 3339, e.g. \"2024-05-01T12:00:00Z\" or "
-                           "\"2024-05-01T14:00:00.250+02:00\"");
-    }
-    if (jo != NULL)
-        offset = (int64_t)json_integer_value(jo);
+    if (!parse_rewind(conn, q, &offset, &ts_ms, ts_text, sizeof ts_text, &ret))
+        return ret;
     json_t *ans;
     if (offset >= 0)
         ans = json_pack("{s:s,s:I}", "route", sl_route_name(r), "rewound_to", (json_int_t)offset);
     else
         ans = json_pack("{s:s,s:s,s:I}", "route", sl_route_name(r), "rewound_to", ts_text,
                         "timestamp_ms", (json_int_t)ts_ms);
-    json_decref(body); /* ts_text is not used past this point */
     if (ans == NULL)
         return reply_error(conn, 500, NULL, "internal", "out of memory");
     if (sl_route_rewind(r, offset, offset >= 0 ? 0 : ts_ms, &err) != 0) {

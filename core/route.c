@@ -2154,66 +2154,92 @@ static void commit_at_stop(sl_worker *w)
         atomic_store(&w->committed, w->commit_due);
 }
 
+/* What the worker does next after looking at its controls. */
+typedef enum { TURN_READ, TURN_AGAIN, TURN_STOP } worker_turn;
+
+/* Under w->mu: commits before a pause, waits while paused, and applies a
+ * stop or a rewind (moving *next). */
+static worker_turn worker_controls(sl_worker *w, int64_t *next)
+{
+    pthread_mutex_lock(&w->mu);
+    commit_before_pause(w);
+    while (w->paused && !w->stop && !w->rewind)
+        pthread_cond_wait(&w->cond, &w->mu);
+    if (w->stop) {
+        pthread_mutex_unlock(&w->mu);
+        return TURN_STOP;
+    }
+    if (w->rewind) {
+        if (!w->part) { /* the backend moved its position itself */
+            w->rewind = false;
+            *next = w->rewind_to;
+            pthread_mutex_unlock(&w->mu);
+            return TURN_AGAIN;
+        }
+        *next = apply_rewind(w); /* unlocks w->mu */
+        return TURN_AGAIN;
+    }
+    pthread_mutex_unlock(&w->mu);
+    return TURN_READ;
+}
+
+/* Reads the next batch from the embedded log at *next into w->batch.
+ * Returns TURN_READ with records to process, TURN_AGAIN when there were
+ * none (damage handled, an error logged, or it waited for more), or
+ * TURN_STOP when the partition closed. */
+static worker_turn read_embedded(sl_worker *w, int64_t *next)
+{
+    sl_error e;
+    sl_route *r = w->route;
+    int n = sl_partition_read(w->part, *next, BATCH_MAX_RECORDS, BATCH_MAX_BYTES, &w->batch, &e);
+    if (n < 0 && e.code == SL_ECORRUPT) {
+        on_damage(w, next);
+        return TURN_AGAIN;
+    }
+    atomic_store(&w->corrupt_at, -1); /* rewound past it, or repaired */
+    if (n < 0) {
+        sl_err("route", "route %s partition %d: read at offset %" PRId64 " failed: %s",
+               r->conf->name, w->index, *next, e.msg);
+        set_last_error(w, e.msg);
+        sleep_interruptible(w, 1000);
+        return TURN_AGAIN;
+    }
+    if (n > 0) {
+        atomic_store(&w->oldest_ms, w->batch.records[0].timestamp_ms);
+        return TURN_READ;
+    }
+    atomic_store(&w->oldest_ms, 0);
+    if (w->batch.next_offset > *next)
+        *next = w->batch.next_offset; /* skipped past deleted segments */
+    else if (sl_partition_wait_readable(w->part, *next, idle_wait_ms(w)) < 0)
+        return TURN_STOP;
+    return TURN_AGAIN;
+}
+
 static void *worker_main(void *arg)
 {
     sl_worker *w = arg;
-    sl_route *r = w->route;
     unsigned seed = (unsigned)(sl_wall_ms() ^ (w->index * 2654435761u));
     int64_t next = atomic_load(&w->committed);
     w->commit_due = -1;
     w->commit_disk = next;
     w->commit_disk_ms = sl_mono_ms();
     for (;;) {
-        pthread_mutex_lock(&w->mu);
-        commit_before_pause(w);
-        while (w->paused && !w->stop && !w->rewind)
-            pthread_cond_wait(&w->cond, &w->mu);
-        if (w->stop) {
-            pthread_mutex_unlock(&w->mu);
+        worker_turn t = worker_controls(w, &next);
+        if (t == TURN_STOP)
             break;
-        }
-        if (w->rewind) {
-            if (!w->part) { /* the backend moved its position itself */
-                w->rewind = false;
-                next = w->rewind_to;
-                pthread_mutex_unlock(&w->mu);
-                continue;
-            }
-            next = apply_rewind(w);
+        if (t == TURN_AGAIN)
             continue;
-        }
-        pthread_mutex_unlock(&w->mu);
-
-        sl_error e;
         if (!w->part) {
             if (read_backend(w, &next) == 0)
                 process_batch(w, &seed, &next);
             continue;
         }
-        int n = sl_partition_read(w->part, next, BATCH_MAX_RECORDS, BATCH_MAX_BYTES, &w->batch, &e);
-        if (n < 0 && e.code == SL_ECORRUPT) {
-            on_damage(w, &next);
-            continue;
-        }
-        atomic_store(&w->corrupt_at, -1); /* rewound past it, or repaired */
-        if (n < 0) {
-            sl_err("route", "route %s partition %d: read at offset %" PRId64 " failed: %s",
-                   r->conf->name, w->index, next, e.msg);
-            set_last_error(w, e.msg);
-            sleep_interruptible(w, 1000);
-            continue;
-        }
-        if (n > 0)
-            atomic_store(&w->oldest_ms, w->batch.records[0].timestamp_ms);
-        if (n == 0) {
-            atomic_store(&w->oldest_ms, 0);
-            if (w->batch.next_offset > next)
-                next = w->batch.next_offset; /* skipped past deleted segments */
-            else if (sl_partition_wait_readable(w->part, next, idle_wait_ms(w)) < 0)
-                break;
-            continue;
-        }
-        process_batch(w, &seed, &next);
+        t = read_embedded(w, &next);
+        if (t == TURN_STOP)
+            break;
+        if (t == TURN_READ)
+            process_batch(w, &seed, &next);
     }
     commit_at_stop(w);
     return NULL;
