@@ -240,11 +240,80 @@ static void unlink_segment_files(const sl_partition *p, int64_t base)
     unlinkat(p->dir_fd, name, 0);
 }
 
+/* Removes the empty segments at the end of the partition that start past
+ * their predecessor's records. A power cut leaves them: a flush's fsync of
+ * the directory also makes durable the name of a segment that a roll
+ * created during that flush, before the flush that syncs the rest of its
+ * predecessor. No record after such a gap exists, so none was acknowledged:
+ * kept, the gap would be an unreadable range forever. Caller: recover.
+ * Returns 1 when it removed any. */
+static int drop_empty_tail(sl_partition *p)
+{
+    int dropped = 0;
+    while (p->nseg >= 2) {
+        sl_segment *last = p->segs[p->nseg - 1];
+        const sl_segment *prev = p->segs[p->nseg - 2];
+        if (last->next_offset != last->base || prev->next_offset >= last->base)
+            break;
+        sl_warn("log",
+                "%s: %s is empty and starts at offset %" PRId64 " past the end %" PRId64
+                " of the segment before it (a power cut before the "
+                "flush of that segment's end); it is removed and appends go on at %" PRId64,
+                p->dir, last->path, last->base, prev->next_offset, prev->next_offset);
+        unlink_segment_files(p, last->base);
+        sl_segment_unref(last);
+        p->segs[--p->nseg] = NULL;
+        dropped = 1;
+    }
+    return dropped;
+}
+
+/* Logs each range of offsets between a segment's readable records and the
+ * next segment's base (a damaged range, which readers report). */
+static void warn_gaps(const sl_partition *p)
+{
+    for (size_t i = 1; i < p->nseg; i++)
+        if (p->segs[i - 1]->next_offset < p->segs[i]->base)
+            sl_warn("log", "%s: offsets %" PRId64 "..%" PRId64 " are unreadable (the end of %s)",
+                    p->dir, p->segs[i - 1]->next_offset, p->segs[i]->base - 1,
+                    p->segs[i - 1]->path);
+}
+
+/* Loads the segments of bases (sorted) into p->segs, which has room for
+ * them. One that overlaps its predecessor is removed with all after it
+ * (*changed is then set). Returns 0, or -1 with err. */
+static int load_segments(sl_partition *p, const int64_t *bases, size_t nbases, int *changed,
+                         sl_error *err)
+{
+    const sl_log_options *o = &p->log->opt;
+    for (size_t i = 0; i < nbases; i++) {
+        if (p->nseg && p->segs[p->nseg - 1]->next_offset > bases[i]) {
+            sl_warn("log",
+                    "%s: the records of %s run to offset %" PRId64 ", past the base %" PRId64
+                    " of the next segment: that segment and the %zu after it are removed",
+                    p->dir, p->segs[p->nseg - 1]->path, p->segs[p->nseg - 1]->next_offset, bases[i],
+                    nbases - i - 1);
+            for (size_t j = i; j < nbases; j++)
+                unlink_segment_files(p, bases[j]);
+            *changed = 1;
+            return 0;
+        }
+        sl_segment *s = sl_segment_load(p->dir, bases[i], o->index_interval_bytes,
+                                        SL_DATA_FILE_MODE(o->data_mode), err);
+        if (!s)
+            return -1;
+        p->segs[p->nseg++] = s;
+    }
+    return 0;
+}
+
 /* Loads every segment and makes the last one active. A segment whose
  * predecessor's readable records end early is kept (the gap is a damaged
  * range, which readers report: the flusher syncs a sealed segment before any
  * later record is durable, so the records after a gap may have been
- * acknowledged); one that overlaps its predecessor is cut with all after it. */
+ * acknowledged), unless it and every segment after it are empty
+ * (drop_empty_tail); one that overlaps its predecessor is cut with all after
+ * it. */
 static int recover(sl_partition *p, sl_error *err)
 {
     int64_t *bases;
@@ -261,26 +330,13 @@ static int recover(sl_partition *p, sl_error *err)
         free(bases);
         return sl_error_set(err, SL_ENOMEM, "opening partition %s", p->dir);
     }
-    for (size_t i = 0; i < nbases; i++) {
-        if (p->nseg && p->segs[p->nseg - 1]->next_offset > bases[i]) {
-            for (size_t j = i; j < nbases; j++)
-                unlink_segment_files(p, bases[j]);
-            changed = 1;
-            break;
-        }
-        if (p->nseg && p->segs[p->nseg - 1]->next_offset < bases[i])
-            sl_warn("log", "%s: offsets %" PRId64 "..%" PRId64 " are unreadable (the end of %s)",
-                    p->dir, p->segs[p->nseg - 1]->next_offset, bases[i] - 1,
-                    p->segs[p->nseg - 1]->path);
-        sl_segment *s = sl_segment_load(p->dir, bases[i], o->index_interval_bytes,
-                                        SL_DATA_FILE_MODE(o->data_mode), err);
-        if (!s) {
-            free(bases);
-            return -1;
-        }
-        p->segs[p->nseg++] = s;
-    }
+    int rc = load_segments(p, bases, nbases, &changed, err);
     free(bases);
+    if (rc != 0)
+        return -1;
+    if (drop_empty_tail(p))
+        changed = 1;
+    warn_gaps(p);
     if (p->nseg == 0) {
         sl_segment *s = sl_segment_create(p->dir, 0, (size_t)o->segment_bytes,
                                           SL_DATA_FILE_MODE(o->data_mode), err);

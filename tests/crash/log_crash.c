@@ -253,6 +253,26 @@ static int read_acks(int fd, part_state *ps, int64_t deadline_us, int64_t *count
     }
 }
 
+/* Prints how many acknowledged offsets lie at or past from (never read),
+ * and the first of them with the iteration that acknowledged it. */
+static void report_unread_acks(const part_state *s, int pi, int64_t from)
+{
+    int64_t n = 0, first = -1;
+    for (int64_t o = from; o >= 0 && (size_t)o < s->cap; o++) {
+        if (s->e[o].iter < 0)
+            continue;
+        if (first < 0)
+            first = o;
+        n++;
+    }
+    if (n)
+        printf("  partition %d: %" PRId64 " acknowledged offsets from %" PRId64
+               " on were not read, the first %" PRId64 " (iteration %d)\n",
+               pi, n, from, first, s->e[first].iter);
+    else
+        printf("  partition %d: no acknowledged offset from %" PRId64 " on\n", pi, from);
+}
+
 /* Reopens the log and checks it against what was acknowledged. Returns the
  * number of problems found. */
 static int verify(const char *dir, part_state *ps, uint64_t seed, int64_t *records)
@@ -291,8 +311,9 @@ static int verify(const char *dir, part_state *ps, uint64_t seed, int64_t *recor
         part_state *s = &ps[pi];
         int64_t end = sl_partition_end_offset(p);
         if (end <= s->max_acked) {
-            printf("  partition %d: end %" PRId64 " but offset %" PRId64 " was acknowledged\n", pi,
-                   end, s->max_acked);
+            printf("  partition %d: end %" PRId64 " but offset %" PRId64
+                   " was acknowledged (in iteration %d)\n",
+                   pi, end, s->max_acked, s->e[s->max_acked].iter);
             bad++;
         }
         int64_t next = 0;
@@ -341,6 +362,7 @@ static int verify(const char *dir, part_state *ps, uint64_t seed, int64_t *recor
         }
         if (next != end) {
             printf("  partition %d: read up to %" PRId64 ", end is %" PRId64 "\n", pi, next, end);
+            report_unread_acks(s, pi, next);
             bad++;
         }
     }

@@ -75,6 +75,24 @@ typedef struct pending {
 static int root_fd = -1;
 static char root_path[PATH_MAX]; /* the backing directory, resolved */
 static pending *all_pending;
+static FILE *trace; /* LAZYFS_TRACE: one line per operation that changes durable state */
+
+/* Appends "what name-of-fd size" to the trace (a diagnostic for the tests). */
+static void trace_op(const char *what, int fd, const char *path, uint64_t size)
+{
+    char proc[64], buf[PATH_MAX];
+    if (!trace)
+        return;
+    if (fd >= 0) {
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(proc, buf, sizeof buf - 1);
+        buf[n > 0 ? n : 0] = 0;
+        size_t rl = strlen(root_path);
+        path = strncmp(buf, root_path, rl) == 0 ? buf + rl : buf;
+    }
+    fprintf(trace, "%d %s %s %llu\n", (int)getpid(), what, path ? path : "?",
+            (unsigned long long)size);
+}
 
 /* ---- page table ---------------------------------------------------------- */
 
@@ -369,6 +387,7 @@ static int lz_unlink(const char *path)
         return -e;
     }
     ld_unlinked(rel(path), stash);
+    trace_op("unlink", -1, path, 0);
     return 0;
 }
 
@@ -443,6 +462,7 @@ static int lz_truncate(const char *path, off_t size, struct fuse_file_info *fi)
         return fd;
     pending *f = pending_get(fd);
     int rc = f ? pending_truncate(f, (uint64_t)size) : -errno;
+    trace_op("truncate", fd, NULL, (uint64_t)size);
     if (owned)
         close(fd);
     return rc;
@@ -470,6 +490,7 @@ static int open_backing(const char *path, int flags, mode_t mode, struct fuse_fi
     }
     if (!existed)
         ld_created(rel(path));
+    trace_op(!existed ? "create" : flags & O_TRUNC ? "open-trunc" : "open", fd, NULL, 0);
     fi->fh = (uint64_t)fd;
     fi->direct_io = 0;
     fi->keep_cache = 0;
@@ -546,6 +567,7 @@ static int lz_fallocate(const char *path, int mode, off_t off, off_t len, struct
         return -errno;
     if ((uint64_t)(off + len) > f->size)
         f->size = (uint64_t)(off + len);
+    trace_op("fallocate", (int)fi->fh, NULL, f->size);
     return 0;
 }
 
@@ -572,6 +594,7 @@ static int lz_fsync(const char *path, int datasync, struct fuse_file_info *fi)
     if (fstat(fd, &st) != 0)
         return -errno;
     pending *f = pending_find(st.st_dev, st.st_ino, NULL);
+    trace_op(f ? "fsync" : "fsync-clean", fd, NULL, f ? f->size : (uint64_t)st.st_size);
     if (f)
         return pending_sync(f);
     return fdatasync(fd) == 0 ? 0 : -errno;
@@ -637,6 +660,7 @@ static int lz_fsyncdir(const char *path, int datasync, struct fuse_file_info *fi
     if (fsync(fd) != 0)
         return -errno;
     const char *dir = dir_rel(fd, buf, sizeof buf);
+    trace_op("fsyncdir", -1, dir, 0);
     if (dir)
         ld_dir_synced(dir);
     return 0;
@@ -772,6 +796,11 @@ int main(int argc, char **argv)
     }
     if (lazy_dirs && ld_open(lazy_dirs, root_fd) != 0)
         return 1;
+    const char *tp = getenv("LAZYFS_TRACE");
+    if (tp && *tp && (trace = fopen(tp, "a")) != NULL) {
+        setvbuf(trace, NULL, _IOLBF, 0);
+        fprintf(trace, "%d mount\n", (int)getpid());
+    }
     if (!foreground && ready_fd < 0 && background(&ready_fd) != 0) {
         perror("lazyfs: fork");
         return 1;

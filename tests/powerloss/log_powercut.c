@@ -32,6 +32,7 @@ typedef struct power {
     char mnt[96];     /* where lazyfs shows it */
     char logdir[128]; /* the log's data_dir, on the mount */
     char state[96];   /* lazyfs --lazy-dirs journal, when strict */
+    char trace[96];   /* lazyfs trace (SL_POWERCUT_TRACE=1), or "" */
     int strict;
     const char *lazyfs;
     pid_t fs_pid; /* 0 when not mounted */
@@ -145,6 +146,11 @@ static int power_setup(power *pw)
     snprintf(pw->state, sizeof pw->state, "%s/lazy-dirs", pw->base);
     const char *env = getenv("SL_LAZYFS");
     pw->lazyfs = env && *env ? env : SL_LAZYFS_PATH;
+    const char *tr = getenv("SL_POWERCUT_TRACE");
+    if (tr && !strcmp(tr, "1")) {
+        snprintf(pw->trace, sizeof pw->trace, "%s/trace", pw->base);
+        setenv("LAZYFS_TRACE", pw->trace, 1);
+    }
     if (mkdir(pw->backing, 0755) != 0 || mkdir(pw->mnt, 0755) != 0) {
         perror("log_powercut: mkdir");
         return -1;
@@ -238,6 +244,35 @@ static int model_selftest(power *pw)
     return 0;
 }
 
+/* Adds a line to the lazyfs trace (SL_POWERCUT_TRACE=1), if any. */
+static void trace_mark(const power *pw, const char *what, int iter)
+{
+    if (!pw->trace[0])
+        return;
+    FILE *f = fopen(pw->trace, "a");
+    if (f) {
+        fprintf(f, "test %s cycle %d\n", what, iter);
+        fclose(f);
+    }
+}
+
+static int list_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)ftw;
+    if (flag == FTW_F)
+        printf("    %s %lld\n", path, (long long)st->st_size);
+    return 0;
+}
+
+/* Prints the files of the log on the disk (after a failed check). */
+static void list_segments(const power *pw)
+{
+    char dir[160];
+    snprintf(dir, sizeof dir, "%s/log/topics", pw->backing);
+    printf("  files on the disk:\n");
+    nftw(dir, list_entry, 16, FTW_PHYS);
+}
+
 /* One cycle: a child appends until the cut, then reboot and check. Returns
  * the number of problems. */
 static int cycle(power *pw, int iter, part_state *ps, uint64_t seed, unsigned *rng, int64_t *acks,
@@ -277,9 +312,13 @@ static int cycle(power *pw, int iter, part_state *ps, uint64_t seed, unsigned *r
     }
     if (power_on(pw) != 0)
         return bad + 1;
+    trace_mark(pw, "verify", iter);
     bad += verify(pw->logdir, ps, seed, records);
-    if (bad)
+    if (bad) {
         printf("log_powercut: cycle %d FAILED (cut after %" PRId64 " us)\n", iter, delay_us);
+        list_segments(pw);
+    }
+    trace_mark(pw, "child", iter + 1);
     return bad;
 }
 

@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -553,6 +554,61 @@ static void test_recover_gap_between_segments(void **state)
     assert_int_equal(count_files(pdir, ".log"), n);
     for (size_t i = 0; i < n; i++)
         free(names[i]);
+    free(seg);
+    free(pdir);
+}
+
+/* Creates the empty segment files (data and index) of base in pdir. */
+static void touch_segment(const char *pdir, int64_t base)
+{
+    const char *ext[] = {"log", "index"};
+    for (int i = 0; i < 2; i++) {
+        char *path;
+        assert_true(asprintf(&path, "%s/%020" PRId64 ".%s", pdir, base, ext[i]) > 0);
+        int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+        assert_true(fd >= 0);
+        close(fd);
+        free(path);
+    }
+}
+
+/* What a power cut leaves when a flush's directory fsync made durable the
+ * name of a segment that a roll created during that flush, before the next
+ * flush synced the end of its predecessor: the predecessor ends early and
+ * the new segment is empty. No record after the gap exists (none was
+ * acknowledged): recovery removes the empty segments, the log has no
+ * unreadable range and appends go on where the records end. */
+static void test_recover_empty_segment_after_torn_one(void **state)
+{
+    const char *dir = *state;
+    sl_log_options o = opts(SL_FSYNC_ALWAYS, 4096);
+    fill(dir, "t", &o, 100);
+    char *pdir = part_dir(dir, "t", 0);
+    char *seg = last_segment(pdir);
+    int64_t last_base = strtoll(strrchr(seg, '/') + 1, NULL, 10);
+    assert_true(last_base > 0 && last_base < 99);
+    /* the end of the last segment never synced, its successor created */
+    assert_int_equal(truncate(seg, file_size(seg) - 7), 0);
+    touch_segment(pdir, 100);
+    expect_records(dir, "t", &o, 99);
+    char *gone;
+    assert_true(asprintf(&gone, "%s/%020d.log", pdir, 100) > 0);
+    assert_int_equal(access(gone, F_OK), -1);
+    free(gone);
+
+    /* a segment never synced at all (empty) followed by an empty one: the
+     * later one goes, the empty one continues at its base */
+    sl_log *log = open_log(dir, &o);
+    sl_partition *p = part(log, "t", 0, 0);
+    while (sl_partition_end_offset(p) < 400)
+        append_i(p, sl_partition_end_offset(p), 0);
+    sl_log_close(log);
+    free(seg);
+    seg = last_segment(pdir);
+    int64_t base = strtoll(strrchr(seg, '/') + 1, NULL, 10);
+    assert_int_equal(truncate(seg, 0), 0);
+    touch_segment(pdir, base + 20);
+    expect_records(dir, "t", &o, base);
     free(seg);
     free(pdir);
 }
@@ -1146,6 +1202,8 @@ int main(void)
                                         teardown_dir),
         cmocka_unit_test_setup_teardown(test_recover_index_ahead, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_recover_gap_between_segments, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_recover_empty_segment_after_torn_one, setup_dir,
+                                        teardown_dir),
         cmocka_unit_test_setup_teardown(test_corrupt_records, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_committed_offsets, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_retention, setup_dir, teardown_dir),
