@@ -1,4 +1,5 @@
-/* Micro-benchmark behind the log's zero-ahead (core/log_zero.c): fdatasync
+/* Micro-benchmark behind the zero-ahead experiment (README, Benchmarks;
+ * measured, not kept in the log): fdatasync
  * latency after appending through a MAP_SHARED mapping into a fallocated
  * file whose blocks were never written (unwritten extents) against one whose
  * blocks were written with zeros and synced first. THREADS threads each
