@@ -282,19 +282,16 @@ static int64_t kl_append(sl_log_backend *b, int p, const sl_record *rec, sl_erro
 
 /* ---- the topic ---- */
 
-/* The partition count of b's topic, 0 when it does not exist, or -1 with
- * err. Lists every topic, which unlike naming it never asks the broker to
- * auto-create it. */
-static int topic_partitions(sl_log_backend *b, sl_error *err)
+int sl_kafka_log_topic_partitions(sl_log_backend *b, const char *topic, sl_error *err)
 {
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_resp_err_t e = rd_kafka_metadata(b->prod, 1, NULL, &md, KL_TOPIC_TIMEOUT_MS);
     if (e)
         return sl_error_set(err, SL_EIO, "connector %s: cannot describe topic %s: %s", b->k->name,
-                            b->topic, rd_kafka_err2str(e));
+                            topic, rd_kafka_err2str(e));
     int n = 0;
     for (int i = 0; i < md->topic_cnt; i++) {
-        if (strcmp(md->topics[i].topic, b->topic) == 0 && !md->topics[i].err)
+        if (strcmp(md->topics[i].topic, topic) == 0 && !md->topics[i].err)
             n = md->topics[i].partition_cnt;
     }
     rd_kafka_metadata_destroy(md);
@@ -335,7 +332,7 @@ static int topic_create(sl_log_backend *b, int n, sl_error *err)
 /* Creates the topic when missing, or checks its partition count. */
 static int topic_ensure(sl_log_backend *b, int want, sl_error *err)
 {
-    int have = topic_partitions(b, err);
+    int have = sl_kafka_log_topic_partitions(b, b->topic, err);
     if (have < 0)
         return -1;
     if (have == 0) {
@@ -344,7 +341,7 @@ static int topic_ensure(sl_log_backend *b, int want, sl_error *err)
             return -1;
         sl_info(SL_KAFKA_COMPONENT, "connector %s: route %s: created topic %s with %d partitions",
                 b->k->name, b->route->name, b->topic, n);
-        have = topic_partitions(b, err);
+        have = sl_kafka_log_topic_partitions(b, b->topic, err);
         if (have <= 0)
             return have < 0 ? -1
                             : sl_error_set(err, SL_EIO, "topic %s not visible after creating it",

@@ -98,6 +98,11 @@ struct sl_log_backend {
 /* The table the kafka connector type points at (connectors/kafka_log.c). */
 extern const sl_log_backend_type sl_kafka_log_backend;
 
+/* The partition count of topic, 0 when it does not exist, or -1 with err.
+ * Lists every topic through b's producer, which unlike naming it never asks
+ * the brokers to auto-create it. */
+int sl_kafka_log_topic_partitions(sl_log_backend *b, const char *topic, sl_error *err);
+
 /* Creates the consumer of b's group (not subscribed yet) and the partition
  * states. Returns 0 or -1 with err. */
 int sl_kafka_log_consumer_new(sl_log_backend *b, sl_error *err);

@@ -208,23 +208,6 @@ static void *ki_main(void *arg)
 
 /* ---- the topic ---- */
 
-/* The partition count of the store's topic, 0 when missing, -1 with err. */
-static int ki_partitions(kl_idem *s, sl_error *err)
-{
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t e = rd_kafka_metadata(s->b->prod, 1, NULL, &md, KI_TOPIC_TIMEOUT_MS);
-    if (e)
-        return sl_error_set(err, SL_EIO, "connector %s: cannot describe topic %s: %s",
-                            s->b->k->name, s->topic, rd_kafka_err2str(e));
-    int n = 0;
-    for (int i = 0; i < md->topic_cnt; i++) {
-        if (strcmp(md->topics[i].topic, s->topic) == 0 && !md->topics[i].err)
-            n = md->topics[i].partition_cnt;
-    }
-    rd_kafka_metadata_destroy(md);
-    return n;
-}
-
 /* Creates the store's topic, compacted, with n partitions. */
 static int ki_create(kl_idem *s, int n, sl_error *err)
 {
@@ -339,11 +322,11 @@ static bool ki_catch_up(kl_idem *s)
 
 static int ki_start(kl_idem *s, sl_error *err)
 {
-    int n = ki_partitions(s, err);
+    int n = sl_kafka_log_topic_partitions(s->b, s->topic, err);
     if (n == 0) {
         if (ki_create(s, s->b->n_parts, err) < 0)
             return -1;
-        n = ki_partitions(s, err);
+        n = sl_kafka_log_topic_partitions(s->b, s->topic, err);
         if (n == 0)
             sl_error_set(err, SL_EIO, "topic %s not visible after creating it", s->topic);
     }
