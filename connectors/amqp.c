@@ -438,5 +438,6 @@ const sl_connector_type sl_amqp_connector = {
     .send = sl_amqp_send,
     .stop = amqp_stop,
     .destroy = amqp_destroy,
+    .feeds_external_log = true, /* acks through sl_route_on_durable */
     .ready = amqp_ready,
 };

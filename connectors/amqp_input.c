@@ -6,7 +6,13 @@
  * log's fsync; the log's flusher wakes it (an eventfd) when offsets become
  * durable, and it polls that and the socket together. Back-pressure keeps
  * deliveries unacked with the broker; a lost connection is re-established
- * with backoff (the broker redelivers). */
+ * with backoff (the broker redelivers). On a route whose log a connector
+ * holds (`log:`, Kafka), each delivery waits for its own append's delivery
+ * report (a report cell) instead of the partition's durable offset: stored
+ * is acked; after a failed report the input appends nothing more, waits for
+ * the reports still due, acks what was stored before the failed delivery
+ * and reconnects, so that the broker redelivers the failed delivery and all
+ * after it in their order (per-key order holds; some are duplicates). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -31,6 +37,8 @@ _Static_assert(SL_ID_LEN == SL_UUID_TEXT_LEN, "a message id is a UUID in text fo
 
 typedef enum { E_NEW, E_APPENDED, E_SETTLED } entry_state;
 
+typedef struct report_cell report_cell;
+
 /* One unacknowledged delivery, in delivery-tag order. */
 typedef struct entry {
     uint64_t tag;
@@ -38,6 +46,7 @@ typedef struct entry {
     sl_msg *msg; /* E_NEW: waiting for its append (back-pressure) */
     int part;    /* E_APPENDED: where it went */
     int64_t off;
+    report_cell *cell; /* E_APPENDED to a connector's log: its delivery report */
 } entry;
 
 /* Wakes the consumer thread from the log's flusher when an offset it waits
@@ -79,6 +88,36 @@ static void on_durable(void *arg, int64_t offset, const sl_error *err)
     notifier_unref(n);
 }
 
+/* The delivery report of one append to a connector's log (`log:`): shared
+ * by the entry and the pending sl_route_on_durable callback until both are
+ * done with it; the callback stores the outcome and wakes the thread. */
+enum { CELL_PENDING, CELL_STORED, CELL_FAILED };
+struct report_cell {
+    atomic_int refs;
+    atomic_int state;
+    notifier *n; /* a reference of its own */
+};
+
+static void cell_unref(report_cell *c)
+{
+    if (c && atomic_fetch_sub(&c->refs, 1) == 1) {
+        notifier_unref(c->n);
+        free(c);
+    }
+}
+
+/* sl_route_on_durable callback for a cell (the log's thread, or inline). */
+static void on_report(void *arg, int64_t offset, const sl_error *err)
+{
+    report_cell *c = arg;
+    (void)offset;
+    atomic_store(&c->state, err ? CELL_FAILED : CELL_STORED);
+    uint64_t one = 1;
+    ssize_t w = write(c->n->efd, &one, sizeof one); /* EAGAIN: already signalled */
+    (void)w;
+    cell_unref(c);
+}
+
 typedef struct binding {
     const char *exchange; /* strings borrowed from the config, which outlives us */
     const char *routing_key;
@@ -112,6 +151,7 @@ struct sl_amqp_input {
     int n_parts;
     int64_t *last_off; /* scratch: per partition, last appended offset not yet acked */
     notifier *notify;
+    bool report_failed; /* a delivery report failed: append nothing more, reconnect */
     int bp_ms; /* back-pressure retry delay, 0 when not under back-pressure */
     int64_t bp_until;
     char why[512]; /* why the connection was lost */
@@ -359,12 +399,30 @@ static void ring_clear(sl_amqp_input *in)
         entry *e = at(in, i);
         sl_msg_free(e->msg);
         e->msg = NULL;
+        cell_unref(e->cell);
+        e->cell = NULL;
     }
     in->head = in->count = in->n_new = 0;
 }
 
+/* Whether appended delivery e is settled: 1 stored (durable), 0 not yet,
+ * -1 never (its delivery report failed). */
+static int appended_state(sl_amqp_input *in, const entry *e)
+{
+    if (e->cell) {
+        int st = atomic_load(&e->cell->state);
+        return st == CELL_STORED ? 1 : st == CELL_FAILED ? -1 : 0;
+    }
+    if (sl_route_external_log(in->route))
+        return -1; /* no cell (out of memory): nothing will tell */
+    sl_partition *p = sl_route_partition(in->route, e->part);
+    return p && sl_partition_durable_offset(p) > e->off ? 1 : 0;
+}
+
 /* Acknowledges, with one basic.ack (multiple), every delivery at the head of
- * the ring whose append is durable. Returns -1 when the ack cannot be sent. */
+ * the ring whose append is durable, up to the first one that is not; one
+ * whose report failed stays at the head and sets report_failed. Returns -1
+ * when the ack cannot be sent. */
 static int ack_durable(sl_amqp_input *in)
 {
     uint64_t tag = 0;
@@ -374,11 +432,14 @@ static int ack_durable(sl_amqp_input *in)
         if (e->st == E_NEW)
             break;
         if (e->st == E_APPENDED) {
-            sl_partition *p = sl_route_partition(in->route, e->part);
-            if (!p || sl_partition_durable_offset(p) <= e->off)
+            int st = appended_state(in, e);
+            in->report_failed |= st < 0;
+            if (st <= 0)
                 break;
             tag = e->tag;
             acked++;
+            cell_unref(e->cell);
+            e->cell = NULL;
         }
         in->head = (in->head + 1) % in->cap;
         in->count--;
@@ -394,10 +455,44 @@ static int ack_durable(sl_amqp_input *in)
     return 0;
 }
 
+/* Whether some appended delivery still waits for its delivery report. */
+static bool reports_pending(sl_amqp_input *in)
+{
+    for (size_t i = 0; i < in->count; i++) {
+        const entry *e = at(in, i);
+        if (e->st == E_APPENDED && appended_state(in, e) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* wait_durable on a connector's log: until no appended delivery's report
+ * is pending, at most timeout_ms in all. */
+static void wait_reports(sl_amqp_input *in, int timeout_ms)
+{
+    int64_t until = sl_amqp_now_ms() + timeout_ms;
+    for (;;) {
+        bool pending = reports_pending(in);
+        int64_t left = until - sl_amqp_now_ms();
+        if (!pending || left <= 0)
+            return;
+        struct pollfd pfd = {.fd = in->notify->efd, .events = POLLIN};
+        if (poll(&pfd, 1, left < IDLE_WAIT_MS ? (int)left : IDLE_WAIT_MS) > 0) {
+            uint64_t v;
+            ssize_t r = read(in->notify->efd, &v, sizeof v);
+            (void)r;
+        }
+    }
+}
+
 /* Blocks until every appended delivery in the ring is durable (one wait per
  * partition, on its last offset), at most timeout_ms each. */
 static void wait_durable(sl_amqp_input *in, int timeout_ms)
 {
+    if (sl_route_external_log(in->route)) {
+        wait_reports(in, timeout_ms);
+        return;
+    }
     for (int p = 0; p < in->n_parts; p++)
         in->last_off[p] = -1;
     for (size_t i = 0; i < in->count; i++) {
@@ -446,6 +541,29 @@ static void arm_durable(sl_amqp_input *in)
     }
 }
 
+/* On a connector's log: asks for e's delivery report in a new cell. When
+ * that cannot be asked, the cell says failed (the delivery is requeued). */
+static void watch_report(sl_amqp_input *in, entry *e)
+{
+    report_cell *c = calloc(1, sizeof *c);
+    if (!c) { /* no cell: pending forever would hold the ring; requeue instead */
+        sl_err("amqp", "input %s: out of memory; requeuing delivery %" PRIu64, in->route_name,
+               e->tag);
+        return;
+    }
+    atomic_init(&c->refs, 2); /* the entry's and the callback's */
+    atomic_init(&c->state, CELL_PENDING);
+    c->n = in->notify;
+    atomic_fetch_add(&in->notify->refs, 1);
+    e->cell = c;
+    sl_error err;
+    if (sl_route_on_durable(in->route, e->part, e->off, on_report, c, &err) < 0) {
+        sl_err("amqp", "input %s: delivery %" PRIu64 ": %s", in->route_name, e->tag, err.msg);
+        atomic_store(&c->state, CELL_FAILED);
+        cell_unref(c); /* the callback's: it will never run */
+    }
+}
+
 /* The oldest new delivery e is in the log: remember where, drop its
  * message, and end back-pressure if it was on. */
 static void mark_appended(sl_amqp_input *in, entry *e)
@@ -453,6 +571,8 @@ static void mark_appended(sl_amqp_input *in, entry *e)
     e->part = e->msg->partition;
     e->off = e->msg->offset;
     e->st = E_APPENDED;
+    if (sl_route_external_log(in->route))
+        watch_report(in, e);
     sl_msg_free(e->msg);
     e->msg = NULL;
     in->n_new--;
@@ -504,7 +624,7 @@ static void back_off(sl_amqp_input *in, const sl_error *err)
  * Returns -1 when the connection fails (a reject could not be sent). */
 static int append_new(sl_amqp_input *in)
 {
-    if (in->n_new == 0)
+    if (in->n_new == 0 || in->report_failed)
         return 0;
     if (in->bp_ms > 0 && sl_amqp_now_ms() < in->bp_until)
         return 0;
@@ -758,6 +878,7 @@ static void drop_connection(sl_amqp_input *in)
     in->conn = NULL;
     ring_clear(in);
     in->bp_ms = 0;
+    in->report_failed = false;
 }
 
 static int on_frame(sl_amqp_input *in, const amqp_frame_t *f)
@@ -811,6 +932,13 @@ static int consume_step(sl_amqp_input *in)
     arm_durable(in);
     if (ack_durable(in) < 0)
         return -1;
+    if (in->report_failed && !reports_pending(in)) {
+        snprintf(in->why, sizeof in->why,
+                 "Kafka did not store delivery %" PRIu64 " (its delivery report failed); the "
+                 "broker redelivers it and those after it",
+                 at(in, 0)->tag);
+        return -1;
+    }
     int timeout_ms = IDLE_WAIT_MS;
     if (in->n_new > 0) {
         int64_t left = in->bp_until - sl_amqp_now_ms();
