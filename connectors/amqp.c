@@ -439,5 +439,6 @@ const sl_connector_type sl_amqp_connector = {
     .stop = amqp_stop,
     .destroy = amqp_destroy,
     .feeds_external_log = true, /* acks through sl_route_on_durable */
+    .source_keeps_messages = true,
     .ready = amqp_ready,
 };

@@ -1,7 +1,10 @@
 /* The file input: tails a file (polling), appends each line to the route's
  * log and, once those appends are durable, records how far it got (inode
  * and byte offset) in a small state file under data_dir, so that a restart
- * resumes there. Survives rotation (rename + new file) and truncation. */
+ * resumes there. Survives rotation (rename + new file) and truncation. On a
+ * route whose log a connector holds (`log:`, Kafka), each append is a ticket
+ * and the position is saved once every ticket's delivery report said
+ * stored; after a failed one the input reads again from the saved position. */
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -49,6 +52,15 @@ typedef struct file_input {
     size_t len, cap;
     int64_t *last; /* per partition: highest offset appended since the last save; -1 none */
     int n_parts;
+    /* A connector's log: the delivery reports of the appends since the
+     * last save (reports under mu; tickets owned by the thread). */
+    bool external;
+    int64_t *tickets;
+    size_t n_tickets, cap_tickets;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    size_t reports_due;
+    atomic_bool report_failed;
     pthread_t thread;
     bool started;
     atomic_bool stop;
@@ -117,12 +129,71 @@ static int state_write(const char *path, ino_t ino, int64_t pos, sl_error *err)
     return 0;
 }
 
+/* sl_route_on_durable callback of one ticket (the log's thread, or inline). */
+static void on_report(void *arg, int64_t offset, const sl_error *err)
+{
+    file_input *in = arg;
+    (void)offset;
+    if (err)
+        atomic_store(&in->report_failed, true);
+    pthread_mutex_lock(&in->mu);
+    in->reports_due--;
+    pthread_cond_broadcast(&in->cv);
+    pthread_mutex_unlock(&in->mu);
+}
+
+/* Makes room for one more ticket. Returns 0, or -1 with err (SL_ENOMEM). */
+static int tickets_reserve(file_input *in, sl_error *err)
+{
+    if (in->n_tickets < in->cap_tickets)
+        return 0;
+    size_t cap = in->cap_tickets ? in->cap_tickets * 2 : 256;
+    int64_t *t = realloc(in->tickets, cap * sizeof *t);
+    if (!t)
+        return sl_error_set(err, SL_ENOMEM, "out of memory");
+    in->tickets = t;
+    in->cap_tickets = cap;
+    return 0;
+}
+
+/* Waits for the delivery report of every ticket since the last save. After
+ * a failed one, the lines since the saved position are read again (those
+ * stored are then appended twice: at least once). Returns 0 when all were
+ * stored, else -1 (logged). */
+static int tickets_wait(file_input *in)
+{
+    pthread_mutex_lock(&in->mu);
+    in->reports_due += in->n_tickets;
+    pthread_mutex_unlock(&in->mu);
+    for (size_t i = 0; i < in->n_tickets; i++) {
+        sl_error e;
+        if (sl_route_on_durable(in->route, 0, in->tickets[i], on_report, in, &e) < 0)
+            on_report(in, -1, &e);
+    }
+    in->n_tickets = 0;
+    pthread_mutex_lock(&in->mu);
+    while (in->reports_due > 0)
+        pthread_cond_wait(&in->cv, &in->mu);
+    pthread_mutex_unlock(&in->mu);
+    if (!atomic_exchange(&in->report_failed, false))
+        return 0;
+    in->pos = in->saved_ino == in->ino ? in->saved_pos : 0;
+    in->len = 0;
+    if (in->fd >= 0 && lseek(in->fd, in->pos, SEEK_SET) != in->pos)
+        in->pos = 0;
+    sl_err(FI_COMPONENT, "route %s: Kafka did not store some lines; reading %s again from byte %" PRId64,
+           in->route_name, in->path, in->pos);
+    return -1;
+}
+
 /* Waits until every line appended since the last save is durable in the
  * log, then saves (ino, pos). Returns 0, or -1 (logged) when the log could
  * not make them durable: nothing is saved then, so they are read again. */
 static int commit(file_input *in)
 {
-    for (int p = 0; p < in->n_parts; p++) {
+    if (in->external && tickets_wait(in) < 0)
+        return -1;
+    for (int p = 0; p < in->n_parts && !in->external; p++) {
         if (in->last[p] < 0)
             continue;
         sl_error e;
@@ -222,16 +293,21 @@ static sl_msg *msg_from_line(const char *line, size_t len)
 
 /* Appends one line to the route, retrying while the log pushes back; a line
  * the route's key cannot be read from goes to the dead letter topic.
- * Returns 0 when taken, -1 when stop was asked first (not taken). */
+ * Returns 0 when taken, -1 when stop was asked first or a delivery report
+ * failed since the last save (not taken). */
 static int take_line(file_input *in, const char *line, size_t len)
 {
     for (bool warned = false;; warned = true) {
         sl_error e;
+        if (atomic_load(&in->report_failed))
+            return -1; /* commit reads again from the saved position */
         sl_msg *msg = msg_from_line(line, len);
-        if (!msg)
+        if (!msg || (in->external && tickets_reserve(in, &e) < 0))
             sl_error_set(&e, SL_ENOMEM, "out of memory");
         else if (sl_route_append(in->route, msg, &e) == 0) {
-            if (msg->offset > in->last[msg->partition])
+            if (in->external)
+                in->tickets[in->n_tickets++] = msg->offset;
+            else if (msg->offset > in->last[msg->partition])
                 in->last[msg->partition] = msg->offset;
             sl_msg_free(msg);
             return 0;
@@ -428,6 +504,9 @@ static void input_free(file_input *in)
     free(in->state_path);
     free(in->buf);
     free(in->last);
+    free(in->tickets);
+    pthread_mutex_destroy(&in->mu);
+    pthread_cond_destroy(&in->cv);
     free(in);
 }
 
@@ -465,6 +544,10 @@ int sl_file_input_attach(sl_file_inputs **ins, sl_connector *c, sl_route *route,
     for (int p = 0; p < n_parts; p++)
         in->last[p] = -1;
     in->n_parts = n_parts;
+    in->external = sl_route_external_log(route);
+    pthread_mutex_init(&in->mu, NULL);
+    pthread_cond_init(&in->cv, NULL);
+    atomic_init(&in->report_failed, false);
     in->c = c;
     in->route = route;
     in->route_name = rc->name;

@@ -620,4 +620,6 @@ const sl_connector_type sl_kafka_connector = {
     .stop = kafka_stop,
     .destroy = kafka_destroy,
     .log_backend = &sl_kafka_log_backend,
+    .feeds_external_log = true, /* commits on the log's delivery reports */
+    .source_keeps_messages = true,
 };

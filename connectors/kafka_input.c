@@ -1,7 +1,10 @@
 /* The Kafka connector's input side: one high-level consumer and one thread
  * per route whose `from:` names the connector. Messages are appended to the
  * route's log; offsets are stored and committed only once what was appended
- * is durable (custody, SPEC section 3), so a crash re-reads, never skips. */
+ * is durable (custody, SPEC section 3), so a crash re-reads, never skips.
+ * On a route whose log a connector holds (`log:`, Kafka), every append is a
+ * ticket, and a batch is durable once each of its tickets' delivery reports
+ * said stored. */
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -58,6 +61,8 @@ struct sl_kafka_input {
     int64_t batch_start_ms;
     int nparts;
     int64_t *last;                          /* per log partition: last offset appended, or -1 */
+    int64_t *tickets;                       /* a connector's log: the batch's appends */
+    size_t n_tickets;
     rd_kafka_topic_partition_list_t *next;  /* per Kafka partition: offset after the last taken */
     rd_kafka_topic_partition_list_t *first; /* per Kafka partition: first offset taken */
     /* Per Kafka partition ever assigned: the offset after the last message
@@ -106,6 +111,7 @@ static void describe_parts(const rd_kafka_topic_partition_list_t *parts, char *o
 static void batch_reset(sl_kafka_input *in)
 {
     in->count = 0;
+    in->n_tickets = 0;
     for (int i = 0; i < in->nparts; i++)
         in->last[i] = -1;
     if (in->next)
@@ -126,6 +132,8 @@ static void batch_note(sl_kafka_input *in, const rd_kafka_message_t *m, int log_
     in->count++;
     if (log_part >= 0 && log_part < in->nparts)
         in->last[log_part] = log_off;
+    if (log_part >= 0 && in->tickets && in->n_tickets < BATCH_MAX_MESSAGES)
+        in->tickets[in->n_tickets++] = log_off;
     const char *topic = rd_kafka_topic_name(m->rkt);
     rd_kafka_topic_partition_t *tp =
         rd_kafka_topic_partition_list_find(in->next, topic, m->partition);
@@ -199,11 +207,43 @@ static void rewind_to(sl_kafka_input *in, rd_kafka_topic_partition_list_t *parts
     }
 }
 
+static void sealed_durable_cb(void *arg, int64_t offset, const sl_error *err);
+
+/* Asks for the delivery report of each ticket of the open batch on sb,
+ * whose waiting counts them. */
+static void tickets_watch(sl_kafka_input *in, sl_kafka_sealed *sb)
+{
+    for (size_t i = 0; i < in->n_tickets; i++) {
+        sl_error e;
+        if (sl_route_on_durable(in->route, 0, in->tickets[i], sealed_durable_cb, sb, &e) < 0)
+            sealed_durable_cb(sb, -1, &e);
+    }
+}
+
+/* On a connector's log: waits for the delivery report of every append of
+ * the open batch. Returns 0 when all were stored, -1 when one was not. */
+static int tickets_wait(sl_kafka_input *in)
+{
+    sl_kafka_sealed local = {.in = in, .waiting = (int)in->n_tickets};
+    tickets_watch(in, &local);
+    pthread_mutex_lock(&in->mu);
+    while (local.waiting > 0)
+        pthread_cond_wait(&in->cv, &in->mu);
+    pthread_mutex_unlock(&in->mu);
+    in->n_tickets = 0;
+    return local.failed ? -1 : 0;
+}
+
 /* The blocking way, when a sealed batch cannot be allocated: waits until
  * the open batch is durable, then stores and commits it (or rewinds). */
 static void batch_flush_blocking(sl_kafka_input *in)
 {
-    for (int p = 0; p < in->nparts; p++) {
+    if (in->tickets && tickets_wait(in) < 0) {
+        rewind_to(in, in->first);
+        batch_reset(in);
+        return;
+    }
+    for (int p = 0; p < in->nparts && !in->tickets; p++) {
         sl_error e;
         if (in->last[p] >= 0 &&
             sl_partition_wait_durable(sl_route_partition(in->route, p), in->last[p], -1, &e) < 0) {
@@ -254,8 +294,8 @@ static void batch_seal(sl_kafka_input *in)
     sb->first = in->first;
     in->next = NULL;
     in->first = NULL;
-    int touched = 0;
-    for (int p = 0; p < in->nparts; p++)
+    int touched = in->tickets ? (int)in->n_tickets : 0;
+    for (int p = 0; p < in->nparts && !in->tickets; p++)
         touched += in->last[p] >= 0;
     pthread_mutex_lock(&in->mu);
     sb->waiting = touched;
@@ -266,7 +306,8 @@ static void batch_seal(sl_kafka_input *in)
     in->tail = sb;
     in->n_sealed++;
     pthread_mutex_unlock(&in->mu);
-    for (int p = 0; p < in->nparts; p++) {
+    tickets_watch(in, sb);
+    for (int p = 0; p < in->nparts && !in->tickets; p++) {
         sl_error e;
         if (in->last[p] >= 0 && sl_partition_on_durable(sl_route_partition(in->route, p),
                                                         in->last[p], sealed_durable_cb, sb, &e) < 0)
@@ -327,6 +368,8 @@ static void batch_reap(sl_kafka_input *in, int how)
     rd_kafka_topic_partition_list_destroy(done);
     if (again) {
         parts_add_missing(again, in->first);
+        if (in->tickets) /* appended after the failure: settled before consuming again */
+            tickets_wait(in);
         batch_reset(in);
         if (how & REAP_REWIND)
             rewind_to(in, again);
@@ -657,6 +700,7 @@ static void input_free(sl_kafka_input *in)
         pthread_mutex_destroy(&in->mu);
     }
     free(in->last);
+    free(in->tickets);
     free(in);
 }
 
@@ -717,10 +761,13 @@ int sl_kafka_input_attach(sl_kafka *k, sl_route *route, sl_error *err)
              in->group);
     in->nparts = sl_route_partition_count(route);
     in->last = calloc(in->nparts > 0 ? (size_t)in->nparts : 1, sizeof *in->last);
+    if (sl_route_external_log(route))
+        in->tickets = calloc(BATCH_MAX_MESSAGES, sizeof *in->tickets);
     in->next = rd_kafka_topic_partition_list_new(8);
     in->first = rd_kafka_topic_partition_list_new(8);
     in->durable = rd_kafka_topic_partition_list_new(8);
-    if (!in->last || !in->next || !in->first || !in->durable) {
+    if (!in->last || !in->next || !in->first || !in->durable ||
+        (sl_route_external_log(route) && !in->tickets)) {
         input_free(in);
         return sl_error_set(err, SL_ENOMEM, "connector %s: out of memory", k->name);
     }

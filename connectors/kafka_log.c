@@ -44,10 +44,15 @@ static void kl_parse(sl_conf_reader *r, const sl_route_conf *route, const sl_con
 {
     (void)cc;
     sl_pool *pool = sl_conf_pool(r);
+    const sl_connector_conf *in_cc =
+        route->from.connector ? sl_config_connector(sl_conf_config(r), route->from.connector)
+                              : NULL;
+    const sl_connector_type *in_t = in_cc ? sl_connector_type_find(in_cc->type) : NULL;
     sl_kafka_log_conf *lc = sl_pool_alloc(pool, sizeof *lc);
     if (!lc)
         return;
     *priv = lc;
+    lc->no_timeout = in_t && in_t->source_keeps_messages;
     lc->topic = sl_pool_printf(pool, "sluice.%s", route->name);
     lc->group = sl_pool_printf(pool, "sluice.%s", route->name);
     if (sl_conf_str(r, n, "topic", path, &lc->topic))
@@ -178,7 +183,8 @@ static void *kl_producer_main(void *arg)
 
 /* What appending needs, whatever the connector's options say: idempotence
  * (no duplicate, no reorder on retry), acks=all, and a bounded wait so that
- * an HTTP client gets an answer while the cluster is away. */
+ * an HTTP client gets an answer while the cluster is away (unbounded when
+ * the input's source keeps the message: sl_kafka_log_conf.no_timeout). */
 static rd_kafka_conf_t *producer_conf(sl_log_backend *b, sl_error *err)
 {
     rd_kafka_conf_t *conf = sl_kafka_conf_new(b->k, &b->pcl, err);
@@ -187,7 +193,9 @@ static rd_kafka_conf_t *producer_conf(sl_log_backend *b, sl_error *err)
     rd_kafka_conf_set_error_cb(conf, kl_error_cb);
     rd_kafka_conf_set_dr_msg_cb(conf, kl_dr_cb);
     rd_kafka_conf_set_opaque(conf, &b->pcl);
-    if (sl_kafka_conf_set(b->k, conf, "message.timeout.ms", "30000", err) < 0 ||
+    const sl_kafka_log_conf *lc = b->route->log.priv;
+    const char *timeout = lc && lc->no_timeout ? "0" : "30000";
+    if (sl_kafka_conf_set(b->k, conf, "message.timeout.ms", timeout, err) < 0 ||
         sl_kafka_conf_set(b->k, conf, "linger.ms", "2", err) < 0 ||
         sl_kafka_conf_apply_options(b->k, conf, err) < 0 ||
         sl_kafka_conf_set(b->k, conf, "enable.idempotence", "true", err) < 0 ||

@@ -27,6 +27,11 @@ typedef struct sl_kafka_log_conf {
     char *dead_letters; /* default sluice.ROUTE.dlq */
     /* default TOPIC.idem (connectors/kafka_log_idem.c) */
     char *idem_topic;
+    /* the route's input keeps its source's messages until acknowledged:
+     * appends wait for the cluster without a time limit (message.timeout.ms
+     * 0 unless options: say otherwise), so an outage drops no message from
+     * the middle of a partition */
+    bool no_timeout;
 } sl_kafka_log_conf;
 
 /* One append waiting for its delivery report (sl_log_backend_type.append). */

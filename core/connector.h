@@ -122,6 +122,11 @@ typedef struct sl_connector_type {
     /* Its inputs acknowledge through sl_route_on_durable, so they may feed
      * a route whose log a connector holds (`log:`). */
     bool feeds_external_log;
+    /* Its source keeps a message until the input acknowledges it (a queue,
+     * a topic, a file), so a log a connector holds may wait for its cluster
+     * without a time limit instead of failing the append (no client waits
+     * for an answer, as over HTTP). */
+    bool source_keeps_messages;
 } sl_connector_type;
 
 struct sl_connector {
