@@ -176,8 +176,10 @@ static void kl_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaqu
 static void *kl_producer_main(void *arg)
 {
     sl_log_backend *b = arg;
-    while (!atomic_load(&b->stop))
+    while (!atomic_load(&b->stop)) {
         rd_kafka_poll(b->prod, 100);
+        sl_kafka_log_topics_poll(b, false);
+    }
     return NULL;
 }
 
@@ -306,60 +308,18 @@ int sl_kafka_log_topic_partitions(sl_log_backend *b, const char *topic, sl_error
     return n;
 }
 
-/* Creates b's topic with n partitions (the brokers' replication default). */
-static int topic_create(sl_log_backend *b, int n, sl_error *err)
-{
-    char errstr[256];
-    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(b->topic, n, -1, errstr, sizeof errstr);
-    if (!nt)
-        return sl_error_set(err, SL_ECONFIG, "topic %s: %s", b->topic, errstr);
-    rd_kafka_queue_t *q = rd_kafka_queue_new(b->prod);
-    rd_kafka_CreateTopics(b->prod, &nt, 1, NULL, q);
-    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, KL_TOPIC_TIMEOUT_MS + 1000);
-    rd_kafka_resp_err_t e = ev ? rd_kafka_event_error(ev) : RD_KAFKA_RESP_ERR__TIMED_OUT;
-    const char *why = ev && e ? rd_kafka_event_error_string(ev) : rd_kafka_err2str(e);
-    size_t cnt = 0;
-    const rd_kafka_CreateTopics_result_t *res = ev ? rd_kafka_event_CreateTopics_result(ev) : NULL;
-    const rd_kafka_topic_result_t **tr =
-        res ? rd_kafka_CreateTopics_result_topics(res, &cnt) : NULL;
-    if (!e && cnt == 1 && rd_kafka_topic_result_error(tr[0]) &&
-        rd_kafka_topic_result_error(tr[0]) != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
-        e = rd_kafka_topic_result_error(tr[0]);
-        why = rd_kafka_topic_result_error_string(tr[0]);
-    }
-    int rc = e ? sl_error_set(err, SL_EIO, "connector %s: cannot create topic %s: %s", b->k->name,
-                              b->topic, why ? why : rd_kafka_err2str(e))
-               : 0;
-    if (ev)
-        rd_kafka_event_destroy(ev);
-    rd_kafka_queue_destroy(q);
-    rd_kafka_NewTopic_destroy(nt);
-    return rc;
-}
-
 /* Creates the topic when missing, or checks its partition count. */
 static int topic_ensure(sl_log_backend *b, int want, sl_error *err)
 {
-    int have = sl_kafka_log_topic_partitions(b, b->topic, err);
+    int have = sl_kafka_log_topic_ensure(b, b->topic, want > 0 ? want : 1, NULL, err);
     if (have < 0)
         return -1;
-    if (have == 0) {
-        int n = want > 0 ? want : 1;
-        if (topic_create(b, n, err) < 0)
-            return -1;
-        sl_info(SL_KAFKA_COMPONENT, "connector %s: route %s: created topic %s with %d partitions",
-                b->k->name, b->route->name, b->topic, n);
-        have = sl_kafka_log_topic_partitions(b, b->topic, err);
-        if (have <= 0)
-            return have < 0 ? -1
-                            : sl_error_set(err, SL_EIO, "topic %s not visible after creating it",
-                                           b->topic);
-    }
     if (want > 0 && have != want)
         return sl_error_set(err, SL_ECONFIG,
                             "route %s: Kafka topic %s has %d partitions, log.partitions says %d",
                             b->route->name, b->topic, have, want);
     b->n_parts = have;
+    sl_kafka_log_topics_extra(b);
     return 0;
 }
 
@@ -450,6 +410,7 @@ static void kl_stop(sl_log_backend *b)
     if (b->prod_running)
         pthread_join(b->prod_thread, NULL);
     b->prod_running = false;
+    sl_kafka_log_topics_poll(b, true);
     if (b->prod) {
         rd_kafka_purge(b->prod, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
         rd_kafka_poll(b->prod, 0); /* the purged appends' reports */

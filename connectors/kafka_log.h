@@ -78,6 +78,7 @@ struct sl_log_backend {
     sl_kafka_client pcl; /* the producer's opaque */
     sl_kafka_client ccl; /* the consumer's */
     rd_kafka_t *prod;
+    rd_kafka_queue_t *topics_q; /* answers of the dead letter and replies topics' creation */
     rd_kafka_t *cons;
     pthread_t prod_thread, cons_thread;
     bool prod_running, cons_running;
@@ -107,6 +108,29 @@ extern const sl_log_backend_type sl_kafka_log_backend;
  * Lists every topic through b's producer, which unlike naming it never asks
  * the brokers to auto-create it. */
 int sl_kafka_log_topic_partitions(sl_log_backend *b, const char *topic, sl_error *err);
+
+/* Creates topic with n partitions, the brokers' replication default and
+ * configs (NULL, or NULL-terminated name, value pairs) through Kafka's
+ * CreateTopics on b's producer; one that already exists is no error.
+ * Returns 0 or -1 with err (connectors/kafka_log_topics.c). */
+int sl_kafka_log_topic_create(sl_log_backend *b, const char *topic, int n,
+                              const char *const *configs, sl_error *err);
+
+/* Creates topic as sl_kafka_log_topic_create when it does not exist.
+ * Returns its partition count (> 0), or -1 with err. */
+int sl_kafka_log_topic_ensure(sl_log_backend *b, const char *topic, int n,
+                              const char *const *configs, sl_error *err);
+
+/* Asks Kafka to create the dead letter and replies topics of b's route when
+ * missing, with the log's partition count, without waiting (the answers
+ * are logged by sl_kafka_log_topics_poll): the route starts whether or not
+ * they can be created (they may be created otherwise). At open, once
+ * b->n_parts is known. */
+void sl_kafka_log_topics_extra(sl_log_backend *b);
+
+/* Logs the answers of those creations that came (producer thread); with
+ * final, also frees the queue they come to (at stop, after the thread). */
+void sl_kafka_log_topics_poll(sl_log_backend *b, bool final);
 
 /* Creates the consumer of b's group (not subscribed yet) and the partition
  * states. Returns 0 or -1 with err. */

@@ -211,35 +211,17 @@ static void *ki_main(void *arg)
 /* Creates the store's topic, compacted, with n partitions. */
 static int ki_create(kl_idem *s, int n, sl_error *err)
 {
-    char errstr[256];
-    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(s->topic, n, -1, errstr, sizeof errstr);
-    if (!nt)
-        return sl_error_set(err, SL_ECONFIG, "topic %s: %s", s->topic, errstr);
     char retention[32];
     snprintf(retention, sizeof retention, "%" PRId64, 2 * s->window_ms);
-    rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact,delete");
-    rd_kafka_NewTopic_set_config(nt, "retention.ms", retention);
-    rd_kafka_queue_t *q = rd_kafka_queue_new(s->b->prod);
-    rd_kafka_CreateTopics(s->b->prod, &nt, 1, NULL, q);
-    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, KI_TOPIC_TIMEOUT_MS + 1000);
-    rd_kafka_resp_err_t e = ev ? rd_kafka_event_error(ev) : RD_KAFKA_RESP_ERR__TIMED_OUT;
-    size_t cnt = 0;
-    const rd_kafka_CreateTopics_result_t *res = ev ? rd_kafka_event_CreateTopics_result(ev) : NULL;
-    const rd_kafka_topic_result_t **tr =
-        res ? rd_kafka_CreateTopics_result_topics(res, &cnt) : NULL;
-    if (!e && cnt == 1 &&
-        rd_kafka_topic_result_error(tr[0]) != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
-        e = rd_kafka_topic_result_error(tr[0]);
-    int rc = e ? sl_error_set(err, SL_EIO,
-                              "connector %s: cannot create the Idempotency-Key topic %s: %s "
-                              "(create it, compacted, or set log.idem_topic)",
-                              s->b->k->name, s->topic, rd_kafka_err2str(e))
-               : 0;
-    if (ev)
-        rd_kafka_event_destroy(ev);
-    rd_kafka_queue_destroy(q);
-    rd_kafka_NewTopic_destroy(nt);
-    return rc;
+    const char *const configs[] = {"cleanup.policy", "compact,delete", "retention.ms", retention,
+                                   NULL};
+    sl_error e;
+    if (sl_kafka_log_topic_create(s->b, s->topic, n, configs, &e) < 0)
+        return sl_error_set(err, e.code,
+                            "%s (the Idempotency-Key topic: create it, compacted, or set "
+                            "log.idem_topic)",
+                            e.msg);
+    return 0;
 }
 
 /* The consumer: every partition from the beginning, assigned (librdkafka
