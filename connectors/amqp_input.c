@@ -152,7 +152,7 @@ struct sl_amqp_input {
     int64_t *last_off; /* scratch: per partition, last appended offset not yet acked */
     notifier *notify;
     bool report_failed; /* a delivery report failed: append nothing more, reconnect */
-    int bp_ms; /* back-pressure retry delay, 0 when not under back-pressure */
+    int bp_ms;          /* back-pressure retry delay, 0 when not under back-pressure */
     int64_t bp_until;
     char why[512]; /* why the connection was lost */
 };

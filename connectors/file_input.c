@@ -181,7 +181,8 @@ static int tickets_wait(file_input *in)
     in->len = 0;
     if (in->fd >= 0 && lseek(in->fd, in->pos, SEEK_SET) != in->pos)
         in->pos = 0;
-    sl_err(FI_COMPONENT, "route %s: Kafka did not store some lines; reading %s again from byte %" PRId64,
+    sl_err(FI_COMPONENT,
+           "route %s: Kafka did not store some lines; reading %s again from byte %" PRId64,
            in->route_name, in->path, in->pos);
     return -1;
 }

@@ -60,8 +60,8 @@ struct sl_kafka_input {
     size_t count;
     int64_t batch_start_ms;
     int nparts;
-    int64_t *last;                          /* per log partition: last offset appended, or -1 */
-    int64_t *tickets;                       /* a connector's log: the batch's appends */
+    int64_t *last;    /* per log partition: last offset appended, or -1 */
+    int64_t *tickets; /* a connector's log: the batch's appends */
     size_t n_tickets;
     rd_kafka_topic_partition_list_t *next;  /* per Kafka partition: offset after the last taken */
     rd_kafka_topic_partition_list_t *first; /* per Kafka partition: first offset taken */

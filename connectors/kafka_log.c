@@ -32,9 +32,9 @@ static const sl_conf_doc KL_DOC[] = {
            "consumer group of the gateways that run the route; they share the partitions"),
     SL_DOC("replies", "string", "sluice.replies",
            "topic that carries `reply: sync` answers to the gateway that took the request "
-           "(must exist)"),
+           "(created when missing)"),
     SL_DOC("dead_letters", "string", "sluice.ROUTE.dlq",
-           "topic that receives the route's dead letters (must exist)"),
+           "topic that receives the route's dead letters (created when missing)"),
     SL_DOC("idem_topic", "string", "TOPIC.idem",
            "compacted topic through which the gateways share Idempotency-Keys (docs/KAFKA-LOG.md)"),
     SL_DOC_END};

@@ -316,3 +316,26 @@ def appends_refused_since(gw, mark):
     with open(gw.stderr_path) as f:
         f.seek(mark)
         return f.read().count("cannot append a line")
+
+
+def test_check_accepts_amqp_kafka_and_file_inputs_on_a_kafka_log_and_refuses_a_topic_input():
+    base = """connectors:
+  kafka: { type: kafka, brokers: "127.0.0.1:1" }
+  rabbit: { type: amqp, url: "amqp://127.0.0.1:1/" }
+  src: { type: file }
+routes:
+  a:
+"""
+    tail = """    log: { connector: kafka }
+    to: [ { connector: kafka, topic: t } ]
+"""
+    for frm in (
+        "from: { connector: rabbit, queue: q }",
+        "from: { connector: kafka, topics: [in], group: g }",
+        'from: { connector: src, path: "/tmp/in.log" }',
+    ):
+        r, _ = check(base + f"    {frm}\n" + tail)
+        assert r.returncode == 0 and r.stdout.strip() == "ok", (frm, r.stdout)
+    r, _ = check(base + "    from: { topic: t0 }\n" + tail)
+    assert r.returncode == 2
+    assert "routes.a.log: a route fed by an internal topic keeps the embedded log" in r.stdout, r.stdout
