@@ -17,9 +17,10 @@
 static void create_send(sl_log_backend *b, rd_kafka_NewTopic_t *nt, rd_kafka_queue_t *q)
 {
     rd_kafka_AdminOptions_t *o = rd_kafka_AdminOptions_new(b->prod, RD_KAFKA_ADMIN_OP_CREATETOPICS);
-    char errstr[128];
-    if (o)
+    if (o) {
+        char errstr[128];
         rd_kafka_AdminOptions_set_request_timeout(o, KT_TIMEOUT_MS, errstr, sizeof errstr);
+    }
     rd_kafka_CreateTopics(b->prod, &nt, 1, o, q);
     if (o)
         rd_kafka_AdminOptions_destroy(o);
