@@ -45,6 +45,7 @@ struct sl_tls_set {
 struct sl_tls {
     pthread_mutex_t mu;
     sl_tls_set *cur;
+    sl_counter *_Atomic refused; /* client certificates refused in the handshake */
     char *cert, *key; /* the first set's PEM text, for MHD's own start-up options */
     const char *priorities;
 };
@@ -273,6 +274,30 @@ bool sl_tls_mutual(sl_tls *t)
     return mutual;
 }
 
+void sl_tls_count_refused(sl_tls *t, sl_counter *c)
+{
+    atomic_store(&t->refused, c);
+}
+
+/* GnuTLS's check of the client's certificate, in the handshake (after the
+ * client's Certificate message; TLS 1.2 and 1.3): one that does not verify
+ * against client_ca (signature chain, validity dates) fails the handshake
+ * and is counted. None at all passes here (GNUTLS_CERT_REQUIRE has refused
+ * it already where one is required; elsewhere the per-request check
+ * answers). The session's db pointer is t (set by sl_tls_conn_start). */
+static int verify_client(gnutls_session_t s)
+{
+    unsigned status = 0;
+    if (gnutls_certificate_get_peers(s, NULL) == NULL)
+        return 0;
+    if (gnutls_certificate_verify_peers2(s, &status) == 0 && status == 0)
+        return 0;
+    sl_tls *t = gnutls_db_get_ptr(s);
+    if (t != NULL)
+        sl_counter_add(atomic_load(&t->refused), 1);
+    return -1;
+}
+
 sl_tls_set *sl_tls_conn_start(sl_tls *t, struct MHD_Connection *conn, bool require)
 {
     const union MHD_ConnectionInfo *ci =
@@ -293,6 +318,12 @@ sl_tls_set *sl_tls_conn_start(sl_tls *t, struct MHD_Connection *conn, bool requi
     gnutls_certificate_server_set_request(s, !set->mutual ? GNUTLS_CERT_IGNORE
                                              : require    ? GNUTLS_CERT_REQUIRE
                                                           : GNUTLS_CERT_REQUEST);
+    if (set->mutual) {
+        /* libmicrohttpd keeps the session's own pointer for itself and
+         * uses no session cache, so the cache's pointer carries t */
+        gnutls_db_set_ptr(s, t);
+        gnutls_session_set_verify_function(s, verify_client);
+    }
     return set;
 }
 
