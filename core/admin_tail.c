@@ -292,12 +292,14 @@ static bool wait_streams(sl_admin_tail *t, long ms)
 /* Shuts down the sockets of t's streams (t->mu held): MHD closes them. */
 static void cut_streams(sl_admin_tail *t)
 {
-    for (tail_stream *ts = t->streams; ts != NULL; ts = ts->next) {
+    size_t n = 0;
+    for (tail_stream *ts = t->streams; ts != NULL; ts = ts->next, n++) {
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(ts->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         if (ci != NULL)
             shutdown(ci->connect_fd, SHUT_RDWR);
     }
+    sl_warn("admin", "%zu live tail stream(s) did not take their end; closing them", n);
 }
 
 void sl_admin_tail_stop(sl_admin_tail *t, sl_gateway *gw)
