@@ -33,9 +33,10 @@ enum {
     R_TLS_CERT,
     R_N
 };
-static const char *const REASONS[R_N] = {
-    "too_many_connections", "too_many_connections_per_client", "header_timeout", "body_timeout",
-    "too_many_headers",     "client_certificate",              "tls_client_certificate"};
+static const char *const REASONS[R_N] = {"too_many_connections",  "too_many_connections_per_client",
+                                         "header_timeout",        "body_timeout",
+                                         "too_many_headers",      "client_certificate",
+                                         "tls_client_certificate"};
 
 const sl_conf_doc hl_rate_doc[] = {
     SL_DOC_REQ("rate", "string", "requests allowed, as N/s, N/m or N/h (\"100/s\")"),

@@ -839,7 +839,8 @@ static enum MHD_Result dispatch(sl_admin *a, struct MHD_Connection *conn, const 
     if (dispatch_open(a, conn, url, method, &ret))
         return ret;
     char subject[256];
-    if (sl_tls_mutual(sl_http_daemon_tls(a->d)) && sl_tls_client_subject(conn, subject, sizeof subject) != 0)
+    if (sl_tls_mutual(sl_http_daemon_tls(a->d)) &&
+        sl_tls_client_subject(conn, subject, sizeof subject) != 0)
         return reply_error(conn, 401, NULL, "client_certificate_required", "%s", subject);
     int auth = check_auth(a, conn);
     if (auth == 401)
@@ -1050,8 +1051,7 @@ static sl_http_daemon *new_daemon(sl_gateway *gw, const sl_gateway_conf *setting
  * files are read again), else a new one (on the old one's socket when the
  * address is the same; the old one's connections are closed). NULL with
  * err (logged). */
-static sl_http_daemon *admin_daemon(sl_gateway *gw, const sl_gateway_conf *settings,
-                                    sl_error *err)
+static sl_http_daemon *admin_daemon(sl_gateway *gw, const sl_gateway_conf *settings, sl_error *err)
 {
     sl_http_daemon *d = sl_gateway_take_kept(gw, ADM_KEEP_KEY);
     const char *where = settings->admin_listen;

@@ -22,8 +22,8 @@
 #include "tail.h"
 
 #define PING_EVERY_MS 10000
-#define END_WAIT_MS 2000   /* for the streams to send their end at a stop */
-#define CLOSE_WAIT_MS 5000 /* for the ones that did not to be closed */
+#define END_WAIT_MS 2000          /* for the streams to send their end at a stop */
+#define CLOSE_WAIT_MS 5000        /* for the ones that did not to be closed */
 #define STREAM_SNDBUF (32 * 1024) /* kernel bytes a stream may have in flight */
 
 /* One open stream: what MHD's reader still has to send, and its client. */
@@ -44,8 +44,8 @@ struct sl_admin_tail {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool stop;
-    tail_stream *streams;  /* open ones (mu) */
-    pthread_cond_t gone;   /* a stream was freed */
+    tail_stream *streams; /* open ones (mu) */
+    pthread_cond_t gone;  /* a stream was freed */
     sl_gateway *gw;
 };
 

@@ -24,10 +24,10 @@ const sl_conf_doc sl_tls_doc[] = {
     SL_DOC_REQ("cert", "string", "PEM file: the server certificate (and its chain)"),
     SL_DOC_REQ("key", "string", "PEM file: the certificate's private key"),
     SL_DOC("client_ca", "string", NULL,
-           "PEM file of CAs: turns on mutual TLS; a client without a certificate fails the "
-           "handshake (the admin listener: gets 401, except /health and /ready), a request "
-           "whose certificate is not signed by one of them or out of its dates gets 401; the "
-           "subject is available to `mtls` auth and as the x-client-subject header"),
+           "PEM file of CAs: turns on mutual TLS; a client certificate not signed by one of "
+           "them or out of its dates fails the TLS handshake, and so does a client without a "
+           "certificate (the admin listener: gets 401, except /health and /ready); the subject "
+           "is available to `mtls` auth and as the x-client-subject header"),
     SL_DOC("min_version", "enum:1.2|1.3", "1.2", "oldest TLS version accepted"), SL_DOC_END};
 
 /* One credential set: a certificate, its key and the client CAs, as GnuTLS
@@ -46,7 +46,7 @@ struct sl_tls {
     pthread_mutex_t mu;
     sl_tls_set *cur;
     sl_counter *_Atomic refused; /* client certificates refused in the handshake */
-    char *cert, *key; /* the first set's PEM text, for MHD's own start-up options */
+    char *cert, *key;            /* the first set's PEM text, for MHD's own start-up options */
     const char *priorities;
 };
 

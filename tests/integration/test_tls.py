@@ -12,7 +12,6 @@ connection keeps working (on http_server and on the admin listener), and a
 broken replacement keeps the running one."""
 
 import http.client
-import json
 import os
 import signal
 import socket
