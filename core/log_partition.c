@@ -194,6 +194,33 @@ static int consumer_load(sl_partition *p, const char *fname, sl_error *err)
     return 0;
 }
 
+static int write_offset_file(sl_partition *p, const char *consumer, int64_t next_offset,
+                             sl_error *err);
+
+/* Brings every committed offset past the end of p back to the end, in its
+ * file too. With `fsync: interval` or `never` a worker reads records before
+ * they are durable and may commit past them; after a power cut those
+ * records are gone, and the records appended after the restart take their
+ * offsets: an offset left past the end would skip them. Caller: recover,
+ * once p->end is known. Returns 0, or -1 with err. */
+static int clamp_consumers(sl_partition *p, sl_error *err)
+{
+    for (size_t i = 0; i < p->ncons; i++) {
+        sl_consumer *c = &p->consumers[i];
+        if (c->offset <= p->end)
+            continue;
+        sl_warn("log",
+                "%s: consumer %s had committed offset %" PRId64 ", past the end %" PRId64
+                " of the log (records lost in a power cut with fsync interval or never); "
+                "it goes on from %" PRId64,
+                p->dir, c->name, c->offset, p->end, p->end);
+        if (write_offset_file(p, c->name, p->end, err) != 0)
+            return -1;
+        c->offset = p->end;
+    }
+    return 0;
+}
+
 /* Lists the segment bases in p->dir (sorted), loads consumer offsets and
  * removes leftover temporary files. */
 static int scan_dir(sl_partition *p, int64_t **bases, size_t *nbases, sl_error *err)
@@ -313,7 +340,8 @@ static int load_segments(sl_partition *p, const int64_t *bases, size_t nbases, i
  * later record is durable, so the records after a gap may have been
  * acknowledged), unless it and every segment after it are empty
  * (drop_empty_tail); one that overlaps its predecessor is cut with all after
- * it. */
+ * it. Committed offsets past the end are brought back to it
+ * (clamp_consumers). */
 static int recover(sl_partition *p, sl_error *err)
 {
     int64_t *bases;
@@ -357,7 +385,7 @@ static int recover(sl_partition *p, sl_error *err)
         p->bytes += sl_segment_bytes(p->segs[i]);
     p->end = p->segs[p->nseg - 1]->next_offset;
     p->durable = p->end;
-    return 0;
+    return clamp_consumers(p, err);
 }
 
 /* Opens partition index of topic t (its directory is t->dir/INDEX), creating
