@@ -812,6 +812,7 @@ static int on_deliver(sl_amqp_input *in, const amqp_frame_t *f)
     e->msg = msg;
     e->part = -1;
     e->off = -1;
+    e->cell = NULL;
     in->n_new++;
     return 0;
 }
