@@ -727,6 +727,22 @@ static rd_kafka_conf_t *input_conf(sl_kafka_input *in, sl_error *err)
     return conf;
 }
 
+/* Allocates in's batch state for route. Returns 0, or -1 out of memory
+ * (input_free frees what was allocated). */
+static int input_alloc(sl_kafka_input *in, sl_route *route)
+{
+    in->nparts = sl_route_partition_count(route);
+    in->last = calloc(in->nparts > 0 ? (size_t)in->nparts : 1, sizeof *in->last);
+    if (sl_route_external_log(route))
+        in->tickets = calloc(BATCH_MAX_MESSAGES, sizeof *in->tickets);
+    in->next = rd_kafka_topic_partition_list_new(8);
+    in->first = rd_kafka_topic_partition_list_new(8);
+    in->durable = rd_kafka_topic_partition_list_new(8);
+    bool ok = in->last && in->next && in->first && in->durable &&
+              (in->tickets || !sl_route_external_log(route));
+    return ok ? 0 : -1;
+}
+
 int sl_kafka_input_attach(sl_kafka *k, sl_route *route, sl_error *err)
 {
     const sl_route_conf *rc = sl_route_get_conf(route);
@@ -759,15 +775,7 @@ int sl_kafka_input_attach(sl_kafka *k, sl_route *route, sl_error *err)
     in->group = ic->group && ic->group[0] ? ic->group : rc->name;
     snprintf(in->cl.role, sizeof in->cl.role, "consumer of route %s, group %s", rc->name,
              in->group);
-    in->nparts = sl_route_partition_count(route);
-    in->last = calloc(in->nparts > 0 ? (size_t)in->nparts : 1, sizeof *in->last);
-    if (sl_route_external_log(route))
-        in->tickets = calloc(BATCH_MAX_MESSAGES, sizeof *in->tickets);
-    in->next = rd_kafka_topic_partition_list_new(8);
-    in->first = rd_kafka_topic_partition_list_new(8);
-    in->durable = rd_kafka_topic_partition_list_new(8);
-    if (!in->last || !in->next || !in->first || !in->durable ||
-        (sl_route_external_log(route) && !in->tickets)) {
+    if (input_alloc(in, route) < 0) {
         input_free(in);
         return sl_error_set(err, SL_ENOMEM, "connector %s: out of memory", k->name);
     }

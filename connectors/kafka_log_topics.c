@@ -13,13 +13,15 @@
 #define KT_TIMEOUT_MS 10000
 
 /* Sends CreateTopics for nt with a request timeout of KT_TIMEOUT_MS; the
- * answer comes to q. */
-static void create_send(sl_log_backend *b, rd_kafka_NewTopic_t *nt, rd_kafka_queue_t *q)
+ * answer comes to q, with topic (which must outlive it) as its opaque. */
+static void create_send(sl_log_backend *b, rd_kafka_NewTopic_t *nt, rd_kafka_queue_t *q,
+                        const char *topic)
 {
     rd_kafka_AdminOptions_t *o = rd_kafka_AdminOptions_new(b->prod, RD_KAFKA_ADMIN_OP_CREATETOPICS);
     if (o) {
         char errstr[128];
         rd_kafka_AdminOptions_set_request_timeout(o, KT_TIMEOUT_MS, errstr, sizeof errstr);
+        rd_kafka_AdminOptions_set_opaque(o, (void *)topic);
     }
     rd_kafka_CreateTopics(b->prod, &nt, 1, o, q);
     if (o)
@@ -56,7 +58,7 @@ int sl_kafka_log_topic_create(sl_log_backend *b, const char *topic, int n,
     for (size_t i = 0; configs && configs[i] && configs[i + 1]; i += 2)
         rd_kafka_NewTopic_set_config(nt, configs[i], configs[i + 1]);
     rd_kafka_queue_t *q = rd_kafka_queue_new(b->prod);
-    create_send(b, nt, q);
+    create_send(b, nt, q, topic);
     rd_kafka_event_t *ev = rd_kafka_queue_poll(q, KT_TIMEOUT_MS + 1000);
     const char *why = NULL;
     rd_kafka_resp_err_t e = create_result(ev, &why);
@@ -108,7 +110,7 @@ static void create_later(sl_log_backend *b, const char *topic, const char *what)
     } else {
         sl_info(SL_KAFKA_COMPONENT, "route %s: the %s topic %s is missing; creating it",
                 b->route->name, what, topic);
-        create_send(b, nt, b->topics_q);
+        create_send(b, nt, b->topics_q, topic);
     }
     if (nt)
         rd_kafka_NewTopic_destroy(nt);
@@ -127,11 +129,9 @@ void sl_kafka_log_topics_poll(sl_log_backend *b, bool final)
     rd_kafka_event_t *ev;
     while (b->topics_q && (ev = rd_kafka_queue_poll(b->topics_q, 0)) != NULL) {
         const char *why = NULL;
-        const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
-        size_t cnt = 0;
-        const rd_kafka_topic_result_t **tr =
-            res ? rd_kafka_CreateTopics_result_topics(res, &cnt) : NULL;
-        const char *topic = cnt == 1 ? rd_kafka_topic_result_name(tr[0]) : "?";
+        const char *topic = rd_kafka_event_opaque(ev);
+        if (!topic)
+            topic = "(no name: out of memory)";
         if (create_result(ev, &why))
             sl_warn(SL_KAFKA_COMPONENT,
                     "route %s: could not create topic %s: %s; create it (with the partition "
