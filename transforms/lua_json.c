@@ -364,7 +364,6 @@ static void dec_members(jdec *d, int t)
             flush_keys(L, t, &n, pending, false);
             pending = 0;
         }
-        luaL_checkstack(L, 8, "json: nested too deeply");
         skip_ws(d);
         if (d->p < d->end && *d->p == ',') {
             d->p++;
@@ -387,7 +386,9 @@ static void dec_object(jdec *d)
     lua_State *L = d->L;
     if (++d->depth > MAX_DEPTH)
         dec_error(d, "nested too deeply");
-    luaL_checkstack(L, 8, "json: nested too deeply");
+    /* the object, its order, up to KEYS_ON_STACK pending keys, a key and a
+     * value: checked once here, not per member */
+    luaL_checkstack(L, KEYS_ON_STACK + 8, "json: nested too deeply");
     /* sized like the last object at this depth: no rehash as members come
      * in when messages look alike */
     unsigned char *hint = &d->h->obj_hint[d->depth & 7];
