@@ -482,6 +482,7 @@ const sl_log_backend_type sl_kafka_log_backend = {
     .wake = sl_kafka_log_wake,
     .info = sl_kafka_log_info,
     .rewind = sl_kafka_log_rewind,
+    .hold = sl_kafka_log_hold,
     .start = kl_start,
     .stop = kl_stop,
     .free = kl_free,

@@ -164,6 +164,22 @@ static enum MHD_Result ep_routes(sl_admin *a, struct MHD_Connection *conn)
     return reply_json(conn, 200, root);
 }
 
+/* Adds to partition o whether fetching from a log a connector holds is
+ * paused and why ("breaker": held while an output's breaker is open;
+ * "buffer_full"), and how many records are buffered; null on the embedded
+ * log. Returns 0, or -1 when out of memory. */
+static int add_fetch_state(json_t *o, const sl_route_partition_info *info)
+{
+    bool embedded = info->buffered < 0;
+    const char *by = !info->fetch_paused ? NULL : info->held ? "breaker" : "buffer_full";
+    int rc = json_object_set_new(o, "fetch_paused",
+                                 embedded ? json_null() : json_boolean(info->fetch_paused));
+    rc |= json_object_set_new(o, "fetch_paused_by", by ? json_string(by) : json_null());
+    rc |= json_object_set_new(o, "buffered",
+                              embedded ? json_null() : json_integer(info->buffered));
+    return rc ? -1 : 0;
+}
+
 static enum MHD_Result ep_route(sl_admin *a, struct MHD_Connection *conn, sl_route *r)
 {
     const sl_route_conf *rc = sl_route_get_conf(r);
@@ -191,7 +207,7 @@ static enum MHD_Result ep_route(sl_admin *a, struct MHD_Connection *conn, sl_rou
             info.corrupt_offset >= 0 ? json_integer(info.corrupt_offset) : json_null(),
             "corrupt_next_offset",
             info.corrupt_offset >= 0 ? json_integer(info.corrupt_next) : json_null());
-        if (o == NULL || json_array_append_new(parts, o) != 0) {
+        if (o == NULL || add_fetch_state(o, &info) < 0 || json_array_append_new(parts, o) != 0) {
             json_decref(root);
             return reply_error(conn, 500, NULL, "internal", "out of memory");
         }

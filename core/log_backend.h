@@ -31,6 +31,9 @@ typedef struct sl_log_backend_info {
     int64_t start_offset; /* first offset in the log, or -1 when unknown */
     int64_t end_offset;   /* next offset to be appended, or -1 when unknown */
     int64_t committed;    /* next offset to process, or -1 when unknown */
+    bool fetch_paused;    /* fetching from the log is paused (buffer full, or held) */
+    bool held;            /* held by the worker (hold): an output's breaker is open */
+    int64_t buffered;     /* records fetched and not yet committed past, or -1 */
 } sl_log_backend_info;
 
 typedef struct sl_log_backend_type {
@@ -74,6 +77,13 @@ typedef struct sl_log_backend_type {
     int (*commit)(sl_log_backend *b, int p, int64_t next, sl_error *err);
     /* Wakes p's worker out of read (stop, pause, rewind). Thread-safe. */
     void (*wake)(sl_log_backend *b, int p);
+    /* Optional (NULL: the log keeps fetching while the worker waits):
+     * held true stops fetching partition p from the log while its worker
+     * waits for an output's breaker (no attempt spent, nothing dropped:
+     * what was fetched stays buffered); false fetches again. Fetching
+     * stops only there: the backend keeps its group membership alive.
+     * Called by p's worker only. */
+    void (*hold)(sl_log_backend *b, int p, bool held);
     /* Fills what is known about partition p. Thread-safe, quick. */
     void (*info)(sl_log_backend *b, int p, sl_log_backend_info *out);
     /* Moves every partition this gateway holds back to the first offset at

@@ -874,6 +874,9 @@ static void backend_partition_info(sl_route *r, sl_worker *w, sl_route_partition
     info->start_offset = bi.start_offset;
     info->end_offset = bi.end_offset;
     info->committed = bi.committed;
+    info->fetch_paused = bi.fetch_paused;
+    info->held = bi.held;
+    info->buffered = bi.buffered;
 }
 
 int sl_route_get_partition_info(sl_route *r, int i, sl_route_partition_info *info)
@@ -890,6 +893,7 @@ int sl_route_get_partition_info(sl_route *r, int i, sl_route_partition_info *inf
         info->start_offset = sl_partition_start_offset(w->part);
         info->end_offset = sl_partition_end_offset(w->part);
         info->committed = atomic_load(&w->committed);
+        info->buffered = -1;
     }
     info->lag = info->end_offset > info->committed ? info->end_offset - info->committed : 0;
     info->attempts = atomic_load(&w->head_attempts);
@@ -1524,7 +1528,13 @@ static bool wait_before_retry(sl_worker *w, const round_state *rs, unsigned *see
                                 : backoff_ms(&r->conf->retry, rs->head_attempts, seed);
     sl_debug("route", "route %s partition %d: retry in %" PRIu64 " ms (attempt %d): %s",
              r->conf->name, w->index, wait, rs->head_attempts, rs->head_error);
-    return sleep_until(w, wait, for_breaker);
+    bool hold = for_breaker && r->backend && r->bt->hold; /* stop fetching meanwhile */
+    if (hold)
+        r->bt->hold(r->backend, w->index, true);
+    bool stopped = sleep_until(w, wait, for_breaker);
+    if (hold)
+        r->bt->hold(r->backend, w->index, false);
+    return stopped;
 }
 
 /* The number of leading items that are finished. */
