@@ -175,8 +175,7 @@ static int add_fetch_state(json_t *o, const sl_route_partition_info *info)
     int rc = json_object_set_new(o, "fetch_paused",
                                  embedded ? json_null() : json_boolean(info->fetch_paused));
     rc |= json_object_set_new(o, "fetch_paused_by", by ? json_string(by) : json_null());
-    rc |= json_object_set_new(o, "buffered",
-                              embedded ? json_null() : json_integer(info->buffered));
+    rc |= json_object_set_new(o, "buffered", embedded ? json_null() : json_integer(info->buffered));
     return rc ? -1 : 0;
 }
 

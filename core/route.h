@@ -165,15 +165,15 @@ typedef struct sl_route_partition_info {
     int64_t lag;          /* end_offset - committed */
     bool paused;
     bool assigned; /* a log a connector holds: this gateway works on the partition now */
+    int attempts;  /* of the message at the head, when it is being retried */
+    char last_error[256];
+    int64_t corrupt_offset; /* the damaged offset the partition is held at, or -1 */
+    int64_t corrupt_next;   /* the first readable offset after that damage */
     /* a log a connector holds: its fetching is paused (held for an open
      * breaker, or its buffer is full); how many records it buffers (-1: none) */
     bool fetch_paused;
     bool held;
     int64_t buffered;
-    int attempts;  /* of the message at the head, when it is being retried */
-    char last_error[256];
-    int64_t corrupt_offset; /* the damaged offset the partition is held at, or -1 */
-    int64_t corrupt_next;   /* the first readable offset after that damage */
 } sl_route_partition_info;
 
 /* Fills info about partition i. Returns 0, or -1 when i is out of range. */
