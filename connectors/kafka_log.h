@@ -153,6 +153,14 @@ void sl_kafka_log_reply(sl_log_backend *b, const char *address, const char *id,
 int sl_kafka_log_dead_letter(sl_log_backend *b, const sl_record *rec, sl_error *err);
 const char *sl_kafka_log_dead_letter_topic(sl_log_backend *b);
 
+/* The backend table's dlq_list and dlq_act (the admin API's dead letter
+ * calls; connectors/kafka_log_admin.c). */
+int sl_kafka_log_dlq_list(sl_log_backend *b, int64_t from, size_t limit, sl_dlq_entry **out,
+                          size_t *n, int64_t *pending, sl_error *err);
+int sl_kafka_log_dlq_act(sl_log_backend *b, const sl_dlq_select *sel, bool purge, const char *by,
+                         sl_log_redrive_fn redrive, void *arg, size_t *count, size_t *refused,
+                         sl_error *err);
+
 /* The backend table's idem_open, idem_get and idem_put (core/log_backend.h;
  * connectors/kafka_log_idem.c). */
 int sl_kafka_log_idem_open(sl_log_backend *b, uint64_t window_ms, sl_error *err);

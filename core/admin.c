@@ -462,7 +462,7 @@ static enum MHD_Result ep_dlq(struct MHD_Connection *conn, sl_route *r)
         return reply_error(conn, 500, NULL, "dlq_read_failed", "%s", err.msg);
     json_t *list = json_array();
     json_t *root = json_pack("{s:s,s:s,s:I,s:o}", "route", sl_route_name(r), "topic",
-                             sl_route_get_conf(r)->dead_letter_topic, "pending",
+                             sl_route_dlq_topic(r), "pending",
                              (json_int_t)pending, "entries", list);
     for (size_t i = 0; root && i < n; i++) {
         json_t *o = dlq_entry_json(&entries[i]);

@@ -36,6 +36,14 @@ typedef struct sl_log_backend_info {
     int64_t buffered;     /* records fetched and not yet committed past, or -1 */
 } sl_log_backend_info;
 
+/* Appends the redrive of dead letter `dead` to the route (as
+ * sl_route_dlq_redrive describes: the failed outputs' message, or with
+ * rerun the original), to the partition the route's key picks. Sets
+ * *ticket (for on_durable). Returns 0, 1 when the route refuses it for
+ * good (its key cannot be read), or -1 with err. Given by core. */
+typedef int (*sl_log_redrive_fn)(void *arg, const sl_record *dead, bool rerun, int64_t *ticket,
+                                 sl_error *err);
+
 typedef struct sl_log_backend_type {
     /* The keys of `log:` after `connector` (NULL-terminated) and their
      * documentation (core/config.h), for the loader and the reference. */
@@ -119,6 +127,19 @@ typedef struct sl_log_backend_type {
     int (*dead_letter)(sl_log_backend *b, const sl_record *rec, sl_error *err);
     /* The name of that topic (for logs); NULL when dead_letter is. */
     const char *(*dead_letter_topic)(sl_log_backend *b);
+    /* The admin API's dead letter calls (optional, with dead_letter; NULL:
+     * refused). dlq_list is sl_route_dlq_list on the dead letter topic (an
+     * entry's offset is a position unique in that topic). dlq_act is
+     * sl_route_dlq_redrive (purge false: each picked entry goes through
+     * redrive(arg, ...), its append is made durable, then it is marked
+     * redriven) or sl_route_dlq_purge (purge true: marked purged); marks are
+     * records in the dead letter topic, seen by every gateway. Core
+     * serializes the calls per route. Return 0 or -1 with err. */
+    int (*dlq_list)(sl_log_backend *b, int64_t from, size_t limit, sl_dlq_entry **out, size_t *n,
+                    int64_t *pending, sl_error *err);
+    int (*dlq_act)(sl_log_backend *b, const sl_dlq_select *sel, bool purge, const char *by,
+                   sl_log_redrive_fn redrive, void *arg, size_t *count, size_t *refused,
+                   sl_error *err);
     /* Optional (NULL: each gateway remembers Idempotency-Keys alone): a
      * key -> value store shared by every gateway of the route, for inputs'
      * Idempotency-Key dedupe. idem_open starts it, reading back what was

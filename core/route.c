@@ -1316,6 +1316,11 @@ static const char *dlq_name(const sl_route *r)
     return r->conf->dead_letter_topic;
 }
 
+const char *sl_route_dlq_topic(const sl_route *r)
+{
+    return dlq_name(r);
+}
+
 /* Adds the dead-letter headers to m, appends it to r's dead letter topic and
  * waits until that is durable. Returns 0, or -1 with e. */
 static int dlq_append(sl_route *r, sl_msg *m, const char *error, int attempts, int status,
@@ -2417,6 +2422,8 @@ int sl_route_dlq_list(sl_route *r, int64_t from, size_t limit, sl_dlq_entry **ou
 {
     *out = NULL;
     *n = 0;
+    if (r->backend && r->bt->dlq_list) /* the backend's dead letter topic */
+        return r->bt->dlq_list(r->backend, from, limit, out, n, pending, err);
     sl_partition *p = sl_topic_partition(r->dlq, 0);
     *pending = sl_dlq_depth(r->dlq_state);
     if (limit == 0)
@@ -2601,15 +2608,50 @@ static int dlq_pass_run(sl_route *r, dlq_pass *ps, size_t *count, sl_error *err)
     return rc < 0 ? -1 : 0;
 }
 
+/* The backend's redrive callback (sl_log_redrive_fn): redrive_message,
+ * appended to the route. */
+static int redrive_to_backend(void *arg, const sl_record *dead, bool rerun, int64_t *ticket,
+                              sl_error *err)
+{
+    sl_route *r = arg;
+    sl_msg *m = redrive_message(dead, rerun, err);
+    int rc = m ? append_to_route(r, m, err) : -1;
+    if (rc == 0)
+        *ticket = m->offset;
+    else if (m && err->code == SL_EINVAL) {
+        sl_warn("route", "route %s: dead letter of message %s not redriven: %s", r->conf->name,
+                m->id, err->msg);
+        rc = 1;
+    }
+    sl_msg_free(m);
+    return rc;
+}
+
+/* Redrive or purge on a log a connector holds: the backend's dead letters. */
+static int dlq_act_backend(sl_route *r, const sl_dlq_select *sel, bool purge, const char *by,
+                           size_t *count, size_t *refused, sl_error *err)
+{
+    *count = *refused = 0;
+    if (!r->bt->dlq_act)
+        return sl_error_set(err, SL_EINVAL,
+                            "dead letter calls are not available on route %s: its log's "
+                            "connector keeps no dead letters",
+                            r->conf->name);
+    pthread_mutex_lock(&r->redrive_mu);
+    int rc = r->bt->dlq_act(r->backend, sel, purge, by, redrive_to_backend, r, count, refused, err);
+    pthread_mutex_unlock(&r->redrive_mu);
+    if (*count)
+        sl_info("route", "route %s: %zu dead letter(s) %s by %s", r->conf->name, *count,
+                purge ? "purged" : "redriven", by);
+    return rc;
+}
+
 int sl_route_dlq_redrive(sl_route *r, const sl_dlq_select *sel, const char *by, size_t *count,
                          size_t *refused, sl_error *err)
 {
     *count = *refused = 0;
     if (r->backend)
-        return sl_error_set(err, SL_EINVAL,
-                            "redrive is not available yet on a route whose log a connector "
-                            "holds (its dead letters are in %s)",
-                            dlq_name(r));
+        return dlq_act_backend(r, sel, false, by, count, refused, err);
     dlq_pass ps = {sel, false, by, sel->limit ? sel->limit : SIZE_MAX, 0, 0, 0};
     int rc = dlq_pass_run(r, &ps, count, err);
     *refused = ps.refused;
@@ -2619,6 +2661,9 @@ int sl_route_dlq_redrive(sl_route *r, const sl_dlq_select *sel, const char *by, 
 int sl_route_dlq_purge(sl_route *r, const sl_dlq_select *sel, const char *by, size_t *count,
                        sl_error *err)
 {
+    size_t refused = 0;
+    if (r->backend)
+        return dlq_act_backend(r, sel, true, by, count, &refused, err);
     dlq_pass ps = {sel, true, by, sel->limit ? sel->limit : SIZE_MAX, 0, 0, 0};
     return dlq_pass_run(r, &ps, count, err);
 }

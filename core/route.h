@@ -226,6 +226,10 @@ int sl_route_dlq_list(sl_route *r, int64_t from, size_t limit, sl_dlq_entry **ou
                       int64_t *pending, sl_error *err);
 void sl_dlq_entries_free(sl_dlq_entry *entries, size_t n);
 
+/* The name of the route's dead letter topic (the embedded log's, or the one
+ * its log's connector writes to). */
+const char *sl_route_dlq_topic(const sl_route *r);
+
 /* Which dead letters a redrive or purge takes: pending entries only (never
  * one already redriven or purged), oldest first. */
 typedef struct sl_dlq_select {
