@@ -461,9 +461,9 @@ static enum MHD_Result ep_dlq(struct MHD_Connection *conn, sl_route *r)
     if (sl_route_dlq_list(r, from, (size_t)limit, &entries, &n, &pending, &err) < 0)
         return reply_error(conn, 500, NULL, "dlq_read_failed", "%s", err.msg);
     json_t *list = json_array();
-    json_t *root = json_pack("{s:s,s:s,s:I,s:o}", "route", sl_route_name(r), "topic",
-                             sl_route_dlq_topic(r), "pending",
-                             (json_int_t)pending, "entries", list);
+    json_t *root =
+        json_pack("{s:s,s:s,s:I,s:o}", "route", sl_route_name(r), "topic", sl_route_dlq_topic(r),
+                  "pending", (json_int_t)pending, "entries", list);
     for (size_t i = 0; root && i < n; i++) {
         json_t *o = dlq_entry_json(&entries[i]);
         if (!o || json_array_append_new(list, o) != 0) {
