@@ -277,10 +277,10 @@ static void kl_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                     : rd_kafka_incremental_unassign(rk, parts);
     else
         err = rd_kafka_assign(rk, assign ? parts : NULL);
-    if (assign) /* a partition paused under an earlier assignment fetches again */
+    if (assign) { /* a partition paused under an earlier assignment fetches again */
         rd_kafka_resume_partitions(rk, parts);
-    if (assign)
-        pause_held(b, parts);
+        pause_held(b, parts); /* unless its worker waits for a breaker */
+    }
     if (er) {
         sl_err(SL_KAFKA_COMPONENT, "connector %s (%s): (un)assign: %s", b->k->name, b->ccl.role,
                rd_kafka_error_string(er));
