@@ -37,6 +37,7 @@
 #define COMMIT_MAX_RECORDS 4096
 #define COMMIT_MAX_MS 100
 #define WATCH_BUCKETS 1024
+#define BREAKER_HOLD_MIN_MS 500 /* shorter breaker waits do not pause a connector's log */
 
 /* One element of `to:` at run time. */
 typedef struct sl_output_rt {
@@ -1533,7 +1534,9 @@ static bool wait_before_retry(sl_worker *w, const round_state *rs, unsigned *see
                                 : backoff_ms(&r->conf->retry, rs->head_attempts, seed);
     sl_debug("route", "route %s partition %d: retry in %" PRIu64 " ms (attempt %d): %s",
              r->conf->name, w->index, wait, rs->head_attempts, rs->head_error);
-    bool hold = for_breaker && r->backend && r->bt->hold; /* stop fetching meanwhile */
+    /* a log a connector holds stops fetching the partition meanwhile; not for
+     * the short waits of a half-open breaker whose probes are all out */
+    bool hold = for_breaker && wait >= BREAKER_HOLD_MIN_MS && r->backend && r->bt->hold;
     if (hold)
         r->bt->hold(r->backend, w->index, true);
     bool stopped = sleep_until(w, wait, for_breaker);
