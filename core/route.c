@@ -2083,6 +2083,7 @@ static void on_damage(sl_worker *w, int64_t *next)
     if (stop || quarantine(w, &d) != 0 ||
         sl_partition_commit(w->part, r->conf->name, d.next_offset, &e) < 0) {
         free(d.bytes);
+        write_commit(w); /* the offset up to the damage is on disk before anyone sees the hold */
         atomic_store(&w->corrupt_next, d.next_offset);
         atomic_store(&w->corrupt_at, d.first_offset); /* held: /ready says so */
         sleep_interruptible(w, 1000);
