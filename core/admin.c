@@ -165,6 +165,21 @@ static enum MHD_Result ep_routes(sl_admin *a, struct MHD_Connection *conn)
     return reply_json(conn, 200, root);
 }
 
+/* Adds to partition o whether fetching from a log a connector holds is
+ * paused and why ("breaker": held while an output's breaker is open;
+ * "buffer_full"), and how many records are buffered; null on the embedded
+ * log. Returns 0, or -1 when out of memory. */
+static int add_fetch_state(json_t *o, const sl_route_partition_info *info)
+{
+    bool embedded = info->buffered < 0;
+    const char *by = !info->fetch_paused ? NULL : info->held ? "breaker" : "buffer_full";
+    int rc = json_object_set_new(o, "fetch_paused",
+                                 embedded ? json_null() : json_boolean(info->fetch_paused));
+    rc |= json_object_set_new(o, "fetch_paused_by", by ? json_string(by) : json_null());
+    rc |= json_object_set_new(o, "buffered", embedded ? json_null() : json_integer(info->buffered));
+    return rc ? -1 : 0;
+}
+
 static enum MHD_Result ep_route(sl_admin *a, struct MHD_Connection *conn, sl_route *r)
 {
     const sl_route_conf *rc = sl_route_get_conf(r);
@@ -192,7 +207,7 @@ static enum MHD_Result ep_route(sl_admin *a, struct MHD_Connection *conn, sl_rou
             info.corrupt_offset >= 0 ? json_integer(info.corrupt_offset) : json_null(),
             "corrupt_next_offset",
             info.corrupt_offset >= 0 ? json_integer(info.corrupt_next) : json_null());
-        if (o == NULL || json_array_append_new(parts, o) != 0) {
+        if (o == NULL || add_fetch_state(o, &info) < 0 || json_array_append_new(parts, o) != 0) {
             json_decref(root);
             return reply_error(conn, 500, NULL, "internal", "out of memory");
         }
@@ -447,9 +462,9 @@ static enum MHD_Result ep_dlq(struct MHD_Connection *conn, sl_route *r)
     if (sl_route_dlq_list(r, from, (size_t)limit, &entries, &n, &pending, &err) < 0)
         return reply_error(conn, 500, NULL, "dlq_read_failed", "%s", err.msg);
     json_t *list = json_array();
-    json_t *root = json_pack("{s:s,s:s,s:I,s:o}", "route", sl_route_name(r), "topic",
-                             sl_route_get_conf(r)->dead_letter_topic, "pending",
-                             (json_int_t)pending, "entries", list);
+    json_t *root =
+        json_pack("{s:s,s:s,s:I,s:o}", "route", sl_route_name(r), "topic", sl_route_dlq_topic(r),
+                  "pending", (json_int_t)pending, "entries", list);
     for (size_t i = 0; root && i < n; i++) {
         json_t *o = dlq_entry_json(&entries[i]);
         if (!o || json_array_append_new(list, o) != 0) {
