@@ -70,9 +70,26 @@ struct hc_batch {
 
 /* An easy handle in use or kept for reuse, with its response buffer. Only
  * the loop thread touches slots. */
+/* A request's header lines as a curl_slist built in storage the slot keeps
+ * (nodes and line text), so that preparing a request allocates nothing once
+ * the slot has seen one as large. While lines are added, nodes[i].data holds
+ * an offset into buf (buf may move as it grows); hdr_list_done links them. */
+typedef struct hdr_list {
+    struct curl_slist *nodes;
+    size_t n, cap;
+    char *buf;
+    size_t used, buf_cap;
+} hdr_list;
+
 typedef struct hc_slot {
     CURL *easy;
-    struct curl_slist *hdrs;
+    hdr_list hdrs;
+    /* What the easy handle was last set up for (see slot_setup): a request
+     * with the same url, method and connector config only sets its headers
+     * and body; anything else resets the handle first. */
+    char *prep_url;
+    char prep_method[16];
+    const sl_http_client_conf *prep_conf;
     char *resp;
     size_t resp_len, resp_cap;
     size_t resp_max; /* bytes kept: HC_RESP_CAP, or SL_HTTP_MAX_RESPONSE for calls */
@@ -188,7 +205,9 @@ static void slot_free(hc_slot *slot)
         return;
     if (slot->easy)
         curl_easy_cleanup(slot->easy);
-    curl_slist_free_all(slot->hdrs);
+    free(slot->hdrs.nodes);
+    free(slot->hdrs.buf);
+    free(slot->prep_url);
     free(slot->resp);
     free(slot);
 }
@@ -198,7 +217,6 @@ static hc_slot *slot_get(hc_state *s)
     hc_slot *slot = s->free_slots;
     if (slot) {
         s->free_slots = slot->next_free;
-        curl_easy_reset(slot->easy);
     } else {
         slot = calloc(1, sizeof *slot);
         if (!slot)
@@ -219,8 +237,6 @@ static hc_slot *slot_get(hc_state *s)
 
 static void slot_put(hc_state *s, hc_slot *slot)
 {
-    curl_slist_free_all(slot->hdrs);
-    slot->hdrs = NULL;
     slot->req = NULL;
     if (slot->resp_cap > 4096) { /* do not keep big buffers around */
         free(slot->resp);
@@ -249,38 +265,75 @@ static const sl_msg_header *msg_header(const sl_msg *msg, const char *name)
     return NULL;
 }
 
-/* Appends "Name: value" (or "Name;" for an empty value, which curl sends as
- * an empty header) to *list. Returns 0 or -1 when out of memory. */
-static int add_header(struct curl_slist **list, const char *name, size_t name_len,
-                      const char *value, size_t value_len)
+/* Makes room in l for one more line of need bytes (NUL included). Returns 0
+ * or -1 when out of memory (l unchanged). */
+static int hdr_list_reserve(hdr_list *l, size_t need)
 {
-    char stack[512];
-    size_t need = name_len + value_len + 3;
-    char *line = need <= sizeof stack ? stack : malloc(need);
-    if (!line)
-        return -1;
-    memcpy(line, name, name_len);
-    if (value_len == 0) {
-        line[name_len] = ';';
-        line[name_len + 1] = '\0';
-    } else {
-        line[name_len] = ':';
-        line[name_len + 1] = ' ';
-        memcpy(line + name_len + 2, value, value_len);
-        line[name_len + 2 + value_len] = '\0';
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 8;
+        struct curl_slist *v = realloc(l->nodes, cap * sizeof *v);
+        if (!v)
+            return -1;
+        l->nodes = v;
+        l->cap = cap;
     }
-    struct curl_slist *l = curl_slist_append(*list, line);
-    if (line != stack)
-        free(line);
-    if (!l)
-        return -1;
-    *list = l;
+    if (l->used + need > l->buf_cap) {
+        size_t cap = l->buf_cap ? l->buf_cap : 512;
+        while (cap < l->used + need)
+            cap *= 2;
+        char *b = realloc(l->buf, cap);
+        if (!b)
+            return -1;
+        l->buf = b;
+        l->buf_cap = cap;
+    }
     return 0;
 }
 
-static int build_headers(const hc_batch *b, const sl_msg *msg, struct curl_slist **out)
+/* Appends "Name: value" (or "Name;" for an empty value, which curl sends as
+ * an empty header; or the line name alone when value is NULL) to l. Returns
+ * 0 or -1 when out of memory. */
+static int add_header(hdr_list *l, const char *name, size_t name_len, const char *value,
+                      size_t value_len)
 {
-    struct curl_slist *l = NULL;
+    if (hdr_list_reserve(l, name_len + value_len + 3) < 0)
+        return -1;
+    char *line = l->buf + l->used;
+    memcpy(line, name, name_len);
+    size_t len = name_len;
+    if (!value) {
+        /* the raw line */
+    } else if (value_len == 0) {
+        line[len++] = ';';
+    } else {
+        line[len++] = ':';
+        line[len++] = ' ';
+        memcpy(line + len, value, value_len);
+        len += value_len;
+    }
+    line[len] = '\0';
+    l->nodes[l->n].data = (char *)(uintptr_t)l->used;
+    l->n++;
+    l->used += len + 1;
+    return 0;
+}
+
+/* Points the nodes of l at their lines and links them. Returns the list. */
+static struct curl_slist *hdr_list_done(hdr_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        l->nodes[i].data = l->buf + (uintptr_t)l->nodes[i].data;
+        l->nodes[i].next = i + 1 < l->n ? &l->nodes[i + 1] : NULL;
+    }
+    return l->n ? l->nodes : NULL;
+}
+
+/* Fills l (emptied first) with the header lines of msg's request. Returns 0
+ * or -1 when out of memory. */
+static int build_headers(const hc_batch *b, const sl_msg *msg, hdr_list *l)
+{
+    l->n = 0;
+    l->used = 0;
     if (b->set_content_type) {
         const sl_msg_header *ct = msg_header(msg, SL_HDR_CONTENT_TYPE);
         const char *v = "application/octet-stream";
@@ -289,14 +342,14 @@ static int build_headers(const hc_batch *b, const sl_msg *msg, struct curl_slist
             v = ct->value;
             vl = ct->value_len;
         }
-        if (add_header(&l, "Content-Type", 12, v, vl) < 0)
+        if (add_header(l, "Content-Type", 12, v, vl) < 0)
             goto oom;
     }
     size_t idl = strnlen(msg->id, SL_ID_LEN);
     if (idl > 0 && header_value_ok(msg->id, idl)) {
-        if (b->set_idem && add_header(&l, "Idempotency-Key", 15, msg->id, idl) < 0)
+        if (b->set_idem && add_header(l, "Idempotency-Key", 15, msg->id, idl) < 0)
             goto oom;
-        if (b->set_msgid && add_header(&l, "X-Message-Id", 12, msg->id, idl) < 0)
+        if (b->set_msgid && add_header(l, "X-Message-Id", 12, msg->id, idl) < 0)
             goto oom;
     }
     /* The message's headers that forward_headers lets through (by default
@@ -311,28 +364,73 @@ static int build_headers(const hc_batch *b, const sl_msg *msg, struct curl_slist
         for (size_t k = 0; fwd && k < b->n_hdrs; k++)
             fwd = !(b->hdrs[k].name_len == nl && strncasecmp(b->hdrs[k].name, mh->name, nl) == 0);
         if (fwd && header_value_ok(mh->value, mh->value_len) &&
-            add_header(&l, mh->name, nl, mh->value, mh->value_len) < 0)
+            add_header(l, mh->name, nl, mh->value, mh->value_len) < 0)
             goto oom;
     }
     for (size_t i = 0; i < b->n_hdrs; i++) {
         const hc_hdr *h = &b->hdrs[i];
-        if (add_header(&l, h->name, h->name_len, h->value, strlen(h->value)) < 0)
+        if (add_header(l, h->name, h->name_len, h->value, strlen(h->value)) < 0)
             goto oom;
     }
-    if (b->auth && add_header(&l, "Authorization", 13, b->auth, strlen(b->auth)) < 0)
+    if (b->auth && add_header(l, "Authorization", 13, b->auth, strlen(b->auth)) < 0)
         goto oom;
     /* "Expect:" removes curl's Expect: 100-continue (one round trip less). */
-    struct curl_slist *with_expect = curl_slist_append(l, "Expect:");
-    if (!with_expect)
+    if (add_header(l, "Expect:", 7, NULL, 0) < 0)
         goto oom;
-    *out = with_expect;
     return 0;
 oom:
-    curl_slist_free_all(l);
     return -1;
 }
 
-/* Sets slot's easy handle up for req. Returns 0, or -1 when out of memory
+#define SETOPT(opt, val)                                                                           \
+    do {                                                                                           \
+        if (rc == CURLE_OK)                                                                        \
+            rc = curl_easy_setopt(e, opt, val);                                                    \
+    } while (0)
+
+/* Resets slot's easy handle and sets what every request of batch b shares
+ * (url, method, timeouts, TLS), remembering it in slot->prep_*. Returns 0,
+ * or -1 when out of memory or curl refuses an option (nothing remembered
+ * then). Loop thread. */
+static int slot_prepare(hc_state *s, hc_slot *slot, const hc_batch *b)
+{
+    CURL *e = slot->easy;
+    free(slot->prep_url);
+    slot->prep_url = NULL;
+    curl_easy_reset(e);
+    CURLcode rc = CURLE_OK;
+    SETOPT(CURLOPT_URL, b->url);
+    SETOPT(CURLOPT_PRIVATE, slot);
+    SETOPT(CURLOPT_NOSIGNAL, 1L);
+    SETOPT(CURLOPT_TCP_NODELAY, 1L);
+    SETOPT(CURLOPT_TIMEOUT_MS, s->timeout_ms);
+    SETOPT(CURLOPT_WRITEFUNCTION, on_body);
+    SETOPT(CURLOPT_WRITEDATA, slot);
+    SETOPT(CURLOPT_ERRORBUFFER, slot->errbuf);
+    SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
+    SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
+    if (rc == CURLE_OK)
+        rc = sl_hc_tls_apply(e, &b->conf->tls);
+    if (b->body) {
+        if (strcmp(b->method, "POST") != 0)
+            SETOPT(CURLOPT_CUSTOMREQUEST, b->method);
+    } else if (strcmp(b->method, "HEAD") == 0) {
+        SETOPT(CURLOPT_NOBODY, 1L);
+    } else {
+        SETOPT(CURLOPT_HTTPGET, 1L);
+        if (strcmp(b->method, "GET") != 0)
+            SETOPT(CURLOPT_CUSTOMREQUEST, b->method);
+    }
+    if (rc != CURLE_OK || !(slot->prep_url = strdup(b->url)))
+        return -1;
+    memcpy(slot->prep_method, b->method, sizeof slot->prep_method);
+    slot->prep_conf = b->conf;
+    return 0;
+}
+
+/* Sets slot's easy handle up for req: prepared once per url, method and
+ * connector config (slot_prepare), then only the headers and the body per
+ * request, in storage the slot keeps. Returns 0, or -1 when out of memory
  * or curl refuses an option. Loop thread. */
 static int slot_setup(hc_state *s, hc_slot *slot, hc_req *req)
 {
@@ -344,40 +442,23 @@ static int slot_setup(hc_state *s, hc_slot *slot, hc_req *req)
         slot->resp_max = SL_HTTP_MAX_RESPONSE;
     if (build_headers(b, msg, &slot->hdrs) < 0)
         return -1;
+    bool same = slot->prep_url && slot->prep_conf == b->conf &&
+                strcmp(slot->prep_method, b->method) == 0 && strcmp(slot->prep_url, b->url) == 0;
+    if (!same && slot_prepare(s, slot, b) < 0)
+        return -1;
     CURLcode rc = CURLE_OK;
-#define SETOPT(opt, val)                                                                           \
-    do {                                                                                           \
-        if (rc == CURLE_OK)                                                                        \
-            rc = curl_easy_setopt(e, opt, val);                                                    \
-    } while (0)
-    SETOPT(CURLOPT_URL, b->url);
-    SETOPT(CURLOPT_PRIVATE, slot);
-    SETOPT(CURLOPT_NOSIGNAL, 1L);
-    SETOPT(CURLOPT_TCP_NODELAY, 1L);
-    SETOPT(CURLOPT_TIMEOUT_MS, s->timeout_ms);
-    SETOPT(CURLOPT_HTTPHEADER, slot->hdrs);
-    SETOPT(CURLOPT_WRITEFUNCTION, on_body);
-    SETOPT(CURLOPT_WRITEDATA, slot);
-    SETOPT(CURLOPT_ERRORBUFFER, slot->errbuf);
-    SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
-    SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
-    if (rc == CURLE_OK)
-        rc = sl_hc_tls_apply(e, &b->conf->tls);
+    SETOPT(CURLOPT_HTTPHEADER, hdr_list_done(&slot->hdrs));
     if (b->body) {
         SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(msg->body ? msg->body_len : 0));
         SETOPT(CURLOPT_POSTFIELDS, msg->body ? msg->body : "");
-        if (strcmp(b->method, "POST") != 0)
-            SETOPT(CURLOPT_CUSTOMREQUEST, b->method);
-    } else if (strcmp(b->method, "HEAD") == 0) {
-        SETOPT(CURLOPT_NOBODY, 1L);
-    } else {
-        SETOPT(CURLOPT_HTTPGET, 1L);
-        if (strcmp(b->method, "GET") != 0)
-            SETOPT(CURLOPT_CUSTOMREQUEST, b->method);
     }
-#undef SETOPT
+    if (rc != CURLE_OK) {
+        free(slot->prep_url); /* set it all up again next time */
+        slot->prep_url = NULL;
+    }
     return rc == CURLE_OK ? 0 : -1;
 }
+#undef SETOPT
 
 /* Writes "FMT" into r, keeping the text valid UTF-8 when it is cut. */
 static void result_set(sl_send_result *r, sl_result res, int status, const char *text)

@@ -78,6 +78,14 @@ typedef struct sl_item {
     char reply_addr[96];
 } sl_item;
 
+/* Per-batch buffers for one output's send: the messages, the index of the
+ * item of each, and their results. */
+typedef struct send_buf {
+    sl_msg **msgs;
+    size_t *idx;
+    sl_send_result *res;
+} send_buf;
+
 typedef struct sl_worker {
     sl_route *route;
     int index;
@@ -114,6 +122,12 @@ typedef struct sl_worker {
     int64_t commit_due;
     int64_t commit_disk;
     uint64_t commit_disk_ms;
+    /* Storage kept from batch to batch (worker thread only): the items of a
+     * batch and the send buffers, so that a batch allocates no vectors. */
+    sl_item *items;
+    size_t items_cap;
+    send_buf sb;
+    size_t sb_cap;
 } sl_worker;
 
 struct sl_route {
@@ -1137,20 +1151,27 @@ static void send_to_topic(sl_output_rt *o, sl_msg *const *msgs, size_t n, sl_sen
     free(last);
 }
 
-/* Per-batch buffers for one output's send: the messages, the index of the
- * item of each, and their results. */
-typedef struct send_buf {
-    sl_msg **msgs;
-    size_t *idx;
-    sl_send_result *res;
-} send_buf;
-
-static int send_buf_init(send_buf *sb, size_t n)
+/* Makes w->sb hold at least n entries (kept across batches: a batch
+ * allocates nothing once the worker has seen one as large). Returns 0, or -1
+ * when out of memory (w->sb still holds what it had). */
+static int send_buf_reserve(sl_worker *w, size_t n)
 {
-    sb->msgs = malloc(n * sizeof *sb->msgs);
-    sb->idx = malloc(n * sizeof *sb->idx);
-    sb->res = malloc(n * sizeof *sb->res);
-    return sb->msgs && sb->idx && sb->res ? 0 : -1;
+    send_buf *sb = &w->sb;
+    if (n <= w->sb_cap)
+        return 0;
+    sl_msg **msgs = realloc(sb->msgs, n * sizeof *msgs);
+    if (msgs)
+        sb->msgs = msgs;
+    size_t *idx = realloc(sb->idx, n * sizeof *idx);
+    if (idx)
+        sb->idx = idx;
+    sl_send_result *res = realloc(sb->res, n * sizeof *res);
+    if (res)
+        sb->res = res;
+    if (!msgs || !idx || !res)
+        return -1;
+    w->sb_cap = n;
+    return 0;
 }
 
 static void send_buf_free(send_buf *sb)
@@ -1542,12 +1563,11 @@ static size_t finished_prefix(const sl_item *items, size_t n)
  * the worker was interrupted). */
 static size_t deliver_batch(sl_worker *w, sl_item *items, size_t n, unsigned *seed)
 {
-    send_buf sb;
     int rc = -1; /* 0: all finished, 1: interrupted in a wait, -1: otherwise */
-    if (send_buf_init(&sb, n) == 0) {
+    if (send_buf_reserve(w, n) == 0) {
         for (;;) {
             round_state rs;
-            run_round(w, items, n, &sb, &rs);
+            run_round(w, items, n, &w->sb, &rs);
             tally_round(w, items, n, &rs);
             if (dead_letter_dead(w, items, n) < 0) {
                 rc = -1;
@@ -1558,7 +1578,6 @@ static size_t deliver_batch(sl_worker *w, sl_item *items, size_t n, unsigned *se
                 break;
         }
     }
-    send_buf_free(&sb);
     if (rc >= 0) {
         atomic_store(&w->head_attempts, 0);
         set_last_error(w, NULL);
@@ -1591,13 +1610,21 @@ static sl_item *push_item(item_vec *iv, sl_msg *msg, size_t rec)
     return it;
 }
 
-static void free_items(item_vec *iv)
+/* Frees the messages (and replies) of iv's items and empties it, keeping
+ * its storage. */
+static void clear_items(item_vec *iv)
 {
     for (size_t i = 0; i < iv->n; i++) {
         if (iv->v[i].msg) /* a moved item's reply moved with it */
             free(iv->v[i].reply.body);
         sl_msg_free(iv->v[i].msg);
     }
+    iv->n = 0;
+}
+
+static void free_items(item_vec *iv)
+{
+    clear_items(iv);
     free(iv->v);
     iv->v = NULL;
     iv->n = iv->cap = 0;
@@ -1721,6 +1748,12 @@ static int move_items(item_vec *cur, size_t rec, item_vec *iv)
  * appended then. */
 static int run_steps(sl_worker *w, sl_msg *m, size_t rec, item_vec *iv)
 {
+    if (w->n_steps == 0) { /* no steps: straight into the batch, no vector of its own */
+        if (push_item(iv, m, rec))
+            return 0;
+        sl_msg_free(m);
+        return -1;
+    }
     item_vec cur = {0}, next = {0};
     if (!push_item(&cur, m, rec)) {
         sl_msg_free(m);
@@ -1971,7 +2004,7 @@ static void wait_step_retry(sl_worker *w, int attempts, unsigned *seed)
 static void process_batch(sl_worker *w, unsigned *seed, int64_t *next)
 {
     sl_route *r = w->route;
-    item_vec iv = {0};
+    item_vec iv = {w->items, 0, w->items_cap}; /* the worker's storage, kept */
     uint32_t all = r->n_outs >= 32 ? 0xffffffffu : ((1u << r->n_outs) - 1);
     int retry_attempts;
     size_t nrec = run_batch_steps(w, &iv, &retry_attempts);
@@ -1992,7 +2025,9 @@ static void process_batch(sl_worker *w, unsigned *seed, int64_t *next)
         wait_step_retry(w, retry_attempts, seed);
     else if (nrec == 0)
         sleep_interruptible(w, 100); /* out of memory on the first record: breathe */
-    free_items(&iv);
+    clear_items(&iv);
+    w->items = iv.v;
+    w->items_cap = iv.cap;
 }
 
 /* Says loudly, once per range, that worker w met damaged records d. */
@@ -2295,6 +2330,8 @@ void sl_route_free(sl_route *r)
             if (w->lag_seconds)
                 sl_metrics_remove_gauge(r->env.metrics, w->lag_seconds);
             sl_batch_free(&w->batch);
+            free(w->items);
+            send_buf_free(&w->sb);
             sl_steps_free(w->steps, w->n_steps);
             for (size_t oi = 0; w->when && oi < r->n_outs; oi++)
                 sl_expr_free(w->when[oi]);
