@@ -68,6 +68,7 @@ typedef struct sl_item {
     size_t rec;     /* the record (index in the batch) it came from */
     int step;       /* dead at step `step` (1-based); -1 before the outputs; 0 at an output */
     uint32_t only;  /* a redriven copy: the outputs it still owes (0: all, by `when:`) */
+    bool view;      /* msg is a view of its record (sl_msg_view_record) in the worker's storage */
     char error[256];
     int status;
     const sl_output_conf *failed_out; /* the output that last refused or failed it, or NULL */
@@ -128,6 +129,12 @@ typedef struct sl_worker {
     size_t items_cap;
     send_buf sb;
     size_t sb_cap;
+    /* With no steps, a batch's messages are views of its records (nothing
+     * copied, nothing allocated): their storage, kept too. */
+    sl_msg *views;
+    size_t views_cap;
+    sl_msg_header *view_hdrs;
+    size_t view_hdrs_cap;
 } sl_worker;
 
 struct sl_route {
@@ -1409,8 +1416,17 @@ static int dlq_custody(sl_worker *w, const sl_item *it)
 static int dead_letter(sl_worker *w, sl_item *it)
 {
     sl_route *r = w->route;
-    sl_msg *m = it->msg;
     sl_error e;
+    if (it->view) { /* the dead letter headers change it: a copy of its own */
+        sl_msg *own = sl_msg_from_record(&w->batch.records[it->rec], w->index, &e);
+        if (!own)
+            return -1;
+        memcpy(own->id, it->msg->id, sizeof own->id);
+        sl_msg_view_release(it->msg);
+        it->msg = own;
+        it->view = false;
+    }
+    sl_msg *m = it->msg;
     if (dlq_custody(w, it) < 0) {
         sl_err("route", "route %s: cannot dead-letter message %s: out of memory", r->conf->name,
                m->id);
@@ -1617,7 +1633,10 @@ static void clear_items(item_vec *iv)
     for (size_t i = 0; i < iv->n; i++) {
         if (iv->v[i].msg) /* a moved item's reply moved with it */
             free(iv->v[i].reply.body);
-        sl_msg_free(iv->v[i].msg);
+        if (iv->v[i].view)
+            sl_msg_view_release(iv->v[i].msg);
+        else
+            sl_msg_free(iv->v[i].msg);
     }
     iv->n = 0;
 }
@@ -1870,6 +1889,54 @@ static int push_redriven(sl_worker *w, sl_msg *m, size_t i, item_vec *iv)
     return 0;
 }
 
+/* Makes the worker's view storage hold a message and the headers of every
+ * record of its batch, for a route without steps on the embedded log (a
+ * step may change its message; a connector's log may give records without
+ * the NULs a view needs). Returns true when the batch's messages are to be
+ * views. */
+static bool reserve_views(sl_worker *w)
+{
+    const sl_batch *b = &w->batch;
+    if (w->n_steps > 0 || !w->part || w->route->backend)
+        return false;
+    size_t nh = 0;
+    for (size_t i = 0; i < b->count; i++)
+        nh += b->records[i].n_headers;
+    if (b->count > w->views_cap) {
+        sl_msg *v = realloc(w->views, b->count * sizeof *v);
+        if (!v)
+            return false;
+        w->views = v;
+        w->views_cap = b->count;
+    }
+    if (nh > w->view_hdrs_cap) {
+        sl_msg_header *h = realloc(w->view_hdrs, nh * sizeof *h);
+        if (!h)
+            return false;
+        w->view_hdrs = h;
+        w->view_hdrs_cap = nh;
+    }
+    return true;
+}
+
+/* Appends record i of the batch to iv as a view (w->views[i], its headers
+ * from w->view_hdrs at *hoff, which moves past them). Returns 0, or -1 when
+ * out of memory. */
+static int push_view(sl_worker *w, size_t i, item_vec *iv, size_t *hoff)
+{
+    const sl_record *rec = &w->batch.records[i];
+    sl_msg *m = &w->views[i];
+    sl_msg_view_record(m, rec, w->index, w->view_hdrs + *hoff);
+    sl_item *it = push_item(iv, m, i);
+    if (!it) {
+        sl_msg_view_release(m);
+        return -1;
+    }
+    it->view = true;
+    *hoff += rec->n_headers;
+    return 0;
+}
+
 /* Runs the steps over the batch's records into iv. Returns how many
  * records went through: all, unless memory ran out or a step asked to retry
  * a record (*retry_attempts is then its attempts so far; the records from
@@ -1879,16 +1946,25 @@ static size_t run_batch_steps(sl_worker *w, item_vec *iv, int *retry_attempts)
     sl_route *r = w->route;
     sl_batch *b = &w->batch;
     *retry_attempts = 0;
+    bool views = reserve_views(w);
+    size_t hoff = 0;
     for (size_t i = 0; i < b->count; i++) {
         const sl_record *rec = &b->records[i];
+        bool redriven = sl_dlq_header(rec, SL_DLQ_REDRIVE_OUTPUTS, NULL) != NULL;
+        if (views && !redriven) {
+            if (push_view(w, i, iv, &hoff) < 0)
+                return i;
+            if (r->count_in_on_read && rec->offset >= atomic_load(&w->committed))
+                sl_counter_add(r->in_total, 1);
+            continue;
+        }
         sl_error e;
         sl_msg *m = sl_msg_from_record(rec, w->index, &e);
         if (!m)
             return i; /* out of memory: stop here; the rest is read again */
         char id[SL_ID_LEN + 1];
         memcpy(id, m->id, sizeof id);
-        int rc = sl_dlq_header(rec, SL_DLQ_REDRIVE_OUTPUTS, NULL) ? push_redriven(w, m, i, iv)
-                                                                  : run_steps(w, m, i, iv);
+        int rc = redriven ? push_redriven(w, m, i, iv) : run_steps(w, m, i, iv);
         if (rc < 0)
             return i;
         if (rc > 0) {
@@ -2332,6 +2408,8 @@ void sl_route_free(sl_route *r)
             sl_batch_free(&w->batch);
             free(w->items);
             send_buf_free(&w->sb);
+            free(w->views);
+            free(w->view_hdrs);
             sl_steps_free(w->steps, w->n_steps);
             for (size_t oi = 0; w->when && oi < r->n_outs; oi++)
                 sl_expr_free(w->when[oi]);
