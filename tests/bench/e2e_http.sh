@@ -13,6 +13,9 @@
 # Prints delivered/ingested (goal >= 0.95) and the drain rate, with the CPU
 # time the gateway and the sink took per message drained (user + system from
 # /proc: steadier than the rate on a machine shared with other work).
+# With ALLOCS=path/to/malloc_count.so (tests/bench/malloc_count.c, built as
+# its comment says) the gateway runs with that allocation counter preloaded
+# and the drain also prints the allocation calls per message, by caller.
 # Usage: tests/bench/e2e_http.sh [BUILD_DIR]   (default build-rel, a Release build)
 set -euo pipefail
 BUILD=${1:-build-rel}
@@ -83,7 +86,8 @@ $steps
 YAML
     "$BUILD/http_sink" --port "$SINK_PORT" >/dev/null &
     PIDS+=($!)
-    "$BUILD/sluice" run -c "$WORK/sluice.yaml" 2>"$WORK/sluice.log" &
+    ${ALLOCS:+env LD_PRELOAD=$ALLOCS MC_OUT=$WORK/mc} \
+        "$BUILD/sluice" run -c "$WORK/sluice.yaml" 2>"$WORK/sluice.log" &
     PIDS+=($!)
     SINK_PID=${PIDS[-2]}
     GW_PID=${PIDS[-1]}
@@ -117,6 +121,13 @@ cpu_ticks() {
     awk '{print $14 + $15}' "/proc/$1/stat"
 }
 
+# alloc_snapshot FILE: copies the counter's latest counts (ALLOCS) to FILE.
+alloc_snapshot() {
+    [ -n "${ALLOCS:-}" ] || return 0
+    sleep 0.2 # one more write of the counts
+    cp "$WORK/mc" "$1"
+}
+
 # run NAME STEPS_YAML
 run() {
     local name=$1 steps=$2 c0 c1 sent rps left drain backlog secs g0 k0 g1 k1
@@ -134,16 +145,22 @@ run() {
     curl -sf -XPOST "127.0.0.1:$ADMIN_PORT/v1/routes/orders/pause" >/dev/null
     curl -sf -XPOST "127.0.0.1:$SINK_PORT/reset" >/dev/null
     backlog=$(wrk_run)
+    alloc_snapshot "$WORK/mc0"
     g0=$(cpu_ticks "$GW_PID")
     k0=$(cpu_ticks "$SINK_PID")
     curl -sf -XPOST "127.0.0.1:$ADMIN_PORT/v1/routes/orders/resume" >/dev/null
     secs=$(wait_count "$backlog" 600)
     g1=$(cpu_ticks "$GW_PID")
     k1=$(cpu_ticks "$SINK_PID")
+    alloc_snapshot "$WORK/mc1"
     printf '%-18s delivery alone: backlog %d drained in %ss: %8.0f msg/s, CPU per message: gateway %.1f us, sink %.1f us\n' \
         "$name" "$backlog" "$secs" "$(awk -v n="$backlog" -v s="$secs" 'BEGIN {print n / s}')" \
         "$(awk -v t=$((g1 - g0)) -v n="$backlog" -v hz="$(getconf CLK_TCK)" 'BEGIN {print t / hz / n * 1e6}')" \
         "$(awk -v t=$((k1 - k0)) -v n="$backlog" -v hz="$(getconf CLK_TCK)" 'BEGIN {print t / hz / n * 1e6}')"
+    if [ -n "${ALLOCS:-}" ]; then
+        paste "$WORK/mc0" "$WORK/mc1" | awk -v n="$backlog" -v name="$name" \
+            '{printf "%s%s %.2f", NR == 1 ? sprintf("%-18s allocation calls per message drained:", name) : ",", " " $1, ($4 - $2) / n} END {print ""}'
+    fi
     stop
 }
 
