@@ -13,7 +13,7 @@
 # Prints delivered/ingested (goal >= 0.95) and the drain rate, with the CPU
 # time the gateway and the sink took per message drained (user + system from
 # /proc: steadier than the rate on a machine shared with other work).
-# With ALLOCS=path/to/malloc_count.so (tests/bench/malloc_count.c, built as
+# With ALLOCS=path/to/malloc_count.so (tests/bench/preload/malloc_count.c, built as
 # its comment says) the gateway runs with that allocation counter preloaded
 # and the drain also prints the allocation calls per message, by caller.
 # Usage: tests/bench/e2e_http.sh [BUILD_DIR]   (default build-rel, a Release build)
