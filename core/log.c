@@ -155,6 +155,48 @@ static int options_check(sl_log_options *o, sl_error *err)
     return 0;
 }
 
+/* Creates dir/topics and takes dir/lock (one process per log). Returns 0,
+ * or -1 with err. */
+static int take_dir(sl_log *log, const char *dir, sl_error *err)
+{
+    log->dir = strdup(dir);
+    log->topics_dir = sl_path_join(dir, "topics");
+    char *lock_path = sl_path_join(dir, "lock");
+    int rc = 0;
+    if (!log->dir || !log->topics_dir || !lock_path) {
+        rc = sl_error_set(err, SL_ENOMEM, "allocating the log for %s", dir);
+    } else if (mkdir_p(log->topics_dir, SL_DATA_DIR_MODE(log->opt.data_mode), err) != 0) {
+        rc = -1;
+    } else {
+        log->lock_fd =
+            open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, SL_DATA_FILE_MODE(log->opt.data_mode));
+        if (log->lock_fd < 0 || flock(log->lock_fd, LOCK_EX | LOCK_NB) != 0)
+            rc = sl_error_set(err, SL_EIO, "locking %s: %s%s", lock_path, strerror(errno),
+                              errno == EWOULDBLOCK ? " (another process has this log open)" : "");
+    }
+    free(lock_path);
+    return rc;
+}
+
+/* Starts the sync pool (`fsync: always`) and the flusher threads. Returns
+ * 0, or -1 with err (the threads started are stopped by sl_log_close). */
+static int start_flushers(sl_log *log, sl_error *err)
+{
+    if (log->opt.fsync == SL_FSYNC_ALWAYS && sl_syncpool_start(log, err) != 0)
+        return -1;
+    int nthreads = log->opt.fsync == SL_FSYNC_ALWAYS ? SL_FLUSHERS : 1;
+    int rc = 0;
+    pthread_mutex_lock(&log->flush_mu); /* flushers read flushers[0] */
+    for (int i = 0; i < nthreads && rc == 0; i++) {
+        if (pthread_create(&log->flushers[i], NULL, flusher_main, log) != 0)
+            rc = sl_error_set(err, SL_EIO, "starting the flusher threads of %s", log->dir);
+        else
+            log->nflushers++;
+    }
+    pthread_mutex_unlock(&log->flush_mu);
+    return rc;
+}
+
 sl_log *sl_log_open(const char *dir, const sl_log_options *opt, sl_error *err)
 {
     pthread_condattr_t ca;
@@ -175,46 +217,12 @@ sl_log *sl_log_open(const char *dir, const sl_log_options *opt, sl_error *err)
     pthread_cond_init(&log->flush_cv, &ca);
     pthread_condattr_destroy(&ca);
     atomic_init(&log->disk_bytes, 0);
-    if (options_check(&log->opt, err) != 0)
-        goto fail;
-    log->dir = strdup(dir);
-    log->topics_dir = sl_path_join(dir, "topics");
-    char *lock_path = sl_path_join(dir, "lock");
-    if (!log->dir || !log->topics_dir || !lock_path) {
-        free(lock_path);
-        sl_error_set(err, SL_ENOMEM, "allocating the log for %s", dir);
-        goto fail;
+    if (options_check(&log->opt, err) != 0 || take_dir(log, dir, err) != 0 ||
+        start_flushers(log, err) != 0) {
+        sl_log_close(log);
+        return NULL;
     }
-    if (mkdir_p(log->topics_dir, SL_DATA_DIR_MODE(log->opt.data_mode), err) != 0) {
-        free(lock_path);
-        goto fail;
-    }
-    log->lock_fd =
-        open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, SL_DATA_FILE_MODE(log->opt.data_mode));
-    if (log->lock_fd < 0 || flock(log->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        sl_error_set(err, SL_EIO, "locking %s: %s%s", lock_path, strerror(errno),
-                     errno == EWOULDBLOCK ? " (another process has this log open)" : "");
-        free(lock_path);
-        goto fail;
-    }
-    free(lock_path);
-    if (log->opt.fsync == SL_FSYNC_ALWAYS && sl_syncpool_start(log, err) != 0)
-        goto fail;
-    int nthreads = log->opt.fsync == SL_FSYNC_ALWAYS ? SL_FLUSHERS : 1;
-    pthread_mutex_lock(&log->flush_mu); /* flushers read flushers[0] */
-    for (int i = 0; i < nthreads; i++) {
-        if (pthread_create(&log->flushers[i], NULL, flusher_main, log) != 0) {
-            pthread_mutex_unlock(&log->flush_mu);
-            sl_error_set(err, SL_EIO, "starting the flusher threads of %s", dir);
-            goto fail;
-        }
-        log->nflushers++;
-    }
-    pthread_mutex_unlock(&log->flush_mu);
     return log;
-fail:
-    sl_log_close(log);
-    return NULL;
 }
 
 static void topic_free(sl_topic *t)

@@ -194,6 +194,33 @@ static int consumer_load(sl_partition *p, const char *fname, sl_error *err)
     return 0;
 }
 
+static int write_offset_file(sl_partition *p, const char *consumer, int64_t next_offset,
+                             sl_error *err);
+
+/* Brings every committed offset past the end of p back to the end, in its
+ * file too. With `fsync: interval` or `never` a worker reads records before
+ * they are durable and may commit past them; after a power cut those
+ * records are gone, and the records appended after the restart take their
+ * offsets: an offset left past the end would skip them. Caller: recover,
+ * once p->end is known. Returns 0, or -1 with err. */
+static int clamp_consumers(sl_partition *p, sl_error *err)
+{
+    for (size_t i = 0; i < p->ncons; i++) {
+        sl_consumer *c = &p->consumers[i];
+        if (c->offset <= p->end)
+            continue;
+        sl_warn("log",
+                "%s: consumer %s had committed offset %" PRId64 ", past the end %" PRId64
+                " of the log (records lost in a power cut with fsync interval or never); "
+                "it goes on from %" PRId64,
+                p->dir, c->name, c->offset, p->end, p->end);
+        if (write_offset_file(p, c->name, p->end, err) != 0)
+            return -1;
+        c->offset = p->end;
+    }
+    return 0;
+}
+
 /* Lists the segment bases in p->dir (sorted), loads consumer offsets and
  * removes leftover temporary files. */
 static int scan_dir(sl_partition *p, int64_t **bases, size_t *nbases, sl_error *err)
@@ -313,7 +340,8 @@ static int load_segments(sl_partition *p, const int64_t *bases, size_t nbases, i
  * later record is durable, so the records after a gap may have been
  * acknowledged), unless it and every segment after it are empty
  * (drop_empty_tail); one that overlaps its predecessor is cut with all after
- * it. */
+ * it. Committed offsets past the end are brought back to it
+ * (clamp_consumers). */
 static int recover(sl_partition *p, sl_error *err)
 {
     int64_t *bases;
@@ -357,7 +385,7 @@ static int recover(sl_partition *p, sl_error *err)
         p->bytes += sl_segment_bytes(p->segs[i]);
     p->end = p->segs[p->nseg - 1]->next_offset;
     p->durable = p->end;
-    return 0;
+    return clamp_consumers(p, err);
 }
 
 /* Opens partition index of topic t (its directory is t->dir/INDEX), creating
@@ -464,6 +492,66 @@ static int roll(sl_partition *p, size_t need, sl_error *err)
     return 0;
 }
 
+/* Refuses an append to a closing or failed partition, and makes room for
+ * size bytes in the active segment (rolling it). Caller holds p->mu.
+ * Returns the segment to write to, or NULL with err. */
+static sl_segment *append_target(sl_partition *p, size_t size, sl_error *err)
+{
+    if (p->closing) {
+        sl_error_set(err, SL_ECLOSED, "partition %s is closed", p->dir);
+        return NULL;
+    }
+    if (p->failed) {
+        sl_error_set(err, SL_EIO, "partition %s failed earlier: %s", p->dir, p->io_err.msg);
+        return NULL;
+    }
+    sl_segment *s = p->segs[p->nseg - 1];
+    if (s->map_size - s->write_pos < size) {
+        if (roll(p, size, err) != 0)
+            return NULL;
+        s = p->segs[p->nseg - 1];
+    }
+    return s;
+}
+
+/* Encodes rec at p's end in s (which has room for its size bytes), indexes
+ * it, and publishes the new end (and, unless `fsync: always`, the new
+ * durable offset to readers). Caller holds p->mu. Returns the record's
+ * offset; *added is the bytes it took on disk, *enqueue 1 when p must join
+ * the flush list. */
+static int64_t append_locked(sl_partition *p, sl_segment *s, const sl_record *rec, size_t size,
+                             int64_t ts, uint64_t *added, int *enqueue)
+{
+    const sl_log_options *o = &p->log->opt;
+    int64_t offset = p->end;
+    size_t pos = s->write_pos;
+    *added = size;
+    sl_record_encode(s->map + pos, rec, offset, ts);
+    if ((s->idx_n == 0 || pos - s->last_idx_pos >= o->index_interval_bytes) &&
+        sl_segment_add_index(s, offset, pos) == 0)
+        *added += SL_INDEX_ENTRY_BYTES;
+    if (ts > s->max_ts)
+        s->max_ts = ts;
+    s->write_pos = pos + size;
+    s->next_offset = offset + 1;
+    atomic_store_explicit(&p->end, offset + 1, memory_order_release);
+    p->bytes += *added;
+    if (o->fsync != SL_FSYNC_ALWAYS) {
+        s->readable_pos = s->write_pos;
+        atomic_store_explicit(&p->durable, offset + 1, memory_order_release);
+        if (p->n_waiting)
+            pthread_cond_broadcast(&p->cv);
+    }
+    *enqueue = o->fsync != SL_FSYNC_NEVER && !p->queued;
+    if (*enqueue)
+        p->queued = 1;
+    if (p->gather_target && p->end - p->durable >= p->gather_target) {
+        p->gather_target = 0;
+        pthread_cond_signal(&p->gather_cv);
+    }
+    return offset;
+}
+
 int64_t sl_partition_append(sl_partition *p, const sl_record *rec, sl_error *err)
 {
     sl_log *log = p->log;
@@ -478,50 +566,14 @@ int64_t sl_partition_append(sl_partition *p, const sl_record *rec, sl_error *err
                             log->dir, cap);
 
     pthread_mutex_lock(&p->mu);
-    if (p->closing) {
+    sl_segment *s = append_target(p, size, err);
+    if (!s) {
         pthread_mutex_unlock(&p->mu);
-        return sl_error_set(err, SL_ECLOSED, "partition %s is closed", p->dir);
+        return -1;
     }
-    if (p->failed) {
-        pthread_mutex_unlock(&p->mu);
-        return sl_error_set(err, SL_EIO, "partition %s failed earlier: %s", p->dir, p->io_err.msg);
-    }
-    sl_segment *s = p->segs[p->nseg - 1];
-    if (s->map_size - s->write_pos < size) {
-        if (roll(p, size, err) != 0) {
-            pthread_mutex_unlock(&p->mu);
-            return -1;
-        }
-        s = p->segs[p->nseg - 1];
-    }
-    int64_t offset = p->end;
-    size_t pos = s->write_pos;
-    uint64_t added = size;
-    sl_record_encode(s->map + pos, rec, offset, ts);
-    if ((s->idx_n == 0 || pos - s->last_idx_pos >= log->opt.index_interval_bytes) &&
-        sl_segment_add_index(s, offset, pos) == 0)
-        added += SL_INDEX_ENTRY_BYTES;
-    if (ts > s->max_ts)
-        s->max_ts = ts;
-    s->write_pos = pos + size;
-    s->next_offset = offset + 1;
-    atomic_store_explicit(&p->end, offset + 1, memory_order_release);
-    p->bytes += added;
-    int enqueue = 0;
-    if (log->opt.fsync != SL_FSYNC_ALWAYS) {
-        s->readable_pos = s->write_pos;
-        atomic_store_explicit(&p->durable, offset + 1, memory_order_release);
-        if (p->n_waiting)
-            pthread_cond_broadcast(&p->cv);
-    }
-    if (log->opt.fsync != SL_FSYNC_NEVER && !p->queued) {
-        p->queued = 1;
-        enqueue = 1;
-    }
-    if (p->gather_target && p->end - p->durable >= p->gather_target) {
-        p->gather_target = 0;
-        pthread_cond_signal(&p->gather_cv);
-    }
+    uint64_t added;
+    int enqueue;
+    int64_t offset = append_locked(p, s, rec, size, ts, &added, &enqueue);
     pthread_mutex_unlock(&p->mu);
 
     atomic_fetch_add_explicit(&log->disk_bytes, added, memory_order_relaxed);

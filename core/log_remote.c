@@ -33,7 +33,10 @@ static void print_refusal(const sl_log_remote *r, int status, const char *body)
     const char *detail = json_string_value(json_object_get(j, "detail"));
     fprintf(stderr, "sluice log: the admin API at %s answered %d: %s\n", r->addr, status,
             detail != NULL ? detail : body);
-    if (status == 401)
+    if (status == 401 && detail != NULL && strstr(detail, "certificate") != NULL)
+        fprintf(stderr, "sluice log: it wants a client certificate its client_ca signed: pass "
+                        "--cert FILE --key FILE\n");
+    else if (status == 401)
         fprintf(stderr, "sluice log: it wants the admin token: pass --token TOKEN or set "
                         "SLUICE_ADMIN_TOKEN\n");
     else if (status == 403)
@@ -51,8 +54,8 @@ static json_t *call_api(const sl_log_remote *r, const char *method, const char *
     sl_error err;
     char *resp = NULL;
     size_t len = 0;
-    if (sl_admin_request(r->addr, method, path, r->token, body, r->timeout_ms, status, &resp, &len,
-                         &err) != 0) {
+    if (sl_admin_request(r->addr, &r->tls, method, path, r->token, body, r->timeout_ms, status,
+                         &resp, &len, &err) != 0) {
         fprintf(stderr, "sluice log: %s\n", err.msg);
         return NULL;
     }

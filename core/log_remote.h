@@ -1,4 +1,4 @@
-/* `sluice log ls|dump|tail|replay --admin HOST:PORT`: the log of a running
+/* `sluice log ls|dump|tail|replay --admin [https://]HOST:PORT`: the log of a running
  * gateway, read (and rewound) through its admin API, printed as the offline
  * commands print a data_dir. */
 #ifndef SLUICE_LOG_REMOTE_H
@@ -7,10 +7,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Where and how to reach the admin API. token may be NULL (no auth). */
+#include "admin_client.h"
+
+/* Where and how to reach the admin API: addr is [http://|https://]HOST:PORT;
+ * token may be NULL (no auth); tls applies to https://. */
 typedef struct sl_log_remote {
     const char *addr;
     const char *token;
+    sl_admin_tls tls;
     int timeout_ms;
 } sl_log_remote;
 

@@ -295,57 +295,64 @@ static size_t scan_records(sl_segment *s, size_t pos, uint32_t interval)
  * it). The data past the end is left as it is (sl_segment_activate cuts it). The segment comes back
  * sealed, mapped read-write over its current file size. Returns NULL with err on an I/O or memory
  * error. */
-sl_segment *sl_segment_load(const char *dir, int64_t base, uint32_t interval, int file_mode,
-                            sl_error *err)
+/* Opens s's data and index files and maps the data over its file size.
+ * Returns 0, or -1 with err. */
+static int segment_open_files(sl_segment *s, int file_mode, sl_error *err)
 {
     struct stat st;
-    sl_segment *s = segment_new(dir, base, err);
-    if (!s)
-        return NULL;
     s->fd = open(s->path, O_RDWR | O_CLOEXEC);
-    if (s->fd < 0) {
-        sl_error_set(err, SL_EIO, "opening segment %s: %s", s->path, strerror(errno));
-        goto fail;
-    }
+    if (s->fd < 0)
+        return sl_error_set(err, SL_EIO, "opening segment %s: %s", s->path, strerror(errno));
     s->idx_fd = open(s->idx_path, O_RDWR | O_CREAT | O_CLOEXEC, (mode_t)file_mode);
-    if (s->idx_fd < 0) {
-        sl_error_set(err, SL_EIO, "opening index %s: %s", s->idx_path, strerror(errno));
-        goto fail;
-    }
-    if (fstat(s->fd, &st) != 0) {
-        sl_error_set(err, SL_EIO, "stat of %s: %s", s->path, strerror(errno));
-        goto fail;
-    }
-    if ((uint64_t)st.st_size > SL_SEGMENT_MAX_BYTES + SL_RECORD_MAX_BYTES) {
-        sl_error_set(err, SL_ECORRUPT, "segment %s is %lld bytes, more than the maximum", s->path,
-                     (long long)st.st_size);
-        goto fail;
-    }
-    if (segment_map(s, (size_t)st.st_size, err) != 0)
-        goto fail;
+    if (s->idx_fd < 0)
+        return sl_error_set(err, SL_EIO, "opening index %s: %s", s->idx_path, strerror(errno));
+    if (fstat(s->fd, &st) != 0)
+        return sl_error_set(err, SL_EIO, "stat of %s: %s", s->path, strerror(errno));
+    if ((uint64_t)st.st_size > SL_SEGMENT_MAX_BYTES + SL_RECORD_MAX_BYTES)
+        return sl_error_set(err, SL_ECORRUPT, "segment %s is %lld bytes, more than the maximum",
+                            s->path, (long long)st.st_size);
+    return segment_map(s, (size_t)st.st_size, err);
+}
+
+/* Reads s's index and keeps the entries up to the last one that points at
+ * a good record with the right offset (the index may run ahead of the data
+ * after a crash), cutting the index file to them. Returns 0, or -1 with
+ * err. */
+static int index_load_valid(sl_segment *s, sl_error *err)
+{
     long n = index_read(s, s->map_size, err);
     if (n < 0)
-        goto fail;
-    /* The index may run ahead of the data after a crash: keep the entries up
-     * to the last one that points at a good record. */
+        return -1;
     while (n > 0) {
         sl_record_view v;
         const sl_index_entry *e = &s->idx[n - 1];
         if (sl_record_decode(s->map + e->pos, s->map_size - e->pos, &v) == SL_REC_OK &&
-            v.offset == base + (int64_t)e->rel)
+            v.offset == s->base + (int64_t)e->rel)
             break;
         n--;
     }
     s->idx_n = (size_t)n;
-    if (ftruncate(s->idx_fd, (off_t)(s->idx_n * SL_INDEX_ENTRY_BYTES)) != 0) {
-        sl_error_set(err, SL_EIO, "truncating index %s: %s", s->idx_path, strerror(errno));
-        goto fail;
+    if (ftruncate(s->idx_fd, (off_t)(s->idx_n * SL_INDEX_ENTRY_BYTES)) != 0)
+        return sl_error_set(err, SL_EIO, "truncating index %s: %s", s->idx_path, strerror(errno));
+    return 0;
+}
+
+sl_segment *sl_segment_load(const char *dir, int64_t base, uint32_t interval, int file_mode,
+                            sl_error *err)
+{
+    sl_segment *s = segment_new(dir, base, err);
+    if (!s)
+        return NULL;
+    if (segment_open_files(s, file_mode, err) != 0 || index_load_valid(s, err) != 0) {
+        sl_segment_unref(s);
+        return NULL;
     }
     size_t pos = 0;
-    if (n > 0) {
-        pos = s->idx[n - 1].pos;
-        s->next_offset = base + (int64_t)s->idx[n - 1].rel;
-        s->max_ts = s->idx[n - 1].max_ts_before;
+    if (s->idx_n > 0) {
+        const sl_index_entry *last = &s->idx[s->idx_n - 1];
+        pos = last->pos;
+        s->next_offset = base + (int64_t)last->rel;
+        s->max_ts = last->max_ts_before;
         s->last_idx_pos = pos;
     }
     pos = scan_records(s, pos, interval);
@@ -353,9 +360,6 @@ sl_segment *sl_segment_load(const char *dir, int64_t base, uint32_t interval, in
     s->sealed = 1;
     s->idx_synced = 1;
     return s;
-fail:
-    sl_segment_unref(s);
-    return NULL;
 }
 
 /* Makes a loaded segment the active one: cuts everything past its valid

@@ -42,7 +42,10 @@ static void usage(FILE *out)
             "       sluice log tail [-d DATA_DIR] TOPIC [-p N] [-n COUNT]\n"
             "       sluice log ls|dump|tail --admin HOST:PORT [--token T] ...  the same, from a\n"
             "                                   running gateway's admin API (token also from\n"
-            "                                   SLUICE_ADMIN_TOKEN); tail -f keeps polling\n"
+            "                                   SLUICE_ADMIN_TOKEN); tail -f keeps polling;\n"
+            "                                   --admin https://HOST:PORT for a TLS admin\n"
+            "                                   listener: [--cacert FILE] (default: the system's\n"
+            "                                   CAs) [--cert FILE --key FILE] (client_ca)\n"
             "       sluice log replay ROUTE --from OFFSET|RFC3339 --admin HOST:PORT [--token T]\n"
             "                                   rewind ROUTE (POST /v1/routes/ROUTE/rewind)\n"
             "       sluice log verify [DATA_DIR]              check every record; prints each\n"
@@ -404,17 +407,44 @@ typedef struct log_args {
     sl_log_remote remote;  /* addr NULL: offline */
 } log_args;
 
+/* Takes an option of the admin API (--admin, --token, --cacert, --cert,
+ * --key) into r. Returns false when opt is not one of them. */
+static bool remote_opt(int opt, sl_log_remote *r)
+{
+    switch (opt) {
+        case 'A':
+            r->addr = optarg;
+            return true;
+        case 'T':
+            r->token = optarg;
+            return true;
+        case 'C':
+            r->tls.cacert = optarg;
+            return true;
+        case 'E':
+            r->tls.cert = optarg;
+            return true;
+        case 'K':
+            r->tls.key = optarg;
+            return true;
+        default:
+            return false;
+    }
+}
+
 /* Parses argv[2..] into la. Returns 0, or 2 after printing the usage. */
 static int log_parse(int argc, char **argv, log_args *la)
 {
-    static const struct option longopts[] = {{"admin", required_argument, NULL, 'A'},
-                                             {"token", required_argument, NULL, 'T'},
-                                             {"from", required_argument, NULL, 'F'},
-                                             {"follow", no_argument, NULL, 'f'},
-                                             {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {
+        {"admin", required_argument, NULL, 'A'},  {"token", required_argument, NULL, 'T'},
+        {"cacert", required_argument, NULL, 'C'}, {"cert", required_argument, NULL, 'E'},
+        {"key", required_argument, NULL, 'K'},    {"from", required_argument, NULL, 'F'},
+        {"follow", no_argument, NULL, 'f'},       {NULL, 0, NULL, 0}};
     int opt;
     optind = 2;
     while ((opt = getopt_long(argc, argv, "d:p:o:n:f", longopts, NULL)) != -1) {
+        if (remote_opt(opt, &la->remote))
+            continue;
         switch (opt) {
             case 'd':
                 la->dir = optarg;
@@ -430,12 +460,6 @@ static int log_parse(int argc, char **argv, log_args *la)
                 break;
             case 'f':
                 la->follow = true;
-                break;
-            case 'A':
-                la->remote.addr = optarg;
-                break;
-            case 'T':
-                la->remote.token = optarg;
                 break;
             case 'F':
                 la->from_text = optarg;

@@ -405,27 +405,27 @@ static void test_admin_client(void **state)
     char *body = NULL;
     size_t len = 0;
     sl_error err;
-    assert_int_equal(
-        sl_admin_request(addr, "GET", "/v1/topics", NULL, NULL, 5000, &status, &body, &len, &err),
-        0);
+    assert_int_equal(sl_admin_request(addr, NULL, "GET", "/v1/topics", NULL, NULL, 5000, &status,
+                                      &body, &len, &err),
+                     0);
     assert_int_equal(status, 401);
     assert_non_null(strstr(body, "unauthorized"));
     free(body);
-    assert_int_equal(sl_admin_request(addr, "POST", "/v1/routes/r/rewind", "s3cret",
+    assert_int_equal(sl_admin_request(addr, NULL, "POST", "/v1/routes/r/rewind", "s3cret",
                                       "{\"offset\":0}", 5000, &status, &body, &len, &err),
                      0);
     assert_int_equal(status, 200);
     assert_string_equal(body, "{\"route\":\"r\",\"rewound_to\":0}");
     assert_int_equal(len, strlen(body));
     free(body);
-    assert_int_equal(
-        sl_admin_request("127.0.0.1", "GET", "/", NULL, NULL, 1000, &status, &body, &len, &err),
-        -1);
+    assert_int_equal(sl_admin_request("127.0.0.1", NULL, "GET", "/", NULL, NULL, 1000, &status,
+                                      &body, &len, &err),
+                     -1);
     assert_int_equal(err.code, SL_EINVAL);
     assert_null(body);
-    assert_int_equal(
-        sl_admin_request("127.0.0.1:9", "GET", "/", NULL, NULL, 1000, &status, &body, &len, &err),
-        -1);
+    assert_int_equal(sl_admin_request("127.0.0.1:9", NULL, "GET", "/", NULL, NULL, 1000, &status,
+                                      &body, &len, &err),
+                     -1);
     assert_non_null(strstr(err.msg, "cannot reach the admin API at 127.0.0.1:9"));
     stop(f);
 }

@@ -741,6 +741,8 @@ static void test_committed_offsets(void **state)
     sl_error err;
     sl_log *log = open_log(dir, &o);
     sl_partition *p = part(log, "c", 2, 1);
+    for (int64_t i = 0; i < 50; i++)
+        append_i(p, i, 1000 + i);
     assert_int_equal(sl_partition_committed(p, "route-a"), -1);
     assert_int_equal(sl_partition_commit(p, "route-a", 17, &err), 0);
     assert_int_equal(sl_partition_commit(p, "route-a", 42, &err), 0);
@@ -755,6 +757,39 @@ static void test_committed_offsets(void **state)
     assert_int_equal(sl_partition_committed(p, "route_b"), 7);
     assert_int_equal(sl_partition_committed(p, "route-c"), -1);
     assert_int_equal(sl_partition_committed(part(log, "c", 0, 0), "route-a"), -1);
+    sl_log_close(log);
+}
+
+/* A committed offset past the log's end (a worker in `fsync: never` read
+ * and committed records that a power cut then took) is brought back to the
+ * end at open, in its file too: the records appended after the restart
+ * take those offsets and must be delivered. */
+static void test_committed_offset_past_end_clamped(void **state)
+{
+    const char *dir = *state;
+    sl_log_options o = opts(SL_FSYNC_NEVER, 0);
+    sl_error err;
+    sl_log *log = open_log(dir, &o);
+    sl_partition *p = part(log, "c", 1, 0);
+    for (int64_t i = 0; i < 5; i++)
+        append_i(p, i, 1000 + i);
+    assert_int_equal(sl_partition_commit(p, "route-a", 1277, &err), 0);
+    assert_int_equal(sl_partition_commit(p, "route-b", 3, &err), 0);
+    sl_log_close(log);
+
+    log = open_log(dir, &o);
+    p = part(log, "c", 0, 0);
+    assert_int_equal(sl_partition_committed(p, "route-a"), 5);
+    assert_int_equal(sl_partition_committed(p, "route-b"), 3);
+    for (int64_t i = 5; i < 8; i++)
+        append_i(p, i, 1000 + i);
+    sl_log_close(log);
+
+    /* reopened again without a commit: the file said 5, not 1277 */
+    log = open_log(dir, &o);
+    p = part(log, "c", 0, 0);
+    assert_int_equal(sl_partition_committed(p, "route-a"), 5);
+    assert_int_equal(read_all(p, 5, 16), 3);
     sl_log_close(log);
 }
 
@@ -1206,6 +1241,8 @@ int main(void)
                                         teardown_dir),
         cmocka_unit_test_setup_teardown(test_corrupt_records, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_committed_offsets, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_committed_offset_past_end_clamped, setup_dir,
+                                        teardown_dir),
         cmocka_unit_test_setup_teardown(test_retention, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_retention_age, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_max_disk_bytes, setup_dir, teardown_dir),
