@@ -1890,15 +1890,19 @@ static int push_redriven(sl_worker *w, sl_msg *m, size_t i, item_vec *iv)
 }
 
 /* Makes the worker's view storage hold a message and the headers of every
- * record of its batch, for a route without steps on the embedded log (a
- * step may change its message; a connector's log may give records without
- * the NULs a view needs). Returns true when the batch's messages are to be
- * views. */
+ * record of its batch, for a route without steps or `when:` on the embedded
+ * log (a step or a condition's language may change its message; a
+ * connector's log may give records without the NULs a view needs). Returns
+ * true when the batch's messages are to be views. */
 static bool reserve_views(sl_worker *w)
 {
     const sl_batch *b = &w->batch;
     if (w->n_steps > 0 || !w->part || w->route->backend)
         return false;
+    for (size_t oi = 0; oi < w->route->n_outs; oi++) {
+        if (w->when[oi])
+            return false;
+    }
     size_t nh = 0;
     for (size_t i = 0; i < b->count; i++)
         nh += b->records[i].n_headers;
