@@ -23,10 +23,20 @@
 #define HL_PROBE 8
 #define HL_TICK_MS 100
 
-enum { R_TOTAL, R_PER_CLIENT, R_HEADER_TIMEOUT, R_BODY_TIMEOUT, R_HEADERS, R_CERT, R_N };
-static const char *const REASONS[R_N] = {"too_many_connections", "too_many_connections_per_client",
-                                         "header_timeout",       "body_timeout",
-                                         "too_many_headers",     "client_certificate"};
+enum {
+    R_TOTAL,
+    R_PER_CLIENT,
+    R_HEADER_TIMEOUT,
+    R_BODY_TIMEOUT,
+    R_HEADERS,
+    R_CERT,
+    R_TLS_CERT,
+    R_N
+};
+static const char *const REASONS[R_N] = {"too_many_connections",  "too_many_connections_per_client",
+                                         "header_timeout",        "body_timeout",
+                                         "too_many_headers",      "client_certificate",
+                                         "tls_client_certificate"};
 
 const sl_conf_doc hl_rate_doc[] = {
     SL_DOC_REQ("rate", "string", "requests allowed, as N/s, N/m or N/h (\"100/s\")"),
@@ -191,9 +201,15 @@ unsigned hl_mhd_connection_limit(const hl_limits *l)
 
 void hl_count(hl_limits *l, const char *reason)
 {
+    sl_counter_add(hl_counter(l, reason), 1);
+}
+
+sl_counter *hl_counter(hl_limits *l, const char *reason)
+{
     for (int i = 0; i < R_N; i++)
         if (!strcmp(REASONS[i], reason))
-            sl_counter_add(l->refused[i], 1);
+            return l->refused[i];
+    return NULL;
 }
 
 static ip_count **ip_slot(hl_limits *l, const char *ip)

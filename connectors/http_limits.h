@@ -83,6 +83,10 @@ const char *hl_conn_client(const hl_conn *c);
 /* Counts a refusal of connection-level reason ("too_many_headers"). */
 void hl_count(hl_limits *l, const char *reason);
 
+/* The counter of that reason (NULL when unknown or without metrics), for
+ * counting elsewhere (sl_tls_count_refused). */
+sl_counter *hl_counter(hl_limits *l, const char *reason);
+
 typedef struct hl_bucket hl_bucket;
 
 /* A route's rate limiter (per route or per client). NULL on out of memory. */

@@ -52,6 +52,7 @@ typedef struct kl_part {
     bool busy;              /* the worker holds records read under read_gen */
     bool woken;             /* wake() called */
     bool fetch_paused;      /* fetching paused: the buffer is full */
+    bool held;              /* fetching paused: the worker waits for a breaker (hold) */
     unsigned gen;           /* bumped on every assign, revoke and rewind */
     unsigned read_gen;      /* gen of the worker's last read that returned records */
     rd_kafka_message_t **q; /* fetched, not yet committed past: a ring */
@@ -124,6 +125,7 @@ int sl_kafka_log_read(sl_log_backend *b, int p, int64_t from, size_t max_records
 int sl_kafka_log_commit(sl_log_backend *b, int p, int64_t next, sl_error *err);
 void sl_kafka_log_wake(sl_log_backend *b, int p);
 void sl_kafka_log_info(sl_log_backend *b, int p, sl_log_backend_info *out);
+void sl_kafka_log_hold(sl_log_backend *b, int p, bool held);
 int sl_kafka_log_rewind(sl_log_backend *b, int64_t offset, int64_t timestamp_ms, sl_error *err);
 
 /* Sets up (no threads, no connections) what replies and dead letters
@@ -150,6 +152,14 @@ void sl_kafka_log_reply(sl_log_backend *b, const char *address, const char *id,
                         const sl_route_outcome *o);
 int sl_kafka_log_dead_letter(sl_log_backend *b, const sl_record *rec, sl_error *err);
 const char *sl_kafka_log_dead_letter_topic(sl_log_backend *b);
+
+/* The backend table's dlq_list and dlq_act (the admin API's dead letter
+ * calls; connectors/kafka_log_admin.c). */
+int sl_kafka_log_dlq_list(sl_log_backend *b, int64_t from, size_t limit, sl_dlq_entry **out,
+                          size_t *n, int64_t *pending, sl_error *err);
+int sl_kafka_log_dlq_act(sl_log_backend *b, const sl_dlq_select *sel, bool purge, const char *by,
+                         sl_log_redrive_fn redrive, void *arg, size_t *count, size_t *refused,
+                         sl_error *err);
 
 /* The backend table's idem_open, idem_get and idem_put (core/log_backend.h;
  * connectors/kafka_log_idem.c). */

@@ -237,6 +237,21 @@ static void rebalance_parts(sl_log_backend *b, rd_kafka_topic_partition_list_t *
     }
 }
 
+/* Pauses again, among the partitions of l just assigned, those whose worker
+ * still waits for a breaker (the assignment resumed them). */
+static void pause_held(sl_log_backend *b, const rd_kafka_topic_partition_list_t *l)
+{
+    for (int i = 0; i < l->cnt; i++) {
+        int p = (int)l->elems[i].partition;
+        if (strcmp(l->elems[i].topic, b->topic) != 0 || p < 0 || p >= b->n_parts)
+            continue;
+        pthread_mutex_lock(&b->parts[p].mu);
+        if (b->parts[p].held)
+            fetch_pause(b, p, true);
+        pthread_mutex_unlock(&b->parts[p].mu);
+    }
+}
+
 static void kl_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                             rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -262,8 +277,10 @@ static void kl_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                     : rd_kafka_incremental_unassign(rk, parts);
     else
         err = rd_kafka_assign(rk, assign ? parts : NULL);
-    if (assign) /* a partition paused under an earlier assignment fetches again */
+    if (assign) { /* a partition paused under an earlier assignment fetches again */
         rd_kafka_resume_partitions(rk, parts);
+        pause_held(b, parts); /* unless its worker waits for a breaker */
+    }
     if (er) {
         sl_err(SL_KAFKA_COMPONENT, "connector %s (%s): (un)assign: %s", b->k->name, b->ccl.role,
                rd_kafka_error_string(er));
@@ -464,6 +481,7 @@ int sl_kafka_log_read(sl_log_backend *b, int p, int64_t from, size_t max_records
     bool resume = pp->fetch_paused && pp->n < KL_BUF_MAX / 2;
     if (resume)
         pp->fetch_paused = false;
+    resume = resume && !pp->held; /* a held partition stays paused */
     pthread_mutex_unlock(&pp->mu);
     if (resume)
         fetch_pause(b, p, false);
@@ -531,6 +549,9 @@ void sl_kafka_log_info(sl_log_backend *b, int p, sl_log_backend_info *out)
     pthread_mutex_lock(&pp->mu);
     out->assigned = pp->assigned;
     out->committed = pp->committed;
+    out->held = pp->held && pp->assigned;
+    out->fetch_paused = (pp->fetch_paused || pp->held) && pp->assigned;
+    out->buffered = (int64_t)pp->n;
     pthread_mutex_unlock(&pp->mu);
     int64_t lo = -1, hi = -1;
     if (!out->assigned || !b->cons ||
@@ -538,6 +559,24 @@ void sl_kafka_log_info(sl_log_backend *b, int p, sl_log_backend_info *out)
         lo = hi = -1;
     out->start_offset = lo >= 0 ? lo : -1;
     out->end_offset = hi >= 0 ? hi : -1;
+}
+
+void sl_kafka_log_hold(sl_log_backend *b, int p, bool held)
+{
+    kl_part *pp = &b->parts[p];
+    pthread_mutex_lock(&pp->mu);
+    bool change = pp->held != held;
+    pp->held = held;
+    /* librdkafka pauses asynchronously (its own threads act on it): calling
+     * it under pp->mu keeps the order of pauses and resumes that of the
+     * decisions. The consumer thread keeps polling meanwhile, so the group
+     * sees a live member (max.poll.interval.ms) and nothing rebalances. */
+    if (change && !pp->fetch_paused && pp->assigned) {
+        fetch_pause(b, p, held);
+        sl_info(SL_KAFKA_COMPONENT, "connector %s (%s): partition %d fetching %s", b->k->name,
+                b->ccl.role, p, held ? "paused: an output's breaker is open" : "resumed");
+    }
+    pthread_mutex_unlock(&pp->mu);
 }
 
 /* ---- rewind: asked by the admin thread, done by the consumer thread ---- */

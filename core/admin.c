@@ -1,8 +1,9 @@
 /* The admin listener: health, readiness, Prometheus metrics, route
  * inspection and steering (rewind, pause, resume) and message status, over
- * one libmicrohttpd daemon with its own epoll thread. Every endpoint but
- * /health and /ready (open for probes) takes `Authorization: Bearer TOKEN`
- * when a token is set. */
+ * one libmicrohttpd daemon with its own epoll thread, which outlives a
+ * SIGHUP reload (core/http_daemon.h: open connections stay). Every endpoint
+ * but /health and /ready (open for probes) takes `Authorization: Bearer
+ * TOKEN` when a token is set. */
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -20,6 +21,7 @@
 #include "console.h"
 #include "gateway.h"
 #include "crypto.h"
+#include "http_daemon.h"
 #include "http_tls.h"
 #include "http_util.h"
 #include "json_escape.h"
@@ -31,19 +33,18 @@
 #include "status_log.h"
 
 #define ADM_COMPONENT "admin"
-#define ADM_TLS_KEY "admin.tls" /* its TLS credentials across a reload */
+#define ADM_KEEP_KEY "admin.daemon" /* the daemon across a reload */
 #define ADM_MAX_BODY (64 * 1024)
 #define ADM_MAX_RECORDS 1000            /* records per GET .../records */
 #define ADM_MAX_RECORD_BYTES (8u << 20) /* about this many bytes per answer */
 
 struct sl_admin {
     sl_gateway *gw;
-    struct MHD_Daemon *daemon;
+    sl_http_daemon *d; /* NULL: disabled; else attached while a runs */
     sl_gauge *log_bytes;
     sl_gauge *ready;     /* sluice_ready: what /ready answers, as 1 or 0 */
     sl_admin_tail *tail; /* pings the live tails' streams */
     const char *token;   /* NULL when no auth */
-    sl_tls *tls;         /* NULL: plain HTTP */
     size_t token_len;
     char bound[96];
 };
@@ -164,6 +165,21 @@ static enum MHD_Result ep_routes(sl_admin *a, struct MHD_Connection *conn)
     return reply_json(conn, 200, root);
 }
 
+/* Adds to partition o whether fetching from a log a connector holds is
+ * paused and why ("breaker": held while an output's breaker is open;
+ * "buffer_full"), and how many records are buffered; null on the embedded
+ * log. Returns 0, or -1 when out of memory. */
+static int add_fetch_state(json_t *o, const sl_route_partition_info *info)
+{
+    bool embedded = info->buffered < 0;
+    const char *by = !info->fetch_paused ? NULL : info->held ? "breaker" : "buffer_full";
+    int rc = json_object_set_new(o, "fetch_paused",
+                                 embedded ? json_null() : json_boolean(info->fetch_paused));
+    rc |= json_object_set_new(o, "fetch_paused_by", by ? json_string(by) : json_null());
+    rc |= json_object_set_new(o, "buffered", embedded ? json_null() : json_integer(info->buffered));
+    return rc ? -1 : 0;
+}
+
 static enum MHD_Result ep_route(sl_admin *a, struct MHD_Connection *conn, sl_route *r)
 {
     const sl_route_conf *rc = sl_route_get_conf(r);
@@ -191,7 +207,7 @@ static enum MHD_Result ep_route(sl_admin *a, struct MHD_Connection *conn, sl_rou
             info.corrupt_offset >= 0 ? json_integer(info.corrupt_offset) : json_null(),
             "corrupt_next_offset",
             info.corrupt_offset >= 0 ? json_integer(info.corrupt_next) : json_null());
-        if (o == NULL || json_array_append_new(parts, o) != 0) {
+        if (o == NULL || add_fetch_state(o, &info) < 0 || json_array_append_new(parts, o) != 0) {
             json_decref(root);
             return reply_error(conn, 500, NULL, "internal", "out of memory");
         }
@@ -446,9 +462,9 @@ static enum MHD_Result ep_dlq(struct MHD_Connection *conn, sl_route *r)
     if (sl_route_dlq_list(r, from, (size_t)limit, &entries, &n, &pending, &err) < 0)
         return reply_error(conn, 500, NULL, "dlq_read_failed", "%s", err.msg);
     json_t *list = json_array();
-    json_t *root = json_pack("{s:s,s:s,s:I,s:o}", "route", sl_route_name(r), "topic",
-                             sl_route_get_conf(r)->dead_letter_topic, "pending",
-                             (json_int_t)pending, "entries", list);
+    json_t *root =
+        json_pack("{s:s,s:s,s:I,s:o}", "route", sl_route_name(r), "topic", sl_route_dlq_topic(r),
+                  "pending", (json_int_t)pending, "entries", list);
     for (size_t i = 0; root && i < n; i++) {
         json_t *o = dlq_entry_json(&entries[i]);
         if (!o || json_array_append_new(list, o) != 0) {
@@ -623,7 +639,7 @@ static enum MHD_Result dispatch_route(sl_admin *a, struct MHD_Connection *conn, 
     if (action == NULL)
         return ep_route(a, conn, r);
     if (tail)
-        return sl_admin_tail_serve(conn, r);
+        return sl_admin_tail_serve(a->tail, conn, r);
     if (strcmp(action, "rewind") == 0)
         return ep_rewind(a, conn, r, q);
     return ep_pause(conn, r, strcmp(action, "pause") == 0);
@@ -838,7 +854,8 @@ static enum MHD_Result dispatch(sl_admin *a, struct MHD_Connection *conn, const 
     if (dispatch_open(a, conn, url, method, &ret))
         return ret;
     char subject[256];
-    if (sl_tls_mutual(a->tls) && sl_tls_client_subject(conn, subject, sizeof subject) != 0)
+    if (sl_tls_mutual(sl_http_daemon_tls(a->d)) &&
+        sl_tls_client_subject(conn, subject, sizeof subject) != 0)
         return reply_error(conn, 401, NULL, "client_certificate_required", "%s", subject);
     int auth = check_auth(a, conn);
     if (auth == 401)
@@ -849,11 +866,25 @@ static enum MHD_Result dispatch(sl_admin *a, struct MHD_Connection *conn, const 
     return dispatch_api(a, conn, url, method, q);
 }
 
+/* Dispatches the request with the generation attached to d; none (during a
+ * reload): the connection is parked, and this is called again once the
+ * next generation attaches. */
+static enum MHD_Result dispatch_held(sl_http_daemon *d, struct MHD_Connection *conn,
+                                     const char *url, const char *method, const adm_req *q)
+{
+    enum MHD_Result ret;
+    sl_admin *a = sl_http_daemon_hold(d, conn, &ret);
+    if (a == NULL)
+        return ret;
+    ret = dispatch(a, conn, url, method, q);
+    sl_http_daemon_release(d);
+    return ret;
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
                                const char *method, const char *version, const char *upload_data,
                                size_t *upload_data_size, void **con_cls)
 {
-    sl_admin *a = cls;
     adm_req *q = *con_cls;
     (void)version;
     if (q == NULL) {
@@ -888,7 +919,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     }
     if (q->oom)
         return reply_error(conn, 500, NULL, "internal", "out of memory");
-    return dispatch(a, conn, url, method, q);
+    return dispatch_held(cls, conn, url, method, q);
 }
 
 static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -931,24 +962,6 @@ static double ready_gauge(void *arg)
 
 /* ---- public --------------------------------------------------------------- */
 
-/* Reads the admin TLS files (when configured) into a->tls and tls_opts.
- * Returns 0, or -1 with err. */
-static int admin_tls(sl_admin *a, const sl_gateway_conf *settings, struct MHD_OptionItem *tls_opts,
-                     sl_error *err)
-{
-    if (settings->admin_tls == NULL)
-        return 0;
-    a->tls = sl_gateway_take_kept(a->gw, ADM_TLS_KEY);
-    if (a->tls != NULL && sl_tls_reload(a->tls, settings->admin_tls, err) != 0)
-        sl_err(ADM_COMPONENT, "admin listener: keeping the running certificate: %s", err->msg);
-    if (a->tls == NULL && (a->tls = sl_tls_load(settings->admin_tls, err)) == NULL) {
-        sl_err(ADM_COMPONENT, "admin listener: %s", err->msg);
-        return -1;
-    }
-    sl_tls_mhd_options(a->tls, tls_opts);
-    return 0;
-}
-
 /* MHD's connection notifications: a TLS connection is handed the current
  * credentials before its handshake and lets go of them when it closes. A
  * client certificate is asked for, not required: /health and /ready stay
@@ -956,9 +969,8 @@ static int admin_tls(sl_admin *a, const sl_gateway_conf *settings, struct MHD_Op
 static void notify_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                               enum MHD_ConnectionNotificationCode code)
 {
-    sl_admin *a = cls;
     if (code == MHD_CONNECTION_NOTIFY_STARTED)
-        *socket_context = sl_tls_conn_start(a->tls, conn, false);
+        *socket_context = sl_tls_conn_start(sl_http_daemon_tls(cls), conn, false);
     else if (code == MHD_CONNECTION_NOTIFY_CLOSED)
         sl_tls_conn_end(*socket_context);
 }
@@ -979,27 +991,99 @@ static int admin_listen_fd(sl_gateway *gw, const char *where, sl_error *err)
     return fd;
 }
 
-/* Starts a's MHD daemon on fd with the TLS options (a->tls set by
- * admin_tls). Returns 0, or -1 with err (logged; fd closed, the TLS set
- * handed back to the gateway). */
-static int admin_daemon(sl_admin *a, int fd, struct MHD_OptionItem *tls_opts, const char *where,
-                        sl_error *err)
+/* The admin TLS credentials for settings: kept ones with the files read
+ * again (a broken file keeps the running ones, logged), or the files read
+ * anew. NULL without TLS (kept is then freed) or with err (logged). */
+static sl_tls *admin_tls(const sl_gateway_conf *settings, sl_tls *kept, sl_error *err)
 {
-    a->daemon =
+    if (settings->admin_tls == NULL) {
+        sl_tls_free(kept);
+        return NULL;
+    }
+    if (kept != NULL) {
+        if (sl_tls_reload(kept, settings->admin_tls, err) != 0)
+            sl_err(ADM_COMPONENT, "admin listener: keeping the running certificate: %s", err->msg);
+        return kept;
+    }
+    sl_tls *t = sl_tls_load(settings->admin_tls, err);
+    if (t == NULL)
+        sl_err(ADM_COMPONENT, "admin listener: %s", err->msg);
+    return t;
+}
+
+/* Starts the MHD daemon of d on fd (which it takes, also on failure). */
+static struct MHD_Daemon *start_mhd(sl_http_daemon *d, int fd)
+{
+    sl_tls *tls = sl_http_daemon_tls(d);
+    struct MHD_OptionItem tls_opts[8] = {{MHD_OPTION_END, 0, NULL}};
+    if (tls != NULL)
+        sl_tls_mhd_options(tls, tls_opts);
+    struct MHD_Daemon *mhd =
         MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC |
-                             MHD_ALLOW_SUSPEND_RESUME | (a->tls != NULL ? MHD_USE_TLS : 0),
-                         0, NULL, NULL, handler, a, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a,
-                         MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED, completed, a,
+                             MHD_ALLOW_SUSPEND_RESUME | (tls != NULL ? MHD_USE_TLS : 0),
+                         0, NULL, NULL, handler, d, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, d,
+                         MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED, completed, d,
                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_NOTIFY_CONNECTION,
-                         notify_connection, a, MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
-    if (a->daemon != NULL)
-        return 0;
-    close(fd);
-    if (a->tls != NULL)
-        sl_gateway_keep(a->gw, ADM_TLS_KEY, a->tls, sl_tls_drop);
-    sl_error_set(err, SL_EIO, "admin listener: cannot start the HTTP server on %s", where);
-    sl_err(ADM_COMPONENT, "%s", err->msg);
-    return -1;
+                         notify_connection, d, MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
+    if (mhd == NULL)
+        close(fd);
+    return mhd;
+}
+
+/* A new admin daemon for settings on fd (>= 0: the previous daemon's
+ * socket; else the one the gateway kept, or a new one) with kept TLS
+ * credentials (may be NULL; taken). NULL with err (logged). */
+static sl_http_daemon *new_daemon(sl_gateway *gw, const sl_gateway_conf *settings, int fd,
+                                  sl_tls *kept, sl_error *err)
+{
+    const char *where = settings->admin_listen;
+    sl_tls *tls = admin_tls(settings, kept, err);
+    if ((settings->admin_tls != NULL && tls == NULL) ||
+        (fd < 0 && (fd = admin_listen_fd(gw, where, err)) < 0)) {
+        if (fd >= 0)
+            close(fd);
+        sl_tls_free(tls);
+        return NULL;
+    }
+    char bound[96];
+    sl_httpd_sockname(fd, bound, sizeof bound);
+    sl_http_daemon *d = sl_http_daemon_new(where, tls);
+    struct MHD_Daemon *mhd = d != NULL ? start_mhd(d, fd) : NULL;
+    if (mhd == NULL) {
+        if (d == NULL)
+            close(fd);
+        sl_http_daemon_close(d, NULL, NULL);
+        sl_error_set(err, SL_EIO, "admin listener: cannot start the HTTP server on %s", where);
+        sl_err(ADM_COMPONENT, "%s", err->msg);
+        return NULL;
+    }
+    sl_http_daemon_set(d, mhd, bound);
+    return d;
+}
+
+/* The admin daemon: the previous generation's when it kept one on the same
+ * address with TLS on or off alike (its open connections stay; the TLS
+ * files are read again), else a new one (on the old one's socket when the
+ * address is the same; the old one's connections are closed). NULL with
+ * err (logged). */
+static sl_http_daemon *admin_daemon(sl_gateway *gw, const sl_gateway_conf *settings, sl_error *err)
+{
+    sl_http_daemon *d = sl_gateway_take_kept(gw, ADM_KEEP_KEY);
+    const char *where = settings->admin_listen;
+    if (d != NULL && sl_http_daemon_fits(d, where, settings->admin_tls != NULL)) {
+        if (sl_http_daemon_tls(d) != NULL)
+            (void)admin_tls(settings, sl_http_daemon_tls(d), err); /* the files again */
+        return d;
+    }
+    int fd = -1;
+    sl_tls *kept = NULL;
+    bool same = d != NULL && strcmp(sl_http_daemon_name(d), where) == 0;
+    sl_http_daemon_close(d, &fd, &kept); /* NULL d: nothing */
+    if (fd >= 0 && !same) {
+        close(fd);
+        fd = -1;
+    }
+    return new_daemon(gw, settings, fd, kept, err);
 }
 
 /* The admin's own gauges: log bytes and readiness. */
@@ -1033,28 +1117,20 @@ sl_admin *sl_admin_start(sl_gateway *gw, sl_error *err)
     }
     if (where == NULL || where[0] == '\0')
         return a; /* disabled */
-    int fd = admin_listen_fd(gw, where, err);
-    if (fd < 0) {
+    a->d = admin_daemon(gw, settings, err);
+    if (a->d == NULL) {
         free(a);
         return NULL;
     }
-    sl_httpd_sockname(fd, a->bound, sizeof a->bound);
-    struct MHD_OptionItem tls_opts[8] = {{MHD_OPTION_END, 0, NULL}};
-    if (admin_tls(a, settings, tls_opts, err) != 0) {
-        close(fd);
-        free(a);
-        return NULL;
-    }
-    if (admin_daemon(a, fd, tls_opts, where, err) != 0) {
-        free(a);
-        return NULL;
-    }
+    snprintf(a->bound, sizeof a->bound, "%s", sl_http_daemon_bound(a->d));
     a->tail = sl_admin_tail_start(gw);
     admin_gauges(a);
+    sl_http_daemon_attach(a->d, a); /* requests parked during a reload go on */
+    sl_tls *tls = sl_http_daemon_tls(a->d);
     sl_info(ADM_COMPONENT, "admin listening on %s%s%s", a->bound,
-            a->tls == NULL          ? ""
-            : sl_tls_mutual(a->tls) ? " (mutual TLS)"
-                                    : " (TLS)",
+            tls == NULL          ? ""
+            : sl_tls_mutual(tls) ? " (mutual TLS)"
+                                 : " (TLS)",
             a->token != NULL ? " (bearer token required)" : "");
     return a;
 }
@@ -1068,19 +1144,16 @@ void sl_admin_stop(sl_admin *a)
 {
     if (a == NULL)
         return;
-    if (a->daemon != NULL) {
-        sl_admin_tail_stop(a->tail, a->gw); /* ends the streams: none stays suspended */
+    if (a->d != NULL) {
+        /* new requests wait for the next generation (reload) or the close */
+        sl_http_daemon_detach(a->d, a);
+        sl_admin_tail_stop(a->tail, a->gw); /* the streams end: none uses a's routes */
         /* kept for the next generation during a reload, closed otherwise */
-        MHD_socket fd = MHD_quiesce_daemon(a->daemon);
-        if (fd != MHD_INVALID_SOCKET)
-            sl_gateway_release_listener(a->gw, sl_gateway_config(a->gw)->gw.admin_listen, fd);
-        MHD_stop_daemon(a->daemon);
+        sl_gateway_keep(a->gw, ADM_KEEP_KEY, a->d, sl_http_daemon_drop);
     }
     if (a->log_bytes != NULL && sl_gateway_metrics(a->gw) != NULL)
         sl_metrics_remove_gauge(sl_gateway_metrics(a->gw), a->log_bytes);
     if (a->ready != NULL && sl_gateway_metrics(a->gw) != NULL)
         sl_metrics_remove_gauge(sl_gateway_metrics(a->gw), a->ready);
-    if (a->tls != NULL) /* kept for the next generation during a reload, freed otherwise */
-        sl_gateway_keep(a->gw, ADM_TLS_KEY, a->tls, sl_tls_drop);
     free(a);
 }

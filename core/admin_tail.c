@@ -18,13 +18,18 @@
 #include <time.h>
 
 #include "json_escape.h"
+#include "logging.h"
 #include "tail.h"
 
 #define PING_EVERY_MS 10000
+#define END_WAIT_MS 2000          /* for the streams to send their end at a stop */
+#define CLOSE_WAIT_MS 5000        /* for the ones that did not to be closed */
 #define STREAM_SNDBUF (32 * 1024) /* kernel bytes a stream may have in flight */
 
 /* One open stream: what MHD's reader still has to send, and its client. */
 typedef struct tail_stream {
+    sl_admin_tail *owner; /* counts it until MHD frees it */
+    struct tail_stream *prev, *next;
     sl_tail *tail;
     sl_tail_client *client;
     struct MHD_Connection *conn;
@@ -39,6 +44,8 @@ struct sl_admin_tail {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool stop;
+    tail_stream *streams; /* open ones (mu) */
+    pthread_cond_t gone;  /* a stream was freed */
     sl_gateway *gw;
 };
 
@@ -144,8 +151,30 @@ static ssize_t read_stream(void *cls, uint64_t pos, char *buf, size_t max)
 static void free_stream(void *cls)
 {
     tail_stream *ts = cls;
+    sl_admin_tail *t = ts->owner;
     sl_tail_unsubscribe(ts->tail, ts->client);
+    pthread_mutex_lock(&t->mu);
+    if (ts->prev != NULL)
+        ts->prev->next = ts->next;
+    else
+        t->streams = ts->next;
+    if (ts->next != NULL)
+        ts->next->prev = ts->prev;
+    pthread_cond_broadcast(&t->gone);
+    pthread_mutex_unlock(&t->mu);
     free(ts);
+}
+
+/* Adds ts to t's open streams. */
+static void add_stream(sl_admin_tail *t, tail_stream *ts)
+{
+    ts->owner = t;
+    pthread_mutex_lock(&t->mu);
+    ts->next = t->streams;
+    if (t->streams != NULL)
+        t->streams->prev = ts;
+    t->streams = ts;
+    pthread_mutex_unlock(&t->mu);
 }
 
 static enum MHD_Result answer_text(struct MHD_Connection *conn, unsigned status, const char *json)
@@ -160,9 +189,9 @@ static enum MHD_Result answer_text(struct MHD_Connection *conn, unsigned status,
     return ret;
 }
 
-enum MHD_Result sl_admin_tail_serve(struct MHD_Connection *conn, sl_route *r)
+enum MHD_Result sl_admin_tail_serve(sl_admin_tail *t, struct MHD_Connection *conn, sl_route *r)
 {
-    tail_stream *ts = calloc(1, sizeof *ts);
+    tail_stream *ts = t != NULL ? calloc(1, sizeof *ts) : NULL;
     if (ts == NULL)
         return answer_text(conn, 500, "{\"error\":\"internal\",\"detail\":\"out of memory\"}");
     ts->tail = sl_route_tail(r);
@@ -175,6 +204,7 @@ enum MHD_Result sl_admin_tail_serve(struct MHD_Connection *conn, sl_route *r)
                            "{\"error\":\"too_many_streams\",\"detail\":\"this route has its "
                            "maximum of live tails open\"}");
     }
+    add_stream(t, ts);
     struct MHD_Response *resp =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, read_stream, ts, free_stream);
     if (resp == NULL) {
@@ -230,13 +260,46 @@ sl_admin_tail *sl_admin_tail_start(sl_gateway *gw)
     t->gw = gw;
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->cv, NULL);
+    pthread_cond_init(&t->gone, NULL);
     if (pthread_create(&t->thread, NULL, ping_main, t) != 0) {
         pthread_mutex_destroy(&t->mu);
         pthread_cond_destroy(&t->cv);
+        pthread_cond_destroy(&t->gone);
         free(t);
         return NULL;
     }
     return t;
+}
+
+/* Waits up to ms for t's streams to be freed (t->mu held). True when they
+ * are. */
+static bool wait_streams(sl_admin_tail *t, long ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    while (t->streams != NULL)
+        if (pthread_cond_timedwait(&t->gone, &t->mu, &until) != 0)
+            break;
+    return t->streams == NULL;
+}
+
+/* Shuts down the sockets of t's streams (t->mu held): MHD closes them. */
+static void cut_streams(sl_admin_tail *t)
+{
+    size_t n = 0;
+    for (tail_stream *ts = t->streams; ts != NULL; ts = ts->next, n++) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(ts->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (ci != NULL)
+            shutdown(ci->connect_fd, SHUT_RDWR);
+    }
+    sl_warn("admin", "%zu live tail stream(s) did not take their end; closing them", n);
 }
 
 void sl_admin_tail_stop(sl_admin_tail *t, sl_gateway *gw)
@@ -250,9 +313,19 @@ void sl_admin_tail_stop(sl_admin_tail *t, sl_gateway *gw)
     pthread_mutex_lock(&t->mu);
     t->stop = true;
     pthread_cond_signal(&t->cv);
+    bool done = wait_streams(t, END_WAIT_MS);
+    if (!done) {
+        cut_streams(t); /* a client that does not read its end */
+        done = wait_streams(t, CLOSE_WAIT_MS);
+    }
     pthread_mutex_unlock(&t->mu);
     pthread_join(t->thread, NULL);
+    if (!done) {
+        sl_err("admin", "live tail streams still open after the stop; leaking their state");
+        return;
+    }
     pthread_mutex_destroy(&t->mu);
     pthread_cond_destroy(&t->cv);
+    pthread_cond_destroy(&t->gone);
     free(t);
 }

@@ -24,10 +24,10 @@ const sl_conf_doc sl_tls_doc[] = {
     SL_DOC_REQ("cert", "string", "PEM file: the server certificate (and its chain)"),
     SL_DOC_REQ("key", "string", "PEM file: the certificate's private key"),
     SL_DOC("client_ca", "string", NULL,
-           "PEM file of CAs: turns on mutual TLS; a client without a certificate fails the "
-           "handshake (the admin listener: gets 401, except /health and /ready), a request "
-           "whose certificate is not signed by one of them or out of its dates gets 401; the "
-           "subject is available to `mtls` auth and as the x-client-subject header"),
+           "PEM file of CAs: turns on mutual TLS; a client certificate not signed by one of "
+           "them or out of its dates fails the TLS handshake, and so does a client without a "
+           "certificate (the admin listener: gets 401, except /health and /ready); the subject "
+           "is available to `mtls` auth and as the x-client-subject header"),
     SL_DOC("min_version", "enum:1.2|1.3", "1.2", "oldest TLS version accepted"), SL_DOC_END};
 
 /* One credential set: a certificate, its key and the client CAs, as GnuTLS
@@ -45,7 +45,8 @@ struct sl_tls_set {
 struct sl_tls {
     pthread_mutex_t mu;
     sl_tls_set *cur;
-    char *cert, *key; /* the first set's PEM text, for MHD's own start-up options */
+    sl_counter *_Atomic refused; /* client certificates refused in the handshake */
+    char *cert, *key;            /* the first set's PEM text, for MHD's own start-up options */
     const char *priorities;
 };
 
@@ -273,6 +274,30 @@ bool sl_tls_mutual(sl_tls *t)
     return mutual;
 }
 
+void sl_tls_count_refused(sl_tls *t, sl_counter *c)
+{
+    atomic_store(&t->refused, c);
+}
+
+/* GnuTLS's check of the client's certificate, in the handshake (after the
+ * client's Certificate message; TLS 1.2 and 1.3): one that does not verify
+ * against client_ca (signature chain, validity dates) fails the handshake
+ * and is counted. None at all passes here (GNUTLS_CERT_REQUIRE has refused
+ * it already where one is required; elsewhere the per-request check
+ * answers). The session's db pointer is t (set by sl_tls_conn_start). */
+static int verify_client(gnutls_session_t s)
+{
+    unsigned status = 0;
+    if (gnutls_certificate_get_peers(s, NULL) == NULL)
+        return 0;
+    if (gnutls_certificate_verify_peers2(s, &status) == 0 && status == 0)
+        return 0;
+    sl_tls *t = gnutls_db_get_ptr(s);
+    if (t != NULL)
+        sl_counter_add(atomic_load(&t->refused), 1);
+    return -1;
+}
+
 sl_tls_set *sl_tls_conn_start(sl_tls *t, struct MHD_Connection *conn, bool require)
 {
     const union MHD_ConnectionInfo *ci =
@@ -293,6 +318,12 @@ sl_tls_set *sl_tls_conn_start(sl_tls *t, struct MHD_Connection *conn, bool requi
     gnutls_certificate_server_set_request(s, !set->mutual ? GNUTLS_CERT_IGNORE
                                              : require    ? GNUTLS_CERT_REQUIRE
                                                           : GNUTLS_CERT_REQUEST);
+    if (set->mutual) {
+        /* libmicrohttpd keeps the session's own pointer for itself and
+         * uses no session cache, so the cache's pointer carries t */
+        gnutls_db_set_ptr(s, t);
+        gnutls_session_set_verify_function(s, verify_client);
+    }
     return set;
 }
 

@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "error.h"
+#include "metrics.h"
 
 /* `tls: { cert, key, client_ca, min_version }`. */
 typedef struct sl_tls_conf {
@@ -63,11 +64,18 @@ void sl_tls_mhd_options(const sl_tls *t, struct MHD_OptionItem *opts);
  * False for NULL. */
 bool sl_tls_mutual(sl_tls *t);
 
+/* Counts every client certificate refused in the handshake in c (may be
+ * NULL; c must outlive t's connections). Call before the daemon starts or
+ * any time after (atomic). */
+void sl_tls_count_refused(sl_tls *t, sl_counter *c);
+
 /* From MHD's MHD_CONNECTION_NOTIFY_STARTED (before the TLS handshake):
  * gives conn's TLS session t's current set and min_version and, when
  * client_ca is set, asks for a client certificate: with require a client
  * without one fails the handshake; without, it completes it (and the
- * per-request check refuses it). Returns the set, to be passed to
+ * per-request check refuses it). With client_ca, a certificate that does
+ * not verify against it (signature chain, dates) fails the handshake
+ * either way (counted, sl_tls_count_refused). Returns the set, to be passed to
  * sl_tls_conn_end once the connection is closed (MHD_CONNECTION_NOTIFY_
  * CLOSED); NULL when t is NULL or conn is not a TLS connection. */
 sl_tls_set *sl_tls_conn_start(sl_tls *t, struct MHD_Connection *conn, bool require);

@@ -31,7 +31,18 @@ typedef struct sl_log_backend_info {
     int64_t start_offset; /* first offset in the log, or -1 when unknown */
     int64_t end_offset;   /* next offset to be appended, or -1 when unknown */
     int64_t committed;    /* next offset to process, or -1 when unknown */
+    bool fetch_paused;    /* fetching from the log is paused (buffer full, or held) */
+    bool held;            /* held by the worker (hold): an output's breaker is open */
+    int64_t buffered;     /* records fetched and not yet committed past, or -1 */
 } sl_log_backend_info;
+
+/* Appends the redrive of dead letter `dead` to the route (as
+ * sl_route_dlq_redrive describes: the failed outputs' message, or with
+ * rerun the original), to the partition the route's key picks. Sets
+ * *ticket (for on_durable). Returns 0, 1 when the route refuses it for
+ * good (its key cannot be read), or -1 with err. Given by core. */
+typedef int (*sl_log_redrive_fn)(void *arg, const sl_record *dead, bool rerun, int64_t *ticket,
+                                 sl_error *err);
 
 typedef struct sl_log_backend_type {
     /* The keys of `log:` after `connector` (NULL-terminated) and their
@@ -74,6 +85,13 @@ typedef struct sl_log_backend_type {
     int (*commit)(sl_log_backend *b, int p, int64_t next, sl_error *err);
     /* Wakes p's worker out of read (stop, pause, rewind). Thread-safe. */
     void (*wake)(sl_log_backend *b, int p);
+    /* Optional (NULL: the log keeps fetching while the worker waits):
+     * held true stops fetching partition p from the log while its worker
+     * waits for an output's breaker (no attempt spent, nothing dropped:
+     * what was fetched stays buffered); false fetches again. Fetching
+     * stops only there: the backend keeps its group membership alive.
+     * Called by p's worker only. */
+    void (*hold)(sl_log_backend *b, int p, bool held);
     /* Fills what is known about partition p. Thread-safe, quick. */
     void (*info)(sl_log_backend *b, int p, sl_log_backend_info *out);
     /* Moves every partition this gateway holds back to the first offset at
@@ -109,6 +127,19 @@ typedef struct sl_log_backend_type {
     int (*dead_letter)(sl_log_backend *b, const sl_record *rec, sl_error *err);
     /* The name of that topic (for logs); NULL when dead_letter is. */
     const char *(*dead_letter_topic)(sl_log_backend *b);
+    /* The admin API's dead letter calls (optional, with dead_letter; NULL:
+     * refused). dlq_list is sl_route_dlq_list on the dead letter topic (an
+     * entry's offset is a position unique in that topic). dlq_act is
+     * sl_route_dlq_redrive (purge false: each picked entry goes through
+     * redrive(arg, ...), its append is made durable, then it is marked
+     * redriven) or sl_route_dlq_purge (purge true: marked purged); marks are
+     * records in the dead letter topic, seen by every gateway. Core
+     * serializes the calls per route. Return 0 or -1 with err. */
+    int (*dlq_list)(sl_log_backend *b, int64_t from, size_t limit, sl_dlq_entry **out, size_t *n,
+                    int64_t *pending, sl_error *err);
+    int (*dlq_act)(sl_log_backend *b, const sl_dlq_select *sel, bool purge, const char *by,
+                   sl_log_redrive_fn redrive, void *arg, size_t *count, size_t *refused,
+                   sl_error *err);
     /* Optional (NULL: each gateway remembers Idempotency-Keys alone): a
      * key -> value store shared by every gateway of the route, for inputs'
      * Idempotency-Key dedupe. idem_open starts it, reading back what was

@@ -37,6 +37,7 @@
 #define COMMIT_MAX_RECORDS 4096
 #define COMMIT_MAX_MS 100
 #define WATCH_BUCKETS 1024
+#define BREAKER_HOLD_MIN_MS 500 /* shorter breaker waits do not pause a connector's log */
 
 /* One element of `to:` at run time. */
 typedef struct sl_output_rt {
@@ -895,6 +896,9 @@ static void backend_partition_info(sl_route *r, sl_worker *w, sl_route_partition
     info->start_offset = bi.start_offset;
     info->end_offset = bi.end_offset;
     info->committed = bi.committed;
+    info->fetch_paused = bi.fetch_paused;
+    info->held = bi.held;
+    info->buffered = bi.buffered;
 }
 
 int sl_route_get_partition_info(sl_route *r, int i, sl_route_partition_info *info)
@@ -911,6 +915,7 @@ int sl_route_get_partition_info(sl_route *r, int i, sl_route_partition_info *inf
         info->start_offset = sl_partition_start_offset(w->part);
         info->end_offset = sl_partition_end_offset(w->part);
         info->committed = atomic_load(&w->committed);
+        info->buffered = -1;
     }
     info->lag = info->end_offset > info->committed ? info->end_offset - info->committed : 0;
     info->attempts = atomic_load(&w->head_attempts);
@@ -1340,6 +1345,11 @@ static const char *dlq_name(const sl_route *r)
     return r->conf->dead_letter_topic;
 }
 
+const char *sl_route_dlq_topic(const sl_route *r)
+{
+    return dlq_name(r);
+}
+
 /* Adds the dead-letter headers to m, appends it to r's dead letter topic and
  * waits until that is durable. Returns 0, or -1 with e. */
 static int dlq_append(sl_route *r, sl_msg *m, const char *error, int attempts, int status,
@@ -1561,7 +1571,15 @@ static bool wait_before_retry(sl_worker *w, const round_state *rs, unsigned *see
                                 : backoff_ms(&r->conf->retry, rs->head_attempts, seed);
     sl_debug("route", "route %s partition %d: retry in %" PRIu64 " ms (attempt %d): %s",
              r->conf->name, w->index, wait, rs->head_attempts, rs->head_error);
-    return sleep_until(w, wait, for_breaker);
+    /* a log a connector holds stops fetching the partition meanwhile; not for
+     * the short waits of a half-open breaker whose probes are all out */
+    bool hold = for_breaker && wait >= BREAKER_HOLD_MIN_MS && r->backend && r->bt->hold;
+    if (hold)
+        r->bt->hold(r->backend, w->index, true);
+    bool stopped = sleep_until(w, wait, for_breaker);
+    if (hold)
+        r->bt->hold(r->backend, w->index, false);
+    return stopped;
 }
 
 /* The number of leading items that are finished. */
@@ -2180,6 +2198,7 @@ static void on_damage(sl_worker *w, int64_t *next)
     if (stop || quarantine(w, &d) != 0 ||
         sl_partition_commit(w->part, r->conf->name, d.next_offset, &e) < 0) {
         free(d.bytes);
+        write_commit(w); /* the offset up to the damage is on disk before anyone sees the hold */
         atomic_store(&w->corrupt_next, d.next_offset);
         atomic_store(&w->corrupt_at, d.first_offset); /* held: /ready says so */
         sleep_interruptible(w, 1000);
@@ -2526,6 +2545,8 @@ int sl_route_dlq_list(sl_route *r, int64_t from, size_t limit, sl_dlq_entry **ou
 {
     *out = NULL;
     *n = 0;
+    if (r->backend && r->bt->dlq_list) /* the backend's dead letter topic */
+        return r->bt->dlq_list(r->backend, from, limit, out, n, pending, err);
     sl_partition *p = sl_topic_partition(r->dlq, 0);
     *pending = sl_dlq_depth(r->dlq_state);
     if (limit == 0)
@@ -2710,15 +2731,50 @@ static int dlq_pass_run(sl_route *r, dlq_pass *ps, size_t *count, sl_error *err)
     return rc < 0 ? -1 : 0;
 }
 
+/* The backend's redrive callback (sl_log_redrive_fn): redrive_message,
+ * appended to the route. */
+static int redrive_to_backend(void *arg, const sl_record *dead, bool rerun, int64_t *ticket,
+                              sl_error *err)
+{
+    sl_route *r = arg;
+    sl_msg *m = redrive_message(dead, rerun, err);
+    int rc = m ? append_to_route(r, m, err) : -1;
+    if (rc == 0)
+        *ticket = m->offset;
+    else if (m && err->code == SL_EINVAL) {
+        sl_warn("route", "route %s: dead letter of message %s not redriven: %s", r->conf->name,
+                m->id, err->msg);
+        rc = 1;
+    }
+    sl_msg_free(m);
+    return rc;
+}
+
+/* Redrive or purge on a log a connector holds: the backend's dead letters. */
+static int dlq_act_backend(sl_route *r, const sl_dlq_select *sel, bool purge, const char *by,
+                           size_t *count, size_t *refused, sl_error *err)
+{
+    *count = *refused = 0;
+    if (!r->bt->dlq_act)
+        return sl_error_set(err, SL_EINVAL,
+                            "dead letter calls are not available on route %s: its log's "
+                            "connector keeps no dead letters",
+                            r->conf->name);
+    pthread_mutex_lock(&r->redrive_mu);
+    int rc = r->bt->dlq_act(r->backend, sel, purge, by, redrive_to_backend, r, count, refused, err);
+    pthread_mutex_unlock(&r->redrive_mu);
+    if (*count)
+        sl_info("route", "route %s: %zu dead letter(s) %s by %s", r->conf->name, *count,
+                purge ? "purged" : "redriven", by);
+    return rc;
+}
+
 int sl_route_dlq_redrive(sl_route *r, const sl_dlq_select *sel, const char *by, size_t *count,
                          size_t *refused, sl_error *err)
 {
     *count = *refused = 0;
     if (r->backend)
-        return sl_error_set(err, SL_EINVAL,
-                            "redrive is not available yet on a route whose log a connector "
-                            "holds (its dead letters are in %s)",
-                            dlq_name(r));
+        return dlq_act_backend(r, sel, false, by, count, refused, err);
     dlq_pass ps = {sel, false, by, sel->limit ? sel->limit : SIZE_MAX, 0, 0, 0};
     int rc = dlq_pass_run(r, &ps, count, err);
     *refused = ps.refused;
@@ -2728,6 +2784,9 @@ int sl_route_dlq_redrive(sl_route *r, const sl_dlq_select *sel, const char *by, 
 int sl_route_dlq_purge(sl_route *r, const sl_dlq_select *sel, const char *by, size_t *count,
                        sl_error *err)
 {
+    size_t refused = 0;
+    if (r->backend)
+        return dlq_act_backend(r, sel, true, by, count, &refused, err);
     dlq_pass ps = {sel, true, by, sel->limit ? sel->limit : SIZE_MAX, 0, 0, 0};
     return dlq_pass_run(r, &ps, count, err);
 }

@@ -169,6 +169,11 @@ typedef struct sl_route_partition_info {
     char last_error[256];
     int64_t corrupt_offset; /* the damaged offset the partition is held at, or -1 */
     int64_t corrupt_next;   /* the first readable offset after that damage */
+    /* a log a connector holds: its fetching is paused (held for an open
+     * breaker, or its buffer is full); how many records it buffers (-1: none) */
+    bool fetch_paused;
+    bool held;
+    int64_t buffered;
 } sl_route_partition_info;
 
 /* Fills info about partition i. Returns 0, or -1 when i is out of range. */
@@ -220,6 +225,10 @@ typedef struct sl_dlq_entry {
 int sl_route_dlq_list(sl_route *r, int64_t from, size_t limit, sl_dlq_entry **out, size_t *n,
                       int64_t *pending, sl_error *err);
 void sl_dlq_entries_free(sl_dlq_entry *entries, size_t n);
+
+/* The name of the route's dead letter topic (the embedded log's, or the one
+ * its log's connector writes to). */
+const char *sl_route_dlq_topic(const sl_route *r);
 
 /* Which dead letters a redrive or purge takes: pending entries only (never
  * one already redriven or purged), oldest first. */

@@ -6,6 +6,7 @@ route delivers everything while that client's events are dropped and
 counted for it."""
 
 import json
+import signal
 import socket
 import time
 
@@ -155,6 +156,49 @@ def test_a_tail_client_that_never_reads_does_not_hold_the_route_back():
                               headers={"authorization": f"Bearer {TOKEN}"})
         counted = metric(parse_metrics(body.decode()), "sluice_tail_dropped_total", route="feed")
         assert counted is not None and counted >= sum(drops), (counted, drops)
+        stuck.close()
+        gw.stop()
+    finally:
+        gw.cleanup()
+
+
+def test_a_reload_ends_live_tails_and_keeps_the_admin_connection():
+    """A SIGHUP reload ends a live tail with its end of stream, and its
+    connection, still open, takes the next request (answered by the new
+    generation); a tail client that does not read its end is cut off, and
+    neither holds the reload up."""
+    in_port, admin_port = free_port(), free_port()
+    gw = Gateway(tail_config(in_port, admin_port))
+    try:
+        gw.start(admin_port)
+        admin = f"127.0.0.1:{admin_port}"
+        live = Stream(admin, "/v1/routes/feed/tail")
+        stuck = Stream(admin, "/v1/routes/feed/tail", rcvbuf=4096)
+        for s in (live, stuck):
+            s.read_until(lambda d: b"event: hello" in d, 30, "the hello")
+        pad = "x" * 400
+        for i in range(400):  # more than the stuck client's buffers hold
+            st, ans, _ = post_json(f"127.0.0.1:{in_port}", "/feed", {"k": "a", "i": i, "pad": pad})
+            assert st == 202, ans
+        live.read_until(lambda d: b"event: delivered" in d, 30, "the live events")
+        gw.proc.send_signal(signal.SIGHUP)
+        live.read_until(lambda d: d.endswith(b"\r\n0\r\n\r\n"), 30, "the end of the stream")
+        end = len(live.data)
+        live.sock.sendall(f"GET /v1/routes HTTP/1.1\r\nHost: x\r\n"
+                          f"Authorization: Bearer {TOKEN}\r\n\r\n".encode())
+        live.read_until(lambda d: b'"name":"feed"' in d[end:], 30, "the next answer")
+        assert live.data[end:].startswith(b"HTTP/1.1 200 "), live.data[end:end + 80]
+        wait_until(lambda: "reload: done" in open(gw.stderr_path, errors="replace").read(), 30,
+                   "the reload")
+        assert "1 live tail stream(s) did not take their end; closing them" in \
+            open(gw.stderr_path, errors="replace").read(), gw.log_tail()
+        stuck.sock.settimeout(30)
+        try:
+            while stuck.sock.recv(65536):
+                pass  # closed by the gateway: EOF
+        except ConnectionResetError:
+            pass
+        live.close()
         stuck.close()
         gw.stop()
     finally:
