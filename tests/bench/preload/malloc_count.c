@@ -2,9 +2,9 @@
  * ALLOCS=...): counts the calls of malloc, calloc and realloc by who made
  * them (the gateway's own code, libcurl, or libc on behalf of either, found
  * by walking the stack), and writes the counts to the file $MC_OUT every
- * 50 ms, one "NAME COUNT" line each. Build:
- *   cc -O2 -shared -fPIC -o build-rel/malloc_count.so tests/bench/preload/malloc_count.c -ldl
- * -lpthread */
+ * 50 ms, one "NAME COUNT" line each. Build (one command):
+ *   cc -O2 -shared -fPIC -o build-rel/malloc_count.so
+ *      tests/bench/preload/malloc_count.c -ldl -lpthread */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
