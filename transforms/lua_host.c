@@ -736,6 +736,7 @@ void sl_lua_host_free(sl_lua_host *h)
     free(h->fn_name);
     free(h->buf);
     free(h->keys);
+    free(h->shape_keys);
     free(h);
 }
 

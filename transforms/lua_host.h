@@ -114,7 +114,9 @@ struct sl_lua_host {
     char *fn_name; /* NULL for an expression */
     /* registry refs */
     int fn_ref, ctx_ref, array_mt, msg_mt, hdr_mt;
-    int shape_cache; /* lua_json.c: shared key orders of decoded objects */
+    int shape_cache;         /* lua_json.c: shared key orders of decoded objects */
+    const void **shape_keys; /* lua_json.c: the cache's keys by slot, compared in C (may be NULL) */
+    unsigned char obj_hint[8]; /* lua_json.c: members of the last object decoded at each depth */
     /* scratch for encoding (malloc'd, reused) */
     char *buf;
     size_t buf_len, buf_cap;

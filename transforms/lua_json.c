@@ -16,6 +16,7 @@
 #include "fnv.h"
 #include "hex.h"
 #include "json_escape.h"
+#include "real.h"
 #include "utf8.h"
 
 #define MAX_DEPTH 200
@@ -55,12 +56,46 @@ static void add_utf8(luaL_Buffer *b, unsigned cp)
     luaL_addlstring(b, s, sl_utf8_encode(cp, s));
 }
 
+/* Does byte c stand for itself in a JSON string, read or written (as
+ * SL_JSON_ESC_RAW writes it)? Printable ASCII and DEL, not '"' or '\\'. */
+static inline bool plain_byte(unsigned char c)
+{
+    return (unsigned)c - 0x20u < 0x60u && c != '"' && c != '\\';
+}
+
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/* How many bytes from p (up to end) are plain (plain_byte), eight at a
+ * time while whole words are: a word is plain when none of its bytes is
+ * below 0x20, '"', '\\' or 0x80 and above. */
+static inline size_t plain_run(const unsigned char *p, const unsigned char *end)
+{
+    const unsigned char *q = p;
+    while (end - q >= 8) {
+        uint64_t v;
+        memcpy(&v, q, 8);
+        uint64_t quote = v ^ (ONES * '"'), bslash = v ^ (ONES * '\\');
+        uint64_t stop =
+            ((v - ONES * 0x20) & ~v) | ((quote - ONES) & ~quote) | ((bslash - ONES) & ~bslash) | v;
+        if (stop & HIGHS)
+            break;
+        q += 8;
+    }
+    while (q < end && plain_byte(*q))
+        q++;
+    return (size_t)(q - p);
+}
+
 /* Scans plain string bytes from d->p: stops at '"', '\\' or the end.
  * Raises on control characters and invalid UTF-8. */
 static void scan_plain(jdec *d)
 {
     const unsigned char *p = (const unsigned char *)d->p, *end = (const unsigned char *)d->end;
     while (p < end) {
+        p += plain_run(p, end);
+        if (p == end)
+            break;
         unsigned c = *p;
         if (c == '"' || c == '\\')
             break;
@@ -238,9 +273,15 @@ static bool push_integer(lua_State *L, const char *s, const char *q)
     return false;
 }
 
-/* Pushes the number token [s, q) as a float (strtod on a copy). */
+/* Pushes the number token [s, q) as a float (the exact fast path for short
+ * decimals, else strtod on a copy). */
 static void push_float(lua_State *L, const char *s, const char *q)
 {
+    double fast;
+    if (sl_real_parse_fast(s, (size_t)(q - s), &fast)) {
+        lua_pushnumber(L, fast);
+        return;
+    }
     char tmp[64];
     size_t n = (size_t)(q - s);
     char *big = NULL;
@@ -323,7 +364,6 @@ static void dec_members(jdec *d, int t)
             flush_keys(L, t, &n, pending, false);
             pending = 0;
         }
-        luaL_checkstack(L, 8, "json: nested too deeply");
         skip_ws(d);
         if (d->p < d->end && *d->p == ',') {
             d->p++;
@@ -346,8 +386,13 @@ static void dec_object(jdec *d)
     lua_State *L = d->L;
     if (++d->depth > MAX_DEPTH)
         dec_error(d, "nested too deeply");
-    luaL_checkstack(L, 8, "json: nested too deeply");
-    lua_createtable(L, 0, 4);
+    /* the object, its order, up to KEYS_ON_STACK pending keys, a key and a
+     * value: checked once here, not per member */
+    luaL_checkstack(L, KEYS_ON_STACK + 8, "json: nested too deeply");
+    /* sized like the last object at this depth: no rehash as members come
+     * in when messages look alike */
+    unsigned char *hint = &d->h->obj_hint[d->depth & 7];
+    lua_createtable(L, 0, *hint ? *hint : 4);
     int t = lua_gettop(L);
     lua_pushnil(L); /* the order, made when the first keys are flushed */
     d->p++;
@@ -358,6 +403,7 @@ static void dec_object(jdec *d)
     } else {
         dec_members(d, t);
     }
+    *hint = (unsigned char)(lua_rawlen(L, -1) < 32 ? lua_rawlen(L, -1) + 1 : 32);
     lua_setmetatable(L, t);
     d->depth--;
 }
@@ -457,37 +503,56 @@ typedef struct jenc {
     size_t ktop; /* keys in use in h->keys */
 } jenc;
 
-static char *reserve(jenc *e, size_t n)
+static char *grow(jenc *e, size_t n);
+
+/* Room for n more bytes at the end of the buffer; returns where they go. */
+static inline char *reserve(jenc *e, size_t n)
 {
     sl_lua_host *h = e->h;
-    if (h->buf_cap - h->buf_len < n) {
-        size_t cap = h->buf_cap ? h->buf_cap : 256;
-        while (cap - h->buf_len < n)
-            cap *= 2;
-        if (cap > h->limit + 4096)
-            luaL_error(e->L, "json: the encoded text is larger than the memory limit");
-        char *nb = realloc(h->buf, cap);
-        if (!nb)
-            luaL_error(e->L, "json: out of memory");
-        h->buf = nb;
-        h->buf_cap = cap;
-    }
+    if (h->buf_cap - h->buf_len < n)
+        return grow(e, n);
     return h->buf + h->buf_len;
 }
 
-static void put(jenc *e, const char *s, size_t n)
+/* reserve()'s slow path: grows the buffer (doubling) for n more bytes. */
+static char *grow(jenc *e, size_t n)
+{
+    sl_lua_host *h = e->h;
+    size_t cap = h->buf_cap ? h->buf_cap : 256;
+    while (cap - h->buf_len < n)
+        cap *= 2;
+    if (cap > h->limit + 4096)
+        luaL_error(e->L, "json: the encoded text is larger than the memory limit");
+    char *nb = realloc(h->buf, cap);
+    if (!nb)
+        luaL_error(e->L, "json: out of memory");
+    h->buf = nb;
+    h->buf_cap = cap;
+    return h->buf + h->buf_len;
+}
+
+static inline void put(jenc *e, const char *s, size_t n)
 {
     memcpy(reserve(e, n), s, n);
     e->h->buf_len += n;
 }
 
 /* Writes s (n bytes, any bytes: Lua strings are not checked for UTF-8) as
- * a quoted JSON string. Grows the buffer by what is left plus room for one
- * escape each time an escape does not fit. */
+ * a quoted JSON string. Plain text is copied in one pass; from the first
+ * byte that is not plain, the buffer grows by what is left plus room for
+ * one escape each time an escape does not fit. */
 static void put_string(jenc *e, const char *s, size_t n)
 {
-    size_t i = 0;
-    put(e, "\"", 1);
+    char *o = reserve(e, n + 2);
+    size_t i = plain_run((const unsigned char *)s, (const unsigned char *)s + n);
+    o[0] = '"';
+    memcpy(o + 1, s, i); /* the common case: all of it */
+    if (i == n) {
+        o[n + 1] = '"';
+        e->h->buf_len += n + 2;
+        return;
+    }
+    e->h->buf_len += 1 + i; /* the quote and the plain head; the rest escaped */
     while (i < n) {
         /* at least the rest, one escape (6 bytes) and the closing quote */
         reserve(e, (n - i) + SL_JSON_ESC_MAX_GROWTH + 1);
@@ -504,7 +569,9 @@ static void put_string(jenc *e, const char *s, size_t n)
  * float ("3.0", not "3"). Returns the length. */
 static int format_double(double x, char *out, size_t cap)
 {
-    int n;
+    int n = cap >= 32 ? (int)sl_real_fixed15(x, out) : 0;
+    if (n) /* what %.15g writes, and it reads back */
+        return n;
     if (x == floor(x) && fabs(x) < 1e15) {
         n = snprintf(out, cap, "%.1f", x);
     } else {
@@ -517,12 +584,32 @@ static int format_double(double x, char *out, size_t cap)
     return n;
 }
 
+/* Writes v in decimal into out (at least 21 bytes) as LUA_INTEGER_FMT
+ * would, without printf; returns the length. */
+static int format_integer(lua_Integer v, char *out)
+{
+    char digits[24];
+    int nd = 0, n = 0;
+    /* the magnitude as unsigned: LUA_MININTEGER has no positive twin */
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        digits[nd++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        out[n++] = '-';
+    while (nd)
+        out[n++] = digits[--nd];
+    out[n] = '\0';
+    return n;
+}
+
 static void put_number(jenc *e, int idx)
 {
     char num[40];
     int n;
     if (lua_isinteger(e->L, idx)) {
-        n = snprintf(num, sizeof num, LUA_INTEGER_FMT, lua_tointeger(e->L, idx));
+        n = format_integer(lua_tointeger(e->L, idx), num);
     } else {
         double x = (double)lua_tonumber(e->L, idx);
         if (!isfinite(x))
@@ -702,7 +789,8 @@ static bool push_order(lua_State *L, int idx)
  * partner, every item of a list) share one order metatable, found in a
  * small cache (SHAPE_SLOTS, by a hash of the interned key strings, checked
  * key by key), so decoding makes no table for the order in the common case.
- * A shared order is marked (SHARED_KEY) and never changed: a key added to
+ * A shared order never holds a key twice (an object whose text repeats a
+ * key gets its own order), is marked (SHARED_KEY) and never changed: a key added to
  * an object moves it to the next shared order (push_transition; cached, so
  * a script that adds the same keys to every message makes no table either),
  * and past ORDER_SCAN keys, or to drop a repeated key, the object gets its
@@ -737,33 +825,81 @@ static bool shape_find(lua_State *L, int cache, lua_Integer slot, int first, int
     return false;
 }
 
+/* The C mirror of the shape cache: per slot, 1 + the number of keys, then
+ * the keys' object pointers (0 for an empty slot). The shape in the slot
+ * holds its keys, so they stay alive and no other string takes their
+ * addresses while the mirror names them; a new state clears the mirror. */
+#define MIRROR_STRIDE (KEYS_ON_STACK + 1)
+
+/* Does cache slot `slot` hold the n keys (pointers) keys, by the mirror? */
+static bool mirror_has(const sl_lua_host *h, lua_Integer slot, const void *const *keys, int n)
+{
+    if (!h->shape_keys)
+        return false;
+    const void *const *m = h->shape_keys + (slot - 1) * MIRROR_STRIDE;
+    return (uintptr_t)m[0] == (uintptr_t)n + 1 &&
+           memcmp(m + 1, keys, (size_t)n * sizeof *keys) == 0;
+}
+
+static void mirror_set(sl_lua_host *h, lua_Integer slot, const void *const *keys, int n)
+{
+    if (!h->shape_keys)
+        return;
+    const void **m = h->shape_keys + (slot - 1) * MIRROR_STRIDE;
+    m[0] = (const void *)((uintptr_t)n + 1);
+    memcpy(m + 1, keys, (size_t)n * sizeof *keys);
+}
+
+/* Is a key among the n keys on the stack from first there twice? */
+static bool has_repeat(lua_State *L, int first, int n)
+{
+    for (int i = 1; i < n; i++)
+        for (int j = 0; j < i; j++)
+            if (lua_rawequal(L, first + i, first + j))
+                return true;
+    return false;
+}
+
 /* Pushes the shared order of the n keys on the stack from first (the top
  * of the stack then), from the cache or made and cached, and pops the keys.
  * Two slots per hash (an empty one is filled first), so that two shapes
  * of the same traffic rarely evict each other. */
 static void push_shape(lua_State *L, sl_lua_host *h, int first, int n)
 {
-    const void *keys[KEYS_ON_STACK + 1] = {(const void *)(uintptr_t)n};
-    for (int i = 0; i < n; i++) /* short strings are interned: equal keys, equal pointers */
-        keys[i + 1] = lua_topointer(L, first + i);
-    uint64_t hash = sl_fnv1a64_add(SL_FNV1A64_INIT, keys, (size_t)(n + 1) * sizeof keys[0]);
+    const void *keys[KEYS_ON_STACK];
+    uint64_t hash = SL_FNV1A64_INIT ^ (uint64_t)n;
+    for (int i = 0; i < n; i++) { /* short strings are interned: equal keys, equal pointers */
+        keys[i] = lua_topointer(L, first + i);
+        hash ^= (uint64_t)(uintptr_t)keys[i];
+        hash *= 0x9e3779b97f4a7c15ULL; /* a word at a time: spreads into the high bits */
+    }
+    hash ^= hash >> 29;
     lua_Integer s1 = (lua_Integer)(hash % SHAPE_SLOTS) + 1;
     lua_Integer s2 = (lua_Integer)((hash >> 32) % SHAPE_SLOTS) + 1;
     lua_rawgeti(L, LUA_REGISTRYINDEX, h->shape_cache);
     int cache = lua_gettop(L);
-    if (!shape_find(L, cache, s1, first, n) && !shape_find(L, cache, s2, first, n)) {
+    if (mirror_has(h, s1, keys, n) || mirror_has(h, s2, keys, n)) {
+        lua_rawgeti(L, cache, mirror_has(h, s1, keys, n) ? s1 : s2);
+    } else if (!shape_find(L, cache, s1, first, n) && !shape_find(L, cache, s2, first, n)) {
         push_object_mt(L, n);
         for (int i = 0; i < n; i++) {
             lua_pushvalue(L, first + i);
             lua_rawseti(L, -2, i + 1);
+        }
+        if (has_repeat(L, first, n)) { /* the object's own order, deduplicated when encoded */
+            lua_replace(L, first - 1);
+            lua_settop(L, first - 1);
+            return;
         }
         lua_pushboolean(L, 1);
         lua_rawsetp(L, -2, &SHARED_KEY);
         bool s1_taken = lua_rawgeti(L, cache, s1) != LUA_TNIL;
         bool s2_free = lua_rawgeti(L, cache, s2) == LUA_TNIL;
         lua_pop(L, 2);
+        lua_Integer slot = s1_taken && s2_free ? s2 : s1;
         lua_pushvalue(L, -1);
-        lua_rawseti(L, cache, s1_taken && s2_free ? s2 : s1);
+        lua_rawseti(L, cache, slot);
+        mirror_set(h, slot, keys, n);
     }
     lua_replace(L, first - 1);
     lua_settop(L, first - 1);
@@ -1056,13 +1192,21 @@ static size_t put_in_order(jenc *e, int idx, int mt, int depth)
  * way of adding a key (t[k] = v, rawset, the table library) gives it a
  * place, so more members written than keys held means a key with two places
  * (repeated in the decoded text): the order is deduplicated and the object
- * written again. */
+ * written again. Objects of a shared order skip that count (see push_shape). */
 static void enc_ordered(jenc *e, int idx, int mt, int depth)
 {
     lua_State *L = e->L;
     size_t start = e->h->buf_len;
     put(e, "{", 1);
     size_t written = put_in_order(e, idx, mt, depth);
+    if (lua_rawgetp(L, mt, &SHARED_KEY) != LUA_TNIL) {
+        /* a shared order holds each key once and every key of the object:
+         * nothing to deduplicate, nothing past it */
+        lua_pop(L, 1);
+        put(e, "}", 1);
+        return;
+    }
+    lua_pop(L, 1);
     size_t held = count_keys(L, idx);
     if (written > held) {
         e->h->buf_len = start + 1;
@@ -1293,6 +1437,10 @@ void sl_lua_open_json(lua_State *L)
     h->array_mt = new_marker(L, "json.array");
     lua_createtable(L, SHAPE_SLOTS, 0);
     h->shape_cache = luaL_ref(L, LUA_REGISTRYINDEX);
+    if (!h->shape_keys) /* without it, shapes are matched in Lua only */
+        h->shape_keys = malloc(SHAPE_SLOTS * MIRROR_STRIDE * sizeof *h->shape_keys);
+    if (h->shape_keys) /* a new state: none of the old pointers is valid */
+        memset(h->shape_keys, 0, SHAPE_SLOTS * MIRROR_STRIDE * sizeof *h->shape_keys);
     static const luaL_Reg fns[] = {
         {"encode", l_encode}, {"decode", l_decode}, {"array", l_array},
         {"object", l_object}, {NULL, NULL},

@@ -50,6 +50,44 @@ static void expect_body(const char *src, const char *body, const char *want)
     sl_lua_host_free(h);
 }
 
+/* Many objects of different keys in one state (so that the shape cache
+ * fills, evicts and has keys that are prefixes of others): each comes back
+ * as its text, and with a key added it ends with that key. */
+static void test_many_shapes(void **state)
+{
+    (void)state;
+    expect_body("function step(msg)\n"
+                "  local pool, x = {'a','b','c','d','e','f','g','h'}, 7\n"
+                "  for i = 1, 4000 do\n"
+                "    local parts = {}\n"
+                "    x = (x * 1103515245 + 12345) % 2147483648\n"
+                "    local n, y = x % 7, x\n"
+                "    for k = 1, n do\n"
+                "      y = y // 8\n"
+                "      local key = pool[(y % 8) + 1] .. (k > 4 and 'x' or '')\n"
+                "      parts[#parts + 1] = '\"' .. key .. '\":' .. k\n"
+                "    end\n"
+                "    local text = '{' .. table.concat(parts, ',') .. '}'\n"
+                "    local o = json.decode(text)\n"
+                "    local seen, want = {}, {}\n"
+                "    for _, p in ipairs(parts) do\n"
+                "      local key = p:match('\"(.-)\"')\n"
+                "      if not seen[key] then seen[key] = #want + 1; want[#want + 1] = p\n"
+                "      else want[seen[key]] = p end\n"
+                "    end\n"
+                "    local plain = '{' .. table.concat(want, ',') .. '}'\n"
+                "    assert(json.encode(o) == plain, text .. ' -> ' .. json.encode(o))\n"
+                "    o.zz = true\n"
+                "    local got = json.encode(o)\n"
+                "    assert(got == '{' .. table.concat(want, ',') .. (#want > 0 and ',' or '') ..\n"
+                "           '\"zz\":true}', text .. ' + zz -> ' .. got)\n"
+                "  end\n"
+                "  msg.body = 'ok'\n"
+                "  return msg\n"
+                "end\n",
+                "{}", "ok");
+}
+
 static void test_msg_json_keeps_order(void **state)
 {
     (void)state;
@@ -239,6 +277,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_msg_json_keeps_order),
+        cmocka_unit_test(test_many_shapes),
         cmocka_unit_test(test_decode_escapes_and_numbers),
         cmocka_unit_test(test_changes_keep_order),
         cmocka_unit_test(test_many_keys),

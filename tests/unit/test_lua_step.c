@@ -50,7 +50,7 @@ static sl_lua_host *host_svc(const char *src, const sl_step_services *svc, uint6
 
 static sl_lua_host *host(const char *src)
 {
-    return host_svc(src, NULL, 100);
+    return host_svc(src, NULL, 1000); /* room for ASan on a loaded machine */
 }
 
 static sl_msg *msg_with(const char *body)
@@ -461,7 +461,7 @@ static void *server_main(void *arg)
             } else if (!strcmp(path, "/missing")) {
                 respond(c, 404, "", "no");
             } else if (!strcmp(path, "/slow")) {
-                struct timespec ts = {0, 120 * 1000000L};
+                struct timespec ts = {0, 600 * 1000000L};
                 nanosleep(&ts, NULL);
                 respond(c, 200, "", "slow");
             } else if (!strcmp(path, "/echo")) {
@@ -533,7 +533,8 @@ static void test_http_real_server(void **state)
     sl_connector_conf cc = {.name = "crm", .type = "http_client", .priv = &hc};
     conf_list cl = {&cc, 1};
     sl_step_services svc = {.call = call_conf, .arg = &cl};
-    /* a 50 ms step timeout: waiting for /slow (120 ms) does not count */
+    /* a 300 ms step timeout (room for ASan on a loaded machine): waiting for
+     * /slow (600 ms) does not count */
     sl_lua_host *h =
         host_svc("function step(msg, ctx)\n"
                  "  local r = ctx.http('crm', { path = '/customers/c-1' })\n"
@@ -559,7 +560,7 @@ static void test_http_real_server(void **state)
                  "  msg.body = 'done'\n"
                  "  return msg\n"
                  "end\n",
-                 &svc, 50);
+                 &svc, 300);
     assert_string_equal(run_ok(h, "x"), "done");
     assert_string_equal(s.last_api_key, "secret-1");
     /* one request per call: ctx.http never retries */
@@ -648,7 +649,7 @@ static void test_http_transient_retry(void **state)
                  "  assert(r.ok, r.error)\n"
                  "  return msg\n"
                  "end\n",
-                 &down, 100);
+                 &down, 1000);
     assert_int_equal(step_rc(h, &err), SL_STEP_RETRY);
     assert_non_null(strstr(err.msg, "HTTP 503 from crm"));
     assert_int_equal(calls, 1); /* one attempt, no sleep, no retry inside */
@@ -658,12 +659,12 @@ static void test_http_transient_retry(void **state)
     sl_msg_free(m);
     sl_lua_host_free(h);
 
-    h = host_svc("function step(msg, ctx) ctx.retry('not yet') end\n", NULL, 100);
+    h = host_svc("function step(msg, ctx) ctx.retry('not yet') end\n", NULL, 1000);
     assert_int_equal(step_rc(h, &err), SL_STEP_RETRY);
     assert_non_null(strstr(err.msg, "retry: not yet"));
     sl_lua_host_free(h);
 
-    h = host_svc("function step(msg, ctx) error('broken') end\n", &down, 100);
+    h = host_svc("function step(msg, ctx) error('broken') end\n", &down, 1000);
     assert_int_equal(step_rc(h, &err), SL_STEP_FAIL); /* no transient call: permanent */
     sl_lua_host_free(h);
 
@@ -709,7 +710,7 @@ static void test_step_from_config(void **state)
                "  r:\n"
                "    from: { connector: in, path: /x }\n"
                "    steps:\n"
-               "      - lua: { file: lua/up.lua, function: up, timeout: 20ms, memory: 1MiB }\n"
+               "      - lua: { file: lua/up.lua, function: up, timeout: 500ms, memory: 1MiB }\n"
                "      - filter: \"msg.body ~= 'SKIP!'\"\n"
                "    to: [ { connector: out } ]\n");
     sl_config_errors errs = {0};
