@@ -1,17 +1,22 @@
 /* The http_client output: delivers a route's messages as HTTP requests
- * through one libcurl multi handle per connector, driven by one event-loop
- * thread, with at most max_in_flight transfers at once (the bulkhead) and
- * per-key order within a batch. Maps responses to SL_OK / SL_RETRY / SL_FAIL. */
+ * through libcurl multi handles driven by event-loop threads (lanes: one
+ * per CPU, at most four, each with at least 16 of max_in_flight; a calling
+ * thread's batches always go to the same lane), with at most max_in_flight
+ * transfers and connections at once over all lanes (the bulkhead: each lane
+ * has its share) and per-key order within a batch. Maps responses to SL_OK
+ * / SL_RETRY / SL_FAIL. */
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -31,6 +36,8 @@
 #define HC_RESP_CAP (64 * 1024) /* response bytes kept for error messages */
 #define HC_ERR_BODY 200         /* response bytes quoted in an error */
 #define HC_POLL_MS 1000
+#define HC_MAX_LANES 4 /* event-loop threads per connector */
+#define HC_LANE_MIN 16 /* of max_in_flight per lane, at least */
 
 typedef struct hc_batch hc_batch;
 
@@ -64,15 +71,33 @@ struct hc_batch {
     sl_http_response *capture;       /* sl_http_client_call: where the response goes (n == 1) */
     const sl_http_client_conf *conf; /* the connector's (forward_headers, tls) */
     const char *auth;                /* the Authorization value of this round, or NULL */
-    size_t pending;      /* requests without a result yet; guarded by the connector's mu */
-    pthread_cond_t done; /* signalled when pending reaches 0 */
+    struct hc_lane *lane;            /* the event loop that runs its requests */
+    size_t pending;                  /* requests without a result yet; guarded by its lane's mu */
+    pthread_cond_t done;             /* signalled when pending reaches 0 */
 };
 
 /* An easy handle in use or kept for reuse, with its response buffer. Only
  * the loop thread touches slots. */
+/* A request's header lines as a curl_slist built in storage the slot keeps
+ * (nodes and line text), so that preparing a request allocates nothing once
+ * the slot has seen one as large. While lines are added, nodes[i].data holds
+ * an offset into buf (buf may move as it grows); hdr_list_done links them. */
+typedef struct hdr_list {
+    struct curl_slist *nodes;
+    size_t n, cap;
+    char *buf;
+    size_t used, buf_cap;
+} hdr_list;
+
 typedef struct hc_slot {
     CURL *easy;
-    struct curl_slist *hdrs;
+    hdr_list hdrs;
+    /* What the easy handle was last set up for (see slot_setup): a request
+     * with the same url, method and connector config only sets its headers
+     * and body; anything else resets the handle first. */
+    char *prep_url;
+    char prep_method[16];
+    const sl_http_client_conf *prep_conf;
     char *resp;
     size_t resp_len, resp_cap;
     size_t resp_max; /* bytes kept: HC_RESP_CAP, or SL_HTTP_MAX_RESPONSE for calls */
@@ -83,11 +108,14 @@ typedef struct hc_slot {
     struct hc_slot *prev_act, *next_act; /* in the list of added transfers */
 } hc_slot;
 
-typedef struct hc_state {
-    sl_connector *c;
+typedef struct hc_state hc_state;
+
+/* One event loop of the connector: a thread driving its own multi handle
+ * (its own connections) for the batches queued to it. */
+typedef struct hc_lane {
+    hc_state *s;
     CURLM *multi;
-    int max_in_flight;
-    long timeout_ms;
+    int max_in_flight;  /* its share of the connector's (the shares add up to it) */
     pthread_mutex_t mu; /* guards queue, active, started, stopping, batches' pending */
     hc_req *queue_head, *queue_tail;
     int active; /* transfers taken off the queue and not yet finished */
@@ -95,14 +123,27 @@ typedef struct hc_state {
     pthread_t thread;
     hc_slot *free_slots;   /* loop thread only */
     hc_slot *active_slots; /* added to the multi handle; loop thread only */
-    /* metrics, NULL when the gateway has none; the loop thread fills codes */
+    /* the counters per response code, filled by the loop thread */
+    sl_counter *by_status[600];
+    sl_counter *timeouts, *errors;
+} hc_lane;
+
+struct hc_state {
+    sl_connector *c;
+    int max_in_flight;
+    long timeout_ms;
+    /* The lanes: a route worker's batches all go to the same one (per-key
+     * order is kept within a batch), different workers' to different ones,
+     * so that the requests of several partitions are prepared, sent and
+     * answered on several cores. */
+    hc_lane *lanes;
+    int n_lanes;
+    /* metrics, NULL when the gateway has none */
     sl_metrics *metrics;
     char labels[256];
     sl_histogram *seconds;
-    sl_counter *by_status[600];
-    sl_counter *timeouts, *errors;
     sl_hc_auth *auth; /* the connector's credentials */
-} hc_state;
+};
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_rc = CURLE_FAILED_INIT;
@@ -124,30 +165,30 @@ static sl_counter *status_counter(hc_state *s, const char *code)
 
 /* Counts one finished request: its code (an HTTP status, "timeout" or
  * "error") and its duration. Loop thread only. */
-static void count_request(hc_state *s, int status, bool timed_out, double seconds)
+static void count_request(hc_lane *l, int status, bool timed_out, double seconds)
 {
-    if (!s->metrics)
+    if (!l->s->metrics)
         return;
     sl_counter *ctr;
     if (status >= 100 && status < 600) {
-        if (!s->by_status[status]) {
+        if (!l->by_status[status]) {
             char code[8];
             snprintf(code, sizeof code, "%d", status);
-            s->by_status[status] = status_counter(s, code);
+            l->by_status[status] = status_counter(l->s, code);
         }
-        ctr = s->by_status[status];
+        ctr = l->by_status[status];
     } else if (timed_out) {
-        if (!s->timeouts)
-            s->timeouts = status_counter(s, "timeout");
-        ctr = s->timeouts;
+        if (!l->timeouts)
+            l->timeouts = status_counter(l->s, "timeout");
+        ctr = l->timeouts;
     } else {
-        if (!s->errors)
-            s->errors = status_counter(s, "error");
-        ctr = s->errors;
+        if (!l->errors)
+            l->errors = status_counter(l->s, "error");
+        ctr = l->errors;
     }
     sl_counter_add(ctr, 1);
-    if (s->seconds)
-        sl_histogram_observe(s->seconds, seconds);
+    if (l->s->seconds)
+        sl_histogram_observe(l->s->seconds, seconds);
 }
 
 /* ---- slots ---- */
@@ -188,17 +229,18 @@ static void slot_free(hc_slot *slot)
         return;
     if (slot->easy)
         curl_easy_cleanup(slot->easy);
-    curl_slist_free_all(slot->hdrs);
+    free(slot->hdrs.nodes);
+    free(slot->hdrs.buf);
+    free(slot->prep_url);
     free(slot->resp);
     free(slot);
 }
 
-static hc_slot *slot_get(hc_state *s)
+static hc_slot *slot_get(hc_lane *l)
 {
-    hc_slot *slot = s->free_slots;
+    hc_slot *slot = l->free_slots;
     if (slot) {
-        s->free_slots = slot->next_free;
-        curl_easy_reset(slot->easy);
+        l->free_slots = slot->next_free;
     } else {
         slot = calloc(1, sizeof *slot);
         if (!slot)
@@ -217,18 +259,16 @@ static hc_slot *slot_get(hc_state *s)
     return slot;
 }
 
-static void slot_put(hc_state *s, hc_slot *slot)
+static void slot_put(hc_lane *l, hc_slot *slot)
 {
-    curl_slist_free_all(slot->hdrs);
-    slot->hdrs = NULL;
     slot->req = NULL;
     if (slot->resp_cap > 4096) { /* do not keep big buffers around */
         free(slot->resp);
         slot->resp = NULL;
         slot->resp_cap = 0;
     }
-    slot->next_free = s->free_slots;
-    s->free_slots = slot;
+    slot->next_free = l->free_slots;
+    l->free_slots = slot;
 }
 
 /* ---- requests ---- */
@@ -249,38 +289,75 @@ static const sl_msg_header *msg_header(const sl_msg *msg, const char *name)
     return NULL;
 }
 
-/* Appends "Name: value" (or "Name;" for an empty value, which curl sends as
- * an empty header) to *list. Returns 0 or -1 when out of memory. */
-static int add_header(struct curl_slist **list, const char *name, size_t name_len,
-                      const char *value, size_t value_len)
+/* Makes room in l for one more line of need bytes (NUL included). Returns 0
+ * or -1 when out of memory (l unchanged). */
+static int hdr_list_reserve(hdr_list *l, size_t need)
 {
-    char stack[512];
-    size_t need = name_len + value_len + 3;
-    char *line = need <= sizeof stack ? stack : malloc(need);
-    if (!line)
-        return -1;
-    memcpy(line, name, name_len);
-    if (value_len == 0) {
-        line[name_len] = ';';
-        line[name_len + 1] = '\0';
-    } else {
-        line[name_len] = ':';
-        line[name_len + 1] = ' ';
-        memcpy(line + name_len + 2, value, value_len);
-        line[name_len + 2 + value_len] = '\0';
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 8;
+        struct curl_slist *v = realloc(l->nodes, cap * sizeof *v);
+        if (!v)
+            return -1;
+        l->nodes = v;
+        l->cap = cap;
     }
-    struct curl_slist *l = curl_slist_append(*list, line);
-    if (line != stack)
-        free(line);
-    if (!l)
-        return -1;
-    *list = l;
+    if (l->used + need > l->buf_cap) {
+        size_t cap = l->buf_cap ? l->buf_cap : 512;
+        while (cap < l->used + need)
+            cap *= 2;
+        char *b = realloc(l->buf, cap);
+        if (!b)
+            return -1;
+        l->buf = b;
+        l->buf_cap = cap;
+    }
     return 0;
 }
 
-static int build_headers(const hc_batch *b, const sl_msg *msg, struct curl_slist **out)
+/* Appends "Name: value" (or "Name;" for an empty value, which curl sends as
+ * an empty header; or the line name alone when value is NULL) to l. Returns
+ * 0 or -1 when out of memory. */
+static int add_header(hdr_list *l, const char *name, size_t name_len, const char *value,
+                      size_t value_len)
 {
-    struct curl_slist *l = NULL;
+    if (hdr_list_reserve(l, name_len + value_len + 3) < 0)
+        return -1;
+    char *line = l->buf + l->used;
+    memcpy(line, name, name_len);
+    size_t len = name_len;
+    if (!value) {
+        /* the raw line */
+    } else if (value_len == 0) {
+        line[len++] = ';';
+    } else {
+        line[len++] = ':';
+        line[len++] = ' ';
+        memcpy(line + len, value, value_len);
+        len += value_len;
+    }
+    line[len] = '\0';
+    l->nodes[l->n].data = (char *)(uintptr_t)l->used;
+    l->n++;
+    l->used += len + 1;
+    return 0;
+}
+
+/* Points the nodes of l at their lines and links them. Returns the list. */
+static struct curl_slist *hdr_list_done(hdr_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        l->nodes[i].data = l->buf + (uintptr_t)l->nodes[i].data;
+        l->nodes[i].next = i + 1 < l->n ? &l->nodes[i + 1] : NULL;
+    }
+    return l->n ? l->nodes : NULL;
+}
+
+/* Fills l (emptied first) with the header lines of msg's request. Returns 0
+ * or -1 when out of memory. */
+static int build_headers(const hc_batch *b, const sl_msg *msg, hdr_list *l)
+{
+    l->n = 0;
+    l->used = 0;
     if (b->set_content_type) {
         const sl_msg_header *ct = msg_header(msg, SL_HDR_CONTENT_TYPE);
         const char *v = "application/octet-stream";
@@ -289,14 +366,14 @@ static int build_headers(const hc_batch *b, const sl_msg *msg, struct curl_slist
             v = ct->value;
             vl = ct->value_len;
         }
-        if (add_header(&l, "Content-Type", 12, v, vl) < 0)
+        if (add_header(l, "Content-Type", 12, v, vl) < 0)
             goto oom;
     }
     size_t idl = strnlen(msg->id, SL_ID_LEN);
     if (idl > 0 && header_value_ok(msg->id, idl)) {
-        if (b->set_idem && add_header(&l, "Idempotency-Key", 15, msg->id, idl) < 0)
+        if (b->set_idem && add_header(l, "Idempotency-Key", 15, msg->id, idl) < 0)
             goto oom;
-        if (b->set_msgid && add_header(&l, "X-Message-Id", 12, msg->id, idl) < 0)
+        if (b->set_msgid && add_header(l, "X-Message-Id", 12, msg->id, idl) < 0)
             goto oom;
     }
     /* The message's headers that forward_headers lets through (by default
@@ -311,28 +388,73 @@ static int build_headers(const hc_batch *b, const sl_msg *msg, struct curl_slist
         for (size_t k = 0; fwd && k < b->n_hdrs; k++)
             fwd = !(b->hdrs[k].name_len == nl && strncasecmp(b->hdrs[k].name, mh->name, nl) == 0);
         if (fwd && header_value_ok(mh->value, mh->value_len) &&
-            add_header(&l, mh->name, nl, mh->value, mh->value_len) < 0)
+            add_header(l, mh->name, nl, mh->value, mh->value_len) < 0)
             goto oom;
     }
     for (size_t i = 0; i < b->n_hdrs; i++) {
         const hc_hdr *h = &b->hdrs[i];
-        if (add_header(&l, h->name, h->name_len, h->value, strlen(h->value)) < 0)
+        if (add_header(l, h->name, h->name_len, h->value, strlen(h->value)) < 0)
             goto oom;
     }
-    if (b->auth && add_header(&l, "Authorization", 13, b->auth, strlen(b->auth)) < 0)
+    if (b->auth && add_header(l, "Authorization", 13, b->auth, strlen(b->auth)) < 0)
         goto oom;
     /* "Expect:" removes curl's Expect: 100-continue (one round trip less). */
-    struct curl_slist *with_expect = curl_slist_append(l, "Expect:");
-    if (!with_expect)
+    if (add_header(l, "Expect:", 7, NULL, 0) < 0)
         goto oom;
-    *out = with_expect;
     return 0;
 oom:
-    curl_slist_free_all(l);
     return -1;
 }
 
-/* Sets slot's easy handle up for req. Returns 0, or -1 when out of memory
+#define SETOPT(opt, val)                                                                           \
+    do {                                                                                           \
+        if (rc == CURLE_OK)                                                                        \
+            rc = curl_easy_setopt(e, opt, val);                                                    \
+    } while (0)
+
+/* Resets slot's easy handle and sets what every request of batch b shares
+ * (url, method, timeouts, TLS), remembering it in slot->prep_*. Returns 0,
+ * or -1 when out of memory or curl refuses an option (nothing remembered
+ * then). Loop thread. */
+static int slot_prepare(hc_state *s, hc_slot *slot, const hc_batch *b)
+{
+    CURL *e = slot->easy;
+    free(slot->prep_url);
+    slot->prep_url = NULL;
+    curl_easy_reset(e);
+    CURLcode rc = CURLE_OK;
+    SETOPT(CURLOPT_URL, b->url);
+    SETOPT(CURLOPT_PRIVATE, slot);
+    SETOPT(CURLOPT_NOSIGNAL, 1L);
+    SETOPT(CURLOPT_TCP_NODELAY, 1L);
+    SETOPT(CURLOPT_TIMEOUT_MS, s->timeout_ms);
+    SETOPT(CURLOPT_WRITEFUNCTION, on_body);
+    SETOPT(CURLOPT_WRITEDATA, slot);
+    SETOPT(CURLOPT_ERRORBUFFER, slot->errbuf);
+    SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
+    SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
+    if (rc == CURLE_OK)
+        rc = sl_hc_tls_apply(e, &b->conf->tls);
+    if (b->body) {
+        if (strcmp(b->method, "POST") != 0)
+            SETOPT(CURLOPT_CUSTOMREQUEST, b->method);
+    } else if (strcmp(b->method, "HEAD") == 0) {
+        SETOPT(CURLOPT_NOBODY, 1L);
+    } else {
+        SETOPT(CURLOPT_HTTPGET, 1L);
+        if (strcmp(b->method, "GET") != 0)
+            SETOPT(CURLOPT_CUSTOMREQUEST, b->method);
+    }
+    if (rc != CURLE_OK || !(slot->prep_url = strdup(b->url)))
+        return -1;
+    memcpy(slot->prep_method, b->method, sizeof slot->prep_method);
+    slot->prep_conf = b->conf;
+    return 0;
+}
+
+/* Sets slot's easy handle up for req: prepared once per url, method and
+ * connector config (slot_prepare), then only the headers and the body per
+ * request, in storage the slot keeps. Returns 0, or -1 when out of memory
  * or curl refuses an option. Loop thread. */
 static int slot_setup(hc_state *s, hc_slot *slot, hc_req *req)
 {
@@ -344,40 +466,23 @@ static int slot_setup(hc_state *s, hc_slot *slot, hc_req *req)
         slot->resp_max = SL_HTTP_MAX_RESPONSE;
     if (build_headers(b, msg, &slot->hdrs) < 0)
         return -1;
+    bool same = slot->prep_url && slot->prep_conf == b->conf &&
+                strcmp(slot->prep_method, b->method) == 0 && strcmp(slot->prep_url, b->url) == 0;
+    if (!same && slot_prepare(s, slot, b) < 0)
+        return -1;
     CURLcode rc = CURLE_OK;
-#define SETOPT(opt, val)                                                                           \
-    do {                                                                                           \
-        if (rc == CURLE_OK)                                                                        \
-            rc = curl_easy_setopt(e, opt, val);                                                    \
-    } while (0)
-    SETOPT(CURLOPT_URL, b->url);
-    SETOPT(CURLOPT_PRIVATE, slot);
-    SETOPT(CURLOPT_NOSIGNAL, 1L);
-    SETOPT(CURLOPT_TCP_NODELAY, 1L);
-    SETOPT(CURLOPT_TIMEOUT_MS, s->timeout_ms);
-    SETOPT(CURLOPT_HTTPHEADER, slot->hdrs);
-    SETOPT(CURLOPT_WRITEFUNCTION, on_body);
-    SETOPT(CURLOPT_WRITEDATA, slot);
-    SETOPT(CURLOPT_ERRORBUFFER, slot->errbuf);
-    SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
-    SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
-    if (rc == CURLE_OK)
-        rc = sl_hc_tls_apply(e, &b->conf->tls);
+    SETOPT(CURLOPT_HTTPHEADER, hdr_list_done(&slot->hdrs));
     if (b->body) {
         SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(msg->body ? msg->body_len : 0));
         SETOPT(CURLOPT_POSTFIELDS, msg->body ? msg->body : "");
-        if (strcmp(b->method, "POST") != 0)
-            SETOPT(CURLOPT_CUSTOMREQUEST, b->method);
-    } else if (strcmp(b->method, "HEAD") == 0) {
-        SETOPT(CURLOPT_NOBODY, 1L);
-    } else {
-        SETOPT(CURLOPT_HTTPGET, 1L);
-        if (strcmp(b->method, "GET") != 0)
-            SETOPT(CURLOPT_CUSTOMREQUEST, b->method);
     }
-#undef SETOPT
+    if (rc != CURLE_OK) {
+        free(slot->prep_url); /* set it all up again next time */
+        slot->prep_url = NULL;
+    }
     return rc == CURLE_OK ? 0 : -1;
 }
+#undef SETOPT
 
 /* Writes "FMT" into r, keeping the text valid UTF-8 when it is cut. */
 static void result_set(sl_send_result *r, sl_result res, int status, const char *text)
@@ -433,8 +538,8 @@ static void map_result(hc_state *s, hc_slot *slot, CURLcode cc, sl_send_result *
 
 /* Gives req and, when it did not succeed, every later message with the same
  * key a result, and queues the next message with the same key when it did.
- * Caller holds s->mu. */
-static void finish_req(hc_state *s, hc_req *req)
+ * Caller holds l->mu. */
+static void finish_req(hc_lane *l, hc_req *req)
 {
     hc_batch *b = req->batch;
     sl_result res = b->results[req->idx].result;
@@ -442,10 +547,10 @@ static void finish_req(hc_state *s, hc_req *req)
     b->pending--;
     if (next && res == SL_OK) {
         /* Front of the queue: its turn has come, it waited already. */
-        next->queue_next = s->queue_head;
-        s->queue_head = next;
-        if (!s->queue_tail)
-            s->queue_tail = next;
+        next->queue_next = l->queue_head;
+        l->queue_head = next;
+        if (!l->queue_tail)
+            l->queue_tail = next;
     } else {
         for (; next; next = next->next_in_key) {
             sl_send_result_set(&b->results[next->idx], SL_RETRY, 0,
@@ -459,28 +564,28 @@ static void finish_req(hc_state *s, hc_req *req)
 }
 
 /* Completes req with res/text when it never reached the network (no
- * memory, shutting down). Caller holds s->mu. */
-static void fail_req(hc_state *s, hc_req *req, const char *text)
+ * memory, shutting down). Caller holds l->mu. */
+static void fail_req(hc_lane *l, hc_req *req, const char *text)
 {
     sl_send_result_set(&req->batch->results[req->idx], SL_RETRY, 0, "%s", text);
-    finish_req(s, req);
+    finish_req(l, req);
 }
 
-static void active_link(hc_state *s, hc_slot *slot)
+static void active_link(hc_lane *l, hc_slot *slot)
 {
     slot->prev_act = NULL;
-    slot->next_act = s->active_slots;
-    if (s->active_slots)
-        s->active_slots->prev_act = slot;
-    s->active_slots = slot;
+    slot->next_act = l->active_slots;
+    if (l->active_slots)
+        l->active_slots->prev_act = slot;
+    l->active_slots = slot;
 }
 
-static void active_unlink(hc_state *s, hc_slot *slot)
+static void active_unlink(hc_lane *l, hc_slot *slot)
 {
     if (slot->prev_act)
         slot->prev_act->next_act = slot->next_act;
     else
-        s->active_slots = slot->next_act;
+        l->active_slots = slot->next_act;
     if (slot->next_act)
         slot->next_act->prev_act = slot->prev_act;
     slot->prev_act = slot->next_act = NULL;
@@ -528,128 +633,128 @@ static void reply_response(hc_slot *slot, int status, sl_send_reply *reply)
     take_response(slot, &reply->body, &reply->body_len);
 }
 
-static void on_done(hc_state *s, CURLMsg *m)
+static void on_done(hc_lane *l, CURLMsg *m)
 {
     hc_slot *slot = NULL;
     curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&slot);
-    curl_multi_remove_handle(s->multi, m->easy_handle);
-    active_unlink(s, slot);
+    curl_multi_remove_handle(l->multi, m->easy_handle);
+    active_unlink(l, slot);
     hc_req *req = slot->req;
     int status = 0;
     bool timed_out = false;
     curl_off_t us = 0;
     /* Mapping writes results[idx], which only this thread touches until
      * finish_req hands it back under the lock. */
-    map_result(s, slot, m->data.result, &req->batch->results[req->idx], &status, &timed_out);
+    map_result(l->s, slot, m->data.result, &req->batch->results[req->idx], &status, &timed_out);
     curl_easy_getinfo(slot->easy, CURLINFO_TOTAL_TIME_T, &us);
-    count_request(s, status, timed_out, (double)us / 1e6);
+    count_request(l, status, timed_out, (double)us / 1e6);
     if (req->batch->capture)
         capture_response(slot, req->batch->capture);
     sl_send_result *res = &req->batch->results[req->idx];
     if (res->reply && res->result == SL_OK)
         reply_response(slot, status, res->reply);
-    slot_put(s, slot);
-    pthread_mutex_lock(&s->mu);
-    s->active--;
-    finish_req(s, req);
-    pthread_mutex_unlock(&s->mu);
+    slot_put(l, slot);
+    pthread_mutex_lock(&l->mu);
+    l->active--;
+    finish_req(l, req);
+    pthread_mutex_unlock(&l->mu);
 }
 
-/* Takes requests off the queue while fewer than max_in_flight are active
- * and adds them to the multi handle. Loop thread. */
-static void start_queued(hc_state *s)
+/* Takes requests off the lane's queue while fewer than its max_in_flight
+ * are active and adds them to the multi handle. Loop thread. */
+static void start_queued(hc_lane *l)
 {
     for (;;) {
-        pthread_mutex_lock(&s->mu);
+        pthread_mutex_lock(&l->mu);
         hc_req *req = NULL;
-        if (s->active < s->max_in_flight && s->queue_head) {
-            req = s->queue_head;
-            s->queue_head = req->queue_next;
-            if (!s->queue_head)
-                s->queue_tail = NULL;
+        if (l->active < l->max_in_flight && l->queue_head) {
+            req = l->queue_head;
+            l->queue_head = req->queue_next;
+            if (!l->queue_head)
+                l->queue_tail = NULL;
             req->queue_next = NULL;
-            s->active++;
+            l->active++;
         }
-        pthread_mutex_unlock(&s->mu);
+        pthread_mutex_unlock(&l->mu);
         if (!req)
             return;
-        hc_slot *slot = slot_get(s);
+        hc_slot *slot = slot_get(l);
         const char *why = "out of memory preparing the request";
-        if (slot && slot_setup(s, slot, req) == 0) {
-            CURLMcode mc = curl_multi_add_handle(s->multi, slot->easy);
+        if (slot && slot_setup(l->s, slot, req) == 0) {
+            CURLMcode mc = curl_multi_add_handle(l->multi, slot->easy);
             if (mc == CURLM_OK) {
-                active_link(s, slot);
+                active_link(l, slot);
                 continue;
             }
             why = curl_multi_strerror(mc);
         }
         if (slot)
-            slot_put(s, slot);
-        pthread_mutex_lock(&s->mu);
-        s->active--;
-        fail_req(s, req, why);
-        pthread_mutex_unlock(&s->mu);
+            slot_put(l, slot);
+        pthread_mutex_lock(&l->mu);
+        l->active--;
+        fail_req(l, req, why);
+        pthread_mutex_unlock(&l->mu);
     }
 }
 
 /* Fails everything still queued or in flight; used when the loop stops. */
-static void abandon_all(hc_state *s)
+static void abandon_all(hc_lane *l)
 {
     CURLMsg *m;
     int left;
-    while ((m = curl_multi_info_read(s->multi, &left)) != NULL) {
+    while ((m = curl_multi_info_read(l->multi, &left)) != NULL) {
         if (m->msg == CURLMSG_DONE)
-            on_done(s, m);
+            on_done(l, m);
     }
-    while (s->active_slots) {
-        hc_slot *slot = s->active_slots;
-        curl_multi_remove_handle(s->multi, slot->easy);
-        active_unlink(s, slot);
+    while (l->active_slots) {
+        hc_slot *slot = l->active_slots;
+        curl_multi_remove_handle(l->multi, slot->easy);
+        active_unlink(l, slot);
         hc_req *req = slot->req;
-        slot_put(s, slot);
-        pthread_mutex_lock(&s->mu);
-        s->active--;
-        fail_req(s, req, "http_client connector stopped before the request finished");
-        pthread_mutex_unlock(&s->mu);
+        slot_put(l, slot);
+        pthread_mutex_lock(&l->mu);
+        l->active--;
+        fail_req(l, req, "http_client connector stopped before the request finished");
+        pthread_mutex_unlock(&l->mu);
     }
-    pthread_mutex_lock(&s->mu);
-    while (s->queue_head) {
-        hc_req *req = s->queue_head;
-        s->queue_head = req->queue_next;
-        if (!s->queue_head)
-            s->queue_tail = NULL;
-        fail_req(s, req, "http_client connector stopped before the request was sent");
+    pthread_mutex_lock(&l->mu);
+    while (l->queue_head) {
+        hc_req *req = l->queue_head;
+        l->queue_head = req->queue_next;
+        if (!l->queue_head)
+            l->queue_tail = NULL;
+        fail_req(l, req, "http_client connector stopped before the request was sent");
     }
-    pthread_mutex_unlock(&s->mu);
+    pthread_mutex_unlock(&l->mu);
 }
 
 static void *loop_main(void *arg)
 {
-    hc_state *s = arg;
+    hc_lane *l = arg;
     for (;;) {
-        pthread_mutex_lock(&s->mu);
-        bool stop = s->stopping;
-        pthread_mutex_unlock(&s->mu);
+        pthread_mutex_lock(&l->mu);
+        bool stop = l->stopping;
+        pthread_mutex_unlock(&l->mu);
         if (stop)
             break;
-        start_queued(s);
+        start_queued(l);
         int running = 0;
-        curl_multi_perform(s->multi, &running);
+        curl_multi_perform(l->multi, &running);
         CURLMsg *m;
         int left;
-        while ((m = curl_multi_info_read(s->multi, &left)) != NULL) {
+        while ((m = curl_multi_info_read(l->multi, &left)) != NULL) {
             if (m->msg == CURLMSG_DONE)
-                on_done(s, m);
+                on_done(l, m);
         }
         /* Requests may have finished and freed room, or queued their
          * successors: add those before sleeping. */
-        pthread_mutex_lock(&s->mu);
-        bool more = s->queue_head && s->active < s->max_in_flight;
-        pthread_mutex_unlock(&s->mu);
+        pthread_mutex_lock(&l->mu);
+        bool more = l->queue_head && l->active < l->max_in_flight;
+        pthread_mutex_unlock(&l->mu);
         if (!more)
-            curl_multi_poll(s->multi, NULL, 0, HC_POLL_MS, NULL);
+            curl_multi_poll(l->multi, NULL, 0, HC_POLL_MS, NULL);
     }
-    abandon_all(s);
+    abandon_all(l);
     return NULL;
 }
 
@@ -677,20 +782,75 @@ static int check_base_url(const char *url, sl_error *err)
     return rc;
 }
 
+/* Frees a stopped lane's slots, multi handle and mutex (of a lane that
+ * lane_init set up: multi not NULL). */
+static void lane_free(hc_lane *l)
+{
+    while (l->free_slots) {
+        hc_slot *slot = l->free_slots;
+        l->free_slots = slot->next_free;
+        slot_free(slot);
+    }
+    curl_multi_cleanup(l->multi);
+    pthread_mutex_destroy(&l->mu);
+}
+
 static void state_free(hc_state *s)
 {
     if (!s)
         return;
-    while (s->free_slots) {
-        hc_slot *slot = s->free_slots;
-        s->free_slots = slot->next_free;
-        slot_free(slot);
-    }
-    if (s->multi)
-        curl_multi_cleanup(s->multi);
+    for (int i = 0; i < s->n_lanes; i++)
+        lane_free(&s->lanes[i]);
+    free(s->lanes);
     sl_hc_auth_free(s->auth);
-    pthread_mutex_destroy(&s->mu);
     free(s);
+}
+
+/* Sets lane l of s up with its share of max_in_flight (transfers and
+ * connections): its mutex and multi handle. Returns 0 or -1. */
+static int lane_init(hc_state *s, hc_lane *l, int share)
+{
+    l->s = s;
+    l->max_in_flight = share;
+    if (pthread_mutex_init(&l->mu, NULL) != 0)
+        return -1;
+    l->multi = curl_multi_init();
+    if (!l->multi) {
+        pthread_mutex_destroy(&l->mu);
+        return -1;
+    }
+    curl_multi_setopt(l->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)share);
+    curl_multi_setopt(l->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)share);
+    curl_multi_setopt(l->multi, CURLMOPT_MAXCONNECTS, (long)share);
+    return 0;
+}
+
+/* How many lanes a connector runs: one per online CPU, at most
+ * HC_MAX_LANES, and only as many as give each at least HC_LANE_MIN of
+ * max_in_flight (a smaller max_in_flight keeps one lane, all of it for any
+ * one sender). */
+static int lane_count(int max_in_flight)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int n = cpus < 1 ? 1 : cpus > HC_MAX_LANES ? HC_MAX_LANES : (int)cpus;
+    if (n > max_in_flight / HC_LANE_MIN)
+        n = max_in_flight / HC_LANE_MIN;
+    return n < 1 ? 1 : n;
+}
+
+/* Sets up s's lanes. Returns 0 or -1 (s->n_lanes: the ones set up). */
+static int lanes_init(hc_state *s)
+{
+    int n = lane_count(s->max_in_flight);
+    s->lanes = calloc((size_t)n, sizeof *s->lanes);
+    if (!s->lanes)
+        return -1;
+    for (; s->n_lanes < n; s->n_lanes++) {
+        int i = s->n_lanes;
+        if (lane_init(s, &s->lanes[i], s->max_in_flight / n + (i < s->max_in_flight % n)) < 0)
+            return -1;
+    }
+    return 0;
 }
 
 /* Builds the state and the multi handle from c->conf (base_url required).
@@ -710,10 +870,6 @@ static int hc_init(sl_connector *c, sl_error *err)
     hc_state *s = calloc(1, sizeof *s);
     if (!s)
         return sl_error_set(err, SL_ENOMEM, "http_client %s: out of memory", name);
-    if (pthread_mutex_init(&s->mu, NULL) != 0) {
-        free(s);
-        return sl_error_set(err, SL_ENOMEM, "http_client %s: cannot create a mutex", name);
-    }
     s->c = c;
     s->max_in_flight = conf->max_in_flight > 0 ? conf->max_in_flight : HC_DEFAULT_MAX_IN_FLIGHT;
     s->timeout_ms = conf->timeout_ms > 0 && conf->timeout_ms < (uint64_t)LONG_MAX
@@ -724,14 +880,10 @@ static int hc_init(sl_connector *c, sl_error *err)
         state_free(s);
         return -1;
     }
-    s->multi = curl_multi_init();
-    if (!s->multi) {
+    if (lanes_init(s) < 0) {
         state_free(s);
-        return sl_error_set(err, SL_ENOMEM, "http_client %s: curl_multi_init failed", name);
+        return sl_error_set(err, SL_ENOMEM, "http_client %s: cannot set up its event loops", name);
     }
-    curl_multi_setopt(s->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)s->max_in_flight);
-    curl_multi_setopt(s->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)s->max_in_flight);
-    curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS, (long)s->max_in_flight);
     if (sl_connector_metrics(c)) {
         char esc[200];
         s->metrics = sl_connector_metrics(c);
@@ -744,29 +896,35 @@ static int hc_init(sl_connector *c, sl_error *err)
     return 0;
 }
 
-/* Starts the event-loop thread if it is not running. Returns 0 or -1 with
- * err. Thread-safe. */
-static int ensure_started(hc_state *s, sl_error *err)
+/* Starts lane l's event-loop thread if it is not running. Returns 0 or -1
+ * with err. Thread-safe. */
+static int ensure_started(hc_lane *l, sl_error *err)
 {
     int rc = 0;
-    pthread_mutex_lock(&s->mu);
-    if (s->stopping) {
+    pthread_mutex_lock(&l->mu);
+    if (l->stopping) {
         rc = sl_error_set(err, SL_ECLOSED, "http_client connector is shutting down");
-    } else if (!s->started) {
-        int e = pthread_create(&s->thread, NULL, loop_main, s);
+    } else if (!l->started) {
+        int e = pthread_create(&l->thread, NULL, loop_main, l);
         if (e != 0)
             rc = sl_error_set(err, SL_EIO, "http_client: cannot start its thread: %s", strerror(e));
         else
-            s->started = true;
+            l->started = true;
     }
-    pthread_mutex_unlock(&s->mu);
+    pthread_mutex_unlock(&l->mu);
     return rc;
 }
 
-/* Starts the event-loop thread (send() also starts it on first use). */
+/* Starts the event-loop threads (send() also starts its lane's on first
+ * use). */
 static int hc_start(sl_connector *c, sl_error *err)
 {
-    return ensure_started(c->state, err);
+    hc_state *s = c->state;
+    for (int i = 0; i < s->n_lanes; i++) {
+        if (ensure_started(&s->lanes[i], err) < 0)
+            return -1;
+    }
+    return 0;
 }
 
 /* Outputs have no input to stop; in-flight sends finish on their own. */
@@ -775,7 +933,7 @@ static void hc_stop(sl_connector *c)
     (void)c;
 }
 
-/* Stops the loop thread (failing with SL_RETRY anything still queued, which
+/* Stops the loop threads (failing with SL_RETRY anything still queued, which
  * only happens if a send() is still running against the contract), then
  * frees curl's handles and the state. */
 static void hc_destroy(sl_connector *c)
@@ -783,13 +941,16 @@ static void hc_destroy(sl_connector *c)
     hc_state *s = c->state;
     if (!s)
         return;
-    pthread_mutex_lock(&s->mu);
-    s->stopping = true;
-    bool started = s->started;
-    pthread_mutex_unlock(&s->mu);
-    if (started) {
-        curl_multi_wakeup(s->multi);
-        pthread_join(s->thread, NULL);
+    for (int i = 0; i < s->n_lanes; i++) {
+        hc_lane *l = &s->lanes[i];
+        pthread_mutex_lock(&l->mu);
+        l->stopping = true;
+        bool started = l->started;
+        pthread_mutex_unlock(&l->mu);
+        if (started) {
+            curl_multi_wakeup(l->multi);
+            pthread_join(l->thread, NULL);
+        }
     }
     state_free(s);
     c->state = NULL;
@@ -932,24 +1093,24 @@ static void batch_headers(hc_batch *b, const sl_http_client_conf *conf,
 
 /* Hands the n requests (a chain from head) to the curl thread and waits
  * until every one has its result. */
-static void queue_and_wait(hc_state *s, hc_batch *b, hc_req *head, size_t n)
+static void queue_and_wait(hc_lane *l, hc_batch *b, hc_req *head, size_t n)
 {
     hc_req *tail = head;
     while (tail->queue_next)
         tail = tail->queue_next;
-    pthread_mutex_lock(&s->mu);
+    pthread_mutex_lock(&l->mu);
     b->pending = n;
-    if (s->queue_tail)
-        s->queue_tail->queue_next = head;
+    if (l->queue_tail)
+        l->queue_tail->queue_next = head;
     else
-        s->queue_head = head;
-    s->queue_tail = tail;
-    pthread_mutex_unlock(&s->mu);
-    curl_multi_wakeup(s->multi);
-    pthread_mutex_lock(&s->mu);
+        l->queue_head = head;
+    l->queue_tail = tail;
+    pthread_mutex_unlock(&l->mu);
+    curl_multi_wakeup(l->multi);
+    pthread_mutex_lock(&l->mu);
     while (b->pending > 0)
-        pthread_cond_wait(&b->done, &s->mu);
-    pthread_mutex_unlock(&s->mu);
+        pthread_cond_wait(&b->done, &l->mu);
+    pthread_mutex_unlock(&l->mu);
 }
 
 /* One round of requests: the n messages with the round's Authorization
@@ -970,7 +1131,7 @@ static void run_round(hc_state *s, hc_batch *b, sl_msg *const *msgs, size_t n,
         reqs[i].batch = b;
         sl_send_result_set(&results[i], SL_RETRY, 0, "not sent");
     }
-    queue_and_wait(s, b, head, n);
+    queue_and_wait(b->lane, b, head, n);
     free(reqs);
 }
 
@@ -1028,6 +1189,19 @@ done:
     free(again);
 }
 
+/* The lane of the calling thread: each thread that sends gets a number the
+ * first time, and its batches go to lane number % n_lanes, so that route
+ * workers spread over the lanes and one worker's batches stay in order on
+ * one. */
+static hc_lane *thread_lane(hc_state *s)
+{
+    static atomic_uint next_ticket;
+    static _Thread_local unsigned ticket; /* 0: none yet */
+    if (ticket == 0)
+        ticket = atomic_fetch_add(&next_ticket, 1) + 1;
+    return &s->lanes[(ticket - 1) % (unsigned)s->n_lanes];
+}
+
 static void run_batch(sl_connector *c, const sl_output_conf *out, sl_msg *const *msgs, size_t n,
                       sl_send_result *results, sl_http_response *capture)
 {
@@ -1035,13 +1209,14 @@ static void run_batch(sl_connector *c, const sl_output_conf *out, sl_msg *const 
     sl_error err;
     if (n == 0)
         return;
-    if (ensure_started(s, &err) < 0) {
+    hc_lane *lane = thread_lane(s);
+    if (ensure_started(lane, &err) < 0) {
         fail_all(results, n, err.msg);
         return;
     }
     const sl_http_client_conf *conf = c->conf->priv;
     const sl_http_client_output *ho = out ? out->priv : NULL;
-    hc_batch b = {.msgs = msgs, .results = results, .capture = capture, .conf = conf};
+    hc_batch b = {.msgs = msgs, .results = results, .capture = capture, .conf = conf, .lane = lane};
     if (set_method(&b, ho && ho->method && ho->method[0] ? ho->method : "POST") < 0) {
         for (size_t i = 0; i < n; i++)
             sl_send_result_set(&results[i], SL_FAIL, 0, "http_client: invalid method \"%.20s\"",

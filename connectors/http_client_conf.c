@@ -21,7 +21,9 @@ const sl_conf_doc sl_http_client_conf_doc[] = {
     SL_DOC("timeout", "duration", "5s",
            "time allowed for one request (connect to last byte); then a retry"),
     SL_DOC("max_in_flight", "integer", "64",
-           "requests in flight at once across the routes using it"),
+           "requests (and connections) at once across the routes using it; on a machine "
+           "with several CPUs, from 32 up, split between up to 4 event loops (one per CPU), "
+           "each partition's requests using one loop's share"),
     SL_DOC("headers", "map", NULL, "headers sent with every request (NAME: VALUE)"),
     SL_DOC("breaker", "breaker", NULL,
            "circuit breaker settings (see Breaker); defaults apply when absent"),

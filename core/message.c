@@ -371,6 +371,43 @@ oom:
     return NULL;
 }
 
+void sl_msg_view_record(sl_msg *view, const sl_record *rec, int partition, sl_msg_header *hdrs)
+{
+    memset(view, 0, sizeof *view);
+    view->timestamp_ms = rec->timestamp_ms;
+    view->partition = partition;
+    view->offset = rec->offset;
+    view->body = (char *)(rec->value ? rec->value : "");
+    view->body_len = rec->value_len;
+    if (rec->key_len > 0) {
+        view->key = (char *)rec->key;
+        view->key_len = rec->key_len;
+    }
+    view->headers = hdrs;
+    bool have_id = false; /* as sl_msg_from_record */
+    for (size_t i = 0; i < rec->n_headers; i++) {
+        const sl_header *h = &rec->headers[i];
+        if (!have_id && is_id_header(h) && h->value_len > 0 && h->value_len <= SL_ID_LEN) {
+            memcpy(view->id, h->value, h->value_len);
+            view->id[h->value_len] = '\0';
+            have_id = true;
+            continue;
+        }
+        sl_msg_header *out = &hdrs[view->n_headers++];
+        out->name = (char *)h->name;
+        out->value = (char *)(h->value ? h->value : "");
+        out->value_len = h->value_len;
+    }
+    view->cap_headers = view->n_headers;
+    if (!have_id)
+        sl_uuid7(view->id);
+}
+
+void sl_msg_view_release(sl_msg *view)
+{
+    drop_json(view);
+}
+
 int sl_msg_to_record(const sl_msg *msg, sl_record *rec, sl_header *hdrs, size_t cap)
 {
     if (cap < msg->n_headers + 1)

@@ -91,6 +91,20 @@ const char *sl_msg_get_header(const sl_msg *msg, const char *name, size_t *len);
  * memory. */
 sl_msg *sl_msg_from_record(const sl_record *rec, int partition, sl_error *err);
 
+/* Fills *view as sl_msg_from_record would, allocating nothing: its key, body
+ * and header names and values point into rec (whose strings are
+ * NUL-terminated, as sl_partition_read gives them), and its headers are
+ * hdrs[0..], which must have room for rec->n_headers. rec and hdrs must
+ * outlive the view and not change. The view is read only: nothing may free
+ * or replace its key, body or headers (sl_msg_set_*, sl_msg_take_body,
+ * sl_msg_free); sl_msg_json may cache a tree in it. Release it with
+ * sl_msg_view_release. */
+void sl_msg_view_record(sl_msg *view, const sl_record *rec, int partition, sl_msg_header *hdrs);
+
+/* Frees what a view filled by sl_msg_view_record holds of its own (a cached
+ * tree); the view's storage is the caller's. */
+void sl_msg_view_release(sl_msg *view);
+
 /* Points rec at msg's fields for an append, using hdrs (capacity cap, at
  * least msg->n_headers + 1) for the headers: the id goes first as
  * SL_HDR_ID. rec borrows from msg; keep msg alive while rec is used.

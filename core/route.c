@@ -69,6 +69,7 @@ typedef struct sl_item {
     size_t rec;     /* the record (index in the batch) it came from */
     int step;       /* dead at step `step` (1-based); -1 before the outputs; 0 at an output */
     uint32_t only;  /* a redriven copy: the outputs it still owes (0: all, by `when:`) */
+    bool view;      /* msg is a view of its record (sl_msg_view_record) in the worker's storage */
     char error[256];
     int status;
     const sl_output_conf *failed_out; /* the output that last refused or failed it, or NULL */
@@ -78,6 +79,14 @@ typedef struct sl_item {
      * holds; taken out of the message's SL_HDR_REPLY_TO), or "" */
     char reply_addr[96];
 } sl_item;
+
+/* Per-batch buffers for one output's send: the messages, the index of the
+ * item of each, and their results. */
+typedef struct send_buf {
+    sl_msg **msgs;
+    size_t *idx;
+    sl_send_result *res;
+} send_buf;
 
 typedef struct sl_worker {
     sl_route *route;
@@ -115,6 +124,18 @@ typedef struct sl_worker {
     int64_t commit_due;
     int64_t commit_disk;
     uint64_t commit_disk_ms;
+    /* Storage kept from batch to batch (worker thread only): the items of a
+     * batch and the send buffers, so that a batch allocates no vectors. */
+    sl_item *items;
+    size_t items_cap;
+    send_buf sb;
+    size_t sb_cap;
+    /* With no steps, a batch's messages are views of its records (nothing
+     * copied, nothing allocated): their storage, kept too. */
+    sl_msg *views;
+    size_t views_cap;
+    sl_msg_header *view_hdrs;
+    size_t view_hdrs_cap;
 } sl_worker;
 
 struct sl_route {
@@ -1142,20 +1163,27 @@ static void send_to_topic(sl_output_rt *o, sl_msg *const *msgs, size_t n, sl_sen
     free(last);
 }
 
-/* Per-batch buffers for one output's send: the messages, the index of the
- * item of each, and their results. */
-typedef struct send_buf {
-    sl_msg **msgs;
-    size_t *idx;
-    sl_send_result *res;
-} send_buf;
-
-static int send_buf_init(send_buf *sb, size_t n)
+/* Makes w->sb hold at least n entries (kept across batches: a batch
+ * allocates nothing once the worker has seen one as large). Returns 0, or -1
+ * when out of memory (w->sb still holds what it had). */
+static int send_buf_reserve(sl_worker *w, size_t n)
 {
-    sb->msgs = malloc(n * sizeof *sb->msgs);
-    sb->idx = malloc(n * sizeof *sb->idx);
-    sb->res = malloc(n * sizeof *sb->res);
-    return sb->msgs && sb->idx && sb->res ? 0 : -1;
+    send_buf *sb = &w->sb;
+    if (n <= w->sb_cap)
+        return 0;
+    sl_msg **msgs = realloc(sb->msgs, n * sizeof *msgs);
+    if (msgs)
+        sb->msgs = msgs;
+    size_t *idx = realloc(sb->idx, n * sizeof *idx);
+    if (idx)
+        sb->idx = idx;
+    sl_send_result *res = realloc(sb->res, n * sizeof *res);
+    if (res)
+        sb->res = res;
+    if (!msgs || !idx || !res)
+        return -1;
+    w->sb_cap = n;
+    return 0;
 }
 
 static void send_buf_free(send_buf *sb)
@@ -1398,8 +1426,17 @@ static int dlq_custody(sl_worker *w, const sl_item *it)
 static int dead_letter(sl_worker *w, sl_item *it)
 {
     sl_route *r = w->route;
-    sl_msg *m = it->msg;
     sl_error e;
+    if (it->view) { /* the dead letter headers change it: a copy of its own */
+        sl_msg *own = sl_msg_from_record(&w->batch.records[it->rec], w->index, &e);
+        if (!own)
+            return -1;
+        memcpy(own->id, it->msg->id, sizeof own->id);
+        sl_msg_view_release(it->msg);
+        it->msg = own;
+        it->view = false;
+    }
+    sl_msg *m = it->msg;
     if (dlq_custody(w, it) < 0) {
         sl_err("route", "route %s: cannot dead-letter message %s: out of memory", r->conf->name,
                m->id);
@@ -1560,12 +1597,11 @@ static size_t finished_prefix(const sl_item *items, size_t n)
  * the worker was interrupted). */
 static size_t deliver_batch(sl_worker *w, sl_item *items, size_t n, unsigned *seed)
 {
-    send_buf sb;
     int rc = -1; /* 0: all finished, 1: interrupted in a wait, -1: otherwise */
-    if (send_buf_init(&sb, n) == 0) {
+    if (send_buf_reserve(w, n) == 0) {
         for (;;) {
             round_state rs;
-            run_round(w, items, n, &sb, &rs);
+            run_round(w, items, n, &w->sb, &rs);
             tally_round(w, items, n, &rs);
             if (dead_letter_dead(w, items, n) < 0) {
                 rc = -1;
@@ -1576,7 +1612,6 @@ static size_t deliver_batch(sl_worker *w, sl_item *items, size_t n, unsigned *se
                 break;
         }
     }
-    send_buf_free(&sb);
     if (rc >= 0) {
         atomic_store(&w->head_attempts, 0);
         set_last_error(w, NULL);
@@ -1609,13 +1644,24 @@ static sl_item *push_item(item_vec *iv, sl_msg *msg, size_t rec)
     return it;
 }
 
-static void free_items(item_vec *iv)
+/* Frees the messages (and replies) of iv's items and empties it, keeping
+ * its storage. */
+static void clear_items(item_vec *iv)
 {
     for (size_t i = 0; i < iv->n; i++) {
         if (iv->v[i].msg) /* a moved item's reply moved with it */
             free(iv->v[i].reply.body);
-        sl_msg_free(iv->v[i].msg);
+        if (iv->v[i].view)
+            sl_msg_view_release(iv->v[i].msg);
+        else
+            sl_msg_free(iv->v[i].msg);
     }
+    iv->n = 0;
+}
+
+static void free_items(item_vec *iv)
+{
+    clear_items(iv);
     free(iv->v);
     iv->v = NULL;
     iv->n = iv->cap = 0;
@@ -1739,6 +1785,12 @@ static int move_items(item_vec *cur, size_t rec, item_vec *iv)
  * appended then. */
 static int run_steps(sl_worker *w, sl_msg *m, size_t rec, item_vec *iv)
 {
+    if (w->n_steps == 0) { /* no steps: straight into the batch, no vector of its own */
+        if (push_item(iv, m, rec))
+            return 0;
+        sl_msg_free(m);
+        return -1;
+    }
     item_vec cur = {0}, next = {0};
     if (!push_item(&cur, m, rec)) {
         sl_msg_free(m);
@@ -1855,6 +1907,58 @@ static int push_redriven(sl_worker *w, sl_msg *m, size_t i, item_vec *iv)
     return 0;
 }
 
+/* Makes the worker's view storage hold a message and the headers of every
+ * record of its batch, for a route without steps or `when:` on the embedded
+ * log (a step or a condition's language may change its message; a
+ * connector's log may give records without the NULs a view needs). Returns
+ * true when the batch's messages are to be views. */
+static bool reserve_views(sl_worker *w)
+{
+    const sl_batch *b = &w->batch;
+    if (w->n_steps > 0 || !w->part || w->route->backend)
+        return false;
+    for (size_t oi = 0; oi < w->route->n_outs; oi++) {
+        if (w->when[oi])
+            return false;
+    }
+    size_t nh = 0;
+    for (size_t i = 0; i < b->count; i++)
+        nh += b->records[i].n_headers;
+    if (b->count > w->views_cap) {
+        sl_msg *v = realloc(w->views, b->count * sizeof *v);
+        if (!v)
+            return false;
+        w->views = v;
+        w->views_cap = b->count;
+    }
+    if (nh > w->view_hdrs_cap) {
+        sl_msg_header *h = realloc(w->view_hdrs, nh * sizeof *h);
+        if (!h)
+            return false;
+        w->view_hdrs = h;
+        w->view_hdrs_cap = nh;
+    }
+    return true;
+}
+
+/* Appends record i of the batch to iv as a view (w->views[i], its headers
+ * from w->view_hdrs at *hoff, which moves past them). Returns 0, or -1 when
+ * out of memory. */
+static int push_view(sl_worker *w, size_t i, item_vec *iv, size_t *hoff)
+{
+    const sl_record *rec = &w->batch.records[i];
+    sl_msg *m = &w->views[i];
+    sl_msg_view_record(m, rec, w->index, w->view_hdrs + *hoff);
+    sl_item *it = push_item(iv, m, i);
+    if (!it) {
+        sl_msg_view_release(m);
+        return -1;
+    }
+    it->view = true;
+    *hoff += rec->n_headers;
+    return 0;
+}
+
 /* Runs the steps over the batch's records into iv. Returns how many
  * records went through: all, unless memory ran out or a step asked to retry
  * a record (*retry_attempts is then its attempts so far; the records from
@@ -1864,16 +1968,25 @@ static size_t run_batch_steps(sl_worker *w, item_vec *iv, int *retry_attempts)
     sl_route *r = w->route;
     sl_batch *b = &w->batch;
     *retry_attempts = 0;
+    bool views = reserve_views(w);
+    size_t hoff = 0;
     for (size_t i = 0; i < b->count; i++) {
         const sl_record *rec = &b->records[i];
+        bool redriven = sl_dlq_header(rec, SL_DLQ_REDRIVE_OUTPUTS, NULL) != NULL;
+        if (views && !redriven) {
+            if (push_view(w, i, iv, &hoff) < 0)
+                return i;
+            if (r->count_in_on_read && rec->offset >= atomic_load(&w->committed))
+                sl_counter_add(r->in_total, 1);
+            continue;
+        }
         sl_error e;
         sl_msg *m = sl_msg_from_record(rec, w->index, &e);
         if (!m)
             return i; /* out of memory: stop here; the rest is read again */
         char id[SL_ID_LEN + 1];
         memcpy(id, m->id, sizeof id);
-        int rc = sl_dlq_header(rec, SL_DLQ_REDRIVE_OUTPUTS, NULL) ? push_redriven(w, m, i, iv)
-                                                                  : run_steps(w, m, i, iv);
+        int rc = redriven ? push_redriven(w, m, i, iv) : run_steps(w, m, i, iv);
         if (rc < 0)
             return i;
         if (rc > 0) {
@@ -1989,7 +2102,7 @@ static void wait_step_retry(sl_worker *w, int attempts, unsigned *seed)
 static void process_batch(sl_worker *w, unsigned *seed, int64_t *next)
 {
     sl_route *r = w->route;
-    item_vec iv = {0};
+    item_vec iv = {w->items, 0, w->items_cap}; /* the worker's storage, kept */
     uint32_t all = r->n_outs >= 32 ? 0xffffffffu : ((1u << r->n_outs) - 1);
     int retry_attempts;
     size_t nrec = run_batch_steps(w, &iv, &retry_attempts);
@@ -2010,7 +2123,9 @@ static void process_batch(sl_worker *w, unsigned *seed, int64_t *next)
         wait_step_retry(w, retry_attempts, seed);
     else if (nrec == 0)
         sleep_interruptible(w, 100); /* out of memory on the first record: breathe */
-    free_items(&iv);
+    clear_items(&iv);
+    w->items = iv.v;
+    w->items_cap = iv.cap;
 }
 
 /* Says loudly, once per range, that worker w met damaged records d. */
@@ -2314,6 +2429,10 @@ void sl_route_free(sl_route *r)
             if (w->lag_seconds)
                 sl_metrics_remove_gauge(r->env.metrics, w->lag_seconds);
             sl_batch_free(&w->batch);
+            free(w->items);
+            send_buf_free(&w->sb);
+            free(w->views);
+            free(w->view_hdrs);
             sl_steps_free(w->steps, w->n_steps);
             for (size_t oi = 0; w->when && oi < r->n_outs; oi++)
                 sl_expr_free(w->when[oi]);

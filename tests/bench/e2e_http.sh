@@ -10,7 +10,12 @@
 # while the route is paused, then drained to the sink after resume (the
 # route's delivery capacity, goal >= 60K msg/s). `fsync: always`,
 # 4 partitions, key $.customer.id, wrk -t1 -cCONNS, the 250-byte order.
-# Prints delivered/ingested (goal >= 0.95) and the drain rate.
+# Prints delivered/ingested (goal >= 0.95) and the drain rate, with the CPU
+# time the gateway and the sink took per message drained (user + system from
+# /proc: steadier than the rate on a machine shared with other work).
+# With ALLOCS=path/to/malloc_count.so (tests/bench/preload/malloc_count.c, built as
+# its comment says) the gateway runs with that allocation counter preloaded
+# and the drain also prints the allocation calls per message, by caller.
 # Usage: tests/bench/e2e_http.sh [BUILD_DIR]   (default build-rel, a Release build)
 set -euo pipefail
 BUILD=${1:-build-rel}
@@ -81,8 +86,11 @@ $steps
 YAML
     "$BUILD/http_sink" --port "$SINK_PORT" >/dev/null &
     PIDS+=($!)
-    "$BUILD/sluice" run -c "$WORK/sluice.yaml" 2>"$WORK/sluice.log" &
+    ${ALLOCS:+env LD_PRELOAD=$ALLOCS MC_OUT=$WORK/mc} \
+        "$BUILD/sluice" run -c "$WORK/sluice.yaml" 2>"$WORK/sluice.log" &
     PIDS+=($!)
+    SINK_PID=${PIDS[-2]}
+    GW_PID=${PIDS[-1]}
     for _ in $(seq 200); do
         curl -sf "127.0.0.1:$ADMIN_PORT/ready" >/dev/null 2>&1 && return 0
         sleep 0.05
@@ -108,9 +116,21 @@ wrk_run() {
     awk '/requests in/ {print $1}' "$WORK/wrk.txt"
 }
 
+# cpu_ticks PID: user + system clock ticks of a process so far.
+cpu_ticks() {
+    awk '{print $14 + $15}' "/proc/$1/stat"
+}
+
+# alloc_snapshot FILE: copies the counter's latest counts (ALLOCS) to FILE.
+alloc_snapshot() {
+    [ -n "${ALLOCS:-}" ] || return 0
+    sleep 0.2 # one more write of the counts
+    cp "$WORK/mc" "$1"
+}
+
 # run NAME STEPS_YAML
 run() {
-    local name=$1 steps=$2 c0 c1 sent rps left drain backlog secs
+    local name=$1 steps=$2 c0 c1 sent rps left drain backlog secs g0 k0 g1 k1
     start "$steps"
     c0=$(sink_count)
     sent=$(wrk_run)
@@ -125,10 +145,22 @@ run() {
     curl -sf -XPOST "127.0.0.1:$ADMIN_PORT/v1/routes/orders/pause" >/dev/null
     curl -sf -XPOST "127.0.0.1:$SINK_PORT/reset" >/dev/null
     backlog=$(wrk_run)
+    alloc_snapshot "$WORK/mc0"
+    g0=$(cpu_ticks "$GW_PID")
+    k0=$(cpu_ticks "$SINK_PID")
     curl -sf -XPOST "127.0.0.1:$ADMIN_PORT/v1/routes/orders/resume" >/dev/null
     secs=$(wait_count "$backlog" 600)
-    printf '%-18s delivery alone: backlog %d drained in %ss: %8.0f msg/s\n' "$name" "$backlog" \
-        "$secs" "$(awk -v n="$backlog" -v s="$secs" 'BEGIN {print n / s}')"
+    g1=$(cpu_ticks "$GW_PID")
+    k1=$(cpu_ticks "$SINK_PID")
+    alloc_snapshot "$WORK/mc1"
+    printf '%-18s delivery alone: backlog %d drained in %ss: %8.0f msg/s, CPU per message: gateway %.1f us, sink %.1f us\n' \
+        "$name" "$backlog" "$secs" "$(awk -v n="$backlog" -v s="$secs" 'BEGIN {print n / s}')" \
+        "$(awk -v t=$((g1 - g0)) -v n="$backlog" -v hz="$(getconf CLK_TCK)" 'BEGIN {print t / hz / n * 1e6}')" \
+        "$(awk -v t=$((k1 - k0)) -v n="$backlog" -v hz="$(getconf CLK_TCK)" 'BEGIN {print t / hz / n * 1e6}')"
+    if [ -n "${ALLOCS:-}" ]; then
+        paste "$WORK/mc0" "$WORK/mc1" | awk -v n="$backlog" -v name="$name" \
+            '{printf "%s%s %.2f", NR == 1 ? sprintf("%-18s allocation calls per message drained:", name) : ",", " " $1, ($4 - $2) / n} END {print ""}'
+    fi
     stop
 }
 

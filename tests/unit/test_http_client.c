@@ -652,6 +652,30 @@ static void test_max_in_flight_is_a_bulkhead(void **state)
     fx_close(&f);
 }
 
+/* With a max_in_flight large enough to be split between event loops (one
+ * per CPU), the bulkhead holds over all of them: however many route workers
+ * send at once, at most max_in_flight requests and connections. */
+static void test_max_in_flight_holds_over_event_loops(void **state)
+{
+    (void)state;
+    fixture f;
+    fx_open(&f, 32, 5000);
+    f.s->delay_ms = 60;
+    f.hout.path = "/slow";
+    sender_arg a[4] = {{&f, 0, 16, 0}, {&f, 20, 16, 0}, {&f, 40, 16, 0}, {&f, 60, 16, 0}};
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, sender_main, &a[i]), 0);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(a[i].ok, 16);
+    assert_int_equal(f.s->n_recs, 64);
+    assert_true(f.s->max_busy <= 32);
+    assert_true(f.s->max_open_conns <= 32);
+    fx_close(&f);
+}
+
 static void test_init_checks_base_url(void **state)
 {
     (void)state;
@@ -764,6 +788,7 @@ int main(void)
         cmocka_unit_test(test_request_headers_and_url),
         cmocka_unit_test(test_per_key_order_and_hold_back),
         cmocka_unit_test(test_max_in_flight_is_a_bulkhead),
+        cmocka_unit_test(test_max_in_flight_holds_over_event_loops),
         cmocka_unit_test(test_init_checks_base_url),
         cmocka_unit_test(test_credentials_hidden_in_errors),
         cmocka_unit_test(test_metrics_counted),

@@ -245,6 +245,53 @@ static void test_record_round_trip(void **state)
     sl_msg_free(m);
 }
 
+/* A view of a record (the no-steps delivery path) reads as the message
+ * sl_msg_from_record builds, pointing into the record instead of copying,
+ * and can cache a tree that its release frees. */
+static void test_view_of_record_reads_as_the_copy(void **state)
+{
+    (void)state;
+    const char *id = "0190f5e6-0000-7000-8000-000000000042";
+    sl_header h[3] = {{"content-type", 12, "application/json", 16},
+                      {SL_HDR_ID, sizeof SL_HDR_ID - 1, id, strlen(id)},
+                      {"x-tier", 6, "gold", 4}};
+    const char *body = "{\"a\":1}";
+    sl_record rec = {.offset = 7,
+                     .timestamp_ms = 1763758246123LL,
+                     .key = "k1",
+                     .key_len = 2,
+                     .headers = h,
+                     .n_headers = 3,
+                     .value = body,
+                     .value_len = strlen(body)};
+    sl_error err;
+    sl_msg *copy = sl_msg_from_record(&rec, 2, &err);
+    assert_non_null(copy);
+    sl_msg view;
+    sl_msg_header vh[3];
+    sl_msg_view_record(&view, &rec, 2, vh);
+    assert_string_equal(view.id, copy->id);
+    assert_string_equal(view.id, id);
+    assert_ptr_equal(view.body, body); /* not copied */
+    assert_int_equal(view.body_len, copy->body_len);
+    assert_int_equal(view.key_len, 2);
+    assert_memory_equal(view.key, "k1", 2);
+    assert_int_equal(view.n_headers, copy->n_headers);
+    for (size_t i = 0; i < view.n_headers; i++) {
+        assert_string_equal(view.headers[i].name, copy->headers[i].name);
+        assert_string_equal(view.headers[i].value, copy->headers[i].value);
+        assert_int_equal(view.headers[i].value_len, copy->headers[i].value_len);
+    }
+    assert_string_equal(sl_msg_get_header(&view, "x-tier", NULL), "gold");
+    assert_int_equal(view.partition, 2);
+    assert_int_equal(view.offset, 7);
+    assert_int_equal(view.timestamp_ms, copy->timestamp_ms);
+    assert_non_null(sl_msg_json(&view, &err)); /* cached in the view, freed by its release */
+    sl_msg_view_release(&view);
+    assert_null(view.json);
+    sl_msg_free(copy);
+}
+
 static void test_record_without_id_gets_fresh_id(void **state)
 {
     sl_header h = {"x-a", 3, "1", 1};
@@ -439,6 +486,7 @@ int main(void)
         cmocka_unit_test(test_eval_key_table),
         cmocka_unit_test(test_eval_key_error_text_and_cache),
         cmocka_unit_test(test_key_check),
+        cmocka_unit_test(test_view_of_record_reads_as_the_copy),
         cmocka_unit_test(test_eval_key_xpath_on_xml_body),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
