@@ -198,6 +198,12 @@ int sl_kafka_log_idem_get(sl_log_backend *b, const char *key, size_t klen, char 
 int sl_kafka_log_idem_put(sl_log_backend *b, const char *key, size_t klen, const char *val,
                           size_t len, sl_error *err);
 
+/* A consumer of b's cluster that reads by assignment: a group.id of its
+ * own (TOPIC.purpose.N), never joined, never committed; partition_eof turns
+ * on the end-of-partition events. NULL with err. (kafka_log_time.c) */
+rd_kafka_t *sl_kafka_log_reader(sl_log_backend *b, sl_kafka_client *cl, const char *purpose,
+                                bool partition_eof, sl_error *err);
+
 /* Checks, by reading, the partitions of l for which offsets-for-times
  * answered -1 ("no record at or after ts"), and puts the first offset
  * stamped at or after ts there when the answer was wrong (librdkafka's

@@ -38,31 +38,6 @@ typedef struct ka_scan {
 
 /* ---- reading the topic ---- */
 
-static rd_kafka_t *ka_reader(sl_log_backend *b, sl_kafka_client *cl, sl_error *err)
-{
-    rd_kafka_conf_t *conf = sl_kafka_conf_new(b->k, cl, err);
-    if (!conf)
-        return NULL;
-    char group[300];
-    snprintf(group, sizeof group, "%s.dlq-admin.%" PRId64, b->topic, sl_mono_us());
-    if (sl_kafka_conf_apply_options(b->k, conf, err) < 0 ||
-        sl_kafka_conf_set(b->k, conf, "enable.auto.commit", "false", err) < 0 ||
-        sl_kafka_conf_set(b->k, conf, "fetch.wait.max.ms", "50", err) < 0 ||
-        sl_kafka_conf_set(b->k, conf, "group.id", group, err) < 0) {
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
-    char errstr[512];
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
-    if (!rk) {
-        rd_kafka_conf_destroy(conf);
-        sl_error_set(err, SL_ECONFIG, "connector %s: %s: %s", b->k->name, cl->role, errstr);
-        return NULL;
-    }
-    rd_kafka_poll_set_consumer(rk);
-    return rk;
-}
-
 static int by_position(const void *a, const void *b)
 {
     const rd_kafka_message_t *x = *(rd_kafka_message_t *const *)a;
@@ -209,7 +184,7 @@ static int ka_scan_read(sl_log_backend *b, ka_scan *s, sl_error *err)
         return n; /* 0: the topic does not exist, so holds no dead letter */
     sl_kafka_client cl = {.k = b->k};
     snprintf(cl.role, sizeof cl.role, "dead letter reader of route %s", b->route->name);
-    rd_kafka_t *rk = ka_reader(b, &cl, err);
+    rd_kafka_t *rk = sl_kafka_log_reader(b, &cl, "dlq-admin", false, err);
     if (!rk)
         return -1;
     rd_kafka_message_t **ms = NULL;
@@ -319,23 +294,6 @@ int sl_kafka_log_dlq_list(sl_log_backend *b, int64_t from, size_t limit, sl_dlq_
 
 /* ---- redrive and purge ---- */
 
-/* Whether sel picks rec (marking the id it matched). */
-static bool ka_selected(const sl_record *rec, const sl_dlq_select *sel)
-{
-    if (sel->n_ids == 0)
-        return true;
-    size_t len = 0;
-    const char *id = sl_dlq_header(rec, SL_HDR_ID, &len);
-    for (size_t i = 0; id && i < sel->n_ids; i++) {
-        if (strlen(sel->ids[i]) == len && memcmp(sel->ids[i], id, len) == 0) {
-            if (sel->matched)
-                sel->matched[i] = true;
-            return true;
-        }
-    }
-    return false;
-}
-
 /* Appends a marker saying the entry at pos was redriven or purged by `by`,
  * and waits until Kafka has it. */
 static int ka_put_mark(sl_log_backend *b, int64_t pos, bool purged, const char *by, sl_error *err)
@@ -424,7 +382,7 @@ int sl_kafka_log_dlq_act(sl_log_backend *b, const sl_dlq_select *sel, bool purge
     size_t left = sel->limit ? sel->limit : SIZE_MAX;
     for (size_t i = 0; rc == 0 && left > 0 && i < s.batch.count; i++) {
         const sl_record *rec = &s.batch.records[i];
-        if (!ka_is_entry(b, rec) || ka_mark_of(&s, rec->offset) || !ka_selected(rec, sel))
+        if (!ka_is_entry(b, rec) || ka_mark_of(&s, rec->offset) || !sl_dlq_select_picks(sel, rec))
             continue;
         int got = ka_act_one(b, rec, purge, by, sel, redrive, arg, err);
         if (got < 0)

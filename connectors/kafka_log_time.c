@@ -15,18 +15,18 @@
 
 #define KT_SCAN_MS 10000 /* the most one partition's read may take */
 
-/* A consumer that reads by assignment (a group.id of its own, never
- * joined or committed). NULL with err. */
-static rd_kafka_t *kt_reader(sl_log_backend *b, sl_kafka_client *cl, sl_error *err)
+rd_kafka_t *sl_kafka_log_reader(sl_log_backend *b, sl_kafka_client *cl, const char *purpose,
+                                bool partition_eof, sl_error *err)
 {
     rd_kafka_conf_t *conf = sl_kafka_conf_new(b->k, cl, err);
     if (!conf)
         return NULL;
     char group[300];
-    snprintf(group, sizeof group, "%s.time.%" PRId64, b->topic, sl_mono_us());
+    snprintf(group, sizeof group, "%s.%s.%" PRId64, b->topic, purpose, sl_mono_us());
     if (sl_kafka_conf_apply_options(b->k, conf, err) < 0 ||
         sl_kafka_conf_set(b->k, conf, "enable.auto.commit", "false", err) < 0 ||
-        sl_kafka_conf_set(b->k, conf, "enable.partition.eof", "true", err) < 0 ||
+        sl_kafka_conf_set(b->k, conf, "enable.partition.eof", partition_eof ? "true" : "false",
+                          err) < 0 ||
         sl_kafka_conf_set(b->k, conf, "fetch.wait.max.ms", "50", err) < 0 ||
         sl_kafka_conf_set(b->k, conf, "group.id", group, err) < 0) {
         rd_kafka_conf_destroy(conf);
@@ -102,7 +102,7 @@ int sl_kafka_log_times_check(sl_log_backend *b, rd_kafka_topic_partition_list_t 
         return 0;
     sl_kafka_client cl = {.k = b->k};
     snprintf(cl.role, sizeof cl.role, "rewind reader of route %s", b->route->name);
-    rd_kafka_t *rk = kt_reader(b, &cl, err);
+    rd_kafka_t *rk = sl_kafka_log_reader(b, &cl, "time", true, err);
     if (!rk)
         return -1;
     int rc = 0;

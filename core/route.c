@@ -2580,11 +2580,8 @@ int sl_route_dlq_list(sl_route *r, int64_t from, size_t limit, sl_dlq_entry **ou
 
 /* Whether dead letter rec is a pending entry that sel picks (marking the id
  * it matched in sel->matched). */
-static bool dlq_selected(sl_route *r, const sl_record *rec, const sl_dlq_select *sel)
+bool sl_dlq_select_picks(const sl_dlq_select *sel, const sl_record *rec)
 {
-    if (sl_dlq_note(r->dlq_state, rec) < 0 ||
-        sl_dlq_state_at(r->dlq_state, rec->offset) != SL_DLQ_PENDING)
-        return false;
     if (sel->n_ids == 0)
         return true;
     size_t len = 0;
@@ -2597,6 +2594,14 @@ static bool dlq_selected(sl_route *r, const sl_record *rec, const sl_dlq_select 
         }
     }
     return false;
+}
+
+static bool dlq_selected(sl_route *r, const sl_record *rec, const sl_dlq_select *sel)
+{
+    if (sl_dlq_note(r->dlq_state, rec) < 0 ||
+        sl_dlq_state_at(r->dlq_state, rec->offset) != SL_DLQ_PENDING)
+        return false;
+    return sl_dlq_select_picks(sel, rec);
 }
 
 /* The message a redrive of dead letter rec appends to the route: for an

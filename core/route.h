@@ -240,6 +240,10 @@ typedef struct sl_dlq_select {
     bool rerun;    /* redrive: run the whole route again from the original message */
 } sl_dlq_select;
 
+/* Whether sel picks dead letter rec by its message id (every record when sel
+ * names no ids), setting sel->matched for the id it matched. */
+bool sl_dlq_select_picks(const sl_dlq_select *sel, const sl_record *rec);
+
 /* Redrives the dead letters sel picks. An entry of an output failure goes
  * back (without rerun) as the message the failed outputs should have
  * received, to those outputs only: the steps do not run again, the other
