@@ -23,7 +23,7 @@ static sl_lua_host *host(const char *src)
     assert_true(fd >= 0);
     assert_int_equal(write(fd, src, strlen(src)), (ssize_t)strlen(src));
     close(fd);
-    sl_lua_opts o = {.route = "orders", .timeout_ms = 1000};
+    sl_lua_opts o = {.route = "orders", .timeout_ms = 30000}; /* room for valgrind */
     sl_error err;
     sl_lua_host *h = sl_lua_host_new(&o, &err);
     assert_non_null(h);
