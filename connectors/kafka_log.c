@@ -21,8 +21,8 @@
 
 /* ---- config ---- */
 
-static const char *const KL_KEYS[] = {"topic",   "partitions",   "group", "idem_topic",
-                                      "replies", "dead_letters", NULL};
+static const char *const KL_KEYS[] = {"topic",        "partitions", "group",        "idem_topic",
+                                      "status_topic", "replies",    "dead_letters", NULL};
 static const sl_conf_doc KL_DOC[] = {
     SL_DOC("topic", "string", "sluice.ROUTE", "Kafka topic that holds the route's log"),
     SL_DOC("partitions", "integer", NULL,
@@ -37,6 +37,9 @@ static const sl_conf_doc KL_DOC[] = {
            "topic that receives the route's dead letters (created when missing)"),
     SL_DOC("idem_topic", "string", "TOPIC.idem",
            "compacted topic through which the gateways share Idempotency-Keys (docs/KAFKA-LOG.md)"),
+    SL_DOC("status_topic", "string", "TOPIC.status",
+           "compacted topic through which the gateways share the outcome of messages for "
+           "GET /v1/messages/ID (created when missing; docs/KAFKA-LOG.md)"),
     SL_DOC_END};
 
 static void kl_parse(sl_conf_reader *r, const sl_route_conf *route, const sl_connector_conf *cc,
@@ -68,6 +71,9 @@ static void kl_parse(sl_conf_reader *r, const sl_route_conf *route, const sl_con
     lc->idem_topic = sl_pool_printf(pool, "%s.idem", lc->topic);
     if (sl_conf_str(r, n, "idem_topic", path, &lc->idem_topic))
         sl_conf_check_topic(r, n, "idem_topic", path, lc->idem_topic);
+    lc->status_topic = sl_pool_printf(pool, "%s.status", lc->topic);
+    if (sl_conf_str(r, n, "status_topic", path, &lc->status_topic))
+        sl_conf_check_topic(r, n, "status_topic", path, lc->status_topic);
 }
 
 /* The backend whose producer has client cl as its opaque. */
@@ -406,6 +412,7 @@ static void kl_stop(sl_log_backend *b)
     sl_kafka_log_consumer_stop(b); /* a drained batch may still dead-letter */
     sl_kafka_log_extra_stop(b);
     sl_kafka_log_idem_stop(b);
+    sl_kafka_log_status_stop(b);
     atomic_store(&b->stop, true);
     if (b->prod_running)
         pthread_join(b->prod_thread, NULL);
@@ -430,6 +437,7 @@ static void kl_free(sl_log_backend *b)
     sl_kafka_log_consumer_free(b);
     sl_kafka_log_extra_free(b);
     sl_kafka_log_idem_free(b);
+    sl_kafka_log_status_free(b);
     pthread_mutex_destroy(&b->tmu);
     pthread_mutex_destroy(&b->rmu);
     pthread_cond_destroy(&b->rcv);
@@ -464,4 +472,6 @@ const sl_log_backend_type sl_kafka_log_backend = {
     .idem_open = sl_kafka_log_idem_open,
     .idem_get = sl_kafka_log_idem_get,
     .idem_put = sl_kafka_log_idem_put,
+    .status_open = sl_kafka_log_status_open,
+    .status_finished = sl_kafka_log_status_finished,
 };

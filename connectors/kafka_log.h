@@ -27,6 +27,8 @@ typedef struct sl_kafka_log_conf {
     char *dead_letters; /* default sluice.ROUTE.dlq */
     /* default TOPIC.idem (connectors/kafka_log_idem.c) */
     char *idem_topic;
+    /* default TOPIC.status (connectors/kafka_log_status.c) */
+    char *status_topic;
     /* the route's input keeps its source's messages until acknowledged:
      * appends wait for the cluster without a time limit (message.timeout.ms
      * 0 unless options: say otherwise), so an outage drops no message from
@@ -67,7 +69,8 @@ typedef struct kl_part {
                         * committed when the partition comes back to us; -1: none */
 } kl_part;
 
-typedef struct kl_idem kl_idem; /* connectors/kafka_log_idem.c */
+typedef struct kl_idem kl_idem;     /* connectors/kafka_log_idem.c */
+typedef struct kl_status kl_status; /* connectors/kafka_log_status.c */
 
 /* The backend of one route (sl_log_backend). */
 struct sl_log_backend {
@@ -100,6 +103,7 @@ struct sl_log_backend {
     sl_error rewind_err;
     struct kl_extra *extra; /* replies and dead letters (kafka_log_reply.c) */
     kl_idem *idem;          /* the shared Idempotency-Key store, once opened */
+    kl_status *status;      /* the shared message status, once opened */
 };
 
 /* The table the kafka connector type points at (connectors/kafka_log.c). */
@@ -116,6 +120,16 @@ int sl_kafka_log_topic_partitions(sl_log_backend *b, const char *topic, sl_error
  * Returns 0 or -1 with err (connectors/kafka_log_topics.c). */
 int sl_kafka_log_topic_create(sl_log_backend *b, const char *topic, int n,
                               const char *const *configs, sl_error *err);
+
+/* Sends the CreateTopics of sl_kafka_log_topic_create without waiting: the
+ * answer comes to q (topic, its opaque, must outlive it). Returns 0, or -1
+ * when nothing was sent. */
+int sl_kafka_log_topic_create_async(sl_log_backend *b, const char *topic, int n,
+                                    const char *const *configs, rd_kafka_queue_t *q);
+
+/* NULL when the CreateTopics answer ev says the topic was created or
+ * exists, else why not. */
+const char *sl_kafka_log_topic_created(rd_kafka_event_t *ev);
 
 /* Creates topic as sl_kafka_log_topic_create when it does not exist.
  * Returns its partition count (> 0), or -1 with err. */
@@ -216,5 +230,12 @@ int sl_kafka_log_times_check(sl_log_backend *b, rd_kafka_topic_partition_list_t 
  * Both accept a backend without one. */
 void sl_kafka_log_idem_stop(sl_log_backend *b);
 void sl_kafka_log_idem_free(sl_log_backend *b);
+
+/* The backend table's status_open and status_finished, and the stop and
+ * free of what they started (connectors/kafka_log_status.c). */
+int sl_kafka_log_status_open(sl_log_backend *b, sl_status *table, sl_error *err);
+void sl_kafka_log_status_finished(sl_log_backend *b, const sl_msg_status *st);
+void sl_kafka_log_status_stop(sl_log_backend *b);
+void sl_kafka_log_status_free(sl_log_backend *b);
 
 #endif

@@ -72,6 +72,26 @@ int sl_kafka_log_topic_create(sl_log_backend *b, const char *topic, int n,
     return rc;
 }
 
+int sl_kafka_log_topic_create_async(sl_log_backend *b, const char *topic, int n,
+                                    const char *const *configs, rd_kafka_queue_t *q)
+{
+    char errstr[256];
+    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, n, -1, errstr, sizeof errstr);
+    if (!nt)
+        return -1;
+    for (size_t i = 0; configs && configs[i] && configs[i + 1]; i += 2)
+        rd_kafka_NewTopic_set_config(nt, configs[i], configs[i + 1]);
+    create_send(b, nt, q, topic);
+    rd_kafka_NewTopic_destroy(nt);
+    return 0;
+}
+
+const char *sl_kafka_log_topic_created(rd_kafka_event_t *ev)
+{
+    const char *why = NULL;
+    return create_result(ev, &why) ? why : NULL;
+}
+
 int sl_kafka_log_topic_ensure(sl_log_backend *b, const char *topic, int n,
                               const char *const *configs, sl_error *err)
 {

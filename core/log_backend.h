@@ -15,6 +15,7 @@
 #include "error.h"
 #include "log.h"
 #include "route.h"
+#include "status.h"
 
 /* The record header by which a gateway asks for a message's outcome
  * (`reply: sync`): "N ADDRESS", N being 1 + the index of the reply_from
@@ -154,6 +155,15 @@ typedef struct sl_log_backend_type {
                     uint64_t *at_ms);
     int (*idem_put)(sl_log_backend *b, const char *key, size_t klen, const char *val, size_t len,
                     sl_error *err);
+    /* Message status across gateways (optional: NULL keeps each gateway's
+     * status table to itself). status_open starts putting what the other
+     * gateways (and this one) finished into table (sl_status_put), without
+     * waiting; table outlives b. Returns 0 or -1 with err. status_finished
+     * shares st (a message this gateway's worker finished) without waiting
+     * and without fail (a status that cannot be shared is lost). Called by
+     * route workers. */
+    int (*status_open)(sl_log_backend *b, sl_status *table, sl_error *err);
+    void (*status_finished)(sl_log_backend *b, const sl_msg_status *st);
 } sl_log_backend_type;
 
 /* Replaces what out holds with copies of recs[0..n) (keys, values and

@@ -615,6 +615,21 @@ static sl_watch *take_watch_any(sl_route *r, const char *id)
     return atomic_load(&r->n_watches) == 0 ? NULL : take_watch(r, id);
 }
 
+/* Shares msg's outcome with the route's other gateways (a log a connector
+ * holds that can carry it): attempts as the status table has them. */
+static void share_status(sl_route *r, const sl_msg *msg, sl_msg_state st, const sl_item *it,
+                         const char *error)
+{
+    if (!r->backend || !r->bt->status_finished)
+        return;
+    sl_msg_status s = {.partition = msg->partition, .offset = msg->offset, .state = st};
+    snprintf(s.id, sizeof s.id, "%s", msg->id);
+    snprintf(s.route, sizeof s.route, "%s", r->conf->name);
+    snprintf(s.last_error, sizeof s.last_error, "%s", error ? error : "");
+    s.attempts = !it ? 0 : st == SL_MSG_DELIVERED ? it->attempts + 1 : it->attempts;
+    r->bt->status_finished(r->backend, &s);
+}
+
 /* Tells the watch on msg (if any) that its message is finished: it (NULL for
  * a dropped message) carries the message and, for a reply_from watch, the
  * output's answer. A watch on another gateway (a log a connector holds) is
@@ -623,6 +638,7 @@ static void notify_done(sl_route *r, const sl_msg *msg, sl_msg_state st, const s
                         const char *error)
 {
     const char *id = msg->id;
+    share_status(r, msg, st, it, error);
     sl_watch *w = take_watch_any(r, id);
     const char *remote = it && it->reply_addr[0] ? it->reply_addr : NULL;
     if (!w && !remote && r->backend && r->bt->reply)
@@ -2389,7 +2405,11 @@ int sl_route_start(sl_route *r, sl_error *err)
                                 i, strerror(rc));
         w->started = true;
     }
-    return r->backend ? r->bt->start(r->backend, err) : 0;
+    if (!r->backend)
+        return 0;
+    if (r->bt->start(r->backend, err) < 0)
+        return -1;
+    return r->bt->status_open ? r->bt->status_open(r->backend, r->env.status, err) : 0;
 }
 
 void sl_route_stop(sl_route *r)

@@ -257,6 +257,32 @@ void sl_status_forget(sl_status *s, const char *id)
     pthread_mutex_unlock(&s->lock);
 }
 
+void sl_status_put(sl_status *s, const sl_msg_status *st)
+{
+    if (!s || s->capacity == 0 || strnlen(st->id, sizeof st->id) > SL_ID_LEN)
+        return;
+    uint64_t h = id_hash(st->id);
+    pthread_mutex_lock(&s->lock);
+    size_t v = s->index[index_find(s, st->id, h)];
+    pthread_mutex_unlock(&s->lock);
+    if (v == 0)
+        sl_status_accepted(s, st->id, st->route, st->partition, st->offset);
+    pthread_mutex_lock(&s->lock);
+    v = s->index[index_find(s, st->id, h)];
+    if (v != 0) {
+        entry *e = &s->ring[v - 1];
+        e->partition = st->partition;
+        if (st->offset >= 0)
+            e->offset = st->offset;
+        e->state = st->state;
+        e->attempts = st->attempts;
+        if (st->last_error[0])
+            set_last_error(e, st->last_error);
+        e->updated_ms = sl_wall_ms();
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
 /* Fills out from e. */
 static void copy_out(const entry *e, sl_msg_status *out)
 {

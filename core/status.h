@@ -59,6 +59,14 @@ void sl_status_forget(sl_status *s, const char *id);
 void sl_status_update(sl_status *s, const char *id, sl_msg_state state, int attempts,
                       const char *last_error);
 
+/* Records st as learnt from elsewhere (another gateway finished the
+ * message): an entry for st->id takes st's partition, offset (unless st's is
+ * -1), state, attempts and last error (when st has one); an id not in the
+ * table is added as the newest entry, forgetting the oldest when the table is
+ * full, as sl_status_accepted does. An id longer than SL_ID_LEN is ignored.
+ * Thread-safe. */
+void sl_status_put(sl_status *s, const sl_msg_status *st);
+
 /* Copies the entry for id into out and returns 0, or returns -1 when the id
  * is unknown (never seen, or forgotten). Thread-safe. */
 int sl_status_get(sl_status *s, const char *id, sl_msg_status *out);
