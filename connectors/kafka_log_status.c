@@ -220,8 +220,8 @@ int sl_kafka_log_status_open(sl_log_backend *b, sl_status *table, sl_error *err)
     s->rkt = ks_topic(s);
     s->create_q = rd_kafka_queue_new(b->prod);
     if (!s->rkt)
-        return sl_error_set(err, SL_EIO, "route %s: status topic %s: %s", b->route->name,
-                            s->topic, rd_kafka_err2str(rd_kafka_last_error()));
+        return sl_error_set(err, SL_EIO, "route %s: status topic %s: %s", b->route->name, s->topic,
+                            rd_kafka_err2str(rd_kafka_last_error()));
     if (pthread_create(&s->thread, NULL, ks_main, s) != 0)
         return sl_error_set(err, SL_EIO, "%s: cannot start its thread", s->cl.role);
     s->running = true;
@@ -233,9 +233,9 @@ void sl_kafka_log_status_finished(sl_log_backend *b, const sl_msg_status *st)
     kl_status *s = b->status;
     if (!s || !atomic_load(&s->ready) || atomic_load(&b->stopped))
         return;
-    json_t *j = json_pack("{s:s, s:i, s:I, s:i}", "state", sl_msg_state_name(st->state),
-                          "partition", st->partition, "offset", (json_int_t)st->offset,
-                          "attempts", st->attempts);
+    json_t *j =
+        json_pack("{s:s, s:i, s:I, s:i}", "state", sl_msg_state_name(st->state), "partition",
+                  st->partition, "offset", (json_int_t)st->offset, "attempts", st->attempts);
     if (j && st->last_error[0])
         json_object_set_new(j, "last_error", json_string(st->last_error));
     char *val = j ? json_dumps(j, JSON_COMPACT) : NULL;
@@ -244,8 +244,7 @@ void sl_kafka_log_status_finished(sl_log_backend *b, const sl_msg_status *st)
         return;
     rd_kafka_resp_err_t e = rd_kafka_producev(
         b->prod, RD_KAFKA_V_RKT(s->rkt), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_KEY(st->id, strlen(st->id)), RD_KAFKA_V_VALUE(val, strlen(val)),
-        RD_KAFKA_V_END);
+        RD_KAFKA_V_KEY(st->id, strlen(st->id)), RD_KAFKA_V_VALUE(val, strlen(val)), RD_KAFKA_V_END);
     if (e)
         sl_debug(SL_KAFKA_COMPONENT, "route %s: status of %s not shared: %s", b->route->name,
                  st->id, rd_kafka_err2str(e));

@@ -215,6 +215,50 @@ static void test_offset_after_append_keeps_state(void **state)
     sl_status_free(s);
 }
 
+/* sl_status_put: an id this table never accepted is added (as the newest,
+ * evicting the oldest when full); a known one takes the outcome and keeps
+ * its offset when the put has none. */
+static void test_put_from_elsewhere(void **state)
+{
+    (void)state;
+    sl_status *s = sl_status_new(2);
+    assert_non_null(s);
+    char a[SL_ID_LEN + 1], b[SL_ID_LEN + 1], c[SL_ID_LEN + 1];
+    make_id(a, 1);
+    make_id(b, 2);
+    make_id(c, 3);
+    sl_status_accepted(s, a, "orders", 0, -1);
+    sl_status_set_offset(s, a, 7);
+    sl_status_accepted(s, b, "orders", 0, 8);
+
+    sl_msg_status put = {.partition = 0, .offset = -1, .state = SL_MSG_DELIVERED, .attempts = 1};
+    snprintf(put.id, sizeof put.id, "%s", a);
+    snprintf(put.route, sizeof put.route, "orders");
+    sl_status_put(s, &put);
+    sl_msg_status st;
+    assert_int_equal(sl_status_get(s, a, &st), 0);
+    assert_int_equal(st.state, SL_MSG_DELIVERED);
+    assert_int_equal(st.attempts, 1);
+    assert_int_equal(st.offset, 7);
+
+    sl_msg_status other = {
+        .partition = 3, .offset = 99, .state = SL_MSG_DEAD_LETTERED, .attempts = 2};
+    snprintf(other.id, sizeof other.id, "%s", c);
+    snprintf(other.route, sizeof other.route, "orders");
+    snprintf(other.last_error, sizeof other.last_error, "HTTP 400 from partner");
+    sl_status_put(s, &other); /* full: a, the oldest, goes */
+    assert_int_equal(sl_status_get(s, c, &st), 0);
+    assert_string_equal(st.route, "orders");
+    assert_int_equal(st.partition, 3);
+    assert_int_equal(st.offset, 99);
+    assert_int_equal(st.state, SL_MSG_DEAD_LETTERED);
+    assert_int_equal(st.attempts, 2);
+    assert_string_equal(st.last_error, "HTTP 400 from partner");
+    assert_int_equal(sl_status_get(s, a, &st), -1);
+    assert_int_equal(sl_status_get(s, b, &st), 0);
+    sl_status_free(s);
+}
+
 static void test_state_names(void **state)
 {
     assert_string_equal(sl_msg_state_name(SL_MSG_ACCEPTED), "accepted");
@@ -234,6 +278,7 @@ int main(void)
         cmocka_unit_test(test_reaccepted_id_becomes_newest),
         cmocka_unit_test(test_offset_after_append_keeps_state),
         cmocka_unit_test(test_concurrent),
+        cmocka_unit_test(test_put_from_elsewhere),
         cmocka_unit_test(test_state_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
