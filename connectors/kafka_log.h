@@ -218,6 +218,12 @@ int sl_kafka_log_idem_put(sl_log_backend *b, const char *key, size_t klen, const
 rd_kafka_t *sl_kafka_log_reader(sl_log_backend *b, sl_kafka_client *cl, const char *purpose,
                                 bool partition_eof, sl_error *err);
 
+/* A reader (sl_kafka_log_reader) assigned every partition of topic (n of
+ * them) from the beginning: for the compacted topics every gateway reads in
+ * full (Idempotency-Keys, message status). NULL with err. */
+rd_kafka_t *sl_kafka_log_read_all(sl_log_backend *b, sl_kafka_client *cl, const char *topic, int n,
+                                  sl_error *err);
+
 /* Checks, by reading, the partitions of l for which offsets-for-times
  * answered -1 ("no record at or after ts"), and puts the first offset
  * stamped at or after ts there when the answer was wrong (librdkafka's

@@ -224,41 +224,6 @@ static int ki_create(kl_idem *s, int n, sl_error *err)
     return 0;
 }
 
-/* The consumer: every partition from the beginning, assigned (librdkafka
- * wants a group.id for that; a name of its own, never joined or committed). */
-static int ki_consumer(kl_idem *s, int n, sl_error *err)
-{
-    char group[300];
-    snprintf(group, sizeof group, "%s.reader.%016" PRIx64, s->topic, s->instance);
-    rd_kafka_conf_t *conf = sl_kafka_conf_new(s->b->k, &s->cl, err);
-    if (!conf)
-        return -1;
-    if (sl_kafka_conf_apply_options(s->b->k, conf, err) < 0 ||
-        sl_kafka_conf_set(s->b->k, conf, "enable.auto.commit", "false", err) < 0 ||
-        sl_kafka_conf_set(s->b->k, conf, "enable.partition.eof", "false", err) < 0 ||
-        sl_kafka_conf_set(s->b->k, conf, "group.id", group, err) < 0) {
-        rd_kafka_conf_destroy(conf);
-        return -1;
-    }
-    char errstr[512];
-    s->cons = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
-    if (!s->cons) {
-        rd_kafka_conf_destroy(conf);
-        return sl_error_set(err, SL_ECONFIG, "connector %s: %s: %s", s->b->k->name, s->cl.role,
-                            errstr);
-    }
-    rd_kafka_poll_set_consumer(s->cons);
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
-    for (int p = 0; p < n; p++)
-        rd_kafka_topic_partition_list_add(l, s->topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
-    rd_kafka_resp_err_t e = rd_kafka_assign(s->cons, l);
-    rd_kafka_topic_partition_list_destroy(l);
-    if (e)
-        return sl_error_set(err, SL_EIO, "connector %s: %s: %s", s->b->k->name, s->cl.role,
-                            rd_kafka_err2str(e));
-    return 0;
-}
-
 /* ---- the table's calls ---- */
 
 /* Notes where each partition of the topic ends now: opening waits until
@@ -312,7 +277,8 @@ static int ki_start(kl_idem *s, sl_error *err)
         if (n == 0)
             sl_error_set(err, SL_EIO, "topic %s not visible after creating it", s->topic);
     }
-    if (n <= 0 || ki_consumer(s, n, err) < 0 || ki_ends(s, n, err) < 0)
+    if (n <= 0 || (s->cons = sl_kafka_log_read_all(s->b, &s->cl, s->topic, n, err)) == NULL ||
+        ki_ends(s, n, err) < 0)
         return -1;
     if (pthread_create(&s->thread, NULL, ki_main, s) != 0)
         return sl_error_set(err, SL_EIO, "%s: cannot start its thread", s->cl.role);

@@ -29,7 +29,6 @@ struct kl_status {
     sl_log_backend *b;
     sl_status *table;
     char *topic;
-    uint64_t instance;
     rd_kafka_t *cons;
     rd_kafka_topic_t *rkt; /* the producer's handle, with its own timeout */
     rd_kafka_queue_t *create_q;
@@ -79,39 +78,6 @@ static void ks_apply(kl_status *s, const rd_kafka_message_t *m)
         sl_status_put(s->table, &st);
 }
 
-/* The consumer: every partition of n from the beginning, assigned
- * (librdkafka wants a group.id for that; one of its own, never joined). */
-static int ks_consumer(kl_status *s, int n, sl_error *err)
-{
-    char group[300];
-    snprintf(group, sizeof group, "%s.reader.%016" PRIx64, s->topic, s->instance);
-    rd_kafka_conf_t *conf = sl_kafka_conf_new(s->b->k, &s->cl, err);
-    if (!conf)
-        return -1;
-    if (sl_kafka_conf_apply_options(s->b->k, conf, err) < 0 ||
-        sl_kafka_conf_set(s->b->k, conf, "enable.auto.commit", "false", err) < 0 ||
-        sl_kafka_conf_set(s->b->k, conf, "enable.partition.eof", "false", err) < 0 ||
-        sl_kafka_conf_set(s->b->k, conf, "group.id", group, err) < 0) {
-        rd_kafka_conf_destroy(conf);
-        return -1;
-    }
-    char errstr[512];
-    s->cons = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
-    if (!s->cons) {
-        rd_kafka_conf_destroy(conf);
-        return sl_error_set(err, SL_ECONFIG, "%s: %s", s->cl.role, errstr);
-    }
-    rd_kafka_poll_set_consumer(s->cons);
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
-    for (int p = 0; p < n; p++)
-        rd_kafka_topic_partition_list_add(l, s->topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
-    rd_kafka_resp_err_t e = rd_kafka_assign(s->cons, l);
-    rd_kafka_topic_partition_list_destroy(l);
-    if (e)
-        return sl_error_set(err, SL_EIO, "%s: %s", s->cl.role, rd_kafka_err2str(e));
-    return 0;
-}
-
 /* Logs the answer to the topic's creation, when it came. */
 static void ks_created(kl_status *s)
 {
@@ -138,7 +104,7 @@ static int ks_find(kl_status *s)
         sl_error err;
         int n = sl_kafka_log_topic_partitions(s->b, s->topic, &err);
         if (n > 0) {
-            if (ks_consumer(s, n, &err) < 0) {
+            if ((s->cons = sl_kafka_log_read_all(s->b, &s->cl, s->topic, n, &err)) == NULL) {
                 sl_warn(SL_KAFKA_COMPONENT, "route %s: status topic %s: %s", s->b->route->name,
                         s->topic, err.msg);
                 return -1;
@@ -211,7 +177,6 @@ int sl_kafka_log_status_open(sl_log_backend *b, sl_status *table, sl_error *err)
     s->b = b;
     s->table = table;
     s->topic = strdup(lc->status_topic);
-    s->instance = ((uint64_t)getpid() << 40) ^ (uint64_t)sl_mono_us() ^ (uint64_t)(uintptr_t)s;
     s->cl.k = b->k;
     snprintf(s->cl.role, sizeof s->cl.role, "message status of route %s", b->route->name);
     b->status = s;

@@ -43,6 +43,26 @@ rd_kafka_t *sl_kafka_log_reader(sl_log_backend *b, sl_kafka_client *cl, const ch
     return rk;
 }
 
+rd_kafka_t *sl_kafka_log_read_all(sl_log_backend *b, sl_kafka_client *cl, const char *topic, int n,
+                                  sl_error *err)
+{
+    rd_kafka_t *rk = sl_kafka_log_reader(b, cl, "reader", false, err);
+    if (!rk)
+        return NULL;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
+    for (int p = 0; p < n; p++)
+        rd_kafka_topic_partition_list_add(l, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_resp_err_t e = rd_kafka_assign(rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e) {
+        sl_error_set(err, SL_EIO, "connector %s: %s: %s", b->k->name, cl->role,
+                     rd_kafka_err2str(e));
+        rd_kafka_destroy(rk);
+        return NULL;
+    }
+    return rk;
+}
+
 /* The offset of the first record of partition p in [from, hi) stamped at
  * or after ts, or hi when none is; -1 when it cannot be read in time. */
 static int64_t kt_scan(rd_kafka_t *rk, const char *topic, int p, int64_t from, int64_t hi,
