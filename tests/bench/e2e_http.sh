@@ -16,6 +16,9 @@
 # With ALLOCS=path/to/malloc_count.so (tests/bench/preload/malloc_count.c, built as
 # its comment says) the gateway runs with that allocation counter preloaded
 # and the drain also prints the allocation calls per message, by caller.
+# With ROUTES=nosteps only the route without steps runs (delivery work);
+# with PERF=FILE the drain of each route is recorded with `perf record -g`
+# into FILE.NAME (nosteps, chain).
 # Usage: tests/bench/e2e_http.sh [BUILD_DIR]   (default build-rel, a Release build)
 set -euo pipefail
 BUILD=${1:-build-rel}
@@ -121,6 +124,12 @@ cpu_ticks() {
     awk '{print $14 + $15}' "/proc/$1/stat"
 }
 
+# ctx_switches PID: context switches (voluntary + involuntary) of a process's
+# threads so far.
+ctx_switches() {
+    cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {n += $2} END {print n + 0}'
+}
+
 # alloc_snapshot FILE: copies the counter's latest counts (ALLOCS) to FILE.
 alloc_snapshot() {
     [ -n "${ALLOCS:-}" ] || return 0
@@ -128,9 +137,9 @@ alloc_snapshot() {
     cp "$WORK/mc" "$1"
 }
 
-# run NAME STEPS_YAML
+# run NAME STEPS_YAML TAG
 run() {
-    local name=$1 steps=$2 c0 c1 sent rps left drain backlog secs g0 k0 g1 k1
+    local name=$1 steps=$2 c0 c1 sent rps left drain backlog secs g0 k0 g1 k1 x0 x1
     start "$steps"
     c0=$(sink_count)
     sent=$(wrk_run)
@@ -148,15 +157,28 @@ run() {
     alloc_snapshot "$WORK/mc0"
     g0=$(cpu_ticks "$GW_PID")
     k0=$(cpu_ticks "$SINK_PID")
+    x0=$(ctx_switches "$GW_PID")
+    local perf_pid=
+    if [ -n "${PERF:-}" ]; then
+        perf record -g -q -o "$PERF.$3" -p "$GW_PID" 2>/dev/null &
+        perf_pid=$!
+        sleep 0.3 # perf attached before the drain starts
+    fi
     curl -sf -XPOST "127.0.0.1:$ADMIN_PORT/v1/routes/orders/resume" >/dev/null
     secs=$(wait_count "$backlog" 600)
+    if [ -n "$perf_pid" ]; then
+        kill -INT "$perf_pid"
+        wait "$perf_pid" || true
+    fi
     g1=$(cpu_ticks "$GW_PID")
     k1=$(cpu_ticks "$SINK_PID")
+    x1=$(ctx_switches "$GW_PID")
     alloc_snapshot "$WORK/mc1"
-    printf '%-18s delivery alone: backlog %d drained in %ss: %8.0f msg/s, CPU per message: gateway %.1f us, sink %.1f us\n' \
+    printf '%-18s delivery alone: backlog %d drained in %ss: %8.0f msg/s, CPU per message: gateway %.1f us, sink %.1f us; gateway context switches per message %.2f\n' \
         "$name" "$backlog" "$secs" "$(awk -v n="$backlog" -v s="$secs" 'BEGIN {print n / s}')" \
         "$(awk -v t=$((g1 - g0)) -v n="$backlog" -v hz="$(getconf CLK_TCK)" 'BEGIN {print t / hz / n * 1e6}')" \
-        "$(awk -v t=$((k1 - k0)) -v n="$backlog" -v hz="$(getconf CLK_TCK)" 'BEGIN {print t / hz / n * 1e6}')"
+        "$(awk -v t=$((k1 - k0)) -v n="$backlog" -v hz="$(getconf CLK_TCK)" 'BEGIN {print t / hz / n * 1e6}')" \
+        "$(awk -v x=$((x1 - x0)) -v n="$backlog" 'BEGIN {print x / n}')"
     if [ -n "${ALLOCS:-}" ]; then
         paste "$WORK/mc0" "$WORK/mc1" | awk -v n="$backlog" -v name="$name" \
             '{printf "%s%s %.2f", NR == 1 ? sprintf("%-18s allocation calls per message drained:", name) : ",", " " $1, ($4 - $2) / n} END {print ""}'
@@ -166,7 +188,8 @@ run() {
 
 echo "== e2e_http: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average" \
     "$(cut -d' ' -f1 /proc/loadavg), wrk -t1 -c$CONNS -d${DURATION}s, fsync always, $BUILD"
-run "no steps" ""
+run "no steps" "" nosteps
+[ "${ROUTES:-all}" = nosteps ] && exit 0
 run "lua+json_to_xml" "    steps:
       - lua: { file: enrich.lua, function: enrich }
-      - json_to_xml: { root: order }"
+      - json_to_xml: { root: order }" chain
