@@ -492,6 +492,24 @@ static void test_timeout_retries(void **state)
     fx_close(&f);
 }
 
+/* A request queued while its lane's loop sleeps (nothing in flight) goes
+ * out at once: the sender wakes the loop instead of it waiting out its
+ * 1 s poll. */
+static void test_sleeping_loop_woken_for_a_request(void **state)
+{
+    (void)state;
+    fixture f;
+    fx_open(&f, 4, 5000);
+    for (int i = 0; i < 5; i++) {
+        usleep(100 * 1000); /* not a wait for a result: lets the loop go idle */
+        double t0 = now_s();
+        sl_send_result r = send_one(&f, "/status/200");
+        assert_int_equal(r.result, SL_OK);
+        assert_true(now_s() - t0 < 0.5);
+    }
+    fx_close(&f);
+}
+
 static void test_request_headers_and_url(void **state)
 {
     (void)state;
@@ -785,6 +803,7 @@ int main(void)
         cmocka_unit_test(test_permanent_statuses_fail),
         cmocka_unit_test(test_connection_refused_retries),
         cmocka_unit_test(test_timeout_retries),
+        cmocka_unit_test(test_sleeping_loop_woken_for_a_request),
         cmocka_unit_test(test_request_headers_and_url),
         cmocka_unit_test(test_per_key_order_and_hold_back),
         cmocka_unit_test(test_max_in_flight_is_a_bulkhead),
