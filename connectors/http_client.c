@@ -1,8 +1,7 @@
 /* The http_client output: delivers a route's messages as HTTP requests
  * through libcurl multi handles driven by event-loop threads (lanes: one
  * per CPU, at most four, each with at least 16 of max_in_flight; a calling
- * thread's batches always go to the same lane; each lane runs its own epoll
- * through curl's socket API), with at most max_in_flight
+ * thread's batches always go to the same lane), with at most max_in_flight
  * transfers and connections at once over all lanes (the bulkhead: each lane
  * has its share) and per-key order within a batch. Maps responses to SL_OK
  * / SL_RETRY / SL_FAIL. */
@@ -17,15 +16,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
 
-#include "clock.h"
 #include "connector.h"
 #include "fnv.h"
+#include "connector.h"
+#include "metrics.h"
 #include "http_call.h"
 #include "http_client.h"
 #include "http_client_auth.h"
@@ -38,7 +36,6 @@
 #define HC_RESP_CAP (64 * 1024) /* response bytes kept for error messages */
 #define HC_ERR_BODY 200         /* response bytes quoted in an error */
 #define HC_POLL_MS 1000
-#define HC_EVENTS 64 /* epoll events taken per wait */
 #define HC_MAX_LANES 4 /* event-loop threads per connector */
 #define HC_LANE_MIN 16 /* of max_in_flight per lane, at least */
 
@@ -124,14 +121,6 @@ typedef struct hc_lane {
     int active; /* transfers taken off the queue and not yet finished */
     bool started, stopping;
     pthread_t thread;
-    int epfd;    /* the loop's epoll set: curl's sockets and wake_fd */
-    int wake_fd; /* eventfd: requests were queued, or the lane stops */
-    /* The loop is in (or about to enter) epoll_wait with nothing it can
-     * start: set under mu, so a sender that queues under mu and finds it
-     * set writes wake_fd; a busy loop is not woken. */
-    atomic_bool sleeping;
-    int64_t now;      /* monotonic ms, as of the loop's last wake-up; loop thread */
-    int64_t timer_at; /* when curl wants its timeout action (monotonic ms), -1: never */
     hc_slot *free_slots;   /* loop thread only */
     hc_slot *active_slots; /* added to the multi handle; loop thread only */
     /* the counters per response code, filled by the loop thread */
@@ -708,8 +697,8 @@ static void start_queued(hc_lane *l)
     }
 }
 
-/* Reads every finished transfer off the multi handle. Loop thread. */
-static void read_done(hc_lane *l)
+/* Fails everything still queued or in flight; used when the loop stops. */
+static void abandon_all(hc_lane *l)
 {
     CURLMsg *m;
     int left;
@@ -717,12 +706,6 @@ static void read_done(hc_lane *l)
         if (m->msg == CURLMSG_DONE)
             on_done(l, m);
     }
-}
-
-/* Fails everything still queued or in flight; used when the loop stops. */
-static void abandon_all(hc_lane *l)
-{
-    read_done(l);
     while (l->active_slots) {
         hc_slot *slot = l->active_slots;
         curl_multi_remove_handle(l->multi, slot->easy);
@@ -745,128 +728,31 @@ static void abandon_all(hc_lane *l)
     pthread_mutex_unlock(&l->mu);
 }
 
-/* CURLMOPT_SOCKETFUNCTION: keeps the lane's epoll set in step with what
- * curl waits for on socket fd (known is non-NULL once fd is in the set).
- * Returns 0, or -1 when epoll refuses (curl fails the transfer). Loop
- * thread (and the thread that cleans the multi handle up). */
-static int on_socket(CURL *easy, curl_socket_t fd, int what, void *arg, void *known)
-{
-    (void)easy;
-    hc_lane *l = arg;
-    if (what == CURL_POLL_REMOVE) {
-        epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL); /* ENOENT/EBADF: gone already */
-        return 0;
-    }
-    struct epoll_event ev = {.events = 0, .data.fd = fd};
-    if (what & CURL_POLL_IN)
-        ev.events |= EPOLLIN;
-    if (what & CURL_POLL_OUT)
-        ev.events |= EPOLLOUT;
-    int op = known ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
-    if (epoll_ctl(l->epfd, op, fd, &ev) < 0) {
-        /* a socket closed and its number reused behind curl's back */
-        op = errno == EEXIST ? EPOLL_CTL_MOD : errno == ENOENT ? EPOLL_CTL_ADD : -1;
-        if (op < 0 || epoll_ctl(l->epfd, op, fd, &ev) < 0)
-            return -1;
-    }
-    if (!known)
-        curl_multi_assign(l->multi, fd, l);
-    return 0;
-}
-
-/* CURLMOPT_TIMERFUNCTION: notes when curl wants its timeout action
- * (timeout_ms from the loop's last wake-up; early is harmless). */
-static int on_timer(CURLM *multi, long timeout_ms, void *arg)
-{
-    (void)multi;
-    hc_lane *l = arg;
-    l->timer_at = timeout_ms < 0 ? -1 : l->now + timeout_ms;
-    return 0;
-}
-
-/* Runs curl's timeout action when it is due. Loop thread. */
-static void run_timer(hc_lane *l)
-{
-    int running;
-    if (l->timer_at >= 0 && l->timer_at <= l->now) {
-        l->timer_at = -1;
-        curl_multi_socket_action(l->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    }
-}
-
-/* How long the loop may sleep: 0 when it has requests to start or is
- * stopping, otherwise until curl's timer (at most HC_POLL_MS); marks the
- * lane sleeping when it is not 0. Loop thread. */
-static int sleep_ms(hc_lane *l, bool *stop)
-{
-    l->now = sl_mono_ms();
-    int64_t ms = l->timer_at < 0 ? HC_POLL_MS : l->timer_at - l->now;
-    ms = ms < 0 ? 0 : ms > HC_POLL_MS ? HC_POLL_MS : ms;
-    pthread_mutex_lock(&l->mu);
-    *stop = l->stopping;
-    if (*stop || (l->queue_head && l->active < l->max_in_flight))
-        ms = 0;
-    if (ms > 0)
-        atomic_store(&l->sleeping, true);
-    pthread_mutex_unlock(&l->mu);
-    return (int)ms;
-}
-
-/* Hands the events of one epoll_wait to curl. Loop thread. */
-static void act_on(hc_lane *l, const struct epoll_event *evs, int n)
-{
-    int running;
-    for (int i = 0; i < n; i++) {
-        if (evs[i].data.fd == l->wake_fd) {
-            uint64_t v;
-            ssize_t r = read(l->wake_fd, &v, sizeof v); /* resets it; EAGAIN: read already */
-            (void)r;
-            continue;
-        }
-        int flags = 0;
-        if (evs[i].events & EPOLLIN)
-            flags |= CURL_CSELECT_IN;
-        if (evs[i].events & EPOLLOUT)
-            flags |= CURL_CSELECT_OUT;
-        if (evs[i].events & (EPOLLERR | EPOLLHUP))
-            flags |= CURL_CSELECT_ERR;
-        curl_multi_socket_action(l->multi, evs[i].data.fd, flags, &running);
-    }
-}
-
-/* Wakes lane l's loop if it sleeps. Caller holds l->mu and has just queued
- * requests; with stop, wakes it in any case. */
-static void lane_wake(hc_lane *l, bool stop)
-{
-    if (atomic_exchange(&l->sleeping, false) || stop) {
-        uint64_t one = 1;
-        ssize_t r = write(l->wake_fd, &one, sizeof one); /* EAGAIN: a wake-up is pending */
-        (void)r;
-    }
-}
-
-/* The lane's event loop: starts queued requests (as many as its share of
- * max_in_flight allows), lets curl drive their sockets and timers from the
- * lane's epoll set, and hands finished ones back, until the lane stops. */
 static void *loop_main(void *arg)
 {
     hc_lane *l = arg;
-    struct epoll_event evs[HC_EVENTS];
-    l->now = sl_mono_ms();
     for (;;) {
-        start_queued(l);
-        run_timer(l);
-        read_done(l);
-        bool stop;
-        int ms = sleep_ms(l, &stop);
+        pthread_mutex_lock(&l->mu);
+        bool stop = l->stopping;
+        pthread_mutex_unlock(&l->mu);
         if (stop)
             break;
-        int n = epoll_wait(l->epfd, evs, HC_EVENTS, ms);
-        atomic_store(&l->sleeping, false);
-        l->now = sl_mono_ms();
-        act_on(l, evs, n);
-        run_timer(l);
-        read_done(l);
+        start_queued(l);
+        int running = 0;
+        curl_multi_perform(l->multi, &running);
+        CURLMsg *m;
+        int left;
+        while ((m = curl_multi_info_read(l->multi, &left)) != NULL) {
+            if (m->msg == CURLMSG_DONE)
+                on_done(l, m);
+        }
+        /* Requests may have finished and freed room, or queued their
+         * successors: add those before sleeping. */
+        pthread_mutex_lock(&l->mu);
+        bool more = l->queue_head && l->active < l->max_in_flight;
+        pthread_mutex_unlock(&l->mu);
+        if (!more)
+            curl_multi_poll(l->multi, NULL, 0, HC_POLL_MS, NULL);
     }
     abandon_all(l);
     return NULL;
@@ -906,8 +792,6 @@ static void lane_free(hc_lane *l)
         slot_free(slot);
     }
     curl_multi_cleanup(l->multi);
-    close(l->epfd);
-    close(l->wake_fd);
     pthread_mutex_destroy(&l->mu);
 }
 
@@ -922,47 +806,19 @@ static void state_free(hc_state *s)
     free(s);
 }
 
-/* Opens lane l's epoll set with its wake-up eventfd in it. Returns 0, or
- * -1 with nothing left open. */
-static int lane_epoll(hc_lane *l)
-{
-    l->epfd = epoll_create1(EPOLL_CLOEXEC);
-    l->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    struct epoll_event ev = {.events = EPOLLIN, .data.fd = l->wake_fd};
-    if (l->epfd >= 0 && l->wake_fd >= 0 && epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->wake_fd, &ev) == 0)
-        return 0;
-    if (l->epfd >= 0)
-        close(l->epfd);
-    if (l->wake_fd >= 0)
-        close(l->wake_fd);
-    return -1;
-}
-
 /* Sets lane l of s up with its share of max_in_flight (transfers and
- * connections): its mutex, epoll set and multi handle driven through
- * curl's socket API. Returns 0, or -1 with nothing left set up. */
+ * connections): its mutex and multi handle. Returns 0 or -1. */
 static int lane_init(hc_state *s, hc_lane *l, int share)
 {
     l->s = s;
     l->max_in_flight = share;
-    l->timer_at = -1;
     if (pthread_mutex_init(&l->mu, NULL) != 0)
         return -1;
-    if (lane_epoll(l) < 0) {
-        pthread_mutex_destroy(&l->mu);
-        return -1;
-    }
     l->multi = curl_multi_init();
     if (!l->multi) {
-        close(l->epfd);
-        close(l->wake_fd);
         pthread_mutex_destroy(&l->mu);
         return -1;
     }
-    curl_multi_setopt(l->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-    curl_multi_setopt(l->multi, CURLMOPT_SOCKETDATA, l);
-    curl_multi_setopt(l->multi, CURLMOPT_TIMERFUNCTION, on_timer);
-    curl_multi_setopt(l->multi, CURLMOPT_TIMERDATA, l);
     curl_multi_setopt(l->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)share);
     curl_multi_setopt(l->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)share);
     curl_multi_setopt(l->multi, CURLMOPT_MAXCONNECTS, (long)share);
@@ -1090,10 +946,11 @@ static void hc_destroy(sl_connector *c)
         pthread_mutex_lock(&l->mu);
         l->stopping = true;
         bool started = l->started;
-        lane_wake(l, true);
         pthread_mutex_unlock(&l->mu);
-        if (started)
+        if (started) {
+            curl_multi_wakeup(l->multi);
             pthread_join(l->thread, NULL);
+        }
     }
     state_free(s);
     c->state = NULL;
@@ -1248,7 +1105,9 @@ static void queue_and_wait(hc_lane *l, hc_batch *b, hc_req *head, size_t n)
     else
         l->queue_head = head;
     l->queue_tail = tail;
-    lane_wake(l, false);
+    pthread_mutex_unlock(&l->mu);
+    curl_multi_wakeup(l->multi);
+    pthread_mutex_lock(&l->mu);
     while (b->pending > 0)
         pthread_cond_wait(&b->done, &l->mu);
     pthread_mutex_unlock(&l->mu);
