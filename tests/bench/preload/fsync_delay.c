@@ -3,6 +3,9 @@
  * and fsync call the real function, then sleep $FSYNC_DELAY_US microseconds
  * (0 or unset: no delay) before returning, so every durable write costs at
  * least that much more. Only the process it is preloaded into is slowed.
+ * With FSYNC_STALL_FILE=PATH, while PATH exists the calls do not return
+ * (they look every 5 ms): durability stalls until the file is removed
+ * (tests/integration/test_kafka.py uses it).
  * Build (one command):
  *   cc -O2 -shared -fPIC -o build-rel/fsync_delay.so
  *      tests/bench/preload/fsync_delay.c -ldl */
@@ -13,6 +16,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 static int (*real_fdatasync)(int);
 static int (*real_fsync)(int);
@@ -29,16 +33,26 @@ static long delay(void)
     return delay_us;
 }
 
-/* Sleeps the configured delay, keeping the caller's errno. */
-static void pause_after(void)
+static void sleep_us(long us)
 {
-    long us = delay();
-    if (us == 0)
-        return;
-    int saved = errno;
     struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
     while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
     }
+}
+
+/* Sleeps the configured delay, then while the stall file exists, keeping
+ * the caller's errno. */
+static void pause_after(void)
+{
+    const char *stall = getenv("FSYNC_STALL_FILE");
+    long us = delay();
+    if (us == 0 && !stall)
+        return;
+    int saved = errno;
+    if (us > 0)
+        sleep_us(us);
+    while (stall && access(stall, F_OK) == 0)
+        sleep_us(5000);
     errno = saved;
 }
 
