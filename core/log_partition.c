@@ -1014,62 +1014,79 @@ static void batch_fixup(sl_batch *b, size_t hused)
     }
 }
 
+/* A read in progress: the batch being filled, its limits, the next offset. */
+typedef struct read_state {
+    sl_batch *out;
+    size_t used, hused, bytes, max_records, max_bytes;
+    int64_t cur;
+} read_state;
+
+static bool read_has_room(const read_state *rs)
+{
+    return rs->out->count < rs->max_records && (rs->out->count == 0 || rs->bytes < rs->max_bytes);
+}
+
+/* Adds the records of segment s (mapped at map) between byte pos and limit,
+ * from rs->cur on, while the batch has room; damage before rs->cur (already
+ * quarantined) is stepped over. Returns 0, or -1 with err set (the records
+ * added before stay in the batch). */
+static int read_segment(const sl_partition *p, const sl_segment *s, const unsigned char *map,
+                        size_t pos, size_t limit, read_state *rs, sl_error *err)
+{
+    int64_t seen = s->base - 1;
+    while (pos < limit && read_has_room(rs)) {
+        sl_record_view v;
+        sl_rec_status st = sl_record_decode(map + pos, limit - pos, &v);
+        if (st != SL_REC_OK || v.offset > rs->cur) {
+            size_t at = sl_record_resync(map, limit, pos + 1, seen, rs->cur + 1, &v);
+            if (at == SIZE_MAX)
+                return sl_error_set(
+                    err, SL_ECORRUPT, "%s at byte %zu of %s while reading offset %" PRId64,
+                    st != SL_REC_OK ? sl_rec_status_name(st) : "offset gap", pos, s->path, rs->cur);
+            pos = at;
+        }
+        seen = v.offset;
+        pos += v.size;
+        if (v.offset < rs->cur)
+            continue;
+        if (batch_add(rs->out, &rs->used, &rs->hused, &v) != 0)
+            return sl_error_set(err, SL_ENOMEM, "growing a read batch for %s", p->dir);
+        rs->bytes += v.size;
+        rs->cur++;
+    }
+    return 0;
+}
+
 int sl_partition_read(sl_partition *p, int64_t from, size_t max_records, size_t max_bytes,
                       sl_batch *out, sl_error *err)
 {
-    size_t used = 0, hused = 0, bytes = 0;
-    int64_t cur = from;
+    read_state rs = {.out = out, .max_records = max_records, .max_bytes = max_bytes, .cur = from};
     int rc = 0;
     out->count = 0;
-    while (out->count < max_records && (out->count == 0 || bytes < max_bytes)) {
+    while (rc == 0 && read_has_room(&rs)) {
         pthread_mutex_lock(&p->mu);
-        if (cur < p->segs[0]->base)
-            cur = p->segs[0]->base;
-        if (cur >= p->durable) {
+        if (rs.cur < p->segs[0]->base)
+            rs.cur = p->segs[0]->base;
+        if (rs.cur >= p->durable) {
             pthread_mutex_unlock(&p->mu);
             break;
         }
-        sl_segment *s = p->segs[seg_lookup(p, cur)];
-        size_t pos = sl_segment_find_pos(s, cur);
+        sl_segment *s = p->segs[seg_lookup(p, rs.cur)];
+        size_t pos = sl_segment_find_pos(s, rs.cur);
         size_t limit = s->readable_pos;
         const unsigned char *map = s->map;
         sl_segment_ref(s);
         pthread_mutex_unlock(&p->mu);
 
-        int64_t before = cur, seen = s->base - 1;
-        while (pos < limit && out->count < max_records && (out->count == 0 || bytes < max_bytes)) {
-            sl_record_view v;
-            sl_rec_status st = sl_record_decode(map + pos, limit - pos, &v);
-            if (st != SL_REC_OK || v.offset > cur) {
-                /* damage before cur (quarantined already) is stepped over */
-                size_t at = sl_record_resync(map, limit, pos + 1, seen, cur + 1, &v);
-                if (at == SIZE_MAX) {
-                    rc = sl_error_set(
-                        err, SL_ECORRUPT, "%s at byte %zu of %s while reading offset %" PRId64,
-                        st != SL_REC_OK ? sl_rec_status_name(st) : "offset gap", pos, s->path, cur);
-                    break;
-                }
-                pos = at;
-            }
-            seen = v.offset;
-            pos += v.size;
-            if (v.offset < cur)
-                continue;
-            if (batch_add(out, &used, &hused, &v) != 0) {
-                rc = sl_error_set(err, SL_ENOMEM, "growing a read batch for %s", p->dir);
-                break;
-            }
-            bytes += v.size;
-            cur++;
-        }
+        int64_t before = rs.cur;
+        rc = read_segment(p, s, map, pos, limit, &rs, err);
         sl_segment_unref(s);
-        if (rc == 0 && cur == before)
-            rc = sl_error_set(err, SL_ECORRUPT, "offset %" PRId64 " not found in %s", cur, p->dir);
-        if (rc != 0)
-            break;
+        if (rc == 0 && rs.cur == before)
+            rc = sl_error_set(err, SL_ECORRUPT, "offset %" PRId64 " not found in %s", rs.cur,
+                              p->dir);
     }
-    batch_fixup(out, hused);
-    out->next_offset = cur;
+    batch_fixup(out, rs.hused);
+    out->next_offset = rs.cur;
     /* Records read before an error are returned; the next read meets it. */
     if (rc != 0 && out->count == 0)
         return -1;
