@@ -16,46 +16,25 @@ DURATION=${DURATION:-8}
 PORT=${PORT:-18530}
 ADMIN_PORT=$((PORT + 1))
 cd "$(dirname "$0")/../.."
+. tests/bench/ingest_route.sh
 [ -x "$BUILD/sluice" ] || { echo "ingest_profile: $BUILD/sluice missing" >&2; exit 2; }
 for tool in perf wrk curl; do
     command -v "$tool" >/dev/null || { echo "ingest_profile: $tool missing" >&2; exit 2; }
 done
 WORK=$(mktemp -d /tmp/sluice-ingest-profile.XXXXXX)
-PID=""
+SERVER_PID=""
 cleanup() {
-    if [ -n "$PID" ]; then
-        kill "$PID" 2>/dev/null || true
-        wait "$PID" 2>/dev/null || true
+    if [ -n "$SERVER_PID" ]; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
     fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-cat >"$WORK/sluice.yaml" <<YAML
-sluice:
-  data_dir: $WORK/data
-  admin: { listen: "127.0.0.1:$ADMIN_PORT" }
-  log: { fsync: $FSYNC }
-connectors:
-  in:  { type: http_server, listen: "127.0.0.1:$PORT", max_body: 64KiB }
-  out: { type: file, path: $WORK/out.jsonl }
-routes:
-  orders:
-    from: { connector: in, path: /orders, methods: [POST], content_type: json, reply: async }
-    partitions: 4
-    key: "\$.customer.id"
-    to:
-      - { connector: out }
-YAML
-"$BUILD/sluice" run -c "$WORK/sluice.yaml" 2>"$WORK/sluice.log" &
-PID=$!
-for _ in $(seq 200); do
-    curl -sf "127.0.0.1:$ADMIN_PORT/ready" >/dev/null 2>&1 && break
-    sleep 0.05
-done
-curl -sf "127.0.0.1:$ADMIN_PORT/ready" >/dev/null || { echo "ingest_profile: gateway not ready" >&2; exit 1; }
+start_ingest_sluice "$BUILD" "$WORK" "$FSYNC" "$PORT" "$ADMIN_PORT"
 
-perf record -F 1999 -g -p "$PID" -o "$WORK/perf.data" -- sleep $((DURATION - 1)) >/dev/null 2>&1 &
+perf record -F 1999 -g -p "$SERVER_PID" -o "$WORK/perf.data" -- sleep $((DURATION - 1)) >/dev/null 2>&1 &
 PERF=$!
 wrk -t1 -c64 -d"${DURATION}s" --latency -s tests/bench/post.lua "http://127.0.0.1:$PORT/orders" >"$WORK/wrk.txt"
 wait "$PERF"
