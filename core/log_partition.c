@@ -464,9 +464,10 @@ void sl_partition_free(sl_partition *p)
 /* ---- append ------------------------------------------------------------ */
 
 /* Makes room for a record of need bytes: a new active segment starting at
- * p->end (the old one is sealed and trimmed), or, when the active segment
- * is still empty, a bigger one. Caller holds p->mu. */
-static int roll(sl_partition *p, size_t need, sl_error *err)
+ * p->end (the old one is sealed and trimmed, and returned in *sealed with a
+ * reference for the caller), or, when the active segment is still empty, a
+ * bigger one. Caller holds p->mu. */
+static int roll(sl_partition *p, size_t need, sl_segment **sealed, sl_error *err)
 {
     sl_segment *old = p->segs[p->nseg - 1];
     size_t size = (size_t)p->log->opt.segment_bytes;
@@ -487,15 +488,18 @@ static int roll(sl_partition *p, size_t need, sl_error *err)
     if (!s)
         return -1;
     sl_segment_seal(old);
+    sl_segment_ref(old);
+    *sealed = old;
     p->segs[p->nseg++] = s;
     p->dir_dirty = 1;
     return 0;
 }
 
 /* Refuses an append to a closing or failed partition, and makes room for
- * size bytes in the active segment (rolling it). Caller holds p->mu.
- * Returns the segment to write to, or NULL with err. */
-static sl_segment *append_target(sl_partition *p, size_t size, sl_error *err)
+ * size bytes in the active segment (rolling it: *sealed is then the segment
+ * sealed, referenced for the caller). Caller holds p->mu. Returns the
+ * segment to write to, or NULL with err. */
+static sl_segment *append_target(sl_partition *p, size_t size, sl_segment **sealed, sl_error *err)
 {
     if (p->closing) {
         sl_error_set(err, SL_ECLOSED, "partition %s is closed", p->dir);
@@ -507,7 +511,7 @@ static sl_segment *append_target(sl_partition *p, size_t size, sl_error *err)
     }
     sl_segment *s = p->segs[p->nseg - 1];
     if (s->map_size - s->write_pos < size) {
-        if (roll(p, size, err) != 0)
+        if (roll(p, size, sealed, err) != 0)
             return NULL;
         s = p->segs[p->nseg - 1];
     }
@@ -552,6 +556,16 @@ static int64_t append_locked(sl_partition *p, sl_segment *s, const sl_record *re
     return offset;
 }
 
+/* Drops the mapped pages of a segment a roll sealed (NULL: none) and the
+ * reference roll() took, outside p->mu. */
+static void release_sealed(sl_segment *sealed)
+{
+    if (sealed == NULL)
+        return;
+    sl_segment_release_pages(sealed);
+    sl_segment_unref(sealed);
+}
+
 int64_t sl_partition_append(sl_partition *p, const sl_record *rec, sl_error *err)
 {
     sl_log *log = p->log;
@@ -565,16 +579,19 @@ int64_t sl_partition_append(sl_partition *p, const sl_record *rec, sl_error *err
         return sl_error_set(err, SL_EFULL, "log %s is at max_disk_bytes (%" PRIu64 " bytes)",
                             log->dir, cap);
 
+    sl_segment *sealed = NULL;
     pthread_mutex_lock(&p->mu);
-    sl_segment *s = append_target(p, size, err);
+    sl_segment *s = append_target(p, size, &sealed, err);
     if (!s) {
         pthread_mutex_unlock(&p->mu);
+        release_sealed(sealed);
         return -1;
     }
     uint64_t added;
     int enqueue;
     int64_t offset = append_locked(p, s, rec, size, ts, &added, &enqueue);
     pthread_mutex_unlock(&p->mu);
+    release_sealed(sealed);
 
     atomic_fetch_add_explicit(&log->disk_bytes, added, memory_order_relaxed);
     if (enqueue) {
@@ -1075,11 +1092,15 @@ int sl_partition_read(sl_partition *p, int64_t from, size_t max_records, size_t 
         size_t pos = sl_segment_find_pos(s, rs.cur);
         size_t limit = s->readable_pos;
         const unsigned char *map = s->map;
+        bool sealed = s->sealed && limit == s->write_pos;
+        int64_t seg_end = s->next_offset;
         sl_segment_ref(s);
         pthread_mutex_unlock(&p->mu);
 
         int64_t before = rs.cur;
         rc = read_segment(p, s, map, pos, limit, &rs, err);
+        if (rc == 0 && sealed && rs.cur == seg_end)
+            sl_segment_release_pages(s); /* read to its end: its pages are not needed here */
         sl_segment_unref(s);
         if (rc == 0 && rs.cur == before)
             rc = sl_error_set(err, SL_ECORRUPT, "offset %" PRId64 " not found in %s", rs.cur,
