@@ -737,6 +737,7 @@ void sl_lua_host_free(sl_lua_host *h)
     free(h->buf);
     free(h->keys);
     free(h->shape_keys);
+    free(h->pred);
     free(h);
 }
 

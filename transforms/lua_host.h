@@ -90,6 +90,7 @@ unsigned sl_lua_host_rebuilds(const sl_lua_host *h);
 #include <lua.h>
 
 typedef struct sl_lua_keyent sl_lua_keyent;
+typedef struct sl_lua_pred sl_lua_pred;
 
 struct sl_lua_host {
     lua_State *L;
@@ -117,6 +118,8 @@ struct sl_lua_host {
     int shape_cache;         /* lua_json.c: shared key orders of decoded objects */
     const void **shape_keys; /* lua_json.c: the cache's keys by slot, compared in C (may be NULL) */
     unsigned char obj_hint[8]; /* lua_json.c: members of the last object decoded at each depth */
+    sl_lua_pred *pred; /* lua_json.c: keys of the last shared order decoded at each depth (may
+                          be NULL) */
     /* scratch for encoding (malloc'd, reused) */
     char *buf;
     size_t buf_len, buf_cap;
