@@ -1213,7 +1213,8 @@ static int obj_newindex(lua_State *L)
     lua_settop(L, 3);
     lua_Integer i;
     if (lua_type(L, 2) == LUA_TNUMBER && !lua_isinteger(L, 2) &&
-        lua_numbertointeger(lua_tonumber(L, 2), &i)) { /* 2.0 is the key 2, as stored */
+        lua_numbertointeger(lua_tonumber(L, 2), &i) &&
+        (lua_Number)i == lua_tonumber(L, 2)) { /* 2.0 is the key 2, as stored; 1.5 stays */
         lua_pushinteger(L, i);
         lua_replace(L, 2);
     }
