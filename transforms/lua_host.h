@@ -115,7 +115,10 @@ struct sl_lua_host {
     char *fn_name; /* NULL for an expression */
     /* registry refs */
     int fn_ref, ctx_ref, array_mt, msg_mt, hdr_mt;
-    int shape_cache;         /* lua_json.c: shared key orders of decoded objects */
+    int lent_mt;                      /* lua_msg.c: msg_mt without __gc, for lent messages */
+    int env_ref;                      /* lua_env.c: the environment table */
+    const void *msg_mt_p, *lent_mt_p; /* lua_msg.c: the two, to compare without a lookup */
+    int shape_cache;                  /* lua_json.c: shared key orders of decoded objects */
     const void **shape_keys; /* lua_json.c: the cache's keys by slot, compared in C (may be NULL) */
     unsigned char obj_hint[8]; /* lua_json.c: members of the last object decoded at each depth */
     sl_lua_pred *pred; /* lua_json.c: keys of the last shared order decoded at each depth (may

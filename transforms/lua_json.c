@@ -1506,12 +1506,34 @@ static bool is_sequence(lua_State *L, int idx, lua_Integer *n_out)
     return count == n;
 }
 
+/* Writes the table at idx when it is an object of a shared order whose
+ * keys are written (the common case) and returns true; else false. Only
+ * object orders hold TEXT_KEY, and scripts cannot reach the orders. */
+static bool enc_shared(jenc *e, int idx, int depth)
+{
+    lua_State *L = e->L;
+    if (!lua_getmetatable(L, idx))
+        return false;
+    int mt = lua_gettop(L);
+    bool done = lua_rawgetp(L, mt, &TEXT_KEY) == LUA_TUSERDATA;
+    if (done) {
+        const keytext *kt = lua_touserdata(L, -1); /* mt holds it */
+        put(e, "{", 1);
+        put_in_shared_order(e, idx, mt, kt, depth);
+        put(e, "}", 1);
+    }
+    lua_settop(L, mt - 1);
+    return done;
+}
+
 static void enc_table(jenc *e, int idx, int depth)
 {
     lua_State *L = e->L;
     if (depth > MAX_DEPTH)
         luaL_error(L, "json: nested too deeply (or a table contains itself)");
     luaL_checkstack(L, 8, "json: nested too deeply");
+    if (enc_shared(e, idx, depth))
+        return;
     if (push_order(L, idx)) {
         enc_ordered(e, idx, lua_gettop(L), depth);
         lua_pop(L, 1);
