@@ -46,18 +46,16 @@ static void *host_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     if (!ptr)
         osize = 0;
     if (nsize == 0) {
-        free(ptr);
+        sl_lua_pool_realloc(&h->pool, ptr, osize, 0);
         h->used -= osize;
         return NULL;
     }
     if (nsize > osize && h->used - osize + nsize > h->limit)
         return NULL;
-    void *p = realloc(ptr, nsize);
-    if (!p) {
-        if (nsize > osize)
-            return NULL;
-        p = ptr; /* a failed shrink keeps the block; account it at its new size */
-    }
+    /* a shrink never fails: the block is kept; it is accounted at its new size */
+    void *p = sl_lua_pool_realloc(&h->pool, ptr, osize, nsize);
+    if (!p)
+        return NULL;
     h->used = h->used - osize + nsize;
     return p;
 }
@@ -738,6 +736,7 @@ void sl_lua_host_free(sl_lua_host *h)
     free(h->keys);
     free(h->shape_keys);
     free(h->pred);
+    sl_lua_pool_drain(&h->pool);
     free(h);
 }
 

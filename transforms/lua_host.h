@@ -92,10 +92,27 @@ unsigned sl_lua_host_rebuilds(const sl_lua_host *h);
 typedef struct sl_lua_keyent sl_lua_keyent;
 typedef struct sl_lua_pred sl_lua_pred;
 
+/* lua_alloc.c: free blocks of up to SL_LUA_POOL_CLASSES * 16 bytes by size
+ * class, reused by the state's allocator. */
+#define SL_LUA_POOL_CLASSES 16
+#define SL_LUA_POOL_MAX_BYTES ((size_t)256 << 10)
+typedef struct sl_lua_pool {
+    void *free[SL_LUA_POOL_CLASSES];
+    size_t bytes; /* held in the free lists */
+} sl_lua_pool;
+
+/* Lua's allocator contract (lua_Alloc) over the pool: nsize 0 frees (ptr
+ * may be NULL), ptr NULL allocates (osize is then 0), else resizes; returns
+ * NULL only when a block cannot be had for a request that grows. drain
+ * frees the pool's free blocks (after lua_close). */
+void *sl_lua_pool_realloc(sl_lua_pool *p, void *ptr, size_t osize, size_t nsize);
+void sl_lua_pool_drain(sl_lua_pool *p);
+
 struct sl_lua_host {
     lua_State *L;
     size_t used;  /* bytes held by the state, plus messages made by the script */
     size_t limit; /* the memory cap */
+    sl_lua_pool pool;
     uint64_t timeout_ms;
     int64_t deadline_ns; /* CLOCK_MONOTONIC; valid while a call runs */
     bool killed;         /* the running call hit the timeout or the memory cap */
