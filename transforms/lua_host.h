@@ -138,6 +138,7 @@ struct sl_lua_host {
     int shape_cache;                  /* lua_json.c: shared key orders of decoded objects */
     const void **shape_keys; /* lua_json.c: the cache's keys by slot, compared in C (may be NULL) */
     unsigned char obj_hint[8]; /* lua_json.c: members of the last object decoded at each depth */
+    int trans_next;            /* lua_json.c: the next slot for a transition kept */
     sl_lua_pred *pred; /* lua_json.c: keys of the last shared order decoded at each depth (may
                           be NULL) */
     /* scratch for encoding (malloc'd, reused) */

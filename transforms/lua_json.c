@@ -1046,10 +1046,27 @@ static bool push_shape(lua_State *L, sl_lua_host *h, int cache, int first, int n
     return true;
 }
 
+/* The shape cache also holds the last TRANS_KEEP orders made by
+ * push_transition (after the predictions): a transition's table is weak,
+ * so without this the order that a script's added key leads to would be
+ * made again after every collection (messages die between calls). */
+#define TRANS_KEEP 16
+
+/* Keeps the order at the top of the stack alive in the next keep slot. */
+static void keep_transition(lua_State *L)
+{
+    sl_lua_host *h = sl_lua_host_of(L);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->shape_cache);
+    lua_pushvalue(L, -2);
+    lua_rawseti(L, -2, SHAPE_SLOTS + PRED_DEPTHS + 1 + h->trans_next);
+    h->trans_next = (h->trans_next + 1) % TRANS_KEEP;
+    lua_pop(L, 1);
+}
+
 /* Pushes the shared order that follows the shared order at mt when the key
  * at k is assigned (k removed from its place if it had one, and appended),
- * from mt's transitions (a weak table: orders no object uses go away) or
- * made there. */
+ * from mt's transitions (a weak table: orders no object uses go away, but
+ * for the last TRANS_KEEP made) or made there. */
 static void push_transition(lua_State *L, int mt, int k)
 {
     if (lua_rawgetp(L, mt, &TRANS_KEY) == LUA_TNIL) {
@@ -1082,6 +1099,7 @@ static void push_transition(lua_State *L, int mt, int k)
         lua_pushvalue(L, k);
         lua_pushvalue(L, -2);
         lua_rawset(L, tr);
+        keep_transition(L);
     }
     lua_remove(L, tr);
 }
@@ -1688,7 +1706,9 @@ void sl_lua_open_json(lua_State *L)
 {
     sl_lua_host *h = sl_lua_host_of(L);
     h->array_mt = new_marker(L, "json.array");
-    lua_createtable(L, SHAPE_SLOTS + PRED_DEPTHS, 0); /* then the predictions */
+    /* the shapes, then the predictions, then the transitions kept */
+    lua_createtable(L, SHAPE_SLOTS + PRED_DEPTHS + TRANS_KEEP, 0);
+    h->trans_next = 0;
     h->shape_cache = luaL_ref(L, LUA_REGISTRYINDEX);
     if (!h->shape_keys) /* without it, shapes are matched in Lua only */
         h->shape_keys = malloc(SHAPE_SLOTS * MIRROR_STRIDE * sizeof *h->shape_keys);
