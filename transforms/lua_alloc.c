@@ -4,8 +4,8 @@
  * lists when Lua frees them and handed out again, which costs a few
  * instructions where malloc and free cost about a hundred; larger blocks go
  * to malloc. A pool belongs to one host (one thread) and keeps at most
- * SL_LUA_POOL_MAX_BYTES of free blocks. The memory cap is the host's
- * business (host_alloc); this file only places blocks. */
+ * SL_LUA_POOL_MAX_BYTES of free blocks. The state's allocator (the memory
+ * cap) is here too, so that the pool is inlined into it. */
 #define SL_LUA_INTERNAL
 #include "lua_host.h"
 
@@ -60,7 +60,7 @@ static void give(sl_lua_pool *p, void *ptr, size_t n)
     p->bytes += class_size(c);
 }
 
-void *sl_lua_pool_realloc(sl_lua_pool *p, void *ptr, size_t osize, size_t nsize)
+static inline void *pool_realloc(sl_lua_pool *p, void *ptr, size_t osize, size_t nsize)
 {
     if (nsize == 0) {
         if (ptr)
@@ -80,6 +80,34 @@ void *sl_lua_pool_realloc(sl_lua_pool *p, void *ptr, size_t osize, size_t nsize)
     memcpy(nb, ptr, osize < nsize ? osize : nsize);
     give(p, ptr, osize);
     return nb;
+}
+
+void *sl_lua_pool_realloc(sl_lua_pool *p, void *ptr, size_t osize, size_t nsize)
+{
+    return pool_realloc(p, ptr, osize, nsize);
+}
+
+/* The allocator: refuses to grow past the cap. Shrinking never fails (Lua
+ * relies on that). After a refusal Lua runs an emergency collection and
+ * tries once more before raising "not enough memory". */
+void *sl_lua_host_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    sl_lua_host *h = ud;
+    if (!ptr)
+        osize = 0;
+    if (nsize == 0) {
+        pool_realloc(&h->pool, ptr, osize, 0);
+        h->used -= osize;
+        return NULL;
+    }
+    if (nsize > osize && h->used - osize + nsize > h->limit)
+        return NULL;
+    /* a shrink never fails: the block is kept; it is accounted at its new size */
+    void *p = pool_realloc(&h->pool, ptr, osize, nsize);
+    if (!p)
+        return NULL;
+    h->used = h->used - osize + nsize;
+    return p;
 }
 
 void sl_lua_pool_drain(sl_lua_pool *p)

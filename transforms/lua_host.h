@@ -107,6 +107,9 @@ typedef struct sl_lua_pool {
  * frees the pool's free blocks (after lua_close). */
 void *sl_lua_pool_realloc(sl_lua_pool *p, void *ptr, size_t osize, size_t nsize);
 void sl_lua_pool_drain(sl_lua_pool *p);
+/* The lua_Alloc of every state (ud: its host), over the host's pool:
+ * refuses to grow past the cap (h->used, h->limit). */
+void *sl_lua_host_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
 
 struct sl_lua_host {
     lua_State *L;
@@ -132,10 +135,12 @@ struct sl_lua_host {
     char *fn_name; /* NULL for an expression */
     /* registry refs */
     int fn_ref, ctx_ref, array_mt, msg_mt, hdr_mt;
-    int lent_mt;                      /* lua_msg.c: msg_mt without __gc, for lent messages */
-    int env_ref;                      /* lua_env.c: the environment table */
-    const void *msg_mt_p, *lent_mt_p; /* lua_msg.c: the two, to compare without a lookup */
-    int shape_cache;                  /* lua_json.c: shared key orders of decoded objects */
+    int lent_mt; /* lua_msg.c: msg_mt without __gc, for lent messages */
+    int env_ref; /* lua_env.c: the environment table */
+    /* the metatables of messages (lua_msg.c) and of arrays (lua_json.c),
+     * compared by address (the registry holds them) */
+    const void *msg_mt_p, *lent_mt_p, *array_mt_p;
+    int shape_cache;         /* lua_json.c: shared key orders of decoded objects */
     const void **shape_keys; /* lua_json.c: the cache's keys by slot, compared in C (may be NULL) */
     unsigned char obj_hint[8]; /* lua_json.c: members of the last object decoded at each depth */
     int trans_next;            /* lua_json.c: the next slot for a transition kept */

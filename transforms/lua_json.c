@@ -1524,15 +1524,23 @@ static bool is_sequence(lua_State *L, int idx, lua_Integer *n_out)
     return count == n;
 }
 
-/* Writes the table at idx when it is an object of a shared order whose
- * keys are written (the common case) and returns true; else false. Only
- * object orders hold TEXT_KEY, and scripts cannot reach the orders. */
-static bool enc_shared(jenc *e, int idx, int depth)
+static void enc_array(jenc *e, int idx, lua_Integer n, int depth);
+
+/* Writes the table at idx when it is a decoded array or an object of a
+ * shared order whose keys are written (the common cases) and returns true;
+ * else false. Only object orders hold TEXT_KEY, and scripts cannot reach
+ * the orders. */
+static bool enc_marked(jenc *e, int idx, int depth)
 {
     lua_State *L = e->L;
     if (!lua_getmetatable(L, idx))
         return false;
     int mt = lua_gettop(L);
+    if (lua_topointer(L, mt) == e->h->array_mt_p) { /* the registry holds it */
+        lua_settop(L, mt - 1);
+        enc_array(e, idx, (lua_Integer)lua_rawlen(L, idx), depth);
+        return true;
+    }
     bool done = lua_rawgetp(L, mt, &TEXT_KEY) == LUA_TUSERDATA;
     if (done) {
         const keytext *kt = lua_touserdata(L, -1); /* mt holds it */
@@ -1550,7 +1558,7 @@ static void enc_table(jenc *e, int idx, int depth)
     if (depth > MAX_DEPTH)
         luaL_error(L, "json: nested too deeply (or a table contains itself)");
     luaL_checkstack(L, 8, "json: nested too deeply");
-    if (enc_shared(e, idx, depth))
+    if (enc_marked(e, idx, depth))
         return;
     if (push_order(L, idx)) {
         enc_ordered(e, idx, lua_gettop(L), depth);
@@ -1706,6 +1714,9 @@ void sl_lua_open_json(lua_State *L)
 {
     sl_lua_host *h = sl_lua_host_of(L);
     h->array_mt = new_marker(L, "json.array");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->array_mt);
+    h->array_mt_p = lua_topointer(L, -1);
+    lua_pop(L, 1);
     /* the shapes, then the predictions, then the transitions kept */
     lua_createtable(L, SHAPE_SLOTS + PRED_DEPTHS + TRANS_KEEP, 0);
     h->trans_next = 0;
