@@ -36,8 +36,10 @@ static int dec_error(jdec *d, const char *what)
     return luaL_error(d->L, "json: %s at offset %d", what, (int)(d->p - d->start));
 }
 
-static void skip_ws(jdec *d)
+static inline void skip_ws(jdec *d)
 {
+    if (d->p < d->end && (unsigned char)*d->p > ' ')
+        return; /* compact text: no whitespace between tokens */
     while (d->p < d->end && (*d->p == ' ' || *d->p == '\n' || *d->p == '\r' || *d->p == '\t'))
         d->p++;
 }
