@@ -15,17 +15,20 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* Decoding what was encoded must give the same text again: an order, a
- * predicted key or a number that does not survive the round trip raises
- * "unstable", which aborts. */
-static const char SCRIPT[] = "function step(msg)\n"
-                             "  local t = json.decode(msg.body)\n"
-                             "  local a = json.encode(t)\n"
-                             "  local b = json.encode(json.decode(a))\n"
-                             "  if a ~= b then error('unstable: ' .. a .. ' then ' .. b) end\n"
-                             "  msg.body = a\n"
-                             "  return msg\n"
-                             "end\n";
+/* Decoding what was encoded must work and give the same text again: an
+ * order, a predicted key or a number that does not survive the round trip
+ * raises "unstable", which aborts. */
+static const char SCRIPT[] =
+    "function step(msg)\n"
+    "  local t = json.decode(msg.body)\n"
+    "  local a = json.encode(t)\n"
+    "  local ok, u = pcall(json.decode, a)\n"
+    "  if not ok then error('unstable: cannot read ' .. a .. ': ' .. u) end\n"
+    "  local b = json.encode(u)\n"
+    "  if a ~= b then error('unstable: ' .. a .. ' then ' .. b) end\n"
+    "  msg.body = a\n"
+    "  return msg\n"
+    "end\n";
 
 static sl_lua_host *host(void)
 {
