@@ -24,6 +24,7 @@
 #include "gateway.h"
 #include "logging.h"
 #include "route.h"
+#include "thread_name.h"
 
 #define FI_COMPONENT "file"
 #define FI_READ_CHUNK 65536      /* bytes read per read(2) */
@@ -571,6 +572,7 @@ int sl_file_input_start(sl_file_inputs *ins, sl_error *err)
         if (pthread_create(&in->thread, NULL, input_main, in) != 0)
             return sl_error_set(err, SL_ENOMEM, "route %s: cannot start the file input thread",
                                 in->route_name);
+        sl_thread_name(in->thread, "file-in:%s", in->route_name);
         in->started = true;
     }
     return 0;

@@ -17,6 +17,7 @@
 
 #include "fnv.h"
 #include "logging.h"
+#include "thread_name.h"
 
 #define HL_IP_SLOTS 1024     /* per-client connection counts: hash chains */
 #define HL_BUCKET_SLOTS 4096 /* per-client rate buckets kept per route */
@@ -374,6 +375,7 @@ int hl_start(hl_limits *l)
 {
     if (pthread_create(&l->thread, NULL, reaper_main, l) != 0)
         return -1;
+    sl_thread_name(l->thread, "http-reaper");
     l->running = true;
     return 0;
 }

@@ -34,6 +34,7 @@
 #include "message.h"
 #include "metrics.h"
 #include "route.h"
+#include "thread_name.h"
 
 #define HS_COMPONENT "http_server"
 #define HS_IDEM_CAPACITY 65536 /* Idempotency-Key entries kept per route */
@@ -1842,6 +1843,7 @@ static int hs_start(sl_connector *c, sl_error *err)
     if (any_sync) {
         if (pthread_create(&srv->timer.thread, NULL, timer_main, srv) != 0)
             return sl_error_set(err, SL_EIO, "%s: cannot start the timer thread", srv->name);
+        sl_thread_name(srv->timer.thread, "http-timer");
         srv->timer.running = true;
     }
     atomic_store(&srv->accepting, true);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "logging.h"
+#include "thread_name.h"
 
 #define KL_TOPIC_TIMEOUT_MS 10000
 #define KL_FLUSH_MS 10000
@@ -376,6 +377,7 @@ static int kl_start(sl_log_backend *b, sl_error *err)
     if (rc != 0)
         return sl_error_set(err, SL_EIO, "route %s: cannot start the Kafka producer thread",
                             b->route->name);
+    sl_thread_name(b->prod_thread, "klog-prod:%s", b->route->name);
     b->prod_running = true;
     return sl_kafka_log_consumer_start(b, err);
 }

@@ -15,6 +15,7 @@
 
 #include "kafka_log.h"
 #include "logging.h"
+#include "thread_name.h"
 
 #define KL_BUF_MAX 4096   /* fetched messages buffered per partition before pausing it */
 #define KL_DRAIN_MS 10000 /* how long a rebalance waits for a worker's batch */
@@ -362,6 +363,7 @@ int sl_kafka_log_consumer_start(sl_log_backend *b, sl_error *err)
     if (pthread_create(&b->cons_thread, NULL, kl_consumer_main, b) != 0)
         return sl_error_set(err, SL_EIO, "route %s: cannot start the Kafka consumer thread",
                             b->route->name);
+    sl_thread_name(b->cons_thread, "klog-cons:%s", b->route->name);
     b->cons_running = true;
     return 0;
 }

@@ -21,6 +21,7 @@
 #include "kafka_log.h"
 #include "logging.h"
 #include "metrics.h"
+#include "thread_name.h"
 
 #define KI_BUCKETS 4096
 #define KI_MAX_KEYS 262144 /* per route; then the oldest keys are forgotten first */
@@ -282,6 +283,7 @@ static int ki_start(kl_idem *s, sl_error *err)
         return -1;
     if (pthread_create(&s->thread, NULL, ki_main, s) != 0)
         return sl_error_set(err, SL_EIO, "%s: cannot start its thread", s->cl.role);
+    sl_thread_name(s->thread, "klog-idem");
     s->running = true;
     int64_t t0 = sl_mono_ms();
     bool done = ki_catch_up(s);

@@ -17,6 +17,7 @@
 
 #include "logging.h"
 #include "message.h"
+#include "thread_name.h"
 
 #define KX_TIMEOUT_MS 10000
 #define KX_FLUSH_MS 5000
@@ -117,6 +118,7 @@ static int producer_start(kl_extra *x, sl_error *err)
         x->prod = NULL;
         return sl_error_set(err, SL_EIO, "route %s: cannot start a thread", b->route->name);
     }
+    sl_thread_name(x->prod_thread, "klog-reply");
     return 0;
 }
 
@@ -369,6 +371,7 @@ static int reader_start(kl_extra *x, sl_error *err)
         x->address[0] = '\0';
         return err->code ? -1 : sl_error_set(err, SL_EIO, "cannot start a thread");
     }
+    sl_thread_name(x->reader_thread, "klog-replies");
     sl_info(SL_KAFKA_COMPONENT, "route %s: reading the answers to gateway %s from %s",
             x->b->route->name, x->address, x->replies);
     return 0;

@@ -20,6 +20,7 @@
 #include "clock.h"
 #include "kafka_log.h"
 #include "logging.h"
+#include "thread_name.h"
 
 #define KS_RETENTION "86400000" /* a day: what GET /v1/messages/ID can be asked for */
 #define KS_LOOK_MS 1000         /* how often a missing topic is looked for */
@@ -189,6 +190,7 @@ int sl_kafka_log_status_open(sl_log_backend *b, sl_status *table, sl_error *err)
                             rd_kafka_err2str(rd_kafka_last_error()));
     if (pthread_create(&s->thread, NULL, ks_main, s) != 0)
         return sl_error_set(err, SL_EIO, "%s: cannot start its thread", s->cl.role);
+    sl_thread_name(s->thread, "klog-status");
     s->running = true;
     return 0;
 }

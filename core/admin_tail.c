@@ -20,6 +20,7 @@
 #include "json_escape.h"
 #include "logging.h"
 #include "tail.h"
+#include "thread_name.h"
 
 #define PING_EVERY_MS 10000
 #define END_WAIT_MS 2000          /* for the streams to send their end at a stop */
@@ -268,6 +269,7 @@ sl_admin_tail *sl_admin_tail_start(sl_gateway *gw)
         free(t);
         return NULL;
     }
+    sl_thread_name(t->thread, "sl-tail-ping");
     return t;
 }
 

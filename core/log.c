@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "fs.h"
+#include "thread_name.h"
 
 #define SL_FLUSH_CHUNK 256
 #define SL_MAX_PARTITIONS 4096
@@ -188,10 +189,12 @@ static int start_flushers(sl_log *log, sl_error *err)
     int rc = 0;
     pthread_mutex_lock(&log->flush_mu); /* flushers read flushers[0] */
     for (int i = 0; i < nthreads && rc == 0; i++) {
-        if (pthread_create(&log->flushers[i], NULL, flusher_main, log) != 0)
+        if (pthread_create(&log->flushers[i], NULL, flusher_main, log) != 0) {
             rc = sl_error_set(err, SL_EIO, "starting the flusher threads of %s", log->dir);
-        else
+        } else {
+            sl_thread_name(log->flushers[i], "sl-log-flush");
             log->nflushers++;
+        }
     }
     pthread_mutex_unlock(&log->flush_mu);
     return rc;

@@ -166,6 +166,7 @@ int sl_segment_activate(sl_segment *s, size_t size, sl_error *err);
 int sl_segment_add_index(sl_segment *s, int64_t offset, size_t pos);
 int sl_segment_grow(sl_segment *s, size_t size, sl_error *err);
 void sl_segment_seal(sl_segment *s);
+void sl_segment_release_pages(sl_segment *s);
 size_t sl_segment_find_pos(const sl_segment *s, int64_t offset);
 size_t sl_segment_find_time(const sl_segment *s, int64_t ts, int64_t *offset);
 uint64_t sl_segment_bytes(const sl_segment *s);

@@ -464,9 +464,10 @@ void sl_partition_free(sl_partition *p)
 /* ---- append ------------------------------------------------------------ */
 
 /* Makes room for a record of need bytes: a new active segment starting at
- * p->end (the old one is sealed and trimmed), or, when the active segment
- * is still empty, a bigger one. Caller holds p->mu. */
-static int roll(sl_partition *p, size_t need, sl_error *err)
+ * p->end (the old one is sealed and trimmed, and returned in *sealed with a
+ * reference for the caller), or, when the active segment is still empty, a
+ * bigger one. Caller holds p->mu. */
+static int roll(sl_partition *p, size_t need, sl_segment **sealed, sl_error *err)
 {
     sl_segment *old = p->segs[p->nseg - 1];
     size_t size = (size_t)p->log->opt.segment_bytes;
@@ -487,15 +488,18 @@ static int roll(sl_partition *p, size_t need, sl_error *err)
     if (!s)
         return -1;
     sl_segment_seal(old);
+    sl_segment_ref(old);
+    *sealed = old;
     p->segs[p->nseg++] = s;
     p->dir_dirty = 1;
     return 0;
 }
 
 /* Refuses an append to a closing or failed partition, and makes room for
- * size bytes in the active segment (rolling it). Caller holds p->mu.
- * Returns the segment to write to, or NULL with err. */
-static sl_segment *append_target(sl_partition *p, size_t size, sl_error *err)
+ * size bytes in the active segment (rolling it: *sealed is then the segment
+ * sealed, referenced for the caller). Caller holds p->mu. Returns the
+ * segment to write to, or NULL with err. */
+static sl_segment *append_target(sl_partition *p, size_t size, sl_segment **sealed, sl_error *err)
 {
     if (p->closing) {
         sl_error_set(err, SL_ECLOSED, "partition %s is closed", p->dir);
@@ -507,7 +511,7 @@ static sl_segment *append_target(sl_partition *p, size_t size, sl_error *err)
     }
     sl_segment *s = p->segs[p->nseg - 1];
     if (s->map_size - s->write_pos < size) {
-        if (roll(p, size, err) != 0)
+        if (roll(p, size, sealed, err) != 0)
             return NULL;
         s = p->segs[p->nseg - 1];
     }
@@ -552,6 +556,16 @@ static int64_t append_locked(sl_partition *p, sl_segment *s, const sl_record *re
     return offset;
 }
 
+/* Drops the mapped pages of a segment a roll sealed (NULL: none) and the
+ * reference roll() took, outside p->mu. */
+static void release_sealed(sl_segment *sealed)
+{
+    if (sealed == NULL)
+        return;
+    sl_segment_release_pages(sealed);
+    sl_segment_unref(sealed);
+}
+
 int64_t sl_partition_append(sl_partition *p, const sl_record *rec, sl_error *err)
 {
     sl_log *log = p->log;
@@ -565,16 +579,19 @@ int64_t sl_partition_append(sl_partition *p, const sl_record *rec, sl_error *err
         return sl_error_set(err, SL_EFULL, "log %s is at max_disk_bytes (%" PRIu64 " bytes)",
                             log->dir, cap);
 
+    sl_segment *sealed = NULL;
     pthread_mutex_lock(&p->mu);
-    sl_segment *s = append_target(p, size, err);
+    sl_segment *s = append_target(p, size, &sealed, err);
     if (!s) {
         pthread_mutex_unlock(&p->mu);
+        release_sealed(sealed);
         return -1;
     }
     uint64_t added;
     int enqueue;
     int64_t offset = append_locked(p, s, rec, size, ts, &added, &enqueue);
     pthread_mutex_unlock(&p->mu);
+    release_sealed(sealed);
 
     atomic_fetch_add_explicit(&log->disk_bytes, added, memory_order_relaxed);
     if (enqueue) {
@@ -1014,62 +1031,83 @@ static void batch_fixup(sl_batch *b, size_t hused)
     }
 }
 
+/* A read in progress: the batch being filled, its limits, the next offset. */
+typedef struct read_state {
+    sl_batch *out;
+    size_t used, hused, bytes, max_records, max_bytes;
+    int64_t cur;
+} read_state;
+
+static bool read_has_room(const read_state *rs)
+{
+    return rs->out->count < rs->max_records && (rs->out->count == 0 || rs->bytes < rs->max_bytes);
+}
+
+/* Adds the records of segment s (mapped at map) between byte pos and limit,
+ * from rs->cur on, while the batch has room; damage before rs->cur (already
+ * quarantined) is stepped over. Returns 0, or -1 with err set (the records
+ * added before stay in the batch). */
+static int read_segment(const sl_partition *p, const sl_segment *s, const unsigned char *map,
+                        size_t pos, size_t limit, read_state *rs, sl_error *err)
+{
+    int64_t seen = s->base - 1;
+    while (pos < limit && read_has_room(rs)) {
+        sl_record_view v;
+        sl_rec_status st = sl_record_decode(map + pos, limit - pos, &v);
+        if (st != SL_REC_OK || v.offset > rs->cur) {
+            size_t at = sl_record_resync(map, limit, pos + 1, seen, rs->cur + 1, &v);
+            if (at == SIZE_MAX)
+                return sl_error_set(
+                    err, SL_ECORRUPT, "%s at byte %zu of %s while reading offset %" PRId64,
+                    st != SL_REC_OK ? sl_rec_status_name(st) : "offset gap", pos, s->path, rs->cur);
+            pos = at;
+        }
+        seen = v.offset;
+        pos += v.size;
+        if (v.offset < rs->cur)
+            continue;
+        if (batch_add(rs->out, &rs->used, &rs->hused, &v) != 0)
+            return sl_error_set(err, SL_ENOMEM, "growing a read batch for %s", p->dir);
+        rs->bytes += v.size;
+        rs->cur++;
+    }
+    return 0;
+}
+
 int sl_partition_read(sl_partition *p, int64_t from, size_t max_records, size_t max_bytes,
                       sl_batch *out, sl_error *err)
 {
-    size_t used = 0, hused = 0, bytes = 0;
-    int64_t cur = from;
+    read_state rs = {.out = out, .max_records = max_records, .max_bytes = max_bytes, .cur = from};
     int rc = 0;
     out->count = 0;
-    while (out->count < max_records && (out->count == 0 || bytes < max_bytes)) {
+    while (rc == 0 && read_has_room(&rs)) {
         pthread_mutex_lock(&p->mu);
-        if (cur < p->segs[0]->base)
-            cur = p->segs[0]->base;
-        if (cur >= p->durable) {
+        if (rs.cur < p->segs[0]->base)
+            rs.cur = p->segs[0]->base;
+        if (rs.cur >= p->durable) {
             pthread_mutex_unlock(&p->mu);
             break;
         }
-        sl_segment *s = p->segs[seg_lookup(p, cur)];
-        size_t pos = sl_segment_find_pos(s, cur);
+        sl_segment *s = p->segs[seg_lookup(p, rs.cur)];
+        size_t pos = sl_segment_find_pos(s, rs.cur);
         size_t limit = s->readable_pos;
         const unsigned char *map = s->map;
+        bool sealed = s->sealed && limit == s->write_pos;
+        int64_t seg_end = s->next_offset;
         sl_segment_ref(s);
         pthread_mutex_unlock(&p->mu);
 
-        int64_t before = cur, seen = s->base - 1;
-        while (pos < limit && out->count < max_records && (out->count == 0 || bytes < max_bytes)) {
-            sl_record_view v;
-            sl_rec_status st = sl_record_decode(map + pos, limit - pos, &v);
-            if (st != SL_REC_OK || v.offset > cur) {
-                /* damage before cur (quarantined already) is stepped over */
-                size_t at = sl_record_resync(map, limit, pos + 1, seen, cur + 1, &v);
-                if (at == SIZE_MAX) {
-                    rc = sl_error_set(
-                        err, SL_ECORRUPT, "%s at byte %zu of %s while reading offset %" PRId64,
-                        st != SL_REC_OK ? sl_rec_status_name(st) : "offset gap", pos, s->path, cur);
-                    break;
-                }
-                pos = at;
-            }
-            seen = v.offset;
-            pos += v.size;
-            if (v.offset < cur)
-                continue;
-            if (batch_add(out, &used, &hused, &v) != 0) {
-                rc = sl_error_set(err, SL_ENOMEM, "growing a read batch for %s", p->dir);
-                break;
-            }
-            bytes += v.size;
-            cur++;
-        }
+        int64_t before = rs.cur;
+        rc = read_segment(p, s, map, pos, limit, &rs, err);
+        if (rc == 0 && sealed && rs.cur == seg_end)
+            sl_segment_release_pages(s); /* read to its end: its pages are not needed here */
         sl_segment_unref(s);
-        if (rc == 0 && cur == before)
-            rc = sl_error_set(err, SL_ECORRUPT, "offset %" PRId64 " not found in %s", cur, p->dir);
-        if (rc != 0)
-            break;
+        if (rc == 0 && rs.cur == before)
+            rc = sl_error_set(err, SL_ECORRUPT, "offset %" PRId64 " not found in %s", rs.cur,
+                              p->dir);
     }
-    batch_fixup(out, hused);
-    out->next_offset = cur;
+    batch_fixup(out, rs.hused);
+    out->next_offset = rs.cur;
     /* Records read before an error are returned; the next read meets it. */
     if (rc != 0 && out->count == 0)
         return -1;

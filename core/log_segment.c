@@ -411,6 +411,17 @@ void sl_segment_seal(sl_segment *s)
     (void)!ftruncate(s->fd, (off_t)s->write_pos);
 }
 
+/* Drops the process's view of a sealed segment's pages (MADV_DONTNEED on
+ * its shared file mapping): they stay in the page cache, unwritten ones
+ * still dirty there, and a later read maps them again. Keeps the resident
+ * memory of a long log down to the segments being written and read. No
+ * lock needed: the caller holds a reference. */
+void sl_segment_release_pages(sl_segment *s)
+{
+    if (s->map != NULL && s->map_size > 0)
+        (void)madvise(s->map, s->map_size, MADV_DONTNEED);
+}
+
 /* Returns the position of the record at offset, or of an earlier record of
  * the segment from which a scan finds it (sparse index lookup). */
 size_t sl_segment_find_pos(const sl_segment *s, int64_t offset)

@@ -4,6 +4,7 @@
  * Durability is unchanged: each partition is flushed by sl_partition_flush
  * as before, only concurrently. */
 #include "log_internal.h"
+#include "thread_name.h"
 
 _Static_assert(SL_FLUSHERS == 1, "the sync helpers serve one flusher");
 
@@ -51,6 +52,7 @@ int sl_syncpool_start(sl_log *log, sl_error *err)
     for (int i = 0; i < SL_SYNC_HELPERS; i++) {
         if (pthread_create(&sp->threads[i], NULL, helper_main, sp) != 0)
             return sl_error_set(err, SL_EIO, "starting the sync helpers of %s", log->dir);
+        sl_thread_name(sp->threads[i], "sl-log-sync");
         sp->nthreads++;
     }
     return 0;

@@ -24,6 +24,7 @@
 #include "password.h"
 #include "route_test.h"
 #include "step.h"
+#include "thread_name.h"
 #include "version.h"
 
 #define DEFAULT_CONFIG "conf/sluice.yaml"
@@ -259,8 +260,10 @@ static void drain_and_stop(sl_gateway *gw, uint64_t shutdown_timeout)
     static watchdog wd;
     wd.timeout_ms = shutdown_timeout;
     pthread_t wt;
-    if (pthread_create(&wt, NULL, watchdog_main, &wd) == 0)
+    if (pthread_create(&wt, NULL, watchdog_main, &wd) == 0) {
+        sl_thread_name(wt, "sl-stop-watch");
         pthread_detach(wt);
+    }
     sl_gateway_stop(gw);
     sl_gateway_free(gw);
     sl_info("main", "stopped");

@@ -26,6 +26,7 @@
 #include "logging.h"
 #include "step.h"
 #include "tail.h"
+#include "thread_name.h"
 
 #define BATCH_MAX_RECORDS 512
 #define BATCH_MAX_BYTES (4u << 20)
@@ -2403,6 +2404,7 @@ int sl_route_start(sl_route *r, sl_error *err)
         if (rc != 0)
             return sl_error_set(err, SL_EIO, "route %s: cannot start worker %d: %s", r->conf->name,
                                 i, strerror(rc));
+        sl_thread_name(w->thread, "w%d:%s", i, r->conf->name);
         w->started = true;
     }
     if (!r->backend)

@@ -36,10 +36,12 @@ typedef struct route_name {
 struct sl_status {
     pthread_mutex_t lock;
     size_t capacity;
-    entry *ring;   /* capacity slots, oldest at head */
-    size_t head;   /* oldest ring position */
-    size_t used;   /* ring positions in use from head, holes included */
-    size_t *index; /* index_size slots: ring slot + 1, or 0 when empty */
+    entry *ring;     /* capacity slots, oldest at head */
+    size_t head;     /* oldest ring position */
+    size_t used;     /* ring positions in use from head, holes included */
+    uint64_t *index; /* index_size slots: 0 when empty, else (ring slot + 1) << 32
+                      * | the id's hash cut to 32 bits, so that a probe
+                      * compares hashes without touching the ring */
     size_t index_mask;
     route_name *routes; /* (lock) */
 };
@@ -49,14 +51,25 @@ static uint64_t id_hash(const char *id)
     return sl_fnv1a64_str(id);
 }
 
+/* The index value of ring slot r holding an id of hash h. */
+static uint64_t index_value(size_t r, uint64_t h)
+{
+    return ((uint64_t)(r + 1) << 32) | (uint32_t)h;
+}
+
+/* The ring slot + 1 that index position pos holds, or 0 when empty. */
+static size_t index_slot(const sl_status *s, size_t pos)
+{
+    return (size_t)(s->index[pos] >> 32);
+}
+
 sl_status *sl_status_new(size_t capacity)
 {
     size_t size = 16;
-    while (size < capacity * 2) {
-        if (size > SIZE_MAX / 2 / sizeof(size_t))
-            return NULL;
+    if (capacity > UINT32_MAX / 2) /* ring slots and hash positions fit in 32 bits */
+        return NULL;
+    while (size < capacity * 2)
         size *= 2;
-    }
     sl_status *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
@@ -96,12 +109,14 @@ static size_t index_find(const sl_status *s, const char *id, uint64_t h)
 {
     size_t i = (size_t)h & s->index_mask;
     for (;;) {
-        size_t v = s->index[i];
+        uint64_t v = s->index[i];
         if (v == 0)
             return i;
-        const entry *e = &s->ring[v - 1];
-        if (e->hash == h && strcmp(e->id, id) == 0)
-            return i;
+        if ((uint32_t)v == (uint32_t)h) {
+            const entry *e = &s->ring[(v >> 32) - 1];
+            if (e->hash == h && strcmp(e->id, id) == 0)
+                return i;
+        }
         i = (i + 1) & s->index_mask;
     }
 }
@@ -113,13 +128,13 @@ static void index_delete(sl_status *s, size_t i)
     size_t j = i;
     for (;;) {
         s->index[i] = 0;
-        size_t v;
+        uint64_t v;
         for (;;) {
             j = (j + 1) & s->index_mask;
             v = s->index[j];
             if (v == 0)
                 return;
-            size_t home = (size_t)s->ring[v - 1].hash & s->index_mask;
+            size_t home = (size_t)(uint32_t)v & s->index_mask; /* the mask fits in 32 bits */
             /* Move v into the hole at i unless its home lies cyclically in (i, j]. */
             bool stays = (i <= j) ? (i < home && home <= j) : (i < home || home <= j);
             if (!stays)
@@ -172,9 +187,9 @@ void sl_status_accepted(sl_status *s, const char *id, const char *route, int par
     int64_t now = sl_wall_ms();
     pthread_mutex_lock(&s->lock);
     size_t pos = index_find(s, id, hash);
-    if (s->index[pos] != 0) {
+    if (index_slot(s, pos) != 0) {
         /* Re-accepted (a replay, a redrive): it becomes the newest entry. */
-        forget(s, s->index[pos] - 1);
+        forget(s, index_slot(s, pos) - 1);
     }
     if (s->used == s->capacity) {
         forget(s, s->head);
@@ -193,7 +208,7 @@ void sl_status_accepted(sl_status *s, const char *id, const char *route, int par
                  .route = intern_route(s, route ? route : "")};
     memcpy(e->id, id, id_len + 1);
     s->used++;
-    s->index[index_find(s, id, hash)] = r + 1;
+    s->index[index_find(s, id, hash)] = index_value(r, hash);
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -221,7 +236,7 @@ void sl_status_update(sl_status *s, const char *id, sl_msg_state state, int atte
     uint64_t h = id_hash(id);
     int64_t now = sl_wall_ms();
     pthread_mutex_lock(&s->lock);
-    size_t v = s->index[index_find(s, id, h)];
+    size_t v = index_slot(s, index_find(s, id, h));
     if (v != 0) {
         entry *e = &s->ring[v - 1];
         e->state = state;
@@ -239,7 +254,7 @@ void sl_status_set_offset(sl_status *s, const char *id, int64_t offset)
         return;
     uint64_t h = id_hash(id);
     pthread_mutex_lock(&s->lock);
-    size_t v = s->index[index_find(s, id, h)];
+    size_t v = index_slot(s, index_find(s, id, h));
     if (v != 0)
         s->ring[v - 1].offset = offset;
     pthread_mutex_unlock(&s->lock);
@@ -251,7 +266,7 @@ void sl_status_forget(sl_status *s, const char *id)
         return;
     uint64_t h = id_hash(id);
     pthread_mutex_lock(&s->lock);
-    size_t v = s->index[index_find(s, id, h)];
+    size_t v = index_slot(s, index_find(s, id, h));
     if (v != 0)
         forget(s, v - 1);
     pthread_mutex_unlock(&s->lock);
@@ -263,12 +278,12 @@ void sl_status_put(sl_status *s, const sl_msg_status *st)
         return;
     uint64_t h = id_hash(st->id);
     pthread_mutex_lock(&s->lock);
-    size_t v = s->index[index_find(s, st->id, h)];
+    size_t v = index_slot(s, index_find(s, st->id, h));
     pthread_mutex_unlock(&s->lock);
     if (v == 0)
         sl_status_accepted(s, st->id, st->route, st->partition, st->offset);
     pthread_mutex_lock(&s->lock);
-    v = s->index[index_find(s, st->id, h)];
+    v = index_slot(s, index_find(s, st->id, h));
     if (v != 0) {
         entry *e = &s->ring[v - 1];
         e->partition = st->partition;
@@ -304,7 +319,7 @@ int sl_status_get(sl_status *s, const char *id, sl_msg_status *out)
     uint64_t h = id_hash(id);
     int rc = -1;
     pthread_mutex_lock(&s->lock);
-    size_t v = s->index[index_find(s, id, h)];
+    size_t v = index_slot(s, index_find(s, id, h));
     if (v != 0) {
         copy_out(&s->ring[v - 1], out);
         rc = 0;

@@ -10,6 +10,7 @@
 set -euo pipefail
 BUILD=${1:-build-rel}
 cd "$(dirname "$0")/../.."
+. tests/bench/ingest_route.sh
 DURATION=${DURATION:-8}
 CONNS=${CONNS:-64}
 ROUNDS=${ROUNDS:-3}
@@ -41,28 +42,7 @@ run() {
     [ -n "$admission" ] && script=tests/bench/post_auth.lua
     rm -rf "$dir"
     mkdir -p "$dir"
-    cat >"$dir/sluice.yaml" <<YAML
-sluice:
-  data_dir: $dir/data
-  admin: { listen: "127.0.0.1:$ADMIN_PORT" }
-  log: { fsync: never }
-connectors:
-  in:  { type: http_server, listen: "127.0.0.1:$PORT", max_body: 64KiB }
-  out: { type: file, path: $dir/out.jsonl }
-routes:
-  orders:
-    from: { connector: in, path: /orders, methods: [POST], content_type: json, reply: async $admission }
-    partitions: 4
-    key: "\$.customer.id"
-    to:
-      - { connector: out }
-YAML
-    "$BUILD/sluice" run -c "$dir/sluice.yaml" 2>"$dir/sluice.log" &
-    SERVER_PID=$!
-    for _ in $(seq 200); do
-        curl -sf "127.0.0.1:$ADMIN_PORT/ready" >/dev/null 2>&1 && break
-        sleep 0.05
-    done
+    start_ingest_sluice "$BUILD" "$dir" never "$PORT" "$ADMIN_PORT" "$admission"
     local c0 c1 rps p99 cpu bad
     c0=$(cpu_ticks "$SERVER_PID")
     wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s "$script" \

@@ -19,6 +19,7 @@
 set -euo pipefail
 BUILD=${1:-build-rel}
 cd "$(dirname "$0")/../.."
+. tests/bench/ingest_route.sh
 DURATION=${DURATION:-8}
 CONNS=${CONNS:-64}
 ROUNDS=${ROUNDS:-1}
@@ -125,28 +126,7 @@ run_sluice() {
     local fsync=$1 dir="$WORK/sluice-$1"
     rm -rf "$dir" # every round starts from an empty log
     mkdir -p "$dir"
-    cat >"$dir/sluice.yaml" <<YAML
-sluice:
-  data_dir: $dir/data
-  admin: { listen: "127.0.0.1:$ADMIN_PORT" }
-  log: { fsync: $fsync }
-connectors:
-  in:  { type: http_server, listen: "127.0.0.1:$PORT", max_body: 64KiB }
-  out: { type: file, path: $dir/out.jsonl }
-routes:
-  orders:
-    from: { connector: in, path: /orders, methods: [POST], content_type: json, reply: async }
-    partitions: 4
-    key: "\$.customer.id"
-    to:
-      - { connector: out }
-YAML
-    "$BUILD/sluice" run -c "$dir/sluice.yaml" 2>"$dir/sluice.log" &
-    SERVER_PID=$!
-    for _ in $(seq 200); do
-        curl -sf "127.0.0.1:$ADMIN_PORT/ready" >/dev/null 2>&1 && break
-        sleep 0.05
-    done
+    start_ingest_sluice "$BUILD" "$dir" "$fsync" "$PORT" "$ADMIN_PORT"
     local rss0 rss1 lines fs0 fs1
     rss0=$(rss_kb "$SERVER_PID")
     fs0=$(fsync_stats)

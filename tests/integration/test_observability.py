@@ -175,3 +175,37 @@ routes:
         gw.stop()
         gw.cleanup()
         partner.close()
+
+
+def thread_names(pid):
+    names = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/comm") as f:
+            names.append(f.read().strip())
+    return names
+
+
+def test_threads_carry_names_an_operator_can_read():
+    """top -H, ps -L and perf show which thread is which: the log's flusher
+    and sync helpers, one worker per partition named after its route, the
+    HTTP input's timer."""
+    in_port, admin_port = free_port(), free_port()
+    gw = Gateway(base_config(admin_port=admin_port, fsync="always") + f"""
+connectors:
+  in:  {{ type: http_server, listen: "127.0.0.1:{in_port}" }}
+  out: {{ type: file, path: out.jsonl }}
+routes:
+  orders:
+    from: {{ connector: in, path: /in, content_type: json, reply: sync }}
+    partitions: 2
+    to:
+      - {{ connector: out }}
+""")
+    gw.start(admin_port)
+    try:
+        names = thread_names(gw.proc.pid)
+        for want in ("sl-log-flush", "sl-log-sync", "w0:orders", "w1:orders", "http-timer"):
+            assert want in names, (want, sorted(names))
+    finally:
+        gw.stop()
+        gw.cleanup()

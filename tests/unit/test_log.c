@@ -4,6 +4,7 @@
  * retention, max_disk_bytes, group commit callbacks and waits. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -292,6 +293,54 @@ static void test_topics(void **state)
     /* a second process cannot open the same log */
     assert_null(sl_log_open(dir, &o, &err));
     assert_int_equal(err.code, SL_EIO);
+    sl_log_close(log);
+}
+
+/* Resident kB of the mapping that starts at addr (/proc/self/smaps), or -1
+ * when there is none. */
+static long mapping_rss_kb(const void *addr)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    assert_non_null(f);
+    char line[512];
+    long rss = -1;
+    bool in = false;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) {
+            in = lo == (uintptr_t)addr;
+            continue;
+        }
+        if (in && sscanf(line, "Rss: %ld kB", &rss) == 1)
+            break;
+    }
+    fclose(f);
+    return rss;
+}
+
+/* A long log does not stay in the process's resident memory: a segment's
+ * pages are dropped from the mapping when a roll seals it, and again when a
+ * reader reads a sealed segment to its end; the records are all there. */
+static void test_sealed_segments_leave_resident_memory(void **state)
+{
+    sl_log_options o = opts(SL_FSYNC_NEVER, 256 * 1024);
+    sl_log *log = open_log(*state, &o);
+    sl_partition *p = part(log, "t", 1, 0);
+    int64_t n = 0;
+    while (p->nseg < 5)
+        append_i(p, n++, 0);
+    assert_true(mapping_rss_kb(p->segs[p->nseg - 1]->map) > 0);
+    for (size_t k = 0; k + 1 < p->nseg; k++)
+        assert_int_equal(mapping_rss_kb(p->segs[k]->map), 0);
+
+    assert_int_equal(read_all(p, 0, 64), n);
+    for (size_t k = 0; k + 1 < p->nseg; k++)
+        assert_int_equal(mapping_rss_kb(p->segs[k]->map), 0);
+    sl_log_close(log);
+
+    log = open_log(*state, &o); /* reopened: everything still reads back */
+    p = part(log, "t", 1, 0);
+    assert_int_equal(read_all(p, 0, 1000), n);
     sl_log_close(log);
 }
 
@@ -1230,6 +1279,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_append_read, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_topics, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_segment_roll, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_sealed_segments_leave_resident_memory, setup_dir,
+                                        teardown_dir),
         cmocka_unit_test_setup_teardown(test_offset_and_time_lookup, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_recover_truncated, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_recover_flipped_byte, setup_dir, teardown_dir),
