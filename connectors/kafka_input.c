@@ -20,11 +20,18 @@
 
 _Static_assert(SL_ID_LEN == SL_UUID_TEXT_LEN, "a message id is a UUID in text form");
 
-#define BATCH_MAX_MESSAGES 500 /* commit at least every this many messages */
-#define BATCH_MAX_MS 10        /* ... or this often */
-#define POLL_MS 100            /* idle poll timeout: how fast stop() is noticed */
-#define BACKOFF_MS 100         /* wait between attempts while the log pushes back */
-#define MAX_SEALED 64          /* batches waiting for durability before the consumer waits */
+#define BATCH_MAX_MESSAGES 500     /* commit at least every this many messages */
+#define BATCH_MAX_BYTES (1u << 20) /* ... or bytes (keys and values) */
+#define BATCH_MAX_MS 10            /* ... or this often */
+#define POLL_MS 100                /* idle poll timeout: how fast stop() is noticed */
+#define BACKOFF_MS 100             /* wait between attempts while the log pushes back */
+/* Appended but not yet durable (sealed batches): at either limit the
+ * consumer stops fetching until the oldest sealed batch is durable. As many
+ * batches as fit go on being appended while an fdatasync runs, so the rate
+ * does not follow the fdatasync latency until latency x rate reaches the
+ * limit (about 200 ms at 150 K msg/s). */
+#define INFLIGHT_MAX_MESSAGES 32768
+#define INFLIGHT_MAX_BYTES (64u << 20)
 
 /* A sealed batch: appended, waiting for the log to make it durable. */
 typedef struct sl_kafka_sealed {
@@ -32,15 +39,17 @@ typedef struct sl_kafka_sealed {
     struct sl_kafka_input *in;
     rd_kafka_topic_partition_list_t *offsets; /* per Kafka partition: offset after the last */
     rd_kafka_topic_partition_list_t *first;   /* per Kafka partition: first offset */
+    size_t messages, bytes;                   /* what the batch took */
     int waiting;                              /* durability callbacks to come; in->mu */
     bool failed;                              /* some part will never be durable; in->mu */
 } sl_kafka_sealed;
 
 enum {
-    REAP_WAIT_ALL = 1, /* wait until every sealed batch is settled */
-    REAP_COMMIT = 2,   /* store and commit the offsets of durable batches */
-    REAP_SYNC = 4,     /* ... synchronously */
-    REAP_REWIND = 8,   /* seek back to what could not be made durable */
+    REAP_WAIT_ALL = 1,   /* wait until every sealed batch is settled */
+    REAP_COMMIT = 2,     /* store and commit the offsets of durable batches */
+    REAP_SYNC = 4,       /* ... synchronously */
+    REAP_REWIND = 8,     /* seek back to what could not be made durable */
+    REAP_WAIT_HEAD = 16, /* wait until the oldest sealed batch is settled */
 };
 
 /* One consumer feeding one route. cl must stay the first member: it is the
@@ -58,6 +67,7 @@ struct sl_kafka_input {
     atomic_bool stop;
     /* The batch: appended to the log, not yet durable and committed. */
     size_t count;
+    size_t bytes; /* keys and values of the batch */
     int64_t batch_start_ms;
     int nparts;
     int64_t *last;    /* per log partition: last offset appended, or -1 */
@@ -78,6 +88,8 @@ struct sl_kafka_input {
     bool sync_init; /* mu and cv initialised */
     sl_kafka_sealed *head, *tail;
     size_t n_sealed;
+    /* What the sealed batches took (the input's thread only). */
+    size_t sealed_messages, sealed_bytes;
 };
 
 static void batch_reap(sl_kafka_input *in, int how);
@@ -111,6 +123,7 @@ static void describe_parts(const rd_kafka_topic_partition_list_t *parts, char *o
 static void batch_reset(sl_kafka_input *in)
 {
     in->count = 0;
+    in->bytes = 0;
     in->n_tickets = 0;
     for (int i = 0; i < in->nparts; i++)
         in->last[i] = -1;
@@ -130,6 +143,7 @@ static void batch_note(sl_kafka_input *in, const rd_kafka_message_t *m, int log_
     if (in->count == 0)
         in->batch_start_ms = sl_kafka_now_ms();
     in->count++;
+    in->bytes += m->len + m->key_len;
     if (log_part >= 0 && log_part < in->nparts)
         in->last[log_part] = log_off;
     if (log_part >= 0 && in->tickets && in->n_tickets < BATCH_MAX_MESSAGES)
@@ -292,6 +306,10 @@ static void batch_seal(sl_kafka_input *in)
     sb->in = in;
     sb->offsets = in->next;
     sb->first = in->first;
+    sb->messages = in->count;
+    sb->bytes = in->bytes;
+    in->sealed_messages += sb->messages;
+    in->sealed_bytes += sb->bytes;
     in->next = NULL;
     in->first = NULL;
     int touched = in->tickets ? (int)in->n_tickets : 0;
@@ -318,13 +336,16 @@ static void batch_seal(sl_kafka_input *in)
 
 static void sealed_free(sl_kafka_sealed *sb)
 {
+    sb->in->sealed_messages -= sb->messages;
+    sb->in->sealed_bytes -= sb->bytes;
     rd_kafka_topic_partition_list_destroy(sb->offsets);
     rd_kafka_topic_partition_list_destroy(sb->first);
     free(sb);
 }
 
 /* Takes the sealed batches that are durable off the queue, in order (with
- * REAP_WAIT_ALL: every one, waiting), notes them in the durable map and,
+ * REAP_WAIT_ALL: every one, waiting; with REAP_WAIT_HEAD: at least the
+ * oldest, waiting), notes them in the durable map and,
  * with REAP_COMMIT, stores their offsets and commits (REAP_SYNC:
  * synchronously). A batch the log could not make durable is not committed,
  * nor is anything after it; with REAP_REWIND the consumer seeks back to
@@ -335,13 +356,14 @@ static void batch_reap(sl_kafka_input *in, int how)
         return;
     rd_kafka_topic_partition_list_t *done = rd_kafka_topic_partition_list_new(8);
     rd_kafka_topic_partition_list_t *again = NULL; /* where to seek back to */
+    bool wait_head = how & REAP_WAIT_HEAD;
     pthread_mutex_lock(&in->mu);
     for (;;) {
         sl_kafka_sealed *sb = in->head;
         if (!sb)
             break;
         if (sb->waiting > 0) {
-            if (!(how & REAP_WAIT_ALL) && !again)
+            if (!(how & REAP_WAIT_ALL) && !again && !wait_head)
                 break;
             pthread_cond_wait(&in->cv, &in->mu);
             continue;
@@ -350,6 +372,7 @@ static void batch_reap(sl_kafka_input *in, int how)
         if (!in->head)
             in->tail = NULL;
         in->n_sealed--;
+        wait_head = false;
         pthread_mutex_unlock(&in->mu);
         if (sb->failed && !again)
             again = rd_kafka_topic_partition_list_new(8);
@@ -631,22 +654,29 @@ out:
     return rc;
 }
 
-/* The consumer loop: poll, append, and every BATCH_MAX_MESSAGES messages
- * or BATCH_MAX_MS seal the batch (it becomes durable in the background);
- * durable batches are committed in order. On stop: wait until everything
- * appended is durable, commit it synchronously, leave the group. */
+/* Whether the sealed batches reach a limit on what may be appended but not
+ * yet durable: the consumer then waits for the oldest before fetching. */
+static bool inflight_full(const sl_kafka_input *in)
+{
+    return in->sealed_messages >= INFLIGHT_MAX_MESSAGES || in->sealed_bytes >= INFLIGHT_MAX_BYTES;
+}
+
+/* The consumer loop: poll, append, and every BATCH_MAX_MESSAGES messages,
+ * BATCH_MAX_BYTES or BATCH_MAX_MS seal the batch (it becomes durable in the
+ * background); durable batches are committed in order. On stop: wait until
+ * everything appended is durable, commit it synchronously, leave the group. */
 static void *input_main(void *arg)
 {
     sl_kafka_input *in = arg;
     while (!atomic_load(&in->stop)) {
         int64_t age = in->count > 0 ? sl_kafka_now_ms() - in->batch_start_ms : 0;
-        if (in->count >= BATCH_MAX_MESSAGES || (in->count > 0 && age >= BATCH_MAX_MS)) {
+        if (in->count >= BATCH_MAX_MESSAGES || in->bytes >= BATCH_MAX_BYTES ||
+            (in->count > 0 && age >= BATCH_MAX_MS)) {
             batch_seal(in);
             age = 0;
         }
         if (in->n_sealed > 0)
-            batch_reap(in, REAP_COMMIT | REAP_REWIND |
-                               (in->n_sealed >= MAX_SEALED ? REAP_WAIT_ALL : 0));
+            batch_reap(in, REAP_COMMIT | REAP_REWIND | (inflight_full(in) ? REAP_WAIT_HEAD : 0));
         int timeout = POLL_MS;
         if (in->count > 0)
             timeout = (int)(BATCH_MAX_MS - age);

@@ -3,7 +3,9 @@
  * ingest-to-delivery latency from the UUIDv7 timestamp in X-Message-Id.
  * GET /stats returns {"count":N,"p50_ms":..,"p99_ms":..,"max_ms":..};
  * POST /reset clears the counters. */
+#include <arpa/inet.h>
 #include <microhttpd.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -131,9 +133,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: http_sink --port N [--fail-first N] [--fail-status CODE]\n");
         return 2;
     }
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK); /* loopback only */
     struct MHD_Daemon *d = MHD_start_daemon(
         MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TURBO, (uint16_t)port, NULL, NULL, handler, NULL,
-        MHD_OPTION_THREAD_POOL_SIZE, 2u, MHD_OPTION_CONNECTION_LIMIT, 4096u, MHD_OPTION_END);
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE, 2u,
+        MHD_OPTION_CONNECTION_LIMIT, 4096u, MHD_OPTION_END);
     if (!d) {
         fprintf(stderr, "http_sink: cannot listen on port %d\n", port);
         return 1;
