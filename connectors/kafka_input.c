@@ -16,6 +16,7 @@
 
 #include "kafka_internal.h"
 #include "logging.h"
+#include "thread_name.h"
 #include "uuid.h"
 
 _Static_assert(SL_ID_LEN == SL_UUID_TEXT_LEN, "a message id is a UUID in text form");
@@ -867,6 +868,7 @@ static int input_start(sl_kafka_input *in, sl_error *err)
     if (pthread_create(&in->thread, NULL, input_main, in) != 0)
         return sl_error_set(err, SL_ENOMEM, "connector %s (%s): cannot start a thread", k->name,
                             in->cl.role);
+    sl_thread_name(in->thread, "kafka-in:%s", sl_route_get_conf(in->route)->name);
     in->running = true;
     sl_info(SL_KAFKA_COMPONENT, "connector %s (%s): consuming from %zu topic(s), start %s", k->name,
             in->cl.role, in->in->n_topics, in->in->start ? in->in->start : "earliest");
