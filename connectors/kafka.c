@@ -13,6 +13,7 @@
 
 #include "connector.h"
 #include "kafka_internal.h"
+#include "thread_name.h"
 #include "kafka_log.h"
 #include "logging.h"
 #include "metrics.h"
@@ -284,6 +285,7 @@ static sl_kafka_producer *kafka_producer_new(sl_kafka *k, sl_error *err)
         sl_error_set(err, SL_ENOMEM, "connector %s: cannot start the producer's poller", k->name);
         return NULL;
     }
+    sl_thread_name(p->poller, "kafka-poll");
     sl_info(SL_KAFKA_COMPONENT, "connector %s: producer started (brokers %s)", k->name,
             ((const sl_kafka_conf *)k->c->conf->priv)->brokers);
     return p;

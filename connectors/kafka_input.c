@@ -16,6 +16,7 @@
 
 #include "kafka_internal.h"
 #include "logging.h"
+#include "thread_name.h"
 #include "uuid.h"
 
 _Static_assert(SL_ID_LEN == SL_UUID_TEXT_LEN, "a message id is a UUID in text form");
@@ -490,12 +491,37 @@ static void input_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
 }
 
+/* Publishes the offsets a commit wrote as sluice_kafka_committed_offset
+ * {connector,topic,partition}: the next source offset of each partition,
+ * everything before it durable in the route's log. */
+static void committed_gauges(sl_kafka_input *in, const rd_kafka_topic_partition_list_t *offsets)
+{
+    sl_metrics *m = sl_connector_metrics(in->k->c);
+    if (!m || !offsets)
+        return;
+    for (int i = 0; i < offsets->cnt; i++) {
+        const rd_kafka_topic_partition_t *p = &offsets->elems[i];
+        if (p->err != RD_KAFKA_RESP_ERR_NO_ERROR || p->offset < 0)
+            continue;
+        char conn[256], topic[512], labels[900];
+        snprintf(labels, sizeof labels, "connector=\"%s\",topic=\"%s\",partition=\"%d\"",
+                 sl_metrics_escape(in->k->name, conn, sizeof conn),
+                 sl_metrics_escape(p->topic, topic, sizeof topic), (int)p->partition);
+        sl_gauge_set(sl_metrics_gauge(m, "sluice_kafka_committed_offset",
+                                      "Next source offset a Kafka input committed (everything "
+                                      "before it is durable in the route's log)",
+                                      labels, NULL, NULL),
+                     (double)p->offset);
+    }
+}
+
 static void input_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                             rd_kafka_topic_partition_list_t *offsets, void *opaque)
 {
     sl_kafka_input *in = opaque;
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         sl_counter_add(in->k->commits, 1);
+        committed_gauges(in, offsets);
         if (in->commit_failures > 0)
             sl_info(SL_KAFKA_COMPONENT,
                     "connector %s (%s): offsets commit again (after %u "
@@ -842,6 +868,7 @@ static int input_start(sl_kafka_input *in, sl_error *err)
     if (pthread_create(&in->thread, NULL, input_main, in) != 0)
         return sl_error_set(err, SL_ENOMEM, "connector %s (%s): cannot start a thread", k->name,
                             in->cl.role);
+    sl_thread_name(in->thread, "kafka-in:%s", sl_route_get_conf(in->route)->name);
     in->running = true;
     sl_info(SL_KAFKA_COMPONENT, "connector %s (%s): consuming from %zu topic(s), start %s", k->name,
             in->cl.role, in->in->n_topics, in->in->start ? in->in->start : "earliest");

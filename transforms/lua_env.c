@@ -10,7 +10,6 @@
 
 #include <lauxlib.h>
 
-#define ENV_KEY "sluice.env"             /* registry: the environment table */
 #define PROTECTED_KEY "sluice.protected" /* registry: weak set of read-only tables */
 
 /* The libraries that become read-only proxies. */
@@ -94,7 +93,7 @@ static void make_env(lua_State *L)
     lua_setmetatable(L, -2);
     lua_pushvalue(L, -1);
     lua_setglobal(L, "_G");
-    lua_setfield(L, LUA_REGISTRYINDEX, ENV_KEY);
+    sl_lua_host_of(L)->env_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
 void sl_lua_env_setup(lua_State *L)
@@ -126,7 +125,7 @@ void sl_lua_env_protect(lua_State *L)
 
 void sl_lua_env_push(lua_State *L)
 {
-    lua_getfield(L, LUA_REGISTRYINDEX, ENV_KEY);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, sl_lua_host_of(L)->env_ref);
 }
 
 void sl_lua_env_bind(lua_State *L, int fn_idx)

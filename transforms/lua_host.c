@@ -37,31 +37,6 @@ int64_t sl_lua_wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* The allocator: refuses to grow past the cap. Shrinking never fails (Lua
- * relies on that). After a refusal Lua runs an emergency collection and
- * tries once more before raising "not enough memory". */
-static void *host_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
-{
-    sl_lua_host *h = ud;
-    if (!ptr)
-        osize = 0;
-    if (nsize == 0) {
-        free(ptr);
-        h->used -= osize;
-        return NULL;
-    }
-    if (nsize > osize && h->used - osize + nsize > h->limit)
-        return NULL;
-    void *p = realloc(ptr, nsize);
-    if (!p) {
-        if (nsize > osize)
-            return NULL;
-        p = ptr; /* a failed shrink keeps the block; account it at its new size */
-    }
-    h->used = h->used - osize + nsize;
-    return p;
-}
-
 int sl_lua_charge(lua_State *L, size_t n)
 {
     sl_lua_host *h = sl_lua_host_of(L);
@@ -598,7 +573,7 @@ static void set_lua_error(sl_lua_host *h, lua_State *L, int status, const char *
 static int open_state(sl_lua_host *h, sl_error *err)
 {
     h->used = 0;
-    lua_State *L = lua_newstate(host_alloc, h);
+    lua_State *L = lua_newstate(sl_lua_host_alloc, h);
     if (!L)
         return sl_error_set(err, SL_ENOMEM, "lua: out of memory creating a state");
     *(sl_lua_host **)lua_getextraspace(L) = h;
@@ -737,6 +712,8 @@ void sl_lua_host_free(sl_lua_host *h)
     free(h->buf);
     free(h->keys);
     free(h->shape_keys);
+    free(h->pred);
+    sl_lua_pool_drain(&h->pool);
     free(h);
 }
 

@@ -90,11 +90,32 @@ unsigned sl_lua_host_rebuilds(const sl_lua_host *h);
 #include <lua.h>
 
 typedef struct sl_lua_keyent sl_lua_keyent;
+typedef struct sl_lua_pred sl_lua_pred;
+
+/* lua_alloc.c: free blocks of up to SL_LUA_POOL_CLASSES * 16 bytes by size
+ * class, reused by the state's allocator. */
+#define SL_LUA_POOL_CLASSES 16
+#define SL_LUA_POOL_MAX_BYTES ((size_t)256 << 10)
+typedef struct sl_lua_pool {
+    void *free[SL_LUA_POOL_CLASSES];
+    size_t bytes; /* held in the free lists */
+} sl_lua_pool;
+
+/* Lua's allocator contract (lua_Alloc) over the pool: nsize 0 frees (ptr
+ * may be NULL), ptr NULL allocates (osize is then 0), else resizes; returns
+ * NULL only when a block cannot be had for a request that grows. drain
+ * frees the pool's free blocks (after lua_close). */
+void *sl_lua_pool_realloc(sl_lua_pool *p, void *ptr, size_t osize, size_t nsize);
+void sl_lua_pool_drain(sl_lua_pool *p);
+/* The lua_Alloc of every state (ud: its host), over the host's pool:
+ * refuses to grow past the cap (h->used, h->limit). */
+void *sl_lua_host_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
 
 struct sl_lua_host {
     lua_State *L;
     size_t used;  /* bytes held by the state, plus messages made by the script */
     size_t limit; /* the memory cap */
+    sl_lua_pool pool;
     uint64_t timeout_ms;
     int64_t deadline_ns; /* CLOCK_MONOTONIC; valid while a call runs */
     bool killed;         /* the running call hit the timeout or the memory cap */
@@ -114,9 +135,17 @@ struct sl_lua_host {
     char *fn_name; /* NULL for an expression */
     /* registry refs */
     int fn_ref, ctx_ref, array_mt, msg_mt, hdr_mt;
+    int lent_mt; /* lua_msg.c: msg_mt without __gc, for lent messages */
+    int env_ref; /* lua_env.c: the environment table */
+    /* the metatables of messages (lua_msg.c) and of arrays (lua_json.c),
+     * compared by address (the registry holds them) */
+    const void *msg_mt_p, *lent_mt_p, *array_mt_p;
     int shape_cache;         /* lua_json.c: shared key orders of decoded objects */
     const void **shape_keys; /* lua_json.c: the cache's keys by slot, compared in C (may be NULL) */
     unsigned char obj_hint[8]; /* lua_json.c: members of the last object decoded at each depth */
+    int trans_next;            /* lua_json.c: the next slot for a transition kept */
+    sl_lua_pred *pred; /* lua_json.c: keys of the last shared order decoded at each depth (may
+                          be NULL) */
     /* scratch for encoding (malloc'd, reused) */
     char *buf;
     size_t buf_len, buf_cap;

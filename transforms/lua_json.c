@@ -28,6 +28,7 @@ typedef struct jdec {
     sl_lua_host *h;
     const char *start, *p, *end;
     int depth;
+    int cache; /* stack index of the shape cache (push_shape, predictions) */
 } jdec;
 
 static int dec_error(jdec *d, const char *what)
@@ -35,8 +36,10 @@ static int dec_error(jdec *d, const char *what)
     return luaL_error(d->L, "json: %s at offset %d", what, (int)(d->p - d->start));
 }
 
-static void skip_ws(jdec *d)
+static inline void skip_ws(jdec *d)
 {
+    if (d->p < d->end && (unsigned char)*d->p > ' ')
+        return; /* compact text: no whitespace between tokens */
     while (d->p < d->end && (*d->p == ' ' || *d->p == '\n' || *d->p == '\r' || *d->p == '\t'))
         d->p++;
 }
@@ -78,8 +81,15 @@ static inline size_t plain_run(const unsigned char *p, const unsigned char *end)
         uint64_t quote = v ^ (ONES * '"'), bslash = v ^ (ONES * '\\');
         uint64_t stop =
             ((v - ONES * 0x20) & ~v) | ((quote - ONES) & ~quote) | ((bslash - ONES) & ~bslash) | v;
-        if (stop & HIGHS)
+        stop &= HIGHS;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        /* no borrow reaches below the first flagged byte: the lowest flag is exact */
+        if (stop)
+            return (size_t)(q - p) + ((size_t)__builtin_ctzll(stop) >> 3);
+#else
+        if (stop)
             break;
+#endif
         q += 8;
     }
     while (q < end && plain_byte(*q))
@@ -320,9 +330,10 @@ static void dec_literal(jdec *d, const char *word, size_t n)
 }
 
 static void push_object_mt(lua_State *L, int narr);
-static void push_shape(lua_State *L, sl_lua_host *h, int first, int n);
+static bool push_shape(lua_State *L, sl_lua_host *h, int cache, int first, int n);
 
 #define KEYS_ON_STACK 32
+#define SHAPE_SLOTS 64
 
 /* Moves the keys decoded so far, kept on the stack above t + 1, into the
  * private (unshared) order of the object at t: the metatable at t + 1, made here (sized for
@@ -341,13 +352,17 @@ static void flush_keys(lua_State *L, int t, lua_Integer *n, int pending, bool la
 }
 
 /* Reads the members of the object at t (its order at t + 1, nil until
- * made) up to the closing '}'. A repeated key takes a second place; the
- * encoder drops it (enc_ordered). */
-static void dec_members(jdec *d, int t)
+ * made; `pending` keys already read on the stack above it) up to the
+ * closing '}'. A repeated key takes a second place; the encoder drops it
+ * (enc_ordered). Returns true when the order pushed is a shared one. */
+static bool dec_members(jdec *d, int t, int pending)
 {
     lua_State *L = d->L;
     lua_Integer n = 0;
-    int pending = 0;
+    if (pending == KEYS_ON_STACK) {
+        flush_keys(L, t, &n, pending, false);
+        pending = 0;
+    }
     for (;;) {
         skip_ws(d);
         if (d->p >= d->end || *d->p != '"')
@@ -375,10 +390,135 @@ static void dec_members(jdec *d, int t)
         }
         dec_error(d, "expected ',' or '}'");
     }
-    if (n == 0)
-        push_shape(L, d->h, t + 2, pending); /* the common case: no keys flushed */
-    else
-        flush_keys(L, t, &n, pending, true);
+    if (n == 0) /* the common case: no keys flushed */
+        return push_shape(L, d->h, d->cache, t + 2, pending);
+    flush_keys(L, t, &n, pending, true);
+    return false;
+}
+
+/* ---- predicted keys ----
+ * Objects at a depth mostly have the keys of the last object decoded at
+ * that depth (every message of a partner, every item of a list). The shared
+ * order of that object is kept per depth (in the shape cache, after its
+ * slots) with a C mirror of its keys' bytes. A member whose key text is, byte
+ * for byte, the predicted key takes the key string from the order (no
+ * interning); an object whose keys were all the predicted ones takes that
+ * order (no shape lookup). Only keys of printable ASCII without '"' or '\\'
+ * are predicted: their JSON text is the string itself. */
+
+#define PRED_DEPTHS 8 /* objects deeper than this are not predicted */
+
+struct sl_lua_pred {
+    const void *mt; /* the order predicted (held by the cache); valid while n > 0 */
+    int n;          /* its keys; 0: nothing predicted */
+    int plain;      /* how many of its first keys can be predicted */
+    const char *s[KEYS_ON_STACK];
+    uint32_t len[KEYS_ON_STACK];
+};
+
+/* Makes the shared order at mt the prediction for objects at depth. */
+static void predict(jdec *d, int depth, int mt)
+{
+    lua_State *L = d->L;
+    sl_lua_pred *pr = &d->h->pred[depth - 1];
+    pr->n = 0; /* no stale pointers if anything below raises */
+    lua_pushvalue(L, mt);
+    lua_rawseti(L, d->cache, SHAPE_SLOTS + depth);
+    int n = (int)lua_rawlen(L, mt), plain = 0;
+    if (n > KEYS_ON_STACK)
+        return;
+    for (; plain < n; plain++) {
+        size_t len = 0;
+        const char *s = NULL;
+        if (lua_rawgeti(L, mt, plain + 1) == LUA_TSTRING)
+            s = lua_tolstring(L, -1, &len); /* the order holds it: the bytes stay put */
+        lua_pop(L, 1);
+        if (!s || plain_run((const unsigned char *)s, (const unsigned char *)s + len) != len)
+            break;
+        pr->s[plain] = s;
+        pr->len[plain] = (uint32_t)len;
+    }
+    pr->mt = lua_topointer(L, mt);
+    pr->plain = plain;
+    pr->n = n;
+}
+
+/* Is the key whose opening quote is at d->p the predicted key i? Then
+ * skips its text and returns true. */
+static bool take_predicted(jdec *d, const sl_lua_pred *pr, int i)
+{
+    if (i >= pr->plain || d->p >= d->end || *d->p != '"')
+        return false;
+    size_t n = pr->len[i];
+    const char *s = d->p + 1;
+    if ((size_t)(d->end - s) <= n || s[n] != '"' || memcmp(s, pr->s[i], n) != 0)
+        return false;
+    d->p = s + n + 1;
+    return true;
+}
+
+/* Leaves the prediction after i members of the object at t: their keys are
+ * pushed (from the order at t + 1, which becomes nil), then the members go
+ * on as dec_members reads them, or (at_end) the order of these keys is
+ * found. Returns true when the order is a shared one. */
+static bool unpredicted(jdec *d, int t, int i, bool at_end)
+{
+    lua_State *L = d->L;
+    for (int j = 1; j <= i; j++)
+        lua_rawgeti(L, t + 1, j);
+    lua_pushnil(L);
+    lua_replace(L, t + 1);
+    if (at_end)
+        return push_shape(L, d->h, d->cache, t + 2, i);
+    return dec_members(d, t, i);
+}
+
+/* dec_members for an object whose predicted order (pr) is at t + 1, while
+ * its keys are the predicted ones. */
+static bool dec_members_pred(jdec *d, int t, const sl_lua_pred *pr)
+{
+    lua_State *L = d->L;
+    for (int i = 0;;) {
+        skip_ws(d);
+        if (!take_predicted(d, pr, i))
+            return unpredicted(d, t, i, false);
+        lua_rawgeti(L, t + 1, ++i); /* the key */
+        skip_ws(d);
+        if (d->p >= d->end || *d->p != ':')
+            dec_error(d, "expected ':'");
+        d->p++;
+        dec_value(d);
+        lua_rawset(L, t);
+        skip_ws(d);
+        if (d->p < d->end && *d->p == ',') {
+            d->p++;
+            continue;
+        }
+        if (d->p < d->end && *d->p == '}') {
+            d->p++;
+            return i == pr->n || unpredicted(d, t, i, true);
+        }
+        dec_error(d, "expected ',' or '}'");
+    }
+}
+
+/* Reads the members of the object at t, with the prediction for its depth
+ * when there is one, and pushes its order at t + 1 (the top). */
+static void dec_object_members(jdec *d, int t)
+{
+    lua_State *L = d->L;
+    int depth = d->depth;
+    sl_lua_pred *pr = d->h->pred && depth <= PRED_DEPTHS ? &d->h->pred[depth - 1] : NULL;
+    bool shared;
+    if (pr && pr->n > 0) {
+        lua_rawgeti(L, d->cache, SHAPE_SLOTS + depth);
+        shared = dec_members_pred(d, t, pr);
+    } else {
+        lua_pushnil(L); /* the order, made when the first keys are flushed */
+        shared = dec_members(d, t, 0);
+    }
+    if (shared && pr && (pr->n == 0 || pr->mt != lua_topointer(L, t + 1)))
+        predict(d, depth, t + 1);
 }
 
 static void dec_object(jdec *d)
@@ -394,14 +534,14 @@ static void dec_object(jdec *d)
     unsigned char *hint = &d->h->obj_hint[d->depth & 7];
     lua_createtable(L, 0, *hint ? *hint : 4);
     int t = lua_gettop(L);
-    lua_pushnil(L); /* the order, made when the first keys are flushed */
     d->p++;
     skip_ws(d);
     if (d->p < d->end && *d->p == '}') {
         d->p++;
-        push_shape(L, d->h, t + 2, 0);
+        lua_pushnil(L);
+        push_shape(L, d->h, d->cache, t + 2, 0);
     } else {
-        dec_members(d, t);
+        dec_object_members(d, t);
     }
     *hint = (unsigned char)(lua_rawlen(L, -1) < 32 ? lua_rawlen(L, -1) + 1 : 32);
     lua_setmetatable(L, t);
@@ -479,10 +619,13 @@ static void dec_value(jdec *d)
 void sl_lua_json_decode(lua_State *L, const char *s, size_t len)
 {
     jdec d = {.L = L, .h = sl_lua_host_of(L), .start = s, .p = s, .end = s + len};
+    lua_rawgeti(L, LUA_REGISTRYINDEX, d.h->shape_cache);
+    d.cache = lua_gettop(L);
     dec_value(&d);
     skip_ws(&d);
     if (d.p != d.end)
         dec_error(&d, "unexpected text after the value");
+    lua_remove(L, d.cache);
 }
 
 /* ---- encoding -------------------------------------------------------------- */
@@ -796,7 +939,6 @@ static bool push_order(lua_State *L, int idx)
  * and past ORDER_SCAN keys, or to drop a repeated key, the object gets its
  * own copy (own_order). */
 
-#define SHAPE_SLOTS 64
 static const char SHARED_KEY = 's'; /* metatable[&SHARED_KEY] = true: shared, read-only */
 static const char TRANS_KEY = 'n';  /* metatable[&TRANS_KEY]: key -> the next shared order */
 
@@ -861,10 +1003,12 @@ static bool has_repeat(lua_State *L, int first, int n)
 }
 
 /* Pushes the shared order of the n keys on the stack from first (the top
- * of the stack then), from the cache or made and cached, and pops the keys.
- * Two slots per hash (an empty one is filled first), so that two shapes
- * of the same traffic rarely evict each other. */
-static void push_shape(lua_State *L, sl_lua_host *h, int first, int n)
+ * of the stack then), from the cache (at stack index cache) or made and
+ * cached, and pops the keys. Two slots per hash (an empty one is filled
+ * first), so that two shapes of the same traffic rarely evict each other.
+ * Returns false when the keys repeat one: the order is then the object's
+ * own. */
+static bool push_shape(lua_State *L, sl_lua_host *h, int cache, int first, int n)
 {
     const void *keys[KEYS_ON_STACK];
     uint64_t hash = SL_FNV1A64_INIT ^ (uint64_t)n;
@@ -876,8 +1020,6 @@ static void push_shape(lua_State *L, sl_lua_host *h, int first, int n)
     hash ^= hash >> 29;
     lua_Integer s1 = (lua_Integer)(hash % SHAPE_SLOTS) + 1;
     lua_Integer s2 = (lua_Integer)((hash >> 32) % SHAPE_SLOTS) + 1;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, h->shape_cache);
-    int cache = lua_gettop(L);
     if (mirror_has(h, s1, keys, n) || mirror_has(h, s2, keys, n)) {
         lua_rawgeti(L, cache, mirror_has(h, s1, keys, n) ? s1 : s2);
     } else if (!shape_find(L, cache, s1, first, n) && !shape_find(L, cache, s2, first, n)) {
@@ -889,7 +1031,7 @@ static void push_shape(lua_State *L, sl_lua_host *h, int first, int n)
         if (has_repeat(L, first, n)) { /* the object's own order, deduplicated when encoded */
             lua_replace(L, first - 1);
             lua_settop(L, first - 1);
-            return;
+            return false;
         }
         lua_pushboolean(L, 1);
         lua_rawsetp(L, -2, &SHARED_KEY);
@@ -903,12 +1045,30 @@ static void push_shape(lua_State *L, sl_lua_host *h, int first, int n)
     }
     lua_replace(L, first - 1);
     lua_settop(L, first - 1);
+    return true;
+}
+
+/* The shape cache also holds the last TRANS_KEEP orders made by
+ * push_transition (after the predictions): a transition's table is weak,
+ * so without this the order that a script's added key leads to would be
+ * made again after every collection (messages die between calls). */
+#define TRANS_KEEP 16
+
+/* Keeps the order at the top of the stack alive in the next keep slot. */
+static void keep_transition(lua_State *L)
+{
+    sl_lua_host *h = sl_lua_host_of(L);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->shape_cache);
+    lua_pushvalue(L, -2);
+    lua_rawseti(L, -2, SHAPE_SLOTS + PRED_DEPTHS + 1 + h->trans_next);
+    h->trans_next = (h->trans_next + 1) % TRANS_KEEP;
+    lua_pop(L, 1);
 }
 
 /* Pushes the shared order that follows the shared order at mt when the key
  * at k is assigned (k removed from its place if it had one, and appended),
- * from mt's transitions (a weak table: orders no object uses go away) or
- * made there. */
+ * from mt's transitions (a weak table: orders no object uses go away, but
+ * for the last TRANS_KEEP made) or made there. */
 static void push_transition(lua_State *L, int mt, int k)
 {
     if (lua_rawgetp(L, mt, &TRANS_KEY) == LUA_TNIL) {
@@ -941,6 +1101,7 @@ static void push_transition(lua_State *L, int mt, int k)
         lua_pushvalue(L, k);
         lua_pushvalue(L, -2);
         lua_rawset(L, tr);
+        keep_transition(L);
     }
     lua_remove(L, tr);
 }
@@ -1072,7 +1233,8 @@ static int obj_newindex(lua_State *L)
     lua_settop(L, 3);
     lua_Integer i;
     if (lua_type(L, 2) == LUA_TNUMBER && !lua_isinteger(L, 2) &&
-        lua_numbertointeger(lua_tonumber(L, 2), &i)) { /* 2.0 is the key 2, as stored */
+        lua_numbertointeger(lua_tonumber(L, 2), &i) &&
+        (lua_Number)i == lua_tonumber(L, 2)) { /* 2.0 is the key 2, as stored; 1.5 stays */
         lua_pushinteger(L, i);
         lua_replace(L, 2);
     }
@@ -1188,6 +1350,90 @@ static size_t put_in_order(jenc *e, int idx, int mt, int depth)
     return written;
 }
 
+/* The keys of a shared order, written once (`,"key":` each) and kept in
+ * the order (under TEXT_KEY, a full userdata): objects of that order are
+ * written without converting or escaping their keys again. */
+static const char TEXT_KEY = 'x';
+
+typedef struct keytext {
+    uint32_t n;                      /* keys */
+    uint32_t off[KEYS_ON_STACK + 1]; /* key i is text[off[i], off[i + 1]) */
+    char text[];
+} keytext;
+
+/* Writes the keys of the shared order at mt into a keytext kept in mt, or
+ * false there when one cannot be written (a key JSON cannot hold: such a
+ * key raises only when the object holds it, so put_in_order writes those
+ * objects). Uses the end of the output buffer as scratch. */
+static void make_keytext(jenc *e, int mt)
+{
+    lua_State *L = e->L;
+    size_t start = e->h->buf_len, n = lua_rawlen(L, mt);
+    uint32_t off[KEYS_ON_STACK + 1];
+    bool ok = n <= KEYS_ON_STACK;
+    for (size_t i = 0; ok && i < n; i++) {
+        off[i] = (uint32_t)(e->h->buf_len - start);
+        int t = lua_rawgeti(L, mt, (lua_Integer)i + 1);
+        ok = t == LUA_TSTRING || (t == LUA_TNUMBER && isfinite((double)lua_tonumber(L, -1)));
+        if (ok) {
+            char num[40];
+            size_t len;
+            const char *k = key_text(L, -1, num, &len);
+            put(e, ",", 1);
+            put_string(e, k, len);
+            put(e, ":", 1);
+        }
+        lua_pop(L, 1);
+    }
+    if (ok) {
+        size_t len = e->h->buf_len - start;
+        off[n] = (uint32_t)len;
+        keytext *kt = lua_newuserdatauv(L, sizeof *kt + len, 0);
+        kt->n = (uint32_t)n;
+        memcpy(kt->off, off, (n + 1) * sizeof *off);
+        memcpy(kt->text, e->h->buf + start, len);
+    } else {
+        lua_pushboolean(L, 0);
+    }
+    e->h->buf_len = start;
+    lua_rawsetp(L, mt, &TEXT_KEY);
+}
+
+/* put_in_order for an object of a shared order with its keys written
+ * (kt): each member is its key's text and its value. */
+static void put_in_shared_order(jenc *e, int idx, int mt, const keytext *kt, int depth)
+{
+    lua_State *L = e->L;
+    size_t written = 0;
+    for (uint32_t i = 0; i < kt->n; i++) {
+        lua_rawgeti(L, mt, (lua_Integer)i + 1);
+        if (lua_rawget(L, idx) == LUA_TNIL) { /* removed */
+            lua_pop(L, 1);
+            continue;
+        }
+        size_t skip = written++ ? 0 : 1; /* the first member without its ',' */
+        put(e, kt->text + kt->off[i] + skip, kt->off[i + 1] - kt->off[i] - skip);
+        enc_value(e, lua_gettop(L), depth + 1);
+        lua_pop(L, 1);
+    }
+}
+
+/* The keytext of the shared order at mt, made when it has none yet; NULL
+ * when its keys cannot be written ahead. */
+static const keytext *get_keytext(jenc *e, int mt)
+{
+    lua_State *L = e->L;
+    int t = lua_rawgetp(L, mt, &TEXT_KEY);
+    if (t == LUA_TNIL) {
+        lua_pop(L, 1);
+        make_keytext(e, mt);
+        t = lua_rawgetp(L, mt, &TEXT_KEY);
+    }
+    const keytext *kt = t == LUA_TUSERDATA ? lua_touserdata(L, -1) : NULL;
+    lua_pop(L, 1); /* mt holds it */
+    return kt;
+}
+
 /* Writes the object at idx, whose order is at mt, keys in order. Every
  * way of adding a key (t[k] = v, rawset, the table library) gives it a
  * place, so more members written than keys held means a key with two places
@@ -1198,15 +1444,20 @@ static void enc_ordered(jenc *e, int idx, int mt, int depth)
     lua_State *L = e->L;
     size_t start = e->h->buf_len;
     put(e, "{", 1);
-    size_t written = put_in_order(e, idx, mt, depth);
     if (lua_rawgetp(L, mt, &SHARED_KEY) != LUA_TNIL) {
         /* a shared order holds each key once and every key of the object:
          * nothing to deduplicate, nothing past it */
         lua_pop(L, 1);
+        const keytext *kt = get_keytext(e, mt);
+        if (kt)
+            put_in_shared_order(e, idx, mt, kt, depth);
+        else
+            put_in_order(e, idx, mt, depth);
         put(e, "}", 1);
         return;
     }
     lua_pop(L, 1);
+    size_t written = put_in_order(e, idx, mt, depth);
     size_t held = count_keys(L, idx);
     if (written > held) {
         e->h->buf_len = start + 1;
@@ -1275,12 +1526,42 @@ static bool is_sequence(lua_State *L, int idx, lua_Integer *n_out)
     return count == n;
 }
 
+static void enc_array(jenc *e, int idx, lua_Integer n, int depth);
+
+/* Writes the table at idx when it is a decoded array or an object of a
+ * shared order whose keys are written (the common cases) and returns true;
+ * else false. Only object orders hold TEXT_KEY, and scripts cannot reach
+ * the orders. */
+static bool enc_marked(jenc *e, int idx, int depth)
+{
+    lua_State *L = e->L;
+    if (!lua_getmetatable(L, idx))
+        return false;
+    int mt = lua_gettop(L);
+    if (lua_topointer(L, mt) == e->h->array_mt_p) { /* the registry holds it */
+        lua_settop(L, mt - 1);
+        enc_array(e, idx, (lua_Integer)lua_rawlen(L, idx), depth);
+        return true;
+    }
+    bool done = lua_rawgetp(L, mt, &TEXT_KEY) == LUA_TUSERDATA;
+    if (done) {
+        const keytext *kt = lua_touserdata(L, -1); /* mt holds it */
+        put(e, "{", 1);
+        put_in_shared_order(e, idx, mt, kt, depth);
+        put(e, "}", 1);
+    }
+    lua_settop(L, mt - 1);
+    return done;
+}
+
 static void enc_table(jenc *e, int idx, int depth)
 {
     lua_State *L = e->L;
     if (depth > MAX_DEPTH)
         luaL_error(L, "json: nested too deeply (or a table contains itself)");
     luaL_checkstack(L, 8, "json: nested too deeply");
+    if (enc_marked(e, idx, depth))
+        return;
     if (push_order(L, idx)) {
         enc_ordered(e, idx, lua_gettop(L), depth);
         lua_pop(L, 1);
@@ -1435,12 +1716,21 @@ void sl_lua_open_json(lua_State *L)
 {
     sl_lua_host *h = sl_lua_host_of(L);
     h->array_mt = new_marker(L, "json.array");
-    lua_createtable(L, SHAPE_SLOTS, 0);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->array_mt);
+    h->array_mt_p = lua_topointer(L, -1);
+    lua_pop(L, 1);
+    /* the shapes, then the predictions, then the transitions kept */
+    lua_createtable(L, SHAPE_SLOTS + PRED_DEPTHS + TRANS_KEEP, 0);
+    h->trans_next = 0;
     h->shape_cache = luaL_ref(L, LUA_REGISTRYINDEX);
     if (!h->shape_keys) /* without it, shapes are matched in Lua only */
         h->shape_keys = malloc(SHAPE_SLOTS * MIRROR_STRIDE * sizeof *h->shape_keys);
     if (h->shape_keys) /* a new state: none of the old pointers is valid */
         memset(h->shape_keys, 0, SHAPE_SLOTS * MIRROR_STRIDE * sizeof *h->shape_keys);
+    if (!h->pred) /* without it, nothing is predicted */
+        h->pred = malloc(PRED_DEPTHS * sizeof *h->pred);
+    for (int i = 0; h->pred && i < PRED_DEPTHS; i++)
+        h->pred[i].n = 0;
     static const luaL_Reg fns[] = {
         {"encode", l_encode}, {"decode", l_decode}, {"array", l_array},
         {"object", l_object}, {NULL, NULL},

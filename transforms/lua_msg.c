@@ -37,31 +37,34 @@ static lmsg *check_lmsg(lua_State *L, int idx)
 
 sl_msg *sl_lua_to_msg(lua_State *L, int idx, void **ud_out)
 {
+    sl_lua_host *h = sl_lua_host_of(L);
     if (ud_out)
         *ud_out = NULL;
     if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx))
         return NULL;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, sl_lua_host_of(L)->msg_mt);
-    bool is = lua_rawequal(L, -1, -2);
-    lua_pop(L, 2);
-    if (!is)
+    const void *mt = lua_topointer(L, -1); /* both metatables are held by the registry */
+    lua_pop(L, 1);
+    if (mt != h->msg_mt_p && mt != h->lent_mt_p)
         return NULL;
     lmsg *lm = lua_touserdata(L, idx);
     if (ud_out)
         *ud_out = lm;
-    if (!lm->owned && lm->gen != sl_lua_host_of(L)->gen)
+    if (!lm->owned && lm->gen != h->gen)
         return NULL;
     return lm->msg;
 }
 
+/* A lent message gets the metatable without __gc: it has nothing to free,
+ * and an object with a finalizer costs the collector a call. */
 void sl_lua_push_msg(lua_State *L, sl_msg *msg, bool owned)
 {
+    sl_lua_host *h = sl_lua_host_of(L);
     lmsg *lm = lua_newuserdatauv(L, sizeof *lm, 2);
     lm->msg = msg;
     lm->owned = owned;
-    lm->gen = sl_lua_host_of(L)->gen;
+    lm->gen = h->gen;
     lm->charged = 0;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, sl_lua_host_of(L)->msg_mt);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, owned ? h->msg_mt : h->lent_mt);
     lua_setmetatable(L, -2);
 }
 
@@ -259,9 +262,19 @@ static int m_clone(lua_State *L)
     return 1;
 }
 
+/* check_lmsg for the first argument of a metamethod of the message
+ * metatables, which only messages have (scripts cannot reach it). */
+static lmsg *self_lmsg(lua_State *L)
+{
+    lmsg *lm = lua_touserdata(L, 1);
+    if (!lm->msg || (!lm->owned && lm->gen != sl_lua_host_of(L)->gen))
+        luaL_error(L, "this message belongs to an earlier step call and can no longer be used");
+    return lm;
+}
+
 static int m_index(lua_State *L)
 {
-    lmsg *lm = check_lmsg(L, 1);
+    lmsg *lm = self_lmsg(L);
     lua_pushvalue(L, 2);
     if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL)
         return 1; /* a method */
@@ -407,10 +420,9 @@ static int l_new(lua_State *L)
     return 1;
 }
 
-void sl_lua_open_msg(lua_State *L)
+/* Pushes a message metatable (with __gc for owned messages). */
+static void push_msg_mt(lua_State *L, bool with_gc)
 {
-    sl_lua_host *h = sl_lua_host_of(L);
-    /* the message metatable */
     lua_createtable(L, 0, 8);
     static const luaL_Reg methods[] = {
         {"json", m_json}, {"set_json", m_set_json}, {"clone", m_clone}, {NULL, NULL}};
@@ -419,15 +431,27 @@ void sl_lua_open_msg(lua_State *L)
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, m_newindex);
     lua_setfield(L, -2, "__newindex");
-    lua_pushcfunction(L, m_gc);
-    lua_setfield(L, -2, "__gc");
+    if (with_gc) {
+        lua_pushcfunction(L, m_gc);
+        lua_setfield(L, -2, "__gc");
+    }
     lua_pushcfunction(L, m_tostring);
     lua_setfield(L, -2, "__tostring");
     lua_pushliteral(L, "sluice.msg");
     lua_setfield(L, -2, "__metatable");
     lua_pushliteral(L, "message");
     lua_setfield(L, -2, "__name");
+}
+
+void sl_lua_open_msg(lua_State *L)
+{
+    sl_lua_host *h = sl_lua_host_of(L);
+    push_msg_mt(L, true);
+    h->msg_mt_p = lua_topointer(L, -1);
     h->msg_mt = luaL_ref(L, LUA_REGISTRYINDEX);
+    push_msg_mt(L, false);
+    h->lent_mt_p = lua_topointer(L, -1);
+    h->lent_mt = luaL_ref(L, LUA_REGISTRYINDEX);
     /* the headers proxy */
     luaL_newmetatable(L, "sluice.headers");
     static const luaL_Reg hfns[] = {{"__index", hdr_index},

@@ -88,6 +88,69 @@ static void test_many_shapes(void **state)
                 "{}", "ok");
 }
 
+/* Keys predicted from the last object decoded at the same depth: objects
+ * that match, end early, go on past, differ in order or in one key, spell
+ * a predicted key with an escape, or look like one up to a backslash, all
+ * come back as their text; bad text after predicted keys fails as before;
+ * objects deeper than the predicted depths; keys that are numbers. */
+static void test_predicted_keys(void **state)
+{
+    (void)state;
+    expect_body(
+        "local function same(text, want)\n"
+        "  local got = json.encode(json.decode(text))\n"
+        "  assert(got == (want or text), text .. ' -> ' .. got)\n"
+        "end\n"
+        "local function bad(text, err)\n"
+        "  local ok, e = pcall(json.decode, text)\n"
+        "  assert(not ok and e:find(err, 1, true), text .. ': ' .. tostring(e))\n"
+        "end\n"
+        "function step(msg)\n"
+        "  for round = 1, 2 do\n"
+        "    same('{\"a\":1,\"b\":{\"x\":1,\"y\":2},\"c\":3}')\n"
+        "    same('{\"a\":1,\"b\":{\"x\":1,\"y\":2},\"c\":3}')\n"
+        "    same('{\"a\":1,\"b\":{\"x\":1}}')\n"
+        "    same('{\"a\":1}')\n"
+        "    same('{\"a\":1,\"b\":{\"x\":1,\"y\":2,\"z\":3},\"c\":3,\"d\":4}')\n"
+        "    same('{\"b\":2,\"a\":1}')\n"
+        "    same('{\"a\":1,\"bb\":2}')\n"
+        "    same('{\"a\":1,\"b\":2}')\n"
+        "    same('{\"a\":1,\"\\\\u0062\":2}', '{\"a\":1,\"b\":2}')\n"
+        "    same('{\"a\":1,\"b\\\\\"x\":2}', '{\"a\":1,\"b\\\\\"x\":2}')\n"
+        "    same('{\"a\":1,\"b\\\\\\\\\":2}')\n"
+        "    same('{\"a\":1,\"b\\\\\\\\\":3}')\n"
+        "    bad('{\"a\":1,\"b\\\\\":2}', 'unterminated string')\n"
+        "    same('{\"a\":1,\"a\":2}', '{\"a\":2}')\n"
+        "    same('{\"a\":1,\"b\":2}')\n"
+        "    same('{}')\n"
+        "    same('[{\"k\":1},{\"k\":2},{\"k\":3,\"l\":4},{\"l\":5}]')\n"
+        "  end\n"
+        "  same('{\"a\":1,\"b\":2}')\n"
+        "  bad('{\"a\":1,\"b\":2,}', 'expected a string key')\n"
+        "  bad('{\"a\":1,\"b\" 2}', \"expected ':'\")\n"
+        "  bad('{\"a\":1,\"b\":2 \"c\"}', \"expected ',' or '}'\")\n"
+        "  bad('{\"a\":1,\"b\\1\":2}', 'control character')\n"
+        "  bad('{\"a\":1,\"b', 'unterminated string')\n"
+        "  same('{\"a\":1,\"b\":2}')\n"
+        "  local deep = ''\n"
+        "  for i = 1, 12 do deep = deep .. '{\"k' .. i .. '\":1,\"n\":' end\n"
+        "  deep = deep .. 'null' .. string.rep('}', 12)\n"
+        "  same(deep); same(deep)\n"
+        "  local o = json.decode('{\"a\":1,\"b\":2}')\n"
+        "  o[3] = 'three'; o[1.5] = 'x'; o[math.huge] = 0; o[math.huge] = nil\n"
+        "  local want = '{\"a\":1,\"b\":2,\"3\":\"three\",\"1.5\":\"x\"}'\n"
+        "  assert(json.encode(o) == want, json.encode(o))\n"
+        "  local p = json.decode('{\"a\":1,\"b\":2}')\n"
+        "  p[3] = 'three'; p[1.5] = 'x'; p[math.huge] = 0; p[math.huge] = nil\n"
+        "  assert(json.encode(p) == want, json.encode(p))\n"
+        "  p.a = nil\n"
+        "  assert(json.encode(p) == '{\"b\":2,\"3\":\"three\",\"1.5\":\"x\"}', json.encode(p))\n"
+        "  msg.body = 'ok'\n"
+        "  return msg\n"
+        "end\n",
+        "{}", "ok");
+}
+
 static void test_msg_json_keeps_order(void **state)
 {
     (void)state;
@@ -278,6 +341,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_msg_json_keeps_order),
         cmocka_unit_test(test_many_shapes),
+        cmocka_unit_test(test_predicted_keys),
         cmocka_unit_test(test_decode_escapes_and_numbers),
         cmocka_unit_test(test_changes_keep_order),
         cmocka_unit_test(test_many_keys),

@@ -154,6 +154,11 @@ static void test_returns(void **state)
                           "  if b == 'keep' then kept = msg; return msg end\n"
                           "  if b == 'stale' then return kept end\n"
                           "  if b == 'stale_read' then return kept.body end\n"
+                          "  if b == 'stale_json' then return kept:json() end\n"
+                          "  if b == 'meta' then\n"
+                          "    msg.body = getmetatable(msg) .. ' ' .. tostring(msg):sub(1, 7)\n"
+                          "    return msg\n"
+                          "  end\n"
                           "  return msg\n"
                           "end\n");
     sl_error err;
@@ -217,6 +222,8 @@ static void test_returns(void **state)
     assert_string_equal(run_ok(h, "keep"), "keep");
     run_fails(h, "stale", "message from an earlier call");
     run_fails(h, "stale_read", "earlier step call");
+    run_fails(h, "stale_json", "earlier step call");
+    assert_string_equal(run_ok(h, "meta"), "sluice.msg message"); /* a lent message */
     sl_lua_host_free(h);
 }
 
