@@ -22,14 +22,13 @@
 
 #include "connector.h"
 #include "fnv.h"
-#include "connector.h"
-#include "metrics.h"
 #include "http_call.h"
 #include "http_client.h"
 #include "http_client_auth.h"
 #include "http_common.h"
 #include "jsonl.h"
 #include "metrics.h"
+#include "thread_name.h"
 
 #define HC_DEFAULT_TIMEOUT_MS 5000
 #define HC_DEFAULT_MAX_IN_FLIGHT 64
@@ -906,10 +905,12 @@ static int ensure_started(hc_lane *l, sl_error *err)
         rc = sl_error_set(err, SL_ECLOSED, "http_client connector is shutting down");
     } else if (!l->started) {
         int e = pthread_create(&l->thread, NULL, loop_main, l);
-        if (e != 0)
+        if (e != 0) {
             rc = sl_error_set(err, SL_EIO, "http_client: cannot start its thread: %s", strerror(e));
-        else
+        } else {
+            sl_thread_name(l->thread, "http-out");
             l->started = true;
+        }
     }
     pthread_mutex_unlock(&l->mu);
     return rc;
