@@ -16,6 +16,9 @@
 # With ALLOCS=path/to/malloc_count.so (tests/bench/preload/malloc_count.c, built as
 # its comment says) the gateway runs with that allocation counter preloaded
 # and the drain also prints the allocation calls per message, by caller.
+# BACKLOG_SECONDS (default DURATION) is how long the backlog for the drain
+# is ingested (e.g. DURATION=180 CONNS=32 BACKLOG_SECONDS=10: a long
+# ingest, a short drain).
 # With ROUTES=nosteps only the route without steps runs (delivery work);
 # with PERF=FILE the drain of each route is recorded with `perf record -g`
 # into FILE.NAME (nosteps, chain).
@@ -110,7 +113,7 @@ stop() {
 }
 
 wrk_run() {
-    wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s tests/bench/post.lua \
+    wrk -t1 -c"$CONNS" -d"${1:-$DURATION}s" --latency -s tests/bench/post.lua \
         "http://127.0.0.1:$PORT/orders" >"$WORK/wrk.txt"
     if grep -qE "Non-2xx|Socket errors" "$WORK/wrk.txt"; then
         echo "e2e_http: wrk saw errors:" >&2
@@ -153,7 +156,7 @@ run() {
     # Delivery alone: a backlog accepted while paused, drained after resume.
     curl -sf -XPOST "127.0.0.1:$ADMIN_PORT/v1/routes/orders/pause" >/dev/null
     curl -sf -XPOST "127.0.0.1:$SINK_PORT/reset" >/dev/null
-    backlog=$(wrk_run)
+    backlog=$(wrk_run "${BACKLOG_SECONDS:-$DURATION}")
     alloc_snapshot "$WORK/mc0"
     g0=$(cpu_ticks "$GW_PID")
     k0=$(cpu_ticks "$SINK_PID")
