@@ -44,6 +44,32 @@ static inline void skip_ws(jdec *d)
         d->p++;
 }
 
+/* Consumes the ':' after a member's key. */
+static inline void dec_colon(jdec *d)
+{
+    skip_ws(d);
+    if (d->p >= d->end || *d->p != ':')
+        dec_error(d, "expected ':'");
+    d->p++;
+}
+
+/* Consumes what follows a member: ',' (returns true: another member
+ * follows) or '}' (returns false); anything else is an error. */
+static inline bool dec_member_next(jdec *d)
+{
+    skip_ws(d);
+    if (d->p < d->end && *d->p == ',') {
+        d->p++;
+        return true;
+    }
+    if (d->p < d->end && *d->p == '}') {
+        d->p++;
+        return false;
+    }
+    dec_error(d, "expected ',' or '}'");
+    return false;
+}
+
 static int hex4(const char *p, unsigned *out)
 {
     int64_t v = sl_hex_value(p, 4);
@@ -368,10 +394,7 @@ static bool dec_members(jdec *d, int t, int pending)
         if (d->p >= d->end || *d->p != '"')
             dec_error(d, "expected a string key");
         dec_string(d); /* stays on the stack for the order */
-        skip_ws(d);
-        if (d->p >= d->end || *d->p != ':')
-            dec_error(d, "expected ':'");
-        d->p++;
+        dec_colon(d);
         lua_pushvalue(L, -1);
         dec_value(d);
         lua_rawset(L, t);
@@ -379,16 +402,8 @@ static bool dec_members(jdec *d, int t, int pending)
             flush_keys(L, t, &n, pending, false);
             pending = 0;
         }
-        skip_ws(d);
-        if (d->p < d->end && *d->p == ',') {
-            d->p++;
-            continue;
-        }
-        if (d->p < d->end && *d->p == '}') {
-            d->p++;
+        if (!dec_member_next(d))
             break;
-        }
-        dec_error(d, "expected ',' or '}'");
     }
     if (n == 0) /* the common case: no keys flushed */
         return push_shape(L, d->h, d->cache, t + 2, pending);
@@ -483,22 +498,11 @@ static bool dec_members_pred(jdec *d, int t, const sl_lua_pred *pr)
         if (!take_predicted(d, pr, i))
             return unpredicted(d, t, i, false);
         lua_rawgeti(L, t + 1, ++i); /* the key */
-        skip_ws(d);
-        if (d->p >= d->end || *d->p != ':')
-            dec_error(d, "expected ':'");
-        d->p++;
+        dec_colon(d);
         dec_value(d);
         lua_rawset(L, t);
-        skip_ws(d);
-        if (d->p < d->end && *d->p == ',') {
-            d->p++;
-            continue;
-        }
-        if (d->p < d->end && *d->p == '}') {
-            d->p++;
+        if (!dec_member_next(d))
             return i == pr->n || unpredicted(d, t, i, true);
-        }
-        dec_error(d, "expected ',' or '}'");
     }
 }
 
