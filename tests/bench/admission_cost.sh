@@ -20,16 +20,7 @@ ADMIN_PORT=$((PORT + 1))
 [ -x "$BUILD/sluice" ] || { echo "admission_cost: $BUILD/sluice missing" >&2; exit 2; }
 command -v wrk >/dev/null || { echo "admission_cost: wrk missing" >&2; exit 2; }
 
-WORK=$(mktemp -d /tmp/sluice-admission.XXXXXX)
-SERVER_PID=""
-cleanup() {
-    if [ -n "$SERVER_PID" ]; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+bench_setup admission
 
 cpu_ticks() {
     awk '{print $14 + $15}' "/proc/$1/stat"

@@ -19,23 +19,13 @@ ADMIN_PORT=$((PORT + 1))
 cd "$(dirname "$0")/../.."
 . tests/bench/ingest_route.sh
 [ -x "$BUILD/sluice" ] || { echo "ingest_memory: $BUILD/sluice missing" >&2; exit 2; }
-WORK=$(mktemp -d /tmp/sluice-ingest-memory.XXXXXX)
-SERVER_PID=""
-WRK_PID=""
-cleanup() {
-    for p in $WRK_PID $SERVER_PID; do
-        kill "$p" 2>/dev/null || true
-        wait "$p" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+bench_setup ingest-memory
 
 start_ingest_sluice "$BUILD" "$WORK" "$FSYNC" "$PORT" "$ADMIN_PORT"
 echo "== ingest_memory: $(date -u '+%Y-%m-%d %H:%M UTC'), fsync: $FSYNC, ${DURATION} s of wrk -t1 -c64," \
     "load average $(cut -d' ' -f1 /proc/loadavg), $BUILD"
 wrk -t1 -c64 -d"${DURATION}s" -s tests/bench/post.lua "http://127.0.0.1:$PORT/orders" >"$WORK/wrk.txt" &
-WRK_PID=$!
+EXTRA_PIDS=$!
 printf '%6s %12s %12s %12s\n' "s" "RssAnon MiB" "RssFile MiB" "records"
 t=0
 while [ "$t" -lt "$DURATION" ]; do
@@ -48,8 +38,8 @@ while [ "$t" -lt "$DURATION" ]; do
         "$(echo "$file" | awk '{print $1 / 1024}')" "$recs"
     echo "$t $anon" >>"$WORK/anon"
 done
-wait "$WRK_PID" || true
-WRK_PID=""
+wait "$EXTRA_PIDS" || true
+EXTRA_PIDS=""
 awk '/^Requests\/sec/ {print "wrk: " $2 " req/s"}' "$WORK/wrk.txt"
 awk '$1 >= 60 && !a {a = $2; at = $1} {z = $2; zt = $1}
      END {if (a) printf "RssAnon from %d s to %d s: %+.1f MiB\n", at, zt, (z - a) / 1024}' "$WORK/anon"

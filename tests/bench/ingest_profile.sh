@@ -21,16 +21,7 @@ cd "$(dirname "$0")/../.."
 for tool in perf wrk curl; do
     command -v "$tool" >/dev/null || { echo "ingest_profile: $tool missing" >&2; exit 2; }
 done
-WORK=$(mktemp -d /tmp/sluice-ingest-profile.XXXXXX)
-SERVER_PID=""
-cleanup() {
-    if [ -n "$SERVER_PID" ]; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+bench_setup ingest-profile
 
 start_ingest_sluice "$BUILD" "$WORK" "$FSYNC" "$PORT" "$ADMIN_PORT"
 

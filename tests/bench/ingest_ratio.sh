@@ -34,16 +34,7 @@ for tool in wrk nginx curl; do
     command -v "$tool" >/dev/null || { echo "ingest_ratio: $tool missing" >&2; exit 2; }
 done
 
-WORK=$(mktemp -d /tmp/sluice-ingest-ratio.XXXXXX)
-SERVER_PID=""
-cleanup() {
-    if [ -n "$SERVER_PID" ]; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+bench_setup ingest-ratio
 
 # wait_port PORT: until something accepts on 127.0.0.1:PORT (10 s at most).
 wait_port() {

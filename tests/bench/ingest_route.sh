@@ -1,5 +1,6 @@
 # Sourced by the HTTP ingest benchmarks (ingest_ratio.sh, ingest_profile.sh,
-# admission_cost.sh): the route they measure and how the gateway is started.
+# admission_cost.sh, ingest_memory.sh): the route they measure, how the
+# gateway is started, and their work directory and clean-up.
 
 # start_ingest_sluice BUILD DIR FSYNC PORT ADMIN_PORT [FROM_EXTRA]: writes
 # DIR/sluice.yaml, a route from http_server (127.0.0.1:PORT, POST /orders,
@@ -34,4 +35,23 @@ YAML
     echo "$(basename "$0"): the gateway is not ready; its log ends with:" >&2
     tail -n 20 "$dir/sluice.log" >&2
     return 1
+}
+
+# bench_setup NAME: WORK, a new directory /tmp/sluice-NAME.XXXXXX, and an
+# exit trap that stops SERVER_PID and the pids in EXTRA_PIDS (both empty
+# now) and removes WORK.
+bench_setup() {
+    WORK=$(mktemp -d "/tmp/sluice-$1.XXXXXX")
+    SERVER_PID=""
+    EXTRA_PIDS=""
+    trap bench_cleanup EXIT
+}
+
+bench_cleanup() {
+    local p
+    for p in $EXTRA_PIDS $SERVER_PID; do
+        kill "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    done
+    rm -rf "$WORK"
 }
