@@ -218,6 +218,10 @@ int sl_kafka_log_idem_put(sl_log_backend *b, const char *key, size_t klen, const
 rd_kafka_t *sl_kafka_log_reader(sl_log_backend *b, sl_kafka_client *cl, const char *purpose,
                                 bool partition_eof, sl_error *err);
 
+/* Leaves and frees the reader or consumer *rk (NULL: nothing) and sets it
+ * to NULL. (kafka_log_time.c) */
+void sl_kafka_log_reader_close(rd_kafka_t **rk);
+
 /* A reader (sl_kafka_log_reader) assigned every partition of topic (n of
  * them) from the beginning: for the compacted topics every gateway reads in
  * full (Idempotency-Keys, message status). NULL with err. */

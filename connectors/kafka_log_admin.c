@@ -195,8 +195,7 @@ static int ka_scan_read(sl_log_backend *b, ka_scan *s, sl_error *err)
     for (size_t i = 0; i < got; i++)
         rd_kafka_message_destroy(ms[i]);
     free(ms);
-    rd_kafka_consumer_close(rk);
-    rd_kafka_destroy(rk);
+    sl_kafka_log_reader_close(&rk);
     return rc == 0 ? ka_note_marks(b, s, err) : -1;
 }
 

@@ -382,9 +382,7 @@ void sl_kafka_log_consumer_stop(sl_log_backend *b)
     pthread_mutex_unlock(&b->rmu);
     if (b->cons) {
         /* revokes (draining each partition's worker) and leaves the group */
-        rd_kafka_consumer_close(b->cons);
-        rd_kafka_destroy(b->cons);
-        b->cons = NULL;
+        sl_kafka_log_reader_close(&b->cons);
     }
     for (int i = 0; b->parts && i < b->n_parts; i++)
         sl_kafka_log_wake(b, i);

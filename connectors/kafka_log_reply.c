@@ -449,9 +449,7 @@ void sl_kafka_log_extra_stop(sl_log_backend *b)
     }
     if (x->reader) {
         pthread_join(x->reader_thread, NULL);
-        rd_kafka_consumer_close(x->reader);
-        rd_kafka_destroy(x->reader);
-        x->reader = NULL;
+        sl_kafka_log_reader_close(&x->reader);
     }
 }
 

@@ -228,11 +228,7 @@ void sl_kafka_log_status_stop(sl_log_backend *b)
     if (s->running)
         pthread_join(s->thread, NULL);
     s->running = false;
-    if (s->cons) {
-        rd_kafka_consumer_close(s->cons);
-        rd_kafka_destroy(s->cons);
-        s->cons = NULL;
-    }
+    sl_kafka_log_reader_close(&s->cons);
     if (s->create_q) {
         rd_kafka_queue_destroy(s->create_q);
         s->create_q = NULL;

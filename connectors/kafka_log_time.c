@@ -15,6 +15,15 @@
 
 #define KT_SCAN_MS 10000 /* the most one partition's read may take */
 
+void sl_kafka_log_reader_close(rd_kafka_t **rk)
+{
+    if (*rk == NULL)
+        return;
+    rd_kafka_consumer_close(*rk);
+    rd_kafka_destroy(*rk);
+    *rk = NULL;
+}
+
 rd_kafka_t *sl_kafka_log_reader(sl_log_backend *b, sl_kafka_client *cl, const char *purpose,
                                 bool partition_eof, sl_error *err)
 {
@@ -132,7 +141,6 @@ int sl_kafka_log_times_check(sl_log_backend *b, rd_kafka_topic_partition_list_t 
             rc = sl_error_set(err, SL_ETIMEOUT, "Kafka rewind of %s [%d]: cannot read it", b->topic,
                               (int)l->elems[i].partition);
     }
-    rd_kafka_consumer_close(rk);
-    rd_kafka_destroy(rk);
+    sl_kafka_log_reader_close(&rk);
     return rc;
 }

@@ -31,7 +31,9 @@ class Switch:
             return [json.loads(r["body"]) for r in self.sink.requests if r["answered"] == 200]
 
 
-def config(bootstrap, admin_port, http_port, partner_url):
+def config(bootstrap, admin_port, http_port, partner_url, partitions=2):
+    """HTTP in -> a Kafka-backed log of `partitions` (topic orders.log, group
+    orders, key $.k) -> the partner."""
     return base_config(admin_port=admin_port) + f"""
 connectors:
   web:     {{ type: http_server, listen: "127.0.0.1:{http_port}" }}
@@ -41,7 +43,7 @@ routes:
   orders:
     from: {{ connector: web, path: /orders, methods: [POST], content_type: json }}
     key: "$.k"
-    log: {{ connector: kafka, topic: orders.log, partitions: 2, group: orders }}
+    log: {{ connector: kafka, topic: orders.log, partitions: {partitions}, group: orders }}
     to:
       - {{ connector: partner }}
 """

@@ -10,26 +10,11 @@ shared status topic."""
 
 import json
 
-from harness import (SLUICE, Gateway, Sink, base_config, free_port, post_json, request,
+from harness import (SLUICE, Gateway, Sink, free_port, post_json, request,
                      wait_until)
 from kafka_peer import KafkaBroker
-from test_kafka_log import OPTIONS, assigned
-
-
-def config(bootstrap, admin_port, http_port, partner_url):
-    return base_config(admin_port=admin_port) + f"""
-connectors:
-  web:     {{ type: http_server, listen: "127.0.0.1:{http_port}" }}
-  kafka:   {{ type: kafka, brokers: "{bootstrap}", options: {OPTIONS} }}
-  partner: {{ type: http_client, base_url: "{partner_url}", timeout: 5s }}
-routes:
-  orders:
-    from: {{ connector: web, path: /orders, methods: [POST], content_type: json }}
-    key: "$.k"
-    log: {{ connector: kafka, topic: orders.log, partitions: 1, group: orders }}
-    to:
-      - {{ connector: partner }}
-"""
+from test_kafka_log import assigned
+from test_kafka_log_dlq_admin import config
 
 
 def partner(req):
@@ -53,7 +38,7 @@ def test_kafka_log_message_status_reads_the_same_on_every_gateway():
         broker.create("sluice.orders.dlq", 1)
         for _ in range(2):
             admin, port = free_port(), free_port()
-            gw = Gateway(config(broker.bootstrap, admin, port, sink.url))
+            gw = Gateway(config(broker.bootstrap, admin, port, sink.url, partitions=1))
             gw.start(admin)
             gw.http = f"127.0.0.1:{port}"
             gws.append(gw)
